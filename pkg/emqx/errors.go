@@ -1,0 +1,216 @@
+package emqx
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// EMQX error codes seen in load_rebalance responses (SPEC §3.11, §2.2).
+const (
+	CodeBadRequest        = "BAD_REQUEST"
+	CodeNotFound          = "NOT_FOUND"
+	CodeRPCError          = "RPC_ERROR"
+	CodeNodeEvacuating    = "NODE_EVACUATING"
+	CodeUnsupportedMedia  = "UNSUPPORTED_MEDIA_TYPE"
+	CodeAuthHeaderError   = "AUTHORIZATION_HEADER_ERROR"
+	CodeBadAPIKey         = "BAD_API_KEY_OR_SECRET"
+	CodeUnauthorizedRole  = "UNAUTHORIZED_ROLE"
+	CodeAPIKeyNotAllowed  = "API_KEY_NOT_ALLOW"
+	CodeTokenTimeOut      = "TOKEN_TIME_OUT"
+	CodeBadToken          = "BAD_TOKEN"
+	CodeBadUsernameOrPwd  = "BAD_USERNAME_OR_PWD"
+	messagePathNotFound   = "Request Path Not Found"
+	messageNodeNotFound   = "Node not found"
+	messageInvalidNodes   = "Invalid nodes"
+	messageNodesUnavail   = "Nodes unavailable"
+	reasonAlreadyStarted  = "already_started"
+	reasonNotStarted      = "not_started"
+	reasonNothingToBal    = "nothing_to_balance"
+	reasonEvictionAgentBz = "eviction_agent_busy"
+)
+
+// Error is a non-2xx answer from EMQX (or, on 4.4, a 200 with a non-zero code).
+// Its text carries the HTTP status, EMQX's code and message, and what to do next.
+type Error struct {
+	Method     string
+	Path       string
+	StatusCode int
+	Code       string
+	Message    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "emqx %s %s: HTTP %d", e.Method, e.Path, e.StatusCode)
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", oneLine(e.Message))
+	}
+	if h := e.Hint(); h != "" {
+		fmt.Fprintf(&b, " (%s)", h)
+	}
+	return b.String()
+}
+
+// Hint says what to do about the error, or "" when there is nothing specific to say.
+func (e *Error) Hint() string {
+	switch {
+	case e.noRebalanceAPI():
+		return "this EMQX has no rebalance API: evacuation and rebalance need EMQX Enterprise 5.0.4+ or EMQX 5.9+"
+	case e.StatusCode == http.StatusUnauthorized:
+		return "check the API key and secret, or the dashboard username and password"
+	case e.StatusCode == http.StatusForbidden:
+		return "these credentials may not do this: use an administrator API key (with scope cluster_operations on EMQX 5.10.4+)"
+	case e.nodeNotFound():
+		return "that node is not running in this EMQX cluster; check the name against the cluster's node list"
+	case e.hasReason(reasonAlreadyStarted):
+		return "one is already running there; watch it, or stop it before starting again"
+	case e.hasReason(reasonNotStarted):
+		return "nothing is running there to stop"
+	case e.hasReason(reasonNothingToBal):
+		return "the cluster is already balanced within the thresholds; lower the thresholds to force a rebalance"
+	case e.hasReason(reasonEvictionAgentBz):
+		return "the node is busy with another evacuation, rebalance or purge; wait for it or stop it first"
+	case strings.HasPrefix(e.Message, messageInvalidNodes), strings.HasPrefix(e.Message, messageNodesUnavail):
+		return "every named node must be running and not evacuating, rebalancing or purging"
+	case e.Code == CodeRPCError:
+		return "a node did not answer EMQX's internal RPC; check that every node is running, then retry"
+	case e.Code == CodeBadRequest:
+		return "a request field has a wrong type or value"
+	case e.StatusCode >= 500:
+		return "EMQX could not serve the request; retry later"
+	}
+	return ""
+}
+
+func (e *Error) hasReason(reason string) bool {
+	return e.Code == CodeBadRequest && strings.Contains(e.Message, reason)
+}
+
+func (e *Error) nodeNotFound() bool {
+	return e.StatusCode == http.StatusNotFound && strings.HasPrefix(e.Message, messageNodeNotFound)
+}
+
+// noRebalanceAPI: a 404 from the router rather than from a handler. The router answers
+// "Request Path Not Found" (or HTML/plain text when JSON was not accepted).
+func (e *Error) noRebalanceAPI() bool {
+	return e.StatusCode == http.StatusNotFound && !e.nodeNotFound() &&
+		(strings.Contains(e.Path, "/load_rebalance") || strings.Contains(e.Path, "/node_eviction"))
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func asError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+func matches(err error, pred func(*Error) bool) bool {
+	e, ok := asError(err)
+	return ok && pred(e)
+}
+
+// IsAlreadyStarted: an evacuation or rebalance already runs on that node.
+func IsAlreadyStarted(err error) bool {
+	return matches(err, func(e *Error) bool { return e.hasReason(reasonAlreadyStarted) })
+}
+
+// IsNotStarted: stop was called where nothing runs.
+func IsNotStarted(err error) bool {
+	return matches(err, func(e *Error) bool { return e.hasReason(reasonNotStarted) })
+}
+
+// IsNothingToBalance: the cluster is balanced within the thresholds (or has fewer than 2 groups).
+func IsNothingToBalance(err error) bool {
+	return matches(err, func(e *Error) bool { return e.hasReason(reasonNothingToBal) })
+}
+
+// IsAgentBusy: the node's eviction agent is held by another kind of operation.
+func IsAgentBusy(err error) bool {
+	return matches(err, func(e *Error) bool { return e.hasReason(reasonEvictionAgentBz) })
+}
+
+// IsNodeNotFound: the path node is not a running member of the cluster.
+func IsNodeNotFound(err error) bool {
+	return matches(err, (*Error).nodeNotFound)
+}
+
+// IsInvalidNodes: a node list names a node EMQX has never known.
+func IsInvalidNodes(err error) bool {
+	return matches(err, func(e *Error) bool { return strings.HasPrefix(e.Message, messageInvalidNodes) })
+}
+
+// IsNodesUnavailable: a node list names a node that is down or busy. EMQX sends it as HTTP 400
+// with code NOT_FOUND.
+func IsNodesUnavailable(err error) bool {
+	return matches(err, func(e *Error) bool { return strings.HasPrefix(e.Message, messageNodesUnavail) })
+}
+
+// IsRPCError: EMQX's internal RPC to a node failed (503 RPC_ERROR).
+func IsRPCError(err error) bool {
+	return matches(err, func(e *Error) bool { return e.Code == CodeRPCError })
+}
+
+// IsUnauthorized: missing or wrong credentials, or an expired token.
+func IsUnauthorized(err error) bool {
+	return matches(err, func(e *Error) bool { return e.StatusCode == http.StatusUnauthorized })
+}
+
+// IsForbidden: the credentials' role or scopes do not allow the call.
+func IsForbidden(err error) bool {
+	return matches(err, func(e *Error) bool { return e.StatusCode == http.StatusForbidden })
+}
+
+// IsNoRebalanceAPI: this EMQX does not serve the load_rebalance routes (open-source before 5.9).
+func IsNoRebalanceAPI(err error) bool {
+	return matches(err, (*Error).noRebalanceAPI)
+}
+
+// UnreachableError means no HTTP answer came back: connection refused, DNS, TLS, timeout.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("emqx API at %s is unreachable: %v (check the address and that the dashboard listener, port 18083 by default, is reachable)", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnreachable: the API gave no answer at all.
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
+}
+
+// DecodeError means EMQX answered 2xx with a body this client cannot read.
+type DecodeError struct {
+	Method string
+	Path   string
+	Err    error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("emqx %s %s: unexpected response body: %v (is this an EMQX dashboard listener of a supported version?)", e.Method, e.Path, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// ResponseTooLargeError means the body exceeded the client's limit.
+type ResponseTooLargeError struct {
+	Method string
+	Path   string
+	Limit  int64
+}
+
+func (e *ResponseTooLargeError) Error() string {
+	return fmt.Sprintf("emqx %s %s: response body larger than %d bytes; refusing to read it (raise the client's response limit if the cluster is that large)", e.Method, e.Path, e.Limit)
+}

@@ -1,0 +1,427 @@
+package emqxsim
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const maxRequestBody = 1 << 20
+
+// Handler serves the REST API of one node: the node that serves a request is the node that
+// answers node-local endpoints (status, availability_check), exactly as on a real pod. A node that
+// is down (or removed) drops the connection without an answer.
+func (c *Cluster) Handler(node string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+		if err != nil {
+			writeError(w, r, &apiError{http.StatusBadRequest, "BAD_REQUEST", "unreadable request body"})
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := c.node(node)
+		if n == nil || !n.running {
+			dropConnection(w)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, simPrefix) {
+			c.serveSim(w, r, raw)
+			return
+		}
+		c.serveAPI(n, w, r, raw)
+	})
+}
+
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// rebalanceAPI reports whether this build serves load_rebalance and node_eviction: Enterprise
+// from 5.0.4, every build from 5.9 (SPEC §1).
+func (c *Cluster) rebalanceAPI() bool {
+	return c.cfg.Edition != "Opensource" || versionAtLeast(c.cfg.Version, 5, 9)
+}
+
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(strings.TrimLeft(v, "ev"), ".", 3)
+	if len(parts) < 2 {
+		return true
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw []byte) {
+	p, ok := strings.CutPrefix(r.URL.Path, "/api/v5")
+	if !ok {
+		notFound(w, r)
+		return
+	}
+	rebalanceRoute := strings.HasPrefix(p, "/load_rebalance/") || strings.HasPrefix(p, "/node_eviction/")
+	if rebalanceRoute && !c.rebalanceAPI() {
+		notFound(w, r)
+		return
+	}
+	route, arg := matchRoute(p)
+	if route == "" {
+		notFound(w, r)
+		return
+	}
+	method := map[string]string{
+		"login": http.MethodPost, "evac_start": http.MethodPost, "evac_stop": http.MethodPost,
+		"reb_start": http.MethodPost, "reb_stop": http.MethodPost,
+	}[route]
+	if method == "" {
+		method = http.MethodGet
+	}
+	if r.Method != method {
+		writeError(w, r, &apiError{http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method Not Allowed"})
+		return
+	}
+	switch route {
+	case "login":
+		c.login(w, r, raw)
+		return
+	case "availability":
+		// No auth since e5.4.0; an Authorization header is ignored.
+		if n.agentKind != "" {
+			writeError(w, r, &apiError{http.StatusServiceUnavailable, "NODE_EVACUATING", "Node Evacuating"})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+		return
+	}
+	if err := c.authorize(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if r.Method == http.MethodPost && len(strings.TrimSpace(string(raw))) > 0 &&
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") && (route == "evac_start" || route == "reb_start") {
+		writeError(w, r, &apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "content-type:application/json Required"})
+		return
+	}
+	var res any
+	var err *apiError
+	switch route {
+	case "nodes":
+		res = c.nodesDoc()
+	case "node":
+		res, err = c.nodeDoc(arg)
+	case "status":
+		res = n.localStatusDoc()
+	case "global_status":
+		res = c.globalStatusDoc()
+	case "eviction_status":
+		res = n.evictionStatusDoc()
+	case "evac_start":
+		res, err = c.startEvacuationAPI(arg, raw)
+	case "evac_stop":
+		res, err = c.stopAPI(arg, (*Node).stopEvacuation)
+	case "reb_start":
+		res, err = c.startRebalanceAPI(arg, raw)
+	case "reb_stop":
+		res, err = c.stopAPI(arg, (*Node).stopRebalance)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// matchRoute maps a /api/v5-relative path to a route name and its {node} argument.
+func matchRoute(p string) (string, string) {
+	switch p {
+	case "/login":
+		return "login", ""
+	case "/nodes":
+		return "nodes", ""
+	case "/load_rebalance/status":
+		return "status", ""
+	case "/load_rebalance/global_status":
+		return "global_status", ""
+	case "/load_rebalance/availability_check":
+		return "availability", ""
+	case "/node_eviction/status":
+		return "eviction_status", ""
+	}
+	if node, ok := strings.CutPrefix(p, "/nodes/"); ok && node != "" && !strings.Contains(node, "/") {
+		return "node", node
+	}
+	rest, ok := strings.CutPrefix(p, "/load_rebalance/")
+	if !ok {
+		return "", ""
+	}
+	for suffix, route := range map[string]string{
+		"/evacuation/start": "evac_start", "/evacuation/stop": "evac_stop",
+	} {
+		if node, ok := strings.CutSuffix(rest, suffix); ok && node != "" && !strings.Contains(node, "/") {
+			return route, node
+		}
+	}
+	for suffix, route := range map[string]string{"/start": "reb_start", "/stop": "reb_stop"} {
+		if node, ok := strings.CutSuffix(rest, suffix); ok && node != "" && !strings.Contains(node, "/") {
+			return route, node
+		}
+	}
+	return "", ""
+}
+
+// notFound is the router's answer to a path it does not serve; the body follows Accept.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	accept := r.Header.Get("Accept")
+	switch {
+	case strings.HasPrefix(accept, "application/json"):
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"code": "NOT_FOUND", "message": "Request Path Not Found"}`)
+	case strings.HasPrefix(accept, "text/plain"):
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, "404 - NOT FOUND")
+	default:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, "<html><head><title>404 - NOT FOUND</title></head><body><h1>404 - NOT FOUND</h1></body></html>")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, _ *http.Request, e *apiError) {
+	if e.code == "AUTHORIZATION_HEADER_ERROR" {
+		w.Header().Set("WWW-Authenticate", `Basic Realm="emqx-dashboard"`)
+	}
+	writeJSON(w, e.status, map[string]string{"code": e.code, "message": e.message})
+}
+
+// authorize applies SPEC §2.2: Basic API key (role-checked) or a Bearer token from /login.
+func (c *Cluster) authorize(r *http.Request) *apiError {
+	h := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(h, " ")
+	switch strings.ToLower(scheme) {
+	case "basic":
+		dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+		if err != nil {
+			return &apiError{http.StatusUnauthorized, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"}
+		}
+		key, secret, _ := strings.Cut(string(dec), ":")
+		for _, k := range c.cfg.APIKeys {
+			if k.Key == key && k.Secret == secret {
+				return roleAllows(k.Role, r.Method)
+			}
+		}
+		return &apiError{http.StatusUnauthorized, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"}
+	case "bearer":
+		token := strings.TrimSpace(cred)
+		exp, ok := c.tokens[token]
+		if !ok {
+			return &apiError{http.StatusUnauthorized, "BAD_TOKEN", "Get a token by POST /login"}
+		}
+		if !c.now.Before(exp) {
+			delete(c.tokens, token)
+			return &apiError{http.StatusUnauthorized, "TOKEN_TIME_OUT", "Token expired, get new token by POST /login"}
+		}
+		return nil
+	}
+	return &apiError{http.StatusUnauthorized, "AUTHORIZATION_HEADER_ERROR", "Support authorization: basic/bearer "}
+}
+
+func roleAllows(role, method string) *apiError {
+	switch role {
+	case "", "administrator":
+		return nil
+	case "viewer":
+		if method == http.MethodGet {
+			return nil
+		}
+	}
+	return &apiError{http.StatusForbidden, "UNAUTHORIZED_ROLE", "This API Key don't have permission to access this resource"}
+}
+
+func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if json.Unmarshal(raw, &req) != nil {
+		writeError(w, r, badRequest(hoconError("root", "not a JSON object", string(raw))))
+		return
+	}
+	pw, ok := c.cfg.Users[req.Username]
+	if c.cfg.NoLogin || !ok || pw != req.Password {
+		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "Auth failed"})
+		return
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	token := hex.EncodeToString(b)
+	c.tokens[token] = c.now.Add(c.cfg.TokenTTL)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token": token, "version": c.cfg.Version, "role": "administrator", "license": map[string]string{"edition": "ee"},
+	})
+}
+
+// nodeByPath resolves the {node} of a path: it must be a running member (SPEC §3.1).
+func (c *Cluster) nodeByPath(name string) (*Node, *apiError) {
+	n := c.node(name)
+	if n == nil || !n.running {
+		return nil, &apiError{http.StatusNotFound, "NOT_FOUND", "Node not found: " + name}
+	}
+	return n, nil
+}
+
+// checkNodeList validates nodes / migrate_to: a name never known is invalid; a known one that is
+// down or whose agent is enabled is unavailable (HTTP 400 with code NOT_FOUND).
+func (c *Cluster) checkNodeList(names []string) ([]*Node, *apiError) {
+	var invalid, unavailable []string
+	var out []*Node
+	for _, name := range names {
+		n := c.node(name)
+		switch {
+		case !c.known[name]:
+			invalid = append(invalid, name)
+		case n == nil || !n.running || n.agentKind != "":
+			unavailable = append(unavailable, name)
+		default:
+			out = append(out, n)
+		}
+	}
+	if len(invalid) > 0 {
+		return nil, badRequest("Invalid nodes: " + erlBinaryList(invalid))
+	}
+	if len(unavailable) > 0 {
+		return nil, &apiError{http.StatusBadRequest, "NOT_FOUND", "Nodes unavailable: " + erlAtomList(unavailable)}
+	}
+	return out, nil
+}
+
+func nodeError(n *Node, err error) *apiError {
+	var rpc *rpcError
+	if errors.As(err, &rpc) {
+		return &apiError{http.StatusServiceUnavailable, "RPC_ERROR", fmt.Sprintf("RPC error on node %s: %s", erlAtom(n.name), rpc.reason)}
+	}
+	return badRequest(fmt.Sprintf("error on node %s: %s", erlAtom(n.name), err))
+}
+
+func (c *Cluster) startEvacuationAPI(node string, raw []byte) (any, *apiError) {
+	b, aerr := validateBody(raw, evacuationSchema)
+	if aerr != nil {
+		return nil, aerr
+	}
+	n, aerr := c.nodeByPath(node)
+	if aerr != nil {
+		return nil, aerr
+	}
+	o := defaultEvacOpts()
+	if names, ok := b.lists["migrate_to"]; ok {
+		if _, aerr := c.checkNodeList(names); aerr != nil {
+			return nil, aerr
+		}
+		o.migrateTo = names
+	}
+	b.apply(&o.connRate, "conn_evict_rate")
+	b.apply(&o.sessRate, "sess_evict_rate")
+	b.applyDur(&o.waitHealthCheck, "wait_health_check")
+	b.applyDur(&o.waitTakeover, "wait_takeover")
+	if err := n.startEvacuation(o); err != nil {
+		return nil, nodeError(n, err)
+	}
+	return struct{}{}, nil
+}
+
+func (c *Cluster) startRebalanceAPI(node string, raw []byte) (any, *apiError) {
+	schema := rebalanceSchema
+	if versionAtLeast(c.cfg.Version, 5, 9) {
+		schema = make(map[string]fieldKind, len(rebalanceSchema)+2)
+		for k, v := range rebalanceSchema {
+			schema[k] = v
+		}
+		for _, k := range rpcTimeoutFields {
+			schema[k] = kindMillis
+		}
+	}
+	b, aerr := validateBody(raw, schema)
+	if aerr != nil {
+		return nil, aerr
+	}
+	n, aerr := c.nodeByPath(node)
+	if aerr != nil {
+		return nil, aerr
+	}
+	var participants []*Node
+	if names, ok := b.lists["nodes"]; ok {
+		if participants, aerr = c.checkNodeList(names); aerr != nil {
+			return nil, aerr
+		}
+	}
+	o := defaultRebalanceOpts()
+	b.apply(&o.connRate, "conn_evict_rate")
+	b.apply(&o.sessRate, "sess_evict_rate")
+	b.apply(&o.absConn, "abs_conn_threshold")
+	b.apply(&o.absSess, "abs_sess_threshold")
+	b.applyDur(&o.waitHealthCheck, "wait_health_check")
+	b.applyDur(&o.waitTakeover, "wait_takeover")
+	if d, ok := b.durs["conn_evict_rpc_timeout"]; ok {
+		o.connRPC = d.Milliseconds()
+	}
+	if d, ok := b.durs["sess_evict_rpc_timeout"]; ok {
+		o.sessRPC = d.Milliseconds()
+	}
+	if f, ok := b.rels["rel_conn_threshold"]; ok {
+		o.relConn = f
+	}
+	if f, ok := b.rels["rel_sess_threshold"]; ok {
+		o.relSess = f
+	}
+	if err := n.startRebalance(o, participants); err != nil {
+		return nil, nodeError(n, err)
+	}
+	return struct{}{}, nil
+}
+
+func (c *Cluster) stopAPI(node string, stop func(*Node) error) (any, *apiError) {
+	n, aerr := c.nodeByPath(node)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if err := stop(n); err != nil {
+		return nil, nodeError(n, err)
+	}
+	return struct{}{}, nil
+}
+
+func (b body) apply(dst *int64, key string) {
+	if v, ok := b.ints[key]; ok {
+		*dst = v
+	}
+}
+
+func (b body) applyDur(dst *time.Duration, key string) {
+	if v, ok := b.durs[key]; ok {
+		*dst = v
+	}
+}

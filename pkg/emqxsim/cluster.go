@@ -1,0 +1,268 @@
+// Package emqxsim simulates an EMQX cluster's node evacuation and rebalance behaviour, as written
+// in shared/emqx/SPEC.md, behind EMQX's own REST API: one HTTP API per node, its state machines
+// driven by a virtual clock so tests run in milliseconds and demos run at any speed.
+//
+// MQTT itself is not simulated: clients are counts. Each connected client has a persistent
+// session (clean_start=false with an expiry) or a clean one; a disconnected persistent session
+// stays on its node until its client comes back or it is migrated.
+package emqxsim
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// Timing constants of EMQX (SPEC §5.2, §6.3).
+const (
+	TickInterval      = time.Second      // evict_interval and the evacuation tick
+	NoTargetRetry     = 30 * time.Second // evacuation retry when no node can take sessions
+	DefaultTokenTTL   = 60 * time.Minute // dashboard.token_expired_time
+	defaultRate       = 500
+	defaultWait       = 60 * time.Second
+	defaultThreshold  = 1000
+	defaultRelative   = 1.1
+	defaultRPCTimeout = 15000
+)
+
+// NodeConfig describes one simulated node.
+type NodeConfig struct {
+	Name string
+	Role string // "core" (default) or "replicant"
+	// Connections is how many clients are connected at start; Sessions of them hold a persistent
+	// session (all of them when Sessions < 0).
+	Connections int64
+	Sessions    int64
+	// DataDir, when set, holds the evacuation persistence file on disk. Otherwise the node's data
+	// lives in memory and survives a Restart with keepData.
+	DataDir string
+}
+
+// ReconnectConfig says what evicted or cut-off clients do.
+type ReconnectConfig struct {
+	Share float64       // share of disconnected clients that come back (0..1)
+	Delay time.Duration // how long after their disconnect
+}
+
+// Config describes a simulated cluster.
+type Config struct {
+	Nodes   []NodeConfig
+	Version string // reported in /nodes; default 5.10.0
+	// Edition "Opensource" with a Version before 5.9 serves no load_rebalance routes, as CE did.
+	Edition   string
+	APIKeys   []APIKey
+	Users     map[string]string // dashboard users; nil means admin/public
+	NoLogin   bool              // disable dashboard login entirely
+	Reconnect ReconnectConfig
+	Seed      uint64
+	TokenTTL  time.Duration
+	Start     time.Time // virtual time at start; default time.Now()
+	Log       func(format string, args ...any)
+}
+
+// APIKey is a bootstrap API key.
+type APIKey struct {
+	Key, Secret string
+	Role        string // administrator (default), viewer, publisher
+}
+
+// DefaultReconnect: every evicted client comes back a second later.
+var DefaultReconnect = ReconnectConfig{Share: 1, Delay: time.Second}
+
+// Cluster is the simulated cluster. All state sits behind one mutex; the event queue runs on a
+// virtual clock advanced by Advance (tests) or Run (real time, scaled).
+type Cluster struct {
+	mu      sync.Mutex
+	cfg     Config
+	now     time.Time
+	start   time.Time
+	events  eventQueue
+	seq     uint64
+	nodes   []*Node
+	byName  map[string]*Node
+	known   map[string]bool
+	rng     *rand.Rand
+	tokens  map[string]time.Time
+	lost    int64
+	pending int64 // clients waiting to reconnect
+}
+
+// New builds a cluster from cfg with every node running.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Version == "" {
+		cfg.Version = "5.10.0"
+	}
+	if cfg.Edition == "" {
+		cfg.Edition = "Enterprise"
+	}
+	if cfg.Users == nil && !cfg.NoLogin {
+		cfg.Users = map[string]string{"admin": "public"}
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = time.Now()
+	}
+	c := &Cluster{
+		cfg: cfg, now: cfg.Start, start: cfg.Start,
+		byName: map[string]*Node{}, known: map[string]bool{}, tokens: map[string]time.Time{},
+		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+	}
+	for _, nc := range cfg.Nodes {
+		if _, err := c.addNodeLocked(nc); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// AddNode adds a running node (a scale-up).
+func (c *Cluster) AddNode(nc NodeConfig) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.addNodeLocked(nc)
+	return err
+}
+
+func (c *Cluster) addNodeLocked(nc NodeConfig) (*Node, error) {
+	if nc.Name == "" {
+		return nil, fmt.Errorf("node %d has no name", len(c.nodes))
+	}
+	if _, dup := c.byName[nc.Name]; dup {
+		return nil, fmt.Errorf("node %q is defined twice", nc.Name)
+	}
+	if nc.Role == "" {
+		nc.Role = "core"
+	}
+	if nc.Role != "core" && nc.Role != "replicant" {
+		return nil, fmt.Errorf("node %q: role %q is neither core nor replicant", nc.Name, nc.Role)
+	}
+	if nc.Connections < 0 || nc.Sessions > nc.Connections {
+		return nil, fmt.Errorf("node %q: %d connections with %d sessions is impossible", nc.Name, nc.Connections, nc.Sessions)
+	}
+	n := &Node{c: c, name: nc.Name, role: nc.Role, ready: true, data: newDataStore(nc.DataDir)}
+	c.nodes = append(c.nodes, n)
+	c.byName[n.name] = n
+	c.known[n.name] = true
+	n.boot()
+	persistent := nc.Sessions
+	if persistent < 0 {
+		persistent = nc.Connections
+	}
+	n.livePersistent, n.liveClean = persistent, nc.Connections-persistent
+	return n, nil
+}
+
+// Now returns the virtual time.
+func (c *Cluster) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves virtual time forward by d, running every event due on the way, in order.
+func (c *Cluster) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked(c.now.Add(d))
+}
+
+func (c *Cluster) advanceLocked(until time.Time) {
+	for c.events.Len() > 0 && !c.events[0].at.After(until) {
+		ev := heap.Pop(&c.events).(*event)
+		if ev.at.After(c.now) {
+			c.now = ev.at
+		}
+		ev.fn()
+	}
+	if until.After(c.now) {
+		c.now = until
+	}
+}
+
+// Run advances virtual time with the real clock, scale virtual seconds per real second, until
+// ctx ends. step is how often it wakes up.
+func (c *Cluster) Run(ctx context.Context, clk clock.WithTicker, scale float64, step time.Duration) {
+	t := clk.NewTicker(step)
+	defer t.Stop()
+	last := clk.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			now := clk.Now()
+			c.Advance(time.Duration(float64(now.Sub(last)) * scale))
+			last = now
+		}
+	}
+}
+
+// after schedules fn at now+d. Caller holds mu.
+func (c *Cluster) after(d time.Duration, fn func()) {
+	c.seq++
+	heap.Push(&c.events, &event{at: c.now.Add(d), seq: c.seq, fn: fn})
+}
+
+// node returns a node by name, or nil. Caller holds mu.
+func (c *Cluster) node(name string) *Node { return c.byName[name] }
+
+// running returns the running nodes in configuration order. Caller holds mu.
+func (c *Cluster) running() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.running {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// accepting returns the nodes a new client can land on, as through a Kubernetes Service: running,
+// ready, and not refusing connections. Caller holds mu.
+func (c *Cluster) accepting() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.acceptsClients() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// LostSessions is how many persistent sessions died with a stopped node.
+func (c *Cluster) LostSessions() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
+type event struct {
+	at  time.Time
+	seq uint64
+	fn  func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at.Equal(q[j].at) {
+		return q[i].seq < q[j].seq
+	}
+	return q[i].at.Before(q[j].at)
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	ev := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return ev
+}

@@ -1,0 +1,145 @@
+package emqxsim
+
+import "fmt"
+
+// withNode runs fn on a node under the lock.
+func (c *Cluster) withNode(name string, fn func(*Node) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.node(name)
+	if n == nil {
+		return fmt.Errorf("no node %q", name)
+	}
+	return fn(n)
+}
+
+// StopNode takes a node down: its clients are cut off and its sessions are lost (counted).
+func (c *Cluster) StopNode(name string) error {
+	return c.withNode(name, func(n *Node) error { n.stop(); return nil })
+}
+
+// StartNode boots a stopped node. With keepData false its data directory is wiped first (a pod
+// without a persistent volume); with true a persisted evacuation resumes (SPEC §5.4).
+func (c *Cluster) StartNode(name string, keepData bool) error {
+	return c.withNode(name, func(n *Node) error { return n.start(keepData) })
+}
+
+// RestartNode stops and starts a node (a pod recreated; keepData when its PVC survives).
+func (c *Cluster) RestartNode(name string, keepData bool) error {
+	return c.withNode(name, func(n *Node) error { n.stop(); return n.start(keepData) })
+}
+
+// RemoveNode stops a node and forgets it (its pod is gone for good). EMQX still knows the name,
+// so node lists naming it report it unavailable, not invalid.
+func (c *Cluster) RemoveNode(name string) error {
+	return c.withNode(name, func(n *Node) error { c.removeLocked(n); return nil })
+}
+
+// SetReady sets whether the node's pod is Ready, i.e. whether the listener Service sends it clients.
+func (c *Cluster) SetReady(name string, ready bool) error {
+	return c.withNode(name, func(n *Node) error { n.ready = ready; return nil })
+}
+
+// HoldEvictionAgent enables a node's eviction agent with a foreign kind, as another operation
+// (a purge, another tool) would: evacuation and rebalance then find the node busy.
+func (c *Cluster) HoldEvictionAgent(name, kind string) error {
+	return c.withNode(name, func(n *Node) error { return n.enableAgent(kind, false) })
+}
+
+// ReleaseEvictionAgent disables an agent held with HoldEvictionAgent.
+func (c *Cluster) ReleaseEvictionAgent(name, kind string) error {
+	return c.withNode(name, func(n *Node) error { n.disableAgent(kind); return nil })
+}
+
+func (n *Node) start(keepData bool) error {
+	if n.running {
+		return fmt.Errorf("node %q is already running", n.name)
+	}
+	if !keepData {
+		n.data.remove()
+	}
+	n.boot()
+	return nil
+}
+
+func (c *Cluster) removeLocked(n *Node) {
+	n.stop()
+	n.data.remove()
+	delete(c.byName, n.name)
+	for i, m := range c.nodes {
+		if m == n {
+			c.nodes = append(c.nodes[:i], c.nodes[i+1:]...)
+			break
+		}
+	}
+}
+
+// NodeState is a simulator-only view of one node.
+type NodeState struct {
+	Name                 string `json:"name"`
+	Role                 string `json:"role"`
+	Running              bool   `json:"running"`
+	Ready                bool   `json:"ready"`
+	Accepting            bool   `json:"accepting"`
+	LiveConnections      int64  `json:"live_connections"`
+	PersistentSessions   int64  `json:"persistent_sessions"` // connected with a session, plus disconnected
+	DisconnectedSessions int64  `json:"disconnected_sessions"`
+	Evacuation           string `json:"evacuation,omitempty"`
+	RebalanceRole        string `json:"rebalance_role,omitempty"` // coordinator, donor
+}
+
+// Stats is the simulator-only account of where every client is, and what was lost.
+type Stats struct {
+	Now                  string      `json:"now"`
+	LostSessions         int64       `json:"lost_sessions"`
+	ConnectedClients     int64       `json:"connected_clients"`
+	ReconnectingClients  int64       `json:"reconnecting_clients"`
+	DisconnectedSessions int64       `json:"disconnected_sessions"`
+	Nodes                []NodeState `json:"nodes"`
+}
+
+// Snapshot returns the simulator's stats.
+func (c *Cluster) Snapshot() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshotLocked()
+}
+
+func (c *Cluster) snapshotLocked() Stats {
+	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending, Nodes: []NodeState{}}
+	for _, n := range c.nodes {
+		ns := NodeState{
+			Name: n.name, Role: n.role, Running: n.running, Ready: n.ready, Accepting: n.acceptsClients(),
+			LiveConnections: n.live(), PersistentSessions: n.livePersistent + n.disc(), DisconnectedSessions: n.disc(),
+		}
+		if n.evac != nil {
+			ns.Evacuation = n.evac.state
+		}
+		switch {
+		case n.coord != nil:
+			ns.RebalanceRole = "coordinator"
+		case n.donorOf != nil:
+			ns.RebalanceRole = "donor"
+		}
+		s.ConnectedClients += n.live()
+		s.DisconnectedSessions += n.disc()
+		s.Nodes = append(s.Nodes, ns)
+	}
+	return s
+}
+
+// Node returns the simulator-only view of one node.
+func (c *Cluster) Node(name string) (NodeState, bool) {
+	for _, ns := range c.Snapshot().Nodes {
+		if ns.Name == name {
+			return ns, true
+		}
+	}
+	return NodeState{}, false
+}
+
+func (c *Cluster) logf(format string, args ...any) {
+	if c.cfg.Log != nil {
+		c.cfg.Log(format, args...)
+	}
+}

@@ -93,7 +93,7 @@ func (e *evacuation) doc() evacDoc {
 	return evacDoc{
 		State: e.state, ConnectionEvictionRate: e.opts.connRate, SessionEvictionRate: e.opts.sessRate,
 		SessionRecipients: recipients,
-		Stats: evacStats{InitialConnected: e.initialConns, CurrentConnected: e.currentConns, InitialSessions: e.initialSess, CurrentSessions: e.currentSess},
+		Stats:             evacStats{InitialConnected: e.initialConns, CurrentConnected: e.currentConns, InitialSessions: e.initialSess, CurrentSessions: e.currentSess},
 	}
 }
 

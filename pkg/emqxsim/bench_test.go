@@ -1,0 +1,53 @@
+package emqxsim
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// rebalancingCluster is 100 nodes holding 1,000,000 connections, 50 donors with 20,000 each,
+// in the evicting_conns phase of a rebalance with evicted clients reconnecting.
+func rebalancingCluster(b *testing.B) (*Cluster, *Node) {
+	var nodes []NodeConfig
+	for i := range 100 {
+		nc := NodeConfig{Name: fmt.Sprintf("emqx@emqx-%d.emqx-headless.default.svc.cluster.local", i), Sessions: -1}
+		if i < 50 {
+			nc.Connections = 20000
+		}
+		nodes = append(nodes, nc)
+	}
+	c, err := New(Config{Nodes: nodes, Reconnect: DefaultReconnect, Start: time.Unix(0, 0)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	coord := c.node(nodes[0].Name)
+	o := defaultRebalanceOpts()
+	o.waitHealthCheck, o.absConn, o.relConn = 0, 1, 1.0001
+	c.mu.Lock()
+	err = coord.startRebalance(o, nil)
+	c.mu.Unlock()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Advance(2 * time.Second) // into evicting_conns, with reconnects in flight
+	return c, coord
+}
+
+// BenchmarkRebalanceTick100Nodes1MConnections measures one coordinator tick (1 s of simulated
+// time): every donor evicts 500 connections and the previous tick's 25,000 clients reconnect.
+func BenchmarkRebalanceTick100Nodes1MConnections(b *testing.B) {
+	c, coord := rebalancingCluster(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if coord.coord == nil || coord.coord.state != rebEvictingConns {
+			b.StopTimer()
+			c, coord = rebalancingCluster(b)
+			b.StartTimer()
+		}
+		c.Advance(TickInterval)
+	}
+	if s := c.Snapshot(); s.ConnectedClients+s.ReconnectingClients != 1000000 {
+		b.Fatalf("clients were lost: %+v", s)
+	}
+}

@@ -10,17 +10,13 @@
 # binaries only move into place, with a completion stamp, when the whole build has succeeded.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-mod="$here/controlplane"
-kube_version=v1.36.3
-
-cache_root=${KUBECTL_EMQX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-emqx}
-key=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-16)
-dir="$cache_root/controlplane/$kube_version-$key"
-bin="$dir/bin"
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mod="$HACK_DIR/controlplane"
+kube_version=$KUBE_VERSION
+dir=$CONTROLPLANE_DIR
+bin=$CONTROLPLANE_BIN
 stamp="$dir/complete"
-
-log() { printf 'controlplane: %s\n' "$*" >&2; }
 
 if [[ -f "$stamp" ]]; then
 	echo "$bin"

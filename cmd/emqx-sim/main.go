@@ -1,4 +1,7 @@
 // Command emqx-sim runs a simulated EMQX cluster for demos and end-to-end tests.
+//
+//	emqx-sim --nodes N --listen HOST:PORT ...   a fixed cluster, node i on PORT+i
+//	emqx-sim follow --kubeconfig K ...          one node per Running EMQX pod, on its pod IP
 package main
 
 import (
@@ -14,18 +17,30 @@ import (
 )
 
 func main() {
-	opts, err := simcli.Parse(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "emqx-sim:", err)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := simcli.Run(ctx, opts, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "emqx-sim:", err)
-		os.Exit(1)
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	var err error
+	if len(args) > 0 && args[0] == "follow" {
+		var o *simcli.FollowOptions
+		if o, err = simcli.ParseFollow(args[1:], os.Stderr); err == nil {
+			err = simcli.RunFollow(ctx, o, os.Stderr)
+		}
+	} else {
+		var o *simcli.Options
+		if o, err = simcli.Parse(args, os.Stderr); err == nil {
+			err = simcli.Run(ctx, o, os.Stdout, os.Stderr)
+		}
 	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "emqx-sim:", err)
+		return 1
+	}
+	return 0
 }

@@ -29,8 +29,8 @@ func (c *Cluster) RestartNode(name string, keepData bool) error {
 	return c.withNode(name, func(n *Node) error { n.stop(); return n.start(keepData) })
 }
 
-// RemoveNode stops a node and forgets it (its pod is gone for good). EMQX still knows the name,
-// so node lists naming it report it unavailable, not invalid.
+// RemoveNode stops a node and forgets it (its pod is gone). Data on disk stays, as a PVC outlives
+// its pod. EMQX still knows the name, so node lists naming it report it unavailable, not invalid.
 func (c *Cluster) RemoveNode(name string) error {
 	return c.withNode(name, func(n *Node) error { c.removeLocked(n); return nil })
 }
@@ -64,7 +64,6 @@ func (n *Node) start(keepData bool) error {
 
 func (c *Cluster) removeLocked(n *Node) {
 	n.stop()
-	n.data.remove()
 	delete(c.byName, n.name)
 	for i, m := range c.nodes {
 		if m == n {

@@ -29,6 +29,12 @@ func (s *Server) Listen(node, addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("listen for node %s on %s: %w", node, addr, err)
 	}
+	s.Serve(node, ln)
+	return ln.Addr().String(), nil
+}
+
+// Serve serves node's API on ln until Close(node) or Shutdown.
+func (s *Server) Serve(node string, ln net.Listener) {
 	srv := &http.Server{Handler: s.c.Handler(node), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	if old := s.servers[node]; old != nil {
@@ -43,7 +49,6 @@ func (s *Server) Listen(node, addr string) (string, error) {
 			s.c.logf("node %s: serve: %v", node, err)
 		}
 	}()
-	return ln.Addr().String(), nil
 }
 
 // Close stops serving node's API.

@@ -2,6 +2,7 @@ package emqxsim
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -18,6 +19,21 @@ import (
 //	POST /sim/v1/nodes/{name}/remove        gone for good
 //	POST /sim/v1/nodes/{name}/ready         ?ready=true|false (pod readiness)
 const simPrefix = "/sim/v1/"
+
+// SimHandler serves only the simulator endpoints, on no node: an admin address that stays up while
+// nodes come and go.
+func (c *Cluster) SimHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"code": "SIM_ERROR", "message": "unreadable body"})
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.serveSim(w, r, raw)
+	})
+}
 
 func (c *Cluster) serveSim(w http.ResponseWriter, r *http.Request, raw []byte) {
 	p := strings.TrimPrefix(r.URL.Path, simPrefix)

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Starts the local Kubernetes cluster: kube-apiserver, kube-controller-manager, kube-scheduler,
+# etcd and kwok as local processes (kwokctl --runtime binary), three fake nodes, and a network
+# namespace that answers the fake pod IPs. Idempotent; on failure it tears down what it started.
+#
+# Prints the kubeconfig path on stdout.
+set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need_root_net
+BIN=$("$HACK_DIR/controlplane.sh")
+KUBECTL="$BIN/kubectl --kubeconfig $KUBECONFIG_PATH"
+
+if [[ -f $STATE_DIR/ready ]] && $KUBECTL get --raw /readyz >/dev/null 2>&1; then
+	log "cluster $CLUSTER_NAME is already up"
+	echo "$KUBECONFIG_PATH"
+	exit 0
+fi
+
+ok=
+cleanup() { [[ -n $ok ]] || { log "bring-up failed; tearing down"; "$HACK_DIR/cluster-down.sh" >&2 || true; }; }
+trap cleanup EXIT
+
+# A half-started cluster from an earlier run is torn down first.
+"$HACK_DIR/cluster-down.sh" >/dev/null 2>&1 || true
+mkdir -p "$STATE_DIR"
+
+log "creating network namespace $NETNS for pod IPs in $POD_RANGE"
+ip netns add "$NETNS"
+ip link add "$VETH_HOST" type veth peer name "$VETH_NS"
+ip link set "$VETH_NS" netns "$NETNS"
+ip addr add "$HOST_ADDR/30" dev "$VETH_HOST"
+ip link set "$VETH_HOST" up
+ip netns exec "$NETNS" ip link set lo up
+ip netns exec "$NETNS" ip addr add "$NS_ADDR/30" dev "$VETH_NS"
+ip netns exec "$NETNS" ip link set "$VETH_NS" up
+# Every address of the pod range is local inside the namespace: a process can bind any pod IP.
+ip netns exec "$NETNS" ip route add local "$POD_RANGE" dev lo
+ip route replace "$POD_RANGE" via "$NS_ADDR" dev "$VETH_HOST"
+
+cat >"$STATE_DIR/kwok.yaml" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  kubeVersion: v1.36.3
+  bindAddress: 127.0.0.1
+  kubeApiserverPort: $APISERVER_PORT
+  kubeApiserverBinary: $BIN/kube-apiserver
+  kubeControllerManagerBinary: $BIN/kube-controller-manager
+  kubeSchedulerBinary: $BIN/kube-scheduler
+  kubectlBinary: $BIN/kubectl
+  kwokControllerBinary: $BIN/kwok
+  etcdBinary: $BIN/etcd
+  enableCRDs: [PortForward, ClusterPortForward]
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: use-service-account-credentials
+    value: "true"
+EOF
+
+log "starting the control plane (kwokctl, local binaries from $BIN)"
+KWOK_WORKDIR="$STATE_DIR/kwok" "$BIN/kwokctl" create cluster --name "$CLUSTER_NAME" \
+	--config "$STATE_DIR/kwok.yaml" --kubeconfig "$KUBECONFIG_PATH" --wait 2m >"$STATE_DIR/kwokctl.log" 2>&1 ||
+	{ tail -20 "$STATE_DIR/kwokctl.log" >&2; die "kwokctl could not start the cluster (log: $STATE_DIR/kwokctl.log)"; }
+# kwokctl writes a context named kwok-<name>; make it the current one of our kubeconfig.
+$KUBECTL config use-context "kwok-$CLUSTER_NAME" >/dev/null
+
+log "adding $NODES fake nodes"
+for ((k = 0; k < NODES; k++)); do
+	cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$k
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: kwok-node-$k
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+spec:
+  podCIDR: 198.18.$((k + 1)).0/24
+  podCIDRs: [198.18.$((k + 1)).0/24]
+---
+EOF
+done | $KUBECTL apply -f - >/dev/null
+$KUBECTL wait --for=condition=Ready node --all --timeout=60s >/dev/null ||
+	die "fake nodes did not become Ready"
+
+touch "$STATE_DIR/ready"
+ok=1
+log "cluster $CLUSTER_NAME is up; export KUBECONFIG=$KUBECONFIG_PATH"
+echo "$KUBECONFIG_PATH"

@@ -1,0 +1,139 @@
+package follow
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+)
+
+// fixture decodes hack/fixtures/NAME for namespace "mqtt".
+func fixture(t *testing.T, name string) []runtime.Object {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "hack", "fixtures", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("__NAMESPACE__", "mqtt", "__REPLICAS__", "3").Replace(string(raw))
+	var out []runtime.Object
+	for _, doc := range strings.Split(text, "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+// podOf builds the pod a controller would create from a pod template.
+func podOf(tmpl corev1.PodTemplateSpec, name, ip string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "mqtt", Labels: tmpl.Labels},
+		Spec:       tmpl.Spec,
+		Status:     corev1.PodStatus{PodIP: ip, Phase: corev1.PodRunning},
+	}
+}
+
+func TestNodeNamesOfHelmAndOperatorPods(t *testing.T) {
+	helm := fixture(t, "helm-emqx.yaml")[2].(*appsv1.StatefulSet)
+	op := fixture(t, "operator-emqx.yaml")
+	core, repl := op[2].(*appsv1.StatefulSet), op[3].(*appsv1.ReplicaSet)
+	secret := op[0].(*corev1.Secret)
+	secrets := func(name string) map[string][]byte {
+		if name != secret.Name {
+			return nil
+		}
+		data := map[string][]byte{}
+		for k, v := range secret.StringData {
+			data[k] = []byte(v)
+		}
+		return data
+	}
+	cases := []struct {
+		pod      *corev1.Pod
+		name     string
+		role     string
+		key      string
+		apiKeys  int
+		password string
+	}{
+		{podOf(helm.Spec.Template, "emqx-2", "198.18.1.7"), "emqx@emqx-2.emqx-headless.mqtt.svc.cluster.local", "core", "mqtt/emqx", 0, "kemqx-dashboard-pw"},
+		{podOf(core.Spec.Template, "emqx-core-5d4b8c7f9-0", "198.18.2.3"), "emqx@emqx-core-5d4b8c7f9-0.emqx-headless.mqtt.svc.cluster.local", "core", "mqtt/emqx", 1, "public"},
+		{podOf(repl.Spec.Template, "emqx-replicant-7c9f6d5b4-x2kz9", "198.18.3.9"), "emqx@198.18.3.9", "replicant", "mqtt/emqx", 1, "public"},
+	}
+	for _, tc := range cases {
+		env := Env(tc.pod, SecretKey(secrets))
+		if got := NodeName(tc.pod, env); got != tc.name {
+			t.Errorf("%s: node %q, want %q", tc.pod.Name, got, tc.name)
+		}
+		if got := Role(tc.pod, env); got != tc.role {
+			t.Errorf("%s: role %q", tc.pod.Name, got)
+		}
+		if got := ClusterKey(tc.pod); got != tc.key {
+			t.Errorf("%s: cluster %q", tc.pod.Name, got)
+		}
+		users, keys := Credentials(tc.pod, env, secrets)
+		if len(keys) != tc.apiKeys || users["admin"] != tc.password {
+			t.Errorf("%s: users %v keys %v", tc.pod.Name, users, keys)
+		}
+		if tc.apiKeys == 1 && keys[0].Key != "emqx-operator-controller" {
+			t.Errorf("%s: bootstrap key %v", tc.pod.Name, keys)
+		}
+	}
+}
+
+func TestNodeNameOverridesAndDefaults(t *testing.T) {
+	pod := &corev1.Pod{Status: corev1.PodStatus{PodIP: "198.18.1.4"}}
+	for env, want := range map[string]string{
+		"":                                       "emqx@198.18.1.4",
+		"EMQX_NAME=my":                           "my@198.18.1.4",
+		"EMQX_NODE__NAME=a@b":                    "a@b",
+		"EMQX_NODE_NAME=x@y,EMQX_NODE__NAME=a@b": "x@y",
+	} {
+		m := map[string]string{}
+		for _, kv := range strings.Split(env, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
+		}
+		if got := NodeName(pod, m); got != want {
+			t.Errorf("%q: %q, want %q", env, got, want)
+		}
+	}
+}
+
+func TestDataKeyFollowsTheClaim(t *testing.T) {
+	sts := fixture(t, "helm-emqx-pvc.yaml")[0].(*appsv1.StatefulSet)
+	pod := podOf(sts.Spec.Template, "emqx-0", "198.18.1.2")
+	if DataKey(pod) != "" {
+		t.Fatal("a pod template alone has no claim")
+	}
+	// The StatefulSet controller adds a volume per claim template, named <template>-<pod>.
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "emqx-data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "emqx-data-emqx-0"}}})
+	if got := DataKey(pod); got != "mqtt/emqx-data-emqx-0" {
+		t.Fatalf("data key %q", got)
+	}
+}
+
+func TestParseBootstrapFile(t *testing.T) {
+	got := ParseBootstrapFile("a:1\n\nb:2:viewer\na:3\nc:4:administrator:cluster_operations\nbroken\nd:5\n")
+	want := []emqxsim.APIKey{{Key: "a", Secret: "3"}, {Key: "b", Secret: "2", Role: "viewer"}, {Key: "c", Secret: "4", Role: "administrator"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v (loading stops at the malformed line)", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}

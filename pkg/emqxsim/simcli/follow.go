@@ -87,4 +87,3 @@ func RunFollow(ctx context.Context, o *FollowOptions, stderr io.Writer) error {
 	o.Log = log.New(stderr, "emqx-sim: ", log.LstdFlags).Printf
 	return follow.Run(ctx, cfg, o.Options)
 }
-

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := emqx-sim
 
-.PHONY: build unit test lint bench fuzz clean
+.PHONY: build unit test lint e2e cluster-up cluster-down controlplane bench fuzz clean
 
 build:
 	@mkdir -p bin
@@ -17,9 +17,23 @@ unit:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./hack/e2e/...
+
+## e2e: end-to-end tests on the local control plane (built and cached on first use, ~20 min cold)
+e2e:
+	$(GO) test -tags e2e -count=1 -v -timeout 30m ./hack/e2e/...
 
 ## test: everything CI runs (the README's test command)
-test: lint unit
+test: lint unit e2e
+
+controlplane:
+	hack/controlplane.sh
+
+cluster-up:
+	hack/cluster-up.sh
+
+cluster-down:
+	hack/cluster-down.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...

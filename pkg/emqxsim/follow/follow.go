@@ -26,14 +26,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
-
-// DefaultSelector matches the pods of the EMQX Helm chart and of emqx-operator.
-const DefaultSelector = "app.kubernetes.io/name in (emqx,emqx-enterprise)"
-
-// OperatorSelector matches emqx-operator's pods (they carry no app.kubernetes.io/name).
-const OperatorSelector = "apps.emqx.io/managed-by=emqx-operator"
 
 // Options configure a follower.
 type Options struct {
@@ -160,8 +155,8 @@ func (f *Follower) reconcile(obj any) {
 
 func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 	secrets := SecretReader(f.ctx, f.cs, pod.Namespace)
-	env := Env(pod, SecretKey(secrets))
-	name := NodeName(pod, env)
+	env := cluster.Env(pod, SecretKey(secrets))
+	name := cluster.NodeName(pod, env)
 	sc, err := f.cluster(pod, env, secrets)
 	if err != nil {
 		return nil, err
@@ -172,7 +167,7 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 			f.remove(uid, r)
 		}
 	}
-	nc := emqxsim.NodeConfig{Name: name, Role: Role(pod, env)}
+	nc := emqxsim.NodeConfig{Name: name, Role: cluster.Role(pod, env)}
 	if key := DataKey(pod); key != "" && f.opts.DataRoot != "" {
 		nc.DataDir = filepath.Join(f.opts.DataRoot, key)
 	}

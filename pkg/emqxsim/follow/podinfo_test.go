@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 )
 
 // fixture decodes hack/fixtures/NAME for namespace "mqtt".
@@ -71,11 +71,11 @@ func TestNodeNamesOfHelmAndOperatorPods(t *testing.T) {
 		{podOf(repl.Spec.Template, "emqx-replicant-7c9f6d5b4-x2kz9", "198.18.3.9"), "emqx@198.18.3.9", "replicant", "mqtt/emqx", 1, "public"},
 	}
 	for _, tc := range cases {
-		env := Env(tc.pod, SecretKey(secrets))
-		if got := NodeName(tc.pod, env); got != tc.name {
+		env := cluster.Env(tc.pod, SecretKey(secrets))
+		if got := cluster.NodeName(tc.pod, env); got != tc.name {
 			t.Errorf("%s: node %q, want %q", tc.pod.Name, got, tc.name)
 		}
-		if got := Role(tc.pod, env); got != tc.role {
+		if got := cluster.Role(tc.pod, env); got != tc.role {
 			t.Errorf("%s: role %q", tc.pod.Name, got)
 		}
 		if got := ClusterKey(tc.pod); got != tc.key {
@@ -91,26 +91,6 @@ func TestNodeNamesOfHelmAndOperatorPods(t *testing.T) {
 	}
 }
 
-func TestNodeNameOverridesAndDefaults(t *testing.T) {
-	pod := &corev1.Pod{Status: corev1.PodStatus{PodIP: "198.18.1.4"}}
-	for env, want := range map[string]string{
-		"":                                       "emqx@198.18.1.4",
-		"EMQX_NAME=my":                           "my@198.18.1.4",
-		"EMQX_NODE__NAME=a@b":                    "a@b",
-		"EMQX_NODE_NAME=x@y,EMQX_NODE__NAME=a@b": "x@y",
-	} {
-		m := map[string]string{}
-		for _, kv := range strings.Split(env, ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				m[k] = v
-			}
-		}
-		if got := NodeName(pod, m); got != want {
-			t.Errorf("%q: %q, want %q", env, got, want)
-		}
-	}
-}
-
 func TestDataKeyFollowsTheClaim(t *testing.T) {
 	sts := fixture(t, "helm-emqx-pvc.yaml")[0].(*appsv1.StatefulSet)
 	pod := podOf(sts.Spec.Template, "emqx-0", "198.18.1.2")
@@ -122,18 +102,5 @@ func TestDataKeyFollowsTheClaim(t *testing.T) {
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "emqx-data-emqx-0"}}})
 	if got := DataKey(pod); got != "mqtt/emqx-data-emqx-0" {
 		t.Fatalf("data key %q", got)
-	}
-}
-
-func TestParseBootstrapFile(t *testing.T) {
-	got := ParseBootstrapFile("a:1\n\nb:2:viewer\na:3\nc:4:administrator:cluster_operations\nbroken\nd:5\n")
-	want := []emqxsim.APIKey{{Key: "a", Secret: "3"}, {Key: "b", Secret: "2", Role: "viewer"}, {Key: "c", Secret: "4", Role: "administrator"}}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v (loading stops at the malformed line)", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("got %v, want %v", got, want)
-		}
 	}
 }

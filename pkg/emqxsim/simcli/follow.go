@@ -13,6 +13,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim/follow"
 )
 
@@ -37,11 +39,11 @@ func ParseFollow(args []string, stderr io.Writer) (*FollowOptions, error) {
 	fs.StringVar(&o.DataRoot, "data-dir", "", "where nodes keep the data of their persistent volumes (default: a temporary directory)")
 	fs.Float64Var(&o.TimeScale, "time-scale", 1, "simulated seconds per real second")
 	fs.Func("api-key", "API key KEY:SECRET[:ROLE] every cluster accepts (repeatable)", func(v string) error {
-		keys := follow.ParseBootstrapFile(v)
+		keys := cluster.ParseBootstrapFile(v)
 		if len(keys) != 1 {
 			return errors.New("want KEY:SECRET or KEY:SECRET:ROLE")
 		}
-		o.APIKeys = append(o.APIKeys, keys[0])
+		o.APIKeys = append(o.APIKeys, emqxsim.APIKey{Key: keys[0].Key, Secret: keys[0].Secret, Role: keys[0].Role})
 		return nil
 	})
 	fs.Float64Var(&o.Reconnect.Share, "reconnect-share", 1, "share of evicted clients that reconnect (0..1)")
@@ -54,7 +56,7 @@ func ParseFollow(args []string, stderr io.Writer) (*FollowOptions, error) {
 	}
 	o.Selectors = selectors
 	if len(o.Selectors) == 0 {
-		o.Selectors = []string{follow.DefaultSelector, follow.OperatorSelector}
+		o.Selectors = []string{cluster.HelmSelector, cluster.OperatorSelector}
 	}
 	switch {
 	case o.Kubeconfig == "":

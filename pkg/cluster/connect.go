@@ -1,0 +1,253 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// DashboardPort is EMQX's default dashboard (REST API) port.
+const DashboardPort = 18083
+
+// Access says how to reach an EMQX cluster's API.
+type Access struct {
+	Config *rest.Config         // for port-forwarding through the API server
+	Kube   kubernetes.Interface // reads pods and Secrets with the user's own credentials
+	// URL, when set, is EMQX's API address: no port-forward and no Kubernetes lookups of credentials.
+	URL string
+	// Creds given by flags or environment. Empty: find them in the cluster.
+	Creds   emqx.Credentials
+	Options []emqx.Option
+}
+
+// Conn is an authenticated EMQX client and what it goes through.
+type Conn struct {
+	*emqx.Client
+	Via   string // "pod mqtt/emqx-0 (port-forward)" or the URL
+	Creds string // which credentials worked, never a secret
+	stop  func()
+}
+
+// Close ends the port-forward, if any.
+func (c *Conn) Close() {
+	if c.stop != nil {
+		c.stop()
+	}
+}
+
+// credential is one way to authenticate, with where it came from.
+type credential struct {
+	creds  emqx.Credentials
+	source string
+}
+
+// Connect returns a client for the cluster's API. Without a URL it port-forwards through the API
+// server to a Ready pod, preferring pods not named in avoid (those about to be evacuated or
+// removed). Credentials, first that applies: the given ones; the operator's bootstrap API key
+// Secret; the dashboard user of the pods' spec. When none works, the error lists what was tried.
+func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn, error) {
+	if a.URL != "" {
+		cands := []credential{{a.Creds, "the given credentials"}}
+		if a.Creds == (emqx.Credentials{}) {
+			cands = []credential{{emqx.Credentials{Username: "admin", Password: "public"}, "EMQX's default dashboard user admin"}}
+		}
+		return authenticate(ctx, a, a.URL, a.URL, nil, cands)
+	}
+	pod, err := pickPod(cl, avoid)
+	if err != nil {
+		return nil, err
+	}
+	url, stop, err := PortForward(ctx, a.Config, a.Kube, pod, dashboardPort(pod))
+	if err != nil {
+		return nil, err
+	}
+	cands := []credential{{a.Creds, "the given credentials"}}
+	if a.Creds == (emqx.Credentials{}) {
+		cands = clusterCredentials(ctx, a.Kube, cl, pod)
+	}
+	conn, err := authenticate(ctx, a, url, fmt.Sprintf("pod %s/%s (port-forward)", pod.Namespace, pod.Name), stop, cands)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func authenticate(ctx context.Context, a Access, url, via string, stop func(), cands []credential) (*Conn, error) {
+	var tried []string
+	for _, cand := range cands {
+		if cand.creds == (emqx.Credentials{}) {
+			tried = append(tried, cand.source)
+			continue
+		}
+		c, err := emqx.New(url, cand.creds, a.Options...)
+		if err != nil {
+			return nil, err
+		}
+		_, err = c.Nodes(ctx)
+		switch {
+		case err == nil:
+			return &Conn{Client: c, Via: via, Creds: cand.source, stop: stop}, nil
+		case emqx.IsUnauthorized(err):
+			e, _ := errors.AsType[*emqx.Error](err)
+			tried = append(tried, fmt.Sprintf("%s (%s)", cand.source, e.Code))
+		default:
+			return nil, fmt.Errorf("reach EMQX through %s: %w", via, err)
+		}
+	}
+	return nil, fmt.Errorf("no credentials EMQX at %s accepts; tried: %s. Pass --api-key/--api-secret or --username/--password "+
+		"(or EMQX_API_KEY/EMQX_API_SECRET, EMQX_USERNAME/EMQX_PASSWORD)", via, strings.Join(tried, "; "))
+}
+
+// clusterCredentials are the credentials a cluster's own objects carry.
+func clusterCredentials(ctx context.Context, kube kubernetes.Interface, cl *Cluster, pod *corev1.Pod) []credential {
+	var out []credential
+	readSecret := func(name string) (map[string][]byte, error) {
+		s, err := kube.CoreV1().Secrets(cl.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	}
+	secretName := cl.Name + "-bootstrap-api-key"
+	key := "bootstrap_api_key"
+	env := Env(pod, func(name, k string) (string, bool) {
+		data, err := readSecret(name)
+		v, ok := data[k]
+		return string(v), err == nil && ok
+	})
+	if name, k, ok := BootstrapSecret(pod, env); ok {
+		secretName, key = name, k
+	}
+	if data, err := readSecret(secretName); err == nil {
+		keys := ParseBootstrapFile(string(data[key]))
+		if len(keys) > 0 {
+			k := keys[len(keys)-1]
+			for _, c := range keys {
+				if c.Key == "emqx-operator-controller" {
+					k = c
+				}
+			}
+			out = append(out, credential{emqx.Credentials{APIKey: k.Key, APISecret: k.Secret}, fmt.Sprintf("API key %q from Secret %s", k.Key, secretName)})
+		}
+	} else if cl.Style == Operator || !apierrors.IsNotFound(err) {
+		out = append(out, credential{source: fmt.Sprintf("Secret %s (%v)", secretName, shortErr(err))})
+	}
+	user, pw := DashboardUser(env)
+	out = append(out, credential{emqx.Credentials{Username: user, Password: pw}, fmt.Sprintf("dashboard user %q from pod %s's spec", user, pod.Name)})
+	return out
+}
+
+func shortErr(err error) string {
+	switch {
+	case apierrors.IsNotFound(err):
+		return "not found"
+	case apierrors.IsForbidden(err):
+		return "forbidden to read it"
+	}
+	return err.Error()
+}
+
+// pickPod chooses the pod to reach the API through: Ready, not terminating, not avoided.
+func pickPod(cl *Cluster, avoid []string) (*corev1.Pod, error) {
+	var fallback *corev1.Pod
+	for i := range cl.Pods {
+		p := &cl.Pods[i]
+		if !Ready(p) {
+			continue
+		}
+		if !contains(avoid, p.Name) {
+			return p, nil
+		}
+		if fallback == nil {
+			fallback = p
+		}
+	}
+	if fallback != nil {
+		return fallback, nil
+	}
+	return nil, fmt.Errorf("EMQX cluster %q in namespace %q has no Ready pod to reach its API through; check: kubectl get pods -n %s",
+		cl.Name, cl.Namespace, cl.Namespace)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func dashboardPort(pod *corev1.Pod) int {
+	if c := emqxContainer(&pod.Spec); c != nil {
+		for _, p := range c.Ports {
+			if p.Name == "dashboard" {
+				return int(p.ContainerPort)
+			}
+		}
+	}
+	return DashboardPort
+}
+
+// PortForward forwards a local loopback port to the pod's port through the API server, as
+// `kubectl port-forward` does (websocket, falling back to SPDY). It returns the local base URL
+// and a function that ends the forward.
+func PortForward(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, pod *corev1.Pod, port int) (string, func(), error) {
+	req := kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward")
+	transport, upgrader, err := spdy.RoundTripperFor(cfg)
+	if err != nil {
+		return "", nil, fmt.Errorf("port-forward to pod %s: %w", pod.Name, err)
+	}
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, req.URL())
+	if ws, err := portforward.NewSPDYOverWebsocketDialer(req.URL(), cfg); err == nil {
+		dialer = portforward.NewFallbackDialer(ws, dialer, func(err error) bool {
+			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+		})
+	}
+	stop, ready := make(chan struct{}), make(chan struct{})
+	var errOut bytes.Buffer
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, &errOut)
+	if err != nil {
+		return "", nil, fmt.Errorf("port-forward to pod %s: %w", pod.Name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.ForwardPorts() }()
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-ready:
+	case err := <-done:
+		return "", nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w (needs create on pods/portforward)", pod.Namespace, pod.Name, port, err)
+	case <-ctx.Done():
+		close(stop)
+		return "", nil, ctx.Err()
+	case <-timer.C:
+		close(stop)
+		return "", nil, fmt.Errorf("port-forward to pod %s/%s port %d: not ready after 30s", pod.Namespace, pod.Name, port)
+	}
+	ports, err := fw.GetPorts()
+	if err != nil || len(ports) == 0 {
+		close(stop)
+		return "", nil, fmt.Errorf("port-forward to pod %s: no local port: %v", pod.Name, err)
+	}
+	var once sync.Once
+	return fmt.Sprintf("http://127.0.0.1:%d", ports[0].Local), func() { once.Do(func() { close(stop) }) }, nil
+}

@@ -1,0 +1,75 @@
+// Package evacuation holds the decisions the plugin and the webhook share: how far an evacuation
+// is from done, whether a node is safe to remove, and how a rebalance is planned and judged.
+package evacuation
+
+import (
+	"math"
+	"time"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// EMQX's defaults (SPEC §5.2, §6.5).
+const (
+	DefaultRate      = 500
+	DefaultWait      = 60 * time.Second
+	DefaultThreshold = 1000
+	DefaultRelative  = 1.1
+)
+
+// Waits are an evacuation's pauses; EMQX does not report them, so the caller says what it asked
+// for (or the defaults).
+type Waits struct {
+	HealthCheck time.Duration
+	Takeover    time.Duration
+}
+
+// DefaultWaits are EMQX's.
+var DefaultWaits = Waits{HealthCheck: DefaultWait, Takeover: DefaultWait}
+
+// SafeToRemove is the one rule for "this node holds nothing any more" (SPEC §5.4): evacuated to
+// prohibiting with no connection and no session left.
+func SafeToRemove(ev emqx.Evacuation) bool { return ev.Done() }
+
+// Remaining estimates the time an evacuation still needs from its state, counts and rates. Counts
+// of EMQX's evacuation document are updated only by eviction ticks, so this is an estimate.
+func Remaining(ev emqx.Evacuation, w Waits) time.Duration {
+	conns := ticks(ev.Stats.CurrentConnected, ev.ConnectionEvictionRate)
+	sess := ticks(ev.Stats.CurrentSessions, ev.SessionEvictionRate)
+	switch ev.State {
+	case emqx.EvacuationWaitingHealthCheck:
+		return w.HealthCheck + conns + w.Takeover + sess
+	case emqx.EvacuationEvictingConns:
+		return conns + w.Takeover + sess
+	case emqx.EvacuationWaitingTakeover:
+		return w.Takeover + sess
+	case emqx.EvacuationEvictingSessions:
+		return sess
+	}
+	return 0
+}
+
+func ticks(n, rate int64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	if rate <= 0 {
+		rate = DefaultRate
+	}
+	return time.Duration(math.Ceil(float64(n)/float64(rate))) * time.Second
+}
+
+// RatesWithin returns the connection and session eviction rates that empty a node holding conns
+// connections and sessions sessions within d, after the two waits. It fails when the waits alone
+// take d.
+func RatesWithin(d time.Duration, w Waits, conns, sessions int64) (connRate, sessRate int64, ok bool) {
+	budget := d - w.HealthCheck - w.Takeover
+	if budget < 2*time.Second {
+		return 0, 0, false
+	}
+	// Split the time between the two phases in proportion to their work, at least a tick each.
+	half := max(budget.Seconds()/2, 1)
+	connRate = max(1, int64(math.Ceil(float64(conns)/half)))
+	sessRate = max(1, int64(math.Ceil(float64(sessions)/half)))
+	return connRate, sessRate, true
+}

@@ -1,0 +1,32 @@
+// Command kubectl-emqx is the kubectl plugin `kubectl emqx`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-emqx/kubectl-emqx/plugin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := plugin.NewRootCmd(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}).ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		switch {
+		case interrupted:
+			os.Exit(130)
+		case errors.Is(err, plugin.ErrNotBalanced):
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,132 @@
+// Package status builds the report of `kubectl emqx status`: one row per EMQX pod or node with
+// its load and evacuation/rebalance role, cluster totals and the running rebalance.
+package status
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// Row is one pod and its EMQX node.
+type Row struct {
+	Pod         string  `json:"pod,omitempty"`
+	Node        string  `json:"node,omitempty"`
+	Role        string  `json:"role,omitempty"`
+	Ready       *bool   `json:"ready,omitempty"`
+	NodeStatus  string  `json:"nodeStatus"` // running, stopped, or missing (a pod with no node)
+	Connections int64   `json:"connections"`
+	Sessions    int64   `json:"sessions"`
+	State       string  `json:"state,omitempty"` // evacuation state, or donor/recipient/coordinator
+	Share       float64 `json:"share"`           // of the cluster's live connections, 0..1
+}
+
+// Rebalance is a running rebalance, with pods named where known.
+type Rebalance struct {
+	Coordinator    string   `json:"coordinator"`
+	State          string   `json:"state"`
+	Donors         []string `json:"donors"`
+	Recipients     []string `json:"recipients"`
+	ConnectionGoal *float64 `json:"connectionGoal,omitempty"`
+	DonorConnAvg   *float64 `json:"donorConnAvg,omitempty"`
+}
+
+// Report is the whole status.
+type Report struct {
+	Cluster     string      `json:"cluster,omitempty"`
+	Namespace   string      `json:"namespace,omitempty"`
+	Rows        []Row       `json:"nodes"`
+	Connections int64       `json:"connections"`
+	Sessions    int64       `json:"sessions"`
+	Rebalances  []Rebalance `json:"rebalances"`
+}
+
+// Build assembles the report from /api/v5/nodes, global_status and the cluster's pods (none in
+// direct mode, where rows are nodes only).
+func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod) Report {
+	var r Report
+	roles := map[string]string{}
+	for _, rb := range g.Rebalances {
+		for _, d := range rb.Donors {
+			roles[d] = "donor"
+		}
+		for _, rc := range rb.Recipients {
+			roles[rc] = "recipient"
+		}
+		if _, ok := roles[rb.CoordinatorNode]; !ok {
+			roles[rb.CoordinatorNode] = "coordinator"
+		}
+	}
+	for _, e := range g.Evacuations {
+		roles[e.Node] = "evacuation " + e.State
+		if e.State == emqx.EvacuationProhibiting {
+			roles[e.Node] = "evacuated"
+			if !e.Done() {
+				roles[e.Node] = "prohibiting"
+			}
+		}
+	}
+	podName := func(node string) string {
+		if p, ok := cluster.PodOfNode(pods, node); ok {
+			return p.Name
+		}
+		return ""
+	}
+	matched := map[string]bool{}
+	for _, n := range nodes {
+		row := Row{Node: n.Node, Role: n.Role, NodeStatus: n.NodeStatus, State: roles[n.Node]}
+		if n.Running() {
+			row.Connections, row.Sessions = n.LiveConnections, n.Connections
+		}
+		if p, ok := cluster.PodOfNode(pods, n.Node); ok {
+			row.Pod = p.Name
+			ready := cluster.Ready(p)
+			row.Ready = &ready
+			matched[p.Name] = true
+		}
+		r.Connections += row.Connections
+		r.Sessions += row.Sessions
+		r.Rows = append(r.Rows, row)
+	}
+	for _, p := range pods {
+		if !matched[p.Name] {
+			ready := cluster.Ready(&p)
+			r.Rows = append(r.Rows, Row{Pod: p.Name, Ready: &ready, NodeStatus: "missing"})
+		}
+	}
+	for i := range r.Rows {
+		if r.Connections > 0 {
+			r.Rows[i].Share = float64(r.Rows[i].Connections) / float64(r.Connections)
+		}
+	}
+	sort.SliceStable(r.Rows, func(i, j int) bool { return key(r.Rows[i]) < key(r.Rows[j]) })
+	for _, rb := range g.Rebalances {
+		v := Rebalance{Coordinator: label(rb.CoordinatorNode, podName), State: rb.State,
+			ConnectionGoal: rb.ConnectionGoal, DonorConnAvg: rb.DonorConnAvg}
+		for _, d := range rb.Donors {
+			v.Donors = append(v.Donors, label(d, podName))
+		}
+		for _, d := range rb.Recipients {
+			v.Recipients = append(v.Recipients, label(d, podName))
+		}
+		r.Rebalances = append(r.Rebalances, v)
+	}
+	return r
+}
+
+func key(r Row) string {
+	if r.Pod != "" {
+		return r.Pod
+	}
+	return r.Node
+}
+
+func label(node string, podName func(string) string) string {
+	if p := podName(node); p != "" {
+		return p
+	}
+	return node
+}

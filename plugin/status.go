@@ -1,0 +1,172 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
+)
+
+// StatusOptions are the flags of `kubectl emqx status`.
+type StatusOptions struct {
+	*GlobalOptions
+	Cluster   string
+	Output    string
+	NoHeaders bool
+	Watch     bool
+	Interval  time.Duration
+}
+
+func newStatusCmd(g *GlobalOptions) *cobra.Command {
+	o := &StatusOptions{GlobalOptions: g, Interval: 2 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "status [CLUSTER]",
+		Short: "Show each EMQX pod's node, load, and evacuation or rebalance state",
+		Long: `Show one row per EMQX pod: its EMQX node, role, readiness, live connections, sessions,
+evacuation or rebalance state and its share of the cluster's connections; then cluster totals and
+any running rebalance. CLUSTER is needed only when the namespace holds more than one EMQX cluster.`,
+		Example: `  kubectl emqx status -n mqtt
+  kubectl emqx status emqx -n mqtt -o json
+  kubectl emqx status -n mqtt --watch
+  kubectl emqx status --emqx-url http://127.0.0.1:18083 --username admin --password public`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeClusters(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json or yaml")
+	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "omit the table header")
+	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&o.Interval, "interval", o.Interval, "refresh interval with --watch")
+	return cmd
+}
+
+// Complete takes the arguments.
+func (o *StatusOptions) Complete(args []string) error {
+	if len(args) == 1 {
+		o.Cluster = args[0]
+	}
+	return nil
+}
+
+// Validate checks the flags.
+func (o *StatusOptions) Validate() error {
+	if err := o.GlobalOptions.Validate(); err != nil {
+		return err
+	}
+	if o.Interval <= 0 {
+		return fmt.Errorf("--interval must be positive, got %v", o.Interval)
+	}
+	return validateOutput(o.Output)
+}
+
+// Run prints the status, once or until interrupted.
+func (o *StatusOptions) Run(ctx context.Context) error {
+	t, err := o.resolve(ctx, o.Cluster)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	u := o.ui()
+	first := true
+	err = poll(ctx, o.Clock, o.Interval, func() (bool, error) {
+		r, err := o.report(ctx, t)
+		if err != nil {
+			return false, err
+		}
+		if !first && u.errTTY && o.Output == "" {
+			fmt.Fprint(o.Out, "\033[H\033[2J")
+		} else if !first {
+			fmt.Fprintln(o.Out)
+		}
+		first = false
+		if o.Output != "" {
+			return !o.Watch, printStructured(o.Out, o.Output, r)
+		}
+		printReport(u, o.Out, r, o.NoHeaders)
+		return !o.Watch, nil
+	})
+	if o.Watch && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (o *StatusOptions) report(ctx context.Context, t *target) (status.Report, error) {
+	nodes, err := t.conn.Nodes(ctx)
+	if err != nil {
+		return status.Report{}, err
+	}
+	g, err := t.conn.GlobalStatus(ctx)
+	if err != nil {
+		return status.Report{}, err
+	}
+	var r status.Report
+	if t.cl != nil {
+		if err := t.refreshPods(ctx); err != nil {
+			return status.Report{}, err
+		}
+		r = status.Build(nodes, g, t.cl.Pods)
+		r.Cluster, r.Namespace = t.cl.Name, t.ns
+	} else {
+		r = status.Build(nodes, g, nil)
+	}
+	return r, nil
+}
+
+// printReport writes the status table, totals and rebalances.
+func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
+	tw := newTable(w)
+	if !noHeaders {
+		fmt.Fprintln(tw, "POD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\tSTATE\tSHARE")
+	}
+	for _, row := range r.Rows {
+		ready := "-"
+		if row.Ready != nil {
+			ready = fmt.Sprint(*row.Ready)
+		}
+		st := row.State
+		switch {
+		case row.NodeStatus == "missing":
+			st = u.yellow("no EMQX node")
+		case row.NodeStatus != "running":
+			st = u.red(row.NodeStatus)
+		case strings.HasPrefix(st, "evacuat"), st == "prohibiting":
+			st = u.yellow(st)
+		case st == "":
+			st = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s %3.0f%%\n", orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(row.Role),
+			ready, row.Connections, row.Sessions, st, bar(row.Share, 20), row.Share*100)
+	}
+	if !noHeaders {
+		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t\t\n", r.Connections, r.Sessions)
+	}
+	_ = tw.Flush()
+	for _, rb := range r.Rebalances {
+		fmt.Fprintf(w, "\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n", u.bold("Rebalance"), safe(rb.Coordinator), rb.State,
+			safe(strings.Join(rb.Donors, ", ")), safe(strings.Join(rb.Recipients, ", ")))
+		if rb.ConnectionGoal != nil && rb.DonorConnAvg != nil {
+			fmt.Fprintf(w, "  donors average %.0f connections, recipients %.0f\n", *rb.DonorConnAvg, *rb.ConnectionGoal)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

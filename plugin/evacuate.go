@@ -301,4 +301,3 @@ func (o *EvacuateStopOptions) Run(ctx context.Context) error {
 	fmt.Fprintf(o.Out, "evacuation of %s stopped: EMQX node %s accepts clients again\n", o.Pod, safe(node.Node))
 	return nil
 }
-

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -33,8 +34,10 @@ type GlobalOptions struct {
 	Color     string
 
 	Clock clock.WithTicker
-	// KubeClient, when set, replaces the client built from the kubeconfig (tests).
+	// KubeClient and Forward, when set, replace the client built from the kubeconfig and the
+	// port-forward through the API server (tests).
 	KubeClient kubernetes.Interface
+	Forward    func(ctx context.Context, pod *corev1.Pod, port int) (string, func(), error)
 }
 
 // NewGlobalOptions returns options with kubectl's flags.
@@ -137,7 +140,7 @@ func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...strin
 		return nil, err
 	}
 	t := &target{ns: ns}
-	access := cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}}
+	access := cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}, Forward: g.Forward}
 	if !g.direct() {
 		cfg, cs, err := g.kube()
 		if err != nil {

@@ -35,6 +35,9 @@ type Access struct {
 	// Creds given by flags or environment. Empty: find them in the cluster.
 	Creds   emqx.Credentials
 	Options []emqx.Option
+	// Forward reaches a pod's port and returns a base URL; nil means PortForward through the API
+	// server.
+	Forward func(ctx context.Context, pod *corev1.Pod, port int) (url string, stop func(), err error)
 }
 
 // Conn is an authenticated EMQX client and what it goes through.
@@ -74,7 +77,13 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	url, stop, err := PortForward(ctx, a.Config, a.Kube, pod, dashboardPort(pod))
+	forward := a.Forward
+	if forward == nil {
+		forward = func(ctx context.Context, pod *corev1.Pod, port int) (string, func(), error) {
+			return PortForward(ctx, a.Config, a.Kube, pod, port)
+		}
+	}
+	url, stop, err := forward(ctx, pod, dashboardPort(pod))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,148 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+)
+
+// kubectlEMQX runs `kubectl emqx ARGS` through the real kubectl, which finds the plugin on PATH.
+func kubectlEMQX(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(kubectl, append([]string{"emqx"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustEMQX(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectlEMQX(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl emqx %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// helmCluster installs the Helm fixture with n pods and c clients, and returns its namespace.
+func helmCluster(t *testing.T, cfg *envconf.Config, n, clients int) string {
+	t.Helper()
+	ns := newNamespace(t, cfg)
+	applyFixture(t, cfg, "helm-emqx.yaml", ns, n)
+	waitPods(t, cfg, ns, helmSelector, n)
+	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == n })
+	if clients > 0 {
+		connectClients(t, ns+"/emqx", clients)
+	}
+	return ns
+}
+
+func TestPluginStatusAndEvacuateThroughKubectl(t *testing.T) {
+	f := features.New("kubectl emqx status, evacuate").Assess("works through port-forward", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		ns := helmCluster(t, cfg, 3, 3000)
+		out := mustEMQX(t, "status", "-n", ns)
+		for _, want := range []string{"POD", "emqx-0", "emqx-1", "emqx-2", "emqx@emqx-2.emqx-headless." + ns + ".svc.cluster.local", "TOTAL", "3000"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("status lacks %q:\n%s", want, out)
+			}
+		}
+		out = mustEMQX(t, "evacuate", "pod", "emqx-2", "-n", ns, "--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "200")
+		if !strings.Contains(out, "evacuated: emqx-2 is empty") {
+			t.Fatalf("evacuate:\n%s", out)
+		}
+		s := simStats(t, ns+"/emqx")
+		for _, n := range s.Nodes {
+			if strings.HasPrefix(n.Name, "emqx@emqx-2.") && (n.PersistentSessions != 0 || n.Evacuation != "prohibiting") {
+				t.Fatalf("emqx-2 after evacuate: %+v", n)
+			}
+		}
+		if s.LostSessions != 0 || s.ConnectedClients != 3000 {
+			t.Fatalf("lost %d, connected %d", s.LostSessions, s.ConnectedClients)
+		}
+		out = mustEMQX(t, "status", "-n", ns, "-o", "json")
+		if !strings.Contains(out, `"state": "evacuated"`) {
+			t.Fatalf("status -o json after evacuate:\n%s", out)
+		}
+		mustEMQX(t, "evacuate", "stop", "emqx-2", "-n", ns)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestPluginRebalanceAfterScaleUp(t *testing.T) {
+	f := features.New("kubectl emqx rebalance").Assess("after 3→4", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		ns := helmCluster(t, cfg, 3, 3000)
+		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=4")
+		waitPods(t, cfg, ns, helmSelector, 4)
+		eventually(t, 10*time.Second, "four simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 4 })
+		out := mustEMQX(t, "rebalance", "-n", ns, "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
+			"--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "50")
+		if !strings.Contains(out, "balanced: the donors are within the thresholds") {
+			t.Fatalf("rebalance:\n%s", out)
+		}
+		s := simStats(t, ns+"/emqx")
+		var newest int64
+		for _, n := range s.Nodes {
+			if strings.HasPrefix(n.Name, "emqx@emqx-3.") {
+				newest = n.LiveConnections
+			}
+		}
+		if newest < 500 || s.LostSessions != 0 || s.ConnectedClients != 3000 {
+			t.Fatalf("after the rebalance emqx-3 holds %d; lost %d; connected %d", newest, s.LostSessions, s.ConnectedClients)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestPluginSafeScaleDownLosesNothing(t *testing.T) {
+	f := features.New("kubectl emqx scale").Assess("3→2 with zero lost sessions", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		ns := helmCluster(t, cfg, 3, 3000)
+		out := mustEMQX(t, "scale", "statefulset/emqx", "--replicas", "2", "-n", ns, "--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "200")
+		if !strings.Contains(out, "scaled: statefulset emqx scaled from 3 to 2") {
+			t.Fatalf("scale:\n%s", out)
+		}
+		waitPods(t, cfg, ns, helmSelector, 2)
+		s := simStats(t, ns+"/emqx")
+		if s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 3000 {
+			t.Fatalf("lost %d sessions; %d clients connected", s.LostSessions, s.ConnectedClients)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestPluginBadInputThroughKubectl(t *testing.T) {
+	f := features.New("kubectl emqx bad input").Assess("clear errors", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		ns := helmCluster(t, cfg, 2, 0)
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"evacuate", "pod", "emqx-9", "-n", ns}, `pod "emqx-9" not found`},
+			{[]string{"status", "-n", "kube-system"}, "no EMQX cluster in namespace"},
+			{[]string{"status", "-n", ns, "--api-key", "k", "--api-secret", "wrong"}, "BAD_API_KEY_OR_SECRET"},
+			{[]string{"status", "--emqx-url", "http://127.0.0.1:1"}, "unreachable"},
+			{[]string{"rebalance", "-n", ns, "--rel-conn-threshold", "0.9"}, "greater than 1.0"},
+		} {
+			out, err := kubectlEMQX(t, tc.args...)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("kubectl emqx %s: err %v, output %q, want %q", strings.Join(tc.args, " "), err, out, tc.want)
+			}
+		}
+		out := mustEMQX(t, "version")
+		if !strings.HasPrefix(out, "kubectl-emqx ") {
+			t.Fatalf("version: %q", out)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

@@ -1,0 +1,360 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// env is a fake Kubernetes namespace "mqtt" holding the Helm fixture with n pods, and a simulated
+// EMQX node per pod, reached through a stand-in for the port-forward.
+type env struct {
+	t       *testing.T
+	kube    *fake.Clientset
+	sim     *emqxsim.Cluster
+	urls    map[string]string // pod → simulated node's URL
+	forward int               // port-forwards opened
+}
+
+func nodeName(i int) string {
+	return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.svc.cluster.local", i)
+}
+
+func newEnv(t *testing.T, conns ...int64) *env {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "hack", "fixtures", "helm-emqx.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("__NAMESPACE__", "mqtt", "__REPLICAS__", fmt.Sprint(len(conns))).Replace(string(raw))
+	var objs []runtime.Object
+	var sts *appsv1.StatefulSet
+	for _, doc := range strings.Split(text, "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := obj.(*appsv1.StatefulSet); ok {
+			sts = s
+		}
+		objs = append(objs, obj)
+	}
+	e := &env{t: t, urls: map[string]string{}}
+	var nodes []emqxsim.NodeConfig
+	for i, c := range conns {
+		name := fmt.Sprintf("emqx-%d", i)
+		objs = append(objs, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "mqtt", Labels: sts.Spec.Template.Labels},
+			Spec:       sts.Spec.Template.Spec,
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		})
+		nodes = append(nodes, emqxsim.NodeConfig{Name: nodeName(i), Connections: c, Sessions: -1})
+	}
+	e.kube = fake.NewClientset(objs...)
+	e.sim, err = emqxsim.New(emqxsim.Config{Nodes: nodes, Users: map[string]string{"admin": "kemqx-dashboard-pw"},
+		Reconnect: emqxsim.DefaultReconnect, Start: time.Unix(1e9, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range conns {
+		srv := httptest.NewServer(e.sim.Handler(nodeName(i)))
+		t.Cleanup(srv.Close)
+		e.urls[fmt.Sprintf("emqx-%d", i)] = srv.URL
+	}
+	return e
+}
+
+// run executes `kubectl emqx ARGS` and returns stdout, stderr and the error.
+func (e *env) run(ctx context.Context, args ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	g := NewGlobalOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	g.KubeClient = e.kube
+	g.Clock = clock.RealClock{}
+	g.Forward = func(_ context.Context, pod *corev1.Pod, _ int) (string, func(), error) {
+		e.forward++
+		return e.urls[pod.Name], func() {}, nil
+	}
+	cmd := newRootCmd(g)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+// drive runs the simulator's clock fast while a test waits on it.
+func (e *env) drive(scale float64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	go e.sim.Run(ctx, clock.RealClock{}, scale, 5*time.Millisecond)
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("output differs from %s (run go test ./plugin -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestStatusTable(t *testing.T) {
+	e := newEnv(t, 3000, 1000, 0)
+	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status.golden", out)
+}
+
+func TestStatusShowsEvacuationAndRebalance(t *testing.T) {
+	e := newEnv(t, 3000, 1000, 0)
+	if _, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r status.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(r.Rows) != 3 || r.Rows[1].Pod != "emqx-1" || r.Rows[1].State != "evacuation waiting_health_check" || r.Connections != 4000 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestEvacuateWaitsUntilEmpty(t *testing.T) {
+	e := newEnv(t, 300, 300, 300)
+	e.drive(200)
+	out, errOut, err := e.run(context.Background(), "evacuate", "pod", "emqx-2", "-n", "mqtt", "--wait-health-check", "1s",
+		"--wait-takeover", "1s", "--conn-evict-rate", "100", "--interval", "20ms", "--migrate-to", "emqx-0")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "evacuated: emqx-2 is empty") || !strings.Contains(out, "kubectl emqx evacuate stop emqx-2 -n mqtt") {
+		t.Fatalf("stdout %q", out)
+	}
+	if !strings.Contains(errOut, "evacuation of emqx-2") || !strings.Contains(errOut, "prohibiting 0 conns 0 sessions") {
+		t.Fatalf("progress %q", errOut)
+	}
+	s := e.sim.Snapshot()
+	if s.LostSessions != 0 || s.Nodes[2].Evacuation != "prohibiting" || s.Nodes[2].PersistentSessions != 0 {
+		t.Fatalf("simulator %+v", s)
+	}
+	// Already evacuating: a second run only watches.
+	_, errOut, err = e.run(context.Background(), "evacuate", "pod", "emqx-2", "-n", "mqtt", "--interval", "20ms")
+	if err != nil || !strings.Contains(errOut, "already evacuating; watching it") {
+		t.Fatalf("second run: %v %q", err, errOut)
+	}
+	out, _, err = e.run(context.Background(), "evacuate", "stop", "emqx-2", "-n", "mqtt")
+	if err != nil || !strings.Contains(out, "accepts clients again") {
+		t.Fatalf("stop: %v %q", err, out)
+	}
+	out, _, err = e.run(context.Background(), "evacuate", "stop", "emqx-2", "-n", "mqtt")
+	if err != nil || !strings.Contains(out, "was not evacuating") {
+		t.Fatalf("second stop: %v %q", err, out)
+	}
+}
+
+func TestEvacuateInterruptedLeavesItRunningAndSaysHowToUndo(t *testing.T) {
+	e := newEnv(t, 300, 300)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, _, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms")
+	if err == nil || !strings.Contains(err.Error(), "interrupted: EMQX node "+nodeName(1)+" is still evacuating (state waiting_health_check)") ||
+		!strings.Contains(err.Error(), "Undo with: kubectl emqx evacuate stop emqx-1 -n mqtt") {
+		t.Fatalf("got %v", err)
+	}
+	if st, _ := e.sim.Node(nodeName(1)); st.Evacuation == "" {
+		t.Fatal("the evacuation was stopped; it should go on")
+	}
+}
+
+func TestEvacuateTimeout(t *testing.T) {
+	e := newEnv(t, 300, 300)
+	_, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms", "--timeout", "100ms")
+	if err == nil || !strings.HasPrefix(err.Error(), "timed out after 100ms: EMQX node") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRebalanceEndsBalanced(t *testing.T) {
+	e := newEnv(t, 1500, 1500, 0)
+	e.drive(100)
+	out, errOut, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
+		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "50", "--interval", "20ms")
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "balanced: the donors are within the thresholds") || !strings.Contains(errOut, "coordinated by emqx-0") {
+		t.Fatalf("out %q err %q", out, errOut)
+	}
+	if s := e.sim.Snapshot(); s.LostSessions != 0 || s.ConnectedClients != 3000 {
+		t.Fatalf("simulator %+v", s)
+	}
+}
+
+func TestRebalanceAbortedIsNotBalanced(t *testing.T) {
+	e := newEnv(t, 1500, 1500, 0)
+	e.drive(20)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = e.sim.StopNode(nodeName(2))
+	}()
+	out, _, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
+		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "10", "--interval", "20ms")
+	if !errors.Is(err, ErrNotBalanced) || !strings.Contains(out, "not balanced") {
+		t.Fatalf("got %v\n%s", err, out)
+	}
+}
+
+func TestRebalanceNothingToBalanceAndDryRun(t *testing.T) {
+	e := newEnv(t, 100, 90, 95)
+	out, _, err := e.run(context.Background(), "rebalance", "-n", "mqtt")
+	if err != nil || !strings.Contains(out, "nothing to balance") || !strings.Contains(out, "already within the thresholds") {
+		t.Fatalf("got %v %q", err, out)
+	}
+	e = newEnv(t, 3000, 0)
+	out, _, err = e.run(context.Background(), "rebalance", "-n", "mqtt", "--dry-run", "--abs-conn-threshold", "10")
+	if err != nil || !strings.Contains(out, "about 1429 connections to move") {
+		t.Fatalf("got %v %q", err, out)
+	}
+	if rb := e.sim.Snapshot().Nodes[0].RebalanceRole; rb != "" {
+		t.Fatalf("--dry-run started a rebalance (%s)", rb)
+	}
+}
+
+func TestBadInputIsOneLineAndStartsNothing(t *testing.T) {
+	e := newEnv(t, 100, 100)
+	for args, want := range map[string]string{
+		"evacuate pod nope -n mqtt":                           `pod "nope" not found in namespace "mqtt"; list EMQX pods with: kubectl emqx status -n mqtt`,
+		"evacuate pod emqx-0 -n mqtt --migrate-to emqx-0":     "--migrate-to emqx-0 is the node being evacuated",
+		"evacuate pod emqx-0 -n mqtt --within 1s":             "--within 1s leaves no time after the waits",
+		"evacuate pod emqx-0 -n mqtt --conn-evict-rate 0":     "must be at least 1",
+		"evacuate pod emqx-0 -n mqtt --then-delete --no-wait": "cannot go with --no-wait",
+		"rebalance -n mqtt --rel-sess-threshold 1":            "greater than 1.0",
+		"rebalance -n mqtt --nodes emqx-9":                    `--nodes emqx-9: pod "emqx-9" is not part of EMQX cluster "emqx"`,
+		"status -n other":                                     `no EMQX cluster in namespace "other"`,
+		"status -n mqtt --username admin":                     "--username needs --password",
+		"status -n mqtt --username admin --password wrong":    "tried: the given credentials (BAD_USERNAME_OR_PWD)",
+		"status -n mqtt -o table":                             "--output must be json or yaml",
+		"scale statefulset/emqx -n mqtt":                      "--replicas is required",
+		"scale statefulset/nope --replicas 1 -n mqtt":         `statefulset "nope" not found`,
+		"evacuate pod emqx-0 -n mqtt --wait-takeover -1s":     "cannot be negative",
+		"evacuate pod": "want exactly one POD argument",
+		"status -n mqtt --emqx-url 127.0.0.1:18083 --color never":   "invalid EMQX URL",
+		"evacuate pod emqx-0 --emqx-url http://x:1 --then-delete":   "needs Kubernetes access",
+		"scale statefulset/emqx --replicas 1 --emqx-url http://x:1": "needs Kubernetes access",
+	} {
+		_, _, err := e.run(context.Background(), strings.Fields(args)...)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s:\n  got  %v\n  want %q on one line", args, err, want)
+		}
+	}
+	s := e.sim.Snapshot()
+	for _, n := range s.Nodes {
+		if n.Evacuation != "" || n.RebalanceRole != "" {
+			t.Fatalf("bad input started something: %+v", n)
+		}
+	}
+}
+
+func TestCredentialsComeFromThePodSpec(t *testing.T) {
+	e := newEnv(t, 10, 10)
+	// No flags: the dashboard password of the fixture's env is found and used.
+	if _, _, err := e.run(context.Background(), "status", "-n", "mqtt"); err != nil {
+		t.Fatal(err)
+	}
+	// Environment variables are read when the flags are empty.
+	t.Setenv("EMQX_USERNAME", "admin")
+	t.Setenv("EMQX_PASSWORD", "nope")
+	_, _, err := e.run(context.Background(), "status", "-n", "mqtt")
+	if err == nil || !strings.Contains(err.Error(), "the given credentials (BAD_USERNAME_OR_PWD)") || strings.Contains(err.Error(), "nope") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDirectModeAcceptsPodOrNodeNames(t *testing.T) {
+	e := newEnv(t, 10, 10)
+	url := e.urls["emqx-0"]
+	for _, name := range []string{"emqx-1", nodeName(1)} {
+		out, _, err := e.run(context.Background(), "evacuate", "pod", name, "--emqx-url", url, "--username", "admin", "--password", "kemqx-dashboard-pw", "--no-wait")
+		if err != nil || !strings.Contains(out, "watch with: kubectl emqx status;") {
+			t.Fatalf("%s: %v %q", name, err, out)
+		}
+		if _, _, err := e.run(context.Background(), "evacuate", "stop", name, "--emqx-url", url, "--username", "admin", "--password", "kemqx-dashboard-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.forward != 0 {
+		t.Fatal("direct mode port-forwarded")
+	}
+}
+
+func TestNoRebalanceAPIIsClear(t *testing.T) {
+	c, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeName(0)}}, Edition: "Opensource", Version: "5.8.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler(nodeName(0)))
+	defer srv.Close()
+	e := &env{t: t}
+	_, _, err = e.run(context.Background(), "status", "--emqx-url", srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "this EMQX has no rebalance API") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestVictimsRespectOrdinalsStart(t *testing.T) {
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx"}}
+	if got := victims(sts, 4, 2); strings.Join(got, ",") != "emqx-2,emqx-3" {
+		t.Fatalf("got %v", got)
+	}
+	sts.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
+	if got := victims(sts, 3, 1); strings.Join(got, ",") != "emqx-6,emqx-7" {
+		t.Fatalf("with ordinals.start 5: %v", got)
+	}
+}
+
+func TestSafeEscapesTerminalControl(t *testing.T) {
+	if got := safe("emqx@a\x1b[31mred"); strings.ContainsRune(got, 0x1b) || got != `emqx@a\x1b[31mred` {
+		t.Fatalf("got %q", got)
+	}
+	if safe("emqx@emqx-0.emqx-headless") != "emqx@emqx-0.emqx-headless" {
+		t.Fatal("plain names must pass unchanged")
+	}
+}

@@ -32,7 +32,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // env is a fake Kubernetes namespace "mqtt" holding the Helm fixture with n pods, and a simulated
 // EMQX node per pod, reached through a stand-in for the port-forward.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	kube    *fake.Clientset
 	sim     *emqxsim.Cluster
 	urls    map[string]string // pod → simulated node's URL
@@ -43,7 +43,7 @@ func nodeName(i int) string {
 	return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.svc.cluster.local", i)
 }
 
-func newEnv(t *testing.T, conns ...int64) *env {
+func newEnv(t testing.TB, conns ...int64) *env {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "hack", "fixtures", "helm-emqx.yaml"))
 	if err != nil {

@@ -65,6 +65,13 @@ func run(m *testing.M) int {
 	if err := build.Run(); err != nil {
 		return fail("build the binaries: %v", err)
 	}
+	complete, err := os.ReadFile(filepath.Join(repoRoot, "krew", "kubectl_complete-emqx"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(binDir, "kubectl_complete-emqx"), complete, 0o755)
+	}
+	if err != nil {
+		return fail("install the completion script: %v", err)
+	}
 	if kubectl, err = exec.LookPath("kubectl"); err != nil {
 		kubectl = filepath.Join(controlPlaneBin(), "kubectl")
 	}

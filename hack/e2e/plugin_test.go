@@ -138,6 +138,13 @@ func TestPluginBadInputThroughKubectl(t *testing.T) {
 				t.Errorf("kubectl emqx %s: err %v, output %q, want %q", strings.Join(tc.args, " "), err, out, tc.want)
 			}
 		}
+		// Completion through kubectl: kubectl runs kubectl_complete-emqx from PATH.
+		cmd := exec.Command(kubectl, "__complete", "emqx", "evacuate", "pod", "-n", ns, "")
+		cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig)
+		completion, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(completion), "emqx-0") || !strings.Contains(string(completion), "emqx-1") {
+			t.Fatalf("completion of pod names: %v\n%s", err, completion)
+		}
 		out := mustEMQX(t, "version")
 		if !strings.HasPrefix(out, "kubectl-emqx ") {
 			t.Fatalf("version: %q", out)

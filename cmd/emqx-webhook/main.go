@@ -1,0 +1,221 @@
+// Command emqx-webhook is the admission webhook that holds evictions, deletions and StatefulSet
+// scale-downs of EMQX pods until their node is evacuated, and the controller beside it.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+)
+
+type options struct {
+	kubeconfig      string
+	namespace       string
+	host            string
+	port            int
+	certDir         string
+	tlsMode         string
+	tlsSecret       string
+	dnsNames        list
+	ips             list
+	webhookConfig   string
+	metricsAddr     string
+	healthAddr      string
+	leaderElect     bool
+	emqxTimeout     time.Duration
+	controllerPoll  time.Duration
+	waitHealthCheck string
+	waitTakeover    string
+	cfg             webhook.Config
+}
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "emqx-webhook:", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{cfg: webhook.DefaultConfig()}
+	fs := flag.NewFlagSet("emqx-webhook", flag.ContinueOnError)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, or KUBECONFIG)")
+	fs.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the webhook's own namespace (env POD_NAMESPACE)")
+	fs.StringVar(&o.host, "host", "", "address the webhook server binds (default all)")
+	fs.IntVar(&o.port, "port", 9443, "webhook server port")
+	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of tls.crt and tls.key")
+	fs.StringVar(&o.tlsMode, "tls", "self-signed", "self-signed: the built-in rotator issues the certificate and injects the CA; files: cert-dir is provided (cert-manager)")
+	fs.StringVar(&o.tlsSecret, "tls-secret", "emqx-webhook-tls", "Secret holding the self-signed CA and certificate, shared by the replicas")
+	fs.Var(&o.dnsNames, "tls-dns-name", "DNS name of the serving certificate (repeatable; default emqx-webhook.<namespace>.svc)")
+	fs.Var(&o.ips, "tls-ip", "IP address of the serving certificate (repeatable)")
+	fs.StringVar(&o.webhookConfig, "webhook-config", "emqx-webhook", "ValidatingWebhookConfiguration whose caBundle the self-signed rotator keeps current")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
+	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
+	fs.DurationVar(&o.emqxTimeout, "emqx-timeout", 5*time.Second, "timeout of each EMQX API request (admission times out at 10 s)")
+	fs.DurationVar(&o.controllerPoll, "controller-poll", 2*time.Second, "how often the controller checks an evacuation in progress")
+	fs.Int64Var(&o.cfg.ConnEvictRate, "conn-evict-rate", 0, "connections evicted per second (default: EMQX's, 500); StatefulSet annotation "+webhook.AnnConnRate)
+	fs.Int64Var(&o.cfg.SessEvictRate, "sess-evict-rate", 0, "sessions migrated per second (default: EMQX's, 500); annotation "+webhook.AnnSessRate)
+	fs.StringVar(&o.waitHealthCheck, "wait-health-check", "", "evacuation wait_health_check (default: EMQX's, 60s); annotation "+webhook.AnnWaitHealthCheck)
+	fs.StringVar(&o.waitTakeover, "wait-takeover", "", "evacuation wait_takeover (default: EMQX's, 60s); annotation "+webhook.AnnWaitTakeover)
+	fs.DurationVar(&o.cfg.EvacuationTimeout, "evacuation-timeout", o.cfg.EvacuationTimeout, "allow a removal whose evacuation ran this long; annotation "+webhook.AnnTimeout)
+	fs.DurationVar(&o.cfg.UnreachableGrace, "api-unreachable-grace", o.cfg.UnreachableGrace, "allow a removal once EMQX's API has not answered this long (0: at once)")
+	fs.IntVar(&o.cfg.MaxConcurrent, "max-concurrent-evacuations", o.cfg.MaxConcurrent, "evacuations at once per EMQX cluster; other removals wait")
+	fs.DurationVar(&o.cfg.RetryAfter, "retry-after", o.cfg.RetryAfter, "retry delay suggested to callers in 429 answers")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for name, s := range map[string]string{"wait-health-check": o.waitHealthCheck, "wait-takeover": o.waitTakeover} {
+		if s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("--%s %q: want a duration such as 10s", name, s)
+		}
+		if name == "wait-health-check" {
+			o.cfg.WaitHealthCheck = &d
+		} else {
+			o.cfg.WaitTakeover = &d
+		}
+	}
+	switch {
+	case o.namespace == "":
+		return nil, errors.New("--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there")
+	case o.tlsMode != "self-signed" && o.tlsMode != "files":
+		return nil, fmt.Errorf("--tls must be self-signed or files, not %q", o.tlsMode)
+	case o.cfg.MaxConcurrent < 1:
+		return nil, errors.New("--max-concurrent-evacuations must be at least 1")
+	case o.cfg.EvacuationTimeout <= 0 || o.cfg.UnreachableGrace < 0 || o.emqxTimeout <= 0:
+		return nil, errors.New("--evacuation-timeout and --emqx-timeout must be positive; --api-unreachable-grace cannot be negative")
+	case o.cfg.ConnEvictRate < 0 || o.cfg.SessEvictRate < 0:
+		return nil, errors.New("eviction rates cannot be negative")
+	}
+	if len(o.dnsNames) == 0 {
+		o.dnsNames = list{"emqx-webhook." + o.namespace + ".svc", "emqx-webhook." + o.namespace + ".svc.cluster.local"}
+	}
+	return o, nil
+}
+
+func restConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		return ctrl.GetConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", path)
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
+	log := ctrl.Log.WithName("emqx-webhook")
+	log.Info("starting", "version", version.Version, "namespace", o.namespace, "tls", o.tlsMode)
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubernetes config: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	var rot *certs.Rotator
+	if o.tlsMode == "self-signed" {
+		var ips []net.IP
+		for _, s := range o.ips {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return fmt.Errorf("--tls-ip %q is not an IP address", s)
+			}
+			ips = append(ips, ip)
+		}
+		rot = &certs.Rotator{Kube: kube, Namespace: o.namespace, SecretName: o.tlsSecret, DNSNames: o.dnsNames, IPs: ips,
+			CertDir: o.certDir, ValidatingWebhooks: []string{o.webhookConfig}, Validity: 365 * 24 * time.Hour,
+			RenewBefore: 30 * 24 * time.Hour, Clock: clock.RealClock{}, Log: log.WithName("certs")}
+		// The certificate must exist before the webhook server starts.
+		if err := rot.Ensure(ctx); err != nil {
+			return err
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  clientgoscheme.Scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.healthAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "emqx-webhook-controller",
+		LeaderElectionNamespace: o.namespace,
+		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir,
+			// HTTP/2 off: it exposes the server to stream-reset floods (CVE-2023-44487).
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}),
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	gate := &webhook.Gate{
+		Client:   mgr.GetClient(),
+		EMQX:     &webhook.PodConnector{Reader: mgr.GetClient(), Secrets: kube, Timeout: o.emqxTimeout},
+		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
+		Clock:    clock.RealClock{},
+		Config:   o.cfg,
+		Log:      log.WithName("gate"),
+		Metrics:  webhook.NewMetrics(crmetrics.Registry),
+	}
+	decoder := admission.NewDecoder(mgr.GetScheme())
+	srv := mgr.GetWebhookServer()
+	srv.Register(webhook.PathEviction, &crwebhook.Admission{Handler: &webhook.EvictionHandler{Gate: gate, Reader: mgr.GetClient()}})
+	srv.Register(webhook.PathPodDelete, &crwebhook.Admission{Handler: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder}})
+	srv.Register(webhook.PathScale, &crwebhook.Admission{Handler: &webhook.ScaleHandler{Gate: gate, Reader: mgr.GetClient(), Decoder: decoder}})
+	if err := (&webhook.Controller{Gate: gate, Poll: o.controllerPoll}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	if rot != nil {
+		if err := mgr.Add(rot); err != nil {
+			return err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}

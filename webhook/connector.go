@@ -1,0 +1,149 @@
+// Package webhook holds emqx-webhook's admission handlers (pod evictions, pod deletions,
+// StatefulSet scale-downs) and the small controller beside them. The decisions themselves are in
+// gate.go and read like the decision table of the README.
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// EMQX is what the webhook asks of an EMQX cluster.
+type EMQX interface {
+	Nodes(ctx context.Context) ([]emqx.Node, error)
+	GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error)
+	StartEvacuation(ctx context.Context, node string, req emqx.EvacuationRequest) error
+	StopEvacuation(ctx context.Context, node string) error
+}
+
+// Connector returns a client for the EMQX cluster a pod belongs to.
+type Connector interface {
+	Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error)
+	// Forget drops a cached connection that failed.
+	Forget(pod *corev1.Pod)
+}
+
+// PodConnector reaches EMQX at pod IPs (the webhook runs inside the cluster), with the
+// credentials the cluster carries, and keeps one working connection per EMQX cluster.
+type PodConnector struct {
+	Reader  client.Reader        // cached reads of pods and workloads
+	Secrets kubernetes.Interface // uncached reads of Secrets (no list/watch on Secrets)
+	Timeout time.Duration        // per EMQX request
+
+	mu    sync.Mutex
+	conns map[string]*cluster.Conn
+}
+
+func clusterKey(pod *corev1.Pod) string { return pod.Namespace + "/" + cluster.Instance(pod.Labels) }
+
+// Connect implements Connector.
+func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error) {
+	key := clusterKey(pod)
+	c.mu.Lock()
+	conn := c.conns[key]
+	c.mu.Unlock()
+	if conn != nil {
+		return conn, nil
+	}
+	cl, err := c.cluster(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	access := cluster.Access{
+		Kube:    c.Secrets,
+		Options: []emqx.Option{emqx.WithGETRetries(2, 200*time.Millisecond)},
+		Forward: func(_ context.Context, p *corev1.Pod, port int) (string, func(), error) {
+			return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)), func() {}, nil
+		},
+	}
+	if c.Timeout > 0 {
+		access.Options = append(access.Options, emqx.WithHTTPClient(httpClient(c.Timeout)))
+	}
+	if creds, ok, err := c.explicitCredentials(ctx, cl); err != nil {
+		return nil, err
+	} else if ok {
+		access.Creds = creds
+	}
+	// Prefer any other pod: the one being removed may go away under us.
+	conn, err = cluster.Connect(ctx, access, cl, pod.Name)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.conns == nil {
+		c.conns = map[string]*cluster.Conn{}
+	}
+	c.conns[key] = conn
+	c.mu.Unlock()
+	return conn, nil
+}
+
+// Forget implements Connector.
+func (c *PodConnector) Forget(pod *corev1.Pod) {
+	c.mu.Lock()
+	delete(c.conns, clusterKey(pod))
+	c.mu.Unlock()
+}
+
+// cluster assembles the pod's EMQX cluster from the cache: its pods and workloads.
+func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.Cluster, error) {
+	inst := cluster.Instance(pod.Labels)
+	cl := &cluster.Cluster{Name: inst, Namespace: pod.Namespace, Style: cluster.Helm}
+	if pod.Labels[cluster.LabelOperatorManaged] != "" {
+		cl.Style = cluster.Operator
+	}
+	var pods corev1.PodList
+	if err := c.Reader.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
+		return nil, fmt.Errorf("list pods of %s: %w", clusterKey(pod), err)
+	}
+	for _, p := range pods.Items {
+		if cluster.IsEMQX(p.Labels) && cluster.Instance(p.Labels) == inst {
+			cl.Pods = append(cl.Pods, p)
+		}
+	}
+	var sts appsv1.StatefulSetList
+	if err := c.Reader.List(ctx, &sts, client.InNamespace(pod.Namespace)); err != nil {
+		return nil, fmt.Errorf("list statefulsets of %s: %w", clusterKey(pod), err)
+	}
+	for _, s := range sts.Items {
+		if cluster.IsEMQX(s.Labels) && cluster.Instance(s.Labels) == inst {
+			cl.StatefulSets = append(cl.StatefulSets, s)
+		}
+	}
+	return cl, nil
+}
+
+// explicitCredentials reads the Secret a StatefulSet names in AnnCredentialsSecret: keys
+// api-key/api-secret, or username/password.
+func (c *PodConnector) explicitCredentials(ctx context.Context, cl *cluster.Cluster) (emqx.Credentials, bool, error) {
+	for _, s := range cl.StatefulSets {
+		name := s.Annotations[AnnCredentialsSecret]
+		if name == "" {
+			continue
+		}
+		sec, err := c.Secrets.CoreV1().Secrets(cl.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return emqx.Credentials{}, false, fmt.Errorf("read Secret %s/%s named by %s on statefulset %s: %w", cl.Namespace, name, AnnCredentialsSecret, s.Name, err)
+		}
+		creds := emqx.Credentials{APIKey: string(sec.Data["api-key"]), APISecret: string(sec.Data["api-secret"]),
+			Username: string(sec.Data["username"]), Password: string(sec.Data["password"])}
+		if creds.APIKey == "" && creds.Username == "" {
+			return emqx.Credentials{}, false, fmt.Errorf("Secret %s/%s has neither api-key/api-secret nor username/password", cl.Namespace, name)
+		}
+		return creds, true, nil
+	}
+	return emqx.Credentials{}, false, nil
+}

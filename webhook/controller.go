@@ -1,0 +1,158 @@
+package webhook
+
+import (
+	"context"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+)
+
+// Controller closes the loops admission cannot:
+//   - an evacuation the webhook started completes: it touches the pod's owner, so the
+//     StatefulSet/ReplicaSet controller retries the held deletion at once instead of after its
+//     back-off;
+//   - a scale-down is withdrawn (replicas raised again): it stops the evacuations it started;
+//   - a pod comes back (same name, new UID) while its node still evacuates from the old pod's
+//     persisted data: it stops that evacuation once the pod is Ready.
+type Controller struct {
+	Gate *Gate
+	Poll time.Duration // how often an evacuation in progress is checked
+}
+
+// Events of the controller.
+const (
+	ReasonStopped      = "EvacuationStopped"
+	ReasonStaleStopped = "StaleEvacuationStopped"
+)
+
+// SetupWithManager registers the controller for EMQX pods.
+func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("emqx-evacuation").
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return cluster.IsEMQX(o.GetLabels()) }))).
+		Complete(c)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var pod corev1.Pod
+	if err := c.Gate.Client.Get(ctx, req.NamespacedName, &pod); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if pod.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	owner := c.Gate.owner(ctx, &pod)
+	if pod.Annotations[AnnStartedAt] != "" {
+		return c.followEvacuation(ctx, &pod, owner)
+	}
+	if owner != nil && cluster.Ready(&pod) {
+		if uid, ok := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])[pod.Name]; ok && uid != string(pod.UID) {
+			return c.reopenStale(ctx, &pod, owner)
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// followEvacuation watches an evacuation the webhook started.
+func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owner client.Object) (ctrl.Result, error) {
+	if pod.Annotations[AnnCompletedAt] != "" && pod.Annotations[AnnReason] != CauseScaleDown {
+		return ctrl.Result{}, nil
+	}
+	conn, err := c.Gate.EMQX.Connect(ctx, pod)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	}
+	gs, err := conn.GlobalStatus(ctx)
+	if err != nil {
+		c.Gate.EMQX.Forget(pod)
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	}
+	node := pod.Annotations[AnnNode]
+	ev, running := gs.Evacuation(node)
+	if sts, ok := owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown && stays(sts, pod.Name) {
+		if running {
+			if err := conn.StopEvacuation(ctx, node); err != nil && !emqx.IsNotStarted(err) {
+				return ctrl.Result{RequeueAfter: c.Poll}, nil
+			}
+		}
+		c.Gate.annotate(ctx, pod, map[string]*string{AnnStartedAt: nil, AnnNode: nil, AnnReason: nil, AnnCompletedAt: nil})
+		c.Gate.event(pod, corev1.EventTypeNormal, ReasonStopped, "the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again", sts.Name, node)
+		return ctrl.Result{}, nil
+	}
+	switch {
+	case !running:
+		// Stopped by someone else (kubectl emqx evacuate stop): forget it.
+		c.Gate.annotate(ctx, pod, map[string]*string{AnnStartedAt: nil, AnnNode: nil, AnnReason: nil, AnnCompletedAt: nil})
+		return ctrl.Result{}, nil
+	case evacuation.SafeToRemove(ev):
+		if pod.Annotations[AnnCompletedAt] == "" {
+			c.Gate.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339))})
+			c.Gate.event(pod, corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", node)
+			if owner != nil {
+				// Any update of the owner requeues its controller at once.
+				c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
+			}
+		}
+		if pod.Annotations[AnnReason] == CauseScaleDown {
+			return ctrl.Result{RequeueAfter: c.Poll}, nil // still watch for a withdrawn scale-down
+		}
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: c.Poll}, nil
+}
+
+// stays reports whether the pod's ordinal is within the StatefulSet's current replicas.
+func stays(sts *appsv1.StatefulSet, pod string) bool {
+	start := int32(0)
+	if sts.Spec.Ordinals != nil {
+		start = sts.Spec.Ordinals.Start
+	}
+	n := ordinalOf(sts.Name, pod)
+	return n >= 0 && int32(n) >= start && int32(n) < start+replicas(sts.Spec.Replicas)
+}
+
+// reopenStale stops the evacuation a recreated pod inherited from its volume.
+func (c *Controller) reopenStale(ctx context.Context, pod *corev1.Pod, owner client.Object) (ctrl.Result, error) {
+	conn, err := c.Gate.EMQX.Connect(ctx, pod)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	}
+	nodes, err := conn.Nodes(ctx)
+	if err != nil {
+		c.Gate.EMQX.Forget(pod)
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	}
+	node, ok := cluster.NodeOfPod(nodes, pod)
+	if !ok || !node.Running() {
+		return ctrl.Result{RequeueAfter: c.Poll}, nil // not joined yet
+	}
+	gs, err := conn.GlobalStatus(ctx)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	}
+	if _, running := gs.Evacuation(node.Node); running {
+		if err := conn.StopEvacuation(ctx, node.Node); err != nil && !emqx.IsNotStarted(err) {
+			return ctrl.Result{RequeueAfter: c.Poll}, nil
+		}
+		c.Gate.event(pod, corev1.EventTypeNormal, ReasonStaleStopped,
+			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again", pod.Name, node.Node)
+	}
+	recs := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])
+	delete(recs, pod.Name)
+	var val *string
+	if len(recs) > 0 {
+		val = ptr(formatRecords(recs))
+	}
+	c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnEvacuatedPods: val})
+	return ctrl.Result{}, nil
+}

@@ -1,0 +1,441 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+)
+
+// Annotations the webhook reads and writes. State lives in the cluster, so every replica and any
+// restart sees it.
+const (
+	prefix = "emqx.kubectl-emqx.io/"
+	// AnnBypass "true" on a pod or its StatefulSet/ReplicaSet: never hold its removal.
+	AnnBypass = prefix + "bypass"
+	// On a pod whose evacuation the webhook started.
+	AnnStartedAt   = prefix + "evacuation-started-at"
+	AnnNode        = prefix + "evacuation-node"
+	AnnReason      = prefix + "evacuation-reason" // eviction, delete, scale-down
+	AnnCompletedAt = prefix + "evacuation-completed-at"
+	// On a pod whose EMQX API did not answer: when that began.
+	AnnUnreachableSince = prefix + "api-unreachable-since"
+	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
+	// that made its controller resync.
+	AnnEvacuatedPods = prefix + "evacuated-pods"
+	AnnRequeuedAt    = prefix + "requeued-at"
+	// Per-StatefulSet settings.
+	AnnConnRate          = prefix + "conn-evict-rate"
+	AnnSessRate          = prefix + "sess-evict-rate"
+	AnnWaitHealthCheck   = prefix + "wait-health-check"
+	AnnWaitTakeover      = prefix + "wait-takeover"
+	AnnTimeout           = prefix + "evacuation-timeout"
+	AnnScaleDown         = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
+	AnnCredentialsSecret = prefix + "credentials-secret"
+)
+
+// Reasons are the ways a decision went, as Events, log lines and the metric's reason label.
+const (
+	ReasonNotEMQX        = "NotEMQX"
+	ReasonTerminating    = "PodTerminating"
+	ReasonNamespaceGone  = "NamespaceTerminating"
+	ReasonOwnerGone      = "OwnerDeleting"
+	ReasonUIDMismatch    = "UIDPreconditionMismatch"
+	ReasonBypass         = "EvacuationBypassed"
+	ReasonNotReady       = "PodNotReady"
+	ReasonNodeNotRunning = "NodeNotRunning"
+	ReasonEmpty          = "NodeEmpty"
+	ReasonEvacuated      = "EvacuationCompleted"
+	ReasonTimedOut       = "EvacuationTimedOut"
+	ReasonUnreachable    = "EMQXUnreachable"
+	ReasonNoTarget       = "NoNodeToMigrateTo"
+	ReasonStarted        = "EvacuationStarted"
+	ReasonEvacuating     = "Evacuating"
+	ReasonWaiting        = "WaitingForOtherEvacuation"
+)
+
+// Config holds the webhook's global defaults; StatefulSet annotations override some per cluster.
+type Config struct {
+	ConnEvictRate     int64          // 0: EMQX's default
+	SessEvictRate     int64          // 0: EMQX's default
+	WaitHealthCheck   *time.Duration // nil: EMQX's default (60 s)
+	WaitTakeover      *time.Duration // nil: EMQX's default (60 s)
+	EvacuationTimeout time.Duration  // then the removal is allowed anyway
+	UnreachableGrace  time.Duration  // EMQX API down this long: allow
+	MaxConcurrent     int            // evacuations at once per EMQX cluster
+	RetryAfter        time.Duration  // suggested to callers in 429s
+}
+
+// DefaultConfig is the webhook's default configuration.
+func DefaultConfig() Config {
+	return Config{EvacuationTimeout: 30 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, RetryAfter: 5 * time.Second}
+}
+
+// Verdict is the answer to a removal (or scale-down) request.
+type Verdict struct {
+	Allowed  bool
+	Reason   string
+	Message  string
+	Warnings []string
+}
+
+func allow(reason, msg string) Verdict { return Verdict{Allowed: true, Reason: reason, Message: msg} }
+func hold(reason, msg string) Verdict  { return Verdict{Reason: reason, Message: msg} }
+
+// Gate makes the decisions. Its clients, recorder and clock are injected.
+type Gate struct {
+	Client   client.Client // cached reads; writes annotations
+	EMQX     Connector
+	Recorder record.EventRecorder
+	Clock    clock.PassiveClock
+	Config   Config
+	Log      logr.Logger
+	Metrics  *Metrics
+}
+
+// Removal decides whether an EMQX pod may be removed (evicted or deleted) now. dryRun answers
+// without side effects.
+func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
+	v := g.removal(ctx, pod, dryRun, cause)
+	g.Metrics.observe(cause, v)
+	if v.Reason != ReasonNotEMQX {
+		g.Log.Info("removal decided", "pod", pod.Namespace+"/"+pod.Name, "cause", cause, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)
+	}
+	return v
+}
+
+func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
+	if !cluster.IsEMQX(pod.Labels) {
+		return allow(ReasonNotEMQX, "not an EMQX pod")
+	}
+	if pod.DeletionTimestamp != nil {
+		return allow(ReasonTerminating, "the pod is already terminating")
+	}
+	if g.namespaceTerminating(ctx, pod.Namespace) {
+		return g.wayOut(pod, dryRun, ReasonNamespaceGone, "namespace %s is being deleted: not holding its EMQX pods", pod.Namespace)
+	}
+	owner := g.owner(ctx, pod)
+	if owner != nil && owner.GetDeletionTimestamp() != nil {
+		return g.wayOut(pod, dryRun, ReasonOwnerGone, "%s %s is being deleted: not holding its pods", ownerKind(owner), owner.GetName())
+	}
+	if pod.Annotations[AnnBypass] == "true" || owner != nil && owner.GetAnnotations()[AnnBypass] == "true" {
+		return g.wayOut(pod, dryRun, ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
+	}
+	if !cluster.Ready(pod) {
+		return g.wayOut(pod, dryRun, ReasonNotReady, "pod is not Ready: it serves no clients, nothing to evacuate")
+	}
+	conn, err := g.EMQX.Connect(ctx, pod)
+	if err != nil {
+		return g.unreachable(ctx, pod, dryRun, err)
+	}
+	nodes, err := conn.Nodes(ctx)
+	if err != nil {
+		g.EMQX.Forget(pod)
+		return g.unreachable(ctx, pod, dryRun, err)
+	}
+	node, ok := cluster.NodeOfPod(nodes, pod)
+	if !ok || !node.Running() {
+		return g.wayOut(pod, dryRun, ReasonNodeNotRunning, "the pod's EMQX node is not running: nothing to evacuate")
+	}
+	gs, err := conn.GlobalStatus(ctx)
+	if err != nil {
+		g.EMQX.Forget(pod)
+		return g.unreachable(ctx, pod, dryRun, err)
+	}
+	if !dryRun && pod.Annotations[AnnUnreachableSince] != "" {
+		g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: nil})
+	}
+	ev, evacuating := gs.Evacuation(node.Node)
+	switch {
+	case evacuating && evacuation.SafeToRemove(ev):
+		if !dryRun {
+			g.recordEvacuated(ctx, pod, owner)
+		}
+		return allow(ReasonEvacuated, fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left", node.Node))
+	case !evacuating && node.LiveConnections == 0 && node.Connections == 0:
+		return allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))
+	case evacuating:
+		return g.evacuating(ctx, pod, owner, dryRun, node, ev)
+	}
+	return g.start(ctx, pod, owner, dryRun, cause, conn, nodes, gs, node)
+}
+
+// evacuating holds the removal while the evacuation runs, up to the time limit.
+func (g *Gate) evacuating(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, node emqx.Node, ev emqx.Evacuation) Verdict {
+	now := g.Clock.Now()
+	started, err := time.Parse(time.RFC3339, pod.Annotations[AnnStartedAt])
+	if err != nil {
+		// Started by someone else (kubectl emqx evacuate) or before a restart: the clock starts now.
+		started = now
+		if !dryRun {
+			g.annotate(ctx, pod, map[string]*string{AnnStartedAt: ptr(now.UTC().Format(time.RFC3339)), AnnNode: &node.Node})
+		}
+	}
+	limit := g.timeout(owner)
+	if now.Sub(started) >= limit {
+		return g.wayOut(pod, dryRun, ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
+			node.Node, now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions)
+	}
+	left := evacuation.Remaining(ev, g.waits(owner))
+	return hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %d connections and %d sessions left (about %v); retrying is safe",
+		node.Node, ev.State, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions, left))
+}
+
+// start starts an evacuation, within the concurrency limit, and holds the removal.
+func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, cause string, conn EMQX, nodes []emqx.Node, gs emqx.GlobalStatus, node emqx.Node) Verdict {
+	var busy []string
+	for _, e := range gs.Evacuations {
+		if !evacuation.SafeToRemove(e) {
+			busy = append(busy, e.Node)
+		}
+	}
+	if len(busy) >= max(1, g.Config.MaxConcurrent) {
+		sort.Strings(busy)
+		return hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
+			node.Node, node.LiveConnections, node.Connections, strings.Join(busy, ", "), max(1, g.Config.MaxConcurrent)))
+	}
+	req := g.request(owner, pod, nodes, gs, node.Node)
+	if len(req.MigrateTo) == 0 {
+		return g.wayOut(pod, dryRun, ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node)
+	}
+	if dryRun {
+		return hold(ReasonStarted, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)", node.Node, node.LiveConnections, node.Connections))
+	}
+	if err := conn.StartEvacuation(ctx, node.Node, req); err != nil && !emqx.IsAlreadyStarted(err) {
+		if emqx.IsUnreachable(err) || emqx.IsRPCError(err) {
+			g.EMQX.Forget(pod)
+			return g.unreachable(ctx, pod, dryRun, err)
+		}
+		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX refused to evacuate %s (%v): removing the pod without evacuation", node.Node, err)
+	}
+	g.annotate(ctx, pod, map[string]*string{
+		AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339)), AnnNode: &node.Node, AnnReason: &cause, AnnCompletedAt: nil,
+	})
+	g.event(pod, corev1.EventTypeNormal, ReasonStarted, "evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)", node.Node, node.LiveConnections, node.Connections, cause)
+	return hold(ReasonStarted, fmt.Sprintf("EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
+		node.Node, node.LiveConnections, node.Connections))
+}
+
+// request is the evacuation request: global defaults, StatefulSet annotations, and the sessions
+// migrated to every other running node that is not itself evacuating.
+func (g *Gate) request(owner client.Object, pod *corev1.Pod, nodes []emqx.Node, gs emqx.GlobalStatus, self string) emqx.EvacuationRequest {
+	req := emqx.EvacuationRequest{}
+	if r := intAnnotation(owner, AnnConnRate, g.Config.ConnEvictRate); r > 0 {
+		req.ConnEvictRate = &r
+	}
+	if r := intAnnotation(owner, AnnSessRate, g.Config.SessEvictRate); r > 0 {
+		req.SessEvictRate = &r
+	}
+	req.WaitHealthCheck = durAnnotation(owner, AnnWaitHealthCheck, g.Config.WaitHealthCheck)
+	req.WaitTakeover = durAnnotation(owner, AnnWaitTakeover, g.Config.WaitTakeover)
+	for _, n := range nodes {
+		if _, ev := gs.Evacuation(n.Node); n.Running() && n.Node != self && !ev {
+			req.MigrateTo = append(req.MigrateTo, n.Node)
+		}
+	}
+	return req
+}
+
+func (g *Gate) waits(owner client.Object) evacuation.Waits {
+	w := evacuation.DefaultWaits
+	if d := durAnnotation(owner, AnnWaitHealthCheck, g.Config.WaitHealthCheck); d != nil {
+		w.HealthCheck = *d
+	}
+	if d := durAnnotation(owner, AnnWaitTakeover, g.Config.WaitTakeover); d != nil {
+		w.Takeover = *d
+	}
+	return w
+}
+
+func (g *Gate) timeout(owner client.Object) time.Duration {
+	if d := durAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
+		return *d
+	}
+	return g.Config.EvacuationTimeout
+}
+
+// unreachable: the EMQX API did not answer. Hold for the grace period, then allow.
+func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, err error) Verdict {
+	now := g.Clock.Now()
+	since, perr := time.Parse(time.RFC3339, pod.Annotations[AnnUnreachableSince])
+	if perr != nil {
+		since = now
+		if !dryRun {
+			g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: ptr(now.UTC().Format(time.RFC3339))})
+		}
+	}
+	if now.Sub(since) >= g.Config.UnreachableGrace {
+		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX's API has not answered for %v (%v): removing the pod without evacuation",
+			now.Sub(since).Round(time.Second), shorten(err))
+	}
+	g.Log.Info("EMQX API unreachable", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
+	return hold(ReasonUnreachable, fmt.Sprintf("EMQX's API does not answer (%v); the removal is held for up to %v, then allowed; retrying is safe",
+		shorten(err), g.Config.UnreachableGrace))
+}
+
+// wayOut allows a removal that is not safe, or not needed, and says so: Event and log line.
+func (g *Gate) wayOut(pod *corev1.Pod, dryRun bool, reason, format string, args ...any) Verdict {
+	msg := fmt.Sprintf(format, args...)
+	if !dryRun {
+		typ := corev1.EventTypeWarning
+		if reason == ReasonNotReady || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone || reason == ReasonOwnerGone {
+			typ = corev1.EventTypeNormal
+		}
+		g.event(pod, typ, reason, "%s", msg)
+	}
+	return allow(reason, msg)
+}
+
+func (g *Gate) event(obj client.Object, typ, reason, format string, args ...any) {
+	if g.Recorder != nil {
+		g.Recorder.Eventf(obj, typ, reason, format, args...)
+	}
+}
+
+// recordEvacuated notes, on the owner, that the pod leaves evacuated: if it comes back (same name,
+// new UID) with the evacuation persisted on its volume, the controller reopens it.
+func (g *Gate) recordEvacuated(ctx context.Context, pod *corev1.Pod, owner client.Object) {
+	if pod.Annotations[AnnCompletedAt] == "" {
+		g.event(pod, corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", pod.Annotations[AnnNode])
+		g.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339))})
+	}
+	if owner == nil {
+		return
+	}
+	recs := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])
+	if recs[pod.Name] == string(pod.UID) {
+		return
+	}
+	recs[pod.Name] = string(pod.UID)
+	g.patchAnnotations(ctx, owner, map[string]*string{AnnEvacuatedPods: ptr(formatRecords(recs))})
+}
+
+func parseRecords(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func formatRecords(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// annotate merges annotations into the pod (nil removes); failures are logged: the decision
+// stands, and the next request rebuilds what it needs from EMQX.
+func (g *Gate) annotate(ctx context.Context, pod *corev1.Pod, ann map[string]*string) {
+	g.patchAnnotations(ctx, pod, ann)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	for k, v := range ann {
+		if v == nil {
+			delete(pod.Annotations, k)
+		} else {
+			pod.Annotations[k] = *v
+		}
+	}
+}
+
+func (g *Gate) patchAnnotations(ctx context.Context, obj client.Object, ann map[string]*string) {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	if err := g.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		g.Log.Error(err, "annotate", "object", obj.GetNamespace()+"/"+obj.GetName())
+	}
+}
+
+func (g *Gate) namespaceTerminating(ctx context.Context, name string) bool {
+	var ns corev1.Namespace
+	if err := g.Client.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		return false
+	}
+	return ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
+}
+
+// owner is the pod's StatefulSet or ReplicaSet, from the cache, or nil.
+func (g *Gate) owner(ctx context.Context, pod *corev1.Pod) client.Object {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return nil
+	}
+	var obj client.Object
+	switch ref.Kind {
+	case "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+	case "ReplicaSet":
+		obj = &appsv1.ReplicaSet{}
+	default:
+		return nil
+	}
+	if err := g.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj); err != nil {
+		return nil
+	}
+	return obj
+}
+
+func ownerKind(obj client.Object) string {
+	if _, ok := obj.(*appsv1.StatefulSet); ok {
+		return "statefulset"
+	}
+	return "replicaset"
+}
+
+func intAnnotation(obj client.Object, key string, def int64) int64 {
+	if obj != nil {
+		var v int64
+		if _, err := fmt.Sscan(obj.GetAnnotations()[key], &v); err == nil && v > 0 {
+			return v
+		}
+	}
+	return def
+}
+
+func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Duration {
+	if obj != nil {
+		if d, err := time.ParseDuration(obj.GetAnnotations()[key]); err == nil && d >= 0 {
+			return &d
+		}
+	}
+	return def
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// shorten keeps error text in one readable line for messages shown by kubectl.
+func shorten(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }

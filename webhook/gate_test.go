@@ -1,0 +1,417 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+)
+
+const ns = "mqtt"
+
+var labels = map[string]string{"app.kubernetes.io/name": "emqx", "app.kubernetes.io/instance": "emqx"}
+
+func node(i int) string { return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.svc.cluster.local", i) }
+
+// simConnector reaches the simulated node of a pod by its name.
+type simConnector struct {
+	urls map[string]string
+	down bool
+}
+
+func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (EMQX, error) {
+	if s.down {
+		return nil, &emqx.UnreachableError{URL: "http://" + pod.Status.PodIP + ":18083", Err: errors.New("connection refused")}
+	}
+	// Like PodConnector, reach the cluster through another pod than the one being removed.
+	url := s.urls[pod.Name]
+	for name, u := range s.urls {
+		if name != pod.Name && (url == s.urls[pod.Name] || u < url) {
+			url = u
+		}
+	}
+	return emqx.New(url, emqx.Credentials{APIKey: "k", APISecret: "s"}, emqx.WithGETRetries(1, 0))
+}
+
+func (s *simConnector) Forget(*corev1.Pod) {}
+
+type fixture struct {
+	t     *testing.T
+	gate  *Gate
+	sim   *emqxsim.Cluster
+	conn  *simConnector
+	clock *clocktesting.FakeClock
+	rec   *record.FakeRecorder
+	kube  client.Client
+	sts   *appsv1.StatefulSet
+}
+
+func readyPod(i int, uid string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("emqx-%d", i), Namespace: ns, Labels: labels, UID: types.UID(uid),
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr(true)}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+// newFixture: a StatefulSet emqx with one Ready pod and one simulated node per entry of conns.
+func newFixture(t *testing.T, conns ...int64) *fixture {
+	t.Helper()
+	f := &fixture{t: t, conn: &simConnector{urls: map[string]string{}}, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		rec: record.NewFakeRecorder(100)}
+	n := int32(len(conns))
+	f.sts = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: labels, UID: "sts-uid"},
+		Spec: appsv1.StatefulSetSpec{Replicas: &n, PodManagementPolicy: appsv1.ParallelPodManagement}}
+	objs := []client.Object{f.sts, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
+	var nodes []emqxsim.NodeConfig
+	for i, c := range conns {
+		objs = append(objs, readyPod(i, fmt.Sprintf("uid-%d", i)))
+		nodes = append(nodes, emqxsim.NodeConfig{Name: node(i), Connections: c, Sessions: -1})
+	}
+	f.kube = fake.NewClientBuilder().WithObjects(objs...).WithStatusSubresource(&corev1.Pod{}, &corev1.Namespace{}).Build()
+	var err error
+	f.sim, err = emqxsim.New(emqxsim.Config{Nodes: nodes, APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}, Reconnect: emqxsim.DefaultReconnect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range conns {
+		srv := httptest.NewServer(f.sim.Handler(node(i)))
+		t.Cleanup(srv.Close)
+		f.conn.urls[fmt.Sprintf("emqx-%d", i)] = srv.URL
+	}
+	cfg := DefaultConfig()
+	cfg.WaitHealthCheck, cfg.WaitTakeover = ptr(time.Duration(0)), ptr(time.Duration(0))
+	f.gate = &Gate{Client: f.kube, EMQX: f.conn, Recorder: f.rec, Clock: f.clock, Config: cfg, Log: logr.Discard(),
+		Metrics: NewMetrics(prometheus.NewRegistry())}
+	return f
+}
+
+func (f *fixture) pod(i int) *corev1.Pod {
+	f.t.Helper()
+	var p corev1.Pod
+	if err := f.kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("emqx-%d", i)}, &p); err != nil {
+		f.t.Fatal(err)
+	}
+	return &p
+}
+
+func (f *fixture) update(obj client.Object) {
+	f.t.Helper()
+	if err := f.kube.Update(context.Background(), obj); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) updateStatus(obj client.Object) {
+	f.t.Helper()
+	if err := f.kube.Status().Update(context.Background(), obj); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) removal(i int) Verdict {
+	return f.gate.Removal(context.Background(), f.pod(i), false, "eviction")
+}
+
+// events drains the recorder.
+func (f *fixture) events() string {
+	var out []string
+	for {
+		select {
+		case e := <-f.rec.Events:
+			out = append(out, e)
+		default:
+			return strings.Join(out, "\n")
+		}
+	}
+}
+
+func (f *fixture) evacuation(i int) string {
+	st, _ := f.sim.Node(node(i))
+	return st.Evacuation
+}
+
+func expect(t *testing.T, v Verdict, allowed bool, reason, msg string) {
+	t.Helper()
+	if v.Allowed != allowed || v.Reason != reason || !strings.Contains(v.Message, msg) {
+		t.Fatalf("verdict %+v; want allowed=%v reason=%s message containing %q", v, allowed, reason, msg)
+	}
+}
+
+// The decision table, row by row.
+
+func TestNonEMQXPodIsAllowed(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	p := f.pod(0)
+	p.Labels = map[string]string{"app": "web"}
+	expect(t, f.gate.Removal(context.Background(), p, false, "eviction"), true, ReasonNotEMQX, "")
+}
+
+func TestTerminatingPodIsAllowed(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	p := f.pod(0)
+	p.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()}
+	expect(t, f.gate.Removal(context.Background(), p, false, "delete"), true, ReasonTerminating, "")
+	if f.evacuation(0) != "" {
+		t.Fatal("a terminating pod was evacuated")
+	}
+}
+
+func TestNamespaceTerminatingIsAWayOut(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	var n corev1.Namespace
+	_ = f.kube.Get(context.Background(), client.ObjectKey{Name: ns}, &n)
+	n.Status.Phase = corev1.NamespaceTerminating
+	f.updateStatus(&n)
+	expect(t, f.removal(0), true, ReasonNamespaceGone, "namespace mqtt is being deleted")
+	if ev := f.events(); !strings.Contains(ev, "Normal NamespaceTerminating") {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+func TestOwnerBeingDeletedIsAWayOut(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.sts.Finalizers = []string{"test"}
+	f.update(f.sts)
+	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(0), true, ReasonOwnerGone, "statefulset emqx is being deleted")
+}
+
+func TestBypassAnnotationIsAWayOut(t *testing.T) {
+	for _, onOwner := range []bool{false, true} {
+		f := newFixture(t, 100, 100)
+		if onOwner {
+			f.sts.Annotations = map[string]string{AnnBypass: "true"}
+			f.update(f.sts)
+		} else {
+			p := f.pod(0)
+			p.Annotations = map[string]string{AnnBypass: "true"}
+			f.update(p)
+		}
+		expect(t, f.removal(0), true, ReasonBypass, "bypass annotation")
+		if ev := f.events(); !strings.Contains(ev, "Warning EvacuationBypassed") {
+			t.Fatalf("events %q", ev)
+		}
+	}
+}
+
+func TestNotReadyPodIsAllowed(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	p := f.pod(0)
+	p.Status.Conditions[0].Status = corev1.ConditionFalse
+	f.updateStatus(p)
+	expect(t, f.removal(0), true, ReasonNotReady, "not Ready")
+}
+
+func TestNodeNotRunningIsAllowed(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	if err := f.sim.StopNode(node(0)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "delete"), true, ReasonNodeNotRunning, "")
+}
+
+func TestEmptyNodeIsAllowedWithoutEvacuation(t *testing.T) {
+	f := newFixture(t, 0, 100)
+	expect(t, f.removal(0), true, ReasonEmpty, "holds no connection and no session")
+	if f.evacuation(0) != "" {
+		t.Fatal("an empty node was evacuated")
+	}
+}
+
+func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	v := f.removal(0)
+	expect(t, v, false, ReasonStarted, "EMQX node "+node(0)+" is evacuating: 100 connections and 100 sessions left")
+	if f.evacuation(0) == "" {
+		t.Fatal("no evacuation started")
+	}
+	p := f.pod(0)
+	if p.Annotations[AnnStartedAt] == "" || p.Annotations[AnnNode] != node(0) || p.Annotations[AnnReason] != "eviction" {
+		t.Fatalf("annotations %v", p.Annotations)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
+		t.Fatalf("events %q", ev)
+	}
+	resp := response(v, 5)
+	if resp.Allowed || resp.Result.Code != 429 || resp.Result.Reason != metav1.StatusReasonTooManyRequests || !strings.Contains(resp.Result.Message, "retrying is safe") {
+		t.Fatalf("response %+v", resp.Result)
+	}
+	// A retry while it runs: still held, with progress; no second start.
+	f.sim.Advance(0)
+	expect(t, f.removal(0), false, ReasonEvacuating, "left (about")
+	// Once empty, allowed, recorded on the owner.
+	for f.evacuation(0) != "prohibiting" {
+		f.sim.Advance(time.Second)
+	}
+	expect(t, f.removal(0), true, ReasonEvacuated, "is evacuated")
+	var sts appsv1.StatefulSet
+	_ = f.kube.Get(context.Background(), client.ObjectKeyFromObject(f.sts), &sts)
+	if parseRecords(sts.Annotations[AnnEvacuatedPods])["emqx-0"] != "uid-0" {
+		t.Fatalf("owner annotations %v", sts.Annotations)
+	}
+	if s := f.sim.Snapshot(); s.LostSessions != 0 {
+		t.Fatalf("lost %d", s.LostSessions)
+	}
+}
+
+func TestEvacuationPastItsTimeLimitIsAWayOut(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.removal(0)
+	f.clock.Step(f.gate.Config.EvacuationTimeout + time.Second)
+	expect(t, f.removal(0), true, ReasonTimedOut, "past its limit of 30m0s")
+	if ev := f.events(); !strings.Contains(ev, "Warning EvacuationTimedOut") {
+		t.Fatalf("events %q", ev)
+	}
+	// A per-StatefulSet limit overrides the flag.
+	f = newFixture(t, 100, 100)
+	f.sts.Annotations = map[string]string{AnnTimeout: "10s"}
+	f.update(f.sts)
+	f.removal(0)
+	f.clock.Step(11 * time.Second)
+	expect(t, f.removal(0), true, ReasonTimedOut, "limit of 10s")
+}
+
+func TestEMQXUnreachableHoldsForGraceThenAllows(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.conn.down = true
+	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to 1m0s")
+	if f.pod(0).Annotations[AnnUnreachableSince] == "" {
+		t.Fatal("the first failure was not recorded on the pod")
+	}
+	f.clock.Step(30 * time.Second)
+	expect(t, f.removal(0), false, ReasonUnreachable, "")
+	f.clock.Step(31 * time.Second)
+	expect(t, f.removal(0), true, ReasonUnreachable, "has not answered for 1m1s")
+	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
+		t.Fatalf("events %q", ev)
+	}
+	// Back up: the mark is cleared.
+	f.conn.down = false
+	f.removal(0)
+	if f.pod(0).Annotations[AnnUnreachableSince] != "" {
+		t.Fatal("the unreachable mark stayed")
+	}
+}
+
+func TestOneEvacuationAtATimeOthersWait(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	expect(t, f.removal(2), false, ReasonStarted, "")
+	expect(t, f.removal(1), false, ReasonWaiting, "once "+node(2)+" finishes (at most 1 evacuation at a time)")
+	if f.evacuation(1) != "" {
+		t.Fatal("a second evacuation started")
+	}
+	f.gate.Config.MaxConcurrent = 2
+	expect(t, f.removal(1), false, ReasonStarted, "")
+}
+
+func TestDryRunHasNoSideEffects(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	v := f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
+	expect(t, v, false, ReasonStarted, "would be evacuated first (dry run)")
+	if f.evacuation(0) != "" || f.pod(0).Annotations[AnnStartedAt] != "" || f.events() != "" {
+		t.Fatal("a dry run had side effects")
+	}
+	f.conn.down = true
+	f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
+	if f.pod(0).Annotations[AnnUnreachableSince] != "" {
+		t.Fatal("a dry run wrote the unreachable mark")
+	}
+}
+
+func TestLastNodeCannotBeEvacuatedSoItIsAllowed(t *testing.T) {
+	f := newFixture(t, 100)
+	expect(t, f.removal(0), true, ReasonNoTarget, "no other running EMQX node can take the sessions")
+}
+
+func TestRequestUsesFlagsAndStatefulSetAnnotations(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.gate.Config.ConnEvictRate = 7
+	f.sts.Annotations = map[string]string{AnnSessRate: "9", AnnWaitTakeover: "3s"}
+	f.update(f.sts)
+	f.removal(0)
+	g, _ := mustClient(t, f).GlobalStatus(context.Background())
+	ev, _ := g.Evacuation(node(0))
+	if ev.ConnectionEvictionRate != 7 || ev.SessionEvictionRate != 9 || len(ev.SessionRecipients) != 2 {
+		t.Fatalf("evacuation %+v", ev)
+	}
+}
+
+func mustClient(t *testing.T, f *fixture) EMQX {
+	c, err := f.conn.Connect(context.Background(), f.pod(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestScaleDownIsAdmittedAndEvacuatesTheVictims(t *testing.T) {
+	f := newFixture(t, 100, 100, 100, 100)
+	f.gate.Config.MaxConcurrent = 2
+	v := f.gate.ScaleDown(context.Background(), f.sts, 4, 2, false)
+	if !v.Allowed || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "EMQX pods emqx-3, emqx-2 are evacuated before they are removed") ||
+		!strings.Contains(v.Warnings[0], "kubectl emqx status -n mqtt") {
+		t.Fatalf("verdict %+v", v)
+	}
+	if f.evacuation(3) == "" || f.evacuation(2) == "" || f.evacuation(1) != "" {
+		t.Fatal("the victims (ordinals 2 and 3) were not the ones evacuated")
+	}
+	g, _ := mustClient(t, f).GlobalStatus(context.Background())
+	ev, _ := g.Evacuation(node(3))
+	if strings.Join(ev.SessionRecipients, ",") != node(0)+","+node(1) {
+		t.Fatalf("sessions go to %v, want the pods that stay", ev.SessionRecipients)
+	}
+	if f.pod(3).Annotations[AnnReason] != CauseScaleDown {
+		t.Fatal("the cause is not recorded")
+	}
+}
+
+func TestStrictScaleDownIsHeldUntilVictimsAreEmpty(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.sts.Annotations = map[string]string{AnnScaleDown: "strict"}
+	f.update(f.sts)
+	expect(t, f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false), false, ReasonEvacuating, "strict scale-down of statefulset emqx from 3 to 2")
+	for f.evacuation(2) != "prohibiting" {
+		f.sim.Advance(time.Second)
+	}
+	expect(t, f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false), true, ReasonEvacuated, "emqx-2")
+}
+
+func TestOrderedReadyScaleDownEvacuatesHighestFirst(t *testing.T) {
+	f := newFixture(t, 100, 100, 100, 100)
+	f.sts.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
+	f.gate.Config.MaxConcurrent = 3
+	f.gate.ScaleDown(context.Background(), f.sts, 4, 1, false)
+	if f.evacuation(3) == "" || f.evacuation(2) != "" || f.evacuation(1) != "" {
+		t.Fatal("OrderedReady: only the highest ordinal goes first")
+	}
+}
+
+func TestVictimsRespectOrdinalsStart(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.sts.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 1}
+	got, err := f.gate.victims(context.Background(), f.sts, 2, 1) // ordinals 1..2 → keep 1, remove 2
+	if err != nil || len(got) != 1 || got[0].Name != "emqx-2" {
+		t.Fatalf("victims %v %v", got, err)
+	}
+}

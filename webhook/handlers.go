@@ -1,0 +1,190 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Paths the handlers are served on.
+const (
+	PathEviction  = "/evict"
+	PathPodDelete = "/pod-delete"
+	PathScale     = "/scale"
+)
+
+// response turns a verdict into an admission answer: 429 TooManyRequests while work is under
+// way, so kubectl drain, Karpenter and cluster-autoscaler retry.
+func response(v Verdict, retryAfter int32) admission.Response {
+	if v.Allowed {
+		return admission.Allowed(v.Message).WithWarnings(v.Warnings...)
+	}
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result: &metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusTooManyRequests, Reason: metav1.StatusReasonTooManyRequests,
+			Message: v.Message, Details: &metav1.StatusDetails{RetryAfterSeconds: retryAfter},
+		},
+		Warnings: v.Warnings,
+	}}
+}
+
+func (g *Gate) retryAfter() int32 { return int32(max(1, g.Config.RetryAfter.Seconds())) }
+
+// deleteOptions is what the handlers read of a DeleteOptions (in an Eviction, or a DELETE's options).
+type deleteOptions struct {
+	DryRun        []string `json:"dryRun"`
+	Preconditions *struct {
+		UID *string `json:"uid"`
+	} `json:"preconditions"`
+}
+
+func (o *deleteOptions) uidMismatch(pod *corev1.Pod) bool {
+	return o != nil && o.Preconditions != nil && o.Preconditions.UID != nil && *o.Preconditions.UID != string(pod.UID)
+}
+
+func dryRun(req admission.Request, o *deleteOptions) bool {
+	return req.DryRun != nil && *req.DryRun || o != nil && len(o.DryRun) > 0
+}
+
+// EvictionHandler holds evictions (policy/v1 and v1beta1) of EMQX pods until their node is empty.
+type EvictionHandler struct {
+	Gate   *Gate
+	Reader client.Reader // the pod cache: an Eviction carries no labels
+}
+
+// Handle implements admission.Handler.
+func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create {
+		return admission.Allowed("")
+	}
+	var ev struct {
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		DeleteOptions *deleteOptions `json:"deleteOptions"`
+	}
+	if err := json.Unmarshal(req.Object.Raw, &ev); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the Eviction: %w", err))
+	}
+	name, ns := ev.Metadata.Name, req.Namespace // the body may lack a namespace
+	if name == "" {
+		name = req.Name
+	}
+	if ns == "" {
+		ns = ev.Metadata.Namespace
+	}
+	if name == "" || ns == "" {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("the Eviction names no pod (name %q, namespace %q)", name, ns))
+	}
+	var pod corev1.Pod
+	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
+		// Unknown to the cache: let the API server answer (404, or a pod too new to hold clients).
+		return admission.Allowed("pod not in the webhook's cache")
+	}
+	if ev.DeleteOptions.uidMismatch(&pod) {
+		return admission.Allowed("the eviction's UID precondition names another pod; the API server rejects it")
+	}
+	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), "eviction"), h.Gate.retryAfter())
+}
+
+// PodDeleteHandler holds deletions of EMQX pods (controllers, rolling updates, kubectl delete).
+type PodDeleteHandler struct {
+	Gate    *Gate
+	Decoder admission.Decoder
+}
+
+// Handle implements admission.Handler.
+func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Delete || len(req.OldObject.Raw) == 0 {
+		return admission.Allowed("")
+	}
+	var pod corev1.Pod
+	if err := h.Decoder.DecodeRaw(req.OldObject, &pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the pod: %w", err))
+	}
+	var opts *deleteOptions
+	if len(req.Options.Raw) > 0 {
+		opts = &deleteOptions{}
+		if err := json.Unmarshal(req.Options.Raw, opts); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the delete options: %w", err))
+		}
+	}
+	if opts.uidMismatch(&pod) {
+		return admission.Allowed("the deletion's UID precondition names another pod; the API server rejects it")
+	}
+	return response(h.Gate.Removal(ctx, &pod, dryRun(req, opts), "delete"), h.Gate.retryAfter())
+}
+
+// ScaleHandler sees StatefulSet scale-downs: UPDATE of statefulsets/scale (kubectl scale, HPA)
+// and of statefulsets (kubectl apply/patch, GitOps).
+type ScaleHandler struct {
+	Gate    *Gate
+	Reader  client.Reader
+	Decoder admission.Decoder
+}
+
+// Handle implements admission.Handler.
+func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Update {
+		return admission.Allowed("")
+	}
+	var oldR, newR int32
+	var sts appsv1.StatefulSet
+	switch req.SubResource {
+	case "scale":
+		var o, n struct {
+			Spec struct {
+				Replicas int32 `json:"replicas"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(req.OldObject.Raw, &o); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the old Scale: %w", err))
+		}
+		if err := json.Unmarshal(req.Object.Raw, &n); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the Scale: %w", err))
+		}
+		oldR, newR = o.Spec.Replicas, n.Spec.Replicas
+		if newR >= oldR {
+			return admission.Allowed("")
+		}
+		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &sts); err != nil {
+			return admission.Allowed("statefulset not in the webhook's cache")
+		}
+	case "":
+		var old appsv1.StatefulSet
+		if err := h.Decoder.DecodeRaw(req.OldObject, &old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the old StatefulSet: %w", err))
+		}
+		if err := h.Decoder.Decode(req, &sts); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the StatefulSet: %w", err))
+		}
+		oldR, newR = replicas(old.Spec.Replicas), replicas(sts.Spec.Replicas)
+		if newR >= oldR {
+			return admission.Allowed("")
+		}
+	default:
+		return admission.Allowed("")
+	}
+	if !isEMQXWorkload(&sts) {
+		return admission.Allowed("")
+	}
+	dry := req.DryRun != nil && *req.DryRun
+	return response(h.Gate.ScaleDown(ctx, &sts, oldR, newR, dry), h.Gate.retryAfter())
+}
+
+func replicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}

@@ -1,0 +1,107 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+)
+
+// CauseScaleDown marks evacuations started for a StatefulSet scale-down.
+const CauseScaleDown = "scale-down"
+
+// ScaleDown decides a StatefulSet scale-down from old to new replicas: it is admitted (the
+// user's intent stays in spec.replicas) and the pods that will go start evacuating at once,
+// migrating to the pods that stay; a warning names them. With the StatefulSet annotation
+// scale-down=strict it is held (429) until they are all empty.
+func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) Verdict {
+	v := g.scaleDown(ctx, sts, old, new, dryRun)
+	g.Metrics.observe(CauseScaleDown, v)
+	g.Log.Info("scale-down decided", "statefulset", sts.Namespace+"/"+sts.Name, "from", old, "to", new, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)
+	return v
+}
+
+func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) Verdict {
+	victims, err := g.victims(ctx, sts, old, new)
+	if err != nil {
+		return allow(ReasonUnreachable, fmt.Sprintf("could not list the pods of statefulset %s (%v): admitted; their deletions are still held one by one", sts.Name, err))
+	}
+	if len(victims) == 0 {
+		return allow(ReasonEmpty, "no running pod is removed")
+	}
+	// OrderedReady removes one pod at a time, highest ordinal first: evacuate that one now; the
+	// deletion of each next one starts its own. Parallel removes them all at once.
+	if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		victims = victims[:1]
+	}
+	var empty, busy []string
+	for i := range victims {
+		p := &victims[i]
+		v := g.removal(ctx, p, dryRun, CauseScaleDown)
+		if v.Allowed {
+			empty = append(empty, p.Name)
+		} else {
+			busy = append(busy, p.Name+" ("+v.Message+")")
+		}
+	}
+	watch := fmt.Sprintf("watch with: kubectl emqx status -n %s", sts.Namespace)
+	if len(busy) == 0 {
+		return allow(ReasonEvacuated, fmt.Sprintf("the removed EMQX pods hold nothing: %s", strings.Join(empty, ", ")))
+	}
+	if sts.Annotations[AnnScaleDown] == "strict" {
+		return hold(ReasonEvacuating, fmt.Sprintf("strict scale-down of statefulset %s from %d to %d: waiting until the removed pods are empty: %s; retrying is safe, %s",
+			sts.Name, old, new, strings.Join(busy, "; "), watch))
+	}
+	v := allow(ReasonStarted, fmt.Sprintf("scale-down of statefulset %s admitted; its removed pods are evacuated first", sts.Name))
+	names := make([]string, 0, len(busy))
+	for _, b := range busy {
+		names = append(names, strings.SplitN(b, " ", 2)[0])
+	}
+	v.Warnings = []string{fmt.Sprintf("EMQX pods %s are evacuated before they are removed; their deletion waits until they are empty; %s",
+		strings.Join(names, ", "), watch)}
+	return v
+}
+
+// victims are the existing pods with ordinals in [start+new, start+old), highest first.
+func (g *Gate) victims(ctx context.Context, sts *appsv1.StatefulSet, old, new int32) ([]corev1.Pod, error) {
+	start := int32(0)
+	if sts.Spec.Ordinals != nil {
+		start = sts.Spec.Ordinals.Start
+	}
+	var pods corev1.PodList
+	if err := g.Client.List(ctx, &pods, client.InNamespace(sts.Namespace)); err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for i := old - 1 + start; i >= new+start; i-- {
+		name := fmt.Sprintf("%s-%d", sts.Name, i)
+		for _, p := range pods.Items {
+			if p.Name == name && cluster.IsEMQX(p.Labels) {
+				out = append(out, p)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return ordinalOf(sts.Name, out[i].Name) > ordinalOf(sts.Name, out[j].Name) })
+	return out, nil
+}
+
+// ordinalOf is a StatefulSet pod's ordinal, or -1.
+func ordinalOf(sts, pod string) int {
+	rest, ok := strings.CutPrefix(pod, sts+"-")
+	n, err := strconv.Atoi(rest)
+	if !ok || err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+func isEMQXWorkload(sts *appsv1.StatefulSet) bool {
+	return cluster.IsEMQX(sts.Labels) || cluster.IsEMQX(sts.Spec.Template.Labels)
+}

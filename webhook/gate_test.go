@@ -53,7 +53,7 @@ func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (EMQX, error)
 func (s *simConnector) Forget(*corev1.Pod) {}
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	gate  *Gate
 	sim   *emqxsim.Cluster
 	conn  *simConnector
@@ -73,7 +73,7 @@ func readyPod(i int, uid string) *corev1.Pod {
 }
 
 // newFixture: a StatefulSet emqx with one Ready pod and one simulated node per entry of conns.
-func newFixture(t *testing.T, conns ...int64) *fixture {
+func newFixture(t testing.TB, conns ...int64) *fixture {
 	t.Helper()
 	f := &fixture{t: t, conn: &simConnector{urls: map[string]string{}}, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		rec: record.NewFakeRecorder(100)}

@@ -1,0 +1,109 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+func (f *fixture) reconcile(i int) ctrl.Result {
+	f.t.Helper()
+	c := &Controller{Gate: f.gate, Poll: time.Second}
+	res, err := c.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: f.pod(i).Name}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res
+}
+
+func (f *fixture) statefulSet() *appsv1.StatefulSet {
+	var s appsv1.StatefulSet
+	if err := f.kube.Get(context.Background(), client.ObjectKeyFromObject(f.sts), &s); err != nil {
+		f.t.Fatal(err)
+	}
+	return &s
+}
+
+func TestControllerTouchesOwnerWhenEvacuationCompletes(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.removal(0)
+	if res := f.reconcile(0); res.RequeueAfter == 0 {
+		t.Fatal("an evacuation in progress is polled")
+	}
+	for f.evacuation(0) != "prohibiting" {
+		f.sim.Advance(time.Second)
+	}
+	f.events()
+	f.reconcile(0)
+	if f.statefulSet().Annotations[AnnRequeuedAt] == "" || f.pod(0).Annotations[AnnCompletedAt] == "" {
+		t.Fatalf("owner %v pod %v", f.statefulSet().Annotations, f.pod(0).Annotations)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationCompleted") {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+func TestControllerStopsEvacuationsOfAWithdrawnScaleDown(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false)
+	if f.evacuation(2) == "" {
+		t.Fatal("no evacuation")
+	}
+	down := f.statefulSet() // the admitted scale-down lands
+	down.Spec.Replicas = ptr(int32(2))
+	f.update(down)
+	f.reconcile(2)
+	if f.evacuation(2) == "" {
+		t.Fatal("stopped while the scale-down stands")
+	}
+	s := f.statefulSet()
+	s.Spec.Replicas = ptr(int32(3))
+	f.update(s)
+	f.events()
+	f.reconcile(2)
+	if f.evacuation(2) != "" || f.pod(2).Annotations[AnnStartedAt] != "" {
+		t.Fatal("the evacuation of a pod that stays was not stopped")
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStopped the scale-down of statefulset emqx was withdrawn") {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	// emqx-0 was removed while evacuated (old UID) and came back as uid-0 with the evacuation
+	// persisted on its volume.
+	s := f.statefulSet()
+	s.Annotations = map[string]string{AnnEvacuatedPods: "emqx-0=old-uid,emqx-9=other"}
+	f.update(s)
+	c, _ := f.conn.Connect(context.Background(), f.pod(1))
+	if err := c.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(0)
+	if f.evacuation(0) != "" {
+		t.Fatal("the stale evacuation is still running")
+	}
+	if got := f.statefulSet().Annotations[AnnEvacuatedPods]; got != "emqx-9=other" {
+		t.Fatalf("records %q", got)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal StaleEvacuationStopped") {
+		t.Fatalf("events %q", ev)
+	}
+	// An evacuation of a pod with no such record (kubectl emqx evacuate) is left alone.
+	if err := c.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(0)
+	if f.evacuation(0) == "" {
+		t.Fatal("a deliberate evacuation was stopped")
+	}
+}

@@ -1,0 +1,222 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/kubectl/pkg/drain"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+func raw(v any) runtime.RawExtension {
+	b, _ := json.Marshal(v)
+	return runtime.RawExtension{Raw: b}
+}
+
+func evictionRequest(body string, namespace string, dry bool) admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Operation: admissionv1.Create, Namespace: namespace, Name: "emqx-0", SubResource: "eviction",
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Object: runtime.RawExtension{Raw: []byte(body)}, DryRun: &dry,
+	}}
+}
+
+func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
+	for _, body := range []string{
+		`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0","namespace":"mqtt"}}`,
+		`{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"emqx-0"}}`, // no namespace in the body
+	} {
+		f := newFixture(t, 100, 100)
+		h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+		resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
+		if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || resp.Result.Details.RetryAfterSeconds != 5 {
+			t.Fatalf("%s: %+v", body, resp.Result)
+		}
+		if f.evacuation(0) == "" {
+			t.Fatalf("%s: no evacuation started", body)
+		}
+	}
+}
+
+func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"preconditions":{"uid":"another-pod"}}}`
+	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); !resp.Allowed || f.evacuation(0) != "" {
+		t.Fatalf("%+v, evacuation %q", resp, f.evacuation(0))
+	}
+	body = `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"preconditions":{"uid":"uid-0"}}}`
+	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); resp.Allowed {
+		t.Fatal("a matching UID precondition must be held like any eviction")
+	}
+}
+
+func TestEvictionDryRunInDeleteOptions(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"dryRun":["All"]}}`
+	resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "dry run") || f.evacuation(0) != "" {
+		t.Fatalf("%+v", resp.Result)
+	}
+}
+
+func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	dec := admission.NewDecoder(scheme.Scheme)
+	ev := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec}
+	sc := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
+	cases := map[string]admission.Response{
+		"eviction garbage":   ev.Handle(context.Background(), evictionRequest(`{"metadata":`, ns, false)),
+		"eviction no name":   ev.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(`{}`)}}}),
+		"delete garbage":     del.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, OldObject: runtime.RawExtension{Raw: []byte(`[`)}}}),
+		"delete bad options": del.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, OldObject: raw(f.pod(0)), Options: runtime.RawExtension{Raw: []byte(`{"dryRun":7}`)}}}),
+		"scale garbage":      sc.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, SubResource: "scale", OldObject: runtime.RawExtension{Raw: []byte(`{"spec":{"replicas":"x"}}`)}, Object: raw(map[string]any{})}}),
+	}
+	for name, resp := range cases {
+		if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest || resp.Result.Message == "" {
+			t.Errorf("%s: %+v", name, resp.AdmissionResponse)
+		}
+	}
+	if f.evacuation(0) != "" {
+		t.Fatal("a malformed request started an evacuation")
+	}
+}
+
+func TestPodDeleteHandler(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme)}
+	req := func(pod *corev1.Pod, opts string) admission.Request {
+		r := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: pod.Name,
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(pod)}}
+		if opts != "" {
+			r.Options = runtime.RawExtension{Raw: []byte(opts)}
+		}
+		return r
+	}
+	if resp := h.Handle(context.Background(), req(f.pod(0), `{"dryRun":["All"]}`)); resp.Allowed || f.evacuation(0) != "" {
+		t.Fatalf("dry run: %+v", resp.Result)
+	}
+	if resp := h.Handle(context.Background(), req(f.pod(0), "")); resp.Allowed || resp.Result.Code != 429 {
+		t.Fatalf("delete: %+v", resp.Result)
+	}
+	// The final grace-0 delete of a pod already terminating always passes.
+	p := f.pod(0)
+	p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	if resp := h.Handle(context.Background(), req(p, `{"gracePeriodSeconds":0}`)); !resp.Allowed {
+		t.Fatalf("grace-0 delete of a terminating pod: %+v", resp.Result)
+	}
+}
+
+func TestScaleHandler(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	h := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: admission.NewDecoder(scheme.Scheme)}
+	scale := func(old, new int32) admission.Request {
+		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx", SubResource: "scale",
+			Kind:      metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"},
+			OldObject: raw(map[string]any{"spec": map[string]any{"replicas": old}}), Object: raw(map[string]any{"spec": map[string]any{"replicas": new}})}}
+	}
+	if resp := h.Handle(context.Background(), scale(3, 4)); !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Fatalf("scale-up: %+v", resp)
+	}
+	resp := h.Handle(context.Background(), scale(3, 2))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "emqx-2") || f.evacuation(2) == "" {
+		t.Fatalf("scale-down: %+v", resp)
+	}
+	// kubectl apply/patch on the StatefulSet itself.
+	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
+	upd.Spec.Replicas = ptr(int32(1))
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
+		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, OldObject: raw(old), Object: raw(upd)}}
+	f.gate.Config.MaxConcurrent = 3
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || f.evacuation(1) == "" {
+		t.Fatalf("statefulset update: %+v", resp)
+	}
+	// Not EMQX: ignored.
+	web := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"app": "web"}}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(3))}}
+	web2 := web.DeepCopy()
+	web2.Spec.Replicas = ptr(int32(0))
+	req.OldObject, req.Object = raw(web), raw(web2)
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Fatalf("non-EMQX statefulset: %+v", resp)
+	}
+}
+
+// The real kubectl drain helper, evicting through the handler: it retries on 429 and completes
+// once the node is empty, with nothing lost.
+func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
+	f := newFixture(t, 300, 300)
+	pod := f.pod(0)
+	pod.Spec.NodeName = "kwok-node-0"
+	cs := fake.NewClientset(pod, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "kwok-node-0"}})
+	cs.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
+		{Name: "pods/eviction", Kind: "Eviction", Group: "policy", Version: "v1"}}}}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	held := 0
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		ca, ok := a.(k8stesting.CreateAction)
+		if !ok || ca.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		ev := ca.GetObject().(*policyv1.Eviction)
+		resp := h.Handle(context.Background(), evictionRequest(string(raw(ev).Raw), ev.Namespace, false))
+		if !resp.Allowed {
+			held++
+			f.sim.Advance(2 * time.Second) // time passes between retries
+			return true, nil, &apierrors.StatusError{ErrStatus: *resp.Result}
+		}
+		_ = f.sim.RemoveNode(node(0)) // the pod goes, and its node with it
+		return true, nil, cs.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+	})
+	var out, errOut bytes.Buffer
+	helper := &drain.Helper{Ctx: context.Background(), Client: cs, Out: &out, ErrOut: &errOut, GracePeriodSeconds: -1,
+		Timeout: time.Minute, EvictErrorRetryDelay: time.Millisecond, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true}
+	if err := drain.RunNodeDrain(helper, "kwok-node-0"); err != nil {
+		t.Fatalf("drain: %v\n%s", err, errOut.String())
+	}
+	if held == 0 || !strings.Contains(errOut.String(), "will retry after") || !strings.Contains(errOut.String(), "retrying is safe") {
+		t.Fatalf("drain was never held: %s", errOut.String())
+	}
+	if s := f.sim.Snapshot(); s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 600 {
+		t.Fatalf("lost %d, clients %d", s.LostSessions, s.ConnectedClients)
+	}
+}
+
+func FuzzAdmissionHandlers(fz *testing.F) {
+	fz.Add([]byte(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"}}`), []byte(`{}`), "")
+	fz.Add([]byte(`{"spec":{"replicas":1}}`), []byte(`{"spec":{"replicas":3}}`), "scale")
+	fz.Add([]byte(`{"metadata":{"name":"emqx-0","labels":{"app.kubernetes.io/name":"emqx"}}}`), []byte(`null`), "")
+	fz.Add([]byte(`[`), []byte(`"`), "scale")
+	f := newFixture(fz, 0, 0)
+	dec := admission.NewDecoder(scheme.Scheme)
+	handlers := []admission.Handler{&EvictionHandler{Gate: f.gate, Reader: f.kube}, &PodDeleteHandler{Gate: f.gate, Decoder: dec},
+		&ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}}
+	fz.Fuzz(func(t *testing.T, obj, old []byte, sub string) {
+		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Delete, admissionv1.Update} {
+			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: op, Namespace: ns, Name: "emqx-0", SubResource: sub,
+				Object: runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old}, Options: runtime.RawExtension{Raw: old}}}
+			for _, h := range handlers {
+				resp := h.Handle(context.Background(), req)
+				if !resp.Allowed && (resp.Result == nil || resp.Result.Message == "") {
+					t.Fatalf("a refusal without a message: %+v", resp)
+				}
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -79,7 +80,7 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 	}
 	node := pod.Annotations[AnnNode]
 	ev, running := gs.Evacuation(node)
-	if sts, ok := owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown && stays(sts, pod.Name) {
+	if sts, ok := owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown && withdrawn(sts, pod) {
 		if running {
 			if err := conn.StopEvacuation(ctx, node); err != nil && !emqx.IsNotStarted(err) {
 				return ctrl.Result{RequeueAfter: c.Poll}, nil
@@ -96,7 +97,7 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 		return ctrl.Result{}, nil
 	case evacuation.SafeToRemove(ev):
 		if pod.Annotations[AnnCompletedAt] == "" {
-			c.Gate.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339))})
+			c.Gate.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
 			c.Gate.event(pod, corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", node)
 			if owner != nil {
 				// Any update of the owner requeues its controller at once.
@@ -109,6 +110,13 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: c.Poll}, nil
+}
+
+// withdrawn: a StatefulSet generation after the scale-down's keeps the pod. Until the admitted
+// scale-down has landed in the cache, nothing is judged.
+func withdrawn(sts *appsv1.StatefulSet, pod *corev1.Pod) bool {
+	before, err := strconv.ParseInt(pod.Annotations[AnnScaleGeneration], 10, 64)
+	return err == nil && sts.Generation > before+1 && stays(sts, pod.Name)
 }
 
 // stays reports whether the pod's ordinal is within the StatefulSet's current replicas.

@@ -53,19 +53,26 @@ func TestControllerTouchesOwnerWhenEvacuationCompletes(t *testing.T) {
 
 func TestControllerStopsEvacuationsOfAWithdrawnScaleDown(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false)
-	if f.evacuation(2) == "" {
-		t.Fatal("no evacuation")
+	f.sts.Generation = 4
+	f.update(f.sts)
+	f.gate.ScaleDown(context.Background(), f.statefulSet(), 3, 2, false)
+	if f.evacuation(2) == "" || f.pod(2).Annotations[AnnScaleGeneration] != "4" {
+		t.Fatalf("no evacuation, or no generation recorded: %v", f.pod(2).Annotations)
 	}
-	down := f.statefulSet() // the admitted scale-down lands
-	down.Spec.Replicas = ptr(int32(2))
+	// The controller sees the pod before the admitted scale-down lands: nothing is judged.
+	f.reconcile(2)
+	if f.evacuation(2) == "" {
+		t.Fatal("stopped before the scale-down landed")
+	}
+	down := f.statefulSet() // the scale-down lands (the API server bumps the generation)
+	down.Spec.Replicas, down.Generation = ptr(int32(2)), 5
 	f.update(down)
 	f.reconcile(2)
 	if f.evacuation(2) == "" {
 		t.Fatal("stopped while the scale-down stands")
 	}
-	s := f.statefulSet()
-	s.Spec.Replicas = ptr(int32(3))
+	s := f.statefulSet() // withdrawn
+	s.Spec.Replicas, s.Generation = ptr(int32(3)), 6
 	f.update(s)
 	f.events()
 	f.reconcile(2)

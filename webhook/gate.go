@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -34,6 +35,9 @@ const (
 	AnnNode        = prefix + "evacuation-node"
 	AnnReason      = prefix + "evacuation-reason" // eviction, delete, scale-down
 	AnnCompletedAt = prefix + "evacuation-completed-at"
+	// AnnScaleGeneration: the StatefulSet's generation before the scale-down that started the
+	// evacuation; a withdrawal can only show in a later generation.
+	AnnScaleGeneration = prefix + "scale-down-generation"
 	// On a pod whose EMQX API did not answer: when that began.
 	AnnUnreachableSince = prefix + "api-unreachable-since"
 	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
@@ -79,12 +83,11 @@ type Config struct {
 	EvacuationTimeout time.Duration  // then the removal is allowed anyway
 	UnreachableGrace  time.Duration  // EMQX API down this long: allow
 	MaxConcurrent     int            // evacuations at once per EMQX cluster
-	RetryAfter        time.Duration  // suggested to callers in 429s
 }
 
 // DefaultConfig is the webhook's default configuration.
 func DefaultConfig() Config {
-	return Config{EvacuationTimeout: 30 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, RetryAfter: 5 * time.Second}
+	return Config{EvacuationTimeout: 30 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1}
 }
 
 // Verdict is the answer to a removal (or scale-down) request.
@@ -107,12 +110,24 @@ type Gate struct {
 	Config   Config
 	Log      logr.Logger
 	Metrics  *Metrics
+
+	locks sync.Map // per EMQX cluster: decisions that may start an evacuation run one at a time
+}
+
+// lock serialises decisions about one EMQX cluster within this replica, so concurrent requests
+// (a scale-down and the controller's deletions) neither start twice nor exceed the concurrency
+// limit. Replicas are not coordinated: EMQX's already_started keeps a node from starting twice.
+func (g *Gate) lock(pod *corev1.Pod) func() {
+	m, _ := g.locks.LoadOrStore(clusterKey(pod), &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // Removal decides whether an EMQX pod may be removed (evicted or deleted) now. dryRun answers
 // without side effects.
 func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
-	v := g.removal(ctx, pod, dryRun, cause)
+	v := g.removal(ctx, pod, dryRun, cause, nil)
 	g.Metrics.observe(cause, v)
 	if v.Reason != ReasonNotEMQX {
 		g.Log.Info("removal decided", "pod", pod.Namespace+"/"+pod.Name, "cause", cause, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)
@@ -120,7 +135,8 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	return v
 }
 
-func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
+// removal decides; extra annotations go on the pod if an evacuation is started.
+func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) Verdict {
 	if !cluster.IsEMQX(pod.Labels) {
 		return allow(ReasonNotEMQX, "not an EMQX pod")
 	}
@@ -140,6 +156,7 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	if !cluster.Ready(pod) {
 		return g.wayOut(pod, dryRun, ReasonNotReady, "pod is not Ready: it serves no clients, nothing to evacuate")
 	}
+	defer g.lock(pod)()
 	conn, err := g.EMQX.Connect(ctx, pod)
 	if err != nil {
 		return g.unreachable(ctx, pod, dryRun, err)
@@ -173,18 +190,18 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	case evacuating:
 		return g.evacuating(ctx, pod, owner, dryRun, node, ev)
 	}
-	return g.start(ctx, pod, owner, dryRun, cause, conn, nodes, gs, node)
+	return g.start(ctx, pod, owner, dryRun, cause, extra, conn, nodes, gs, node)
 }
 
 // evacuating holds the removal while the evacuation runs, up to the time limit.
 func (g *Gate) evacuating(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, node emqx.Node, ev emqx.Evacuation) Verdict {
 	now := g.Clock.Now()
-	started, err := time.Parse(time.RFC3339, pod.Annotations[AnnStartedAt])
+	started, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnStartedAt])
 	if err != nil {
 		// Started by someone else (kubectl emqx evacuate) or before a restart: the clock starts now.
 		started = now
 		if !dryRun {
-			g.annotate(ctx, pod, map[string]*string{AnnStartedAt: ptr(now.UTC().Format(time.RFC3339)), AnnNode: &node.Node})
+			g.annotate(ctx, pod, map[string]*string{AnnStartedAt: ptr(now.UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node})
 		}
 	}
 	limit := g.timeout(owner)
@@ -198,7 +215,8 @@ func (g *Gate) evacuating(ctx context.Context, pod *corev1.Pod, owner client.Obj
 }
 
 // start starts an evacuation, within the concurrency limit, and holds the removal.
-func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, cause string, conn EMQX, nodes []emqx.Node, gs emqx.GlobalStatus, node emqx.Node) Verdict {
+func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, cause string, extra map[string]*string,
+	conn EMQX, nodes []emqx.Node, gs emqx.GlobalStatus, node emqx.Node) Verdict {
 	var busy []string
 	for _, e := range gs.Evacuations {
 		if !evacuation.SafeToRemove(e) {
@@ -217,16 +235,24 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 	if dryRun {
 		return hold(ReasonStarted, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)", node.Node, node.LiveConnections, node.Connections))
 	}
-	if err := conn.StartEvacuation(ctx, node.Node, req); err != nil && !emqx.IsAlreadyStarted(err) {
+	err := conn.StartEvacuation(ctx, node.Node, req)
+	if emqx.IsAlreadyStarted(err) {
+		// Someone (another replica, kubectl emqx) started it a moment ago.
+		return hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (just started): %d connections and %d sessions left; retrying is safe",
+			node.Node, node.LiveConnections, node.Connections))
+	}
+	if err != nil {
 		if emqx.IsUnreachable(err) || emqx.IsRPCError(err) {
 			g.EMQX.Forget(pod)
 			return g.unreachable(ctx, pod, dryRun, err)
 		}
 		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX refused to evacuate %s (%v): removing the pod without evacuation", node.Node, err)
 	}
-	g.annotate(ctx, pod, map[string]*string{
-		AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339)), AnnNode: &node.Node, AnnReason: &cause, AnnCompletedAt: nil,
-	})
+	ann := map[string]*string{AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node, AnnReason: &cause, AnnCompletedAt: nil}
+	for k, v := range extra {
+		ann[k] = v
+	}
+	g.annotate(ctx, pod, ann)
 	g.event(pod, corev1.EventTypeNormal, ReasonStarted, "evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)", node.Node, node.LiveConnections, node.Connections, cause)
 	return hold(ReasonStarted, fmt.Sprintf("EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
 		node.Node, node.LiveConnections, node.Connections))
@@ -273,11 +299,11 @@ func (g *Gate) timeout(owner client.Object) time.Duration {
 // unreachable: the EMQX API did not answer. Hold for the grace period, then allow.
 func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, err error) Verdict {
 	now := g.Clock.Now()
-	since, perr := time.Parse(time.RFC3339, pod.Annotations[AnnUnreachableSince])
+	since, perr := time.Parse(time.RFC3339Nano, pod.Annotations[AnnUnreachableSince])
 	if perr != nil {
 		since = now
 		if !dryRun {
-			g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: ptr(now.UTC().Format(time.RFC3339))})
+			g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: ptr(now.UTC().Format(time.RFC3339Nano))})
 		}
 	}
 	if now.Sub(since) >= g.Config.UnreachableGrace {
@@ -313,7 +339,7 @@ func (g *Gate) event(obj client.Object, typ, reason, format string, args ...any)
 func (g *Gate) recordEvacuated(ctx context.Context, pod *corev1.Pod, owner client.Object) {
 	if pod.Annotations[AnnCompletedAt] == "" {
 		g.event(pod, corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", pod.Annotations[AnnNode])
-		g.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339))})
+		g.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano))})
 	}
 	if owner == nil {
 		return

@@ -253,7 +253,7 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
 		t.Fatalf("events %q", ev)
 	}
-	resp := response(v, 5)
+	resp := response(v)
 	if resp.Allowed || resp.Result.Code != 429 || resp.Result.Reason != metav1.StatusReasonTooManyRequests || !strings.Contains(resp.Result.Message, "retrying is safe") {
 		t.Fatalf("response %+v", resp.Result)
 	}
@@ -413,5 +413,58 @@ func TestVictimsRespectOrdinalsStart(t *testing.T) {
 	got, err := f.gate.victims(context.Background(), f.sts, 2, 1) // ordinals 1..2 → keep 1, remove 2
 	if err != nil || len(got) != 1 || got[0].Name != "emqx-2" {
 		t.Fatalf("victims %v %v", got, err)
+	}
+}
+
+func TestConcurrentRemovalsStartOnceAndRespectTheLimit(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	results := make(chan Verdict, 6)
+	for range 3 {
+		for _, i := range []int{1, 2} {
+			go func() { results <- f.gate.Removal(context.Background(), f.pod(i), false, "delete") }()
+		}
+	}
+	started := 0
+	for range 6 {
+		if v := <-results; v.Reason == ReasonStarted {
+			started++
+		}
+	}
+	if started != 1 || (f.evacuation(1) == "") == (f.evacuation(2) == "") {
+		t.Fatalf("%d starts; evacuations %q %q: want exactly one", started, f.evacuation(1), f.evacuation(2))
+	}
+	if ev := f.events(); strings.Count(ev, "EvacuationStarted") != 1 {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+// staleEMQX reads a global_status from before someone else's start: the race in which the
+// webhook's own start meets already_started.
+type staleEMQX struct{ EMQX }
+
+func (s staleEMQX) GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error) {
+	g, err := s.EMQX.GlobalStatus(ctx)
+	g.Evacuations = nil
+	return g, err
+}
+
+type staleConnector struct{ *simConnector }
+
+func (s staleConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error) {
+	c, err := s.simConnector.Connect(ctx, pod)
+	return staleEMQX{c}, err
+}
+
+func TestAlreadyStartedElsewhereIsHeldWithoutASecondStart(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	c, _ := f.conn.Connect(context.Background(), f.pod(0))
+	if err := c.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	f.gate.EMQX = staleConnector{f.conn}
+	v := f.removal(0)
+	if v.Allowed || v.Reason != ReasonEvacuating || !strings.Contains(v.Message, "just started") ||
+		strings.Contains(f.events(), "EvacuationStarted") || f.pod(0).Annotations[AnnStartedAt] != "" {
+		t.Fatalf("verdict %+v", v)
 	}
 }

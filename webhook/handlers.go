@@ -22,8 +22,10 @@ const (
 )
 
 // response turns a verdict into an admission answer: 429 TooManyRequests while work is under
-// way, so kubectl drain, Karpenter and cluster-autoscaler retry.
-func response(v Verdict, retryAfter int32) admission.Response {
+// way, so kubectl drain, Karpenter and cluster-autoscaler retry. No Retry-After is given: with
+// one, client-go retries inside the call, which would block the StatefulSet controller's workers
+// (and kubectl) instead of letting them back off and come again.
+func response(v Verdict) admission.Response {
 	if v.Allowed {
 		return admission.Allowed(v.Message).WithWarnings(v.Warnings...)
 	}
@@ -31,13 +33,11 @@ func response(v Verdict, retryAfter int32) admission.Response {
 		Allowed: false,
 		Result: &metav1.Status{
 			Status: metav1.StatusFailure, Code: http.StatusTooManyRequests, Reason: metav1.StatusReasonTooManyRequests,
-			Message: v.Message, Details: &metav1.StatusDetails{RetryAfterSeconds: retryAfter},
+			Message: v.Message,
 		},
 		Warnings: v.Warnings,
 	}}
 }
-
-func (g *Gate) retryAfter() int32 { return int32(max(1, g.Config.RetryAfter.Seconds())) }
 
 // deleteOptions is what the handlers read of a DeleteOptions (in an Eviction, or a DELETE's options).
 type deleteOptions struct {
@@ -94,7 +94,7 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 	if ev.DeleteOptions.uidMismatch(&pod) {
 		return admission.Allowed("the eviction's UID precondition names another pod; the API server rejects it")
 	}
-	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), "eviction"), h.Gate.retryAfter())
+	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), "eviction"))
 }
 
 // PodDeleteHandler holds deletions of EMQX pods (controllers, rolling updates, kubectl delete).
@@ -122,7 +122,7 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 	if opts.uidMismatch(&pod) {
 		return admission.Allowed("the deletion's UID precondition names another pod; the API server rejects it")
 	}
-	return response(h.Gate.Removal(ctx, &pod, dryRun(req, opts), "delete"), h.Gate.retryAfter())
+	return response(h.Gate.Removal(ctx, &pod, dryRun(req, opts), "delete"))
 }
 
 // ScaleHandler sees StatefulSet scale-downs: UPDATE of statefulsets/scale (kubectl scale, HPA)
@@ -169,6 +169,7 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the StatefulSet: %w", err))
 		}
 		oldR, newR = replicas(old.Spec.Replicas), replicas(sts.Spec.Replicas)
+		sts.Generation = old.Generation // the generation this update replaces
 		if newR >= oldR {
 			return admission.Allowed("")
 		}
@@ -179,7 +180,7 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 		return admission.Allowed("")
 	}
 	dry := req.DryRun != nil && *req.DryRun
-	return response(h.Gate.ScaleDown(ctx, &sts, oldR, newR, dry), h.Gate.retryAfter())
+	return response(h.Gate.ScaleDown(ctx, &sts, oldR, newR, dry))
 }
 
 func replicas(r *int32) int32 {

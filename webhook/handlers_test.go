@@ -44,7 +44,7 @@ func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
 		f := newFixture(t, 100, 100)
 		h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
 		resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
-		if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || resp.Result.Details.RetryAfterSeconds != 5 {
+		if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || resp.Result.Details != nil {
 			t.Fatalf("%s: %+v", body, resp.Result)
 		}
 		if f.evacuation(0) == "" {

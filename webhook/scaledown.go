@@ -17,7 +17,8 @@ import (
 // CauseScaleDown marks evacuations started for a StatefulSet scale-down.
 const CauseScaleDown = "scale-down"
 
-// ScaleDown decides a StatefulSet scale-down from old to new replicas: it is admitted (the
+// ScaleDown decides a StatefulSet scale-down from old to new replicas (sts as it was before: its
+// generation is the one the scale-down replaces): it is admitted (the
 // user's intent stays in spec.replicas) and the pods that will go start evacuating at once,
 // migrating to the pods that stay; a warning names them. With the StatefulSet annotation
 // scale-down=strict it is held (429) until they are all empty.
@@ -41,10 +42,11 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
 		victims = victims[:1]
 	}
+	gen := strconv.FormatInt(sts.Generation, 10)
 	var empty, busy []string
 	for i := range victims {
 		p := &victims[i]
-		v := g.removal(ctx, p, dryRun, CauseScaleDown)
+		v := g.removal(ctx, p, dryRun, CauseScaleDown, map[string]*string{AnnScaleGeneration: &gen})
 		if v.Allowed {
 			empty = append(empty, p.Name)
 		} else {

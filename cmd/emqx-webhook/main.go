@@ -97,7 +97,6 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.cfg.EvacuationTimeout, "evacuation-timeout", o.cfg.EvacuationTimeout, "allow a removal whose evacuation ran this long; annotation "+webhook.AnnTimeout)
 	fs.DurationVar(&o.cfg.UnreachableGrace, "api-unreachable-grace", o.cfg.UnreachableGrace, "allow a removal once EMQX's API has not answered this long (0: at once)")
 	fs.IntVar(&o.cfg.MaxConcurrent, "max-concurrent-evacuations", o.cfg.MaxConcurrent, "evacuations at once per EMQX cluster; other removals wait")
-	fs.DurationVar(&o.cfg.RetryAfter, "retry-after", o.cfg.RetryAfter, "retry delay suggested to callers in 429 answers")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,10 @@ func (c *Cluster) Handler(node string) http.Handler {
 			c.serveSim(w, r, raw)
 			return
 		}
+		if c.apiDown {
+			dropConnection(w)
+			return
+		}
 		c.serveAPI(n, w, r, raw)
 	})
 }

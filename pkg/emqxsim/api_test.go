@@ -328,3 +328,20 @@ func TestStoppedNodeDoesNotAnswer(t *testing.T) {
 		t.Fatalf("a stopped node answered HTTP %d", resp.StatusCode)
 	}
 }
+
+func TestAPIDownDropsAPIRequestsButKeepsClients(t *testing.T) {
+	h := twoNodes(t, 10)
+	h.c.SetAPIDown(true)
+	req, _ := http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/nodes", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the API answered %d while down", resp.StatusCode)
+	}
+	if s := h.c.Snapshot(); s.ConnectedClients != 10 {
+		t.Fatalf("clients %d", s.ConnectedClients)
+	}
+	h.c.SetAPIDown(false)
+	if r := h.get(nodeD, "/nodes"); r.status != http.StatusOK {
+		t.Fatalf("after: %d", r.status)
+	}
+}

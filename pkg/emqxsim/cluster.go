@@ -90,6 +90,7 @@ type Cluster struct {
 	tokens  map[string]time.Time
 	lost    int64
 	pending int64 // clients waiting to reconnect
+	apiDown bool  // the dashboard listener is unreachable: /api/v5 requests get no answer
 }
 
 // New builds a cluster from cfg with every node running.

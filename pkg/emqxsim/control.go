@@ -40,6 +40,14 @@ func (c *Cluster) SetReady(name string, ready bool) error {
 	return c.withNode(name, func(n *Node) error { n.ready = ready; return nil })
 }
 
+// SetAPIDown makes every node's REST API unreachable (or reachable again) while MQTT clients
+// stay connected: a broken dashboard listener or network policy.
+func (c *Cluster) SetAPIDown(down bool) {
+	c.mu.Lock()
+	c.apiDown = down
+	c.mu.Unlock()
+}
+
 // HoldEvictionAgent enables a node's eviction agent with a foreign kind, as another operation
 // (a purge, another tool) would: evacuation and rebalance then find the node busy.
 func (c *Cluster) HoldEvictionAgent(name, kind string) error {

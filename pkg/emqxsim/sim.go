@@ -18,6 +18,7 @@ import (
 //	POST /sim/v1/nodes/{name}/restart       ?keep_data=true|false
 //	POST /sim/v1/nodes/{name}/remove        gone for good
 //	POST /sim/v1/nodes/{name}/ready         ?ready=true|false (pod readiness)
+//	POST /sim/v1/api                        ?down=true|false: every node's /api/v5 stops answering
 const simPrefix = "/sim/v1/"
 
 // SimHandler serves only the simulator endpoints, on no node: an admin address that stays up while
@@ -71,6 +72,8 @@ func (c *Cluster) serveSim(w http.ResponseWriter, r *http.Request, raw []byte) {
 			fail(http.StatusConflict, err.Error())
 			return
 		}
+	case p == "api":
+		c.apiDown = r.URL.Query().Get("down") == "true"
 	case p == "nodes":
 		var req NodeConfig
 		if err := json.Unmarshal(raw, &req); err != nil {

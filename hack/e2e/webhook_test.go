@@ -1,0 +1,393 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+)
+
+const (
+	webhookNS     = "kemqx-webhook-e2e"
+	webhookConfig = "kemqx-e2e"
+	enabledLabel  = "kemqx-e2e/webhook"
+)
+
+// webhookProc is emqx-webhook running as a host process, reached by the API server through
+// clientConfig.url with the CA its own rotator injected.
+type webhookProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	args   []string
+	health string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// installWebhook registers the webhook configuration rendered from manifests/ (pointed at
+// https://127.0.0.1:port, limited to namespaces labelled for this test, failurePolicy Fail so a
+// webhook outage is seen) and starts the webhook with extra flags.
+func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhookProc {
+	t.Helper()
+	cs := clientset(t, cfg)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot, "manifests")).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize manifests: %v", err)
+	}
+	var vwc *admissionregistrationv1.ValidatingWebhookConfiguration
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err == nil {
+			if v, ok := obj.(*admissionregistrationv1.ValidatingWebhookConfiguration); ok {
+				vwc = v
+			}
+		}
+	}
+	if vwc == nil {
+		t.Fatal("manifests/ renders no ValidatingWebhookConfiguration")
+	}
+	vwc.Name = webhookConfig
+	fail := admissionregistrationv1.Fail
+	for i := range vwc.Webhooks {
+		w := &vwc.Webhooks[i]
+		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *w.ClientConfig.Service.Path)
+		w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
+		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
+		w.FailurePolicy = &fail
+	}
+	_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, webhookConfig, metav1.DeleteOptions{})
+	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
+	})
+	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	p.args = append([]string{"--kubeconfig", kubeconfig, "--namespace", webhookNS, "--host", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--tls-ip", "127.0.0.1", "--tls-dns-name", "localhost", "--webhook-config", webhookConfig, "--cert-dir", t.TempDir(),
+		"--metrics-bind-address", "0", "--health-probe-bind-address", p.health, "--leader-elect=false",
+		"--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "200", "--sess-evict-rate", "200",
+		"--controller-poll", "300ms"}, extra...)
+	p.start()
+	t.Cleanup(p.stop)
+	eventually(t, 20*time.Second, "the CA injected into every webhook", func() bool {
+		got, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, w := range got.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return p
+}
+
+func (p *webhookProc) start() {
+	p.t.Helper()
+	logf, err := os.OpenFile(filepath.Join(logDir, "emqx-webhook-"+sanitize(p.t.Name())+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = exec.Command(filepath.Join(binDir, "emqx-webhook"), p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	eventually(p.t, 20*time.Second, "emqx-webhook ready", func() bool {
+		resp, err := http.Get("http://" + p.health + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+func (p *webhookProc) stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+	p.cmd = nil
+}
+
+func sanitize(s string) string { return strings.NewReplacer("/", "_", " ", "_").Replace(s) }
+
+// webhookCluster is a Helm-shaped EMQX with clients, in a namespace the webhook watches.
+func webhookCluster(t *testing.T, cfg *envconf.Config, fixture string, n, clients int) string {
+	t.Helper()
+	ns := newNamespace(t, cfg)
+	cs := clientset(t, cfg)
+	nsObj, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Labels[enabledLabel] = "true"
+	if _, err := cs.CoreV1().Namespaces().Update(context.Background(), nsObj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fixture == "helm-emqx-pvc.yaml" {
+		makePVs(t, cfg, ns, n)
+	}
+	applyFixture(t, cfg, fixture, ns, n)
+	waitPods(t, cfg, ns, helmSelector, n)
+	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == n })
+	if clients > 0 {
+		connectClients(t, ns+"/emqx", clients)
+	}
+	return ns
+}
+
+func expectNothingLost(t *testing.T, ns string, clients int64) {
+	t.Helper()
+	var s = simStats(t, ns+"/emqx")
+	eventually(t, 20*time.Second, "every client connected again", func() bool {
+		s = simStats(t, ns+"/emqx")
+		return s.ReconnectingClients == 0
+	})
+	if s.LostSessions != 0 || s.ConnectedClients != clients {
+		t.Fatalf("lost %d sessions; %d of %d clients connected", s.LostSessions, s.ConnectedClients, clients)
+	}
+}
+
+func events(t *testing.T, cfg *envconf.Config, ns, reason string) []corev1.Event {
+	t.Helper()
+	list, err := clientset(t, cfg).CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=" + reason})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func TestWebhookDrainCompletesWithZeroLostSessions(t *testing.T) {
+	f := features.New("kubectl drain").Assess("waits for the evacuation", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := pod.Spec.NodeName
+		t.Cleanup(func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() })
+		out := runKubectl(t, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s", "--pod-selector", helmSelector)
+		if !strings.Contains(out, "drained") || !strings.Contains(out, "will retry after") || !strings.Contains(out, "retrying is safe") {
+			t.Fatalf("kubectl drain was not held, or did not finish:\n%s", out)
+		}
+		waitPods(t, cfg, ns, helmSelector, 3) // recreated elsewhere
+		expectNothingLost(t, ns, 3000)
+		if len(events(t, cfg, ns, "EvacuationStarted")) == 0 || len(events(t, cfg, ns, "EvacuationCompleted")) == 0 {
+			t.Fatal("no EvacuationStarted/EvacuationCompleted events")
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestWebhookScaleDownCompletesWithZeroLostSessions(t *testing.T) {
+	f := features.New("kubectl scale 3→2").Assess("nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+		out := runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+		if !strings.Contains(out, "Warning: EMQX pods emqx-2 are evacuated before they are removed") {
+			t.Fatalf("no admission warning:\n%s", out)
+		}
+		// How long from the node being empty to the pod being gone.
+		var empty, gone time.Time
+		eventually(t, 90*time.Second, "emqx-2 gone", func() bool {
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if strings.HasPrefix(n.Name, "emqx@emqx-2.") && n.Evacuation == "prohibiting" && n.PersistentSessions == 0 && empty.IsZero() {
+					empty = time.Now()
+				}
+			}
+			_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				gone = time.Now()
+				return true
+			}
+			return false
+		})
+		if !empty.IsZero() {
+			t.Logf("node empty → pod gone: %v", gone.Sub(empty).Round(10*time.Millisecond))
+		}
+		expectNothingLost(t, ns, 3000)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestWebhookRollingRestartLosesNothing(t *testing.T) {
+	f := features.New("rolling restart").Assess("nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+		runKubectl(t, "-n", ns, "rollout", "restart", "statefulset/emqx")
+		runKubectl(t, "-n", ns, "rollout", "status", "statefulset/emqx", "--timeout=180s")
+		expectNothingLost(t, ns, 3000)
+		if n := len(events(t, cfg, ns, "EvacuationStarted")); n < 3 {
+			t.Fatalf("%d evacuations for 3 restarted pods", n)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// deleteUntilAllowed runs `kubectl delete pod` until the webhook lets it through, as a person
+// retrying after "TooManyRequests" would; it returns the first refusal.
+func deleteUntilAllowed(t *testing.T, ns, pod string, limit time.Duration) string {
+	t.Helper()
+	first := ""
+	deadline := time.Now().Add(limit)
+	for {
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "-n", ns, "delete", "pod", pod, "--wait=false").CombinedOutput()
+		if err == nil {
+			return first
+		}
+		if first == "" {
+			first = string(out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kubectl delete pod %s still refused after %v: %s", pod, limit, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func TestWebhookReopensRecreatedPodWithPersistedEvacuation(t *testing.T) {
+	f := features.New("persisted evacuation").Assess("reopened", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx-pvc.yaml", 2, 1000)
+		refusal := deleteUntilAllowed(t, ns, "emqx-0", 60*time.Second)
+		if !strings.Contains(refusal, "TooManyRequests") || !strings.Contains(refusal, "retrying is safe") {
+			t.Fatalf("the first delete was not held with 429: %q", refusal)
+		}
+		eventually(t, 60*time.Second, "emqx-0 recreated and reopened", func() bool {
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if strings.HasPrefix(n.Name, "emqx@emqx-0.") {
+					return n.Evacuation == "" && n.Accepting && len(events(t, cfg, ns, "StaleEvacuationStopped")) > 0
+				}
+			}
+			return false
+		})
+		expectNothingLost(t, ns, 1000)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestWebhookEMQXAPIDownTakesTheConfiguredWayOut(t *testing.T) {
+	f := features.New("EMQX API down").Assess("allowed after the grace period, with an Event", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg, "--api-unreachable-grace", "3s")
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
+		sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=true", nil)
+		t.Cleanup(func() { sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=false", nil) })
+		start := time.Now()
+		refusal := deleteUntilAllowed(t, ns, "emqx-1", 30*time.Second)
+		if !strings.Contains(refusal, "EMQX's API does not answer") {
+			t.Fatalf("first refusal %q", refusal)
+		}
+		if waited := time.Since(start); waited < 3*time.Second {
+			t.Fatalf("allowed after %v, before the 3s grace period", waited)
+		}
+		evs := events(t, cfg, ns, "EMQXUnreachable")
+		if len(evs) == 0 || evs[0].Type != corev1.EventTypeWarning || !strings.Contains(evs[0].Message, "removing the pod without evacuation") {
+			t.Fatalf("events %+v", evs)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestWebhookRestartMidEvacuation(t *testing.T) {
+	f := features.New("webhook restart").Assess("no duplicate start, nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		p := installWebhook(t, cfg, "--conn-evict-rate", "20")
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+		var started string
+		eventually(t, 20*time.Second, "emqx-2 evacuating", func() bool {
+			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			started = pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"]
+			return started != ""
+		})
+		p.stop()
+		time.Sleep(2 * time.Second)
+		p.start()
+		eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
+			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true
+			}
+			if err == nil && pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"] != started {
+				t.Fatalf("the evacuation was started again after the restart (%s, was %s)", pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"], started)
+			}
+			return false
+		})
+		if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 1 {
+			t.Fatalf("%d EvacuationStarted events, want 1", n)
+		}
+		expectNothingLost(t, ns, 3000)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+func TestManifestsApplyToTheAPIServer(t *testing.T) {
+	f := features.New("manifests").Assess("server-side dry run", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		cs := clientset(t, cfg)
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cs.CoreV1().Namespaces().Delete(context.Background(), "emqx-webhook", metav1.DeleteOptions{})
+		})
+		out := runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests"))
+		for _, want := range []string{"deployment.apps/emqx-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/emqx-webhook",
+			"poddisruptionbudget.policy/emqx-webhook", "clusterrole.rbac.authorization.k8s.io/emqx-webhook", "role.rbac.authorization.k8s.io/emqx-webhook"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("server-side dry run lacks %s:\n%s", want, out)
+			}
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

@@ -2,7 +2,7 @@
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
-BINARIES := kubectl-emqx emqx-sim
+BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
 .PHONY: build unit test lint e2e cluster-up cluster-down controlplane bench fuzz clean
 

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e cluster-up cluster-down controlplane bench fuzz clean
+.PHONY: build unit test lint e2e dist dist-test demo cluster-up cluster-down controlplane bench fuzz clean
 
 build:
 	@mkdir -p bin
@@ -18,13 +18,27 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./hack/e2e/...
+	$(GO) vet -tags dist ./krew/...
 
 ## e2e: end-to-end tests on the local control plane (built and cached on first use, ~20 min cold)
 e2e:
 	$(GO) test -tags e2e -count=1 -v -timeout 30m ./hack/e2e/...
 
+## dist-test: make dist's artifacts, the krew manifest checked against krew's rules, and the
+## plugin installed from its archive and run through the real kubectl
+dist-test:
+	$(GO) test -tags dist -count=1 -v -timeout 30m ./krew/...
+
 ## test: everything CI runs (the README's test command)
-test: lint unit e2e
+test: lint unit e2e dist-test
+
+## dist: release archives, checksums and the krew manifest in dist/ (VERSION=v1.2.3 to stamp one)
+dist:
+	hack/dist.sh $(VERSION)
+
+## demo: the whole story on a local cluster (KEEP=1 leaves it running)
+demo:
+	hack/demo.sh
 
 controlplane:
 	hack/controlplane.sh

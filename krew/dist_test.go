@@ -1,0 +1,119 @@
+//go:build dist
+
+package krew
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestDistArtifactsInstallAndRunThroughKubectl runs `make dist`'s script, checks the rendered krew
+// manifest and every checksum, then installs the plugin from this platform's archive into a PATH
+// directory and runs it through the real kubectl.
+func TestDistArtifactsInstallAndRunThroughKubectl(t *testing.T) {
+	dist := t.TempDir()
+	const version = "v0.1.0-test.1"
+	cmd := exec.Command(filepath.Join("..", "hack", "dist.sh"), version)
+	cmd.Env = append(os.Environ(), "DIST_DIR="+dist)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/dist.sh: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(filepath.Join(dist, "emqx.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := validate(filepath.Join(dist, "emqx.yaml"), raw)
+	if err != nil {
+		t.Fatalf("the rendered manifest breaks krew's rules: %v\n%s", err, raw)
+	}
+	if m.Spec.Version != version {
+		t.Fatalf("manifest version %s", m.Spec.Version)
+	}
+	var mine string
+	for _, p := range m.Spec.Platforms {
+		name := p.URI[strings.LastIndex(p.URI, "/")+1:]
+		b, err := os.ReadFile(filepath.Join(dist, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sum := sha256.Sum256(b)
+		if hex.EncodeToString(sum[:]) != p.SHA256 {
+			t.Fatalf("%s: checksum differs from the manifest", name)
+		}
+		if p.Selector.MatchLabels["os"] == runtime.GOOS && p.Selector.MatchLabels["arch"] == runtime.GOARCH {
+			mine = filepath.Join(dist, name)
+		}
+	}
+	sums, _ := os.ReadFile(filepath.Join(dist, "checksums.txt"))
+	for _, want := range []string{"emqx-webhook_" + version + "_linux_amd64.tar.gz", "kubectl-emqx_" + version + "_windows_arm64.zip"} {
+		if !strings.Contains(string(sums), want) {
+			t.Fatalf("checksums.txt lacks %s", want)
+		}
+	}
+	if mine == "" {
+		t.Fatalf("no archive for %s/%s", runtime.GOOS, runtime.GOARCH)
+	}
+	bin := t.TempDir()
+	files := untar(t, mine, bin)
+	for _, f := range []string{"kubectl-emqx", "LICENSE", "README.md", "kubectl_complete-emqx"} {
+		if !files[f] {
+			t.Fatalf("the archive lacks %s (has %v)", f, files)
+		}
+	}
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatal("kubectl is not on PATH; the install test runs the plugin through it")
+	}
+	run := exec.Command(kubectl, "emqx", "version")
+	run.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	out, err := run.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "kubectl-emqx "+version+" ") {
+		t.Fatalf("kubectl emqx version: %v %q", err, out)
+	}
+}
+
+func untar(t *testing.T, archive, dir string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	files := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		name := filepath.Base(h.Name)
+		out, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY, os.FileMode(h.Mode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(out, tr); err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+		files[name] = true
+	}
+}

@@ -14,12 +14,24 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
+
+// Matcher tells EMQX pods and workloads by their labels: the Helm chart's and emqx-operator's,
+// and those matching Extra (--emqx-selector).
+type Matcher struct {
+	Extra labels.Selector // nil: none
+}
+
+// Match reports whether labels mark an EMQX pod or workload.
+func (m Matcher) Match(l map[string]string) bool {
+	return cluster.IsEMQX(l) || m.Extra != nil && !m.Extra.Empty() && m.Extra.Matches(labels.Set(l))
+}
 
 // EMQX is what the webhook asks of an EMQX cluster.
 type EMQX interface {
@@ -39,6 +51,7 @@ type Connector interface {
 // PodConnector reaches EMQX at pod IPs (the webhook runs inside the cluster), with the
 // credentials the cluster carries, and keeps one working connection per EMQX cluster.
 type PodConnector struct {
+	Matcher Matcher              // which pods and StatefulSets are EMQX
 	Reader  client.Reader        // cached reads of pods and workloads
 	Secrets kubernetes.Interface // uncached reads of Secrets (no list/watch on Secrets)
 	Timeout time.Duration        // per EMQX request
@@ -110,7 +123,7 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 		return nil, fmt.Errorf("list pods of %s: %w", clusterKey(pod), err)
 	}
 	for _, p := range pods.Items {
-		if cluster.IsEMQX(p.Labels) && cluster.Instance(p.Labels) == inst {
+		if c.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst {
 			cl.Pods = append(cl.Pods, p)
 		}
 	}
@@ -119,7 +132,7 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 		return nil, fmt.Errorf("list statefulsets of %s: %w", clusterKey(pod), err)
 	}
 	for _, s := range sts.Items {
-		if cluster.IsEMQX(s.Labels) && cluster.Instance(s.Labels) == inst {
+		if c.Matcher.Match(s.Labels) && cluster.Instance(s.Labels) == inst {
 			cl.StatefulSets = append(cl.StatefulSets, s)
 		}
 	}

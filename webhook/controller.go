@@ -39,7 +39,7 @@ const (
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("emqx-evacuation").
-		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return cluster.IsEMQX(o.GetLabels()) }))).
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return c.Gate.Matcher.Match(o.GetLabels()) }))).
 		Complete(c)
 }
 

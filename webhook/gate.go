@@ -103,6 +103,7 @@ func hold(reason, msg string) Verdict  { return Verdict{Reason: reason, Message:
 
 // Gate makes the decisions. Its clients, recorder and clock are injected.
 type Gate struct {
+	Matcher  Matcher       // which pods are EMQX
 	Client   client.Client // cached reads; writes annotations
 	EMQX     Connector
 	Recorder record.EventRecorder
@@ -136,8 +137,14 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 }
 
 // removal decides; extra annotations go on the pod if an evacuation is started.
-func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) Verdict {
-	if !cluster.IsEMQX(pod.Labels) {
+func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) (v Verdict) {
+	defer func() {
+		// EMQX answered as it should: forget an earlier failure.
+		if !dryRun && v.Reason != ReasonUnreachable && pod.Annotations[AnnUnreachableSince] != "" {
+			g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: nil})
+		}
+	}()
+	if !g.Matcher.Match(pod.Labels) {
 		return allow(ReasonNotEMQX, "not an EMQX pod")
 	}
 	if pod.DeletionTimestamp != nil {
@@ -174,9 +181,6 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	if err != nil {
 		g.EMQX.Forget(pod)
 		return g.unreachable(ctx, pod, dryRun, err)
-	}
-	if !dryRun && pod.Annotations[AnnUnreachableSince] != "" {
-		g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: nil})
 	}
 	ev, evacuating := gs.Evacuation(node.Node)
 	switch {
@@ -242,11 +246,10 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 			node.Node, node.LiveConnections, node.Connections))
 	}
 	if err != nil {
-		if emqx.IsUnreachable(err) || emqx.IsRPCError(err) {
-			g.EMQX.Forget(pod)
-			return g.unreachable(ctx, pod, dryRun, err)
-		}
-		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX refused to evacuate %s (%v): removing the pod without evacuation", node.Node, err)
+		// Unexpected answers (a busy node, an RPC error, a refusal) take the same way out as an API
+		// that does not answer: held for the grace period, then allowed.
+		g.EMQX.Forget(pod)
+		return g.unreachable(ctx, pod, dryRun, fmt.Errorf("start evacuating %s: %w", node.Node, err))
 	}
 	ann := map[string]*string{AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node, AnnReason: &cause, AnnCompletedAt: nil}
 	for k, v := range extra {
@@ -296,7 +299,8 @@ func (g *Gate) timeout(owner client.Object) time.Duration {
 	return g.Config.EvacuationTimeout
 }
 
-// unreachable: the EMQX API did not answer. Hold for the grace period, then allow.
+// unreachable: the EMQX API did not answer, or answered what it should not (the error carries
+// EMQX's code and message). Hold for the grace period, then allow.
 func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, err error) Verdict {
 	now := g.Clock.Now()
 	since, perr := time.Parse(time.RFC3339Nano, pod.Annotations[AnnUnreachableSince])
@@ -307,11 +311,11 @@ func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, er
 		}
 	}
 	if now.Sub(since) >= g.Config.UnreachableGrace {
-		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX's API has not answered for %v (%v): removing the pod without evacuation",
+		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
 			now.Sub(since).Round(time.Second), shorten(err))
 	}
-	g.Log.Info("EMQX API unreachable", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
-	return hold(ReasonUnreachable, fmt.Sprintf("EMQX's API does not answer (%v); the removal is held for up to %v, then allowed; retrying is safe",
+	g.Log.Info("EMQX API failed", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
+	return hold(ReasonUnreachable, fmt.Sprintf("EMQX's API failed (%v); the removal is held for up to %v, then allowed; retrying is safe",
 		shorten(err), g.Config.UnreachableGrace))
 }
 

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -26,7 +27,7 @@ import (
 
 const ns = "mqtt"
 
-var labels = map[string]string{"app.kubernetes.io/name": "emqx", "app.kubernetes.io/instance": "emqx"}
+var emqxLabels = map[string]string{"app.kubernetes.io/name": "emqx", "app.kubernetes.io/instance": "emqx"}
 
 func node(i int) string { return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.svc.cluster.local", i) }
 
@@ -65,7 +66,7 @@ type fixture struct {
 
 func readyPod(i int, uid string) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("emqx-%d", i), Namespace: ns, Labels: labels, UID: types.UID(uid),
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("emqx-%d", i), Namespace: ns, Labels: emqxLabels, UID: types.UID(uid),
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr(true)}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
@@ -78,7 +79,7 @@ func newFixture(t testing.TB, conns ...int64) *fixture {
 	f := &fixture{t: t, conn: &simConnector{urls: map[string]string{}}, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		rec: record.NewFakeRecorder(100)}
 	n := int32(len(conns))
-	f.sts = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: labels, UID: "sts-uid"},
+	f.sts = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
 		Spec: appsv1.StatefulSetSpec{Replicas: &n, PodManagementPolicy: appsv1.ParallelPodManagement}}
 	objs := []client.Object{f.sts, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
 	var nodes []emqxsim.NodeConfig
@@ -302,7 +303,7 @@ func TestEMQXUnreachableHoldsForGraceThenAllows(t *testing.T) {
 	f.clock.Step(30 * time.Second)
 	expect(t, f.removal(0), false, ReasonUnreachable, "")
 	f.clock.Step(31 * time.Second)
-	expect(t, f.removal(0), true, ReasonUnreachable, "has not answered for 1m1s")
+	expect(t, f.removal(0), true, ReasonUnreachable, "has failed for 1m1s")
 	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
 		t.Fatalf("events %q", ev)
 	}
@@ -467,4 +468,30 @@ func TestAlreadyStartedElsewhereIsHeldWithoutASecondStart(t *testing.T) {
 		strings.Contains(f.events(), "EvacuationStarted") || f.pod(0).Annotations[AnnStartedAt] != "" {
 		t.Fatalf("verdict %+v", v)
 	}
+}
+
+func TestUnexpectedEMQXAnswerTakesTheSameWayOut(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	// emqx-0's node is held by another operation: EMQX answers eviction_agent_busy.
+	if err := f.sim.HoldEvictionAgent(node(0), "purge"); err != nil {
+		t.Fatal(err)
+	}
+	v := f.removal(0)
+	expect(t, v, false, ReasonUnreachable, "eviction_agent_busy")
+	if !strings.Contains(v.Message, "BAD_REQUEST") {
+		t.Fatalf("the message lacks EMQX's code: %s", v.Message)
+	}
+	f.clock.Step(f.gate.Config.UnreachableGrace)
+	expect(t, f.removal(0), true, ReasonUnreachable, "eviction_agent_busy")
+}
+
+func TestExtraSelectorMarksFurtherPodsAsEMQX(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	p := f.pod(0)
+	p.Labels = map[string]string{"app": "my-broker", "app.kubernetes.io/instance": "emqx"}
+	f.update(p)
+	expect(t, f.removal(0), true, ReasonNotEMQX, "")
+	sel, _ := labels.Parse("app=my-broker")
+	f.gate.Matcher = Matcher{Extra: sel}
+	expect(t, f.removal(0), false, ReasonStarted, "")
 }

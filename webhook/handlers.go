@@ -176,7 +176,7 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 	default:
 		return admission.Allowed("")
 	}
-	if !isEMQXWorkload(&sts) {
+	if !h.Gate.isEMQXWorkload(&sts) {
 		return admission.Allowed("")
 	}
 	dry := req.DryRun != nil && *req.DryRun

@@ -10,8 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 )
 
 // CauseScaleDown marks evacuations started for a StatefulSet scale-down.
@@ -85,7 +83,7 @@ func (g *Gate) victims(ctx context.Context, sts *appsv1.StatefulSet, old, new in
 	for i := old - 1 + start; i >= new+start; i-- {
 		name := fmt.Sprintf("%s-%d", sts.Name, i)
 		for _, p := range pods.Items {
-			if p.Name == name && cluster.IsEMQX(p.Labels) {
+			if p.Name == name && g.Matcher.Match(p.Labels) {
 				out = append(out, p)
 			}
 		}
@@ -104,6 +102,6 @@ func ordinalOf(sts, pod string) int {
 	return n
 }
 
-func isEMQXWorkload(sts *appsv1.StatefulSet) bool {
-	return cluster.IsEMQX(sts.Labels) || cluster.IsEMQX(sts.Spec.Template.Labels)
+func (g *Gate) isEMQXWorkload(sts *appsv1.StatefulSet) bool {
+	return g.Matcher.Match(sts.Labels) || g.Matcher.Match(sts.Spec.Template.Labels)
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -52,6 +53,8 @@ type options struct {
 	controllerPoll  time.Duration
 	waitHealthCheck string
 	waitTakeover    string
+	selector        string
+	matcher         webhook.Matcher
 	cfg             webhook.Config
 }
 
@@ -89,6 +92,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
 	fs.DurationVar(&o.emqxTimeout, "emqx-timeout", 5*time.Second, "timeout of each EMQX API request (admission times out at 10 s)")
+	fs.StringVar(&o.selector, "emqx-selector", "", "label selector of further EMQX pods and StatefulSets, besides the Helm chart's and emqx-operator's labels (widen the webhook configuration's matchConditions to match)")
 	fs.DurationVar(&o.controllerPoll, "controller-poll", 2*time.Second, "how often the controller checks an evacuation in progress")
 	fs.Int64Var(&o.cfg.ConnEvictRate, "conn-evict-rate", 0, "connections evicted per second (default: EMQX's, 500); StatefulSet annotation "+webhook.AnnConnRate)
 	fs.Int64Var(&o.cfg.SessEvictRate, "sess-evict-rate", 0, "sessions migrated per second (default: EMQX's, 500); annotation "+webhook.AnnSessRate)
@@ -125,6 +129,13 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--evacuation-timeout and --emqx-timeout must be positive; --api-unreachable-grace cannot be negative")
 	case o.cfg.ConnEvictRate < 0 || o.cfg.SessEvictRate < 0:
 		return nil, errors.New("eviction rates cannot be negative")
+	}
+	if o.selector != "" {
+		sel, err := labels.Parse(o.selector)
+		if err != nil {
+			return nil, fmt.Errorf("--emqx-selector %q: %w", o.selector, err)
+		}
+		o.matcher.Extra = sel
 	}
 	if len(o.dnsNames) == 0 {
 		o.dnsNames = list{"emqx-webhook." + o.namespace + ".svc", "emqx-webhook." + o.namespace + ".svc.cluster.local"}
@@ -189,8 +200,9 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 	gate := &webhook.Gate{
+		Matcher:  o.matcher,
 		Client:   mgr.GetClient(),
-		EMQX:     &webhook.PodConnector{Reader: mgr.GetClient(), Secrets: kube, Timeout: o.emqxTimeout},
+		EMQX:     &webhook.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.emqxTimeout},
 		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
 		Clock:    clock.RealClock{},
 		Config:   o.cfg,

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
@@ -18,19 +17,14 @@ import (
 // EvacuateOptions are the flags of `kubectl emqx evacuate pod`.
 type EvacuateOptions struct {
 	*GlobalOptions
+	evictionFlags
 	Pod        string
-	ConnRate   int64
-	SessRate   int64
-	WaitHealth time.Duration
-	WaitTake   time.Duration
 	MigrateTo  []string
 	Within     time.Duration
 	NoWait     bool
 	Timeout    time.Duration
 	ThenDelete bool
 	Interval   time.Duration
-
-	set map[string]bool // flags given on the command line
 }
 
 func newEvacuateCmd(g *GlobalOptions) *cobra.Command {
@@ -43,7 +37,7 @@ func newEvacuateCmd(g *GlobalOptions) *cobra.Command {
 }
 
 func newEvacuatePodCmd(g *GlobalOptions) *cobra.Command {
-	o := &EvacuateOptions{GlobalOptions: g, Interval: time.Second, WaitHealth: evacuation.DefaultWait, WaitTake: evacuation.DefaultWait}
+	o := &EvacuateOptions{GlobalOptions: g, Interval: time.Second}
 	cmd := &cobra.Command{
 		Use:   "pod POD",
 		Short: "Evacuate the EMQX node of a pod and wait until it is empty",
@@ -59,21 +53,10 @@ this only watches it. Interrupting leaves the evacuation running and says how to
   kubectl emqx evacuate pod emqx-2 --emqx-url http://127.0.0.1:18083 --api-key KEY --api-secret SECRET`,
 		Args:              exactlyOne("POD"),
 		ValidArgsFunction: completePods(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              runE(o),
 	}
 	f := cmd.Flags()
-	f.Int64Var(&o.ConnRate, "conn-evict-rate", evacuation.DefaultRate, "connections disconnected per second")
-	f.Int64Var(&o.SessRate, "sess-evict-rate", evacuation.DefaultRate, "sessions migrated per second")
-	f.DurationVar(&o.WaitHealth, "wait-health-check", o.WaitHealth, "time the node reports unhealthy, still accepting clients, before evicting")
-	f.DurationVar(&o.WaitTake, "wait-takeover", o.WaitTake, "time left to clients to take their sessions over elsewhere before sessions are migrated")
+	o.evictionFlags.add(f, "")
 	f.StringSliceVar(&o.MigrateTo, "migrate-to", nil, "pods (or, with --emqx-url, nodes) that receive the sessions; default: every other node")
 	f.DurationVar(&o.Within, "within", 0, "choose the eviction rates so the node is empty within this time (after the waits)")
 	f.BoolVar(&o.NoWait, "no-wait", false, "start the evacuation and return")
@@ -95,8 +78,7 @@ func exactlyOne(what string) cobra.PositionalArgs {
 // Complete records the pod and which flags were given.
 func (o *EvacuateOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.Pod = args[0]
-	o.set = map[string]bool{}
-	cmd.Flags().Visit(func(f *pflag.Flag) { o.set[f.Name] = true })
+	o.record(cmd)
 	return nil
 }
 
@@ -105,11 +87,10 @@ func (o *EvacuateOptions) Validate() error {
 	if err := o.GlobalOptions.Validate(); err != nil {
 		return err
 	}
+	if err := o.evictionFlags.validate(); err != nil {
+		return err
+	}
 	switch {
-	case o.ConnRate < 1 || o.SessRate < 1:
-		return errors.New("--conn-evict-rate and --sess-evict-rate must be at least 1")
-	case o.WaitHealth < 0 || o.WaitTake < 0:
-		return errors.New("--wait-health-check and --wait-takeover cannot be negative")
 	case o.Within < 0 || o.Timeout <= 0 || o.Interval <= 0:
 		return errors.New("--within cannot be negative; --timeout and --interval must be positive")
 	case o.Within > 0 && (o.set["conn-evict-rate"] || o.set["sess-evict-rate"]):
@@ -124,19 +105,7 @@ func (o *EvacuateOptions) Validate() error {
 
 // request builds EMQX's request from the flags, resolving --migrate-to pods to nodes.
 func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node) (emqx.EvacuationRequest, error) {
-	req := emqx.EvacuationRequest{}
-	if o.set["wait-health-check"] {
-		req.WaitHealthCheck = &o.WaitHealth
-	}
-	if o.set["wait-takeover"] {
-		req.WaitTakeover = &o.WaitTake
-	}
-	if o.set["conn-evict-rate"] {
-		req.ConnEvictRate = &o.ConnRate
-	}
-	if o.set["sess-evict-rate"] {
-		req.SessEvictRate = &o.SessRate
-	}
+	req := o.evacuationRequest()
 	if o.Within > 0 {
 		c, s, ok := evacuation.RatesWithin(o.Within, o.waits(), node.LiveConnections, node.Connections)
 		if !ok {
@@ -156,10 +125,6 @@ func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node
 		req.MigrateTo = append(req.MigrateTo, n.Node)
 	}
 	return req, nil
-}
-
-func (o *EvacuateOptions) waits() evacuation.Waits {
-	return evacuation.Waits{HealthCheck: o.WaitHealth, Takeover: o.WaitTake}
 }
 
 // Run starts (or joins) the evacuation and waits for it.
@@ -273,15 +238,18 @@ func newEvacuateStopCmd(g *GlobalOptions) *cobra.Command {
   kubectl emqx evacuate stop emqx@emqx-2.emqx-headless.mqtt.svc.cluster.local --emqx-url http://127.0.0.1:18083`,
 		Args:              exactlyOne("POD"),
 		ValidArgsFunction: completePods(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Pod = args[0]
-			if err := o.GlobalOptions.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              runE(o),
 	}
 }
+
+// Complete takes the pod.
+func (o *EvacuateStopOptions) Complete(_ *cobra.Command, args []string) error {
+	o.Pod = args[0]
+	return nil
+}
+
+// Validate checks the shared flags.
+func (o *EvacuateStopOptions) Validate() error { return o.GlobalOptions.Validate() }
 
 // Run stops the evacuation.
 func (o *EvacuateStopOptions) Run(ctx context.Context) error {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -20,27 +19,21 @@ import (
 // RebalanceOptions are the flags of `kubectl emqx rebalance`.
 type RebalanceOptions struct {
 	*GlobalOptions
+	evictionFlags
 	Cluster    string
 	Nodes      []string
-	ConnRate   int64
-	SessRate   int64
-	WaitHealth time.Duration
-	WaitTake   time.Duration
 	Thresholds evacuation.Thresholds
 	DryRun     bool
 	NoWait     bool
 	Timeout    time.Duration
 	Interval   time.Duration
-
-	set map[string]bool
 }
 
 // ErrNotBalanced is returned when a rebalance ended without reaching balance.
 var ErrNotBalanced = errors.New("the rebalance ended without reaching balance: it was aborted (a node went down) or stopped")
 
 func newRebalanceCmd(g *GlobalOptions) *cobra.Command {
-	o := &RebalanceOptions{GlobalOptions: g, Thresholds: evacuation.DefaultThresholds, Interval: time.Second,
-		WaitHealth: evacuation.DefaultWait, WaitTake: evacuation.DefaultWait}
+	o := &RebalanceOptions{GlobalOptions: g, Thresholds: evacuation.DefaultThresholds, Interval: time.Second}
 	cmd := &cobra.Command{
 		Use:   "rebalance [CLUSTER]",
 		Short: "Move connections and sessions from loaded EMQX nodes to the others, and wait for balance",
@@ -59,22 +52,11 @@ clusters need smaller thresholds than EMQX's defaults (1000 connections).`,
   kubectl emqx rebalance stop -n mqtt`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeClusters(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              runE(o),
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Nodes, "nodes", nil, "pods (or, with --emqx-url, nodes) taking part; default: every running node not evacuating")
-	f.Int64Var(&o.ConnRate, "conn-evict-rate", evacuation.DefaultRate, "connections each donor disconnects per second")
-	f.Int64Var(&o.SessRate, "sess-evict-rate", evacuation.DefaultRate, "sessions each donor migrates per second")
-	f.DurationVar(&o.WaitHealth, "wait-health-check", o.WaitHealth, "time donors report unhealthy, still accepting clients, before evicting")
-	f.DurationVar(&o.WaitTake, "wait-takeover", o.WaitTake, "pause between the connection and the session phase")
+	o.evictionFlags.add(f, "donors: ")
 	f.Int64Var(&o.Thresholds.AbsConn, "abs-conn-threshold", o.Thresholds.AbsConn, "balanced when donors average at most this many connections above recipients")
 	f.Float64Var(&o.Thresholds.RelConn, "rel-conn-threshold", o.Thresholds.RelConn, "... or at most this factor of them (> 1.0)")
 	f.Int64Var(&o.Thresholds.AbsSess, "abs-sess-threshold", o.Thresholds.AbsSess, "the same for sessions: absolute difference")
@@ -92,8 +74,7 @@ func (o *RebalanceOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.Cluster = args[0]
 	}
-	o.set = map[string]bool{}
-	cmd.Flags().Visit(func(f *pflag.Flag) { o.set[f.Name] = true })
+	o.record(cmd)
 	return nil
 }
 
@@ -102,15 +83,14 @@ func (o *RebalanceOptions) Validate() error {
 	if err := o.GlobalOptions.Validate(); err != nil {
 		return err
 	}
+	if err := o.evictionFlags.validate(); err != nil {
+		return err
+	}
 	switch {
-	case o.ConnRate < 1 || o.SessRate < 1:
-		return errors.New("--conn-evict-rate and --sess-evict-rate must be at least 1")
 	case o.Thresholds.AbsConn < 1 || o.Thresholds.AbsSess < 1:
 		return errors.New("--abs-conn-threshold and --abs-sess-threshold must be at least 1")
 	case !(o.Thresholds.RelConn > 1) || !(o.Thresholds.RelSess > 1):
 		return errors.New("--rel-conn-threshold and --rel-sess-threshold must be greater than 1.0 (EMQX rejects 1.0)")
-	case o.WaitHealth < 0 || o.WaitTake < 0:
-		return errors.New("--wait-health-check and --wait-takeover cannot be negative")
 	case o.Timeout <= 0 || o.Interval <= 0:
 		return errors.New("--timeout and --interval must be positive")
 	case o.DryRun && o.NoWait:
@@ -120,21 +100,14 @@ func (o *RebalanceOptions) Validate() error {
 }
 
 func (o *RebalanceOptions) request(nodes []string) emqx.RebalanceRequest {
-	r := emqx.RebalanceRequest{Nodes: nodes}
-	setIf := func(flag string, apply func()) {
-		if o.set[flag] {
-			apply()
-		}
+	e := o.evacuationRequest()
+	return emqx.RebalanceRequest{
+		Nodes: nodes, ConnEvictRate: e.ConnEvictRate, SessEvictRate: e.SessEvictRate, WaitHealthCheck: e.WaitHealthCheck, WaitTakeover: e.WaitTakeover,
+		AbsConnThreshold: given(&o.evictionFlags, "abs-conn-threshold", &o.Thresholds.AbsConn),
+		RelConnThreshold: given(&o.evictionFlags, "rel-conn-threshold", &o.Thresholds.RelConn),
+		AbsSessThreshold: given(&o.evictionFlags, "abs-sess-threshold", &o.Thresholds.AbsSess),
+		RelSessThreshold: given(&o.evictionFlags, "rel-sess-threshold", &o.Thresholds.RelSess),
 	}
-	setIf("conn-evict-rate", func() { r.ConnEvictRate = &o.ConnRate })
-	setIf("sess-evict-rate", func() { r.SessEvictRate = &o.SessRate })
-	setIf("wait-health-check", func() { r.WaitHealthCheck = &o.WaitHealth })
-	setIf("wait-takeover", func() { r.WaitTakeover = &o.WaitTake })
-	setIf("abs-conn-threshold", func() { r.AbsConnThreshold = &o.Thresholds.AbsConn })
-	setIf("rel-conn-threshold", func() { r.RelConnThreshold = &o.Thresholds.RelConn })
-	setIf("abs-sess-threshold", func() { r.AbsSessThreshold = &o.Thresholds.AbsSess })
-	setIf("rel-sess-threshold", func() { r.RelSessThreshold = &o.Thresholds.RelSess })
-	return r
 }
 
 // Run plans, starts and watches the rebalance, then judges its outcome.

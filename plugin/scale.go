@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,21 +21,16 @@ import (
 // ScaleOptions are the flags of `kubectl emqx scale`.
 type ScaleOptions struct {
 	*GlobalOptions
-	Name       string
-	Replicas   int32
-	ConnRate   int64
-	SessRate   int64
-	WaitHealth time.Duration
-	WaitTake   time.Duration
-	Rebalance  bool
-	Timeout    time.Duration
-	Interval   time.Duration
-
-	set map[string]bool
+	evictionFlags
+	Name      string
+	Replicas  int32
+	Rebalance bool
+	Timeout   time.Duration
+	Interval  time.Duration
 }
 
 func newScaleCmd(g *GlobalOptions) *cobra.Command {
-	o := &ScaleOptions{GlobalOptions: g, Interval: time.Second, WaitHealth: evacuation.DefaultWait, WaitTake: evacuation.DefaultWait}
+	o := &ScaleOptions{GlobalOptions: g, Interval: time.Second}
 	cmd := &cobra.Command{
 		Use:   "scale statefulset/NAME --replicas N",
 		Short: "Scale an EMQX StatefulSet without cutting live sessions",
@@ -49,22 +43,11 @@ volume, and then rebalances (--rebalance) or says how to.`,
   kubectl emqx scale sts/emqx --replicas 2 -n mqtt --conn-evict-rate 200 --wait-takeover 20s
   kubectl emqx scale statefulset/emqx --replicas 4 -n mqtt --rebalance`,
 		Args: exactlyOne("statefulset/NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(o),
 	}
 	f := cmd.Flags()
 	f.Int32Var(&o.Replicas, "replicas", -1, "the new number of replicas (required)")
-	f.Int64Var(&o.ConnRate, "conn-evict-rate", evacuation.DefaultRate, "scale-down: connections disconnected per second on each removed node")
-	f.Int64Var(&o.SessRate, "sess-evict-rate", evacuation.DefaultRate, "scale-down: sessions migrated per second")
-	f.DurationVar(&o.WaitHealth, "wait-health-check", o.WaitHealth, "scale-down: time removed nodes report unhealthy before evicting")
-	f.DurationVar(&o.WaitTake, "wait-takeover", o.WaitTake, "scale-down: time for clients to take their sessions over elsewhere")
+	o.evictionFlags.add(f, "scale-down: ")
 	f.BoolVar(&o.Rebalance, "rebalance", false, "scale-up: rebalance onto the new nodes afterwards (EMQX's default thresholds)")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll")
@@ -83,8 +66,7 @@ func (o *ScaleOptions) Complete(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("kubectl emqx scale scales StatefulSets, not %q; write statefulset/NAME", kind)
 	}
 	o.Name = name
-	o.set = map[string]bool{}
-	cmd.Flags().Visit(func(f *pflag.Flag) { o.set[f.Name] = true })
+	o.record(cmd)
 	return nil
 }
 
@@ -93,15 +75,16 @@ func (o *ScaleOptions) Validate() error {
 	if err := o.GlobalOptions.Validate(); err != nil {
 		return err
 	}
+	if err := o.evictionFlags.validate(); err != nil {
+		return err
+	}
 	switch {
 	case o.direct():
 		return errors.New("kubectl emqx scale changes a StatefulSet: it needs Kubernetes access, not --emqx-url")
 	case o.Replicas < 0:
 		return errors.New("--replicas is required and cannot be negative")
-	case o.ConnRate < 1 || o.SessRate < 1:
-		return errors.New("--conn-evict-rate and --sess-evict-rate must be at least 1")
-	case o.WaitHealth < 0 || o.WaitTake < 0 || o.Timeout <= 0 || o.Interval <= 0:
-		return errors.New("waits cannot be negative; --timeout and --interval must be positive")
+	case o.Timeout <= 0 || o.Interval <= 0:
+		return errors.New("--timeout and --interval must be positive")
 	}
 	return nil
 }
@@ -196,19 +179,8 @@ func (o *ScaleOptions) down(ctx context.Context, ns string, sts *appsv1.Stateful
 		if _, running := g.Evacuation(n.Node); running {
 			continue
 		}
-		req := emqx.EvacuationRequest{MigrateTo: stay}
-		if o.set["conn-evict-rate"] {
-			req.ConnEvictRate = &o.ConnRate
-		}
-		if o.set["sess-evict-rate"] {
-			req.SessEvictRate = &o.SessRate
-		}
-		if o.set["wait-health-check"] {
-			req.WaitHealthCheck = &o.WaitHealth
-		}
-		if o.set["wait-takeover"] {
-			req.WaitTakeover = &o.WaitTake
-		}
+		req := o.evacuationRequest()
+		req.MigrateTo = stay
 		if err := t.conn.StartEvacuation(ctx, n.Node, req); err != nil && !emqx.IsAlreadyStarted(err) {
 			return fmt.Errorf("evacuate %s before scaling down: %w", t.podLabel(n.Node), err)
 		}
@@ -216,7 +188,7 @@ func (o *ScaleOptions) down(ctx context.Context, ns string, sts *appsv1.Stateful
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	if _, err := waitEvacuated(wctx, o.Clock, o.Interval, t, u, evacuate, evacuation.Waits{HealthCheck: o.WaitHealth, Takeover: o.WaitTake}); err != nil {
+	if _, err := waitEvacuated(wctx, o.Clock, o.Interval, t, u, evacuate, o.waits()); err != nil {
 		return stillRunning(ctx, err, fmt.Sprintf("the replicas are unchanged and %s still evacuating; reopen with: kubectl emqx evacuate stop POD -n %s",
 			strings.Join(gone, ", "), ns), o.Timeout)
 	}
@@ -306,6 +278,6 @@ func (o *ScaleOptions) up(ctx context.Context, ns string, sts *appsv1.StatefulSe
 		return nil
 	}
 	r := &RebalanceOptions{GlobalOptions: o.GlobalOptions, Cluster: t.cl.Name, Thresholds: evacuation.DefaultThresholds,
-		Timeout: o.Timeout, Interval: o.Interval, set: map[string]bool{}}
+		Timeout: o.Timeout, Interval: o.Interval, evictionFlags: evictionFlags{set: map[string]bool{}}}
 	return r.Run(ctx)
 }

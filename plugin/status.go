@@ -36,15 +36,7 @@ any running rebalance. CLUSTER is needed only when the namespace holds more than
   kubectl emqx status --emqx-url http://127.0.0.1:18083 --username admin --password public`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeClusters(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              runE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json or yaml")
 	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "omit the table header")
@@ -54,7 +46,7 @@ any running rebalance. CLUSTER is needed only when the namespace holds more than
 }
 
 // Complete takes the arguments.
-func (o *StatusOptions) Complete(args []string) error {
+func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.Cluster = args[0]
 	}

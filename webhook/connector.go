@@ -76,8 +76,9 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 		return nil, err
 	}
 	access := cluster.Access{
-		Kube:    c.Secrets,
-		Options: []emqx.Option{emqx.WithGETRetries(2, 200*time.Millisecond)},
+		Kube: c.Secrets,
+		// No retries: the decision's deadline is short, and the caller retries the whole request.
+		Options: []emqx.Option{emqx.WithGETRetries(1, 0)},
 		Forward: func(_ context.Context, p *corev1.Pod, port int) (string, func(), error) {
 			return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)), func() {}, nil
 		},

@@ -83,11 +83,15 @@ type Config struct {
 	EvacuationTimeout time.Duration  // then the removal is allowed anyway
 	UnreachableGrace  time.Duration  // EMQX API down this long: allow
 	MaxConcurrent     int            // evacuations at once per EMQX cluster
+	// DecisionTimeout bounds one decision's EMQX calls, well inside the API server's admission
+	// timeout (10 s; annotation writes get 2 s more): a timed-out webhook call is allowed under
+	// failurePolicy Ignore.
+	DecisionTimeout time.Duration
 }
 
 // DefaultConfig is the webhook's default configuration.
 func DefaultConfig() Config {
-	return Config{EvacuationTimeout: 30 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1}
+	return Config{EvacuationTimeout: 30 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second}
 }
 
 // Verdict is the answer to a removal (or scale-down) request.
@@ -112,22 +116,37 @@ type Gate struct {
 	Log      logr.Logger
 	Metrics  *Metrics
 
-	locks sync.Map // per EMQX cluster: decisions that may start an evacuation run one at a time
+	locks sync.Map // per EMQX cluster: a semaphore; decisions that may start an evacuation run one at a time
 }
 
 // lock serialises decisions about one EMQX cluster within this replica, so concurrent requests
 // (a scale-down and the controller's deletions) neither start twice nor exceed the concurrency
-// limit. Replicas are not coordinated: EMQX's already_started keeps a node from starting twice.
-func (g *Gate) lock(pod *corev1.Pod) func() {
-	m, _ := g.locks.LoadOrStore(clusterKey(pod), &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+// limit. It waits only as long as ctx allows. Replicas are not coordinated: EMQX's
+// already_started keeps a node from starting twice.
+func (g *Gate) lock(ctx context.Context, pod *corev1.Pod) (func(), bool) {
+	m, _ := g.locks.LoadOrStore(clusterKey(pod), make(chan struct{}, 1))
+	sem := m.(chan struct{})
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// bounded gives a decision its deadline.
+func (g *Gate) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.Config.DecisionTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, g.Config.DecisionTimeout)
 }
 
 // Removal decides whether an EMQX pod may be removed (evicted or deleted) now. dryRun answers
 // without side effects.
 func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
+	ctx, cancel := g.bounded(ctx)
+	defer cancel()
 	v := g.removal(ctx, pod, dryRun, cause, nil)
 	g.Metrics.observe(cause, v)
 	if v.Reason != ReasonNotEMQX {
@@ -163,7 +182,11 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	if !cluster.Ready(pod) {
 		return g.wayOut(pod, dryRun, ReasonNotReady, "pod is not Ready: it serves no clients, nothing to evacuate")
 	}
-	defer g.lock(pod)()
+	unlock, ok := g.lock(ctx, pod)
+	if !ok {
+		return hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe")
+	}
+	defer unlock()
 	conn, err := g.EMQX.Connect(ctx, pod)
 	if err != nil {
 		return g.unreachable(ctx, pod, dryRun, err)
@@ -395,7 +418,11 @@ func (g *Gate) annotate(ctx context.Context, pod *corev1.Pod, ann map[string]*st
 	}
 }
 
+// patchAnnotations writes with a context of its own: a decision whose deadline passed (EMQX
+// hanging) must still record what it saw, or the grace period would never start.
 func (g *Gate) patchAnnotations(ctx context.Context, obj client.Object, ann map[string]*string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
 	if err := g.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		g.Log.Error(err, "annotate", "object", obj.GetNamespace()+"/"+obj.GetName())

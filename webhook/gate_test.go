@@ -495,3 +495,38 @@ func TestExtraSelectorMarksFurtherPodsAsEMQX(t *testing.T) {
 	f.gate.Matcher = Matcher{Extra: sel}
 	expect(t, f.removal(0), false, ReasonStarted, "")
 }
+
+// blockingEMQX never answers until its context ends: an EMQX API that hangs.
+type blockingConnector struct{}
+
+func (blockingConnector) Connect(ctx context.Context, _ *corev1.Pod) (EMQX, error) {
+	<-ctx.Done()
+	return nil, &emqx.UnreachableError{URL: "http://198.18.1.2:18083", Err: ctx.Err()}
+}
+
+func (blockingConnector) Forget(*corev1.Pod) {}
+
+func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.gate.EMQX = blockingConnector{}
+	f.gate.Config.DecisionTimeout = 200 * time.Millisecond
+	results := make(chan Verdict, 3)
+	start := time.Now()
+	for range 3 {
+		go func() { results <- f.gate.Removal(context.Background(), f.pod(0), false, "eviction") }()
+	}
+	for range 3 {
+		if v := <-results; v.Allowed {
+			t.Fatalf("a hanging EMQX API must hold, not allow: %+v", v)
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("three concurrent decisions took %v; each must end by its own deadline, not queue", took)
+	}
+	// The first failure was recorded despite the expired deadline, so the grace period runs out.
+	if f.pod(0).Annotations[AnnUnreachableSince] == "" {
+		t.Fatal("a hanging API left no mark: the removal would be held for ever")
+	}
+	f.clock.Step(f.gate.Config.UnreachableGrace)
+	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "eviction"), true, ReasonUnreachable, "")
+}

@@ -21,6 +21,8 @@ const CauseScaleDown = "scale-down"
 // migrating to the pods that stay; a warning names them. With the StatefulSet annotation
 // scale-down=strict it is held (429) until they are all empty.
 func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) Verdict {
+	ctx, cancel := g.bounded(ctx)
+	defer cancel()
 	v := g.scaleDown(ctx, sts, old, new, dryRun)
 	g.Metrics.observe(CauseScaleDown, v)
 	g.Log.Info("scale-down decided", "statefulset", sts.Namespace+"/"+sts.Name, "from", old, "to", new, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)

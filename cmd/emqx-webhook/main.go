@@ -91,7 +91,8 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
-	fs.DurationVar(&o.emqxTimeout, "emqx-timeout", 5*time.Second, "timeout of each EMQX API request (admission times out at 10 s)")
+	fs.DurationVar(&o.emqxTimeout, "emqx-timeout", 3*time.Second, "timeout of each EMQX API request")
+	fs.DurationVar(&o.cfg.DecisionTimeout, "decision-timeout", o.cfg.DecisionTimeout, "bound of one admission decision, EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
 	fs.StringVar(&o.selector, "emqx-selector", "", "label selector of further EMQX pods and StatefulSets, besides the Helm chart's and emqx-operator's labels (widen the webhook configuration's matchConditions to match)")
 	fs.DurationVar(&o.controllerPoll, "controller-poll", 2*time.Second, "how often the controller checks an evacuation in progress")
 	fs.Int64Var(&o.cfg.ConnEvictRate, "conn-evict-rate", 0, "connections evicted per second (default: EMQX's, 500); StatefulSet annotation "+webhook.AnnConnRate)
@@ -127,6 +128,8 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--max-concurrent-evacuations must be at least 1")
 	case o.cfg.EvacuationTimeout <= 0 || o.cfg.UnreachableGrace < 0 || o.emqxTimeout <= 0:
 		return nil, errors.New("--evacuation-timeout and --emqx-timeout must be positive; --api-unreachable-grace cannot be negative")
+	case o.cfg.DecisionTimeout <= 0 || o.cfg.DecisionTimeout > 7*time.Second:
+		return nil, errors.New("--decision-timeout must be positive and at most 7s: with the 2s annotation writes it must end before the webhook's timeoutSeconds (10)")
 	case o.cfg.ConnEvictRate < 0 || o.cfg.SessEvictRate < 0:
 		return nil, errors.New("eviction rates cannot be negative")
 	}

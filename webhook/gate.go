@@ -40,6 +40,8 @@ const (
 	AnnScaleGeneration = prefix + "scale-down-generation"
 	// On a pod whose EMQX API did not answer: when that began.
 	AnnUnreachableSince = prefix + "api-unreachable-since"
+	// On a pod waiting for another evacuation (the concurrency limit): since when.
+	AnnWaitingSince = prefix + "waiting-since"
 	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
 	// that made its controller resync.
 	AnnEvacuatedPods = prefix + "evacuated-pods"
@@ -72,6 +74,7 @@ const (
 	ReasonStarted        = "EvacuationStarted"
 	ReasonEvacuating     = "Evacuating"
 	ReasonWaiting        = "WaitingForOtherEvacuation"
+	ReasonLimitExceeded  = "ConcurrencyLimitExceeded"
 )
 
 // Config holds the webhook's global defaults; StatefulSet annotations override some per cluster.
@@ -252,8 +255,24 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 	}
 	if len(busy) >= max(1, g.Config.MaxConcurrent) {
 		sort.Strings(busy)
-		return hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
-			node.Node, node.LiveConnections, node.Connections, strings.Join(busy, ", "), max(1, g.Config.MaxConcurrent)))
+		now := g.Clock.Now()
+		since, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnWaitingSince])
+		if err != nil {
+			since = now
+			if !dryRun {
+				g.annotate(ctx, pod, map[string]*string{AnnWaitingSince: ptr(now.UTC().Format(time.RFC3339Nano))})
+			}
+		}
+		// The limit has a way out too: an evacuation that never ends must not hold every other
+		// removal for ever. After the evacuation time limit, this one starts anyway.
+		if limit := g.timeout(owner); now.Sub(since) < limit {
+			return hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
+				node.Node, node.LiveConnections, node.Connections, strings.Join(busy, ", "), max(1, g.Config.MaxConcurrent)))
+		}
+		if !dryRun {
+			g.event(pod, corev1.EventTypeWarning, ReasonLimitExceeded, "waited %v for %s to finish: evacuating %s anyway, beyond --max-concurrent-evacuations",
+				now.Sub(since).Round(time.Second), strings.Join(busy, ", "), node.Node)
+		}
 	}
 	req := g.request(owner, pod, nodes, gs, node.Node)
 	if len(req.MigrateTo) == 0 {
@@ -274,7 +293,8 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 		g.EMQX.Forget(pod)
 		return g.unreachable(ctx, pod, dryRun, fmt.Errorf("start evacuating %s: %w", node.Node, err))
 	}
-	ann := map[string]*string{AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node, AnnReason: &cause, AnnCompletedAt: nil}
+	ann := map[string]*string{AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node, AnnReason: &cause,
+		AnnCompletedAt: nil, AnnWaitingSince: nil}
 	for k, v := range extra {
 		ann[k] = v
 	}

@@ -322,8 +322,33 @@ func TestOneEvacuationAtATimeOthersWait(t *testing.T) {
 	if f.evacuation(1) != "" {
 		t.Fatal("a second evacuation started")
 	}
+	if f.pod(1).Annotations[AnnWaitingSince] == "" {
+		t.Fatal("the wait was not recorded")
+	}
 	f.gate.Config.MaxConcurrent = 2
 	expect(t, f.removal(1), false, ReasonStarted, "")
+	if f.pod(1).Annotations[AnnWaitingSince] != "" {
+		t.Fatal("the wait mark stayed after the start")
+	}
+}
+
+func TestWaitingForAnEvacuationThatNeverEndsHasAWayOut(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	// emqx-2's node is being evacuated by hand, and that evacuation never ends (the simulator's
+	// clock does not move here).
+	c, _ := f.conn.Connect(context.Background(), f.pod(0))
+	if err := c.StartEvacuation(context.Background(), node(2), emqx.EvacuationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(1), false, ReasonWaiting, "once "+node(2)+" finishes")
+	f.clock.Step(f.gate.Config.EvacuationTimeout)
+	expect(t, f.removal(1), false, ReasonStarted, "")
+	if f.evacuation(1) == "" {
+		t.Fatal("no evacuation started after the wait ran out")
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning ConcurrencyLimitExceeded") {
+		t.Fatalf("events %q", ev)
+	}
 }
 
 func TestDryRunHasNoSideEffects(t *testing.T) {

@@ -178,7 +178,7 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 }
 
 // stillRunning words an interrupted or timed-out wait: EMQX keeps working, and the message says
-// in which state and how to undo it.
+// in which state and how to undo it. Any other error of the wait is returned as it is.
 func stillRunning(ctx context.Context, err error, state string, timeout time.Duration) error {
 	switch {
 	case ctx.Err() != nil:
@@ -186,7 +186,7 @@ func stillRunning(ctx context.Context, err error, state string, timeout time.Dur
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("timed out after %v: %s", timeout, state)
 	}
-	return fmt.Errorf("%w; %s", err, state)
+	return err
 }
 
 // waitEvacuated polls global_status until every node's evacuation is done, showing progress. It

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
@@ -357,4 +358,26 @@ func TestSafeEscapesTerminalControl(t *testing.T) {
 	if safe("emqx@emqx-0.emqx-headless") != "emqx@emqx-0.emqx-headless" {
 		t.Fatal("plain names must pass unchanged")
 	}
+}
+
+func TestEvacuationStoppedByOthersWhileWaitingIsSaidPlainly(t *testing.T) {
+	e := newEnv(t, 300, 300)
+	go func() {
+		for {
+			time.Sleep(50 * time.Millisecond)
+			if st, _ := e.sim.Node(nodeName(1)); st.Evacuation != "" {
+				c, _ := emqxClient(e.urls["emqx-0"])
+				_ = c.StopEvacuation(context.Background(), nodeName(1))
+				return
+			}
+		}
+	}()
+	_, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms")
+	if err == nil || !strings.Contains(err.Error(), "is gone: someone stopped it") || strings.Contains(err.Error(), "still evacuating") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func emqxClient(url string) (*emqx.Client, error) {
+	return emqx.New(url, emqx.Credentials{Username: "admin", Password: "kemqx-dashboard-pw"})
 }

@@ -188,13 +188,15 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  clientgoscheme.Scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:  o.healthAddr,
-		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "emqx-webhook-controller",
-		LeaderElectionNamespace: o.namespace,
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Scheme:                 clientgoscheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.healthAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "emqx-webhook-controller",
+		// A replica that stops hands the lease over at once instead of after its expiry.
+		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       o.namespace,
+		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir,
 			// HTTP/2 off: it exposes the server to stream-reset floods (CVE-2023-44487).
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}),

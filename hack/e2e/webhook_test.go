@@ -15,17 +15,23 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 )
 
+// The webhook runs with the manifests' own namespace, names and RBAC: as the ServiceAccount
+// emqx-webhook, so any permission the manifests lack fails these tests.
 const (
-	webhookNS     = "kemqx-webhook-e2e"
-	webhookConfig = "kemqx-e2e"
+	webhookNS     = "emqx-webhook"
+	webhookConfig = "emqx-webhook"
 	enabledLabel  = "kemqx-e2e/webhook"
 )
 
@@ -55,27 +61,33 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 	t.Helper()
 	cs := clientset(t, cfg)
 	ctx := context.Background()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
 	port := freePort(t)
 	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot, "manifests")).Output()
 	if err != nil {
 		t.Fatalf("kubectl kustomize manifests: %v", err)
 	}
 	var vwc *admissionregistrationv1.ValidatingWebhookConfiguration
+	var rbac []string
 	for _, doc := range strings.Split(string(out), "\n---\n") {
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err == nil {
-			if v, ok := obj.(*admissionregistrationv1.ValidatingWebhookConfiguration); ok {
-				vwc = v
-			}
+		if err != nil {
+			t.Fatalf("manifests/ renders an object the API does not know: %v", err)
+		}
+		switch o := obj.(type) {
+		case *admissionregistrationv1.ValidatingWebhookConfiguration:
+			vwc = o
+		case *corev1.Namespace, *corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding:
+			rbac = append(rbac, doc)
 		}
 	}
-	if vwc == nil {
-		t.Fatal("manifests/ renders no ValidatingWebhookConfiguration")
+	if vwc == nil || len(rbac) < 6 {
+		t.Fatalf("manifests/ renders no webhook configuration or not its RBAC (%d objects)", len(rbac))
 	}
-	vwc.Name = webhookConfig
+	apply := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+	apply.Stdin = strings.NewReader(strings.Join(rbac, "\n---\n"))
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("apply the manifests' RBAC: %v\n%s", err, out)
+	}
 	fail := admissionregistrationv1.Fail
 	for i := range vwc.Webhooks {
 		w := &vwc.Webhooks[i]
@@ -92,9 +104,9 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 	})
 	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	p.args = append([]string{"--kubeconfig", kubeconfig, "--namespace", webhookNS, "--host", "127.0.0.1", "--port", fmt.Sprint(port),
+	p.args = append([]string{"--kubeconfig", serviceAccountKubeconfig(t, cfg), "--namespace", webhookNS, "--host", "127.0.0.1", "--port", fmt.Sprint(port),
 		"--tls-ip", "127.0.0.1", "--tls-dns-name", "localhost", "--webhook-config", webhookConfig, "--cert-dir", t.TempDir(),
-		"--metrics-bind-address", "0", "--health-probe-bind-address", p.health, "--leader-elect=false",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", p.health, "--leader-elect=true",
 		"--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "200", "--sess-evict-rate", "200",
 		"--controller-poll", "300ms"}, extra...)
 	p.start()
@@ -112,6 +124,33 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		return true
 	})
 	return p
+}
+
+// serviceAccountKubeconfig is a kubeconfig for the ServiceAccount emqx-webhook, with a token from
+// the TokenRequest API, as the webhook has inside the cluster.
+func serviceAccountKubeconfig(t *testing.T, cfg *envconf.Config) string {
+	t.Helper()
+	exp := int64(3600)
+	tok, err := clientset(t, cfg).CoreV1().ServiceAccounts(webhookNS).CreateToken(context.Background(), "emqx-webhook",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
+	sa := clientcmdapi.NewConfig()
+	sa.Clusters["kemqx"] = c
+	sa.AuthInfos["emqx-webhook"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	sa.Contexts["emqx-webhook"] = &clientcmdapi.Context{Cluster: "kemqx", AuthInfo: "emqx-webhook"}
+	sa.CurrentContext = "emqx-webhook"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*sa, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func (p *webhookProc) start() {

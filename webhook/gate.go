@@ -256,13 +256,7 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 	if len(busy) >= max(1, g.Config.MaxConcurrent) {
 		sort.Strings(busy)
 		now := g.Clock.Now()
-		since, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnWaitingSince])
-		if err != nil {
-			since = now
-			if !dryRun {
-				g.annotate(ctx, pod, map[string]*string{AnnWaitingSince: ptr(now.UTC().Format(time.RFC3339Nano))})
-			}
-		}
+		since := g.markedSince(ctx, pod, AnnWaitingSince, dryRun)
 		// The limit has a way out too: an evacuation that never ends must not hold every other
 		// removal for ever. After the evacuation time limit, this one starts anyway.
 		if limit := g.timeout(owner); now.Sub(since) < limit {
@@ -346,13 +340,7 @@ func (g *Gate) timeout(owner client.Object) time.Duration {
 // EMQX's code and message). Hold for the grace period, then allow.
 func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, err error) Verdict {
 	now := g.Clock.Now()
-	since, perr := time.Parse(time.RFC3339Nano, pod.Annotations[AnnUnreachableSince])
-	if perr != nil {
-		since = now
-		if !dryRun {
-			g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: ptr(now.UTC().Format(time.RFC3339Nano))})
-		}
-	}
+	since := g.markedSince(ctx, pod, AnnUnreachableSince, dryRun)
 	if now.Sub(since) >= g.Config.UnreachableGrace {
 		return g.wayOut(pod, dryRun, ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
 			now.Sub(since).Round(time.Second), shorten(err))
@@ -360,6 +348,19 @@ func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, er
 	g.Log.Info("EMQX API failed", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
 	return hold(ReasonUnreachable, fmt.Sprintf("EMQX's API failed (%v); the removal is held for up to %v, then allowed; retrying is safe",
 		shorten(err), g.Config.UnreachableGrace))
+}
+
+// markedSince is the time recorded on the pod under key; with none, it records now (not in a dry
+// run) and returns now.
+func (g *Gate) markedSince(ctx context.Context, pod *corev1.Pod, key string, dryRun bool) time.Time {
+	if since, err := time.Parse(time.RFC3339Nano, pod.Annotations[key]); err == nil {
+		return since
+	}
+	now := g.Clock.Now()
+	if !dryRun {
+		g.annotate(ctx, pod, map[string]*string{key: ptr(now.UTC().Format(time.RFC3339Nano))})
+	}
+	return now
 }
 
 // wayOut allows a removal that is not safe, or not needed, and says so: Event and log line.

@@ -340,17 +340,6 @@ func TestNoRebalanceAPIIsClear(t *testing.T) {
 	}
 }
 
-func TestVictimsRespectOrdinalsStart(t *testing.T) {
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx"}}
-	if got := victims(sts, 4, 2); strings.Join(got, ",") != "emqx-2,emqx-3" {
-		t.Fatalf("got %v", got)
-	}
-	sts.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
-	if got := victims(sts, 3, 1); strings.Join(got, ",") != "emqx-6,emqx-7" {
-		t.Fatalf("with ordinals.start 5: %v", got)
-	}
-}
-
 func TestSafeEscapesTerminalControl(t *testing.T) {
 	if got := safe("emqx@a\x1b[31mred"); strings.ContainsRune(got, 0x1b) || got != `emqx@a\x1b[31mred` {
 		t.Fatalf("got %q", got)

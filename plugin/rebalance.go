@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -237,23 +235,10 @@ func (o *RebalanceOptions) coordinator(t *target, participants []emqx.Node) (str
 
 // ordinal is a StatefulSet pod's ordinal, and whether the pod stays at the current replica count.
 func ordinal(cl *cluster.Cluster, pod string) (int, bool) {
-	for _, s := range cl.StatefulSets {
-		rest, ok := strings.CutPrefix(pod, s.Name+"-")
-		if !ok {
-			continue
+	for i := range cl.StatefulSets {
+		if n, ok := cluster.Ordinal(&cl.StatefulSets[i], pod); ok {
+			return int(n), cluster.Stays(&cl.StatefulSets[i], pod)
 		}
-		n, err := strconv.Atoi(rest)
-		if err != nil {
-			continue
-		}
-		start, replicas := 0, 1
-		if s.Spec.Ordinals != nil {
-			start = int(s.Spec.Ordinals.Start)
-		}
-		if s.Spec.Replicas != nil {
-			replicas = int(*s.Spec.Replicas)
-		}
-		return n, n >= start && n < start+replicas
 	}
 	return 1 << 30, true
 }

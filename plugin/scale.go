@@ -109,10 +109,7 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 	if !cluster.IsEMQX(sts.Labels) {
 		return fmt.Errorf("statefulset %q is not an EMQX StatefulSet (no app.kubernetes.io/name=emqx or apps.emqx.io/managed-by=emqx-operator label); scale it with kubectl scale", o.Name)
 	}
-	cur := int32(1)
-	if sts.Spec.Replicas != nil {
-		cur = *sts.Spec.Replicas
-	}
+	cur := cluster.Replicas(sts)
 	switch {
 	case o.Replicas == cur:
 		fmt.Fprintf(o.Out, "statefulset %s already has %d replicas; nothing to do\n", o.Name, cur)
@@ -123,22 +120,9 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 	return o.up(ctx, ns, sts, cur)
 }
 
-// victims are the pods a scale-down from cur to n removes: the highest ordinals.
-func victims(sts *appsv1.StatefulSet, cur, n int32) []string {
-	start := int32(0)
-	if sts.Spec.Ordinals != nil {
-		start = sts.Spec.Ordinals.Start
-	}
-	var out []string
-	for i := start + n; i < start+cur; i++ {
-		out = append(out, fmt.Sprintf("%s-%d", sts.Name, i))
-	}
-	return out
-}
-
 func (o *ScaleOptions) down(ctx context.Context, ns string, sts *appsv1.StatefulSet, cur int32) error {
 	u := o.ui()
-	gone := victims(sts, cur, o.Replicas)
+	gone := cluster.ReplicaPods(sts, o.Replicas, cur)
 	t, err := o.resolve(ctx, cluster.Instance(sts.Labels), gone...)
 	if err != nil {
 		return err
@@ -231,7 +215,7 @@ func (o *ScaleOptions) up(ctx context.Context, ns string, sts *appsv1.StatefulSe
 	if err := o.setReplicas(ctx, t, ns); err != nil {
 		return err
 	}
-	added := victims(sts, o.Replicas, cur) // the same range, seen from the other side
+	added := cluster.ReplicaPods(sts, cur, o.Replicas)
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var fresh []emqx.Node

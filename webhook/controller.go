@@ -116,17 +116,7 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 // scale-down has landed in the cache, nothing is judged.
 func withdrawn(sts *appsv1.StatefulSet, pod *corev1.Pod) bool {
 	before, err := strconv.ParseInt(pod.Annotations[AnnScaleGeneration], 10, 64)
-	return err == nil && sts.Generation > before+1 && stays(sts, pod.Name)
-}
-
-// stays reports whether the pod's ordinal is within the StatefulSet's current replicas.
-func stays(sts *appsv1.StatefulSet, pod string) bool {
-	start := int32(0)
-	if sts.Spec.Ordinals != nil {
-		start = sts.Spec.Ordinals.Start
-	}
-	n := ordinalOf(sts.Name, pod)
-	return n >= 0 && int32(n) >= start && int32(n) < start+replicas(sts.Spec.Replicas)
+	return err == nil && sts.Generation > before+1 && cluster.Stays(sts, pod.Name)
 }
 
 // reopenStale stops the evacuation a recreated pod inherited from its volume.

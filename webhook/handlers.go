@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 )
 
 // Paths the handlers are served on.
@@ -168,7 +170,7 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 		if err := h.Decoder.Decode(req, &sts); err != nil {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the StatefulSet: %w", err))
 		}
-		oldR, newR = replicas(old.Spec.Replicas), replicas(sts.Spec.Replicas)
+		oldR, newR = cluster.Replicas(&old), cluster.Replicas(&sts)
 		sts.Generation = old.Generation // the generation this update replaces
 		if newR >= oldR {
 			return admission.Allowed("")
@@ -181,11 +183,4 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 	}
 	dry := req.DryRun != nil && *req.DryRun
 	return response(h.Gate.ScaleDown(ctx, &sts, oldR, newR, dry))
-}
-
-func replicas(r *int32) int32 {
-	if r == nil {
-		return 1
-	}
-	return *r
 }

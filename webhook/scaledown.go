@@ -3,13 +3,14 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 )
 
 // CauseScaleDown marks evacuations started for a StatefulSet scale-down.
@@ -71,37 +72,23 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	return v
 }
 
-// victims are the existing pods with ordinals in [start+new, start+old), highest first.
+// victims are the existing EMQX pods a scale-down from old to new replicas removes, highest
+// ordinal first.
 func (g *Gate) victims(ctx context.Context, sts *appsv1.StatefulSet, old, new int32) ([]corev1.Pod, error) {
-	start := int32(0)
-	if sts.Spec.Ordinals != nil {
-		start = sts.Spec.Ordinals.Start
-	}
 	var pods corev1.PodList
 	if err := g.Client.List(ctx, &pods, client.InNamespace(sts.Namespace)); err != nil {
 		return nil, err
 	}
+	names := cluster.ReplicaPods(sts, new, old)
 	var out []corev1.Pod
-	for i := old - 1 + start; i >= new+start; i-- {
-		name := fmt.Sprintf("%s-%d", sts.Name, i)
+	for i := len(names) - 1; i >= 0; i-- {
 		for _, p := range pods.Items {
-			if p.Name == name && g.Matcher.Match(p.Labels) {
+			if p.Name == names[i] && g.Matcher.Match(p.Labels) {
 				out = append(out, p)
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return ordinalOf(sts.Name, out[i].Name) > ordinalOf(sts.Name, out[j].Name) })
 	return out, nil
-}
-
-// ordinalOf is a StatefulSet pod's ordinal, or -1.
-func ordinalOf(sts, pod string) int {
-	rest, ok := strings.CutPrefix(pod, sts+"-")
-	n, err := strconv.Atoi(rest)
-	if !ok || err != nil || n < 0 {
-		return -1
-	}
-	return n
 }
 
 func (g *Gate) isEMQXWorkload(sts *appsv1.StatefulSet) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -182,7 +183,7 @@ func pickPod(cl *Cluster, avoid []string) (*corev1.Pod, error) {
 		if !Ready(p) {
 			continue
 		}
-		if !contains(avoid, p.Name) {
+		if !slices.Contains(avoid, p.Name) {
 			return p, nil
 		}
 		if fallback == nil {
@@ -194,15 +195,6 @@ func pickPod(cl *Cluster, avoid []string) (*corev1.Pod, error) {
 	}
 	return nil, fmt.Errorf("EMQX cluster %q in namespace %q has no Ready pod to reach its API through; check: kubectl get pods -n %s",
 		cl.Name, cl.Namespace, cl.Namespace)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func dashboardPort(pod *corev1.Pod) int {

@@ -268,7 +268,7 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 				now.Sub(since).Round(time.Second), strings.Join(busy, ", "), node.Node)
 		}
 	}
-	req := g.request(owner, pod, nodes, gs, node.Node)
+	req := g.request(owner, nodes, gs, node.Node)
 	if len(req.MigrateTo) == 0 {
 		return g.wayOut(pod, dryRun, ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node)
 	}
@@ -300,7 +300,7 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 
 // request is the evacuation request: global defaults, StatefulSet annotations, and the sessions
 // migrated to every other running node that is not itself evacuating.
-func (g *Gate) request(owner client.Object, pod *corev1.Pod, nodes []emqx.Node, gs emqx.GlobalStatus, self string) emqx.EvacuationRequest {
+func (g *Gate) request(owner client.Object, nodes []emqx.Node, gs emqx.GlobalStatus, self string) emqx.EvacuationRequest {
 	req := emqx.EvacuationRequest{}
 	if r := intAnnotation(owner, AnnConnRate, g.Config.ConnEvictRate); r > 0 {
 		req.ConnEvictRate = &r

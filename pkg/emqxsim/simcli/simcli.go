@@ -178,7 +178,8 @@ func (o *Options) Config(logf func(string, ...any)) emqxsim.Config {
 // Run starts the cluster, prints "NODE URL" per node to stdout, and serves until ctx ends.
 func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	logger := log.New(stderr, "emqx-sim: ", log.LstdFlags)
-	cluster, err := emqxsim.New(o.Config(logger.Printf))
+	cfg := o.Config(logger.Printf)
+	cluster, err := emqxsim.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -188,7 +189,6 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	cfg := o.Config(nil)
 	for i, nc := range cfg.Nodes {
 		addr, _, err := o.addr(i)
 		if err != nil {

@@ -135,6 +135,17 @@ func (t *target) Close() {
 // resolve finds the cluster (by name, or the only one) and connects to its API, avoiding the
 // pods named in avoid when it can.
 func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...string) (*target, error) {
+	return g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
+		clusters, err := cluster.Discover(ctx, cs, ns)
+		if err != nil {
+			return nil, err
+		}
+		return cluster.Select(clusters, name, ns)
+	}, avoid...)
+}
+
+// connect finds the cluster with find (not in direct mode) and connects to its API.
+func (g *GlobalOptions) connect(ctx context.Context, find func(context.Context, kubernetes.Interface, string) (*cluster.Cluster, error), avoid ...string) (*target, error) {
 	ns, err := g.Namespace()
 	if err != nil {
 		return nil, err
@@ -147,11 +158,7 @@ func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...strin
 			return nil, err
 		}
 		access.Config, access.Kube, t.kube = cfg, cs, cs
-		clusters, err := cluster.Discover(ctx, cs, ns)
-		if err != nil {
-			return nil, err
-		}
-		if t.cl, err = cluster.Select(clusters, name, ns); err != nil {
+		if t.cl, err = find(ctx, cs, ns); err != nil {
 			return nil, err
 		}
 	}
@@ -164,28 +171,12 @@ func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...strin
 // resolvePod finds the cluster of an EMQX pod (or, in direct mode, a node by pod or node name)
 // and the pod's node.
 func (g *GlobalOptions) resolvePod(ctx context.Context, pod string) (*target, emqx.Node, error) {
-	var t *target
-	var err error
-	if g.direct() {
-		if t, err = g.resolve(ctx, ""); err != nil {
-			return nil, emqx.Node{}, err
-		}
-	} else {
-		ns, err := g.Namespace()
-		if err != nil {
-			return nil, emqx.Node{}, err
-		}
-		_, cs, err := g.kube()
-		if err != nil {
-			return nil, emqx.Node{}, err
-		}
+	t, err := g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
 		cl, _, err := cluster.ForPod(ctx, cs, ns, pod)
-		if err != nil {
-			return nil, emqx.Node{}, err
-		}
-		if t, err = g.resolve(ctx, cl.Name, pod); err != nil {
-			return nil, emqx.Node{}, err
-		}
+		return cl, err
+	}, pod)
+	if err != nil {
+		return nil, emqx.Node{}, err
 	}
 	node, err := t.nodeOf(ctx, pod)
 	if err != nil {

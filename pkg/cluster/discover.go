@@ -156,15 +156,6 @@ func (c *Cluster) Pod(name string) (*corev1.Pod, bool) {
 	return nil, false
 }
 
-// PodNames lists the cluster's pods.
-func (c *Cluster) PodNames() []string {
-	out := make([]string, len(c.Pods))
-	for i, p := range c.Pods {
-		out[i] = p.Name
-	}
-	return out
-}
-
 // Ready reports whether a pod is Ready and not terminating.
 func Ready(p *corev1.Pod) bool {
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {

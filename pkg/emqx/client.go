@@ -156,13 +156,6 @@ func (c *Client) GlobalStatus(ctx context.Context) (GlobalStatus, error) {
 	return g, err
 }
 
-// EvictionStatus returns the eviction agent of the node that serves the request.
-func (c *Client) EvictionStatus(ctx context.Context) (EvictionStatus, error) {
-	var s EvictionStatus
-	err := c.get(ctx, "/node_eviction/status", &s)
-	return s, err
-}
-
 // Available asks the serving node's availability check: false while its eviction agent is enabled
 // (evacuating, rebalance donor, purging).
 func (c *Client) Available(ctx context.Context) (bool, error) {
@@ -241,12 +234,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, ret
 			case <-c.clock.After(c.backoff * time.Duration(i)):
 			}
 		}
-		err = c.once(ctx, method, path, payload, out)
+		err = c.send(ctx, method, path, payload, out, true)
 		if e, ok := asError(err); ok && !relogged && c.usesLogin() &&
 			(e.Code == CodeTokenTimeOut || e.Code == CodeBadToken) {
 			relogged = true
 			c.setToken("")
-			err = c.once(ctx, method, path, payload, out)
+			err = c.send(ctx, method, path, payload, out, true)
 		}
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
@@ -304,10 +297,6 @@ func (c *Client) login(ctx context.Context) (string, error) {
 		return "", &DecodeError{Method: http.MethodPost, Path: c.prefix + "/login", Err: errors.New("no token in the answer")}
 	}
 	return out.Token, nil
-}
-
-func (c *Client) once(ctx context.Context, method, path string, payload []byte, out any) error {
-	return c.send(ctx, method, path, payload, out, true)
 }
 
 func (c *Client) send(ctx context.Context, method, path string, payload []byte, out any, auth bool) error {

@@ -129,12 +129,12 @@ func setInt(m map[string]any, key string, v *int64) {
 
 func setSeconds(m map[string]any, key string, d *time.Duration) {
 	if d != nil {
-		m[key] = CeilSeconds(*d)
+		m[key] = ceilSeconds(*d)
 	}
 }
 
-// CeilSeconds rounds a duration up to whole seconds, as EMQX does with duration strings.
-func CeilSeconds(d time.Duration) int64 {
+// ceilSeconds rounds a duration up to whole seconds, as EMQX does with duration strings.
+func ceilSeconds(d time.Duration) int64 {
 	return int64(math.Ceil(d.Seconds()))
 }
 
@@ -146,7 +146,7 @@ func positive(name string, v *int64) error {
 }
 
 func secondsInRange(name string, d *time.Duration) error {
-	if d != nil && (*d < 0 || CeilSeconds(*d) > MaxWaitSeconds) {
+	if d != nil && (*d < 0 || ceilSeconds(*d) > MaxWaitSeconds) {
 		return fmt.Errorf("%s must be between 0s and %ds, got %v", name, MaxWaitSeconds, *d)
 	}
 	return nil

@@ -161,12 +161,3 @@ func (g *GlobalStatus) Rebalance(coordinator string) (Rebalance, bool) {
 	}
 	return Rebalance{}, false
 }
-
-// EvictionStatus is GET /node_eviction/status.
-type EvictionStatus struct {
-	Status string `json:"status"`
-	Stats  *struct {
-		Connections int64 `json:"connections"`
-		Sessions    int64 `json:"sessions"`
-	} `json:"stats,omitempty"`
-}

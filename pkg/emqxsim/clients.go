@@ -77,17 +77,13 @@ func (c *Cluster) takeOverWaitingSession(origin *Node) {
 	}
 }
 
-// Connect connects clients to a node, as MQTT clients dialling that pod directly would.
-// persistent of them hold a persistent session.
+// Connect connects clients to a node, as MQTT clients dialling that pod directly would, or, with
+// node "", through the listener Service (spread over accepting nodes). persistent of them hold a
+// persistent session.
 func (c *Cluster) Connect(node string, clients, persistent int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.connectLocked(node, clients, persistent)
-}
-
-// ConnectSpread connects clients through the listener Service: spread over accepting nodes.
-func (c *Cluster) ConnectSpread(clients, persistent int64) error {
-	return c.Connect("", clients, persistent)
 }
 
 // connectLocked connects to one node, or spread over accepting nodes when node is "".

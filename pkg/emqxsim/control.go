@@ -54,11 +54,6 @@ func (c *Cluster) HoldEvictionAgent(name, kind string) error {
 	return c.withNode(name, func(n *Node) error { return n.enableAgent(kind, false) })
 }
 
-// ReleaseEvictionAgent disables an agent held with HoldEvictionAgent.
-func (c *Cluster) ReleaseEvictionAgent(name, kind string) error {
-	return c.withNode(name, func(n *Node) error { n.disableAgent(kind); return nil })
-}
-
 func (n *Node) start(keepData bool) error {
 	if n.running {
 		return fmt.Errorf("node %q is already running", n.name)

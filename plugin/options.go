@@ -202,11 +202,16 @@ func (t *target) nodeOf(ctx context.Context, pod string) (emqx.Node, error) {
 	if !ok {
 		return emqx.Node{}, fmt.Errorf("pod %q is not part of EMQX cluster %q; list its pods with: kubectl emqx status -n %s", pod, t.cl.Name, t.ns)
 	}
-	n, ok := cluster.NodeOfPod(nodes, p)
+	n, ok := t.nodeOfPod(ctx, nodes, p)
 	if !ok || !n.Running() {
 		return emqx.Node{}, fmt.Errorf("pod %q has no running EMQX node (not started, or not part of the cluster yet); check: kubectl emqx status -n %s", pod, t.ns)
 	}
 	return n, nil
+}
+
+// nodeOfPod finds the pod's node among nodes, recognising it also by the name its environment gives.
+func (t *target) nodeOfPod(ctx context.Context, nodes []emqx.Node, p *corev1.Pod) (emqx.Node, bool) {
+	return cluster.NodeOfPod(nodes, p, cluster.ExpectedNodeName(ctx, t.kube, p))
 }
 
 // podLabel names a node by its pod where known.

@@ -139,7 +139,7 @@ func (o *ScaleOptions) down(ctx context.Context, ns string, sts *appsv1.Stateful
 		if !ok {
 			continue
 		}
-		if n, ok := cluster.NodeOfPod(nodes, p); ok && n.Running() {
+		if n, ok := t.nodeOfPod(ctx, nodes, p); ok && n.Running() {
 			evacuate = append(evacuate, n)
 			isVictim[n.Node] = true
 		} else {
@@ -233,7 +233,7 @@ func (o *ScaleOptions) up(ctx context.Context, ns string, sts *appsv1.StatefulSe
 			if !ok || !cluster.Ready(p) {
 				return false, nil
 			}
-			n, ok := cluster.NodeOfPod(nodes, p)
+			n, ok := t.nodeOfPod(wctx, nodes, p)
 			if !ok || !n.Running() {
 				return false, nil
 			}

@@ -23,7 +23,7 @@ import (
 //     back-off;
 //   - a scale-down is withdrawn (replicas raised again): it stops the evacuations it started;
 //   - a pod comes back (same name, new UID) while its node still evacuates from the old pod's
-//     persisted data: it stops that evacuation once the pod is Ready.
+//     persisted data: it stops that evacuation once the pod runs and its node has joined.
 type Controller struct {
 	Gate *Gate
 	Poll time.Duration // how often an evacuation in progress is checked
@@ -56,7 +56,8 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if pod.Annotations[AnnStartedAt] != "" {
 		return c.followEvacuation(ctx, &pod, owner)
 	}
-	if owner != nil && cluster.Ready(&pod) {
+	// Running, not Ready: a pod that came back refusing clients may be NotReady for that very reason.
+	if owner != nil && cluster.Running(&pod) {
 		if uid, ok := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])[pod.Name]; ok && uid != string(pod.UID) {
 			return c.reopenStale(ctx, &pod, owner)
 		}
@@ -130,7 +131,7 @@ func (c *Controller) reopenStale(ctx context.Context, pod *corev1.Pod, owner cli
 		c.Gate.EMQX.Forget(pod)
 		return ctrl.Result{RequeueAfter: c.Poll}, nil
 	}
-	node, ok := cluster.NodeOfPod(nodes, pod)
+	node, ok := cluster.NodeOfPod(nodes, pod, cluster.ExpectedNodeName(ctx, c.Gate.Kube, pod))
 	if !ok || !node.Running() {
 		return ctrl.Result{RequeueAfter: c.Poll}, nil // not joined yet
 	}

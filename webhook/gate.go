@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,7 +65,7 @@ const (
 	ReasonOwnerGone      = "OwnerDeleting"
 	ReasonUIDMismatch    = "UIDPreconditionMismatch"
 	ReasonBypass         = "EvacuationBypassed"
-	ReasonNotReady       = "PodNotReady"
+	ReasonNotStarted     = "PodNotRunning"
 	ReasonNodeNotRunning = "NodeNotRunning"
 	ReasonEmpty          = "NodeEmpty"
 	ReasonEvacuated      = "EvacuationCompleted"
@@ -110,8 +111,9 @@ func hold(reason, msg string) Verdict  { return Verdict{Reason: reason, Message:
 
 // Gate makes the decisions. Its clients, recorder and clock are injected.
 type Gate struct {
-	Matcher  Matcher       // which pods are EMQX
-	Client   client.Client // cached reads; writes annotations
+	Matcher  Matcher              // which pods are EMQX
+	Client   client.Client        // cached reads; writes annotations
+	Kube     kubernetes.Interface // uncached reads of the ConfigMaps and Secrets a pod's environment names (nil: none)
 	EMQX     Connector
 	Recorder record.EventRecorder
 	Clock    clock.PassiveClock
@@ -182,8 +184,11 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	if pod.Annotations[AnnBypass] == "true" || owner != nil && owner.GetAnnotations()[AnnBypass] == "true" {
 		return g.wayOut(pod, dryRun, ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
 	}
-	if !cluster.Ready(pod) {
-		return g.wayOut(pod, dryRun, ReasonNotReady, "pod is not Ready: it serves no clients, nothing to evacuate")
+	// Readiness is no evidence: a pod turns NotReady *because* it evacuates (emqx-operator's
+	// on-serving gate, an availability_check probe). Only a pod whose containers never started or
+	// have ended holds nothing; for every other pod EMQX decides.
+	if !cluster.Running(pod) {
+		return g.wayOut(pod, dryRun, ReasonNotStarted, "pod is %s with no running container: its EMQX holds no client", podPhase(pod))
 	}
 	unlock, ok := g.lock(ctx, pod)
 	if !ok {
@@ -199,9 +204,15 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 		g.EMQX.Forget(pod)
 		return g.unreachable(ctx, pod, dryRun, err)
 	}
-	node, ok := cluster.NodeOfPod(nodes, pod)
-	if !ok || !node.Running() {
-		return g.wayOut(pod, dryRun, ReasonNodeNotRunning, "the pod's EMQX node is not running: nothing to evacuate")
+	expected := cluster.ExpectedNodeName(ctx, g.Kube, pod)
+	node, ok := cluster.NodeOfPod(nodes, pod, expected)
+	if !ok {
+		// A running EMQX cluster that does not list the pod's node is no proof that the node holds
+		// nothing (a name we cannot recognise, a node still joining): treated like an API failure.
+		return g.unreachable(ctx, pod, dryRun, fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, expected))
+	}
+	if !node.Running() {
+		return g.wayOut(pod, dryRun, ReasonNodeNotRunning, "EMQX lists the pod's node %s as %s: nothing to evacuate", node.Node, node.NodeStatus)
 	}
 	gs, err := conn.GlobalStatus(ctx)
 	if err != nil {
@@ -368,7 +379,7 @@ func (g *Gate) wayOut(pod *corev1.Pod, dryRun bool, reason, format string, args 
 	msg := fmt.Sprintf(format, args...)
 	if !dryRun {
 		typ := corev1.EventTypeWarning
-		if reason == ReasonNotReady || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone || reason == ReasonOwnerGone {
+		if reason == ReasonNotStarted || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone || reason == ReasonOwnerGone {
 			typ = corev1.EventTypeNormal
 		}
 		g.event(pod, typ, reason, "%s", msg)
@@ -506,6 +517,13 @@ func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Dura
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func podPhase(pod *corev1.Pod) string {
+	if pod.Status.Phase == "" {
+		return "Pending"
+	}
+	return string(pod.Status.Phase)
+}
 
 // shorten keeps error text in one readable line for messages shown by kubectl.
 func shorten(err error) string {

@@ -216,12 +216,64 @@ func TestBypassAnnotationIsAWayOut(t *testing.T) {
 	}
 }
 
-func TestNotReadyPodIsAllowed(t *testing.T) {
+// Readiness is no evidence: a pod turns NotReady because it evacuates (emqx-operator's on-serving
+// gate, an availability_check probe). Such a pod is held like any other until EMQX says its node
+// is empty. (The old rule, "not Ready: nothing to evacuate", lost sessions on operator installs.)
+func TestNotReadyPodWithSessionsIsHeldUntilEMQXSaysEmpty(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	p := f.pod(0)
 	p.Status.Conditions[0].Status = corev1.ConditionFalse
 	f.updateStatus(p)
-	expect(t, f.removal(0), true, ReasonNotReady, "not Ready")
+	expect(t, f.removal(0), false, ReasonStarted, "100 connections and 100 sessions left")
+	expect(t, f.removal(0), false, ReasonEvacuating, "is evacuating")
+	f.sim.Advance(10 * time.Second)
+	expect(t, f.removal(0), true, ReasonEvacuated, "no connection and no session left")
+}
+
+func TestPodWithNoRunningContainerIsAllowed(t *testing.T) {
+	for _, phase := range []corev1.PodPhase{corev1.PodPending, corev1.PodFailed, corev1.PodSucceeded} {
+		f := newFixture(t, 100, 100)
+		p := f.pod(0)
+		p.Status.Phase = phase
+		f.updateStatus(p)
+		expect(t, f.removal(0), true, ReasonNotStarted, "is "+string(phase)+" with no running container")
+		if f.evacuation(0) != "" {
+			t.Fatalf("%s: an evacuation started", phase)
+		}
+	}
+}
+
+// A running EMQX cluster that does not list the pod's node proves nothing: held, then the
+// unreachable way out after its grace period, with a Warning Event.
+func TestPodWhoseNodeEMQXDoesNotListIsHeldThenAllowedAfterGrace(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	if err := f.sim.RemoveNode(node(0)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(0), false, ReasonUnreachable, "EMQX lists no node of pod emqx-0")
+	f.clock.Step(f.gate.Config.UnreachableGrace)
+	expect(t, f.removal(0), true, ReasonUnreachable, "removing the pod without evacuation")
+	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+// A node whose name shows neither the pod's IP nor its name is found by the name the pod's own
+// environment gives it, as EMQX's entrypoint derives it.
+func TestNodeFoundByTheNameThePodsEnvironmentGives(t *testing.T) {
+	f := newFixture(t, 100)
+	other, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: "broker@mqtt-a.example", Connections: 50, Sessions: -1}, {Name: "broker@mqtt-b.example"}},
+		APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(other.Handler("broker@mqtt-b.example"))
+	t.Cleanup(srv.Close)
+	f.conn.urls = map[string]string{"emqx-0": srv.URL}
+	p := f.pod(0)
+	p.Spec.Containers = []corev1.Container{{Name: "emqx", Env: []corev1.EnvVar{{Name: "EMQX_NAME", Value: "broker"}, {Name: "EMQX_HOST", Value: "mqtt-a.example"}}}}
+	f.update(p)
+	expect(t, f.removal(0), false, ReasonStarted, "EMQX node broker@mqtt-a.example is evacuating: 50 connections")
 }
 
 func TestNodeNotRunningIsAllowed(t *testing.T) {

@@ -207,6 +207,7 @@ func run(ctx context.Context, args []string) error {
 	gate := &webhook.Gate{
 		Matcher:  o.matcher,
 		Client:   mgr.GetClient(),
+		Kube:     kube,
 		EMQX:     &webhook.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.emqxTimeout},
 		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
 		Clock:    clock.RealClock{},

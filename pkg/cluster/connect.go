@@ -138,11 +138,7 @@ func clusterCredentials(ctx context.Context, kube kubernetes.Interface, cl *Clus
 	}
 	secretName := cl.Name + "-bootstrap-api-key"
 	key := "bootstrap_api_key"
-	env := Env(pod, func(name, k string) (string, bool) {
-		data, err := readSecret(name)
-		v, ok := data[k]
-		return string(v), err == nil && ok
-	})
+	env := Env(pod, KubeSources(ctx, kube, cl.Namespace))
 	if name, k, ok := BootstrapSecret(pod, env); ok {
 		secretName, key = name, k
 	}
@@ -175,25 +171,23 @@ func shortErr(err error) string {
 	return err.Error()
 }
 
-// pickPod chooses the pod to reach the API through: Ready, not terminating, not avoided.
+// pickPod chooses the pod to reach the API through: any node answers for the whole cluster, so
+// Ready pods first, then running ones (a pod that evacuates may be NotReady and still serve the
+// API), not terminating, not avoided unless nothing else is left.
 func pickPod(cl *Cluster, avoid []string) (*corev1.Pod, error) {
-	var fallback *corev1.Pod
-	for i := range cl.Pods {
-		p := &cl.Pods[i]
-		if !Ready(p) {
-			continue
-		}
-		if !slices.Contains(avoid, p.Name) {
-			return p, nil
-		}
-		if fallback == nil {
-			fallback = p
+	for _, pass := range []func(*corev1.Pod) bool{
+		func(p *corev1.Pod) bool { return Ready(p) && !slices.Contains(avoid, p.Name) },
+		func(p *corev1.Pod) bool { return Running(p) && !slices.Contains(avoid, p.Name) },
+		Ready,
+		Running,
+	} {
+		for i := range cl.Pods {
+			if pass(&cl.Pods[i]) {
+				return &cl.Pods[i], nil
+			}
 		}
 	}
-	if fallback != nil {
-		return fallback, nil
-	}
-	return nil, fmt.Errorf("EMQX cluster %q in namespace %q has no Ready pod to reach its API through; check: kubectl get pods -n %s",
+	return nil, fmt.Errorf("EMQX cluster %q in namespace %q has no running pod to reach its API through; check: kubectl get pods -n %s",
 		cl.Name, cl.Namespace, cl.Namespace)
 }
 

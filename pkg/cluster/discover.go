@@ -156,6 +156,12 @@ func (c *Cluster) Pod(name string) (*corev1.Pod, bool) {
 	return nil, false
 }
 
+// Running reports whether a pod's containers run: phase Running with an IP, not terminating. Its
+// EMQX may hold clients whatever its readiness says.
+func Running(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != ""
+}
+
 // Ready reports whether a pod is Ready and not terminating.
 func Ready(p *corev1.Pod) bool {
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,22 +15,52 @@ func Host(node string) string {
 	return host
 }
 
-// PodOf tells whether node runs in pod: its host is the pod's IP (replicants, IP-named nodes) or
-// its first DNS label is the pod's name (core pods: <pod>.<headless>.<ns>.svc...). SPEC §8.2.
+// PodOf tells whether node runs in pod, by what the node's host part shows of it (pkg/emqx/API.md,
+// "Node names"): any of the pod's IPs (IPv4 or IPv6, dual stack; replicants and IP-named nodes), the
+// dashed form of an IP (k8s discovery with address type dns), or a DNS name whose first label is
+// the pod's hostname (core pods: <pod>.<headless>.<ns>.svc...).
 func PodOf(node string, pod *corev1.Pod) bool {
-	host := Host(node)
+	host := strings.Trim(Host(node), "[]")
 	if host == "" {
 		return false
 	}
-	if pod.Status.PodIP != "" && host == pod.Status.PodIP {
-		return true
+	for _, ip := range podIPs(pod) {
+		if host == ip || strings.HasPrefix(host, strings.ReplaceAll(ip, ".", "-")+".") {
+			return true
+		}
 	}
 	first, _, _ := strings.Cut(host, ".")
-	return first == pod.Name
+	hostname := pod.Spec.Hostname
+	if hostname == "" {
+		hostname = pod.Name
+	}
+	return first == hostname && net.ParseIP(host) == nil
 }
 
-// NodeOfPod finds the pod's node among the nodes /api/v5/nodes listed.
-func NodeOfPod(nodes []emqx.Node, pod *corev1.Pod) (emqx.Node, bool) {
+func podIPs(pod *corev1.Pod) []string {
+	ips := make([]string, 0, 1+len(pod.Status.PodIPs))
+	if pod.Status.PodIP != "" {
+		ips = append(ips, pod.Status.PodIP)
+	}
+	for _, ip := range pod.Status.PodIPs {
+		if ip.IP != "" && ip.IP != pod.Status.PodIP {
+			ips = append(ips, ip.IP)
+		}
+	}
+	return ips
+}
+
+// NodeOfPod finds the pod's node among the nodes /api/v5/nodes listed. expected, when not empty,
+// is the name the pod's own environment gives its node (NodeName of Env), and wins over the
+// host-part matching of PodOf.
+func NodeOfPod(nodes []emqx.Node, pod *corev1.Pod, expected string) (emqx.Node, bool) {
+	if expected != "" {
+		for _, n := range nodes {
+			if n.Node == expected {
+				return n, true
+			}
+		}
+	}
 	for _, n := range nodes {
 		if PodOf(n.Node, pod) {
 			return n, true

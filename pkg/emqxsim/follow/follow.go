@@ -154,10 +154,10 @@ func (f *Follower) reconcile(obj any) {
 }
 
 func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
-	secrets := SecretReader(f.ctx, f.cs, pod.Namespace)
-	env := cluster.Env(pod, SecretKey(secrets))
+	src := cluster.KubeSources(f.ctx, f.cs, pod.Namespace)
+	env := cluster.Env(pod, src)
 	name := cluster.NodeName(pod, env)
-	sc, err := f.cluster(pod, env, secrets)
+	sc, err := f.cluster(pod, env, src)
 	if err != nil {
 		return nil, err
 	}
@@ -196,12 +196,12 @@ func (f *Follower) remove(uid types.UID, rec *podNode) {
 
 // cluster returns the simulated cluster of the pod's EMQX install, creating it with the
 // credentials the first pod seen carries.
-func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, secrets func(string) map[string][]byte) (*simCluster, error) {
+func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, src cluster.Sources) (*simCluster, error) {
 	key := ClusterKey(pod)
 	if sc := f.clusters[key]; sc != nil {
 		return sc, nil
 	}
-	users, keys := Credentials(pod, env, secrets)
+	users, keys := Credentials(pod, env, src)
 	c, err := emqxsim.New(emqxsim.Config{
 		Users: users, APIKeys: append(append([]emqxsim.APIKey{}, f.opts.APIKeys...), keys...),
 		Reconnect: f.opts.Reconnect, Log: f.opts.Log, Seed: uint64(len(f.clusters) + 1),

@@ -3,12 +3,9 @@
 package follow
 
 import (
-	"context"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
@@ -21,15 +18,16 @@ func ClusterKey(pod *corev1.Pod) string {
 
 // Credentials are what a real EMQX in this pod would accept: its dashboard user and the API keys
 // of its bootstrap file when that is mounted from a Secret.
-func Credentials(pod *corev1.Pod, env map[string]string, secretData func(name string) map[string][]byte) (map[string]string, []emqxsim.APIKey) {
+func Credentials(pod *corev1.Pod, env map[string]string, src cluster.Sources) (map[string]string, []emqxsim.APIKey) {
 	user, pw := cluster.DashboardUser(env)
 	users := map[string]string{user: pw}
 	name, key, ok := cluster.BootstrapSecret(pod, env)
-	if !ok || secretData == nil {
+	if !ok || src.Secret == nil {
 		return users, nil
 	}
+	data, _ := src.Secret(name)
 	var keys []emqxsim.APIKey
-	for _, k := range cluster.ParseBootstrapFile(string(secretData(name)[key])) {
+	for _, k := range cluster.ParseBootstrapFile(string(data[key])) {
 		keys = append(keys, emqxsim.APIKey{Key: k.Key, Secret: k.Secret, Role: k.Role})
 	}
 	return users, keys
@@ -44,25 +42,6 @@ func DataKey(pod *corev1.Pod) string {
 		}
 	}
 	return ""
-}
-
-// SecretReader reads Secrets of one namespace through the API.
-func SecretReader(ctx context.Context, cs kubernetes.Interface, ns string) func(name string) map[string][]byte {
-	return func(name string) map[string][]byte {
-		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil
-		}
-		return s.Data
-	}
-}
-
-// SecretKey adapts a Secret reader to cluster.Env's secretKeyRef resolver.
-func SecretKey(read func(name string) map[string][]byte) func(name, key string) (string, bool) {
-	return func(name, key string) (string, bool) {
-		v, ok := read(name)[key]
-		return string(v), ok
-	}
 }
 
 // describe is a short label for logs.

@@ -48,16 +48,16 @@ func TestNodeNamesOfHelmAndOperatorPods(t *testing.T) {
 	op := fixture(t, "operator-emqx.yaml")
 	core, repl := op[2].(*appsv1.StatefulSet), op[3].(*appsv1.ReplicaSet)
 	secret := op[0].(*corev1.Secret)
-	secrets := func(name string) map[string][]byte {
+	secrets := cluster.Sources{Secret: func(name string) (map[string][]byte, bool) {
 		if name != secret.Name {
-			return nil
+			return nil, false
 		}
 		data := map[string][]byte{}
 		for k, v := range secret.StringData {
 			data[k] = []byte(v)
 		}
-		return data
-	}
+		return data, true
+	}}
 	cases := []struct {
 		pod      *corev1.Pod
 		name     string
@@ -71,7 +71,7 @@ func TestNodeNamesOfHelmAndOperatorPods(t *testing.T) {
 		{podOf(repl.Spec.Template, "emqx-replicant-7c9f6d5b4-x2kz9", "198.18.3.9"), "emqx@198.18.3.9", "replicant", "mqtt/emqx", 1, "public"},
 	}
 	for _, tc := range cases {
-		env := cluster.Env(tc.pod, SecretKey(secrets))
+		env := cluster.Env(tc.pod, secrets)
 		if got := cluster.NodeName(tc.pod, env); got != tc.name {
 			t.Errorf("%s: node %q, want %q", tc.pod.Name, got, tc.name)
 		}

@@ -37,22 +37,41 @@ func (c *Cluster) scheduleReconnect(origin *Node, persistent, clean int64) {
 	c.after(c.cfg.Reconnect.Delay, func() { c.reconnect(origin, persistent, clean) })
 }
 
-// reconnect lands returning clients on accepting nodes, spread uniformly as a Service would. A
-// persistent client takes its session over from wherever it waits (SPEC §4); if it was lost the
-// client starts a new one. With no node accepting, the clients retry after the delay.
+// reconnect lands returning clients as the listener Service does: each picks a Ready endpoint at
+// random, whether or not its node accepts clients. A node that refuses (its eviction agent
+// enabled: CONNACK 0x9C) sends the client away; it retries after the reconnect delay, and the
+// refusal is counted. A persistent client takes its session over from wherever it waits (SPEC §4);
+// if it was lost the client starts a new one. With no Ready endpoint, clients retry after the delay.
 func (c *Cluster) reconnect(origin *Node, persistent, clean int64) {
-	targets := c.accepting()
-	if len(targets) == 0 {
+	eps := c.endpoints()
+	if len(eps) == 0 {
 		c.after(max(c.cfg.Reconnect.Delay, TickInterval), func() { c.reconnect(origin, persistent, clean) })
 		return
 	}
 	c.pending -= persistent + clean
+	var againP, againC int64
 	for range persistent {
+		t := eps[c.rng.IntN(len(eps))]
+		if !t.acceptsNew() {
+			c.refused++
+			againP++
+			continue
+		}
 		c.takeOverWaitingSession(origin)
-		targets[c.rng.IntN(len(targets))].livePersistent++
+		t.livePersistent++
 	}
 	for range clean {
-		targets[c.rng.IntN(len(targets))].liveClean++
+		t := eps[c.rng.IntN(len(eps))]
+		if !t.acceptsNew() {
+			c.refused++
+			againC++
+			continue
+		}
+		t.liveClean++
+	}
+	if againP+againC > 0 {
+		c.pending += againP + againC
+		c.after(max(c.cfg.Reconnect.Delay, TickInterval), func() { c.reconnect(origin, againP, againC) })
 	}
 }
 
@@ -78,41 +97,35 @@ func (c *Cluster) takeOverWaitingSession(origin *Node) {
 }
 
 // Connect connects clients to a node, as MQTT clients dialling that pod directly would, or, with
-// node "", through the listener Service (spread over accepting nodes). persistent of them hold a
-// persistent session.
+// node "", through the listener Service: spread over Ready endpoints, those refused by an
+// evacuating node retrying later (see reconnect). persistent of them hold a persistent session.
 func (c *Cluster) Connect(node string, clients, persistent int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.connectLocked(node, clients, persistent)
 }
 
-// connectLocked connects to one node, or spread over accepting nodes when node is "".
+// connectLocked connects to one node, or through the listener Service when node is "".
 func (c *Cluster) connectLocked(node string, clients, persistent int64) error {
 	if clients < 0 || persistent < 0 || persistent > clients {
 		return fmt.Errorf("cannot connect %d clients of which %d persistent", clients, persistent)
 	}
-	var targets []*Node
 	if node == "" {
-		if targets = c.accepting(); len(targets) == 0 {
-			return fmt.Errorf("no node accepts connections: %w", ErrRefused)
+		if len(c.endpoints()) == 0 {
+			return fmt.Errorf("the listener Service has no Ready endpoint: %w", ErrRefused)
 		}
-	} else {
-		n := c.node(node)
-		if n == nil || !n.running {
-			return fmt.Errorf("node %q is not running", node)
-		}
-		if n.agentKind != "" && !n.agentAllow {
-			return ErrRefused
-		}
-		targets = []*Node{n}
+		c.pending += clients
+		c.reconnect(nil, persistent, clients-persistent)
+		return nil
 	}
-	for i := range clients {
-		t := targets[c.rng.IntN(len(targets))]
-		if i < persistent {
-			t.livePersistent++
-		} else {
-			t.liveClean++
-		}
+	n := c.node(node)
+	if n == nil || !n.running {
+		return fmt.Errorf("node %q is not running", node)
 	}
+	if !n.acceptsNew() {
+		return ErrRefused
+	}
+	n.livePersistent += persistent
+	n.liveClean += clients - persistent
 	return nil
 }

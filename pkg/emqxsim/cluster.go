@@ -90,6 +90,7 @@ type Cluster struct {
 	tokens  map[string]time.Time
 	lost    int64
 	pending int64 // clients waiting to reconnect
+	refused int64 // connects a Ready but refusing node turned away (CONNACK 0x9C)
 	apiDown bool  // the dashboard listener is unreachable: /api/v5 requests get no answer
 }
 
@@ -225,12 +226,12 @@ func (c *Cluster) running() []*Node {
 	return out
 }
 
-// accepting returns the nodes a new client can land on, as through a Kubernetes Service: running,
-// ready, and not refusing connections. Caller holds mu.
-func (c *Cluster) accepting() []*Node {
+// endpoints returns the nodes the listener Service sends clients to: those whose pod runs and is
+// Ready, refusing or not. Caller holds mu.
+func (c *Cluster) endpoints() []*Node {
 	var out []*Node
 	for _, n := range c.nodes {
-		if n.acceptsClients() {
+		if n.endpoint() {
 			out = append(out, n)
 		}
 	}

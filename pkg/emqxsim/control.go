@@ -29,6 +29,19 @@ func (c *Cluster) RestartNode(name string, keepData bool) error {
 	return c.withNode(name, func(n *Node) error { n.stop(); return n.start(keepData) })
 }
 
+// Rejoin boots the node named in nc again if EMQX still lists it as stopped (a pod recreated under
+// the same name: a StatefulSet ordinal), keeping its data when nc.DataDir is set (a persistent
+// volume) and wiping it otherwise; a name never seen, or forgotten, joins as a new node.
+func (c *Cluster) Rejoin(nc NodeConfig) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.node(nc.Name); n != nil {
+		return n.start(nc.DataDir != "")
+	}
+	_, err := c.addNodeLocked(nc)
+	return err
+}
+
 // RemoveNode stops a node and forgets it (its pod is gone). Data on disk stays, as a PVC outlives
 // its pod. EMQX still knows the name, so node lists naming it report it unavailable, not invalid.
 func (c *Cluster) RemoveNode(name string) error {
@@ -82,7 +95,7 @@ type NodeState struct {
 	Role                 string `json:"role"`
 	Running              bool   `json:"running"`
 	Ready                bool   `json:"ready"`
-	Accepting            bool   `json:"accepting"`
+	Accepting            bool   `json:"accepting"` // answers a CONNECT with success
 	LiveConnections      int64  `json:"live_connections"`
 	PersistentSessions   int64  `json:"persistent_sessions"` // connected with a session, plus disconnected
 	DisconnectedSessions int64  `json:"disconnected_sessions"`
@@ -96,6 +109,7 @@ type Stats struct {
 	LostSessions         int64       `json:"lost_sessions"`
 	ConnectedClients     int64       `json:"connected_clients"`
 	ReconnectingClients  int64       `json:"reconnecting_clients"`
+	RefusedConnects      int64       `json:"refused_connects"` // clients a Ready endpoint turned away (CONNACK 0x9C)
 	DisconnectedSessions int64       `json:"disconnected_sessions"`
 	Nodes                []NodeState `json:"nodes"`
 }
@@ -108,10 +122,10 @@ func (c *Cluster) Snapshot() Stats {
 }
 
 func (c *Cluster) snapshotLocked() Stats {
-	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending, Nodes: []NodeState{}}
+	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending, RefusedConnects: c.refused, Nodes: []NodeState{}}
 	for _, n := range c.nodes {
 		ns := NodeState{
-			Name: n.name, Role: n.role, Running: n.running, Ready: n.ready, Accepting: n.acceptsClients(),
+			Name: n.name, Role: n.role, Running: n.running, Ready: n.ready, Accepting: n.acceptsNew(),
 			LiveConnections: n.live(), PersistentSessions: n.livePersistent + n.disc(), DisconnectedSessions: n.disc(),
 		}
 		if n.evac != nil {

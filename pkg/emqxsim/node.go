@@ -45,9 +45,15 @@ func (n *Node) live() int64     { return n.livePersistent + n.liveClean }
 func (n *Node) disc() int64     { return n.discWaiting + n.discIdle }
 func (n *Node) sessions() int64 { return n.live() + n.disc() } // all local channels (SPEC §4)
 
-func (n *Node) acceptsClients() bool {
-	return n.running && n.ready && (n.agentKind == "" || n.agentAllow)
+// acceptsNew: the node answers a CONNECT with CONNACK success (its eviction agent is disabled,
+// or allows connections during the health-check wait).
+func (n *Node) acceptsNew() bool {
+	return n.running && (n.agentKind == "" || n.agentAllow)
 }
+
+// endpoint: the listener Service routes clients to the node's pod (running and Ready), whether
+// or not the node accepts them.
+func (n *Node) endpoint() bool { return n.running && n.ready }
 
 // enableAgent follows SPEC §4: same kind re-enables (updating options), another kind is busy.
 func (n *Node) enableAgent(kind string, allow bool) error {

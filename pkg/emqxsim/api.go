@@ -97,7 +97,7 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 	if method == "" {
 		method = http.MethodGet
 	}
-	if r.Method != method {
+	if r.Method != method && route != "configs" {
 		writeError(w, r, &apiError{http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method Not Allowed"})
 		return
 	}
@@ -121,6 +121,10 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 	if r.Method == http.MethodPost && len(strings.TrimSpace(string(raw))) > 0 &&
 		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") && (route == "evac_start" || route == "reb_start") {
 		writeError(w, r, &apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "content-type:application/json Required"})
+		return
+	}
+	if route == "configs" {
+		c.serveConfigs(w, r, raw)
 		return
 	}
 	var res any
@@ -159,6 +163,8 @@ func matchRoute(p string) (string, string) {
 		return "login", ""
 	case "/nodes":
 		return "nodes", ""
+	case "/configs":
+		return "configs", ""
 	case "/load_rebalance/status":
 		return "status", ""
 	case "/load_rebalance/global_status":

@@ -345,3 +345,39 @@ func TestAPIDownDropsAPIRequestsButKeepsClients(t *testing.T) {
 		t.Fatalf("after: %d", r.status)
 	}
 }
+
+// emqx-operator reads the configuration as HOCON (Accept: text/plain) and PUTs its changes.
+func TestConfigsServeHOCONAndTakeUpdates(t *testing.T) {
+	h := twoNodes(t, 0)
+	req, _ := http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/configs", nil)
+	req.Header.Set("Accept", "text/plain")
+	req.SetBasicAuth(apiKey, apiSecret)
+	r := h.send(req)
+	if r.status != 200 || !strings.Contains(r.raw, "dashboard {") || !strings.Contains(r.raw, `bind = "0.0.0.0:1883"`) {
+		t.Fatalf("GET configs text: %d %s", r.status, r.raw)
+	}
+	req, _ = http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/configs", nil)
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(apiKey, apiSecret)
+	if r := h.send(req); r.status != 200 || r.body["dashboard"] == nil || r.body["node"] != nil {
+		t.Fatalf("GET configs json: %d %s", r.status, r.raw)
+	}
+	put := func(mode, body string) response {
+		req, _ := http.NewRequest(http.MethodPut, h.urls[nodeD]+"/api/v5/configs?mode="+mode+"&ignore_readonly=true", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		req.SetBasicAuth(apiKey, apiSecret)
+		return h.send(req)
+	}
+	expectStatus(t, put("merge", "log.console.level = debug"), 200, "", "")
+	expectStatus(t, put("merge", "log {"), 400, "BAD_REQUEST", "invalid HOCON")
+	expectStatus(t, put("sideways", "a = 1"), 400, "BAD_REQUEST", "mode")
+	req, _ = http.NewRequest(http.MethodGet, h.urls[nodeR]+"/api/v5/configs", nil)
+	req.SetBasicAuth(apiKey, apiSecret)
+	if r := h.send(req); !strings.Contains(r.raw, "log.console.level = debug") {
+		t.Fatalf("the update is not the cluster's configuration: %s", r.raw)
+	}
+	req, _ = http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/configs", nil)
+	if r := h.send(req); r.status != 401 {
+		t.Fatalf("configs without credentials: %d", r.status)
+	}
+}

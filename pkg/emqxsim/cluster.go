@@ -89,9 +89,10 @@ type Cluster struct {
 	rng     *rand.Rand
 	tokens  map[string]time.Time
 	lost    int64
-	pending int64 // clients waiting to reconnect
-	refused int64 // connects a Ready but refusing node turned away (CONNACK 0x9C)
-	apiDown bool  // the dashboard listener is unreachable: /api/v5 requests get no answer
+	pending int64  // clients waiting to reconnect
+	refused int64  // connects a Ready but refusing node turned away (CONNACK 0x9C)
+	config  string // the configuration as HOCON ("" until first read: the boot configuration)
+	apiDown bool   // the dashboard listener is unreachable: /api/v5 requests get no answer
 }
 
 // New builds a cluster from cfg with every node running.

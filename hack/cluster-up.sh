@@ -59,7 +59,11 @@ componentsPatches:
   extraArgs:
   - key: use-service-account-credentials
     value: "true"
+---
 EOF
+# Our kwok Stages replace kwok's defaults: pods with a readinessProbe or readiness gates start
+# NotReady and emqx-sim follow plays kubelet's part for them (hack/kwok/stages.yaml says why).
+cat "$HACK_DIR/kwok/stages.yaml" >>"$STATE_DIR/kwok.yaml"
 
 log "starting the control plane (kwokctl, local binaries from $BIN)"
 KWOK_WORKDIR="$STATE_DIR/kwok" "$BIN/kwokctl" create cluster --name "$CLUSTER_NAME" \

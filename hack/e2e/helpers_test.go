@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
+	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -65,13 +66,40 @@ func newNamespace(t *testing.T, cfg *envconf.Config) string {
 // applyFixture creates the objects of hack/fixtures/NAME in ns.
 func applyFixture(t *testing.T, cfg *envconf.Config, name, ns string, replicas int) {
 	t.Helper()
+	applyFixtureWith(t, cfg, name, ns, replicas, nil)
+}
+
+// applyFixtureWith creates the objects of hack/fixtures/NAME in ns, each changed by mutate first.
+func applyFixtureWith(t *testing.T, cfg *envconf.Config, name, ns string, replicas int, mutate func(k8s.Object)) {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "hack", "fixtures", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.NewReplacer("__NAMESPACE__", ns, "__REPLICAS__", fmt.Sprint(replicas)).Replace(string(raw))
-	if err := decoder.DecodeEach(context.Background(), strings.NewReader(text), decoder.CreateHandler(cfg.Client().Resources())); err != nil {
+	create := decoder.CreateHandler(cfg.Client().Resources())
+	err = decoder.DecodeEach(context.Background(), strings.NewReader(text), func(ctx context.Context, obj k8s.Object) error {
+		if mutate != nil {
+			mutate(obj)
+		}
+		return create(ctx, obj)
+	})
+	if err != nil {
 		t.Fatalf("apply %s: %v", name, err)
+	}
+}
+
+// labelWatched puts ns under the test webhook configuration's namespace selector.
+func labelWatched(t *testing.T, cfg *envconf.Config, ns string) {
+	t.Helper()
+	cs := clientset(t, cfg)
+	nsObj, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Labels[enabledLabel] = "true"
+	if _, err := cs.CoreV1().Namespaces().Update(context.Background(), nsObj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

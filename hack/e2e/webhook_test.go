@@ -195,15 +195,7 @@ func sanitize(s string) string { return strings.NewReplacer("/", "_", " ", "_").
 func webhookCluster(t *testing.T, cfg *envconf.Config, fixture string, n, clients int) string {
 	t.Helper()
 	ns := newNamespace(t, cfg)
-	cs := clientset(t, cfg)
-	nsObj, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsObj.Labels[enabledLabel] = "true"
-	if _, err := cs.CoreV1().Namespaces().Update(context.Background(), nsObj, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	labelWatched(t, cfg, ns)
 	if fixture == "helm-emqx-pvc.yaml" {
 		makePVs(t, cfg, ns, n)
 	}

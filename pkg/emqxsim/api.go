@@ -41,6 +41,13 @@ func (c *Cluster) Handler(node string) http.Handler {
 			dropConnection(w)
 			return
 		}
+		if r.URL.Path == "/status" {
+			// The liveness/readiness endpoint the Helm chart probes: up while the node runs,
+			// evacuating or not.
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = fmt.Fprintf(w, "Node %s is started\nemqx is running", n.name)
+			return
+		}
 		c.serveAPI(n, w, r, raw)
 	})
 }

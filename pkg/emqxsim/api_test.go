@@ -1,6 +1,7 @@
 package emqxsim
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -379,5 +380,20 @@ func TestConfigsServeHOCONAndTakeUpdates(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/configs", nil)
 	if r := h.send(req); r.status != 401 {
 		t.Fatalf("configs without credentials: %d", r.status)
+	}
+}
+
+// /status (the Helm chart's probe) answers 200 while the node runs, evacuating or not.
+func TestStatusEndpointAnswersWhileEvacuating(t *testing.T) {
+	h := twoNodes(t, 10)
+	expectStatus(t, h.post(nodeD, "/evacuation/start", nil), 200, "", "")
+	resp, err := http.Get(h.urls[nodeD] + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "is started") {
+		t.Fatalf("/status: %d %s", resp.StatusCode, body)
 	}
 }

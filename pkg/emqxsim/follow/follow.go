@@ -41,7 +41,9 @@ type Options struct {
 	TimeScale float64
 	APIKeys   []emqxsim.APIKey // accepted by every cluster, besides those found in the pods
 	Reconnect emqxsim.ReconnectConfig
-	Log       func(format string, args ...any)
+	// NoOperatorGate leaves apps.emqx.io/on-serving to the real emqx-operator.
+	NoOperatorGate bool
+	Log            func(format string, args ...any)
 }
 
 var portForwardGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
@@ -56,6 +58,7 @@ type simCluster struct {
 type podNode struct {
 	node    string
 	cluster *simCluster
+	pod     *corev1.Pod // as last seen (shared with the informer: never modified)
 }
 
 // Follower keeps one simulated node per Running EMQX pod.
@@ -68,6 +71,7 @@ type Follower struct {
 	mu       sync.Mutex
 	clusters map[string]*simCluster
 	pods     map[types.UID]*podNode
+	probes   map[types.UID]*podProbes // kubelet's probe state, per pod
 	noPF     bool
 }
 
@@ -87,7 +91,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
-	f := &Follower{opts: o, cs: cs, dyn: dyn, ctx: ctx, clusters: map[string]*simCluster{}, pods: map[types.UID]*podNode{}}
+	f := &Follower{opts: o, cs: cs, dyn: dyn, ctx: ctx, clusters: map[string]*simCluster{}, pods: map[types.UID]*podNode{},
+		probes: map[types.UID]*podProbes{}}
 	defer f.shutdown()
 
 	if o.Admin != "" {
@@ -119,7 +124,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return errors.New("pod informer never synced")
 	}
 	o.Log("following EMQX pods (%v) in namespace %q", o.Selectors, o.Namespace)
-	<-ctx.Done()
+	f.kubeletLoop(ctx)
 	return nil
 }
 
@@ -150,6 +155,7 @@ func (f *Follower) reconcile(obj any) {
 			return
 		}
 	}
+	rec.pod = pod
 	_ = rec.cluster.c.SetReady(rec.node, podReady(pod))
 }
 
@@ -171,7 +177,7 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 	if key := DataKey(pod); key != "" && f.opts.DataRoot != "" {
 		nc.DataDir = filepath.Join(f.opts.DataRoot, key)
 	}
-	if err := sc.c.AddNode(nc); err != nil {
+	if err := sc.c.Rejoin(nc); err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(f.opts.Port))
@@ -181,17 +187,24 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 		return nil, err
 	}
 	sc.srv.Serve(name, ln)
-	rec := &podNode{node: name, cluster: sc}
+	rec := &podNode{node: name, cluster: sc, pod: pod}
 	f.pods[pod.UID] = rec
 	f.ensurePortForward(pod)
 	f.opts.Log("pod %s: node %s (%s) on %s", describe(pod), name, nc.Role, addr)
 	return rec, nil
 }
 
+// remove stops the pod's node. A core node stays listed by EMQX as stopped until it rejoins (the
+// same name comes back) or is made to leave; a replicant is forgotten, as EMQX forgets it.
 func (f *Follower) remove(uid types.UID, rec *podNode) {
 	rec.cluster.srv.Close(rec.node)
-	_ = rec.cluster.c.RemoveNode(rec.node)
+	if rec.pod != nil && cluster.Role(rec.pod, cluster.Env(rec.pod, cluster.Sources{})) == "replicant" {
+		_ = rec.cluster.c.RemoveNode(rec.node)
+	} else {
+		_ = rec.cluster.c.StopNode(rec.node)
+	}
 	delete(f.pods, uid)
+	delete(f.probes, uid)
 }
 
 // cluster returns the simulated cluster of the pod's EMQX install, creating it with the

@@ -46,6 +46,7 @@ func ParseFollow(args []string, stderr io.Writer) (*FollowOptions, error) {
 		o.APIKeys = append(o.APIKeys, emqxsim.APIKey{Key: keys[0].Key, Secret: keys[0].Secret, Role: keys[0].Role})
 		return nil
 	})
+	fs.BoolVar(&o.NoOperatorGate, "no-operator-gate", false, "leave emqx-operator's readiness gate apps.emqx.io/on-serving to a real emqx-operator")
 	fs.Float64Var(&o.Reconnect.Share, "reconnect-share", 1, "share of evicted clients that reconnect (0..1)")
 	fs.DurationVar(&o.Reconnect.Delay, "reconnect-delay", time.Second, "simulated delay before evicted clients reconnect")
 	if err := fs.Parse(args); err != nil {

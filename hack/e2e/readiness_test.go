@@ -154,7 +154,9 @@ func nodeOfPodName(t *testing.T, nodes []emqx.Node, pod corev1.Pod) string {
 // whether or not the pods turn NotReady while they evacuate.
 func TestWebhookHoldsEveryInstallShapeWithZeroLostSessions(t *testing.T) {
 	f := features.New("install shapes").Assess("drain, scale, restart", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
+		// Slow evacuations (about 10 s a node), so that a NotReady pod is asked about while its node
+		// still holds sessions: with faster ones a drain's 5 s retry would only come once it is empty.
+		installWebhook(t, cfg, "--conn-evict-rate", "10", "--sess-evict-rate", "10")
 		const clients = 2000
 		for _, s := range installShapes {
 			t.Run(s.name+"/drain", func(t *testing.T) {

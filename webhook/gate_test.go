@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -441,6 +442,16 @@ func mustClient(t *testing.T, f *fixture) EMQX {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Victims come from the pods that exist: a scale-down claiming 2147483647 old replicas names only
+// them (it once built every name in the range: about 237 GiB).
+func TestScaleDownVictimsComeFromExistingPodsWhateverTheClaim(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	v := f.gate.ScaleDown(context.Background(), f.sts, math.MaxInt32, 1, true)
+	if !v.Allowed || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "EMQX pods emqx-2, emqx-1 are evacuated") {
+		t.Fatalf("verdict %+v", v)
+	}
 }
 
 func TestScaleDownIsAdmittedAndEvacuatesTheVictims(t *testing.T) {

@@ -162,6 +162,11 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &sts); err != nil {
 			return admission.Allowed("statefulset not in the webhook's cache")
 		}
+		if cur := cluster.Replicas(&sts); cur != oldR {
+			// A Scale whose old replicas are not the StatefulSet's starts nothing: the controller's
+			// deletions are still held one by one.
+			return admission.Allowed(fmt.Sprintf("the scale's old replicas (%d) are not statefulset %s's (%d): nothing started", oldR, sts.Name, cur))
+		}
 	case "":
 		var old appsv1.StatefulSet
 		if err := h.Decoder.DecodeRaw(req.OldObject, &old); err != nil {

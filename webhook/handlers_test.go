@@ -135,6 +135,11 @@ func TestScaleHandler(t *testing.T) {
 	if resp := h.Handle(context.Background(), scale(3, 4)); !resp.Allowed || len(resp.Warnings) != 0 {
 		t.Fatalf("scale-up: %+v", resp)
 	}
+	// A review whose old replicas are not the StatefulSet's (forged, or stale) starts nothing.
+	if resp := h.Handle(context.Background(), scale(2147483647, 1)); !resp.Allowed || !strings.Contains(resp.Result.Message, "nothing started") ||
+		f.evacuation(1) != "" || f.evacuation(2) != "" {
+		t.Fatalf("forged scale: %+v", resp)
+	}
 	resp := h.Handle(context.Background(), scale(3, 2))
 	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "emqx-2") || f.evacuation(2) == "" {
 		t.Fatalf("scale-down: %+v", resp)

@@ -3,11 +3,13 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
@@ -73,21 +75,24 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 }
 
 // victims are the existing EMQX pods a scale-down from old to new replicas removes, highest
-// ordinal first.
+// ordinal first. They come from the pods that exist, never from the range the request claims: a
+// review saying old replicas = 2147483647 costs no more than a real one.
 func (g *Gate) victims(ctx context.Context, sts *appsv1.StatefulSet, old, new int32) ([]corev1.Pod, error) {
 	var pods corev1.PodList
 	if err := g.Client.List(ctx, &pods, client.InNamespace(sts.Namespace)); err != nil {
 		return nil, err
 	}
-	names := cluster.ReplicaPods(sts, new, old)
 	var out []corev1.Pod
-	for i := len(names) - 1; i >= 0; i-- {
-		for _, p := range pods.Items {
-			if p.Name == names[i] && g.Matcher.Match(p.Labels) {
-				out = append(out, p)
-			}
+	for _, p := range pods.Items {
+		if metav1.IsControlledBy(&p, sts) && cluster.Removed(sts, p.Name, new, old) && g.Matcher.Match(p.Labels) {
+			out = append(out, p)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := cluster.Ordinal(sts, out[i].Name)
+		b, _ := cluster.Ordinal(sts, out[j].Name)
+		return a > b
+	})
 	return out, nil
 }
 

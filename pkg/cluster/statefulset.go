@@ -35,6 +35,15 @@ func ReplicaPods(sts *appsv1.StatefulSet, from, to int32) []string {
 	return out
 }
 
+// Removed reports whether pod is one of the StatefulSet's pods that a scale from `to` down to
+// `from` replicas removes (its ordinal in from..to-1, counted from spec.ordinals.start). Unlike
+// ReplicaPods it builds nothing, whatever the replica counts claim.
+func Removed(sts *appsv1.StatefulSet, pod string, from, to int32) bool {
+	n, ok := Ordinal(sts, pod)
+	start := int64(ordinalsStart(sts))
+	return ok && int64(n) >= start+int64(from) && int64(n) < start+int64(to)
+}
+
 // Ordinal is the ordinal of the StatefulSet's pod, or ok false when pod is not one of its pods.
 func Ordinal(sts *appsv1.StatefulSet, pod string) (int32, bool) {
 	rest, ok := strings.CutPrefix(pod, sts.Name+"-")

@@ -52,14 +52,29 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if pod.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	owner := c.Gate.owner(ctx, &pod)
+	var serving ctrl.Result
+	if hasGate(&pod) && cluster.Running(&pod) {
+		var err error
+		if serving, err = c.syncServing(ctx, &pod); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	res, err := c.reconcile(ctx, &pod)
+	if serving.RequeueAfter > 0 && (res.RequeueAfter == 0 || serving.RequeueAfter < res.RequeueAfter) {
+		res.RequeueAfter = serving.RequeueAfter
+	}
+	return res, err
+}
+
+func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
+	owner := c.Gate.owner(ctx, pod)
 	if pod.Annotations[AnnStartedAt] != "" {
-		return c.followEvacuation(ctx, &pod, owner)
+		return c.followEvacuation(ctx, pod, owner)
 	}
 	// Running, not Ready: a pod that came back refusing clients may be NotReady for that very reason.
-	if owner != nil && cluster.Running(&pod) {
+	if owner != nil && cluster.Running(pod) {
 		if uid, ok := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])[pod.Name]; ok && uid != string(pod.UID) {
-			return c.reopenStale(ctx, &pod, owner)
+			return c.reopenStale(ctx, pod, owner)
 		}
 	}
 	return ctrl.Result{}, nil

@@ -46,6 +46,8 @@ type options struct {
 	dnsNames        list
 	ips             list
 	webhookConfig   string
+	mutatingConfig  string
+	routingGate     bool
 	metricsAddr     string
 	healthAddr      string
 	leaderElect     bool
@@ -57,6 +59,9 @@ type options struct {
 	matcher         webhook.Matcher
 	cfg             webhook.Config
 }
+
+// leaderElectionID names the controller's lease; the routing gate reads it to know a controller runs.
+const leaderElectionID = "emqx-webhook-controller"
 
 type list []string
 
@@ -88,6 +93,8 @@ func parse(args []string) (*options, error) {
 	fs.Var(&o.dnsNames, "tls-dns-name", "DNS name of the serving certificate (repeatable; default emqx-webhook.<namespace>.svc)")
 	fs.Var(&o.ips, "tls-ip", "IP address of the serving certificate (repeatable)")
 	fs.StringVar(&o.webhookConfig, "webhook-config", "emqx-webhook", "ValidatingWebhookConfiguration whose caBundle the self-signed rotator keeps current")
+	fs.StringVar(&o.mutatingConfig, "mutating-webhook-config", "emqx-webhook", "MutatingWebhookConfiguration (the routing gate) whose caBundle the self-signed rotator keeps current")
+	fs.BoolVar(&o.routingGate, "routing-gate", false, "add the readiness gate "+string(webhook.ConditionServing)+" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate)
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
@@ -180,7 +187,7 @@ func run(ctx context.Context, args []string) error {
 			ips = append(ips, ip)
 		}
 		rot = &certs.Rotator{Kube: kube, Namespace: o.namespace, SecretName: o.tlsSecret, DNSNames: o.dnsNames, IPs: ips,
-			CertDir: o.certDir, ValidatingWebhooks: []string{o.webhookConfig}, Validity: 365 * 24 * time.Hour,
+			CertDir: o.certDir, ValidatingWebhooks: []string{o.webhookConfig}, MutatingWebhooks: []string{o.mutatingConfig}, Validity: 365 * 24 * time.Hour,
 			RenewBefore: 30 * 24 * time.Hour, Clock: clock.RealClock{}, Log: log.WithName("certs")}
 		// The certificate must exist before the webhook server starts.
 		if err := rot.Ensure(ctx); err != nil {
@@ -192,7 +199,7 @@ func run(ctx context.Context, args []string) error {
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.healthAddr,
 		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "emqx-webhook-controller",
+		LeaderElectionID:       leaderElectionID,
 		// A replica that stops hands the lease over at once instead of after its expiry.
 		LeaderElectionReleaseOnCancel: true,
 		LeaderElectionNamespace:       o.namespace,
@@ -220,6 +227,11 @@ func run(ctx context.Context, args []string) error {
 	srv.Register(webhook.PathEviction, &crwebhook.Admission{Handler: &webhook.EvictionHandler{Gate: gate, Reader: mgr.GetClient()}})
 	srv.Register(webhook.PathPodDelete, &crwebhook.Admission{Handler: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder}})
 	srv.Register(webhook.PathScale, &crwebhook.Admission{Handler: &webhook.ScaleHandler{Gate: gate, Reader: mgr.GetClient(), Decoder: decoder}})
+	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: mgr.GetClient(), All: o.routingGate}
+	if o.leaderElect {
+		routing.Alive = webhook.LeaseAlive(kube, o.namespace, leaderElectionID, clock.RealClock{})
+	}
+	srv.Register(webhook.PathPodCreate, &crwebhook.Admission{Handler: routing})
 	if err := (&webhook.Controller{Gate: gate, Poll: o.controllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,10 +50,12 @@ type Rotator struct {
 	CertDir    string
 	// ValidatingWebhooks are ValidatingWebhookConfiguration names whose caBundle is kept current.
 	ValidatingWebhooks []string
-	Validity           time.Duration // of the serving certificate; the CA lives 10 times longer
-	RenewBefore        time.Duration // renew when fewer than this is left
-	Clock              clock.WithTicker
-	Log                logr.Logger
+	// MutatingWebhooks are MutatingWebhookConfiguration names whose caBundle is kept current.
+	MutatingWebhooks []string
+	Validity         time.Duration // of the serving certificate; the CA lives 10 times longer
+	RenewBefore      time.Duration // renew when fewer than this is left
+	Clock            clock.WithTicker
+	Log              logr.Logger
 }
 
 // Ensure makes sure the Secret holds a valid certificate for the names, writes it to CertDir and
@@ -207,33 +210,70 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 		}
 	}
 	var errs []error
+	adm := r.Kube.AdmissionregistrationV1()
 	for _, name := range r.ValidatingWebhooks {
-		errs = append(errs, r.inject(ctx, name, data[KeyCACert]))
+		errs = append(errs, r.inject(ctx, "ValidatingWebhookConfiguration", name, data[KeyCACert],
+			func(ctx context.Context) ([]admissionregistrationv1.WebhookClientConfig, error) {
+				cfg, err := adm.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return nil, err
+				}
+				out := make([]admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
+				for i, w := range cfg.Webhooks {
+					out[i] = w.ClientConfig
+				}
+				return out, nil
+			},
+			func(ctx context.Context, patch []byte) error {
+				_, err := adm.ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
+				return err
+			}))
+	}
+	for _, name := range r.MutatingWebhooks {
+		errs = append(errs, r.inject(ctx, "MutatingWebhookConfiguration", name, data[KeyCACert],
+			func(ctx context.Context) ([]admissionregistrationv1.WebhookClientConfig, error) {
+				cfg, err := adm.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return nil, err
+				}
+				out := make([]admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
+				for i, w := range cfg.Webhooks {
+					out[i] = w.ClientConfig
+				}
+				return out, nil
+			},
+			func(ctx context.Context, patch []byte) error {
+				_, err := adm.MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
+				return err
+			}))
 	}
 	return errors.Join(errs...)
 }
 
-func (r *Rotator) inject(ctx context.Context, name string, ca []byte) error {
-	cfg, err := r.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+// inject sets ca as the caBundle of every webhook of one configuration, read and patched by the
+// given functions.
+func (r *Rotator) inject(ctx context.Context, kind, name string, ca []byte,
+	get func(context.Context) ([]admissionregistrationv1.WebhookClientConfig, error), patch func(context.Context, []byte) error) error {
+	configs, err := get(ctx)
 	if apierrors.IsNotFound(err) {
-		r.Log.Info("webhook configuration not found yet; its caBundle is set on the next rotation", "name", name)
+		r.Log.Info("webhook configuration not found yet; its caBundle is set on the next rotation", "kind", kind, "name", name)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read ValidatingWebhookConfiguration %s: %w", name, err)
+		return fmt.Errorf("read %s %s: %w", kind, name, err)
 	}
-	var patch []map[string]any
-	for i, w := range cfg.Webhooks {
-		if !bytes.Equal(w.ClientConfig.CABundle, ca) {
-			patch = append(patch, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": ca})
+	var ops []map[string]any
+	for i, c := range configs {
+		if !bytes.Equal(c.CABundle, ca) {
+			ops = append(ops, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": ca})
 		}
 	}
-	if len(patch) == 0 {
+	if len(ops) == 0 {
 		return nil
 	}
-	raw, _ := json.Marshal(patch)
-	if _, err := r.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, raw, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("inject the CA into ValidatingWebhookConfiguration %s: %w", name, err)
+	raw, _ := json.Marshal(ops)
+	if err := patch(ctx, raw); err != nil {
+		return fmt.Errorf("inject the CA into %s %s: %w", kind, name, err)
 	}
 	return nil
 }

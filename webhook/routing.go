@@ -1,0 +1,154 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"gomodules.xyz/jsonpatch/v2"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+)
+
+// Routing by readiness gate: where an install's own readiness does not follow the evacuation
+// (the Helm chart probes /status), the Service keeps sending new clients to an evacuating node,
+// which refuses them. Opted in per StatefulSet (AnnRouting: RoutingReadinessGate) or for all
+// EMQX pods (--routing-gate), a mutating webhook adds the readiness gate ConditionServing to EMQX
+// pods at creation, and the controller keeps that condition True except while the pod's node
+// evacuates (EMQX refuses clients there anyway).
+//
+// Fail safe: the gate is added only while a controller is running (its leader lease is fresh),
+// so a pod is never created waiting for a condition nobody sets; if the webhook is down at pod
+// creation (failurePolicy Ignore) the pod simply has no gate. Where EMQX cannot be asked, the
+// condition is True: the gate never keeps a pod out of service on its own doubt.
+const (
+	AnnRouting           = prefix + "routing"
+	RoutingReadinessGate = "readiness-gate"
+	// ConditionServing is the readiness gate's condition type.
+	ConditionServing corev1.PodConditionType = "emqx.kubectl-emqx.io/serving"
+	PathPodCreate                            = "/pod-create"
+)
+
+// Reasons of the serving condition.
+const (
+	ReasonServing   = "NodeServing"
+	ReasonNoService = "NodeEvacuating"
+)
+
+// ControllerAlive reports whether a controller replica runs: the leader lease was renewed within
+// its duration. With leader election off, this process runs the controller and it is alive.
+type ControllerAlive func(ctx context.Context) bool
+
+// LeaseAlive is ControllerAlive read from the controller's leader-election lease.
+func LeaseAlive(kube kubernetes.Interface, namespace, name string, clk clock.PassiveClock) ControllerAlive {
+	return func(ctx context.Context) bool {
+		l, err := kube.CoordinationV1().Leases(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+			return false
+		}
+		return clk.Since(l.Spec.RenewTime.Time) < time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second
+	}
+}
+
+// PodCreateHandler adds the serving readiness gate to EMQX pods whose routing is opted in.
+type PodCreateHandler struct {
+	Matcher Matcher
+	Reader  client.Reader // the StatefulSet cache
+	All     bool          // --routing-gate: every EMQX pod
+	Alive   ControllerAlive
+}
+
+// Handle implements admission.Handler.
+func (h *PodCreateHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create {
+		return admission.Allowed("")
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode the pod: %w", err))
+	}
+	if !h.Matcher.Match(pod.Labels) || hasGate(&pod) {
+		return admission.Allowed("")
+	}
+	if !h.All && !h.optedIn(ctx, req.Namespace, &pod) {
+		return admission.Allowed("")
+	}
+	if h.Alive != nil && !h.Alive(ctx) {
+		return admission.Allowed("no emqx-webhook controller is running: the pod gets no " + string(ConditionServing) + " readiness gate, which nobody would set")
+	}
+	op := jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/readinessGates/-", Value: map[string]any{"conditionType": ConditionServing}}
+	if len(pod.Spec.ReadinessGates) == 0 {
+		op = jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/readinessGates", Value: []any{map[string]any{"conditionType": ConditionServing}}}
+	}
+	return admission.Patched("routing: readiness gate "+string(ConditionServing)+" added", op)
+}
+
+// optedIn: the pod's StatefulSet carries the routing annotation.
+func (h *PodCreateHandler) optedIn(ctx context.Context, ns string, pod *corev1.Pod) bool {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil || ref.Kind != "StatefulSet" {
+		return false
+	}
+	var sts appsv1.StatefulSet
+	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &sts); err != nil {
+		return false
+	}
+	return sts.Annotations[AnnRouting] == RoutingReadinessGate
+}
+
+func hasGate(pod *corev1.Pod) bool {
+	for _, g := range pod.Spec.ReadinessGates {
+		if g.ConditionType == ConditionServing {
+			return true
+		}
+	}
+	return false
+}
+
+// syncServing keeps the serving condition of a gated pod: False while its node evacuates, True
+// otherwise, and True when EMQX cannot be asked (the gate never holds a pod out on doubt).
+func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
+	serving, why := true, "EMQX node serves clients"
+	if conn, err := c.Gate.EMQX.Connect(ctx, pod); err != nil {
+		why = "EMQX's API did not answer: the gate does not hold the pod out of service on doubt"
+	} else if nodes, err := conn.Nodes(ctx); err != nil {
+		c.Gate.EMQX.Forget(pod)
+		why = "EMQX's API did not answer: the gate does not hold the pod out of service on doubt"
+	} else if node, ok := cluster.NodeOfPod(nodes, pod, cluster.ExpectedNodeName(ctx, c.Gate.Kube, pod)); ok && node.Running() {
+		if gs, err := conn.GlobalStatus(ctx); err == nil {
+			if _, evacuating := gs.Evacuation(node.Node); evacuating {
+				serving, why = false, fmt.Sprintf("EMQX node %s is evacuating: it refuses new clients", node.Node)
+			}
+		}
+	}
+	status, reason := corev1.ConditionTrue, ReasonServing
+	if !serving {
+		status, reason = corev1.ConditionFalse, ReasonNoService
+	}
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == ConditionServing && cond.Status == status {
+			return ctrl.Result{RequeueAfter: c.Poll}, nil
+		}
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.PodCondition{{
+		Type: ConditionServing, Status: status, Reason: reason, Message: why, LastTransitionTime: metav1.NewTime(c.Gate.Clock.Now()),
+	}}}})
+	if err := c.Gate.Client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("set %s of pod %s/%s: %w", ConditionServing, pod.Namespace, pod.Name, err)
+	}
+	c.Gate.Log.Info("routing gate", "pod", pod.Namespace+"/"+pod.Name, "serving", serving, "why", why)
+	return ctrl.Result{RequeueAfter: c.Poll}, nil
+}

@@ -1,0 +1,131 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+func podCreate(pod *corev1.Pod) admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create, Namespace: ns,
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Object: raw(pod)}}
+}
+
+func gatePatch(t *testing.T, resp admission.Response) string {
+	t.Helper()
+	if !resp.Allowed {
+		t.Fatalf("pod creation refused: %+v", resp.Result)
+	}
+	if len(resp.Patches) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(resp.Patches)
+	return string(b)
+}
+
+func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
+	f := newFixture(t, 100)
+	alive := true
+	h := &PodCreateHandler{Reader: f.kube, Alive: func(context.Context) bool { return alive }}
+	pod := f.pod(0)
+	pod.Namespace = "" // pods of a controller are created without one in the body
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p != "" {
+		t.Fatalf("a StatefulSet without the annotation got a patch: %s", p)
+	}
+	f.sts.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
+	f.update(f.sts)
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(p, `"path":"/spec/readinessGates","value":[{"conditionType":"emqx.kubectl-emqx.io/serving"}]`) {
+		t.Fatalf("patch %s", p)
+	}
+	pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "apps.emqx.io/on-serving"}}
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(p, `"path":"/spec/readinessGates/-"`) {
+		t.Fatalf("patch appending to existing gates: %s", p)
+	}
+	pod.Spec.ReadinessGates = append(pod.Spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: ConditionServing})
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p != "" {
+		t.Fatalf("a pod that has the gate got another: %s", p)
+	}
+	pod.Spec.ReadinessGates = nil
+	// Fail safe: with no controller to set the condition, no gate.
+	alive = false
+	resp := h.Handle(context.Background(), podCreate(pod))
+	if p := gatePatch(t, resp); p != "" || !strings.Contains(resp.Result.Message, "no emqx-webhook controller is running") {
+		t.Fatalf("gate added with no controller running: %s %+v", p, resp.Result)
+	}
+	// Not EMQX: untouched, whatever the flag.
+	alive, h.All = true, true
+	web := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"}}}
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(web))); p != "" {
+		t.Fatalf("non-EMQX pod patched: %s", p)
+	}
+	// --routing-gate: every EMQX pod, owner or not.
+	pod.OwnerReferences = nil
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p == "" {
+		t.Fatal("--routing-gate did not gate an EMQX pod")
+	}
+}
+
+func TestLeaseAliveOnlyWhileRenewed(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	holder, dur := "replica-a", int32(15)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook-controller", Namespace: "emqx-webhook"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &dur, RenewTime: &metav1.MicroTime{Time: clk.Now()}}}
+	alive := LeaseAlive(kubefake.NewClientset(lease), "emqx-webhook", "emqx-webhook-controller", clk)
+	if !alive(context.Background()) {
+		t.Fatal("a fresh lease is not alive")
+	}
+	clk.Step(16 * time.Second)
+	if alive(context.Background()) {
+		t.Fatal("a lease not renewed for longer than its duration is alive")
+	}
+	if LeaseAlive(kubefake.NewClientset(), "emqx-webhook", "emqx-webhook-controller", clk)(context.Background()) {
+		t.Fatal("no lease is alive")
+	}
+}
+
+func servingCondition(p *corev1.Pod) corev1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == ConditionServing {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// The controller keeps the serving condition True except while the node evacuates, and True when
+// EMQX cannot be asked.
+func TestControllerKeepsServingConditionFalseOnlyWhileEvacuating(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	p := f.pod(0)
+	p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: ConditionServing}}
+	f.update(p)
+	if res := f.reconcile(0); res.RequeueAfter == 0 || servingCondition(f.pod(0)) != corev1.ConditionTrue {
+		t.Fatalf("a gated pod whose node serves: condition %q, requeue %v", servingCondition(f.pod(0)), res)
+	}
+	f.removal(0) // the webhook starts the evacuation
+	f.reconcile(0)
+	if servingCondition(f.pod(0)) != corev1.ConditionFalse {
+		t.Fatalf("evacuating: condition %q", servingCondition(f.pod(0)))
+	}
+	f.conn.down = true
+	f.reconcile(0)
+	if servingCondition(f.pod(0)) != corev1.ConditionTrue {
+		t.Fatalf("EMQX unreachable: condition %q, want True (never out of service on doubt)", servingCondition(f.pod(0)))
+	}
+	// A pod without the gate is never given the condition.
+	f.conn.down = false
+	f.reconcile(1)
+	if servingCondition(f.pod(1)) != "" {
+		t.Fatal("ungated pod got the condition")
+	}
+}

@@ -157,8 +157,10 @@ func TestWebhookHoldsEveryInstallShapeWithZeroLostSessions(t *testing.T) {
 		// Slow evacuations (about 10 s a node), so that a NotReady pod is asked about while its node
 		// still holds sessions: with faster ones a drain's 5 s retry would only come once it is empty.
 		installWebhook(t, cfg, "--conn-evict-rate", "10", "--sess-evict-rate", "10")
+		waitController(t, cfg)
 		const clients = 2000
-		for _, s := range installShapes {
+		routed := installShape{"Helm chart with the routing gate", "helm-chart.yaml", helmSelector, "emqx-emqx-enterprise", 3, helmDashboard, withRouting, true}
+		for _, s := range append(installShapes, routed) {
 			t.Run(s.name+"/drain", func(t *testing.T) {
 				ns, pods := shapeCluster(t, cfg, s, clients, true)
 				node := pods[len(pods)-1].Spec.NodeName

@@ -67,6 +67,7 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		t.Fatalf("kubectl kustomize manifests: %v", err)
 	}
 	var vwc *admissionregistrationv1.ValidatingWebhookConfiguration
+	var mwc *admissionregistrationv1.MutatingWebhookConfiguration
 	var rbac []string
 	for _, doc := range strings.Split(string(out), "\n---\n") {
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
@@ -76,11 +77,13 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		switch o := obj.(type) {
 		case *admissionregistrationv1.ValidatingWebhookConfiguration:
 			vwc = o
+		case *admissionregistrationv1.MutatingWebhookConfiguration:
+			mwc = o
 		case *corev1.Namespace, *corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding:
 			rbac = append(rbac, doc)
 		}
 	}
-	if vwc == nil || len(rbac) < 6 {
+	if vwc == nil || mwc == nil || len(rbac) < 6 {
 		t.Fatalf("manifests/ renders no webhook configuration or not its RBAC (%d objects)", len(rbac))
 	}
 	apply := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
@@ -96,12 +99,26 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
 		w.FailurePolicy = &fail
 	}
-	_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, webhookConfig, metav1.DeleteOptions{})
-	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
+	// The routing gate's mutating webhook keeps the shipped failurePolicy (Ignore): its fail-safe
+	// behaviour is part of what the tests check.
+	for i := range mwc.Webhooks {
+		w := &mwc.Webhooks[i]
+		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *w.ClientConfig.Service.Path)
+		w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
+		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
+	}
+	adm := cs.AdmissionregistrationV1()
+	_ = adm.ValidatingWebhookConfigurations().Delete(ctx, webhookConfig, metav1.DeleteOptions{})
+	_ = adm.MutatingWebhookConfigurations().Delete(ctx, webhookConfig, metav1.DeleteOptions{})
+	if _, err := adm.ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
+		_ = adm.ValidatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
+		_ = adm.MutatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 	})
 	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	p.args = append([]string{"--kubeconfig", serviceAccountKubeconfig(t, cfg), "--namespace", webhookNS, "--host", "127.0.0.1", "--port", fmt.Sprint(port),
@@ -112,8 +129,12 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 	p.start()
 	t.Cleanup(p.stop)
 	eventually(t, 20*time.Second, "the CA injected into every webhook", func() bool {
-		got, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
+		got, err := adm.ValidatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
 		if err != nil {
+			return false
+		}
+		m, err := adm.MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
+		if err != nil || len(m.Webhooks[0].ClientConfig.CABundle) == 0 {
 			return false
 		}
 		for _, w := range got.Webhooks {

@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
@@ -140,6 +141,31 @@ func TestStatusTable(t *testing.T) {
 	golden(t, "status.golden", out)
 }
 
+// What emqx-webhook found when it tried the cluster's API shows in status when it is not ok.
+func TestStatusShowsThatTheWebhookCannotAuthenticate(t *testing.T) {
+	e := newEnv(t, 3000, 1000, 0)
+	sts, err := e.kube.AppsV1().StatefulSets("mqtt").Get(context.Background(), "emqx", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts.Annotations = map[string]string{cluster.AnnAPIAccess: "credentials-rejected 2026-12-01T10:00:00Z: EMQX accepts none of the credentials the webhook found (dashboard user \"admin\" from pod emqx-0's spec (BAD_USERNAME_OR_PWD)); give the webhook an API key"}
+	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-webhook-access.golden", out)
+	sts.Annotations[cluster.AnnAPIAccess] = "ok 2026-12-01T10:05:00Z: the webhook authenticates to this EMQX cluster"
+	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never"); strings.Contains(out, "emqx-webhook") {
+		t.Fatalf("an ok access check is shown:\n%s", out)
+	}
+}
+
 func TestStatusShowsEvacuationAndRebalance(t *testing.T) {
 	e := newEnv(t, 3000, 1000, 0)
 	if _, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"); err != nil {
@@ -224,7 +250,12 @@ func TestRebalanceEndsBalanced(t *testing.T) {
 	if !strings.Contains(out, "balanced: the donors are within the thresholds") || !strings.Contains(errOut, "coordinated by emqx-0") {
 		t.Fatalf("out %q err %q", out, errOut)
 	}
-	if s := e.sim.Snapshot(); s.LostSessions != 0 || s.ConnectedClients != 3000 {
+	// Clients a donor refused through the Service are still retrying: wait for them (bounded).
+	s := e.sim.Snapshot()
+	for deadline := time.Now().Add(5 * time.Second); s.ReconnectingClients > 0 && time.Now().Before(deadline); s = e.sim.Snapshot() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.LostSessions != 0 || s.ConnectedClients != 3000 {
 		t.Fatalf("simulator %+v", s)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
 
@@ -112,6 +113,11 @@ func (o *StatusOptions) report(ctx context.Context, t *target) (status.Report, e
 		}
 		r = status.Build(nodes, g, t.cl.Pods)
 		r.Cluster, r.Namespace = t.cl.Name, t.ns
+		for _, s := range t.cl.StatefulSets {
+			if v := s.Annotations[cluster.AnnAPIAccess]; v != "" && !strings.HasPrefix(v, "ok ") {
+				r.WebhookAccess = v
+			}
+		}
 	} else {
 		r = status.Build(nodes, g, nil)
 	}
@@ -147,6 +153,9 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t\t\n", r.Connections, r.Sessions)
 	}
 	_ = tw.Flush()
+	if r.WebhookAccess != "" {
+		fmt.Fprintf(w, "\n%s %s\n", u.red("emqx-webhook cannot use this cluster's API:"), safe(r.WebhookAccess))
+	}
 	for _, rb := range r.Rebalances {
 		fmt.Fprintf(w, "\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n", u.bold("Rebalance"), safe(rb.Coordinator), rb.State,
 			safe(strings.Join(rb.Donors, ", ")), safe(strings.Join(rb.Recipients, ", ")))

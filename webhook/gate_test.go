@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
@@ -34,11 +35,15 @@ func node(i int) string { return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.sv
 
 // simConnector reaches the simulated node of a pod by its name.
 type simConnector struct {
-	urls map[string]string
-	down bool
+	urls     map[string]string
+	down     bool
+	rejected bool // EMQX refuses every credential
 }
 
 func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (EMQX, error) {
+	if s.rejected {
+		return nil, &cluster.CredentialsError{Via: "pod " + pod.Name, Tried: []string{`dashboard user "admin" from pod ` + pod.Name + `'s spec (BAD_USERNAME_OR_PWD)`}}
+	}
 	if s.down {
 		return nil, &emqx.UnreachableError{URL: "http://" + pod.Status.PodIP + ":18083", Err: errors.New("connection refused")}
 	}

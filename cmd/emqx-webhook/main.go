@@ -48,6 +48,7 @@ type options struct {
 	webhookConfig   string
 	mutatingConfig  string
 	routingGate     bool
+	accessInterval  time.Duration
 	metricsAddr     string
 	healthAddr      string
 	leaderElect     bool
@@ -95,6 +96,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.webhookConfig, "webhook-config", "emqx-webhook", "ValidatingWebhookConfiguration whose caBundle the self-signed rotator keeps current")
 	fs.StringVar(&o.mutatingConfig, "mutating-webhook-config", "emqx-webhook", "MutatingWebhookConfiguration (the routing gate) whose caBundle the self-signed rotator keeps current")
 	fs.BoolVar(&o.routingGate, "routing-gate", false, "add the readiness gate "+string(webhook.ConditionServing)+" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate)
+	fs.DurationVar(&o.accessInterval, "access-check-interval", 10*time.Minute, "how often the webhook checks that it can authenticate to each EMQX cluster (new clusters within a minute)")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
@@ -131,6 +133,8 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there")
 	case o.tlsMode != "self-signed" && o.tlsMode != "files":
 		return nil, fmt.Errorf("--tls must be self-signed or files, not %q", o.tlsMode)
+	case o.accessInterval < time.Minute:
+		return nil, errors.New("--access-check-interval must be at least 1m")
 	case o.cfg.MaxConcurrent < 1:
 		return nil, errors.New("--max-concurrent-evacuations must be at least 1")
 	case o.cfg.EvacuationTimeout <= 0 || o.cfg.UnreachableGrace < 0 || o.emqxTimeout <= 0:
@@ -234,6 +238,9 @@ func run(ctx context.Context, args []string) error {
 	srv.Register(webhook.PathPodCreate, &crwebhook.Admission{Handler: routing})
 	if err := (&webhook.Controller{Gate: gate, Poll: o.controllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
+	}
+	if err := mgr.Add(webhook.NewAccessChecker(gate, o.accessInterval, crmetrics.Registry)); err != nil {
+		return fmt.Errorf("access check: %w", err)
 	}
 	if rot != nil {
 		if err := mgr.Add(rot); err != nil {

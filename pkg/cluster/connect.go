@@ -122,8 +122,18 @@ func authenticate(ctx context.Context, a Access, url, via string, stop func(), c
 			return nil, fmt.Errorf("reach EMQX through %s: %w", via, err)
 		}
 	}
-	return nil, fmt.Errorf("no credentials EMQX at %s accepts; tried: %s. Pass --api-key/--api-secret or --username/--password "+
-		"(or EMQX_API_KEY/EMQX_API_SECRET, EMQX_USERNAME/EMQX_PASSWORD)", via, strings.Join(tried, "; "))
+	return nil, &CredentialsError{Via: via, Tried: tried}
+}
+
+// CredentialsError says that EMQX refused every credential tried (never their secrets).
+type CredentialsError struct {
+	Via   string
+	Tried []string
+}
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("no credentials EMQX at %s accepts; tried: %s. Pass --api-key/--api-secret or --username/--password "+
+		"(or EMQX_API_KEY/EMQX_API_SECRET, EMQX_USERNAME/EMQX_PASSWORD)", e.Via, strings.Join(e.Tried, "; "))
 }
 
 // clusterCredentials are the credentials a cluster's own objects carry.

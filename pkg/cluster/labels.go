@@ -34,3 +34,8 @@ func IsEMQX(labels map[string]string) bool {
 	n := labels[LabelName]
 	return n == "emqx" || n == "emqx-enterprise" || labels[LabelOperatorManaged] == "emqx-operator"
 }
+
+// AnnAPIAccess on an EMQX StatefulSet is emqx-webhook's last access check of the cluster's API:
+// "<result> <RFC3339 time>: <detail>", result ok, credentials-rejected or unreachable. The plugin
+// shows a result other than ok.
+const AnnAPIAccess = "emqx.kubectl-emqx.io/api-access"

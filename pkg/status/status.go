@@ -42,6 +42,9 @@ type Report struct {
 	Connections int64       `json:"connections"`
 	Sessions    int64       `json:"sessions"`
 	Rebalances  []Rebalance `json:"rebalances"`
+	// WebhookAccess is what emqx-webhook last found when it tried this cluster's API, when that
+	// was not "ok": its removals would not be evacuated ("credentials-rejected <time>: …").
+	WebhookAccess string `json:"webhookAccess,omitempty"`
 }
 
 // Build assembles the report from /api/v5/nodes, global_status and the cluster's pods (none in

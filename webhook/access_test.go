@@ -1,0 +1,67 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// The webhook learns on day one that it cannot authenticate to a cluster: a Warning Event on the
+// StatefulSet, the gauge, and the annotation `kubectl emqx status` shows; it says so again when
+// access comes back.
+func TestAccessCheckReportsRejectedCredentialsBeforeAnythingIsRemoved(t *testing.T) {
+	f := newFixture(t, 10, 10)
+	reg := prometheus.NewRegistry()
+	a := NewAccessChecker(f.gate, 10*time.Minute, reg)
+	f.sts.Labels["app.kubernetes.io/name"] = "emqx"
+	f.sts.Spec.Template.Labels = emqxLabels
+	f.update(f.sts)
+	a.CheckDue(context.Background())
+	if got := f.statefulSet().Annotations[AnnAPIAccess]; !strings.HasPrefix(got, "ok ") {
+		t.Fatalf("annotation %q", got)
+	}
+	if ev := f.events(); ev != "" {
+		t.Fatalf("a first ok check raised events: %q", ev)
+	}
+	f.conn.rejected = true
+	a.CheckDue(context.Background()) // not due yet
+	if got := f.statefulSet().Annotations[AnnAPIAccess]; !strings.HasPrefix(got, "ok ") {
+		t.Fatalf("checked before the interval: %q", got)
+	}
+	f.clock.Step(10 * time.Minute)
+	a.CheckDue(context.Background())
+	got := f.statefulSet().Annotations[AnnAPIAccess]
+	if !strings.HasPrefix(got, "credentials-rejected ") || !strings.Contains(got, "BAD_USERNAME_OR_PWD") || !strings.Contains(got, AnnCredentialsSecret) {
+		t.Fatalf("annotation %q", got)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning EMQXCredentialsRejected") {
+		t.Fatalf("events %q", ev)
+	}
+	if v := testutil.ToFloat64(a.gauge.WithLabelValues(ns, "emqx", AccessRejected)); v != 1 {
+		t.Fatalf("gauge rejected = %v", v)
+	}
+	f.conn.rejected = false
+	f.clock.Step(10 * time.Minute)
+	a.CheckDue(context.Background())
+	if ev := f.events(); !strings.Contains(ev, "Normal EMQXAPIAccessRestored") {
+		t.Fatalf("events %q", ev)
+	}
+	if v := testutil.ToFloat64(a.gauge.WithLabelValues(ns, "emqx", AccessRejected)); v != 0 {
+		t.Fatalf("gauge rejected = %v after access came back", v)
+	}
+}
+
+func TestAccessFindingNamesWhatToDo(t *testing.T) {
+	r, d := AccessFinding(nil)
+	if r != AccessOK || d == "" {
+		t.Fatal(r, d)
+	}
+	r, d = AccessFinding(context.DeadlineExceeded)
+	if r != AccessUnreachable || !strings.Contains(d, "did not answer") {
+		t.Fatal(r, d)
+	}
+}

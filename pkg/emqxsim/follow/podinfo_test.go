@@ -104,3 +104,32 @@ func TestDataKeyFollowsTheClaim(t *testing.T) {
 		t.Fatalf("data key %q", got)
 	}
 }
+
+// The real chart: EMQX_NAME and the dashboard user come from the ConfigMap loaded with envFrom.
+func TestNodeNameAndCredentialsOfTheHelmChartsPods(t *testing.T) {
+	objs := fixture(t, "helm-chart.yaml")
+	var cm *corev1.ConfigMap
+	var sts *appsv1.StatefulSet
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *corev1.ConfigMap:
+			cm = o
+		case *appsv1.StatefulSet:
+			sts = o
+		}
+	}
+	pod := podOf(sts.Spec.Template, "emqx-emqx-enterprise-2", "198.18.1.7")
+	pod.Spec.Hostname, pod.Spec.Subdomain = pod.Name, sts.Spec.ServiceName
+	src := cluster.Sources{ConfigMap: func(name string) (map[string]string, bool) { return cm.Data, name == cm.Name }}
+	env := cluster.Env(pod, src)
+	if got, want := cluster.NodeName(pod, env), "emqx-emqx-enterprise@emqx-emqx-enterprise-2.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"; got != want {
+		t.Fatalf("node %q, want %q", got, want)
+	}
+	if users, _ := Credentials(pod, env, src); users["admin"] != "kemqx-dashboard-pw" {
+		t.Fatalf("users %v: the chart's password comes from its ConfigMap", users)
+	}
+	// Read without its ConfigMap, as this project once did, the name is wrong: EMQX_NAME's default.
+	if got := cluster.NodeName(pod, cluster.Env(pod, cluster.Sources{})); got != "emqx@emqx-emqx-enterprise-2.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local" {
+		t.Fatalf("node without the ConfigMap %q", got)
+	}
+}

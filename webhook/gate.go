@@ -106,8 +106,16 @@ type Verdict struct {
 	Warnings []string
 }
 
-func allow(reason, msg string) Verdict { return Verdict{Allowed: true, Reason: reason, Message: msg} }
-func hold(reason, msg string) Verdict  { return Verdict{Reason: reason, Message: msg} }
+// Messages carry EMQX-provided text (node names, error messages): escaped and bounded, as they are
+// shown by kubectl after the API server's prefix.
+const maxMessage = 1024
+
+func allow(reason, msg string) Verdict {
+	return Verdict{Allowed: true, Reason: reason, Message: emqx.Printable(msg, maxMessage)}
+}
+func hold(reason, msg string) Verdict {
+	return Verdict{Reason: reason, Message: emqx.Printable(msg, maxMessage)}
+}
 
 // Gate makes the decisions. Its clients, recorder and clock are injected.
 type Gate struct {
@@ -389,7 +397,7 @@ func (g *Gate) wayOut(pod *corev1.Pod, dryRun bool, reason, format string, args 
 
 func (g *Gate) event(obj client.Object, typ, reason, format string, args ...any) {
 	if g.Recorder != nil {
-		g.Recorder.Eventf(obj, typ, reason, format, args...)
+		g.Recorder.Event(obj, typ, reason, emqx.Printable(fmt.Sprintf(format, args...), maxMessage))
 	}
 }
 
@@ -525,13 +533,7 @@ func podPhase(pod *corev1.Pod) string {
 	return string(pod.Status.Phase)
 }
 
-// shorten keeps error text in one readable line for messages shown by kubectl.
-func shorten(err error) string {
-	s := strings.Join(strings.Fields(err.Error()), " ")
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
+// shorten keeps error text in one readable, escaped line for messages shown by kubectl.
+func shorten(err error) string { return emqx.Printable(err.Error(), 300) }
 
 func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }

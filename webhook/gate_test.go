@@ -623,3 +623,16 @@ func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
 	f.clock.Step(f.gate.Config.UnreachableGrace)
 	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "eviction"), true, ReasonUnreachable, "")
 }
+
+// A node name EMQX reports with terminal escapes reaches no message or Event unescaped.
+func TestEMQXProvidedTextIsEscapedInMessagesAndEvents(t *testing.T) {
+	v := hold(ReasonEvacuating, "EMQX node emqx@\x1b]0;pwned\x07evil is evacuating")
+	if strings.ContainsAny(v.Message, "\x1b\x07") || !strings.Contains(v.Message, `\x1b]0;pwned\a`) {
+		t.Fatalf("%q", v.Message)
+	}
+	f := newFixture(t, 0)
+	f.gate.event(f.pod(0), corev1.EventTypeNormal, "X", "node %s", "a\x1b[2Jb")
+	if ev := f.events(); strings.Contains(ev, "\x1b") {
+		t.Fatalf("event %q", ev)
+	}
+}

@@ -69,6 +69,16 @@ type Client struct {
 	token string
 }
 
+// Format prints the client as its address and which credentials it uses, never a secret or a
+// token, whatever the verb (%v, %+v, %#v, %s).
+func (c *Client) Format(f fmt.State, _ rune) {
+	if c == nil {
+		fmt.Fprint(f, "emqx.Client(nil)")
+		return
+	}
+	fmt.Fprintf(f, "emqx.Client{%s, %s}", c.base.Redacted(), c.creds.String())
+}
+
 // Option configures a Client.
 type Option func(*Client)
 

@@ -354,3 +354,4 @@ func TestRequestBodiesOmitUnsetFields(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // EMQX error codes seen in load_rebalance responses (SPEC §3.11, §2.2).
@@ -45,10 +48,10 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "emqx %s %s: HTTP %d", e.Method, e.Path, e.StatusCode)
 	if e.Code != "" {
-		fmt.Fprintf(&b, " %s", e.Code)
+		fmt.Fprintf(&b, " %s", Printable(e.Code, 64))
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", oneLine(e.Message))
+		fmt.Fprintf(&b, ": %s", Printable(e.Message, 512))
 	}
 	if h := e.Hint(); h != "" {
 		fmt.Fprintf(&b, " (%s)", h)
@@ -104,6 +107,29 @@ func (e *Error) noRebalanceAPI() bool {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// Printable makes text that came from EMQX safe to show anywhere (logs, Events, admission
+// messages, a terminal): one line, control and other non-printable characters escaped (no
+// terminal escape sequence survives), at most max runes (then "…").
+func Printable(s string, max int) string {
+	s = oneLine(s)
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == max {
+			b.WriteString("…")
+			break
+		}
+		n++
+		if unicode.IsPrint(r) && r != utf8.RuneError {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRuneToASCII(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
 
 func asError(err error) (*Error, bool) {

@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -185,9 +186,11 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	if g.namespaceTerminating(ctx, pod.Namespace) {
 		return g.wayOut(pod, dryRun, ReasonNamespaceGone, "namespace %s is being deleted: not holding its EMQX pods", pod.Namespace)
 	}
-	owner := g.owner(ctx, pod)
-	if owner != nil && owner.GetDeletionTimestamp() != nil {
-		return g.wayOut(pod, dryRun, ReasonOwnerGone, "%s %s is being deleted: not holding its pods", ownerKind(owner), owner.GetName())
+	owner, gone := g.ownerOf(ctx, pod)
+	if gone != "" {
+		// helm uninstall, kubectl delete sts: the garbage collector removes the pods; evacuating
+		// them into each other one by one would only delay the inevitable.
+		return g.wayOut(pod, dryRun, ReasonOwnerGone, "%s: not holding its pods", gone)
 	}
 	if pod.Annotations[AnnBypass] == "true" || owner != nil && owner.GetAnnotations()[AnnBypass] == "true" {
 		return g.wayOut(pod, dryRun, ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
@@ -479,9 +482,17 @@ func (g *Gate) namespaceTerminating(ctx context.Context, name string) bool {
 
 // owner is the pod's StatefulSet or ReplicaSet, from the cache, or nil.
 func (g *Gate) owner(ctx context.Context, pod *corev1.Pod) client.Object {
+	obj, _ := g.ownerOf(ctx, pod)
+	return obj
+}
+
+// ownerOf is the pod's StatefulSet or ReplicaSet, from the cache, or nil; gone says why the pod's
+// owner is going or gone (being deleted, deleted, or replaced by another of the same name), "" when
+// it is not.
+func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (client.Object, string) {
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
-		return nil
+		return nil, ""
 	}
 	var obj client.Object
 	switch ref.Kind {
@@ -490,19 +501,21 @@ func (g *Gate) owner(ctx context.Context, pod *corev1.Pod) client.Object {
 	case "ReplicaSet":
 		obj = &appsv1.ReplicaSet{}
 	default:
-		return nil
+		return nil, ""
 	}
-	if err := g.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj); err != nil {
-		return nil
+	kind := strings.ToLower(ref.Kind)
+	err := g.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Sprintf("its %s %s is gone", kind, ref.Name)
+	case err != nil:
+		return nil, ""
+	case obj.GetUID() != ref.UID:
+		return nil, fmt.Sprintf("its %s %s was deleted (one of that name is another object now)", kind, ref.Name)
+	case obj.GetDeletionTimestamp() != nil:
+		return obj, fmt.Sprintf("its %s %s is being deleted", kind, ref.Name)
 	}
-	return obj
-}
-
-func ownerKind(obj client.Object) string {
-	if _, ok := obj.(*appsv1.StatefulSet); ok {
-		return "statefulset"
-	}
-	return "replicaset"
+	return obj, ""
 }
 
 func intAnnotation(obj client.Object, key string, def int64) int64 {

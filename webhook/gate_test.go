@@ -204,6 +204,28 @@ func TestOwnerBeingDeletedIsAWayOut(t *testing.T) {
 	expect(t, f.removal(0), true, ReasonOwnerGone, "statefulset emqx is being deleted")
 }
 
+// helm uninstall, kubectl delete sts: the owner is already gone when the garbage collector deletes
+// the pods. They are let go at once, with an Event, not evacuated into each other one by one.
+func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(0), true, ReasonOwnerGone, "its statefulset emqx is gone")
+	if f.evacuation(0) != "" {
+		t.Fatal("an evacuation started for a pod whose owner is gone")
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal OwnerDeleting") {
+		t.Fatalf("events %q", ev)
+	}
+	// Re-created under the same name: the old pods' owner is still gone.
+	f.sts.ResourceVersion, f.sts.UID = "", "another-uid"
+	if err := f.kube.Create(context.Background(), f.sts); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(1), true, ReasonOwnerGone, "one of that name is another object now")
+}
+
 func TestBypassAnnotationIsAWayOut(t *testing.T) {
 	for _, onOwner := range []bool{false, true} {
 		f := newFixture(t, 100, 100)

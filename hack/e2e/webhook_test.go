@@ -443,3 +443,27 @@ func TestManifestsApplyToTheAPIServer(t *testing.T) {
 	}).Feature()
 	testenv.Test(t, f)
 }
+
+// helm uninstall / kubectl delete sts while pods hold clients: the garbage collector's deletions
+// are let through at once, with an Event, instead of evacuating the pods into each other.
+func TestWebhookLetsAnUninstallThroughAtOnce(t *testing.T) {
+	f := features.New("uninstall").Assess("allowed at once", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+		start := time.Now()
+		runKubectl(t, "-n", ns, "delete", "statefulset", "emqx", "--wait=false")
+		eventually(t, 30*time.Second, "every EMQX pod gone", func() bool {
+			list, err := clientset(t, cfg).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: helmSelector})
+			return err == nil && len(list.Items) == 0
+		})
+		t.Logf("3 pods holding 3000 clients gone %v after kubectl delete statefulset", time.Since(start).Round(100*time.Millisecond))
+		if len(events(t, cfg, ns, "OwnerDeleting")) == 0 {
+			t.Fatal("no OwnerDeleting event")
+		}
+		if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 0 {
+			t.Fatalf("%d evacuations started for an uninstall", n)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

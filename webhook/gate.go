@@ -37,6 +37,9 @@ const (
 	AnnNode        = prefix + "evacuation-node"
 	AnnReason      = prefix + "evacuation-reason" // eviction, delete, scale-down
 	AnnCompletedAt = prefix + "evacuation-completed-at"
+	// AnnStartedBy "other" marks an evacuation the webhook found running (kubectl emqx evacuate,
+	// another tool): it times the hold, and leaves the evacuation to whoever started it.
+	AnnStartedBy = prefix + "evacuation-started-by"
 	// AnnScaleGeneration: the StatefulSet's generation before the scale-down that started the
 	// evacuation; a withdrawal can only show in a later generation.
 	AnnScaleGeneration = prefix + "scale-down-generation"
@@ -57,6 +60,9 @@ const (
 	AnnScaleDown         = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
 	AnnCredentialsSecret = prefix + "credentials-secret"
 )
+
+// StartedByOther is AnnStartedBy's value for evacuations the webhook did not start.
+const StartedByOther = "other"
 
 // Reasons are the ways a decision went, as Events, log lines and the metric's reason label.
 const (
@@ -131,6 +137,7 @@ type Gate struct {
 	Metrics  *Metrics
 
 	locks sync.Map // per EMQX cluster: a semaphore; decisions that may start an evacuation run one at a time
+	marks marks    // first-seen times of timed states, in case an annotation write fails
 }
 
 // lock serialises decisions about one EMQX cluster within this replica, so concurrent requests
@@ -171,10 +178,19 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 
 // removal decides; extra annotations go on the pod if an evacuation is started.
 func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) (v Verdict) {
+	answered := false // EMQX was asked and answered
 	defer func() {
-		// EMQX answered as it should: forget an earlier failure.
-		if !dryRun && v.Reason != ReasonUnreachable && pod.Annotations[AnnUnreachableSince] != "" {
-			g.annotate(ctx, pod, map[string]*string{AnnUnreachableSince: nil})
+		if dryRun {
+			return
+		}
+		// EMQX answered as it should: forget an earlier failure. (A decision that never asked it,
+		// such as one that timed out waiting for the cluster's lock, proves nothing.)
+		if answered && v.Reason != ReasonUnreachable {
+			g.clearMark(ctx, pod, AnnUnreachableSince)
+		}
+		// A wait for another evacuation ends with any other answer.
+		if v.Reason != ReasonWaiting {
+			g.clearMark(ctx, pod, AnnWaitingSince)
 		}
 	}()
 	if !g.Matcher.Match(pod.Labels) {
@@ -230,6 +246,7 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 		g.EMQX.Forget(pod)
 		return g.unreachable(ctx, pod, dryRun, err)
 	}
+	answered = true
 	ev, evacuating := gs.Evacuation(node.Node)
 	switch {
 	case evacuating && evacuation.SafeToRemove(ev):
@@ -248,14 +265,12 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 // evacuating holds the removal while the evacuation runs, up to the time limit.
 func (g *Gate) evacuating(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, node emqx.Node, ev emqx.Evacuation) Verdict {
 	now := g.Clock.Now()
-	started, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnStartedAt])
-	if err != nil {
-		// Started by someone else (kubectl emqx evacuate) or before a restart: the clock starts now.
-		started = now
-		if !dryRun {
-			g.annotate(ctx, pod, map[string]*string{AnnStartedAt: ptr(now.UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node})
-		}
+	if pod.Annotations[AnnStartedAt] == "" && !dryRun {
+		// Started by someone else (kubectl emqx evacuate): the clock starts now, and the pod is
+		// marked so that the controller leaves that evacuation to whoever started it.
+		g.annotate(ctx, pod, map[string]*string{AnnNode: &node.Node, AnnStartedBy: ptr(StartedByOther)})
 	}
+	started := g.markedSince(ctx, pod, AnnStartedAt, dryRun)
 	limit := g.timeout(owner)
 	if now.Sub(started) >= limit {
 		return g.wayOut(pod, dryRun, ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
@@ -309,8 +324,9 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 		g.EMQX.Forget(pod)
 		return g.unreachable(ctx, pod, dryRun, fmt.Errorf("start evacuating %s: %w", node.Node, err))
 	}
+	g.marks.forget(pod.UID, AnnStartedAt)
 	ann := map[string]*string{AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node, AnnReason: &cause,
-		AnnCompletedAt: nil, AnnWaitingSince: nil}
+		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil}
 	for k, v := range extra {
 		ann[k] = v
 	}
@@ -351,9 +367,12 @@ func (g *Gate) waits(owner client.Object) evacuation.Waits {
 	return w
 }
 
+// MaxEvacuationTimeout caps the per-StatefulSet evacuation time limit: no hold lasts longer.
+const MaxEvacuationTimeout = 24 * time.Hour
+
 func (g *Gate) timeout(owner client.Object) time.Duration {
 	if d := durAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
-		return *d
+		return min(*d, MaxEvacuationTimeout)
 	}
 	return g.Config.EvacuationTimeout
 }
@@ -372,17 +391,30 @@ func (g *Gate) unreachable(ctx context.Context, pod *corev1.Pod, dryRun bool, er
 		shorten(err), g.Config.UnreachableGrace))
 }
 
-// markedSince is the time recorded on the pod under key; with none, it records now (not in a dry
-// run) and returns now.
+// markedSince is when the pod entered the state timed under key: the time recorded on the pod,
+// else the first time this replica saw it (a write that failed does not restart the clock), which
+// it records (not in a dry run).
 func (g *Gate) markedSince(ctx context.Context, pod *corev1.Pod, key string, dryRun bool) time.Time {
-	if since, err := time.Parse(time.RFC3339Nano, pod.Annotations[key]); err == nil {
+	now := g.Clock.Now()
+	if since, err := time.Parse(time.RFC3339Nano, pod.Annotations[key]); err == nil && !since.After(now) {
 		return since
 	}
-	now := g.Clock.Now()
-	if !dryRun {
-		g.annotate(ctx, pod, map[string]*string{key: ptr(now.UTC().Format(time.RFC3339Nano))})
+	// None, unreadable, or in the future (a clock ahead, a hand edit): counted from when this
+	// replica first saw it.
+	if dryRun {
+		return now
 	}
-	return now
+	since := g.marks.firstSeen(pod.UID, key, now)
+	g.annotate(ctx, pod, map[string]*string{key: ptr(since.UTC().Format(time.RFC3339Nano))})
+	return since
+}
+
+// clearMark ends the state timed under key.
+func (g *Gate) clearMark(ctx context.Context, pod *corev1.Pod, key string) {
+	g.marks.forget(pod.UID, key)
+	if pod.Annotations[key] != "" {
+		g.annotate(ctx, pod, map[string]*string{key: nil})
+	}
 }
 
 // wayOut allows a removal that is not safe, or not needed, and says so: Event and log line.

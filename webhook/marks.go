@@ -1,0 +1,52 @@
+package webhook
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// marks remembers, in memory, the first time this replica saw a pod enter a timed state (an
+// evacuation, an API failure, a concurrency wait). Annotations carry that time across replicas and
+// restarts; this copy keeps the clock running when an annotation write fails, so a failed write
+// never stretches a hold.
+type marks struct {
+	mu   sync.Mutex
+	seen map[markKey]time.Time
+}
+
+type markKey struct {
+	pod types.UID
+	key string
+}
+
+// marksTTL: a mark older than this is forgotten (its pod is long gone, or its hold long over).
+const marksTTL = 48 * time.Hour
+
+// firstSeen returns the remembered time of (pod, key), remembering now when there is none.
+func (m *marks) firstSeen(pod types.UID, key string, now time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[markKey]time.Time{}
+	}
+	k := markKey{pod, key}
+	if t, ok := m.seen[k]; ok {
+		return t
+	}
+	for old, t := range m.seen {
+		if now.Sub(t) > marksTTL {
+			delete(m.seen, old)
+		}
+	}
+	m.seen[k] = now
+	return now
+}
+
+// forget drops the remembered time of (pod, key): the state it timed has ended.
+func (m *marks) forget(pod types.UID, key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.seen, markKey{pod, key})
+}

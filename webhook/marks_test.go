@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// failWrites makes every patch of the gate's client fail, as writes timing out under load do.
+func (f *fixture) failWrites() {
+	f.gate.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
+		Patch: func(context.Context, client.WithWatch, client.Object, client.Patch, ...client.PatchOption) error {
+			return errors.New("context deadline exceeded")
+		},
+	})
+}
+
+// A failed annotation write does not restart the clock: the unreachable grace still ends.
+func TestFailedWritesDoNotStretchTheUnreachableGrace(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.failWrites()
+	f.conn.down = true
+	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to")
+	f.clock.Step(f.gate.Config.UnreachableGrace / 2)
+	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to")
+	f.clock.Step(f.gate.Config.UnreachableGrace / 2)
+	expect(t, f.removal(0), true, ReasonUnreachable, "has failed for 1m0s")
+}
+
+// Nor does it stretch the evacuation time limit of an evacuation the webhook found running.
+func TestFailedWritesDoNotStretchTheEvacuationTimeLimit(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	rate := int64(1)
+	conn, _ := f.conn.Connect(context.Background(), f.pod(1))
+	if err := conn.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{ConnEvictRate: &rate, SessEvictRate: &rate}); err != nil {
+		t.Fatal(err)
+	}
+	f.failWrites()
+	expect(t, f.removal(0), false, ReasonEvacuating, "is evacuating")
+	f.clock.Step(f.gate.Config.EvacuationTimeout)
+	expect(t, f.removal(0), true, ReasonTimedOut, "past its limit")
+}
+
+// A time in the future on the pod (a clock ahead, a hand edit) is not trusted: the clock runs from
+// when the webhook first saw the state.
+func TestFutureTimestampIsCountedFromWhenFirstSeen(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	p := f.pod(0)
+	p.Annotations = map[string]string{AnnUnreachableSince: f.clock.Now().Add(100 * time.Hour).Format(time.RFC3339Nano)}
+	f.update(p)
+	f.conn.down = true
+	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to")
+	f.clock.Step(f.gate.Config.UnreachableGrace)
+	expect(t, f.removal(0), true, ReasonUnreachable, "removing the pod without evacuation")
+}
+
+// A decision that never asked EMQX (it timed out waiting for the cluster's lock) does not clear
+// an API failure recorded earlier; an answer from EMQX does.
+func TestOnlyAnAnswerFromEMQXClearsTheUnreachableMark(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.conn.down = true
+	f.removal(0)
+	since := f.pod(0).Annotations[AnnUnreachableSince]
+	if since == "" {
+		t.Fatal("no unreachable mark")
+	}
+	unlock, _ := f.gate.lock(context.Background(), f.pod(0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	expect(t, f.gate.removal(ctx, f.pod(0), false, "delete", nil), false, ReasonWaiting, "another decision")
+	unlock()
+	if got := f.pod(0).Annotations[AnnUnreachableSince]; got != since {
+		t.Fatalf("mark %q after a decision that never asked EMQX, want %q", got, since)
+	}
+	f.conn.down = false
+	f.removal(0)
+	if got := f.pod(0).Annotations[AnnUnreachableSince]; got != "" {
+		t.Fatalf("mark %q after EMQX answered", got)
+	}
+}
+
+// waiting-since goes as soon as the wait is over, whatever ended it.
+func TestWaitingMarkIsClearedWhenTheWaitEnds(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.removal(0) // evacuating emqx-0: emqx-1 must wait
+	expect(t, f.removal(1), false, ReasonWaiting, "will be evacuated once")
+	if f.pod(1).Annotations[AnnWaitingSince] == "" {
+		t.Fatal("no waiting mark")
+	}
+	p := f.pod(1)
+	p.Annotations[AnnBypass] = "true"
+	f.update(p)
+	expect(t, f.removal(1), true, ReasonBypass, "")
+	if got := f.pod(1).Annotations[AnnWaitingSince]; got != "" {
+		t.Fatalf("waiting mark %q left after the wait ended", got)
+	}
+}
+
+func TestPerStatefulSetTimeLimitIsCapped(t *testing.T) {
+	f := newFixture(t, 100)
+	f.sts.Annotations = map[string]string{AnnTimeout: "1000h"}
+	if got := f.gate.timeout(f.sts); got != MaxEvacuationTimeout {
+		t.Fatalf("timeout %v, want the cap %v", got, MaxEvacuationTimeout)
+	}
+}

@@ -354,4 +354,3 @@ func TestRequestBodiesOmitUnsetFields(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
-

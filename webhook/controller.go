@@ -33,7 +33,20 @@ type Controller struct {
 const (
 	ReasonStopped      = "EvacuationStopped"
 	ReasonStaleStopped = "StaleEvacuationStopped"
+	ReasonAbandoned    = "EvacuationAbandoned"
 )
+
+// evacuationMarks are the annotations of an evacuation on its pod; forgetting one clears them all.
+var evacuationMarks = []string{AnnStartedAt, AnnNode, AnnReason, AnnCompletedAt, AnnStartedBy, AnnLastRequest, AnnScaleGeneration}
+
+func (c *Controller) forgetEvacuation(ctx context.Context, pod *corev1.Pod) {
+	ann := map[string]*string{}
+	for _, k := range evacuationMarks {
+		ann[k] = nil
+		c.Gate.marks.forget(pod.UID, k)
+	}
+	c.Gate.annotate(ctx, pod, ann)
+}
 
 // SetupWithManager registers the controller for EMQX pods.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
@@ -82,9 +95,6 @@ func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Resul
 
 // followEvacuation watches an evacuation the webhook started.
 func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owner client.Object) (ctrl.Result, error) {
-	if pod.Annotations[AnnCompletedAt] != "" && pod.Annotations[AnnReason] != CauseScaleDown {
-		return ctrl.Result{}, nil
-	}
 	conn, err := c.Gate.EMQX.Connect(ctx, pod)
 	if err != nil {
 		return ctrl.Result{RequeueAfter: c.Poll}, nil
@@ -102,15 +112,20 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 				return ctrl.Result{RequeueAfter: c.Poll}, nil
 			}
 		}
-		c.Gate.annotate(ctx, pod, map[string]*string{AnnStartedAt: nil, AnnNode: nil, AnnReason: nil, AnnCompletedAt: nil})
+		c.forgetEvacuation(ctx, pod)
 		c.Gate.event(pod, corev1.EventTypeNormal, ReasonStopped, "the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again", sts.Name, node)
+		c.Gate.Log.Info("evacuation stopped: scale-down withdrawn", "pod", pod.Namespace+"/"+pod.Name, "node", node)
+		c.Gate.Metrics.action(ReasonStopped)
 		return ctrl.Result{}, nil
 	}
 	switch {
 	case !running:
 		// Stopped by someone else (kubectl emqx evacuate stop): forget it.
-		c.Gate.annotate(ctx, pod, map[string]*string{AnnStartedAt: nil, AnnNode: nil, AnnReason: nil, AnnCompletedAt: nil})
+		c.forgetEvacuation(ctx, pod)
 		return ctrl.Result{}, nil
+	case pod.Annotations[AnnStartedBy] == StartedByOther:
+		// Not ours: whoever started it finishes it.
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
 	case evacuation.SafeToRemove(ev):
 		if pod.Annotations[AnnCompletedAt] == "" {
 			c.Gate.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
@@ -120,12 +135,40 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 				c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
 			}
 		}
-		if pod.Annotations[AnnReason] == CauseScaleDown {
-			return ctrl.Result{RequeueAfter: c.Poll}, nil // still watch for a withdrawn scale-down
-		}
-		return ctrl.Result{}, nil
+		return c.abandonIfNobodyAsks(ctx, conn, pod, owner, node)
 	}
 	return ctrl.Result{RequeueAfter: c.Poll}, nil
+}
+
+// abandonIfNobodyAsks stops an evacuation the webhook started whose node is empty when no removal
+// request has come for abandon-after since then (a drain that gave up or was interrupted, an
+// autoscaler that changed its mind, a strict scale-down refused and not retried): the node would
+// otherwise refuse every client for good while its pod lives on.
+func (c *Controller) abandonIfNobodyAsks(ctx context.Context, conn EMQX, pod *corev1.Pod, owner client.Object, node string) (ctrl.Result, error) {
+	now := c.Gate.Clock.Now()
+	var last time.Time // the node became empty, or the removal was last asked for
+	for _, k := range []string{AnnCompletedAt, AnnLastRequest} {
+		if t, err := time.Parse(time.RFC3339Nano, pod.Annotations[k]); err == nil && t.After(last) && !t.After(now) {
+			last = t
+		}
+	}
+	if last.IsZero() {
+		last = c.Gate.marks.firstSeen(pod.UID, AnnCompletedAt, now)
+	}
+	wait := c.Gate.abandonAfter(owner)
+	left := wait - c.Gate.Clock.Since(last)
+	if left > 0 {
+		return ctrl.Result{RequeueAfter: min(left, max(c.Poll, time.Second))}, nil
+	}
+	if err := conn.StopEvacuation(ctx, node); err != nil && !emqx.IsNotStarted(err) {
+		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	}
+	c.forgetEvacuation(ctx, pod)
+	c.Gate.event(pod, corev1.EventTypeWarning, ReasonAbandoned,
+		"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients again", node, wait)
+	c.Gate.Log.Info("evacuation abandoned", "pod", pod.Namespace+"/"+pod.Name, "node", node, "after", wait.String())
+	c.Gate.Metrics.action(ReasonAbandoned)
+	return ctrl.Result{}, nil
 }
 
 // withdrawn: a StatefulSet generation after the scale-down's keeps the pod. Until the admitted

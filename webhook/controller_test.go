@@ -114,3 +114,60 @@ func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
 		t.Fatal("a deliberate evacuation was stopped")
 	}
 }
+
+// A drain that gives up leaves an empty node refusing every client while its pod lives on: the
+// controller stops that evacuation once nobody has asked for the removal for abandon-after.
+func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	f.removal(0)
+	for f.evacuation(0) != "prohibiting" {
+		f.sim.Advance(time.Second)
+	}
+	f.reconcile(0) // node empty: completed
+	if f.pod(0).Annotations[AnnCompletedAt] == "" {
+		t.Fatal("not marked completed")
+	}
+	f.clock.Step(4 * time.Minute)
+	f.removal(0) // the drain asks again (and is allowed), but the pod is not removed
+	f.reconcile(0)
+	f.clock.Step(4 * time.Minute)
+	if res := f.reconcile(0); res.RequeueAfter == 0 || f.evacuation(0) != "prohibiting" {
+		t.Fatalf("abandoned within abandon-after of the last request (requeue %v, state %q)", res.RequeueAfter, f.evacuation(0))
+	}
+	f.clock.Step(time.Minute)
+	f.reconcile(0)
+	if f.evacuation(0) != "" {
+		t.Fatalf("evacuation %q still running after abandon-after without a request", f.evacuation(0))
+	}
+	for _, k := range evacuationMarks {
+		if v := f.pod(0).Annotations[k]; v != "" {
+			t.Fatalf("annotation %s=%q left behind", k, v)
+		}
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning EvacuationAbandoned") {
+		t.Fatalf("events %q", ev)
+	}
+	// A later removal starts afresh, with a clock of its own.
+	expect(t, f.removal(0), true, ReasonEmpty, "holds no connection and no session")
+}
+
+// Evacuations the webhook found running (kubectl emqx evacuate pod) are left to whoever started them.
+func TestControllerLeavesEvacuationsItDidNotStart(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	conn, _ := f.conn.Connect(context.Background(), f.pod(1))
+	if err := conn.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	f.removal(0)
+	if f.pod(0).Annotations[AnnStartedBy] != StartedByOther {
+		t.Fatalf("annotations %v", f.pod(0).Annotations)
+	}
+	for f.evacuation(0) != "prohibiting" {
+		f.sim.Advance(time.Second)
+	}
+	f.clock.Step(time.Hour)
+	f.reconcile(0)
+	if f.evacuation(0) != "prohibiting" {
+		t.Fatal("the controller stopped an evacuation it did not start")
+	}
+}

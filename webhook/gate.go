@@ -40,6 +40,10 @@ const (
 	// AnnStartedBy "other" marks an evacuation the webhook found running (kubectl emqx evacuate,
 	// another tool): it times the hold, and leaves the evacuation to whoever started it.
 	AnnStartedBy = prefix + "evacuation-started-by"
+	// AnnLastRequest: the last removal request for a pod the webhook evacuates (written at most
+	// every lastRequestEvery): when none has come for abandon-after since its node became empty,
+	// the removal was abandoned.
+	AnnLastRequest = prefix + "last-request-at"
 	// AnnScaleGeneration: the StatefulSet's generation before the scale-down that started the
 	// evacuation; a withdrawal can only show in a later generation.
 	AnnScaleGeneration = prefix + "scale-down-generation"
@@ -57,6 +61,7 @@ const (
 	AnnWaitHealthCheck   = prefix + "wait-health-check"
 	AnnWaitTakeover      = prefix + "wait-takeover"
 	AnnTimeout           = prefix + "evacuation-timeout"
+	AnnAbandonAfter      = prefix + "abandon-after"
 	AnnScaleDown         = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
 	AnnCredentialsSecret = prefix + "credentials-secret"
 )
@@ -92,6 +97,7 @@ type Config struct {
 	WaitHealthCheck   *time.Duration // nil: EMQX's default (60 s)
 	WaitTakeover      *time.Duration // nil: EMQX's default (60 s)
 	EvacuationTimeout time.Duration  // then the removal is allowed anyway
+	AbandonAfter      time.Duration  // no removal request this long after the node became empty: the evacuation is stopped
 	UnreachableGrace  time.Duration  // EMQX API down this long: allow
 	MaxConcurrent     int            // evacuations at once per EMQX cluster
 	// DecisionTimeout bounds one decision's EMQX calls, well inside the API server's admission
@@ -102,7 +108,7 @@ type Config struct {
 
 // DefaultConfig is the webhook's default configuration.
 func DefaultConfig() Config {
-	return Config{EvacuationTimeout: 30 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second}
+	return Config{EvacuationTimeout: 30 * time.Minute, AbandonAfter: 5 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second}
 }
 
 // Verdict is the answer to a removal (or scale-down) request.
@@ -170,6 +176,9 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	defer cancel()
 	v := g.removal(ctx, pod, dryRun, cause, nil)
 	g.Metrics.observe(cause, v)
+	if !dryRun {
+		g.noteRequest(ctx, pod)
+	}
 	if v.Reason != ReasonNotEMQX {
 		g.Log.Info("removal decided", "pod", pod.Namespace+"/"+pod.Name, "cause", cause, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)
 	}
@@ -326,7 +335,7 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 	}
 	g.marks.forget(pod.UID, AnnStartedAt)
 	ann := map[string]*string{AnnStartedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano)), AnnNode: &node.Node, AnnReason: &cause,
-		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil}
+		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil}
 	for k, v := range extra {
 		ann[k] = v
 	}
@@ -365,6 +374,30 @@ func (g *Gate) waits(owner client.Object) evacuation.Waits {
 		w.Takeover = *d
 	}
 	return w
+}
+
+// lastRequestEvery bounds how often a pod's last removal request is written.
+const lastRequestEvery = 30 * time.Second
+
+// noteRequest records that the removal of a pod the webhook evacuates was asked for again: the
+// controller abandons only evacuations whose removal nobody asks for any more.
+func (g *Gate) noteRequest(ctx context.Context, pod *corev1.Pod) {
+	if pod.Annotations[AnnReason] == "" || pod.DeletionTimestamp != nil {
+		return
+	}
+	now := g.Clock.Now()
+	if last, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnLastRequest]); err == nil && now.Sub(last) < lastRequestEvery && !last.After(now) {
+		return
+	}
+	g.annotate(ctx, pod, map[string]*string{AnnLastRequest: ptr(now.UTC().Format(time.RFC3339Nano))})
+}
+
+// abandonAfter is how long after its node became empty an evacuation waits for its removal.
+func (g *Gate) abandonAfter(owner client.Object) time.Duration {
+	if d := durAnnotation(owner, AnnAbandonAfter, nil); d != nil && *d > 0 {
+		return min(*d, MaxEvacuationTimeout)
+	}
+	return g.Config.AbandonAfter
 }
 
 // MaxEvacuationTimeout caps the per-StatefulSet evacuation time limit: no hold lasts longer.

@@ -109,6 +109,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.waitHealthCheck, "wait-health-check", "", "evacuation wait_health_check (default: EMQX's, 60s); annotation "+webhook.AnnWaitHealthCheck)
 	fs.StringVar(&o.waitTakeover, "wait-takeover", "", "evacuation wait_takeover (default: EMQX's, 60s); annotation "+webhook.AnnWaitTakeover)
 	fs.DurationVar(&o.cfg.EvacuationTimeout, "evacuation-timeout", o.cfg.EvacuationTimeout, "allow a removal whose evacuation ran this long; annotation "+webhook.AnnTimeout)
+	fs.DurationVar(&o.cfg.AbandonAfter, "abandon-after", o.cfg.AbandonAfter, "stop an evacuation the webhook started when nobody asked to remove its pod for this long after its node became empty; annotation "+webhook.AnnAbandonAfter)
 	fs.DurationVar(&o.cfg.UnreachableGrace, "api-unreachable-grace", o.cfg.UnreachableGrace, "allow a removal once EMQX's API has not answered this long (0: at once)")
 	fs.IntVar(&o.cfg.MaxConcurrent, "max-concurrent-evacuations", o.cfg.MaxConcurrent, "evacuations at once per EMQX cluster; other removals wait")
 	if err := fs.Parse(args); err != nil {
@@ -137,8 +138,8 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--access-check-interval must be at least 1m")
 	case o.cfg.MaxConcurrent < 1:
 		return nil, errors.New("--max-concurrent-evacuations must be at least 1")
-	case o.cfg.EvacuationTimeout <= 0 || o.cfg.UnreachableGrace < 0 || o.emqxTimeout <= 0:
-		return nil, errors.New("--evacuation-timeout and --emqx-timeout must be positive; --api-unreachable-grace cannot be negative")
+	case o.cfg.EvacuationTimeout <= 0 || o.cfg.AbandonAfter <= 0 || o.cfg.UnreachableGrace < 0 || o.emqxTimeout <= 0:
+		return nil, errors.New("--evacuation-timeout, --abandon-after and --emqx-timeout must be positive; --api-unreachable-grace cannot be negative")
 	case o.cfg.DecisionTimeout <= 0 || o.cfg.DecisionTimeout > 7*time.Second:
 		return nil, errors.New("--decision-timeout must be positive and at most 7s: with the 2s annotation writes it must end before the webhook's timeoutSeconds (10)")
 	case o.cfg.ConnEvictRate < 0 || o.cfg.SessEvictRate < 0:

@@ -467,3 +467,37 @@ func TestWebhookLetsAnUninstallThroughAtOnce(t *testing.T) {
 	}).Feature()
 	testenv.Test(t, f)
 }
+
+// A drain that gives up: the evacuation it started completes, nobody asks for the removal any more,
+// and within abandon-after the node accepts clients again. Nothing is lost.
+func TestWebhookAbandonedDrainReopensTheNode(t *testing.T) {
+	f := features.New("abandoned drain").Assess("node reopened", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg, "--abandon-after", "5s")
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := pod.Spec.NodeName
+		t.Cleanup(func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() })
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+			"--timeout=2s", "--pod-selector", helmSelector).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "retrying is safe") {
+			t.Fatalf("the drain was not held and given up: %v\n%s", err, out)
+		}
+		start := time.Now()
+		eventually(t, 90*time.Second, "emqx-1's node evacuated, then reopened", func() bool {
+			return len(events(t, cfg, ns, "EvacuationAbandoned")) > 0
+		})
+		for _, n := range simStats(t, ns+"/emqx").Nodes {
+			if strings.HasPrefix(n.Name, "emqx@emqx-1.") && (n.Evacuation != "" || !n.Accepting) {
+				t.Fatalf("node %+v still refuses clients after the abandonment", n)
+			}
+		}
+		t.Logf("abandoned %v after the drain gave up", time.Since(start).Round(100*time.Millisecond))
+		runKubectl(t, "uncordon", node)
+		expectNothingLost(t, ns, 3000)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

@@ -75,6 +75,7 @@ const (
 	ReasonTerminating    = "PodTerminating"
 	ReasonNamespaceGone  = "NamespaceTerminating"
 	ReasonOwnerGone      = "OwnerDeleting"
+	ReasonNotInCache     = "PodNotInCache"
 	ReasonUIDMismatch    = "UIDPreconditionMismatch"
 	ReasonBypass         = "EvacuationBypassed"
 	ReasonNotStarted     = "PodNotRunning"
@@ -269,6 +270,35 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 		return g.evacuating(ctx, pod, owner, dryRun, node, ev)
 	}
 	return g.start(ctx, pod, owner, dryRun, cause, extra, conn, nodes, gs, node)
+}
+
+// NotInCache answers an eviction of a pod the synced cache does not have.
+func (g *Gate) NotInCache(ns, name string) Verdict {
+	v := allow(ReasonNotInCache, "pod not in the webhook's cache: the API server decides (it does not exist, or is too new to hold clients)")
+	g.Metrics.observe("eviction", v)
+	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", "eviction", "allowed", true, "reason", v.Reason)
+	return v
+}
+
+// ReadFailed answers a removal whose pod the webhook could not read: held like an EMQX API that
+// does not answer, then, past the grace period, allowed with a Warning Event. Never a silent allow.
+func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) Verdict {
+	now := g.Clock.Now()
+	key := types.UID("read:" + ns + "/" + name)
+	since := g.marks.firstSeen(key, "read", now)
+	var v Verdict
+	if now.Sub(since) >= g.Config.UnreachableGrace {
+		g.marks.forget(key, "read")
+		v = allow(ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s for %v (%s): removing it without evacuation",
+			ns, name, now.Sub(since).Round(time.Second), shorten(err)))
+		g.event(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}, corev1.EventTypeWarning, ReasonUnreachable, "%s", v.Message)
+	} else {
+		v = hold(ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s (%s); the removal is held for up to %v, then allowed; retrying is safe",
+			ns, name, shorten(err), g.Config.UnreachableGrace))
+	}
+	g.Metrics.observe(cause, v)
+	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", cause, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message)
+	return v
 }
 
 // evacuating holds the removal while the evacuation runs, up to the time limit.

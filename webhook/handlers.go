@@ -9,6 +9,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -90,8 +91,12 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 	}
 	var pod corev1.Pod
 	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
-		// Unknown to the cache: let the API server answer (404, or a pod too new to hold clients).
-		return admission.Allowed("pod not in the webhook's cache")
+		if apierrors.IsNotFound(err) {
+			// Not in the synced cache (the webhook is Ready only once it is): the API server
+			// answers 404, or the pod is too new to hold clients.
+			return response(h.Gate.NotInCache(ns, name))
+		}
+		return response(h.Gate.ReadFailed(ctx, ns, name, "eviction", err))
 	}
 	if ev.DeleteOptions.uidMismatch(&pod) {
 		return admission.Allowed("the eviction's UID precondition names another pod; the API server rejects it")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/kubectl/pkg/drain"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -224,4 +227,33 @@ func FuzzAdmissionHandlers(fz *testing.F) {
 			}
 		}
 	})
+}
+
+// A pod the webhook cannot read is held, then allowed after the grace period with a Warning Event:
+// never a silent allow.
+func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing.T) {
+	f := newFixture(t, 100)
+	broken := interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return errors.New("the informer cache is not synced")
+		},
+	})
+	h := &EvictionHandler{Gate: f.gate, Reader: broken}
+	req := evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0","namespace":"mqtt"}}`, ns, false)
+	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 429 || !strings.Contains(resp.Result.Message, "could not read pod mqtt/emqx-0") {
+		t.Fatalf("response %+v", resp.Result)
+	}
+	f.clock.Step(f.gate.Config.UnreachableGrace)
+	if resp := h.Handle(context.Background(), req); !resp.Allowed {
+		t.Fatalf("still held after the grace period: %+v", resp.Result)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable the webhook could not read pod mqtt/emqx-0") {
+		t.Fatalf("events %q", ev)
+	}
+	// A pod the synced cache does not know: the API server answers.
+	h.Reader = f.kube
+	req = evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope","namespace":"mqtt"}}`, ns, false)
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || !strings.Contains(resp.Result.Message, "not in the webhook's cache") {
+		t.Fatalf("unknown pod: %+v", resp.Result)
+	}
 }

@@ -254,5 +254,10 @@ func run(ctx context.Context, args []string) error {
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return err
 	}
+	// Ready means the caches the decisions read have synced: a replica that would answer from an
+	// empty cache receives no admission request.
+	if err := mgr.AddReadyzCheck("informers", webhook.CachesSynced(mgr.GetCache())); err != nil {
+		return err
+	}
 	return mgr.Start(ctx)
 }

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -48,6 +49,7 @@ type options struct {
 	webhookConfig   string
 	mutatingConfig  string
 	routingGate     bool
+	metricsSecure   bool
 	accessInterval  time.Duration
 	metricsAddr     string
 	healthAddr      string
@@ -97,7 +99,8 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.mutatingConfig, "mutating-webhook-config", "emqx-webhook", "MutatingWebhookConfiguration (the routing gate) whose caBundle the self-signed rotator keeps current")
 	fs.BoolVar(&o.routingGate, "routing-gate", false, "add the readiness gate "+string(webhook.ConditionServing)+" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate)
 	fs.DurationVar(&o.accessInterval, "access-check-interval", 10*time.Minute, "how often the webhook checks that it can authenticate to each EMQX cluster (new clusters within a minute)")
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "", "Prometheus metrics address (0 disables; default :8443, or 127.0.0.1:8080 with --metrics-secure=false)")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to authenticated, authorized clients only (TokenReview and SubjectAccessReview of get on /metrics); false serves plain HTTP, on loopback unless --metrics-bind-address says otherwise")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
 	fs.DurationVar(&o.emqxTimeout, "emqx-timeout", 3*time.Second, "timeout of each EMQX API request")
@@ -152,10 +155,34 @@ func parse(args []string) (*options, error) {
 		}
 		o.matcher.Extra = sel
 	}
+	if o.metricsAddr == "" {
+		o.metricsAddr = ":8443"
+		if !o.metricsSecure {
+			o.metricsAddr = "127.0.0.1:8080"
+		}
+	}
 	if len(o.dnsNames) == 0 {
 		o.dnsNames = list{"emqx-webhook." + o.namespace + ".svc", "emqx-webhook." + o.namespace + ".svc.cluster.local"}
 	}
 	return o, nil
+}
+
+// tlsDefaults: TLS 1.2 at least (1.3 negotiated where the client offers it), and HTTP/2 off: it
+// exposes the server to stream-reset floods (CVE-2023-44487).
+func tlsDefaults(c *tls.Config) {
+	c.MinVersion = tls.VersionTLS12
+	c.NextProtos = []string{"http/1.1"}
+}
+
+// metricsOptions: HTTPS with authentication and authorization by default.
+func metricsOptions(o *options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.metricsSecure {
+		m.SecureServing = true
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+		m.TLSOpts = []func(*tls.Config){tlsDefaults}
+	}
+	return m
 }
 
 func restConfig(path string) (*rest.Config, error) {
@@ -201,7 +228,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 clientgoscheme.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                metricsOptions(o),
 		HealthProbeBindAddress: o.healthAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       leaderElectionID,
@@ -211,7 +238,7 @@ func run(ctx context.Context, args []string) error {
 		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir,
 			// HTTP/2 off: it exposes the server to stream-reset floods (CVE-2023-44487).
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}),
+			TLSOpts: []func(*tls.Config){tlsDefaults}}),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)

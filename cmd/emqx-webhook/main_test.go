@@ -1,0 +1,42 @@
+package main
+
+import "testing"
+
+// Metrics are HTTPS with authentication and authorization by default; plain HTTP only on loopback
+// unless an address is given.
+func TestMetricsAreSecureByDefaultAndPlainOnlyOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		addr   string
+		secure bool
+	}{
+		{nil, ":8443", true},
+		{[]string{"--metrics-secure=false"}, "127.0.0.1:8080", false},
+		{[]string{"--metrics-secure=false", "--metrics-bind-address", ":9090"}, ":9090", false},
+		{[]string{"--metrics-bind-address", "0"}, "0", true},
+	} {
+		o, err := parse(append([]string{"--namespace", "emqx-webhook"}, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := metricsOptions(o)
+		if m.BindAddress != tc.addr || m.SecureServing != tc.secure || (m.FilterProvider != nil) != tc.secure {
+			t.Errorf("%v: address %q secure %v filter %v", tc.args, m.BindAddress, m.SecureServing, m.FilterProvider != nil)
+		}
+	}
+}
+
+// Bad flags are refused with a message that names them.
+func TestBadFlagsAreRefused(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "")
+	for _, args := range [][]string{
+		{"--namespace", "x", "--abandon-after", "0s"},
+		{"--namespace", "x", "--access-check-interval", "1s"},
+		{"--namespace", "x", "--decision-timeout", "9s"},
+		{},
+	} {
+		if _, err := parse(args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

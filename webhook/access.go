@@ -168,7 +168,7 @@ func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.St
 			a.Gate.event(s, corev1.EventTypeNormal, ReasonAccessRestored, "%s", detail)
 		}
 		a.Gate.Log.Info("EMQX API access", "cluster", key, "result", result, "detail", detail)
-		a.Gate.patchAnnotations(ctx, s, map[string]*string{AnnAPIAccess: &value})
+		_ = a.Gate.patchAnnotations(ctx, s, map[string]*string{AnnAPIAccess: &value}) // logged; checked again next time
 	}
 	return true
 }

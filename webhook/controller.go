@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -127,13 +128,12 @@ func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owne
 		// Not ours: whoever started it finishes it.
 		return ctrl.Result{RequeueAfter: c.Poll}, nil
 	case evacuation.SafeToRemove(ev):
-		if pod.Annotations[AnnCompletedAt] == "" {
-			c.Gate.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
-			c.Gate.event(pod, corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", node)
-			if owner != nil {
-				// Any update of the owner requeues its controller at once.
-				c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
-			}
+		if pod.Annotations[AnnCompletedAt] == "" && owner != nil {
+			// Any update of the owner requeues its controller at once.
+			_ = c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
+		}
+		if err := c.Gate.recordEvacuated(ctx, pod, owner); err != nil {
+			return ctrl.Result{}, fmt.Errorf("record that pod %s/%s leaves evacuated: %w", pod.Namespace, pod.Name, err) // retried with back-off
 		}
 		return c.abandonIfNobodyAsks(ctx, conn, pod, owner, node)
 	}
@@ -164,6 +164,9 @@ func (c *Controller) abandonIfNobodyAsks(ctx context.Context, conn EMQX, pod *co
 		return ctrl.Result{RequeueAfter: c.Poll}, nil
 	}
 	c.forgetEvacuation(ctx, pod)
+	if err := c.Gate.setRecord(ctx, owner, pod.Name, ""); err != nil {
+		return ctrl.Result{}, err
+	}
 	c.Gate.event(pod, corev1.EventTypeWarning, ReasonAbandoned,
 		"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients again", node, wait)
 	c.Gate.Log.Info("evacuation abandoned", "pod", pod.Namespace+"/"+pod.Name, "node", node, "after", wait.String())
@@ -204,12 +207,8 @@ func (c *Controller) reopenStale(ctx context.Context, pod *corev1.Pod, owner cli
 		c.Gate.event(pod, corev1.EventTypeNormal, ReasonStaleStopped,
 			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again", pod.Name, node.Node)
 	}
-	recs := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])
-	delete(recs, pod.Name)
-	var val *string
-	if len(recs) > 0 {
-		val = ptr(formatRecords(recs))
+	if err := c.Gate.setRecord(ctx, owner, pod.Name, ""); err != nil {
+		return ctrl.Result{}, err
 	}
-	c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnEvacuatedPods: val})
 	return ctrl.Result{}, nil
 }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
@@ -169,5 +171,40 @@ func TestControllerLeavesEvacuationsItDidNotStart(t *testing.T) {
 	f.reconcile(0)
 	if f.evacuation(0) != "prohibiting" {
 		t.Fatal("the controller stopped an evacuation it did not start")
+	}
+}
+
+// The owner's record of evacuated pods does not depend on one write in admission: the controller
+// retries it until it lands.
+func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	failing := true
+	f.gate.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			if _, isSts := obj.(*appsv1.StatefulSet); isSts && failing {
+				return errors.New("context deadline exceeded")
+			}
+			return c.Patch(ctx, obj, p, opts...)
+		},
+	})
+	f.removal(0)
+	for f.evacuation(0) != "prohibiting" {
+		f.sim.Advance(time.Second)
+	}
+	expect(t, f.removal(0), true, ReasonEvacuated, "")
+	if recs := f.statefulSet().Annotations[AnnEvacuatedPods]; recs != "" {
+		t.Fatalf("record %q written although writes fail", recs)
+	}
+	c := &Controller{Gate: f.gate, Poll: time.Second}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx-0"}}
+	if _, err := c.Reconcile(context.Background(), req); err == nil {
+		t.Fatal("a failed record is not retried")
+	}
+	failing = false
+	if _, err := c.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if recs := f.statefulSet().Annotations[AnnEvacuatedPods]; recs != "emqx-0=uid-0" {
+		t.Fatalf("record %q", recs)
 	}
 }

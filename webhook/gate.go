@@ -261,7 +261,7 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	switch {
 	case evacuating && evacuation.SafeToRemove(ev):
 		if !dryRun {
-			g.recordEvacuated(ctx, pod, owner)
+			_ = g.recordEvacuated(ctx, pod, owner) // logged; the controller retries it
 		}
 		return allow(ReasonEvacuated, fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left", node.Node))
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0:
@@ -501,20 +501,36 @@ func (g *Gate) event(obj client.Object, typ, reason, format string, args ...any)
 
 // recordEvacuated notes, on the owner, that the pod leaves evacuated: if it comes back (same name,
 // new UID) with the evacuation persisted on its volume, the controller reopens it.
-func (g *Gate) recordEvacuated(ctx context.Context, pod *corev1.Pod, owner client.Object) {
+// The admission path tries once; the controller, which also calls it when it sees the node empty,
+// retries until the record lands: a recreated pod must not keep a persisted evacuation because a
+// write timed out.
+func (g *Gate) recordEvacuated(ctx context.Context, pod *corev1.Pod, owner client.Object) error {
 	if pod.Annotations[AnnCompletedAt] == "" {
 		g.event(pod, corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", pod.Annotations[AnnNode])
 		g.annotate(ctx, pod, map[string]*string{AnnCompletedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano))})
 	}
+	return g.setRecord(ctx, owner, pod.Name, string(pod.UID))
+}
+
+// setRecord sets (uid "" removes) the pod's entry in its owner's record of evacuated pods.
+func (g *Gate) setRecord(ctx context.Context, owner client.Object, pod, uid string) error {
 	if owner == nil {
-		return
+		return nil
 	}
 	recs := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])
-	if recs[pod.Name] == string(pod.UID) {
-		return
+	if recs[pod] == uid {
+		return nil
 	}
-	recs[pod.Name] = string(pod.UID)
-	g.patchAnnotations(ctx, owner, map[string]*string{AnnEvacuatedPods: ptr(formatRecords(recs))})
+	if uid == "" {
+		delete(recs, pod)
+	} else {
+		recs[pod] = uid
+	}
+	var val *string
+	if len(recs) > 0 {
+		val = ptr(formatRecords(recs))
+	}
+	return g.patchAnnotations(ctx, owner, map[string]*string{AnnEvacuatedPods: val})
 }
 
 func parseRecords(s string) map[string]string {
@@ -543,7 +559,7 @@ func formatRecords(m map[string]string) string {
 // annotate merges annotations into the pod (nil removes); failures are logged: the decision
 // stands, and the next request rebuilds what it needs from EMQX.
 func (g *Gate) annotate(ctx context.Context, pod *corev1.Pod, ann map[string]*string) {
-	g.patchAnnotations(ctx, pod, ann)
+	_ = g.patchAnnotations(ctx, pod, ann) // logged; the decision stands on what was seen (and the in-memory marks)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -558,13 +574,15 @@ func (g *Gate) annotate(ctx context.Context, pod *corev1.Pod, ann map[string]*st
 
 // patchAnnotations writes with a context of its own: a decision whose deadline passed (EMQX
 // hanging) must still record what it saw, or the grace period would never start.
-func (g *Gate) patchAnnotations(ctx context.Context, obj client.Object, ann map[string]*string) {
+func (g *Gate) patchAnnotations(ctx context.Context, obj client.Object, ann map[string]*string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
 	if err := g.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		g.Log.Error(err, "annotate", "object", obj.GetNamespace()+"/"+obj.GetName())
+		return fmt.Errorf("annotate %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}
+	return nil
 }
 
 func (g *Gate) namespaceTerminating(ctx context.Context, name string) bool {

@@ -108,6 +108,7 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 type PodDeleteHandler struct {
 	Gate    *Gate
 	Decoder admission.Decoder
+	Reader  client.Reader // the pod cache: a review is checked against live state before anything starts
 }
 
 // Handle implements admission.Handler.
@@ -129,7 +130,24 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 	if opts.uidMismatch(&pod) {
 		return admission.Allowed("the deletion's UID precondition names another pod; the API server rejects it")
 	}
-	return response(h.Gate.Removal(ctx, &pod, dryRun(req, opts), "delete"))
+	if pod.DeletionTimestamp != nil {
+		// Already terminating (the final grace-0 delete): allowed, nothing to start; the cache may
+		// not show the deletion yet.
+		return response(h.Gate.Removal(ctx, &pod, dryRun(req, opts), "delete"))
+	}
+	// Decide on the pod as it is, not as the review says it is: a forged review (anyone who can
+	// reach the webhook can send one) starts nothing.
+	var live corev1.Pod
+	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: pod.Name}, &live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return response(h.Gate.NotInCache(req.Namespace, pod.Name))
+		}
+		return response(h.Gate.ReadFailed(ctx, req.Namespace, pod.Name, "delete", err))
+	}
+	if live.UID != pod.UID {
+		return admission.Allowed("the review's pod is not the pod of that name: nothing started")
+	}
+	return response(h.Gate.Removal(ctx, &live, dryRun(req, opts), "delete"))
 }
 
 // ScaleHandler sees StatefulSet scale-downs: UPDATE of statefulsets/scale (kubectl scale, HPA)
@@ -184,6 +202,12 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 		sts.Generation = old.Generation // the generation this update replaces
 		if newR >= oldR {
 			return admission.Allowed("")
+		}
+		var live appsv1.StatefulSet
+		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &live); err != nil || live.UID != old.UID || cluster.Replicas(&live) != oldR {
+			// Not the StatefulSet as it is (forged, or stale): nothing started; the controller's
+			// deletions are still held one by one.
+			return admission.Allowed("the review's statefulset is not the statefulset as it is: nothing started")
 		}
 	default:
 		return admission.Allowed("")

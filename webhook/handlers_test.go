@@ -83,7 +83,7 @@ func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	dec := admission.NewDecoder(scheme.Scheme)
 	ev := &EvictionHandler{Gate: f.gate, Reader: f.kube}
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
 	sc := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
 	cases := map[string]admission.Response{
 		"eviction garbage":   ev.Handle(context.Background(), evictionRequest(`{"metadata":`, ns, false)),
@@ -104,7 +104,7 @@ func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 
 func TestPodDeleteHandler(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme)}
+	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: f.kube}
 	req := func(pod *corev1.Pod, opts string) admission.Request {
 		r := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: pod.Name,
 			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(pod)}}
@@ -213,7 +213,7 @@ func FuzzAdmissionHandlers(fz *testing.F) {
 	fz.Add([]byte(`[`), []byte(`"`), "scale")
 	f := newFixture(fz, 0, 0)
 	dec := admission.NewDecoder(scheme.Scheme)
-	handlers := []admission.Handler{&EvictionHandler{Gate: f.gate, Reader: f.kube}, &PodDeleteHandler{Gate: f.gate, Decoder: dec},
+	handlers := []admission.Handler{&EvictionHandler{Gate: f.gate, Reader: f.kube}, &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube},
 		&ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}}
 	fz.Fuzz(func(t *testing.T, obj, old []byte, sub string) {
 		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Delete, admissionv1.Update} {
@@ -255,5 +255,36 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 	req = evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope","namespace":"mqtt"}}`, ns, false)
 	if resp := h.Handle(context.Background(), req); !resp.Allowed || !strings.Contains(resp.Result.Message, "not in the webhook's cache") {
 		t.Fatalf("unknown pod: %+v", resp.Result)
+	}
+}
+
+// Anyone who reaches the webhook can send it an AdmissionReview. A forged one starts nothing: the
+// pod deleted must be the live pod of that name, and a StatefulSet update must match the
+// StatefulSet as it is.
+func TestForgedReviewsStartNothing(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	dec := admission.NewDecoder(scheme.Scheme)
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
+	forged := f.pod(0).DeepCopy()
+	forged.UID = "not-the-live-one"
+	r := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: forged.Name,
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(forged)}}
+	if resp := del.Handle(context.Background(), r); !resp.Allowed || f.evacuation(0) != "" {
+		t.Fatalf("forged pod delete: %+v, evacuation %q", resp.Result, f.evacuation(0))
+	}
+	ghost := forged.DeepCopy()
+	ghost.Name = "emqx-9"
+	r.OldObject, r.Name = raw(ghost), ghost.Name
+	if resp := del.Handle(context.Background(), r); !resp.Allowed {
+		t.Fatalf("delete of a pod that does not exist: %+v", resp.Result)
+	}
+	scale := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
+	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
+	old.Spec.Replicas, upd.Spec.Replicas = ptr(int32(5)), ptr(int32(1))
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
+		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, OldObject: raw(old), Object: raw(upd)}}
+	if resp := scale.Handle(context.Background(), req); !resp.Allowed || !strings.Contains(resp.Result.Message, "nothing started") ||
+		f.evacuation(1) != "" || f.evacuation(2) != "" {
+		t.Fatalf("forged statefulset update: %+v", resp.Result)
 	}
 }

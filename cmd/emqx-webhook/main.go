@@ -257,7 +257,7 @@ func run(ctx context.Context, args []string) error {
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	srv := mgr.GetWebhookServer()
 	srv.Register(webhook.PathEviction, &crwebhook.Admission{Handler: &webhook.EvictionHandler{Gate: gate, Reader: mgr.GetClient()}})
-	srv.Register(webhook.PathPodDelete, &crwebhook.Admission{Handler: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder}})
+	srv.Register(webhook.PathPodDelete, &crwebhook.Admission{Handler: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: mgr.GetClient()}})
 	srv.Register(webhook.PathScale, &crwebhook.Admission{Handler: &webhook.ScaleHandler{Gate: gate, Reader: mgr.GetClient(), Decoder: decoder}})
 	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: mgr.GetClient(), All: o.routingGate}
 	if o.leaderElect {

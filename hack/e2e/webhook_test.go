@@ -79,7 +79,8 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 			vwc = o
 		case *admissionregistrationv1.MutatingWebhookConfiguration:
 			mwc = o
-		case *corev1.Namespace, *corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding:
+		case *corev1.Namespace, *corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding,
+			*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 			rbac = append(rbac, doc)
 		}
 	}
@@ -497,6 +498,45 @@ func TestWebhookAbandonedDrainReopensTheNode(t *testing.T) {
 		t.Logf("abandoned %v after the drain gave up", time.Since(start).Round(100*time.Millisecond))
 		runKubectl(t, "uncordon", node)
 		expectNothingLost(t, ns, 3000)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// The webhook's ServiceAccount may patch pods, StatefulSets and its webhook configurations (RBAC
+// cannot say "annotations only"); the shipped admission policies make that all it can change.
+// The webhook's own writes pass them in every other e2e test, which runs it as that account.
+func TestServiceAccountMayChangeOnlyItsAnnotations(t *testing.T) {
+	f := features.New("least privilege").Assess("admission policy", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 1, 0)
+		sa := serviceAccountKubeconfig(t, cfg)
+		as := func(args ...string) (string, error) {
+			out, err := exec.Command(kubectl, append([]string{"--kubeconfig", sa, "-n", ns}, args...)...).CombinedOutput()
+			return string(out), err
+		}
+		denied := "emqx-webhook may change only"
+		var out string
+		eventually(t, 30*time.Second, "the admission policy in force", func() bool {
+			var err error
+			out, err = as("set", "image", "pod/emqx-0", "emqx=evil.example/emqx:latest")
+			return err != nil && strings.Contains(out, denied)
+		})
+		t.Logf("kubectl set image as emqx-webhook: %s", strings.TrimSpace(out))
+		for _, args := range [][]string{
+			{"annotate", "pod", "emqx-0", "other.example/x=1"},
+			{"label", "pod", "emqx-0", "x=1"},
+			{"scale", "statefulset", "emqx", "--replicas=0"},
+			{"patch", "statefulset", "emqx", "--type=merge", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"emqx","image":"evil.example/emqx"}]}}}}`},
+			{"patch", "validatingwebhookconfiguration", webhookConfig, "--type=json", "-p", `[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]`},
+		} {
+			if out, err := as(args...); err == nil || !(strings.Contains(out, denied) || strings.Contains(out, "forbidden")) {
+				t.Fatalf("kubectl %s as emqx-webhook: %v %s", strings.Join(args, " "), err, out)
+			}
+		}
+		if out, err := as("annotate", "pod", "emqx-0", "emqx.kubectl-emqx.io/note=allowed"); err != nil {
+			t.Fatalf("its own annotation was refused: %s", out)
+		}
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,19 +29,26 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
 
-// Secret keys.
+// Secret keys. ca.crt is the bundle the webhook configurations trust: the current CA, and during
+// a CA rollover the previous one too.
 const (
 	KeyCACert = "ca.crt"
+	KeyCAKey  = "ca.key"
 	KeyCert   = "tls.crt"
 	KeyKey    = "tls.key"
 )
 
-// Rotator keeps the serving certificate valid.
+// Rotator keeps the serving certificate valid. The CA outlives many serving certificates: a
+// renewal of the serving certificate keeps the CA, so the caBundle does not change and a replica
+// that has not reloaded yet is still trusted. When the CA itself nears its end, a new CA is made
+// and both are published until the old one has expired.
 type Rotator struct {
 	Kube       kubernetes.Interface
 	Namespace  string
@@ -58,21 +66,29 @@ type Rotator struct {
 	Log              logr.Logger
 }
 
-// Ensure makes sure the Secret holds a valid certificate for the names, writes it to CertDir and
-// injects the CA. It is safe to run from every replica at once: the Secret's resourceVersion
-// settles races, and losers use the winner's certificate.
+// caRenewBefore: a CA is replaced when less than this is left of it, long before any serving
+// certificate it signed can outlive it.
+func (r *Rotator) caRenewBefore() time.Duration { return 2 * r.Validity }
+
+// Ensure makes sure the Secret holds a valid CA and serving certificate for the names, writes the
+// certificate to CertDir and injects the CA bundle. It is safe to run from every replica at once:
+// the Secret's resourceVersion settles races, and losers use the winner's certificate.
 func (r *Rotator) Ensure(ctx context.Context) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		sec, err := r.Kube.CoreV1().Secrets(r.Namespace).Get(ctx, r.SecretName, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("read Secret %s/%s: %w", r.Namespace, r.SecretName, err)
 		}
-		if err == nil && r.valid(sec.Data) {
-			return r.install(ctx, sec.Data)
+		var old map[string][]byte
+		if err == nil {
+			old = sec.Data
 		}
-		data, gerr := r.generate()
+		data, changed, what, gerr := r.next(old)
 		if gerr != nil {
 			return gerr
+		}
+		if !changed {
+			return r.install(ctx, data)
 		}
 		if apierrors.IsNotFound(err) {
 			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.SecretName, Namespace: r.Namespace}, Type: corev1.SecretTypeTLS, Data: data}
@@ -87,33 +103,72 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("store the webhook certificate in Secret %s/%s: %w", r.Namespace, r.SecretName, err)
 		}
-		r.Log.Info("issued a new self-signed webhook certificate", "secret", r.Namespace+"/"+r.SecretName, "dnsNames", r.DNSNames, "ips", r.IPs)
+		r.Log.Info("webhook certificate renewed", "what", what, "secret", r.Namespace+"/"+r.SecretName, "dnsNames", r.DNSNames, "ips", r.IPs)
 		return r.install(ctx, data)
 	}
 	return fmt.Errorf("the webhook certificate Secret %s/%s keeps changing under us", r.Namespace, r.SecretName)
 }
 
-// Start keeps the certificate current until ctx ends (a manager Runnable).
-func (r *Rotator) Start(ctx context.Context) error {
-	t := r.Clock.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C():
-			if err := r.Ensure(ctx); err != nil {
-				r.Log.Error(err, "certificate rotation")
-			}
+// next is the decision, apart from its side effects: from the Secret's data (nil when there is
+// none), the data it should hold, whether that differs, and what was renewed.
+func (r *Rotator) next(data map[string][]byte) (map[string][]byte, bool, string, error) {
+	now := r.Clock.Now()
+	ca, caKey, caOK := r.currentCA(data)
+	bundle := certsIn(data[KeyCACert])
+	var what []string
+	if !caOK {
+		var err error
+		if ca, caKey, err = r.newCA(); err != nil {
+			return nil, false, "", err
+		}
+		what = append(what, "CA")
+	}
+	// The bundle: the current CA first, then every other CA still valid (the previous one, while a
+	// serving certificate it signed may still be in use).
+	kept := []*x509.Certificate{ca}
+	for _, c := range bundle {
+		if !c.Equal(ca) && now.Before(c.NotAfter) {
+			kept = append(kept, c)
 		}
 	}
+	out := map[string][]byte{KeyCACert: encodeCerts(kept), KeyCAKey: encodeKey(caKey), KeyCert: data[KeyCert], KeyKey: data[KeyKey]}
+	if !r.leafValid(data, ca) {
+		cert, key, err := r.newLeaf(ca, caKey)
+		if err != nil {
+			return nil, false, "", err
+		}
+		out[KeyCert], out[KeyKey] = cert, key
+		what = append(what, "serving certificate")
+	}
+	changed := data == nil
+	for _, k := range []string{KeyCACert, KeyCAKey, KeyCert, KeyKey} {
+		changed = changed || !bytes.Equal(out[k], data[k])
+	}
+	return out, changed, strings.Join(what, " and "), nil
 }
 
-// NeedLeaderElection: every replica keeps its own files current.
-func (r *Rotator) NeedLeaderElection() bool { return false }
+// currentCA is the Secret's CA with its key, when both parse, belong together and the CA is not
+// due for replacement.
+func (r *Rotator) currentCA(data map[string][]byte) (*x509.Certificate, *ecdsa.PrivateKey, bool) {
+	bundle := certsIn(data[KeyCACert])
+	block, _ := pem.Decode(data[KeyCAKey])
+	if len(bundle) == 0 || block == nil {
+		return nil, nil, false
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return nil, nil, false
+	}
+	ca := bundle[0]
+	pub, ok := ca.PublicKey.(*ecdsa.PublicKey)
+	if !ok || !pub.Equal(&key.PublicKey) || !ca.IsCA || r.Clock.Now().Add(r.caRenewBefore()).After(ca.NotAfter) {
+		return nil, nil, false
+	}
+	return ca, key, true
+}
 
-// valid: a CA and a key pair that parse, cover every name, and are not due for renewal.
-func (r *Rotator) valid(data map[string][]byte) bool {
+// leafValid: a key pair that parses, is signed by ca, covers every name and is not due for renewal.
+func (r *Rotator) leafValid(data map[string][]byte, ca *x509.Certificate) bool {
 	pair, err := tls.X509KeyPair(data[KeyCert], data[KeyKey])
 	if err != nil || len(pair.Certificate) == 0 {
 		return false
@@ -123,9 +178,7 @@ func (r *Rotator) valid(data map[string][]byte) bool {
 		return false
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data[KeyCACert]) {
-		return false
-	}
+	pool.AddCert(ca)
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: r.Clock.Now()}); err != nil {
 		return false
 	}
@@ -142,25 +195,30 @@ func (r *Rotator) valid(data map[string][]byte) bool {
 	return true
 }
 
-func (r *Rotator) generate() (map[string][]byte, error) {
+func (r *Rotator) newCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	now := r.Clock.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generate the CA key: %w", err)
+		return nil, nil, fmt.Errorf("generate the CA key: %w", err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: "emqx-webhook-ca"},
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "emqx-webhook-ca", SerialNumber: serial().String()},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * r.Validity),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("sign the CA: %w", err)
+		return nil, nil, fmt.Errorf("sign the CA: %w", err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
+	ca, err := x509.ParseCertificate(der)
+	return ca, key, err
+}
+
+func (r *Rotator) newLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	now := r.Clock.Now()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generate the serving key: %w", err)
+		return nil, nil, fmt.Errorf("generate the serving key: %w", err)
 	}
 	cn := "emqx-webhook"
 	if len(r.DNSNames) > 0 {
@@ -173,22 +231,110 @@ func (r *Rotator) generate() (map[string][]byte, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("sign the serving certificate: %w", err)
+		return nil, nil, fmt.Errorf("sign the serving certificate: %w", err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), encodeKey(key), nil
+}
+
+func certsIn(bundle []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, bundle = pem.Decode(bundle)
+		if block == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			out = append(out, c)
+		}
 	}
-	return map[string][]byte{
-		KeyCACert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		KeyCert:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyKey:    pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}, nil
+}
+
+func encodeCerts(certs []*x509.Certificate) []byte {
+	var b bytes.Buffer
+	for _, c := range certs {
+		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return b.Bytes()
+}
+
+func encodeKey(key *ecdsa.PrivateKey) []byte {
+	der, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	return n
+}
+
+// Start keeps the certificate current until ctx ends (a manager Runnable): at once when the
+// Secret changes (another replica renewed it) or a webhook configuration does (a caBundle wiped or
+// replaced), and every hour.
+func (r *Rotator) Start(ctx context.Context) error {
+	t := r.Clock.NewTicker(time.Hour)
+	defer t.Stop()
+	changes := make(chan struct{}, 1)
+	r.watch(ctx, changes)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		case <-changes:
+		}
+		if err := r.Ensure(ctx); err != nil {
+			r.Log.Error(err, "certificate rotation")
+		}
+	}
+}
+
+// NeedLeaderElection: every replica keeps its own files current.
+func (r *Rotator) NeedLeaderElection() bool { return false }
+
+// watch signals changes of the Secret and of the webhook configurations on changes, each by name.
+func (r *Rotator) watch(ctx context.Context, changes chan<- struct{}) {
+	byName := func(name string) metav1.ListOptions {
+		return metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
+	}
+	starts := []func() (watch.Interface, error){
+		func() (watch.Interface, error) {
+			return r.Kube.CoreV1().Secrets(r.Namespace).Watch(ctx, byName(r.SecretName))
+		},
+	}
+	adm := r.Kube.AdmissionregistrationV1()
+	for _, name := range r.ValidatingWebhooks {
+		starts = append(starts, func() (watch.Interface, error) { return adm.ValidatingWebhookConfigurations().Watch(ctx, byName(name)) })
+	}
+	for _, name := range r.MutatingWebhooks {
+		starts = append(starts, func() (watch.Interface, error) { return adm.MutatingWebhookConfigurations().Watch(ctx, byName(name)) })
+	}
+	for _, start := range starts {
+		go func() {
+			for ctx.Err() == nil {
+				w, err := start()
+				if err != nil {
+					r.Log.Error(err, "watch for certificate changes; retrying")
+					select {
+					case <-ctx.Done():
+					case <-r.Clock.After(10 * time.Second):
+					}
+					continue
+				}
+				for range w.ResultChan() {
+					select {
+					case changes <- struct{}{}:
+					default:
+					}
+				}
+				w.Stop()
+				select { // a watch the server ended: start another, not in a tight loop
+				case <-ctx.Done():
+				case <-r.Clock.After(time.Second):
+				}
+			}
+		}()
+	}
 }
 
 // install writes the pair where the webhook server reads it (it reloads on change) and injects

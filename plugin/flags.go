@@ -48,8 +48,8 @@ func (e *evictionFlags) add(fs *pflag.FlagSet, scope string) {
 	e.WaitHealth, e.WaitTake = evacuation.DefaultWait, evacuation.DefaultWait
 	fs.Int64Var(&e.ConnRate, "conn-evict-rate", evacuation.DefaultRate, scope+"connections disconnected per second on each evicting node")
 	fs.Int64Var(&e.SessRate, "sess-evict-rate", evacuation.DefaultRate, scope+"sessions migrated per second on each evicting node")
-	fs.DurationVar(&e.WaitHealth, "wait-health-check", e.WaitHealth, scope+"time a node reports unhealthy, still accepting clients, before evicting")
-	fs.DurationVar(&e.WaitTake, "wait-takeover", e.WaitTake, scope+"time left to clients to take their sessions over elsewhere before sessions are migrated")
+	fs.Var(evacuation.WaitValue{D: &e.WaitHealth}, "wait-health-check", scope+"time a node reports unhealthy, still accepting clients, before evicting: seconds as in EMQX (10) or a duration (10s) (default 1m0s)")
+	fs.Var(evacuation.WaitValue{D: &e.WaitTake}, "wait-takeover", scope+"time left to clients to take their sessions over elsewhere before sessions are migrated: seconds (10) or a duration (10s) (default 1m0s)")
 }
 
 // record notes which flags the command line gave.

@@ -401,3 +401,19 @@ func TestEvacuationStoppedByOthersWhileWaitingIsSaidPlainly(t *testing.T) {
 func emqxClient(url string) (*emqx.Client, error) {
 	return emqx.New(url, emqx.Credentials{Username: "admin", Password: "kemqx-dashboard-pw"})
 }
+
+// README and the command's own example show `kubectl emqx version -o json`.
+func TestVersionPrintsJSONAndYAML(t *testing.T) {
+	e := newEnv(t)
+	out, _, err := e.run(context.Background(), "version", "-o", "json")
+	var v map[string]string
+	if err != nil || json.Unmarshal([]byte(out), &v) != nil || v["version"] == "" || v["platform"] == "" {
+		t.Fatalf("version -o json: %v %q", err, out)
+	}
+	if out, _, err := e.run(context.Background(), "version", "-o", "yaml"); err != nil || !strings.Contains(out, "version: ") {
+		t.Fatalf("version -o yaml: %v %q", err, out)
+	}
+	if _, _, err := e.run(context.Background(), "version", "-o", "xml"); err == nil || !strings.Contains(err.Error(), "use json or yaml") {
+		t.Fatalf("version -o xml: %v", err)
+	}
+}

@@ -36,7 +36,7 @@ credentials (a port-forward to a Ready pod), or directly with --emqx-url.`,
 
 func newVersionCmd(g *GlobalOptions) *cobra.Command {
 	var output string
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "version",
 		Short:   "Print the plugin's version",
 		Example: "  kubectl emqx version\n  kubectl emqx version -o json",
@@ -50,6 +50,8 @@ func newVersionCmd(g *GlobalOptions) *cobra.Command {
 			return err
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml")
+	return cmd
 }
 
 // completeClusters completes cluster names of the namespace.

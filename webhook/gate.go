@@ -641,9 +641,10 @@ func intAnnotation(obj client.Object, key string, def int64) int64 {
 	return def
 }
 
+// durAnnotation reads a duration annotation: seconds as in EMQX ("10") or a duration ("10s").
 func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Duration {
 	if obj != nil {
-		if d, err := time.ParseDuration(obj.GetAnnotations()[key]); err == nil && d >= 0 {
+		if d, err := evacuation.ParseWait(obj.GetAnnotations()[key]); err == nil {
 			return &d
 		}
 	}

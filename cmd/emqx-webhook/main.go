@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
 )
@@ -122,9 +123,9 @@ func parse(args []string) (*options, error) {
 		if s == "" {
 			continue
 		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("--%s %q: want a duration such as 10s", name, s)
+		d, err := evacuation.ParseWait(s)
+		if err != nil {
+			return nil, fmt.Errorf("--%s %w", name, err)
 		}
 		if name == "wait-health-check" {
 			o.cfg.WaitHealthCheck = &d

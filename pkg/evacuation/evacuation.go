@@ -3,7 +3,10 @@
 package evacuation
 
 import (
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -73,3 +76,50 @@ func RatesWithin(d time.Duration, w Waits, conns, sessions int64) (connRate, ses
 	sessRate = max(1, int64(math.Ceil(float64(sessions)/half)))
 	return connRate, sessRate, true
 }
+
+// ParseWait reads a wait as EMQX's API takes it: a whole number of seconds ("10", as in EMQX and
+// emqx-operator's waitHealthCheck: 10) or a duration ("10s", "1m", "500ms"). Negative waits and
+// anything else are refused with a message saying what is accepted.
+func ParseWait(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("%q: a wait cannot be negative", s)
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > maxWaitSeconds {
+			return 0, fmt.Errorf("%q: want 0 to %d seconds", s, maxWaitSeconds)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d > maxWaitSeconds*time.Second {
+		return 0, fmt.Errorf("%q: want seconds (10) or a duration (10s, 1m), at most %d s", s, maxWaitSeconds)
+	}
+	return d, nil
+}
+
+// maxWaitSeconds is the largest wait EMQX accepts (SPEC §3.1: 0..4294967 s).
+const maxWaitSeconds = 4294967
+
+// WaitValue is a pflag value for a wait flag, parsed by ParseWait.
+type WaitValue struct{ D *time.Duration }
+
+func (w WaitValue) String() string {
+	if w.D == nil {
+		return ""
+	}
+	return w.D.String()
+}
+
+// Set implements pflag.Value.
+func (w WaitValue) Set(s string) error {
+	d, err := ParseWait(s)
+	if err != nil {
+		return err
+	}
+	*w.D = d
+	return nil
+}
+
+// Type implements pflag.Value.
+func (WaitValue) Type() string { return "seconds|duration" }

@@ -104,3 +104,17 @@ func TestBalanced(t *testing.T) {
 		t.Fatal("disconnected sessions left on the donor are not balanced")
 	}
 }
+
+// Flags named after EMQX's parameters take EMQX's units: seconds, or a duration.
+func TestParseWaitTakesSecondsAsEMQXDoesAndDurations(t *testing.T) {
+	for in, want := range map[string]time.Duration{"10": 10 * time.Second, "0": 0, "10s": 10 * time.Second, "1m": time.Minute, "500ms": 500 * time.Millisecond} {
+		if got, err := ParseWait(in); err != nil || got != want {
+			t.Errorf("ParseWait(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "-1s", "ten", "", "4294968", "2000h"} {
+		if _, err := ParseWait(in); err == nil {
+			t.Errorf("ParseWait(%q) accepted", in)
+		}
+	}
+}

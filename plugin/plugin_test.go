@@ -417,3 +417,20 @@ func TestVersionPrintsJSONAndYAML(t *testing.T) {
 		t.Fatalf("version -o xml: %v", err)
 	}
 }
+
+// A stopped node is shown as stopped, with no counts; JSON lists are [] when empty, never null.
+func TestStatusShowsStoppedNodesAndEmptyLists(t *testing.T) {
+	e := newEnv(t, 3000, 1000, 0)
+	if err := e.sim.StopNode(nodeName(2)); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-stopped.golden", out)
+	out, _, err = e.run(context.Background(), "status", "-n", "mqtt", "-o", "json")
+	if err != nil || !strings.Contains(out, `"rebalances": []`) {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+}

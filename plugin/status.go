@@ -146,8 +146,12 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		case st == "":
 			st = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s %3.0f%%\n", orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(row.Role),
-			ready, row.Connections, row.Sessions, st, bar(row.Share, 20), row.Share*100)
+		conns, sess := fmt.Sprint(row.Connections), fmt.Sprint(row.Sessions)
+		if row.NodeStatus != "running" {
+			conns, sess = "-", "-" // a stopped or missing node reports no counts: it holds nothing we know of
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%\n", orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(row.Role),
+			ready, conns, sess, st, bar(row.Share, 20), row.Share*100)
 	}
 	if !noHeaders {
 		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t\t\n", r.Connections, r.Sessions)

@@ -50,7 +50,7 @@ type Report struct {
 // Build assembles the report from /api/v5/nodes, global_status and the cluster's pods (none in
 // direct mode, where rows are nodes only).
 func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod) Report {
-	var r Report
+	r := Report{Rows: []Row{}, Rebalances: []Rebalance{}} // empty lists print as [], not null
 	roles := map[string]string{}
 	for _, rb := range g.Rebalances {
 		for _, d := range rb.Donors {

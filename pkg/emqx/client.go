@@ -205,6 +205,14 @@ func (c *Client) StopRebalance(ctx context.Context, coordinator string) error {
 	return c.post(ctx, "/load_rebalance/"+coordinator+"/stop", struct{}{})
 }
 
+// ForceLeave makes EMQX drop node from the cluster (DELETE /cluster/{node}/force_leave, answered
+// 204). Ask any node but that one. Only a node EMQX lists as stopped and whose pod is gone for good
+// may be made to leave: a running node is expelled and restarts standalone with its data wiped
+// (pkg/emqx/API.md).
+func (c *Client) ForceLeave(ctx context.Context, node string) error {
+	return c.do(ctx, http.MethodDelete, "/cluster/"+node+"/force_leave", nil, nil, false)
+}
+
 func (c *Client) get(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, out, true)
 }

@@ -354,3 +354,22 @@ func TestRequestBodiesOmitUnsetFields(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+func TestClientForceLeavesAStoppedNode(t *testing.T) {
+	ctx := context.Background()
+	env := newSim(t, emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeD}, {Name: nodeR}}})
+	c := env.client(t, nodeD, apiKey)
+	if err := env.cluster.StopNode(nodeR); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ForceLeave(ctx, nodeR); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ForceLeave(ctx, nodeR); !emqx.IsNotInCluster(err) {
+		t.Fatalf("second force_leave: %v", err)
+	}
+	nodes, err := c.Nodes(ctx)
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("nodes %v, %v", nodes, err)
+	}
+}

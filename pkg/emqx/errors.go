@@ -30,6 +30,7 @@ const (
 	messageNodesUnavail   = "Nodes unavailable"
 	reasonAlreadyStarted  = "already_started"
 	reasonNotStarted      = "not_started"
+	reasonNotInCluster    = "node_not_in_cluster"
 	reasonNothingToBal    = "nothing_to_balance"
 	reasonEvictionAgentBz = "eviction_agent_busy"
 )
@@ -151,6 +152,11 @@ func IsAlreadyStarted(err error) bool {
 // IsNotStarted: stop was called where nothing runs.
 func IsNotStarted(err error) bool {
 	return matches(err, func(e *Error) bool { return e.hasReason(reasonNotStarted) })
+}
+
+// IsNotInCluster: force_leave of a node EMQX does not know (never seen, or already removed).
+func IsNotInCluster(err error) bool {
+	return matches(err, func(e *Error) bool { return e.hasReason(reasonNotInCluster) })
 }
 
 // IsNothingToBalance: the cluster is balanced within the thresholds (or has fewer than 2 groups).

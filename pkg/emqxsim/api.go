@@ -99,7 +99,7 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 	}
 	method := map[string]string{
 		"login": http.MethodPost, "evac_start": http.MethodPost, "evac_stop": http.MethodPost,
-		"reb_start": http.MethodPost, "reb_stop": http.MethodPost,
+		"reb_start": http.MethodPost, "reb_stop": http.MethodPost, "force_leave": http.MethodDelete,
 	}[route]
 	if method == "" {
 		method = http.MethodGet
@@ -130,8 +130,16 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 		writeError(w, r, &apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "content-type:application/json Required"})
 		return
 	}
-	if route == "configs" {
+	switch route {
+	case "configs":
 		c.serveConfigs(w, r, raw)
+		return
+	case "force_leave":
+		if err := c.forceLeave(n, arg); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	var res any
@@ -183,6 +191,11 @@ func matchRoute(p string) (string, string) {
 	}
 	if node, ok := strings.CutPrefix(p, "/nodes/"); ok && node != "" && !strings.Contains(node, "/") {
 		return "node", node
+	}
+	if rest, ok := strings.CutPrefix(p, "/cluster/"); ok {
+		if node, ok := strings.CutSuffix(rest, "/force_leave"); ok && node != "" && !strings.Contains(node, "/") {
+			return "force_leave", node
+		}
 	}
 	rest, ok := strings.CutPrefix(p, "/load_rebalance/")
 	if !ok {

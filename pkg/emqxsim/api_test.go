@@ -397,3 +397,33 @@ func TestStatusEndpointAnswersWhileEvacuating(t *testing.T) {
 		t.Fatalf("/status: %d %s", resp.StatusCode, body)
 	}
 }
+
+// force_leave as recorded on EMQX 5.3.2: a stopped node is dropped (204); the serving node cannot
+// leave; an unknown or already removed node is not in the cluster; a running node is expelled.
+func TestForceLeaveAsEMQXAnswersIt(t *testing.T) {
+	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD}, {Name: nodeR}, {Name: "emqx@third", Connections: 5, Sessions: -1}}})
+	del := func(via, node string) response {
+		req, _ := http.NewRequest(http.MethodDelete, h.urls[via]+"/api/v5/cluster/"+node+"/force_leave", nil)
+		req.SetBasicAuth(apiKey, apiSecret)
+		return h.send(req)
+	}
+	if err := h.c.StopNode(nodeR); err != nil {
+		t.Fatal(err)
+	}
+	if r := del(nodeD, nodeR); r.status != http.StatusNoContent || r.raw != "" {
+		t.Fatalf("force_leave of a stopped node: %d %q", r.status, r.raw)
+	}
+	var nodes []map[string]any
+	if err := jsonUnmarshal(h.get(nodeD, "/nodes").raw, &nodes); err != nil || len(nodes) != 2 {
+		t.Fatalf("nodes after force_leave: %v %v", nodes, err)
+	}
+	expectStatus(t, del(nodeD, nodeD), 400, "BAD_REQUEST", "Can't leave self")
+	expectStatus(t, del(nodeD, nodeR), 400, "BAD_REQUEST", "node_not_in_cluster")
+	expectStatus(t, del(nodeD, "emqx@never-seen"), 400, "BAD_REQUEST", "node_not_in_cluster")
+	if r := del(nodeD, "emqx@third"); r.status != http.StatusNoContent {
+		t.Fatalf("force_leave of a running node: %d", r.status)
+	}
+	if lost := h.c.LostSessions(); lost != 5 {
+		t.Fatalf("an expelled running node took %d sessions with it, want its 5", lost)
+	}
+}

@@ -1,6 +1,9 @@
 package emqxsim
 
-import "fmt"
+import (
+	"fmt"
+	"net/http"
+)
 
 // withNode runs fn on a node under the lock.
 func (c *Cluster) withNode(name string, fn func(*Node) error) error {
@@ -158,4 +161,22 @@ func (c *Cluster) logf(format string, args ...any) {
 	if c.cfg.Log != nil {
 		c.cfg.Log(format, args...)
 	}
+}
+
+// forceLeave is DELETE /cluster/{node}/force_leave served by node self, as recorded on EMQX 5.3.2
+// (SPEC §11): the serving node cannot leave; an unknown or removed node is not in the cluster; a
+// stopped node is dropped from the node list; a running node is expelled: it restarts standalone
+// with its data wiped, which for this cluster means gone, with what it held. Caller holds mu.
+func (c *Cluster) forceLeave(self *Node, name string) *apiError {
+	n := c.node(name)
+	switch {
+	case n == self:
+		return &apiError{http.StatusBadRequest, "BAD_REQUEST", "Can't leave self"}
+	case n == nil:
+		return &apiError{http.StatusBadRequest, "BAD_REQUEST", "node_not_in_cluster"}
+	}
+	n.data.remove()
+	c.removeLocked(n)
+	c.logf("node %s left the cluster (force_leave)", name)
+	return nil
 }

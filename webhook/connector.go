@@ -39,6 +39,7 @@ type EMQX interface {
 	GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error)
 	StartEvacuation(ctx context.Context, node string, req emqx.EvacuationRequest) error
 	StopEvacuation(ctx context.Context, node string) error
+	ForceLeave(ctx context.Context, node string) error
 }
 
 // Connector returns a client for the EMQX cluster a pod belongs to.

@@ -268,6 +268,9 @@ func run(ctx context.Context, args []string) error {
 	if err := (&webhook.Controller{Gate: gate, Poll: o.controllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
+	if err := (&webhook.Membership{Gate: gate, Poll: 15 * time.Second}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("membership controller: %w", err)
+	}
 	if err := mgr.Add(webhook.NewAccessChecker(gate, o.accessInterval, crmetrics.Registry)); err != nil {
 		return fmt.Errorf("access check: %w", err)
 	}

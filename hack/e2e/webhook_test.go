@@ -302,6 +302,26 @@ func TestWebhookScaleDownCompletesWithZeroLostSessions(t *testing.T) {
 			t.Logf("node empty → pod gone: %v", gone.Sub(empty).Round(10*time.Millisecond))
 		}
 		expectNothingLost(t, ns, 3000)
+		// The removed core node leaves the EMQX cluster instead of staying listed as stopped.
+		pod0, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 40*time.Second, "no stopped node left in /api/v5/nodes", func() bool {
+			nodes, err := nodeClient(t, *pod0, helmDashboard).Nodes(ctx)
+			if err != nil || len(nodes) != 2 {
+				return false
+			}
+			for _, n := range nodes {
+				if !n.Running() {
+					return false
+				}
+			}
+			return true
+		})
+		if len(events(t, cfg, ns, "NodeLeftCluster")) == 0 {
+			t.Fatal("no NodeLeftCluster event")
+		}
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)

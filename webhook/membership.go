@@ -1,0 +1,113 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// Membership makes the core nodes of pods a StatefulSet scaled away for good leave the EMQX
+// cluster: EMQX lists them as stopped for a day otherwise, and a later scale-up reusing the ordinal
+// starts from stale cluster data. It asks force_leave only for a node EMQX lists as stopped, whose
+// pod is gone and whose ordinal the StatefulSet no longer wants: never on a guess (force_leave of a
+// running node expels it and wipes its data). A restart, a drain or a rolling update, where the
+// ordinal comes back, is left alone. Off for a StatefulSet annotated AnnForceLeave: "false".
+type Membership struct {
+	Gate *Gate
+	Poll time.Duration // how often a StatefulSet is looked at besides its pods' changes
+}
+
+// AnnForceLeave "false" on a StatefulSet keeps its removed nodes listed as EMQX does by itself.
+const AnnForceLeave = prefix + "force-leave"
+
+// ReasonNodeLeft is the Event of a node made to leave.
+const ReasonNodeLeft = "NodeLeftCluster"
+
+// SetupWithManager registers the reconciler for EMQX StatefulSets and their pods.
+func (m *Membership) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("emqx-membership").
+		For(&appsv1.StatefulSet{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			sts, ok := o.(*appsv1.StatefulSet)
+			return ok && m.Gate.isEMQXWorkload(sts)
+		}))).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1.StatefulSet{}, handler.OnlyControllerOwner())).
+		Complete(m)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var sts appsv1.StatefulSet
+	if err := m.Gate.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if sts.DeletionTimestamp != nil || sts.Annotations[AnnForceLeave] == "false" {
+		return ctrl.Result{}, nil
+	}
+	var pods corev1.PodList
+	if err := m.Gate.Client.List(ctx, &pods, client.InNamespace(sts.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	var via *corev1.Pod // any running pod of the cluster answers for it
+	inst := cluster.Instance(sts.Spec.Template.Labels)
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if m.Gate.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst && cluster.Running(p) {
+			via = p
+			break
+		}
+	}
+	if via == nil {
+		return ctrl.Result{RequeueAfter: m.Poll}, nil
+	}
+	conn, err := m.Gate.EMQX.Connect(ctx, via)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: m.Poll}, nil
+	}
+	nodes, err := conn.Nodes(ctx)
+	if err != nil {
+		m.Gate.EMQX.Forget(via)
+		return ctrl.Result{RequeueAfter: m.Poll}, nil
+	}
+	for _, node := range Leavers(&sts, pods.Items, nodes) {
+		if err := conn.ForceLeave(ctx, node); err != nil && !emqx.IsNotInCluster(err) {
+			m.Gate.Log.Error(err, "force_leave", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
+			continue
+		}
+		m.Gate.event(&sts, corev1.EventTypeNormal, ReasonNodeLeft, "EMQX node %s of a pod statefulset %s scaled away left the cluster (force_leave)", node, sts.Name)
+		m.Gate.Log.Info("node left the cluster", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
+		m.Gate.Metrics.action(ReasonNodeLeft)
+	}
+	return ctrl.Result{RequeueAfter: m.Poll}, nil
+}
+
+// Leavers is the decision: the nodes EMQX lists as stopped whose pod is a pod of sts that no
+// longer exists and whose ordinal sts no longer wants.
+func Leavers(sts *appsv1.StatefulSet, pods []corev1.Pod, nodes []emqx.Node) []string {
+	exists := map[string]bool{}
+	for _, p := range pods {
+		exists[p.Name] = true
+	}
+	var out []string
+	for _, n := range nodes {
+		if n.NodeStatus != emqx.NodeStopped {
+			continue
+		}
+		pod, _, _ := strings.Cut(cluster.Host(n.Node), ".")
+		if _, ok := cluster.Ordinal(sts, pod); ok && !cluster.Stays(sts, pod) && !exists[pod] {
+			out = append(out, n.Node)
+		}
+	}
+	return out
+}

@@ -1,0 +1,71 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+func TestLeaversAreOnlyStoppedNodesOfPodsScaledAwayForGood(t *testing.T) {
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(2))}}
+	pods := []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0"}}, {ObjectMeta: metav1.ObjectMeta{Name: "emqx-1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "emqx-3"}}}
+	nodes := []emqx.Node{
+		{Node: node(0), NodeStatus: emqx.NodeRunning},
+		{Node: node(1), NodeStatus: emqx.NodeStopped}, // restarting: its ordinal is wanted
+		{Node: node(2), NodeStatus: emqx.NodeStopped}, // scaled away, pod gone: leaves
+		{Node: node(3), NodeStatus: emqx.NodeStopped}, // scaled away but its pod still exists (terminating)
+		{Node: node(4), NodeStatus: emqx.NodeRunning}, // running: never
+		{Node: "emqx@other-0.emqx-headless.mqtt.svc.cluster.local", NodeStatus: emqx.NodeStopped}, // not this StatefulSet's
+	}
+	got := Leavers(sts, pods, nodes)
+	if strings.Join(got, ",") != node(2) {
+		t.Fatalf("leavers %v, want only %s", got, node(2))
+	}
+}
+
+// After a scale-down the removed core node leaves the EMQX cluster once its pod is gone.
+func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
+	f := newFixture(t, 10, 10, 10)
+	f.sts.Spec.Replicas = ptr(int32(2))
+	f.update(f.sts)
+	if err := f.kube.Delete(context.Background(), f.pod(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sim.StopNode(node(2)); err != nil {
+		t.Fatal(err)
+	}
+	delete(f.conn.urls, "emqx-2") // its pod is gone
+	m := &Membership{Gate: f.gate}
+	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.sim.Node(node(2)); ok {
+		t.Fatal("the scaled-away node is still listed")
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal NodeLeftCluster") {
+		t.Fatalf("events %q", ev)
+	}
+	// Opted out: nothing leaves.
+	f.sts.Annotations = map[string]string{AnnForceLeave: "false"}
+	f.sts.Spec.Replicas = ptr(int32(1))
+	f.update(f.sts)
+	if err := f.kube.Delete(context.Background(), f.pod(1)); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.sim.StopNode(node(1))
+	delete(f.conn.urls, "emqx-1")
+	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.sim.Node(node(1)); !ok {
+		t.Fatal("force_leave despite the opt-out")
+	}
+}

@@ -28,7 +28,7 @@ cleanup() {
 	fi
 	[[ -n $wh_pid ]] && kill "$wh_pid" 2>/dev/null
 	[[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null
-	kubectl delete validatingwebhookconfiguration emqx-webhook --ignore-not-found >/dev/null 2>&1 || true
+	kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration emqx-webhook --ignore-not-found >/dev/null 2>&1 || true
 	kubectl delete ns "$ns" emqx-webhook --wait=false --ignore-not-found >/dev/null 2>&1 || true
 	[[ -n $was_up ]] || "$HACK_DIR/cluster-down.sh"
 	[[ $rc == 0 ]] || printf 'demo failed (exit %s); logs in %s\n' "$rc" "$work" >&2
@@ -59,6 +59,8 @@ for path in /evict /pod-delete /scale; do
 		-p "[{\"op\":\"replace\",\"path\":\"/webhooks/$i/clientConfig\",\"value\":{\"url\":\"https://127.0.0.1:$wh_port$path\"}}]" >/dev/null
 	i=$((i + 1))
 done
+kubectl patch mutatingwebhookconfiguration emqx-webhook --type=json \
+	-p "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig\",\"value\":{\"url\":\"https://127.0.0.1:$wh_port/pod-create\"}}]" >/dev/null
 emqx-webhook --kubeconfig "$KUBECONFIG" --namespace emqx-webhook --host 127.0.0.1 --port "$wh_port" --tls-ip 127.0.0.1 \
 	--cert-dir "$work/certs" --metrics-bind-address 0 --health-probe-bind-address "$wh_health" --leader-elect=false \
 	--wait-health-check 5s --wait-takeover 5s --conn-evict-rate 100 --sess-evict-rate 200 --controller-poll 500ms >"$work/emqx-webhook.log" 2>&1 &

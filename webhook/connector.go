@@ -40,6 +40,7 @@ type EMQX interface {
 	StartEvacuation(ctx context.Context, node string, req emqx.EvacuationRequest) error
 	StopEvacuation(ctx context.Context, node string) error
 	ForceLeave(ctx context.Context, node string) error
+	StopRebalance(ctx context.Context, coordinator string) error
 }
 
 // Connector returns a client for the EMQX cluster a pod belongs to.

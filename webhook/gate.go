@@ -71,24 +71,25 @@ const StartedByOther = "other"
 
 // Reasons are the ways a decision went, as Events, log lines and the metric's reason label.
 const (
-	ReasonNotEMQX        = "NotEMQX"
-	ReasonTerminating    = "PodTerminating"
-	ReasonNamespaceGone  = "NamespaceTerminating"
-	ReasonOwnerGone      = "OwnerDeleting"
-	ReasonNotInCache     = "PodNotInCache"
-	ReasonUIDMismatch    = "UIDPreconditionMismatch"
-	ReasonBypass         = "EvacuationBypassed"
-	ReasonNotStarted     = "PodNotRunning"
-	ReasonNodeNotRunning = "NodeNotRunning"
-	ReasonEmpty          = "NodeEmpty"
-	ReasonEvacuated      = "EvacuationCompleted"
-	ReasonTimedOut       = "EvacuationTimedOut"
-	ReasonUnreachable    = "EMQXUnreachable"
-	ReasonNoTarget       = "NoNodeToMigrateTo"
-	ReasonStarted        = "EvacuationStarted"
-	ReasonEvacuating     = "Evacuating"
-	ReasonWaiting        = "WaitingForOtherEvacuation"
-	ReasonLimitExceeded  = "ConcurrencyLimitExceeded"
+	ReasonNotEMQX          = "NotEMQX"
+	ReasonTerminating      = "PodTerminating"
+	ReasonNamespaceGone    = "NamespaceTerminating"
+	ReasonOwnerGone        = "OwnerDeleting"
+	ReasonNotInCache       = "PodNotInCache"
+	ReasonUIDMismatch      = "UIDPreconditionMismatch"
+	ReasonBypass           = "EvacuationBypassed"
+	ReasonNotStarted       = "PodNotRunning"
+	ReasonNodeNotRunning   = "NodeNotRunning"
+	ReasonEmpty            = "NodeEmpty"
+	ReasonEvacuated        = "EvacuationCompleted"
+	ReasonTimedOut         = "EvacuationTimedOut"
+	ReasonUnreachable      = "EMQXUnreachable"
+	ReasonNoTarget         = "NoNodeToMigrateTo"
+	ReasonStarted          = "EvacuationStarted"
+	ReasonRebalanceStopped = "RebalanceStopped"
+	ReasonEvacuating       = "Evacuating"
+	ReasonWaiting          = "WaitingForOtherEvacuation"
+	ReasonLimitExceeded    = "ConcurrencyLimitExceeded"
 )
 
 // Config holds the webhook's global defaults; StatefulSet annotations override some per cluster.
@@ -350,6 +351,19 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 	}
 	if dryRun {
 		return hold(ReasonStarted, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)", node.Node, node.LiveConnections, node.Connections))
+	}
+	// A removal comes before a rebalance: a rebalance's donors refuse to evacuate
+	// (eviction_agent_busy) and cannot take sessions. Rebalances are ephemeral; run one again
+	// once the removal is done.
+	for _, rb := range gs.Rebalances {
+		if err := conn.StopRebalance(ctx, rb.CoordinatorNode); err != nil && !emqx.IsNotStarted(err) {
+			g.EMQX.Forget(pod)
+			return g.unreachable(ctx, pod, dryRun, fmt.Errorf("stop the rebalance coordinated by %s before evacuating %s: %w", rb.CoordinatorNode, node.Node, err))
+		}
+		g.event(pod, corev1.EventTypeNormal, ReasonRebalanceStopped, "stopped the rebalance coordinated by %s: evacuating EMQX node %s for the removal of pod %s comes first",
+			rb.CoordinatorNode, node.Node, pod.Name)
+		g.Log.Info("rebalance stopped for a removal", "coordinator", rb.CoordinatorNode, "pod", pod.Namespace+"/"+pod.Name)
+		g.Metrics.action(ReasonRebalanceStopped)
 	}
 	err := conn.StartEvacuation(ctx, node.Node, req)
 	if emqx.IsAlreadyStarted(err) {

@@ -658,3 +658,26 @@ func TestEMQXProvidedTextIsEscapedInMessagesAndEvents(t *testing.T) {
 		t.Fatalf("event %q", ev)
 	}
 }
+
+// A removal during a rebalance: a donor refuses to evacuate (eviction_agent_busy), which once
+// ended in the grace period's unevacuated allow. The rebalance is stopped (Event) and the
+// evacuation starts.
+func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
+	f := newFixture(t, 1000, 1000, 0)
+	conn, _ := f.conn.Connect(context.Background(), f.pod(2))
+	abs := int64(10)
+	if err := conn.(*emqx.Client).StartRebalance(context.Background(), node(2), emqx.RebalanceRequest{AbsConnThreshold: &abs, AbsSessThreshold: &abs}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(0), false, ReasonStarted, "is evacuating")
+	if f.evacuation(0) == "" {
+		t.Fatal("no evacuation started")
+	}
+	if ev := f.events(); !strings.Contains(ev, "Normal RebalanceStopped stopped the rebalance coordinated by "+node(2)) {
+		t.Fatalf("events %q", ev)
+	}
+	gs, err := conn.GlobalStatus(context.Background())
+	if err != nil || len(gs.Rebalances) != 0 {
+		t.Fatalf("rebalance still running: %+v %v", gs.Rebalances, err)
+	}
+}

@@ -358,49 +358,36 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 	var errs []error
 	adm := r.Kube.AdmissionregistrationV1()
 	for _, name := range r.ValidatingWebhooks {
-		errs = append(errs, r.inject(ctx, "ValidatingWebhookConfiguration", name, data[KeyCACert],
-			func(ctx context.Context) ([]admissionregistrationv1.WebhookClientConfig, error) {
-				cfg, err := adm.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return nil, err
+		errs = append(errs, injectCA(ctx, r, adm.ValidatingWebhookConfigurations(), "ValidatingWebhookConfiguration", name, data[KeyCACert],
+			func(c *admissionregistrationv1.ValidatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
+				for _, w := range c.Webhooks {
+					out = append(out, w.ClientConfig)
 				}
-				out := make([]admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
-				for i, w := range cfg.Webhooks {
-					out[i] = w.ClientConfig
-				}
-				return out, nil
-			},
-			func(ctx context.Context, patch []byte) error {
-				_, err := adm.ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
-				return err
+				return out
 			}))
 	}
 	for _, name := range r.MutatingWebhooks {
-		errs = append(errs, r.inject(ctx, "MutatingWebhookConfiguration", name, data[KeyCACert],
-			func(ctx context.Context) ([]admissionregistrationv1.WebhookClientConfig, error) {
-				cfg, err := adm.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return nil, err
+		errs = append(errs, injectCA(ctx, r, adm.MutatingWebhookConfigurations(), "MutatingWebhookConfiguration", name, data[KeyCACert],
+			func(c *admissionregistrationv1.MutatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
+				for _, w := range c.Webhooks {
+					out = append(out, w.ClientConfig)
 				}
-				out := make([]admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
-				for i, w := range cfg.Webhooks {
-					out[i] = w.ClientConfig
-				}
-				return out, nil
-			},
-			func(ctx context.Context, patch []byte) error {
-				_, err := adm.MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
-				return err
+				return out
 			}))
 	}
 	return errors.Join(errs...)
 }
 
-// inject sets ca as the caBundle of every webhook of one configuration, read and patched by the
-// given functions.
-func (r *Rotator) inject(ctx context.Context, kind, name string, ca []byte,
-	get func(context.Context) ([]admissionregistrationv1.WebhookClientConfig, error), patch func(context.Context, []byte) error) error {
-	configs, err := get(ctx)
+// configAPI is what injectCA needs of a webhook configuration client.
+type configAPI[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+}
+
+// injectCA sets ca as the caBundle of every webhook of one configuration.
+func injectCA[T any](ctx context.Context, r *Rotator, api configAPI[T], kind, name string, ca []byte,
+	clientConfigs func(T) []admissionregistrationv1.WebhookClientConfig) error {
+	cfg, err := api.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		r.Log.Info("webhook configuration not found yet; its caBundle is set on the next rotation", "kind", kind, "name", name)
 		return nil
@@ -409,7 +396,7 @@ func (r *Rotator) inject(ctx context.Context, kind, name string, ca []byte,
 		return fmt.Errorf("read %s %s: %w", kind, name, err)
 	}
 	var ops []map[string]any
-	for i, c := range configs {
+	for i, c := range clientConfigs(cfg) {
 		if !bytes.Equal(c.CABundle, ca) {
 			ops = append(ops, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": ca})
 		}
@@ -418,7 +405,7 @@ func (r *Rotator) inject(ctx context.Context, kind, name string, ca []byte,
 		return nil
 	}
 	raw, _ := json.Marshal(ops)
-	if err := patch(ctx, raw); err != nil {
+	if _, err := api.Patch(ctx, name, types.JSONPatchType, raw, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("inject the CA into %s %s: %w", kind, name, err)
 	}
 	return nil

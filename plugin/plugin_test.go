@@ -418,6 +418,20 @@ func TestVersionPrintsJSONAndYAML(t *testing.T) {
 	}
 }
 
+// emqx-webhook's automatic rebalance shows in status: the one running, or how the last one ended.
+func TestStatusShowsTheAutomaticRebalance(t *testing.T) {
+	e := newEnv(t, 3000, 1000, 0)
+	sts, _ := e.kube.AppsV1().StatefulSets("mqtt").Get(context.Background(), "emqx", metav1.GetOptions{})
+	sts.Annotations = map[string]string{cluster.AnnRebalanceResult: "Completed 2026-12-01T10:00:00Z: balanced by EMQX's rule; connections per node: a 1000, b 1000"}
+	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never")
+	if err != nil || !strings.Contains(out, "Automatic rebalance: last: Completed 2026-12-01T10:00:00Z") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
 // A stopped node is shown as stopped, with no counts; JSON lists are [] when empty, never null.
 func TestStatusShowsStoppedNodesAndEmptyLists(t *testing.T) {
 	e := newEnv(t, 3000, 1000, 0)

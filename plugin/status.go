@@ -117,6 +117,12 @@ func (o *StatusOptions) report(ctx context.Context, t *target) (status.Report, e
 			if v := s.Annotations[cluster.AnnAPIAccess]; v != "" && !strings.HasPrefix(v, "ok ") {
 				r.WebhookAccess = v
 			}
+			if v := s.Annotations[cluster.AnnRebalanceRun]; v != "" {
+				f := strings.Fields(v)
+				r.AutoRebalance = "running since " + f[min(1, len(f)-1)] + ", coordinated by " + f[0]
+			} else if v := s.Annotations[cluster.AnnRebalanceResult]; v != "" {
+				r.AutoRebalance = "last: " + v
+			}
 		}
 	} else {
 		r = status.Build(nodes, g, nil)
@@ -157,6 +163,9 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t\t\n", r.Connections, r.Sessions)
 	}
 	_ = tw.Flush()
+	if r.AutoRebalance != "" {
+		fmt.Fprintf(w, "\n%s %s\n", u.bold("Automatic rebalance:"), safe(r.AutoRebalance))
+	}
 	if r.WebhookAccess != "" {
 		fmt.Fprintf(w, "\n%s %s\n", u.red("emqx-webhook cannot use this cluster's API:"), safe(r.WebhookAccess))
 	}

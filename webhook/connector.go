@@ -40,6 +40,7 @@ type EMQX interface {
 	StartEvacuation(ctx context.Context, node string, req emqx.EvacuationRequest) error
 	StopEvacuation(ctx context.Context, node string) error
 	ForceLeave(ctx context.Context, node string) error
+	StartRebalance(ctx context.Context, coordinator string, req emqx.RebalanceRequest) error
 	StopRebalance(ctx context.Context, coordinator string) error
 }
 

@@ -93,7 +93,7 @@ func newFixture(t testing.TB, conns ...int64) *fixture {
 		objs = append(objs, readyPod(i, fmt.Sprintf("uid-%d", i)))
 		nodes = append(nodes, emqxsim.NodeConfig{Name: node(i), Connections: c, Sessions: -1})
 	}
-	f.kube = fake.NewClientBuilder().WithObjects(objs...).WithStatusSubresource(&corev1.Pod{}, &corev1.Namespace{}).Build()
+	f.kube = fake.NewClientBuilder().WithObjects(objs...).WithStatusSubresource(&corev1.Pod{}, &corev1.Namespace{}, &appsv1.StatefulSet{}).Build()
 	var err error
 	f.sim, err = emqxsim.New(emqxsim.Config{Nodes: nodes, APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}, Reconnect: emqxsim.DefaultReconnect})
 	if err != nil {

@@ -26,6 +26,25 @@ import (
 type Membership struct {
 	Gate *Gate
 	Poll time.Duration // how often a StatefulSet is looked at besides its pods' changes
+	// AutoRebalance: every EMQX StatefulSet, not only those annotated AnnRebalance: "auto".
+	AutoRebalance bool
+	Cooldown      time.Duration // membership stable this long before a rebalance starts; at most one per cool-down
+}
+
+// setAnnotations writes annotations on the StatefulSet (logged on failure; looked at again soon).
+func (m *Membership) setAnnotations(ctx context.Context, sts *appsv1.StatefulSet, ann map[string]*string) {
+	if err := m.Gate.patchAnnotations(ctx, sts, ann); err == nil {
+		if sts.Annotations == nil {
+			sts.Annotations = map[string]string{}
+		}
+		for k, v := range ann {
+			if v == nil {
+				delete(sts.Annotations, k)
+			} else {
+				sts.Annotations[k] = *v
+			}
+		}
+	}
 }
 
 // AnnForceLeave "false" on a StatefulSet keeps its removed nodes listed as EMQX does by itself.
@@ -89,7 +108,11 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		m.Gate.Log.Info("node left the cluster", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
 		m.Gate.Metrics.action(ReasonNodeLeft)
 	}
-	return ctrl.Result{RequeueAfter: m.Poll}, nil
+	next := m.Poll
+	if d := m.autoRebalance(ctx, &sts, pods.Items, conn, nodes); d > 0 && d < next {
+		next = d
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
 }
 
 // Leavers is the decision: the nodes EMQX lists as stopped whose pod is a pod of sts that no

@@ -50,6 +50,8 @@ type options struct {
 	webhookConfig   string
 	mutatingConfig  string
 	routingGate     bool
+	autoRebalance   bool
+	cooldown        time.Duration
 	metricsSecure   bool
 	accessInterval  time.Duration
 	metricsAddr     string
@@ -100,6 +102,8 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.mutatingConfig, "mutating-webhook-config", "emqx-webhook", "MutatingWebhookConfiguration (the routing gate) whose caBundle the self-signed rotator keeps current")
 	fs.BoolVar(&o.routingGate, "routing-gate", false, "add the readiness gate "+string(webhook.ConditionServing)+" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate)
 	fs.DurationVar(&o.accessInterval, "access-check-interval", 10*time.Minute, "how often the webhook checks that it can authenticate to each EMQX cluster (new clusters within a minute)")
+	fs.BoolVar(&o.autoRebalance, "auto-rebalance", false, "rebalance every EMQX cluster automatically after its membership changes, not only StatefulSets annotated "+webhook.AnnRebalance+"=auto")
+	fs.DurationVar(&o.cooldown, "rebalance-cooldown", time.Minute, "how long a cluster's membership must be stable before an automatic rebalance starts; at most one per cool-down")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "", "Prometheus metrics address (0 disables; default :8443, or 127.0.0.1:8080 with --metrics-secure=false)")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to authenticated, authorized clients only (TokenReview and SubjectAccessReview of get on /metrics); false serves plain HTTP, on loopback unless --metrics-bind-address says otherwise")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
@@ -138,6 +142,8 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there")
 	case o.tlsMode != "self-signed" && o.tlsMode != "files":
 		return nil, fmt.Errorf("--tls must be self-signed or files, not %q", o.tlsMode)
+	case o.cooldown < time.Second:
+		return nil, errors.New("--rebalance-cooldown must be at least 1s")
 	case o.accessInterval < time.Minute:
 		return nil, errors.New("--access-check-interval must be at least 1m")
 	case o.cfg.MaxConcurrent < 1:
@@ -268,7 +274,7 @@ func run(ctx context.Context, args []string) error {
 	if err := (&webhook.Controller{Gate: gate, Poll: o.controllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	if err := (&webhook.Membership{Gate: gate, Poll: 15 * time.Second}).SetupWithManager(mgr); err != nil {
+	if err := (&webhook.Membership{Gate: gate, Poll: 15 * time.Second, AutoRebalance: o.autoRebalance, Cooldown: o.cooldown}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("membership controller: %w", err)
 	}
 	if err := mgr.Add(webhook.NewAccessChecker(gate, o.accessInterval, crmetrics.Registry)); err != nil {

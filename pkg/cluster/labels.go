@@ -39,3 +39,11 @@ func IsEMQX(labels map[string]string) bool {
 // "<result> <RFC3339 time>: <detail>", result ok, credentials-rejected or unreachable. The plugin
 // shows a result other than ok.
 const AnnAPIAccess = "emqx.kubectl-emqx.io/api-access"
+
+// Annotations of emqx-webhook's automatic rebalance on an EMQX StatefulSet, which the plugin shows:
+// the run it follows ("<coordinator> <time> <donors> <recipients>") and how the last one ended
+// ("<result> <time>: <detail>").
+const (
+	AnnRebalanceRun    = "emqx.kubectl-emqx.io/rebalance-run"
+	AnnRebalanceResult = "emqx.kubectl-emqx.io/rebalance-result"
+)

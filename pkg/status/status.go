@@ -45,6 +45,9 @@ type Report struct {
 	// WebhookAccess is what emqx-webhook last found when it tried this cluster's API, when that
 	// was not "ok": its removals would not be evacuated ("credentials-rejected <time>: …").
 	WebhookAccess string `json:"webhookAccess,omitempty"`
+	// AutoRebalance is emqx-webhook's automatic rebalance of this cluster: the one running, or
+	// how the last one ended.
+	AutoRebalance string `json:"autoRebalance,omitempty"`
 }
 
 // Build assembles the report from /api/v5/nodes, global_status and the cluster's pods (none in

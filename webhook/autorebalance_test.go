@@ -1,0 +1,112 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+// autoFixture: a StatefulSet of 4 whose fourth pod just joined empty, opted into auto-rebalance.
+func autoFixture(t *testing.T) (*fixture, *Membership) {
+	f := newFixture(t, 3000, 3000, 3000, 0)
+	f.sts.Annotations = map[string]string{AnnRebalance: "auto", AnnAbsConnThreshold: "100", AnnAbsSessThreshold: "100", AnnConnRate: "500", AnnSessRate: "500"}
+	f.update(f.sts)
+	f.sts.Status.ReadyReplicas = 4
+	f.updateStatus(f.sts)
+	return f, &Membership{Gate: f.gate, Poll: 15 * time.Second, Cooldown: time.Minute}
+}
+
+func (f *fixture) reconcileMembership(m *Membership) ctrl.Result {
+	f.t.Helper()
+	res, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res
+}
+
+func (f *fixture) rebalancing() bool {
+	conn, _ := f.conn.Connect(context.Background(), f.pod(0))
+	gs, err := conn.GlobalStatus(context.Background())
+	return err == nil && len(gs.Rebalances) > 0
+}
+
+// After a node joins, once the membership has been stable for the cool-down, one rebalance starts,
+// is followed, and its end is judged by the controller itself; no second one starts for the same
+// membership.
+func TestAutoRebalanceAfterANodeJoinsEndsBalanced(t *testing.T) {
+	f, m := autoFixture(t)
+	if res := f.reconcileMembership(m); f.rebalancing() || res.RequeueAfter != 15*time.Second {
+		t.Fatalf("started before the cool-down (requeue %v)", res.RequeueAfter)
+	}
+	f.clock.Step(time.Minute)
+	f.reconcileMembership(m)
+	if !f.rebalancing() || !strings.Contains(f.events(), "Normal RebalanceStarted") {
+		t.Fatal("no rebalance after the cool-down")
+	}
+	for i := 0; f.rebalancing() && i < 600; i++ {
+		f.sim.Advance(time.Second)
+	}
+	f.reconcileMembership(m)
+	if ev := f.events(); !strings.Contains(ev, "Normal RebalanceCompleted") {
+		t.Fatalf("events %q", ev)
+	}
+	if got := f.statefulSet().Annotations[AnnRebalanceResult]; !strings.HasPrefix(got, "Completed ") || !strings.Contains(got, "connections per node") {
+		t.Fatalf("result %q", got)
+	}
+	f.clock.Step(time.Hour)
+	f.reconcileMembership(m)
+	if f.rebalancing() {
+		t.Fatal("a second rebalance for the same membership")
+	}
+}
+
+// A coordinator whose participant dies mid-rebalance aborts it: reported as aborted, not completed.
+func TestAutoRebalanceAbortedIsReportedAsAborted(t *testing.T) {
+	f, m := autoFixture(t)
+	f.reconcileMembership(m)
+	f.clock.Step(time.Minute)
+	f.reconcileMembership(m)
+	if !f.rebalancing() {
+		t.Fatal("no rebalance")
+	}
+	if err := f.sim.StopNode(node(3)); err != nil {
+		t.Fatal(err)
+	}
+	delete(f.conn.urls, "emqx-3")
+	f.sim.Advance(5 * time.Second) // EMQX notices at its next RPC, and the coordinator gives up
+	f.reconcileMembership(m)
+	if ev := f.events(); !strings.Contains(ev, "Warning RebalanceAborted") || strings.Contains(ev, "RebalanceCompleted") {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+// Thresholds EMQX would reject are refused with a clear Event, and nothing starts.
+func TestAutoRebalanceRefusesThresholdsEMQXWouldReject(t *testing.T) {
+	f, m := autoFixture(t)
+	f.sts.Annotations[AnnRelConnThreshold] = "1.0"
+	f.update(f.sts)
+	f.reconcileMembership(m)
+	f.clock.Step(time.Minute)
+	f.reconcileMembership(m)
+	if ev := f.events(); f.rebalancing() || !strings.Contains(ev, "Warning RebalanceConfigInvalid") || !strings.Contains(ev, "greater than 1.0") {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+// Not opted in: nothing.
+func TestAutoRebalanceIsOptIn(t *testing.T) {
+	f, m := autoFixture(t)
+	delete(f.sts.Annotations, AnnRebalance)
+	f.update(f.sts)
+	f.reconcileMembership(m)
+	f.clock.Step(time.Hour)
+	f.reconcileMembership(m)
+	if f.rebalancing() {
+		t.Fatal("rebalanced without opting in")
+	}
+}

@@ -163,8 +163,8 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 	}
 	coord := coordinatorOf(sts, pods, nodes, participants)
 	req := emqx.RebalanceRequest{Nodes: participants, AbsConnThreshold: &t.AbsConn, RelConnThreshold: &t.RelConn, AbsSessThreshold: &t.AbsSess, RelSessThreshold: &t.RelSess,
-		ConnEvictRate: positiveOrNil(intAnnotation(sts, AnnConnRate, m.Gate.Config.ConnEvictRate)),
-		SessEvictRate: positiveOrNil(intAnnotation(sts, AnnSessRate, m.Gate.Config.SessEvictRate)),
+		ConnEvictRate:   positiveOrNil(intAnnotation(sts, AnnConnRate, m.Gate.Config.ConnEvictRate)),
+		SessEvictRate:   positiveOrNil(intAnnotation(sts, AnnSessRate, m.Gate.Config.SessEvictRate)),
 		WaitHealthCheck: durAnnotation(sts, AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
 		WaitTakeover:    durAnnotation(sts, AnnWaitTakeover, m.Gate.Config.WaitTakeover)}
 	if err := conn.StartRebalance(ctx, coord, req); err != nil {

@@ -19,10 +19,10 @@ func TestLeaversAreOnlyStoppedNodesOfPodsScaledAwayForGood(t *testing.T) {
 	pods := []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0"}}, {ObjectMeta: metav1.ObjectMeta{Name: "emqx-1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "emqx-3"}}}
 	nodes := []emqx.Node{
 		{Node: node(0), NodeStatus: emqx.NodeRunning},
-		{Node: node(1), NodeStatus: emqx.NodeStopped}, // restarting: its ordinal is wanted
-		{Node: node(2), NodeStatus: emqx.NodeStopped}, // scaled away, pod gone: leaves
-		{Node: node(3), NodeStatus: emqx.NodeStopped}, // scaled away but its pod still exists (terminating)
-		{Node: node(4), NodeStatus: emqx.NodeRunning}, // running: never
+		{Node: node(1), NodeStatus: emqx.NodeStopped},                                             // restarting: its ordinal is wanted
+		{Node: node(2), NodeStatus: emqx.NodeStopped},                                             // scaled away, pod gone: leaves
+		{Node: node(3), NodeStatus: emqx.NodeStopped},                                             // scaled away but its pod still exists (terminating)
+		{Node: node(4), NodeStatus: emqx.NodeRunning},                                             // running: never
 		{Node: "emqx@other-0.emqx-headless.mqtt.svc.cluster.local", NodeStatus: emqx.NodeStopped}, // not this StatefulSet's
 	}
 	got := Leavers(sts, pods, nodes)

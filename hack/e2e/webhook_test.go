@@ -61,6 +61,12 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 	t.Helper()
 	cs := clientset(t, cfg)
 	ctx := context.Background()
+	// An earlier test may have deleted the webhook's namespace: nothing can be created in it until
+	// it is gone.
+	eventually(t, 90*time.Second, "namespace "+webhookNS+" not terminating", func() bool {
+		n, err := cs.CoreV1().Namespaces().Get(ctx, webhookNS, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) || err == nil && n.DeletionTimestamp == nil
+	})
 	port := freePort(t)
 	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot, "manifests")).Output()
 	if err != nil {

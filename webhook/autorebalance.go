@@ -115,7 +115,7 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 				return followEvery
 			}
 		}
-		m.judge(ctx, sts, run, nodes)
+		m.judge(ctx, sts, run, nodes, pods)
 		return 0
 	}
 	running := map[string]emqx.Node{}
@@ -187,8 +187,12 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 	}
 	considered[AnnRebalanceRun] = ptr(run.String())
 	m.setAnnotations(ctx, sts, considered)
+	coordPod := coord
+	if p, ok := cluster.PodOfNode(pods, coord); ok {
+		coordPod = p.Name
+	}
 	m.Gate.event(sts, corev1.EventTypeNormal, ReasonRebalanceStarted, "rebalancing after the cluster changed: about %d connections to move from %d donors to %d recipients, coordinated by %s",
-		plan.ExpectedConnMoves, len(run.donors), len(run.recipients), coord)
+		plan.ExpectedConnMoves, len(run.donors), len(run.recipients), coordPod)
 	m.Gate.Log.Info("automatic rebalance started", "statefulset", sts.Namespace+"/"+sts.Name, "coordinator", coord)
 	m.Gate.Metrics.action(ReasonRebalanceStarted)
 	return followEvery
@@ -200,7 +204,13 @@ const followEvery = 2 * time.Second
 // judge records how a rebalance the controller started ended: aborted when a participant is no
 // longer running (EMQX aborts then, and says nothing), else balanced or not by EMQX's own rule, with
 // the spread per node that a dashboard shows.
-func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run rebalanceRun, nodes []emqx.Node) {
+func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run rebalanceRun, nodes []emqx.Node, pods []corev1.Pod) {
+	label := func(node string) string { // a node by its pod's name where it has one
+		if p, ok := cluster.PodOfNode(pods, node); ok {
+			return p.Name
+		}
+		return node
+	}
 	byName := map[string]emqx.Node{}
 	for _, n := range nodes {
 		byName[n.Node] = n
@@ -215,11 +225,11 @@ func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run reb
 		for _, name := range list.names {
 			n, ok := byName[name]
 			if !ok || !n.Running() {
-				gone = append(gone, name)
+				gone = append(gone, label(name))
 				continue
 			}
 			*list.into = append(*list.into, evacuation.CountOf(n))
-			spread = append(spread, fmt.Sprintf("%s %d", name, n.LiveConnections))
+			spread = append(spread, fmt.Sprintf("%s %d", label(name), n.LiveConnections))
 		}
 	}
 	t, _ := thresholds(sts)
@@ -236,7 +246,7 @@ func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run reb
 	now := m.Gate.Clock.Now()
 	m.setAnnotations(ctx, sts, map[string]*string{AnnRebalanceRun: nil,
 		AnnRebalanceResult: ptr(fmt.Sprintf("%s %s: %s", strings.TrimPrefix(reason, "Rebalance"), now.UTC().Format(time.RFC3339), detail))})
-	m.Gate.event(sts, typ, reason, "rebalance coordinated by %s: %s", run.coordinator, detail)
+	m.Gate.event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)
 	m.Gate.Log.Info("automatic rebalance ended", "statefulset", sts.Namespace+"/"+sts.Name, "result", reason, "detail", detail)
 	m.Gate.Metrics.action(reason)
 }

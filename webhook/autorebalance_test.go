@@ -110,3 +110,19 @@ func TestAutoRebalanceIsOptIn(t *testing.T) {
 		t.Fatal("rebalanced without opting in")
 	}
 }
+
+// Events name nodes by their pods, as a person reads them.
+func TestAutoRebalanceEventsNamePods(t *testing.T) {
+	f, m := autoFixture(t)
+	f.reconcileMembership(m)
+	f.clock.Step(time.Minute)
+	f.reconcileMembership(m)
+	for i := 0; f.rebalancing() && i < 600; i++ {
+		f.sim.Advance(time.Second)
+	}
+	f.reconcileMembership(m)
+	ev := f.events()
+	if !strings.Contains(ev, "coordinated by emqx-0") || !strings.Contains(ev, "emqx-3 ") || strings.Contains(ev, "svc.cluster.local") {
+		t.Fatalf("events %q", ev)
+	}
+}

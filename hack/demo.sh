@@ -3,7 +3,8 @@
 # minutes cold, then cached), a simulated 3-pod EMQX (the Helm chart's shape) carrying 10,000
 # clients, the emqx-webhook, then: scale to 4 and `kubectl emqx rebalance`; `kubectl scale` back
 # to 3 with the webhook holding the deletion until the node is empty; `kubectl drain` of a node
-# the same way; the final status and the sessions lost (0). KEEP=1 leaves everything running.
+# the same way, and a rebalance of the node that came back empty; the final status and the
+# sessions lost (0). KEEP=1 leaves everything running; a second run removes what it left.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -40,6 +41,14 @@ trap cleanup EXIT
 say "Local control plane (the first build takes about 20 minutes; it is cached afterwards)"
 export KUBECONFIG=$KUBECONFIG_PATH
 "$HACK_DIR/cluster-up.sh" >/dev/null
+# Idempotent: what an earlier run left (KEEP=1, or an interrupted run) goes first.
+pkill -f "emqx-sim follow --netns $NETNS --admin $sim_admin" 2>/dev/null || true
+pkill -f "emqx-webhook --kubeconfig $KUBECONFIG_PATH --namespace emqx-webhook --host 127.0.0.1 --port $wh_port" 2>/dev/null || true
+"$CONTROLPLANE_BIN/kubectl" delete validatingwebhookconfiguration,mutatingwebhookconfiguration emqx-webhook --ignore-not-found >/dev/null
+if "$CONTROLPLANE_BIN/kubectl" get ns "$ns" >/dev/null 2>&1 || "$CONTROLPLANE_BIN/kubectl" get ns emqx-webhook >/dev/null 2>&1; then
+	echo "removing what an earlier demo left"
+	"$CONTROLPLANE_BIN/kubectl" delete ns "$ns" emqx-webhook --ignore-not-found --wait=true --timeout=120s >/dev/null
+fi
 command -v kubectl >/dev/null || export PATH=$CONTROLPLANE_BIN:$PATH
 mkdir -p "$work/bin"
 (cd "$ROOT_DIR" && go build -o "$work/bin/" ./cmd/...)
@@ -100,6 +109,10 @@ node=$(kubectl -n "$ns" get pod emqx-1 -o jsonpath='{.spec.nodeName}')
 run kubectl drain "$node" --ignore-daemonsets --delete-emptydir-data --pod-selector app.kubernetes.io/instance=emqx --timeout=180s
 run kubectl uncordon "$node"
 run kubectl -n "$ns" rollout status statefulset/emqx --timeout=120s
+
+say "emqx-1 came back empty: rebalance again"
+run kubectl emqx status -n "$ns"
+run kubectl emqx rebalance -n "$ns" --abs-conn-threshold 100 --abs-sess-threshold 100 --wait-health-check 5s --wait-takeover 5s --conn-evict-rate 50
 
 say "The end"
 sleep 2

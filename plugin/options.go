@@ -211,7 +211,8 @@ func (t *target) nodeOf(ctx context.Context, pod string) (emqx.Node, error) {
 
 // nodeOfPod finds the pod's node among nodes, recognising it also by the name its environment gives.
 func (t *target) nodeOfPod(ctx context.Context, nodes []emqx.Node, p *corev1.Pod) (emqx.Node, bool) {
-	return cluster.NodeOfPod(nodes, p, cluster.ExpectedNodeName(ctx, t.kube, p))
+	n, _, ok := cluster.FindNode(ctx, t.kube, nodes, p)
+	return n, ok
 }
 
 // podLabel names a node by its pod where known.

@@ -192,7 +192,7 @@ func (c *Controller) reopenStale(ctx context.Context, pod *corev1.Pod, owner cli
 		c.Gate.EMQX.Forget(pod)
 		return ctrl.Result{RequeueAfter: c.Poll}, nil
 	}
-	node, ok := cluster.NodeOfPod(nodes, pod, cluster.ExpectedNodeName(ctx, c.Gate.Kube, pod))
+	node, _, ok := cluster.FindNode(ctx, c.Gate.Kube, nodes, pod)
 	if !ok || !node.Running() {
 		return ctrl.Result{RequeueAfter: c.Poll}, nil // not joined yet
 	}

@@ -242,8 +242,7 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 		g.EMQX.Forget(pod)
 		return g.unreachable(ctx, pod, dryRun, err)
 	}
-	expected := cluster.ExpectedNodeName(ctx, g.Kube, pod)
-	node, ok := cluster.NodeOfPod(nodes, pod, expected)
+	node, expected, ok := cluster.FindNode(ctx, g.Kube, nodes, pod)
 	if !ok {
 		// A running EMQX cluster that does not list the pod's node is no proof that the node holds
 		// nothing (a name we cannot recognise, a node still joining): treated like an API failure.

@@ -127,7 +127,7 @@ func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Res
 	} else if nodes, err := conn.Nodes(ctx); err != nil {
 		c.Gate.EMQX.Forget(pod)
 		why = "EMQX's API did not answer: the gate does not hold the pod out of service on doubt"
-	} else if node, ok := cluster.NodeOfPod(nodes, pod, cluster.ExpectedNodeName(ctx, c.Gate.Kube, pod)); ok && node.Running() {
+	} else if node, _, ok := cluster.FindNode(ctx, c.Gate.Kube, nodes, pod); ok && node.Running() {
 		if gs, err := conn.GlobalStatus(ctx); err == nil {
 			if _, evacuating := gs.Evacuation(node.Node); evacuating {
 				serving, why = false, fmt.Sprintf("EMQX node %s is evacuating: it refuses new clients", node.Node)

@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"context"
 	"net"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
@@ -50,10 +52,15 @@ func podIPs(pod *corev1.Pod) []string {
 	return ips
 }
 
-// NodeOfPod finds the pod's node among the nodes /api/v5/nodes listed. expected, when not empty,
-// is the name the pod's own environment gives its node (NodeName of Env), and wins over the
-// host-part matching of PodOf.
+// NodeOfPod finds the pod's node among the nodes /api/v5/nodes listed: by what a node's name shows
+// of the pod (PodOf), else by expected, when not empty: the name the pod's own environment gives
+// its node (NodeName of Env).
 func NodeOfPod(nodes []emqx.Node, pod *corev1.Pod, expected string) (emqx.Node, bool) {
+	for _, n := range nodes {
+		if PodOf(n.Node, pod) {
+			return n, true
+		}
+	}
 	if expected != "" {
 		for _, n := range nodes {
 			if n.Node == expected {
@@ -61,12 +68,19 @@ func NodeOfPod(nodes []emqx.Node, pod *corev1.Pod, expected string) (emqx.Node, 
 			}
 		}
 	}
-	for _, n := range nodes {
-		if PodOf(n.Node, pod) {
-			return n, true
-		}
-	}
 	return emqx.Node{}, false
+}
+
+// FindNode is NodeOfPod reading the pod's environment (ConfigMaps and Secrets through kube) only
+// when the node's name shows nothing of the pod. The name the environment gives is returned when
+// it was read, for messages.
+func FindNode(ctx context.Context, kube kubernetes.Interface, nodes []emqx.Node, pod *corev1.Pod) (emqx.Node, string, bool) {
+	if n, ok := NodeOfPod(nodes, pod, ""); ok {
+		return n, "", true
+	}
+	expected := ExpectedNodeName(ctx, kube, pod)
+	n, ok := NodeOfPod(nodes, pod, expected)
+	return n, expected, ok
 }
 
 // PodOfNode finds the node's pod.

@@ -129,3 +129,44 @@ func (c *Cluster) connectLocked(node string, clients, persistent int64) error {
 	n.liveClean += clients - persistent
 	return nil
 }
+
+// Disconnect ends clients for good, as MQTT clients that send DISCONNECT with a session expiry of
+// 0 do: they leave their nodes at random, weighted by each node's live connections, and their
+// sessions end with them. Nothing is lost: the clients chose to go.
+func (c *Cluster) Disconnect(clients int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.disconnectLocked(clients)
+}
+
+func (c *Cluster) disconnectLocked(clients int64) error {
+	var live int64
+	for _, n := range c.nodes {
+		if n.running {
+			live += n.live()
+		}
+	}
+	if clients < 0 || clients > live {
+		return fmt.Errorf("cannot disconnect %d clients: %d are connected", clients, live)
+	}
+	for ; clients > 0; clients-- {
+		k := c.rng.Int64N(live)
+		for _, n := range c.nodes {
+			if !n.running {
+				continue
+			}
+			if k >= n.live() {
+				k -= n.live()
+				continue
+			}
+			if k < n.livePersistent {
+				n.livePersistent--
+			} else {
+				n.liveClean--
+			}
+			break
+		}
+		live--
+	}
+	return nil
+}

@@ -12,6 +12,7 @@ import (
 //
 //	GET  /sim/v1/stats                      lost sessions, clients, per-node counts
 //	POST /sim/v1/connect                    {"node": "" (spread) or name, "clients": N, "persistent": M}
+//	POST /sim/v1/disconnect                 {"clients": N} N clients leave for good (DISCONNECT, expiry 0)
 //	POST /sim/v1/nodes                      {"name": ..., "role": ...} adds a running node
 //	POST /sim/v1/nodes/{name}/stop          the pod is killed: sessions are lost
 //	POST /sim/v1/nodes/{name}/start         ?keep_data=true resumes a persisted evacuation
@@ -69,6 +70,18 @@ func (c *Cluster) serveSim(w http.ResponseWriter, r *http.Request, raw []byte) {
 			persistent = *req.Persistent
 		}
 		if err := c.connectLocked(req.Node, req.Clients, persistent); err != nil {
+			fail(http.StatusConflict, err.Error())
+			return
+		}
+	case p == "disconnect":
+		var req struct {
+			Clients int64 `json:"clients"`
+		}
+		if err := json.Unmarshal(raw, &req); err != nil {
+			fail(http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+		if err := c.disconnectLocked(req.Clients); err != nil {
 			fail(http.StatusConflict, err.Error())
 			return
 		}

@@ -20,7 +20,7 @@ fi
 
 ok=
 cleanup() { [[ -n $ok ]] || { log "bring-up failed; tearing down"; "$HACK_DIR/cluster-down.sh" >&2 || true; }; }
-trap cleanup EXIT
+[[ -n ${KEEP_FAILED:-} ]] || trap cleanup EXIT
 
 # A half-started cluster from an earlier run is torn down first.
 "$HACK_DIR/cluster-down.sh" >/dev/null 2>&1 || true
@@ -55,6 +55,27 @@ options:
   etcdBinary: $BIN/etcd
   enableCRDs: [PortForward, ClusterPortForward]
 componentsPatches:
+# The aggregation layer as a production API server has it, for the custom metrics API: the
+# aggregator dials the APIService's endpoints (there is no kube-proxy for ClusterIPs) and
+# identifies the caller with request headers signed by a client CA it publishes in
+# kube-system/extension-apiserver-authentication.
+- name: kube-apiserver
+  extraArgs:
+  # ClusterIPs from a reserved benchmark range as well (the default would be 10.0.0.0/24).
+  - key: service-cluster-ip-range
+    value: $SERVICE_RANGE
+  - key: enable-aggregator-routing
+    value: "true"
+  - key: requestheader-allowed-names
+    value: kwok-admin
+  - key: requestheader-client-ca-file
+    value: $STATE_DIR/kwok/clusters/$CLUSTER_NAME/pki/ca.crt
+  - key: requestheader-username-headers
+    value: X-Remote-User
+  - key: requestheader-group-headers
+    value: X-Remote-Group
+  - key: requestheader-extra-headers-prefix
+    value: X-Remote-Extra-
 - name: kube-controller-manager
   extraArgs:
   - key: use-service-account-credentials

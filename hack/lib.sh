@@ -24,6 +24,7 @@ VETH_NS=${NETNS}-n
 HOST_ADDR=198.18.255.1
 NS_ADDR=198.18.255.2
 POD_RANGE=198.18.0.0/20
+SERVICE_RANGE=198.18.64.0/20
 NODES=${KEMQX_NODES:-3}
 
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }

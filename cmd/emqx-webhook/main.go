@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -35,6 +37,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
 )
 
 type options struct {
@@ -55,6 +58,8 @@ type options struct {
 	metricsSecure   bool
 	accessInterval  time.Duration
 	metricsAddr     string
+	customMetrics   string
+	apiService      string
 	healthAddr      string
 	leaderElect     bool
 	emqxTimeout     time.Duration
@@ -105,6 +110,8 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.autoRebalance, "auto-rebalance", false, "rebalance every EMQX cluster automatically after its membership changes, not only StatefulSets annotated "+webhook.AnnRebalance+"=auto")
 	fs.DurationVar(&o.cooldown, "rebalance-cooldown", time.Minute, "how long a cluster's membership must be stable before an automatic rebalance starts; at most one per cool-down")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "", "Prometheus metrics address (0 disables; default :8443, or 127.0.0.1:8080 with --metrics-secure=false)")
+	fs.StringVar(&o.customMetrics, "custom-metrics-bind-address", "0", "serve EMQX's connections per pod through the custom metrics API (custom.metrics.k8s.io) at this address, e.g. :6443, for HorizontalPodAutoscalers (0 disables; needs the APIService and RBAC of manifests/components/custom-metrics)")
+	fs.StringVar(&o.apiService, "custom-metrics-apiservice", "v1beta2.custom.metrics.k8s.io", "APIService whose caBundle the self-signed rotator keeps current when the custom metrics API is served")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to authenticated, authorized clients only (TokenReview and SubjectAccessReview of get on /metrics); false serves plain HTTP, on loopback unless --metrics-bind-address says otherwise")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "health and readiness probe address")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
@@ -154,6 +161,11 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--decision-timeout must be positive and at most 7s: with the 2s annotation writes it must end before the webhook's timeoutSeconds (10)")
 	case o.cfg.ConnEvictRate < 0 || o.cfg.SessEvictRate < 0:
 		return nil, errors.New("eviction rates cannot be negative")
+	}
+	if o.customMetrics != "0" {
+		if _, _, err := custommetrics.ParseAddress(o.customMetrics); err != nil {
+			return nil, fmt.Errorf("--custom-metrics-bind-address: %w", err)
+		}
 	}
 	if o.selector != "" {
 		sel, err := labels.Parse(o.selector)
@@ -215,6 +227,14 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	var apiServices []string
+	if o.customMetrics != "0" {
+		apiServices = []string{o.apiService}
+	}
 	var rot *certs.Rotator
 	if o.tlsMode == "self-signed" {
 		var ips []net.IP
@@ -225,7 +245,7 @@ func run(ctx context.Context, args []string) error {
 			}
 			ips = append(ips, ip)
 		}
-		rot = &certs.Rotator{Kube: kube, Namespace: o.namespace, SecretName: o.tlsSecret, DNSNames: o.dnsNames, IPs: ips,
+		rot = &certs.Rotator{Kube: kube, Dynamic: dyn, APIServices: apiServices, Namespace: o.namespace, SecretName: o.tlsSecret, DNSNames: o.dnsNames, IPs: ips,
 			CertDir: o.certDir, ValidatingWebhooks: []string{o.webhookConfig}, MutatingWebhooks: []string{o.mutatingConfig}, Validity: 365 * 24 * time.Hour,
 			RenewBefore: 30 * 24 * time.Hour, Clock: clock.RealClock{}, Log: log.WithName("certs")}
 		// The certificate must exist before the webhook server starts.
@@ -271,6 +291,18 @@ func run(ctx context.Context, args []string) error {
 		routing.Alive = webhook.LeaseAlive(kube, o.namespace, leaderElectionID, clock.RealClock{})
 	}
 	srv.Register(webhook.PathPodCreate, &crwebhook.Admission{Handler: routing})
+	if o.customMetrics != "0" {
+		// After the certificate exists: the server loads it (and reloads it when it changes).
+		p := &custommetrics.Provider{Matcher: o.matcher, Reader: mgr.GetClient(), Kube: kube, EMQX: gate.EMQX,
+			Clock: clock.RealClock{}, Log: log.WithName("custom-metrics")}
+		cm, err := custommetrics.NewServer(custommetrics.ServerOptions{Address: o.customMetrics, CertDir: o.certDir, Kubeconfig: cmp.Or(o.kubeconfig, os.Getenv("KUBECONFIG"))}, p)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(cm); err != nil {
+			return fmt.Errorf("custom metrics: %w", err)
+		}
+	}
 	if err := (&webhook.Controller{Gate: gate, Poll: o.controllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

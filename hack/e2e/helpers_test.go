@@ -242,3 +242,39 @@ func portForward(t *testing.T, ns, pod string) string {
 	}
 	return ""
 }
+
+// runKubectlErr runs kubectl and returns its output and error instead of failing the test.
+func runKubectlErr(args ...string) (string, error) {
+	out, err := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// runKubectlQuiet runs kubectl for a cleanup, where a failure changes nothing.
+func runKubectlQuiet(args ...string) error {
+	_, err := runKubectlErr(args...)
+	return err
+}
+
+// runKubectlIn runs kubectl with stdin.
+func runKubectlIn(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// simStatsErr reads the simulator's stats outside the test goroutine.
+func simStatsErr(cluster string) (emqxsim.Stats, error) {
+	var s emqxsim.Stats
+	resp, err := http.Get(simAdmin + "/sim/v1/stats?cluster=" + cluster)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&s)
+	return s, err
+}

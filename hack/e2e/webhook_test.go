@@ -466,6 +466,13 @@ func TestManifestsApplyToTheAPIServer(t *testing.T) {
 				t.Fatalf("server-side dry run lacks %s:\n%s", want, out)
 			}
 		}
+		out = runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests", "autoscaling"))
+		for _, want := range []string{"apiservice.apiregistration.k8s.io/v1beta2.custom.metrics.k8s.io", "rolebinding.rbac.authorization.k8s.io/emqx-webhook-auth-reader",
+			"validatingadmissionpolicy.admissionregistration.k8s.io/emqx-webhook-apiservice-cabundle-only"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("server-side dry run of manifests/autoscaling lacks %s:\n%s", want, out)
+			}
+		}
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)

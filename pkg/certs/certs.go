@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -29,9 +30,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
@@ -60,10 +64,14 @@ type Rotator struct {
 	ValidatingWebhooks []string
 	// MutatingWebhooks are MutatingWebhookConfiguration names whose caBundle is kept current.
 	MutatingWebhooks []string
-	Validity         time.Duration // of the serving certificate; the CA lives 10 times longer
-	RenewBefore      time.Duration // renew when fewer than this is left
-	Clock            clock.WithTicker
-	Log              logr.Logger
+	// APIServices are APIService names (the custom metrics API) whose caBundle is kept current,
+	// through Dynamic.
+	APIServices []string
+	Dynamic     dynamic.Interface
+	Validity    time.Duration // of the serving certificate; the CA lives 10 times longer
+	RenewBefore time.Duration // renew when fewer than this is left
+	Clock       clock.WithTicker
+	Log         logr.Logger
 }
 
 // caRenewBefore: a CA is replaced when less than this is left of it, long before any serving
@@ -309,6 +317,11 @@ func (r *Rotator) watch(ctx context.Context, changes chan<- struct{}) {
 	for _, name := range r.MutatingWebhooks {
 		starts = append(starts, func() (watch.Interface, error) { return adm.MutatingWebhookConfigurations().Watch(ctx, byName(name)) })
 	}
+	for _, name := range r.APIServices {
+		starts = append(starts, func() (watch.Interface, error) {
+			return r.Dynamic.Resource(APIServiceResource).Watch(ctx, byName(name))
+		})
+	}
 	for _, start := range starts {
 		go func() {
 			for ctx.Err() == nil {
@@ -375,7 +388,34 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 				return out
 			}))
 	}
+	for _, name := range r.APIServices {
+		errs = append(errs, r.injectAPIService(ctx, name, data[KeyCACert]))
+	}
 	return errors.Join(errs...)
+}
+
+// APIServiceResource is apiregistration.k8s.io/v1 apiservices.
+var APIServiceResource = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+
+// injectAPIService sets ca as the caBundle of an APIService.
+func (r *Rotator) injectAPIService(ctx context.Context, name string, ca []byte) error {
+	api := r.Dynamic.Resource(APIServiceResource)
+	svc, err := api.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		r.Log.Info("APIService not found yet; its caBundle is set on the next rotation", "name", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read APIService %s: %w", name, err)
+	}
+	if cur, _, _ := unstructured.NestedString(svc.Object, "spec", "caBundle"); cur == base64.StdEncoding.EncodeToString(ca) {
+		return nil
+	}
+	raw, _ := json.Marshal(map[string]any{"spec": map[string]any{"caBundle": ca}})
+	if _, err := api.Patch(ctx, name, types.MergePatchType, raw, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("inject the CA into APIService %s: %w", name, err)
+	}
+	return nil
 }
 
 // configAPI is what injectCA needs of a webhook configuration client.

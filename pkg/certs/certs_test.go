@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,10 @@ import (
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -176,5 +181,43 @@ func TestCertificateFilesAreWrittenPrivately(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v %v", k, st, err)
 		}
+	}
+}
+
+// The custom metrics APIService trusts the same CA: its caBundle is set, kept, and restored when
+// a re-applied manifest blanks it; a missing APIService is not an error.
+func TestAPIServiceCABundleIsInjected(t *testing.T) {
+	w := newWorld(t)
+	svc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+		"metadata": map[string]any{"name": "v1beta2.custom.metrics.k8s.io"},
+		"spec":     map[string]any{"group": "custom.metrics.k8s.io", "version": "v1beta2"},
+	}}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{APIServiceResource: "APIServiceList"}, svc)
+	r := w.replica()
+	r.Dynamic = dyn
+	r.APIServices = []string{"v1beta2.custom.metrics.k8s.io", "absent.example.com"}
+	w.ensure(r)
+	bundle := func() string {
+		got, err := dyn.Resource(APIServiceResource).Get(context.Background(), "v1beta2.custom.metrics.k8s.io", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, _ := unstructured.NestedString(got.Object, "spec", "caBundle")
+		return s
+	}
+	want := base64.StdEncoding.EncodeToString(w.caBundle())
+	if bundle() != want {
+		t.Fatalf("APIService caBundle %q, want the webhook's CA", bundle())
+	}
+	blank := svc.DeepCopy()
+	_ = unstructured.SetNestedField(blank.Object, "", "spec", "caBundle")
+	if _, err := dyn.Resource(APIServiceResource).Update(context.Background(), blank, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.ensure(r)
+	if bundle() != want {
+		t.Fatal("a blanked APIService caBundle was not restored")
 	}
 }

@@ -4,7 +4,8 @@
 # clients, the emqx-webhook, then: scale to 4 and `kubectl emqx rebalance`; `kubectl scale` back
 # to 3 with the webhook holding the deletion until the node is empty; `kubectl drain` of a node
 # the same way, and a rebalance of the node that came back empty; the final status and the
-# sessions lost (0). KEEP=1 leaves everything running; a second run removes what it left.
+# sessions lost (0); last, a HorizontalPodAutoscaler on the custom metrics API scales 3→5 as
+# clients arrive (rebalanced automatically) and back to 3 as they leave. KEEP=1 leaves everything running; a second run removes what it left.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -13,6 +14,7 @@ ns=mqtt
 sim_admin=127.0.0.1:18999
 wh_port=19443
 wh_health=127.0.0.1:19081
+cm_port=19643
 work=$(mktemp -d -t kemqx-demo-XXXX)
 tty=; [[ -t 1 ]] && tty=1
 say() { if [[ -n $tty ]]; then printf '\n\033[1;36m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
@@ -30,6 +32,8 @@ cleanup() {
 	[[ -n $wh_pid ]] && kill "$wh_pid" 2>/dev/null
 	[[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null
 	kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration emqx-webhook --ignore-not-found >/dev/null 2>&1 || true
+	# An APIService without its server would break discovery for every later kubectl.
+	kubectl delete apiservice v1beta2.custom.metrics.k8s.io --ignore-not-found >/dev/null 2>&1 || true
 	kubectl delete ns "$ns" emqx-webhook --wait=false --ignore-not-found >/dev/null 2>&1 || true
 	[[ -n $was_up ]] || "$HACK_DIR/cluster-down.sh"
 	[[ $rc == 0 ]] || printf 'demo failed (exit %s); logs in %s\n' "$rc" "$work" >&2
@@ -45,6 +49,7 @@ export KUBECONFIG=$KUBECONFIG_PATH
 pkill -f "emqx-sim follow --netns $NETNS --admin $sim_admin" 2>/dev/null || true
 pkill -f "emqx-webhook --kubeconfig $KUBECONFIG_PATH --namespace emqx-webhook --host 127.0.0.1 --port $wh_port" 2>/dev/null || true
 "$CONTROLPLANE_BIN/kubectl" delete validatingwebhookconfiguration,mutatingwebhookconfiguration emqx-webhook --ignore-not-found >/dev/null
+"$CONTROLPLANE_BIN/kubectl" delete apiservice v1beta2.custom.metrics.k8s.io --ignore-not-found >/dev/null
 if "$CONTROLPLANE_BIN/kubectl" get ns "$ns" >/dev/null 2>&1 || "$CONTROLPLANE_BIN/kubectl" get ns emqx-webhook >/dev/null 2>&1; then
 	echo "removing what an earlier demo left"
 	"$CONTROLPLANE_BIN/kubectl" delete ns "$ns" emqx-webhook --ignore-not-found --wait=true --timeout=120s >/dev/null
@@ -70,7 +75,28 @@ for path in /evict /pod-delete /scale; do
 done
 kubectl patch mutatingwebhookconfiguration emqx-webhook --type=json \
 	-p "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig\",\"value\":{\"url\":\"https://127.0.0.1:$wh_port/pod-create\"}}]" >/dev/null
+# The custom metrics API (manifests/autoscaling/): the API server's aggregator reaches the webhook
+# process at the host's address on the pod network, through a Service without selector.
+kubectl apply -f "$ROOT_DIR/manifests/components/custom-metrics/apiservice.yaml" >/dev/null
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: emqx-webhook, namespace: emqx-webhook}
+spec:
+  ports: [{name: custom-metrics, port: 6443, targetPort: $cm_port}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: emqx-webhook-host
+  namespace: emqx-webhook
+  labels: {kubernetes.io/service-name: emqx-webhook}
+addressType: IPv4
+endpoints: [{addresses: ["$HOST_ADDR"]}]
+ports: [{name: custom-metrics, port: $cm_port}]
+EOF
 emqx-webhook --kubeconfig "$KUBECONFIG" --namespace emqx-webhook --host 127.0.0.1 --port "$wh_port" --tls-ip 127.0.0.1 \
+	--tls-dns-name emqx-webhook.emqx-webhook.svc --custom-metrics-bind-address "$HOST_ADDR:$cm_port" --rebalance-cooldown 5s \
 	--cert-dir "$work/certs" --metrics-bind-address 0 --health-probe-bind-address "$wh_health" --leader-elect=false \
 	--wait-health-check 5s --wait-takeover 5s --conn-evict-rate 100 --sess-evict-rate 200 --controller-poll 500ms >"$work/emqx-webhook.log" 2>&1 &
 wh_pid=$!
@@ -114,12 +140,59 @@ say "emqx-1 came back empty: rebalance again"
 run kubectl emqx status -n "$ns"
 run kubectl emqx rebalance -n "$ns" --abs-conn-threshold 100 --abs-sess-threshold 100 --wait-health-check 5s --wait-takeover 5s --conn-evict-rate 50
 
+say "Autoscaling: a HorizontalPodAutoscaler on EMQX's connections per pod (custom metrics API)"
+run kubectl -n "$ns" annotate statefulset emqx emqx.kubectl-emqx.io/rebalance=auto \
+	emqx.kubectl-emqx.io/abs-conn-threshold=100 emqx.kubectl-emqx.io/abs-sess-threshold=100
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: emqx, namespace: $ns}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: emqx}
+  minReplicas: 3
+  maxReplicas: 5
+  metrics:
+  - type: Pods
+    pods:
+      metric: {name: emqx_live_connections}
+      target: {type: AverageValue, averageValue: "3000"}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 0}
+EOF
+echo "HPA emqx: 3 to 5 pods, 3,000 live connections per pod"
+# Until the StatefulSet has $1 ready pods and an Event $2 was seen; prints each change.
+hpa_watch() {
+	local want=$1 line last=
+	for ((k = 0; k < 180; k++)); do
+		line="$(kubectl -n "$ns" get hpa emqx -o jsonpath='{.status.currentReplicas} {.status.desiredReplicas}' | awk '{printf "%-7s %-7s", $1, $2}') | $(kubectl emqx status -n "$ns" --no-headers | awk '/^emqx-/ {printf "%s=%s ", $1, $5}')"
+		[[ $line == "$last" ]] || echo "  $line"
+		last=$line
+		if [[ $(kubectl -n "$ns" get sts emqx -o jsonpath='{.status.readyReplicas}/{.status.replicas}') == "$want/$want" ]] &&
+			kubectl -n "$ns" get events -o jsonpath='{.items[*].reason}' | grep -q "$2"; then
+			return 0
+		fi
+		sleep 1
+	done
+	echo "the HPA did not reach $want pods" >&2
+	return 1
+}
+echo "4,000 more clients arrive (14,000: the HPA wants 5)"
+curl -sf -XPOST -d '{"clients":4000}' "http://$sim_admin/sim/v1/connect?cluster=$ns/emqx" >/dev/null
+echo "  CURRENT DESIRED | POD=CONNECTIONS"
+hpa_watch 5 RebalanceCompleted
+run kubectl -n "$ns" get events --field-selector reason=RebalanceCompleted -o custom-columns=REASON:.reason,MESSAGE:.message
+echo "9,000 clients leave for good (5,000 stay: the HPA wants 3)"
+curl -sf -XPOST -d '{"clients":9000}' "http://$sim_admin/sim/v1/disconnect?cluster=$ns/emqx" >/dev/null
+echo "  CURRENT DESIRED | POD=CONNECTIONS"
+hpa_watch 3 NodeLeftCluster
+run kubectl -n "$ns" get events --field-selector reason=NodeLeftCluster -o custom-columns=REASON:.reason,MESSAGE:.message
+
 say "The end"
 sleep 2
 run kubectl emqx status -n "$ns"
 stats=$(curl -sf "http://$sim_admin/sim/v1/stats?cluster=$ns/emqx")
 lost=$(grep -o '"lost_sessions":[0-9]*' <<<"$stats" | cut -d: -f2)
 connected=$(grep -o '"connected_clients":[0-9]*' <<<"$stats" | cut -d: -f2)
-echo "clients connected: $connected of 10000"
+echo "clients connected: $connected of 5000 (9,000 left on their own)"
 echo "sessions lost: $lost"
 [[ $lost == 0 ]]

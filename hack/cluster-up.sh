@@ -20,7 +20,7 @@ fi
 
 ok=
 cleanup() { [[ -n $ok ]] || { log "bring-up failed; tearing down"; "$HACK_DIR/cluster-down.sh" >&2 || true; }; }
-[[ -n ${KEEP_FAILED:-} ]] || trap cleanup EXIT
+trap cleanup EXIT
 
 # A half-started cluster from an earlier run is torn down first.
 "$HACK_DIR/cluster-down.sh" >/dev/null 2>&1 || true

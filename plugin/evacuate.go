@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -103,8 +105,9 @@ func (o *EvacuateOptions) Validate() error {
 	return nil
 }
 
-// request builds EMQX's request from the flags, resolving --migrate-to pods to nodes.
-func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node) (emqx.EvacuationRequest, error) {
+// request builds EMQX's request from the flags, resolving --migrate-to pods to nodes. Without
+// --migrate-to, the sessions go to every node EMQX accepts as a target (evacuation.Targets).
+func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node, g emqx.GlobalStatus) (emqx.EvacuationRequest, error) {
 	req := o.evacuationRequest()
 	if o.Within > 0 {
 		c, s, ok := evacuation.RatesWithin(o.Within, o.waits(), node.LiveConnections, node.Connections)
@@ -114,6 +117,18 @@ func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node
 		}
 		req.ConnEvictRate, req.SessEvictRate = &c, &s
 	}
+	nodes, err := t.conn.Nodes(ctx)
+	if err != nil {
+		return req, err
+	}
+	available := evacuation.Targets(nodes, g, map[string]bool{node.Node: true})
+	if len(o.MigrateTo) == 0 {
+		if len(available) == 0 {
+			return req, fmt.Errorf("no other EMQX node can take the sessions of %s (EMQX takes only running nodes that are not evacuating and not a rebalance donor); scale up first", o.Pod)
+		}
+		req.MigrateTo = available
+		return req, nil
+	}
 	for _, m := range o.MigrateTo {
 		n, err := t.nodeOf(ctx, m)
 		if err != nil {
@@ -121,6 +136,10 @@ func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node
 		}
 		if n.Node == node.Node {
 			return req, fmt.Errorf("--migrate-to %s is the node being evacuated", m)
+		}
+		if !slices.Contains(available, n.Node) {
+			return req, fmt.Errorf("--migrate-to %s: EMQX would refuse it (it takes only running nodes that are not evacuating and not a rebalance donor); choose among %s",
+				m, safe(strings.Join(labels(t, available), ", ")))
 		}
 		req.MigrateTo = append(req.MigrateTo, n.Node)
 	}
@@ -142,7 +161,7 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 	if _, running := g.Evacuation(node.Node); running {
 		fmt.Fprintf(o.ErrOut, "EMQX node %s is already evacuating; watching it\n", safe(node.Node))
 	} else {
-		req, err := o.request(ctx, t, node)
+		req, err := o.request(ctx, t, node, g)
 		if err != nil {
 			return err
 		}
@@ -268,4 +287,13 @@ func (o *EvacuateStopOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.Out, "evacuation of %s stopped: EMQX node %s accepts clients again\n", o.Pod, safe(node.Node))
 	return nil
+}
+
+// labels names nodes by their pods where there are pods.
+func labels(t *target, nodes []string) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = t.podLabel(n)
+	}
+	return out
 }

@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,7 +249,8 @@ func TestRebalanceEndsBalanced(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, errOut)
 	}
-	if !strings.Contains(out, "balanced: the donors are within the thresholds") || !strings.Contains(errOut, "coordinated by emqx-0") {
+	if !strings.Contains(out, "balanced: the donors are within the thresholds") || !regexp.MustCompile(`connections per node from \d+ to \d+: a spread of \d+\)`).MatchString(out) ||
+		!strings.Contains(errOut, "coordinated by emqx-0") {
 		t.Fatalf("out %q err %q", out, errOut)
 	}
 	// Clients a donor refused through the Service are still retrying: wait for them (bounded).
@@ -282,7 +285,7 @@ func TestRebalanceNothingToBalanceAndDryRun(t *testing.T) {
 	}
 	e = newEnv(t, 3000, 0)
 	out, _, err = e.run(context.Background(), "rebalance", "-n", "mqtt", "--dry-run", "--abs-conn-threshold", "10")
-	if err != nil || !strings.Contains(out, "about 1429 connections to move") {
+	if err != nil || !strings.Contains(out, "at least 1429 connections to move, up to 1500: EMQX evicts 500 per donor each second") {
 		t.Fatalf("got %v %q", err, out)
 	}
 	if rb := e.sim.Snapshot().Nodes[0].RebalanceRole; rb != "" {
@@ -446,5 +449,59 @@ func TestStatusShowsStoppedNodesAndEmptyLists(t *testing.T) {
 	out, _, err = e.run(context.Background(), "status", "-n", "mqtt", "-o", "json")
 	if err != nil || !strings.Contains(out, `"rebalances": []`) {
 		t.Fatalf("json: %v\n%s", err, out)
+	}
+}
+
+// evacuate pod names its targets as the webhook does: the nodes EMQX accepts. An evacuating node
+// is neither a default target nor accepted in --migrate-to, and the error says which are.
+func TestEvacuateSendsOnlyAvailableTargets(t *testing.T) {
+	e := newEnv(t, 300, 300, 300)
+	ctx := context.Background()
+	if _, errOut, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"); err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	_, _, err := e.run(ctx, "evacuate", "pod", "emqx-2", "-n", "mqtt", "--no-wait", "--migrate-to", "emqx-1")
+	if err == nil || !strings.Contains(err.Error(), "--migrate-to emqx-1: EMQX would refuse it") || !strings.Contains(err.Error(), "choose among emqx-0") {
+		t.Fatalf("--migrate-to an evacuating node: %v", err)
+	}
+	if _, errOut, err := e.run(ctx, "evacuate", "pod", "emqx-2", "-n", "mqtt", "--no-wait"); err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	c, _ := emqxClient(e.urls["emqx-0"])
+	g, err := c.GlobalStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := g.Evacuation(nodeName(2))
+	if strings.Join(ev.SessionRecipients, ",") != nodeName(0) {
+		t.Fatalf("emqx-2's sessions go to %v, want emqx-0 only", ev.SessionRecipients)
+	}
+}
+
+// kubectl emqx scale 3→1: emqx-2's sessions never go into emqx-1, which goes too.
+func TestScaleDownMigratesOnlyToPodsThatStay(t *testing.T) {
+	e := newEnv(t, 300, 300, 300)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, _, _ = e.run(ctx, "scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--interval", "20ms")
+	c, _ := emqxClient(e.urls["emqx-0"])
+	g, err := c.GlobalStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		ev, ok := g.Evacuation(nodeName(i))
+		if !ok || strings.Join(ev.SessionRecipients, ",") != nodeName(0) {
+			t.Fatalf("emqx-%d: evacuating %v, sessions to %v; want emqx-0 only", i, ok, ev.SessionRecipients)
+		}
+	}
+}
+
+// The plan lists pods by ordinal within each role, emqx-2 before emqx-10.
+func TestComparePodsByOrdinal(t *testing.T) {
+	names := []string{"emqx-10", "emqx-2", "emqx-0", "other", "emqx-1"}
+	slices.SortFunc(names, comparePods)
+	if want := []string{"emqx-0", "emqx-1", "emqx-2", "emqx-10", "other"}; !slices.Equal(names, want) {
+		t.Fatalf("order %v, want %v", names, want)
 	}
 }

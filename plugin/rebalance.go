@@ -1,10 +1,14 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -95,6 +99,14 @@ func (o *RebalanceOptions) Validate() error {
 		return errors.New("--dry-run starts nothing; --no-wait does not go with it")
 	}
 	return nil
+}
+
+// connRate is the connection eviction rate the rebalance runs with.
+func (o *RebalanceOptions) connRate() int64 {
+	if r := o.evacuationRequest().ConnEvictRate; r != nil {
+		return *r
+	}
+	return evacuation.DefaultRate
 }
 
 func (o *RebalanceOptions) request(nodes []string) emqx.RebalanceRequest {
@@ -251,14 +263,17 @@ func (o *RebalanceOptions) printPlan(u *ui, t *target, p evacuation.Plan) {
 		role   string
 		counts []evacuation.Count
 	}{{"donor", p.Donors}, {"recipient", p.Recipients}} {
-		for _, c := range group.counts {
+		counts := slices.Clone(group.counts)
+		// A stable order: by pod ordinal (emqx-2 before emqx-10), whatever order EMQX lists them in.
+		slices.SortStableFunc(counts, func(a, b evacuation.Count) int { return comparePods(t.podLabel(a.Node), t.podLabel(b.Node)) })
+		for _, c := range counts {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", safe(t.podLabel(c.Node)), group.role, c.Conns, c.Sessions)
 		}
 	}
 	_ = tw.Flush()
 	if p.Needed {
-		fmt.Fprintf(o.Out, "about %d connections to move (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
-			p.ExpectedConnMoves, o.Thresholds.AbsConn, o.Thresholds.RelConn, o.Thresholds.AbsSess, o.Thresholds.RelSess)
+		fmt.Fprintf(o.Out, "at least %d connections to move, up to %d: EMQX evicts %d per donor each second and checks after each step (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
+			p.ExpectedConnMoves, p.MostConnMoves(o.connRate()), o.connRate(), o.Thresholds.AbsConn, o.Thresholds.RelConn, o.Thresholds.AbsSess, o.Thresholds.RelSess)
 	} else {
 		fmt.Fprintln(o.Out, "already within the thresholds: nothing to move")
 	}
@@ -323,8 +338,21 @@ func (o *RebalanceOptions) watch(ctx context.Context, t *target, u *ui, coord st
 		fmt.Fprintf(o.Out, "%s donors still hold more than the thresholds allow\n", u.red("not balanced:"))
 		return ErrNotBalanced
 	}
-	fmt.Fprintf(o.Out, "%s the donors are within the thresholds of the recipients\n", u.green("balanced:"))
+	fmt.Fprintf(o.Out, "%s the donors are within the thresholds of the recipients (%s)\n", u.green("balanced:"), spread(append(slices.Clone(d), r...)))
 	return nil
+}
+
+// spread says how far apart the nodes still are: EMQX's rule compares donors with the recipients'
+// average, so a cluster it calls balanced can still look uneven on a dashboard (28 / 10 / 22).
+func spread(counts []evacuation.Count) string {
+	if len(counts) == 0 {
+		return "no node"
+	}
+	lo, hi := counts[0].Conns, counts[0].Conns
+	for _, c := range counts[1:] {
+		lo, hi = min(lo, c.Conns), max(hi, c.Conns)
+	}
+	return fmt.Sprintf("connections per node from %d to %d: a spread of %d", lo, hi, hi-lo)
 }
 
 func newRebalanceStopCmd(g *GlobalOptions) *cobra.Command {
@@ -366,4 +394,24 @@ func newRebalanceStopCmd(g *GlobalOptions) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// comparePods orders names by their prefix, then by the number after the last dash (a
+// StatefulSet ordinal) numerically.
+func comparePods(a, b string) int {
+	pa, na, oka := splitOrdinal(a)
+	pb, nb, okb := splitOrdinal(b)
+	if pa != pb || !oka || !okb {
+		return strings.Compare(a, b)
+	}
+	return cmp.Compare(na, nb)
+}
+
+func splitOrdinal(name string) (string, int, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return name, 0, false
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	return name[:i], n, err == nil
 }

@@ -146,18 +146,15 @@ func (o *ScaleOptions) down(ctx context.Context, ns string, sts *appsv1.Stateful
 			fmt.Fprintf(o.ErrOut, "pod %s has no running EMQX node: nothing to evacuate there\n", name)
 		}
 	}
-	var stay []string
-	for _, n := range nodes {
-		if n.Running() && !isVictim[n.Node] {
-			stay = append(stay, n.Node)
-		}
-	}
-	if len(evacuate) > 0 && len(stay) == 0 {
-		return fmt.Errorf("scaling %s to %d leaves no running EMQX node to take the sessions; scale to at least 1 first", o.Name, o.Replicas)
-	}
 	g, err := t.conn.GlobalStatus(ctx)
 	if err != nil {
 		return err
+	}
+	// Nodes that stay and that EMQX accepts as targets: never another victim, an evacuating node
+	// or a rebalance donor (EMQX would answer "Nodes unavailable").
+	stay := evacuation.Targets(nodes, g, isVictim)
+	if len(evacuate) > 0 && len(stay) == 0 {
+		return fmt.Errorf("scaling %s to %d leaves no EMQX node that can take the sessions (running, not evacuating, not a rebalance donor); scale to at least 1 first, or wait for the evacuation or rebalance under way", o.Name, o.Replicas)
 	}
 	for _, n := range evacuate {
 		if _, running := g.Evacuation(n.Node); running {

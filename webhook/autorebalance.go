@@ -191,7 +191,7 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 	if p, ok := cluster.PodOfNode(pods, coord); ok {
 		coordPod = p.Name
 	}
-	m.Gate.event(sts, corev1.EventTypeNormal, ReasonRebalanceStarted, "rebalancing after the cluster changed: about %d connections to move from %d donors to %d recipients, coordinated by %s",
+	m.Gate.event(sts, corev1.EventTypeNormal, ReasonRebalanceStarted, "rebalancing after the cluster changed: at least %d connections to move from %d donors to %d recipients, coordinated by %s",
 		plan.ExpectedConnMoves, len(run.donors), len(run.recipients), coordPod)
 	m.Gate.Log.Info("automatic rebalance started", "statefulset", sts.Namespace+"/"+sts.Name, "coordinator", coord)
 	m.Gate.Metrics.action(ReasonRebalanceStarted)

@@ -176,7 +176,7 @@ func (g *Gate) bounded(ctx context.Context) (context.Context, context.CancelFunc
 func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
 	ctx, cancel := g.bounded(ctx)
 	defer cancel()
-	v := g.removal(ctx, pod, dryRun, cause, nil)
+	v := g.removal(ctx, pod, dryRun, cause, nil, nil)
 	g.Metrics.observe(cause, v)
 	if !dryRun {
 		g.noteRequest(ctx, pod)
@@ -187,8 +187,9 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	return v
 }
 
-// removal decides; extra annotations go on the pod if an evacuation is started.
-func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) (v Verdict) {
+// removal decides; extra annotations go on the pod if an evacuation is started. replicas is what
+// the pod's StatefulSet is being scaled down to, when a scale-down asks (nil: its spec says).
+func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string, replicas *int32) (v Verdict) {
 	answered := false // EMQX was asked and answered
 	defer func() {
 		if dryRun {
@@ -269,7 +270,7 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	case evacuating:
 		return g.evacuating(ctx, pod, owner, dryRun, node, ev)
 	}
-	return g.start(ctx, pod, owner, dryRun, cause, extra, conn, nodes, gs, node)
+	return g.start(ctx, pod, owner, dryRun, cause, extra, conn, nodes, gs, node, replicas)
 }
 
 // NotInCache answers an eviction of a pod the synced cache does not have.
@@ -322,7 +323,7 @@ func (g *Gate) evacuating(ctx context.Context, pod *corev1.Pod, owner client.Obj
 
 // start starts an evacuation, within the concurrency limit, and holds the removal.
 func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, dryRun bool, cause string, extra map[string]*string,
-	conn EMQX, nodes []emqx.Node, gs emqx.GlobalStatus, node emqx.Node) Verdict {
+	conn EMQX, nodes []emqx.Node, gs emqx.GlobalStatus, node emqx.Node, replicas *int32) Verdict {
 	var busy []string
 	for _, e := range gs.Evacuations {
 		if !evacuation.SafeToRemove(e) {
@@ -344,7 +345,10 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 				now.Sub(since).Round(time.Second), strings.Join(busy, ", "), node.Node)
 		}
 	}
-	req := g.request(owner, nodes, gs, node.Node)
+	// The rebalances are stopped below, before the evacuation starts: their donors are free then.
+	free := gs
+	free.Rebalances = nil
+	req := g.request(owner, evacuation.Targets(nodes, free, g.going(ctx, pod, owner, replicas, nodes, node.Node)))
 	if len(req.MigrateTo) == 0 {
 		return g.wayOut(pod, dryRun, ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node)
 	}
@@ -388,10 +392,38 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 		node.Node, node.LiveConnections, node.Connections))
 }
 
+// going is the node being evacuated and the nodes of the other pods its StatefulSet no longer
+// wants (the other victims of a scale-down): sessions must not move into a node that goes next.
+func (g *Gate) going(ctx context.Context, pod *corev1.Pod, owner client.Object, replicas *int32, nodes []emqx.Node, self string) map[string]bool {
+	out := map[string]bool{self: true}
+	sts, ok := owner.(*appsv1.StatefulSet)
+	if !ok {
+		return out
+	}
+	if replicas != nil {
+		sts = sts.DeepCopy()
+		sts.Spec.Replicas = replicas
+	}
+	var pods corev1.PodList
+	if err := g.Client.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
+		return out // then only the node itself: EMQX moves sessions at most twice
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.UID == pod.UID || !metav1.IsControlledBy(p, sts) || cluster.Stays(sts, p.Name) {
+			continue
+		}
+		if n, _, ok := cluster.FindNode(ctx, g.Kube, nodes, p); ok {
+			out[n.Node] = true
+		}
+	}
+	return out
+}
+
 // request is the evacuation request: global defaults, StatefulSet annotations, and the sessions
-// migrated to every other running node that is not itself evacuating.
-func (g *Gate) request(owner client.Object, nodes []emqx.Node, gs emqx.GlobalStatus, self string) emqx.EvacuationRequest {
-	req := emqx.EvacuationRequest{}
+// migrated to targets.
+func (g *Gate) request(owner client.Object, targets []string) emqx.EvacuationRequest {
+	req := emqx.EvacuationRequest{MigrateTo: targets}
 	if r := intAnnotation(owner, AnnConnRate, g.Config.ConnEvictRate); r > 0 {
 		req.ConnEvictRate = &r
 	}
@@ -400,11 +432,6 @@ func (g *Gate) request(owner client.Object, nodes []emqx.Node, gs emqx.GlobalSta
 	}
 	req.WaitHealthCheck = durAnnotation(owner, AnnWaitHealthCheck, g.Config.WaitHealthCheck)
 	req.WaitTakeover = durAnnotation(owner, AnnWaitTakeover, g.Config.WaitTakeover)
-	for _, n := range nodes {
-		if _, ev := gs.Evacuation(n.Node); n.Running() && n.Node != self && !ev {
-			req.MigrateTo = append(req.MigrateTo, n.Node)
-		}
-	}
 	return req
 }
 

@@ -681,3 +681,31 @@ func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 		t.Fatalf("rebalance still running: %+v %v", gs.Rebalances, err)
 	}
 }
+
+// A 3→1 scale-down one pod at a time (OrderedReady): emqx-2's sessions go to emqx-0 only, never
+// into emqx-1, which is removed next; later, emqx-1's deletion sends its sessions to emqx-0 too.
+func TestScaleDownNeverMigratesIntoTheNextVictim(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.sts.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
+	f.update(f.sts)
+	v := f.gate.ScaleDown(context.Background(), f.sts, 3, 1, false)
+	if !v.Allowed || f.evacuation(2) == "" || f.evacuation(1) != "" {
+		t.Fatalf("verdict %+v; evacuations: emqx-2 %q, emqx-1 %q", v, f.evacuation(2), f.evacuation(1))
+	}
+	g, _ := mustClient(t, f).GlobalStatus(context.Background())
+	ev, _ := g.Evacuation(node(2))
+	if strings.Join(ev.SessionRecipients, ",") != node(0) {
+		t.Fatalf("emqx-2's sessions go to %v, want emqx-0 only", ev.SessionRecipients)
+	}
+	// The scale-down is admitted: the StatefulSet now wants one replica, and deletes emqx-1 next.
+	one := int32(1)
+	f.sts.Spec.Replicas = &one
+	f.update(f.sts)
+	f.gate.Config.MaxConcurrent = 2
+	expect(t, f.removal(1), false, ReasonStarted, "")
+	g, _ = mustClient(t, f).GlobalStatus(context.Background())
+	ev, _ = g.Evacuation(node(1))
+	if strings.Join(ev.SessionRecipients, ",") != node(0) {
+		t.Fatalf("emqx-1's sessions go to %v, want emqx-0 only", ev.SessionRecipients)
+	}
+}

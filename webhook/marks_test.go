@@ -73,7 +73,7 @@ func TestOnlyAnAnswerFromEMQXClearsTheUnreachableMark(t *testing.T) {
 	unlock, _ := f.gate.lock(context.Background(), f.pod(0))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	expect(t, f.gate.removal(ctx, f.pod(0), false, "delete", nil), false, ReasonWaiting, "another decision")
+	expect(t, f.gate.removal(ctx, f.pod(0), false, "delete", nil, nil), false, ReasonWaiting, "another decision")
 	unlock()
 	if got := f.pod(0).Annotations[AnnUnreachableSince]; got != since {
 		t.Fatalf("mark %q after a decision that never asked EMQX, want %q", got, since)

@@ -49,7 +49,7 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	var empty, busy []string
 	for i := range victims {
 		p := &victims[i]
-		v := g.removal(ctx, p, dryRun, CauseScaleDown, map[string]*string{AnnScaleGeneration: &gen})
+		v := g.removal(ctx, p, dryRun, CauseScaleDown, map[string]*string{AnnScaleGeneration: &gen}, &new)
 		if v.Allowed {
 			empty = append(empty, p.Name)
 		} else {

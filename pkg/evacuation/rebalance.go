@@ -78,6 +78,21 @@ func PlanRebalance(counts []Count, t Thresholds) Plan {
 	return p
 }
 
+// MostConnMoves bounds what EMQX moves: it evicts rate connections per donor each second and
+// checks the thresholds only between steps, so its last step can overshoot ExpectedConnMoves by
+// up to one step of every donor; never more than the donors hold.
+func (p Plan) MostConnMoves(rate int64) int64 {
+	if !p.Needed || p.ExpectedConnMoves == 0 {
+		return p.ExpectedConnMoves
+	}
+	var held int64
+	for _, d := range p.Donors {
+		held += d.Conns
+	}
+	steps := (p.ExpectedConnMoves + rate*int64(len(p.Donors)) - 1) / (rate * int64(len(p.Donors)))
+	return min(held, steps*rate*int64(len(p.Donors)))
+}
+
 // Balanced judges the end of a rebalance from fresh counts of its donors and recipients: EMQX
 // forgets a finished run, and a completed, stopped or aborted one look the same (SPEC §6.5).
 func Balanced(donors, recipients []Count, t Thresholds) bool {

@@ -385,7 +385,7 @@ func newRebalanceStopCmd(g *GlobalOptions) *cobra.Command {
 				return nil
 			}
 			for _, rb := range gs.Rebalances {
-				// A rebalance is stopped on its coordinator (SPEC §3.9).
+				// A rebalance is stopped on its coordinator (API.md §3.9).
 				if err := t.conn.StopRebalance(ctx, rb.CoordinatorNode); err != nil && !emqx.IsNotStarted(err) {
 					return fmt.Errorf("stop the rebalance coordinated by %s: %w", t.podLabel(rb.CoordinatorNode), err)
 				}

@@ -255,7 +255,7 @@ type BootstrapKey struct {
 	Key, Secret, Role string
 }
 
-// ParseBootstrapFile reads EMQX's bootstrap API key format (SPEC §2.3): one key:secret[:role[:scopes]]
+// ParseBootstrapFile reads EMQX's bootstrap API key format (API.md §2.3): one key:secret[:role[:scopes]]
 // per non-empty line; loading stops at the first malformed line; a repeated key: the last wins.
 func ParseBootstrapFile(content string) []BootstrapKey {
 	byKey := map[string]int{}

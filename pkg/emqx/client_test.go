@@ -217,7 +217,7 @@ func TestLoginTokenIsRenewedOnExpiry(t *testing.T) {
 	}
 }
 
-// Exact EMQX error bodies (SPEC §3.11), served by a stub, map to the right predicates and text.
+// Exact EMQX error bodies (API.md §3.11), served by a stub, map to the right predicates and text.
 func TestErrorBodiesFromEMQX(t *testing.T) {
 	cases := []struct {
 		status int

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// EMQX error codes seen in load_rebalance responses (SPEC §3.11, §2.2).
+// EMQX error codes seen in load_rebalance responses (API.md §3.11, §2.2).
 const (
 	CodeBadRequest        = "BAD_REQUEST"
 	CodeNotFound          = "NOT_FOUND"

@@ -8,7 +8,7 @@ import (
 )
 
 // EvacuationRequest is the body of POST /load_rebalance/{node}/evacuation/start. Nil and empty
-// fields are omitted, so EMQX applies its own defaults (SPEC §3.6).
+// fields are omitted, so EMQX applies its own defaults (API.md §3.6).
 type EvacuationRequest struct {
 	ConnEvictRate   *int64
 	SessEvictRate   *int64
@@ -48,7 +48,7 @@ func (r EvacuationRequest) Validate() error {
 	return secondsInRange("wait_takeover", r.WaitTakeover)
 }
 
-// RebalanceRequest is the body of POST /load_rebalance/{node}/start (SPEC §3.8).
+// RebalanceRequest is the body of POST /load_rebalance/{node}/start (API.md §3.8).
 type RebalanceRequest struct {
 	Nodes               []string
 	ConnEvictRate       *int64

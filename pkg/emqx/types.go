@@ -38,7 +38,7 @@ const (
 	ProcessPurge      = "purge"
 )
 
-// Evacuation states (SPEC §5.1).
+// Evacuation states (API.md §5.1).
 const (
 	EvacuationWaitingHealthCheck = "waiting_health_check"
 	EvacuationEvictingConns      = "evicting_conns"
@@ -47,7 +47,7 @@ const (
 	EvacuationProhibiting        = "prohibiting"
 )
 
-// Rebalance states (SPEC §6.1). They differ from the evacuation names.
+// Rebalance states (API.md §6.1). They differ from the evacuation names.
 const (
 	RebalanceWaitHealthCheck  = "wait_health_check"
 	RebalanceEvictingConns    = "evicting_conns"
@@ -102,7 +102,7 @@ type Evacuation struct {
 	Stats                  Stats    `json:"stats"`
 }
 
-// Done reports the completion rule of SPEC §5.4 (the one emqx-operator uses too): prohibiting,
+// Done reports the completion rule of API.md §5.4 (the one emqx-operator uses too): prohibiting,
 // with no connections and no sessions left.
 func (e Evacuation) Done() bool {
 	return e.State == EvacuationProhibiting && e.Stats.CurrentConnected == 0 && e.Stats.CurrentSessions == 0

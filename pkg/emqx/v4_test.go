@@ -10,7 +10,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// A stub of the EMQX 4.4 Enterprise management API, shaped after SPEC §9.
+// A stub of the EMQX 4.4 Enterprise management API, shaped after API.md §9.
 func v4Stub(t *testing.T) *httptest.Server {
 	t.Helper()
 	started := false

@@ -63,7 +63,7 @@ func dropConnection(w http.ResponseWriter) {
 }
 
 // rebalanceAPI reports whether this build serves load_rebalance and node_eviction: Enterprise
-// from 5.0.4, every build from 5.9 (SPEC §1).
+// from 5.0.4, every build from 5.9 (API.md §1).
 func (c *Cluster) rebalanceAPI() bool {
 	return c.cfg.Edition != "Opensource" || versionAtLeast(c.cfg.Version, 5, 9)
 }
@@ -248,7 +248,7 @@ func writeError(w http.ResponseWriter, _ *http.Request, e *apiError) {
 	writeJSON(w, e.status, map[string]string{"code": e.code, "message": e.message})
 }
 
-// authorize applies SPEC §2.2: Basic API key (role-checked) or a Bearer token from /login.
+// authorize applies API.md §2.2: Basic API key (role-checked) or a Bearer token from /login.
 func (c *Cluster) authorize(r *http.Request) *apiError {
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
@@ -315,7 +315,7 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 	})
 }
 
-// nodeByPath resolves the {node} of a path: it must be a running member (SPEC §3.1).
+// nodeByPath resolves the {node} of a path: it must be a running member (API.md §3.1).
 func (c *Cluster) nodeByPath(name string) (*Node, *apiError) {
 	n := c.node(name)
 	if n == nil || !n.running {

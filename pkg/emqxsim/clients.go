@@ -40,7 +40,7 @@ func (c *Cluster) scheduleReconnect(origin *Node, persistent, clean int64) {
 // reconnect lands returning clients as the listener Service does: each picks a Ready endpoint at
 // random, whether or not its node accepts clients. A node that refuses (its eviction agent
 // enabled: CONNACK 0x9C) sends the client away; it retries after the reconnect delay, and the
-// refusal is counted. A persistent client takes its session over from wherever it waits (SPEC §4);
+// refusal is counted. A persistent client takes its session over from wherever it waits (API.md §4);
 // if it was lost the client starts a new one. With no Ready endpoint, clients retry after the delay.
 func (c *Cluster) reconnect(origin *Node, persistent, clean int64) {
 	eps := c.endpoints()

@@ -1,5 +1,5 @@
 // Package emqxsim simulates an EMQX cluster's node evacuation and rebalance behaviour, as written
-// in shared/emqx/SPEC.md, behind EMQX's own REST API: one HTTP API per node, its state machines
+// in pkg/emqx/API.md, behind EMQX's own REST API: one HTTP API per node, its state machines
 // driven by a virtual clock so tests run in milliseconds and demos run at any speed.
 //
 // MQTT itself is not simulated: clients are counts. Each connected client has a persistent
@@ -18,7 +18,7 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// Timing constants of EMQX (SPEC §5.2, §6.3).
+// Timing constants of EMQX (API.md §5.2, §6.3).
 const (
 	TickInterval      = time.Second      // evict_interval and the evacuation tick
 	NoTargetRetry     = 30 * time.Second // evacuation retry when no node can take sessions

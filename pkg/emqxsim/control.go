@@ -22,7 +22,7 @@ func (c *Cluster) StopNode(name string) error {
 }
 
 // StartNode boots a stopped node. With keepData false its data directory is wiped first (a pod
-// without a persistent volume); with true a persisted evacuation resumes (SPEC §5.4).
+// without a persistent volume); with true a persisted evacuation resumes (API.md §5.4).
 func (c *Cluster) StartNode(name string, keepData bool) error {
 	return c.withNode(name, func(n *Node) error { return n.start(keepData) })
 }
@@ -164,7 +164,7 @@ func (c *Cluster) logf(format string, args ...any) {
 }
 
 // forceLeave is DELETE /cluster/{node}/force_leave served by node self, as recorded on EMQX 5.3.2
-// (SPEC §11): the serving node cannot leave; an unknown or removed node is not in the cluster; a
+// (API.md §11): the serving node cannot leave; an unknown or removed node is not in the cluster; a
 // stopped node is dropped from the node list; a running node is expelled: it restarts standalone
 // with its data wiped, which for this cluster means gone, with what it held. Caller holds mu.
 func (c *Cluster) forceLeave(self *Node, name string) *apiError {

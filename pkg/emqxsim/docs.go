@@ -168,7 +168,7 @@ func (co *coordinator) donorDoc(n *Node) rebalanceDoc {
 	return d
 }
 
-// localStatusDoc resolves evacuation → purge → rebalance donor → disabled (SPEC §3.2).
+// localStatusDoc resolves evacuation → purge → rebalance donor → disabled (API.md §3.2).
 func (n *Node) localStatusDoc() any {
 	switch {
 	case n.evac != nil:

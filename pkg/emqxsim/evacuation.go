@@ -11,7 +11,7 @@ var (
 	errNotStarted     = errors.New("not_started")
 )
 
-// Evacuation states (SPEC §5.1).
+// Evacuation states (API.md §5.1).
 const (
 	evacWaitingHealthCheck = "waiting_health_check"
 	evacEvictingConns      = "evicting_conns"
@@ -40,7 +40,7 @@ type evacuation struct {
 	initialSess, currentSess   int64
 }
 
-// persisted is the .evacuation file: exactly these four keys (SPEC §5.4).
+// persisted is the .evacuation file: exactly these four keys (API.md §5.4).
 type persisted struct {
 	ServerReference *string `json:"server_reference"`
 	ConnEvictRate   int64   `json:"conn_evict_rate"`
@@ -48,7 +48,7 @@ type persisted struct {
 	WaitTakeover    int64   `json:"wait_takeover"`
 }
 
-// startEvacuation follows the disabled → waiting_health_check transition of SPEC §5.3.
+// startEvacuation follows the disabled → waiting_health_check transition of API.md §5.3.
 func (n *Node) startEvacuation(o evacOpts) error {
 	if n.evac != nil {
 		return errAlreadyStarted
@@ -70,7 +70,7 @@ func (n *Node) startEvacuation(o evacOpts) error {
 
 // resumeEvacuation restarts a persisted evacuation at boot: refusing at once, no health-check wait.
 func (n *Node) resumeEvacuation(raw []byte) {
-	// A missing key or an unreadable file means the defaults (SPEC §10.7).
+	// A missing key or an unreadable file means the defaults (API.md §5.4).
 	o := defaultEvacOpts()
 	var p struct {
 		ConnEvictRate *int64 `json:"conn_evict_rate"`

@@ -112,7 +112,7 @@ func TestEvacuationSessionRecipients(t *testing.T) {
 	}
 }
 
-// E9 t_session_evicted, in count form, and SPEC §8.1's view of it through /nodes.
+// E9 t_session_evicted, in count form, and API.md §8.1's view of it through /nodes.
 func TestEvacuationMovesSessionsToRecipient(t *testing.T) {
 	h := twoNodes(t, 1)
 	h.post(nodeD, "/evacuation/start", suiteEvacuation)
@@ -140,7 +140,7 @@ func TestEvacuationMovesSessionsToRecipient(t *testing.T) {
 	}
 }
 
-// SPEC §5.3: with no node to take sessions, the session phase retries every 30 s.
+// API.md §5.3: with no node to take sessions, the session phase retries every 30 s.
 func TestEvacuationWithoutTargetsRetriesEvery30s(t *testing.T) {
 	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, Connections: 5, Sessions: -1}}})
 	h.post(nodeD, "/evacuation/start", map[string]any{"wait_health_check": 0, "wait_takeover": 0, "conn_evict_rate": 10})
@@ -166,7 +166,7 @@ func TestEvacuationWithoutTargetsRetriesEvery30s(t *testing.T) {
 	}
 }
 
-// SPEC §10.7 t_persistence file cases, on disk.
+// API.md §5.4 t_persistence file cases, on disk.
 func TestPersistenceFile(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, DataDir: dir}, {Name: nodeR}}})

@@ -48,7 +48,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	return h
 }
 
-// twoNodes is the D/R setup of SPEC §10 with connections on D.
+// twoNodes is a donor D and a recipient R, the setup of EMQX's own suites, with connections on D.
 func twoNodes(t *testing.T, connsOnD int64) *harness {
 	return newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, Connections: connsOnD, Sessions: -1}, {Name: nodeR}}})
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Eviction agent kinds (SPEC §4).
+// Eviction agent kinds (API.md §4).
 const (
 	kindEvacuation = "emqx_node_rebalance_evacuation"
 	kindRebalance  = "emqx_node_rebalance"
@@ -43,7 +43,7 @@ type Node struct {
 
 func (n *Node) live() int64     { return n.livePersistent + n.liveClean }
 func (n *Node) disc() int64     { return n.discWaiting + n.discIdle }
-func (n *Node) sessions() int64 { return n.live() + n.disc() } // all local channels (SPEC §4)
+func (n *Node) sessions() int64 { return n.live() + n.disc() } // all local channels (API.md §4)
 
 // acceptsNew: the node answers a CONNECT with CONNACK success (its eviction agent is disabled,
 // or allows connections during the health-check wait).
@@ -55,7 +55,7 @@ func (n *Node) acceptsNew() bool {
 // or not the node accepts them.
 func (n *Node) endpoint() bool { return n.running && n.ready }
 
-// enableAgent follows SPEC §4: same kind re-enables (updating options), another kind is busy.
+// enableAgent follows API.md §4: same kind re-enables (updating options), another kind is busy.
 func (n *Node) enableAgent(kind string, allow bool) error {
 	if n.agentKind != "" && n.agentKind != kind {
 		return errAgentBusy
@@ -70,7 +70,7 @@ func (n *Node) disableAgent(kind string) {
 	}
 }
 
-// boot starts the node: agent disabled, counts zero, a persisted evacuation resumed (SPEC §5.4).
+// boot starts the node: agent disabled, counts zero, a persisted evacuation resumed (API.md §5.4).
 func (n *Node) boot() {
 	n.running = true
 	n.booted = n.c.now
@@ -83,7 +83,7 @@ func (n *Node) boot() {
 }
 
 // stop takes the node down. Everything in memory is gone: its connected clients are cut off and
-// every persistent session it held is lost. Rebalances it took part in abort (SPEC §6.4).
+// every persistent session it held is lost. Rebalances it took part in abort (API.md §6.4).
 func (n *Node) stop() {
 	c := n.c
 	if !n.running {
@@ -106,7 +106,7 @@ func (n *Node) stop() {
 	c.scheduleReconnect(nil, c.returning(cutP), c.returning(cutC))
 }
 
-// evictConnections disconnects up to k connected clients (SPEC §4): persistent ones leave a
+// evictConnections disconnects up to k connected clients (API.md §4): persistent ones leave a
 // disconnected session here; clean ones leave nothing. A share of them reconnects later.
 func (n *Node) evictConnections(k int64) {
 	live := n.live()
@@ -127,7 +127,7 @@ func (n *Node) evictConnections(k int64) {
 	n.c.scheduleReconnect(n, backP, backC)
 }
 
-// migrateSessions moves up to k disconnected sessions to random targets (SPEC §4): each becomes a
+// migrateSessions moves up to k disconnected sessions to random targets (API.md §4): each becomes a
 // disconnected session there, waiting for its client as before.
 func (n *Node) migrateSessions(k int64, targets []*Node) {
 	k = min(k, n.disc())

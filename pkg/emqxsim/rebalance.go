@@ -13,7 +13,7 @@ type rpcError struct{ reason string }
 
 func (e *rpcError) Error() string { return e.reason }
 
-// Rebalance states (SPEC §6.1).
+// Rebalance states (API.md §6.1).
 const (
 	rebWaitHealthCheck  = "wait_health_check"
 	rebEvictingConns    = "evicting_conns"
@@ -53,7 +53,7 @@ type coordinator struct {
 	sessGoal, donorSessAvg *float64
 }
 
-// within is EMQX's balance test: v <= goal + abs or v <= goal * rel (SPEC §6.2).
+// within is EMQX's balance test: v <= goal + abs or v <= goal * rel (API.md §6.2).
 func within(v, goal float64, abs int64, rel float64) bool {
 	return v <= goal+float64(abs) || v <= goal*rel
 }
@@ -69,7 +69,7 @@ func mean(nodes []*Node, f func(*Node) int64) float64 {
 	return float64(sum) / float64(len(nodes))
 }
 
-// startRebalance follows SPEC §6.2 on coordinator n. participants are already validated.
+// startRebalance follows API.md §6.2 on coordinator n. participants are already validated.
 func (n *Node) startRebalance(o rebalanceOpts, participants []*Node) error {
 	if n.coord != nil {
 		return errAlreadyStarted
@@ -96,7 +96,7 @@ func (n *Node) startRebalance(o rebalanceOpts, participants []*Node) error {
 	}
 	for _, d := range co.donors {
 		if d.donorOf != nil || d.agentKind != "" && d.agentKind != kindRebalance {
-			// A busy donor crashes the coordinator (SPEC §3.8): undo what was enabled.
+			// A busy donor crashes the coordinator (API.md §3.8): undo what was enabled.
 			co.release()
 			return &rpcError{reason: fmt.Sprintf("{'EXIT',{{bad_results,[{%s,{error,eviction_agent_busy}}]},{gen_statem,call,[emqx_node_rebalance,start]}}}", erlAtom(d.name))}
 		}
@@ -198,7 +198,7 @@ func (co *coordinator) finish() {
 	}
 }
 
-// crash is the supervisor restart of SPEC §6.4: same observable end as finish.
+// crash is the supervisor restart of API.md §6.4: same observable end as finish.
 func (co *coordinator) crash(reason string) {
 	co.n.c.logf("rebalance coordinated by %s aborted: %s", co.n.name, reason)
 	co.finish()

@@ -102,7 +102,7 @@ func TestBusyNodeIsUnavailableForRebalance(t *testing.T) {
 	expectStatus(t, r, http.StatusBadRequest, "NOT_FOUND", "Nodes unavailable: ['"+nodeR+"']")
 }
 
-// SPEC §3.8: without "nodes", a busy donor crashes the coordinator: 503 RPC_ERROR.
+// API.md §3.8: without "nodes", a busy donor crashes the coordinator: 503 RPC_ERROR.
 func TestBusyDonorWithoutNodeListIsRPCError(t *testing.T) {
 	h := twoNodes(t, 100)
 	if err := h.c.HoldEvictionAgent(nodeD, "purge"); err != nil {
@@ -194,7 +194,7 @@ func TestGoalsAreFloats(t *testing.T) {
 	}
 }
 
-// Per-tick eviction on every donor over the goal at once overshoots, as EMQX does (SPEC §6.3).
+// Per-tick eviction on every donor over the goal at once overshoots, as EMQX does (API.md §6.3).
 func TestRebalanceEvictsOnEveryDonorEachTick(t *testing.T) {
 	h := newHarness(t, Config{Nodes: []NodeConfig{
 		{Name: nodeD, Connections: 1200, Sessions: -1}, {Name: nodeX, Connections: 1100, Sessions: -1}, {Name: nodeR, Connections: 100, Sessions: -1},

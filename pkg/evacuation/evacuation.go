@@ -12,7 +12,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// EMQX's defaults (SPEC §5.2, §6.5).
+// EMQX's defaults (API.md §5.2, §6.5).
 const (
 	DefaultRate      = 500
 	DefaultWait      = 60 * time.Second
@@ -30,7 +30,7 @@ type Waits struct {
 // DefaultWaits are EMQX's.
 var DefaultWaits = Waits{HealthCheck: DefaultWait, Takeover: DefaultWait}
 
-// SafeToRemove is the one rule for "this node holds nothing any more" (SPEC §5.4): evacuated to
+// SafeToRemove is the one rule for "this node holds nothing any more" (API.md §5.4): evacuated to
 // prohibiting with no connection and no session left.
 func SafeToRemove(ev emqx.Evacuation) bool { return ev.Done() }
 
@@ -98,7 +98,7 @@ func ParseWait(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// maxWaitSeconds is the largest wait EMQX accepts (SPEC §3.1: 0..4294967 s).
+// maxWaitSeconds is the largest wait EMQX accepts (API.md §3.1: 0..4294967 s).
 const maxWaitSeconds = 4294967
 
 // WaitValue is a pflag value for a wait flag, parsed by ParseWait.

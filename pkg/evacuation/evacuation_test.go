@@ -12,7 +12,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
 
-// The worked example of SPEC §6.6.
+// The worked example of API.md §6.6.
 func TestPlanRebalanceWorkedExample(t *testing.T) {
 	p := PlanRebalance([]Count{{Node: "A", Conns: 1200, Sessions: 1200}, {Node: "B", Conns: 1100, Sessions: 1100}, {Node: "C", Conns: 100, Sessions: 100}},
 		Thresholds{AbsConn: 100, AbsSess: 100, RelConn: 1.1, RelSess: 1.1})

@@ -6,7 +6,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// Thresholds of a rebalance (SPEC §6.2).
+// Thresholds of a rebalance (API.md §6.2).
 type Thresholds struct {
 	AbsConn, AbsSess int64
 	RelConn, RelSess float64
@@ -42,7 +42,7 @@ type Plan struct {
 	ExpectedConnMoves int64
 }
 
-// PlanRebalance mirrors EMQX's start (SPEC §6.2): donors have at least the average connection
+// PlanRebalance mirrors EMQX's start (API.md §6.2): donors have at least the average connection
 // count, recipients less; a rebalance is needed unless both connections and sessions are within
 // the thresholds.
 func PlanRebalance(counts []Count, t Thresholds) Plan {
@@ -94,7 +94,7 @@ func (p Plan) MostConnMoves(rate int64) int64 {
 }
 
 // Balanced judges the end of a rebalance from fresh counts of its donors and recipients: EMQX
-// forgets a finished run, and a completed, stopped or aborted one look the same (SPEC §6.5).
+// forgets a finished run, and a completed, stopped or aborted one look the same (API.md §6.5).
 func Balanced(donors, recipients []Count, t Thresholds) bool {
 	if len(donors) == 0 || len(recipients) == 0 {
 		return true

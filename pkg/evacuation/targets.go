@@ -8,7 +8,7 @@ import (
 
 // Targets is the migrate_to of an evacuation: the nodes EMQX accepts as targets (running, their
 // eviction agent disabled: not evacuating and not a rebalance donor; any other is refused with
-// "Nodes unavailable", SPEC §5.2) that stay, i.e. are not in going (the node being evacuated and
+// "Nodes unavailable", API.md §5.2) that stay, i.e. are not in going (the node being evacuated and
 // the other pods a scale-down removes: their sessions would have to move twice). Sorted; empty
 // when no node can take the sessions. The plugin and the webhook use this one rule.
 func Targets(nodes []emqx.Node, gs emqx.GlobalStatus, going map[string]bool) []string {

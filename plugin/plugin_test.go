@@ -272,8 +272,8 @@ func TestRebalanceAbortedIsNotBalanced(t *testing.T) {
 	}()
 	out, _, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
 		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "10", "--interval", "20ms")
-	if !errors.Is(err, ErrNotBalanced) || !strings.Contains(out, "not balanced") {
-		t.Fatalf("got %v\n%s", err, out)
+	if !errors.Is(err, ErrNotBalanced) || !strings.Contains(out, "not balanced") || ExitCode(err, false) != ExitNotBalanced {
+		t.Fatalf("got %v (exit %d)\n%s", err, ExitCode(err, false), out)
 	}
 }
 
@@ -503,5 +503,22 @@ func TestComparePodsByOrdinal(t *testing.T) {
 	slices.SortFunc(names, comparePods)
 	if want := []string{"emqx-0", "emqx-1", "emqx-2", "emqx-10", "other"}; !slices.Equal(names, want) {
 		t.Fatalf("order %v, want %v", names, want)
+	}
+}
+
+// Exit codes: 2 for a rebalance that ended not balanced (TestRebalanceAbortedIsNotBalanced gets
+// it from a real run), 130 for an interrupted command whatever its error (hack/e2e interrupts
+// kubectl emqx with SIGINT), 1 for any other error.
+func TestExitCodes(t *testing.T) {
+	if ExitCode(ErrNotBalanced, true) != ExitInterrupted {
+		t.Fatal("an interrupted command did not exit 130")
+	}
+	for _, c := range []struct {
+		err  error
+		want int
+	}{{nil, 0}, {ErrNotBalanced, 2}, {fmt.Errorf("judged: %w", ErrNotBalanced), 2}, {errors.New("boom"), 1}} {
+		if got := ExitCode(c.err, false); got != c.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
 	}
 }

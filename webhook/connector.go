@@ -13,7 +13,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -89,11 +88,6 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 	if c.Timeout > 0 {
 		access.Options = append(access.Options, emqx.WithHTTPClient(httpClient(c.Timeout)))
 	}
-	if creds, ok, err := c.explicitCredentials(ctx, cl); err != nil {
-		return nil, err
-	} else if ok {
-		access.Creds = creds
-	}
 	// Prefer any other pod: the one being removed may go away under us.
 	conn, err = cluster.Connect(ctx, access, cl, pod.Name)
 	if err != nil {
@@ -141,26 +135,4 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 		}
 	}
 	return cl, nil
-}
-
-// explicitCredentials reads the Secret a StatefulSet names in AnnCredentialsSecret: keys
-// api-key/api-secret, or username/password.
-func (c *PodConnector) explicitCredentials(ctx context.Context, cl *cluster.Cluster) (emqx.Credentials, bool, error) {
-	for _, s := range cl.StatefulSets {
-		name := s.Annotations[AnnCredentialsSecret]
-		if name == "" {
-			continue
-		}
-		sec, err := c.Secrets.CoreV1().Secrets(cl.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return emqx.Credentials{}, false, fmt.Errorf("read Secret %s/%s named by %s on statefulset %s: %w", cl.Namespace, name, AnnCredentialsSecret, s.Name, err)
-		}
-		creds := emqx.Credentials{APIKey: string(sec.Data["api-key"]), APISecret: string(sec.Data["api-secret"]),
-			Username: string(sec.Data["username"]), Password: string(sec.Data["password"])}
-		if creds.APIKey == "" && creds.Username == "" {
-			return emqx.Credentials{}, false, fmt.Errorf("Secret %s/%s has neither api-key/api-secret nor username/password", cl.Namespace, name)
-		}
-		return creds, true, nil
-	}
-	return emqx.Credentials{}, false, nil
 }

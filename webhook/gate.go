@@ -63,7 +63,7 @@ const (
 	AnnTimeout           = prefix + "evacuation-timeout"
 	AnnAbandonAfter      = prefix + "abandon-after"
 	AnnScaleDown         = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
-	AnnCredentialsSecret = prefix + "credentials-secret"
+	AnnCredentialsSecret = cluster.AnnCredentialsSecret
 )
 
 // StartedByOther is AnnStartedBy's value for evacuations the webhook did not start.

@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,12 +20,6 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		switch {
-		case interrupted:
-			os.Exit(130)
-		case errors.Is(err, plugin.ErrNotBalanced):
-			os.Exit(2)
-		}
-		os.Exit(1)
 	}
+	os.Exit(plugin.ExitCode(err, interrupted))
 }

@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -149,6 +151,46 @@ func TestPluginBadInputThroughKubectl(t *testing.T) {
 		if !strings.HasPrefix(out, "kubectl-emqx ") {
 			t.Fatalf("version: %q", out)
 		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// Ctrl-C through the real kubectl: kubectl emqx exits 130, says the evacuation goes on and how to
+// undo it, and the evacuation does go on.
+func TestPluginInterruptedExits130(t *testing.T) {
+	f := features.New("kubectl emqx interrupted").Assess("SIGINT", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		ns := helmCluster(t, cfg, 2, 200)
+		cmd := exec.Command(kubectl, "emqx", "evacuate", "pod", "emqx-1", "-n", ns, "--wait-health-check", "60s")
+		cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "the evacuation to start", func() bool {
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if strings.HasPrefix(n.Name, "emqx@emqx-1.") && n.Evacuation != "" {
+					return true
+				}
+			}
+			return false
+		})
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(out.String(), "interrupted: EMQX node") ||
+			!strings.Contains(out.String(), "Undo with: kubectl emqx evacuate stop emqx-1 -n "+ns) {
+			t.Fatalf("exit %v, output:\n%s", err, out.String())
+		}
+		for _, n := range simStats(t, ns+"/emqx").Nodes {
+			if strings.HasPrefix(n.Name, "emqx@emqx-1.") && n.Evacuation == "" {
+				t.Fatal("the interrupted command stopped the evacuation; it should go on")
+			}
+		}
+		mustEMQX(t, "evacuate", "stop", "emqx-1", "-n", ns)
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)

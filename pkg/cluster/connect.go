@@ -136,9 +136,16 @@ func (e *CredentialsError) Error() string {
 		"(or EMQX_API_KEY/EMQX_API_SECRET, EMQX_USERNAME/EMQX_PASSWORD)", e.Via, strings.Join(e.Tried, "; "))
 }
 
-// clusterCredentials are the credentials a cluster's own objects carry.
+// AnnCredentialsSecret on an EMQX StatefulSet names a Secret of its namespace holding the
+// credentials of its EMQX API: keys api-key and api-secret, or username and password. The plugin
+// and the webhook try it first.
+const AnnCredentialsSecret = "emqx.kubectl-emqx.io/credentials-secret"
+
+// clusterCredentials are the credentials a cluster's own objects carry, in the one order plugin
+// and webhook use: the Secret a StatefulSet names in AnnCredentialsSecret; the operator's
+// bootstrap API key; the dashboard user of the pod's environment.
 func clusterCredentials(ctx context.Context, kube kubernetes.Interface, cl *Cluster, pod *corev1.Pod) []credential {
-	var out []credential
+	out := namedCredentials(ctx, kube, cl)
 	readSecret := func(name string) (map[string][]byte, error) {
 		s, err := kube.CoreV1().Secrets(cl.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -168,6 +175,32 @@ func clusterCredentials(ctx context.Context, kube kubernetes.Interface, cl *Clus
 	}
 	user, pw := DashboardUser(env)
 	out = append(out, credential{emqx.Credentials{Username: user, Password: pw}, fmt.Sprintf("dashboard user %q from pod %s's spec", user, pod.Name)})
+	return out
+}
+
+// namedCredentials reads the Secrets the cluster's StatefulSets name in AnnCredentialsSecret. A
+// Secret that cannot be read or has neither pair of keys is reported among what was tried.
+func namedCredentials(ctx context.Context, kube kubernetes.Interface, cl *Cluster) []credential {
+	var out []credential
+	for _, s := range cl.StatefulSets {
+		name := s.Annotations[AnnCredentialsSecret]
+		if name == "" {
+			continue
+		}
+		source := fmt.Sprintf("Secret %s named by %s on statefulset %s", name, AnnCredentialsSecret, s.Name)
+		sec, err := kube.CoreV1().Secrets(cl.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			out = append(out, credential{source: fmt.Sprintf("%s (%s)", source, shortErr(err))})
+			continue
+		}
+		c := emqx.Credentials{APIKey: string(sec.Data["api-key"]), APISecret: string(sec.Data["api-secret"]),
+			Username: string(sec.Data["username"]), Password: string(sec.Data["password"])}
+		if c.APIKey == "" && c.Username == "" {
+			out = append(out, credential{source: source + " (it has neither api-key/api-secret nor username/password)"})
+			continue
+		}
+		out = append(out, credential{c, source})
+	}
 	return out
 }
 

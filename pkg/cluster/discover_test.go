@@ -154,3 +154,39 @@ func TestPodOfNode(t *testing.T) {
 		t.Fatal("an IP matches the host")
 	}
 }
+
+// The Secret a StatefulSet names in AnnCredentialsSecret comes first, for the plugin as for the
+// webhook; a named Secret that is missing or lacks both pairs of keys is reported, and the other
+// ways are still tried.
+func TestTheNamedCredentialsSecretComesFirst(t *testing.T) {
+	objs := objects(t, "helm-emqx.yaml", "mqtt")
+	cs := fake.NewClientset(objs...)
+	clusters, _ := Discover(context.Background(), cs, "mqtt")
+	cl := clusters[0]
+	cl.StatefulSets[0].Annotations = map[string]string{AnnCredentialsSecret: "emqx-api"}
+	sim, _ := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: "emqx@x"}}, NoLogin: true,
+		APIKeys: []emqxsim.APIKey{{Key: "ops", Secret: "s3cret"}}})
+	srv := httptest.NewServer(sim.Handler("emqx@x"))
+	defer srv.Close()
+	forward := func(context.Context, *corev1.Pod, int) (string, func(), error) { return srv.URL, func() {}, nil }
+	_, err := Connect(context.Background(), Access{Kube: cs, Forward: forward}, cl)
+	if err == nil || !strings.Contains(err.Error(), "Secret emqx-api named by "+AnnCredentialsSecret+" on statefulset emqx (not found)") {
+		t.Fatalf("missing named Secret: %v", err)
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "emqx-api", Namespace: "mqtt"}, Data: map[string][]byte{"token": []byte("x")}}
+	if _, err := cs.CoreV1().Secrets("mqtt").Create(context.Background(), sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Connect(context.Background(), Access{Kube: cs, Forward: forward}, cl)
+	if err == nil || !strings.Contains(err.Error(), "it has neither api-key/api-secret nor username/password") {
+		t.Fatalf("named Secret without keys: %v", err)
+	}
+	sec.Data = map[string][]byte{"api-key": []byte("ops"), "api-secret": []byte("s3cret")}
+	if _, err := cs.CoreV1().Secrets("mqtt").Update(context.Background(), sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := Connect(context.Background(), Access{Kube: cs, Forward: forward}, cl)
+	if err != nil || !strings.Contains(conn.Creds, "Secret emqx-api named by") {
+		t.Fatalf("connected with %v: %v", conn, err)
+	}
+}

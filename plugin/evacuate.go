@@ -139,7 +139,7 @@ func (o *EvacuateOptions) request(ctx context.Context, t *target, node emqx.Node
 		}
 		if !slices.Contains(available, n.Node) {
 			return req, fmt.Errorf("--migrate-to %s: EMQX would refuse it (it takes only running nodes that are not evacuating and not a rebalance donor); choose among %s",
-				m, safe(strings.Join(labels(t, available), ", ")))
+				m, safe(strings.Join(podLabels(t, available), ", ")))
 		}
 		req.MigrateTo = append(req.MigrateTo, n.Node)
 	}
@@ -289,8 +289,8 @@ func (o *EvacuateStopOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// labels names nodes by their pods where there are pods.
-func labels(t *target, nodes []string) []string {
+// podLabels names nodes by their pods where there are pods.
+func podLabels(t *target, nodes []string) []string {
 	out := make([]string, len(nodes))
 	for i, n := range nodes {
 		out[i] = t.podLabel(n)

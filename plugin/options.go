@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +28,7 @@ type GlobalOptions struct {
 	ConfigFlags *genericclioptions.ConfigFlags
 
 	EMQXURL   string
+	Selector  string // --emqx-selector
 	APIKey    string
 	APISecret string
 	Username  string
@@ -59,6 +61,7 @@ func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.APISecret, "api-secret", "", "EMQX API secret (env EMQX_API_SECRET)")
 	fs.StringVar(&g.Username, "username", "", "EMQX dashboard username (env EMQX_USERNAME)")
 	fs.StringVar(&g.Password, "password", "", "EMQX dashboard password (env EMQX_PASSWORD)")
+	fs.StringVar(&g.Selector, "emqx-selector", "", "label selector of further EMQX StatefulSets and pods, besides the Helm chart's and emqx-operator's labels (as the webhook's --emqx-selector)")
 	fs.StringVar(&g.Color, "color", "auto", "colour output: auto (only on a terminal, unless NO_COLOR), always or never")
 }
 
@@ -68,6 +71,11 @@ func (g *GlobalOptions) Validate() error {
 	case "auto", "always", "never":
 	default:
 		return fmt.Errorf("--color must be auto, always or never, not %q", g.Color)
+	}
+	if g.Selector != "" {
+		if _, err := labels.Parse(g.Selector); err != nil {
+			return fmt.Errorf("--emqx-selector %q: %w", g.Selector, err)
+		}
 	}
 	c := g.credentials()
 	if (c.APIKey == "") != (c.APISecret == "") {
@@ -120,10 +128,11 @@ func (g *GlobalOptions) kube() (*rest.Config, kubernetes.Interface, error) {
 
 // target is an EMQX cluster to work on and a connection to its API.
 type target struct {
-	ns   string
-	cl   *cluster.Cluster // nil in direct mode
-	kube kubernetes.Interface
-	conn *cluster.Conn
+	ns       string
+	selector string           // --emqx-selector
+	cl       *cluster.Cluster // nil in direct mode
+	kube     kubernetes.Interface
+	conn     *cluster.Conn
 }
 
 func (t *target) Close() {
@@ -136,7 +145,7 @@ func (t *target) Close() {
 // pods named in avoid when it can.
 func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...string) (*target, error) {
 	return g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
-		clusters, err := cluster.Discover(ctx, cs, ns)
+		clusters, err := cluster.Discover(ctx, cs, ns, g.Selector)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +159,7 @@ func (g *GlobalOptions) connect(ctx context.Context, find func(context.Context, 
 	if err != nil {
 		return nil, err
 	}
-	t := &target{ns: ns}
+	t := &target{ns: ns, selector: g.Selector}
 	access := cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}, Forward: g.Forward}
 	if !g.direct() {
 		cfg, cs, err := g.kube()
@@ -172,7 +181,7 @@ func (g *GlobalOptions) connect(ctx context.Context, find func(context.Context, 
 // and the pod's node.
 func (g *GlobalOptions) resolvePod(ctx context.Context, pod string) (*target, emqx.Node, error) {
 	t, err := g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
-		cl, _, err := cluster.ForPod(ctx, cs, ns, pod)
+		cl, _, err := cluster.ForPod(ctx, cs, ns, pod, g.Selector)
 		return cl, err
 	}, pod)
 	if err != nil {
@@ -252,7 +261,7 @@ func poll(ctx context.Context, clk clock.WithTicker, interval time.Duration, fn 
 
 // refreshPods re-reads the cluster's workloads and pods.
 func (t *target) refreshPods(ctx context.Context) error {
-	clusters, err := cluster.Discover(ctx, t.kube, t.ns)
+	clusters, err := cluster.Discover(ctx, t.kube, t.ns, t.selector)
 	if err != nil {
 		return err
 	}

@@ -522,3 +522,34 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// --emqx-selector finds EMQX installs labelled otherwise, as the webhook's flag does; a bad
+// selector is refused by name.
+func TestEMQXSelectorFindsOtherInstalls(t *testing.T) {
+	e := newEnv(t, 100, 200)
+	ctx := context.Background()
+	relabel := func(obj metav1.Object) {
+		l := obj.GetLabels()
+		delete(l, "app.kubernetes.io/name")
+		l["broker"] = "mqtt"
+		obj.SetLabels(l)
+	}
+	for _, name := range []string{"emqx-0", "emqx-1"} {
+		p, _ := e.kube.CoreV1().Pods("mqtt").Get(ctx, name, metav1.GetOptions{})
+		relabel(p)
+		_, _ = e.kube.CoreV1().Pods("mqtt").Update(ctx, p, metav1.UpdateOptions{})
+	}
+	s, _ := e.kube.AppsV1().StatefulSets("mqtt").Get(ctx, "emqx", metav1.GetOptions{})
+	relabel(s)
+	_, _ = e.kube.AppsV1().StatefulSets("mqtt").Update(ctx, s, metav1.UpdateOptions{})
+	if _, _, err := e.run(ctx, "status", "-n", "mqtt"); err == nil || !strings.Contains(err.Error(), "no EMQX cluster") {
+		t.Fatalf("without the selector: %v", err)
+	}
+	out, _, err := e.run(ctx, "status", "-n", "mqtt", "--emqx-selector", "broker=mqtt")
+	if err != nil || !strings.Contains(out, "emqx-1") || !strings.Contains(out, "300") {
+		t.Fatalf("with the selector: %v\n%s", err, out)
+	}
+	if _, _, err := e.run(ctx, "status", "-n", "mqtt", "--emqx-selector", "broker in (a"); err == nil || !strings.Contains(err.Error(), `--emqx-selector "broker in (a"`) {
+		t.Fatalf("a bad selector: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -32,8 +33,9 @@ type Cluster struct {
 	Pods         []corev1.Pod         // sorted by name
 }
 
-// Discover lists the EMQX clusters of namespace ns.
-func Discover(ctx context.Context, cs kubernetes.Interface, ns string) ([]*Cluster, error) {
+// Discover lists the EMQX clusters of namespace ns: the Helm chart's and emqx-operator's, and the
+// StatefulSets and pods matching extra (a label selector, "" for none), as Helm-style installs.
+func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([]*Cluster, error) {
 	byName := map[string]*Cluster{}
 	get := func(labels map[string]string, style Style) *Cluster {
 		name := Instance(labels)
@@ -47,15 +49,25 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string) ([]*Clust
 		}
 		return c
 	}
-	for _, sel := range []struct {
+	type source struct {
 		selector string
 		style    Style
-	}{{HelmSelector, Helm}, {OperatorSelector, Operator}} {
+	}
+	sources := []source{{HelmSelector, Helm}, {OperatorSelector, Operator}}
+	if extra != "" {
+		sources = append(sources, source{extra, Helm})
+	}
+	seen := map[string]bool{} // a pod or StatefulSet matching two selectors counts once
+	for _, sel := range sources {
 		sts, err := cs.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.selector})
 		if err != nil {
 			return nil, listError("statefulsets", ns, err)
 		}
 		for _, s := range sts.Items {
+			if seen["sts/"+s.Name] {
+				continue
+			}
+			seen["sts/"+s.Name] = true
 			c := get(s.Labels, sel.style)
 			c.StatefulSets = append(c.StatefulSets, s)
 		}
@@ -74,7 +86,8 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string) ([]*Clust
 			return nil, listError("pods", ns, err)
 		}
 		for _, p := range pods.Items {
-			if c := byName[Instance(p.Labels)]; c != nil {
+			if c := byName[Instance(p.Labels)]; c != nil && !seen["pod/"+p.Name] {
+				seen["pod/"+p.Name] = true
 				c.Pods = append(c.Pods, p)
 			}
 		}
@@ -97,7 +110,7 @@ func listError(what, ns string, err error) error {
 
 // NotFoundHint says what Discover looked for.
 const NotFoundHint = "looked for StatefulSets labelled app.kubernetes.io/name=emqx or emqx-enterprise (Helm chart) " +
-	"and StatefulSets/ReplicaSets labelled apps.emqx.io/managed-by=emqx-operator"
+	"and StatefulSets/ReplicaSets labelled apps.emqx.io/managed-by=emqx-operator; for other labels pass --emqx-selector"
 
 // Select picks the cluster named name, or the only one when name is "".
 func Select(clusters []*Cluster, name, ns string) (*Cluster, error) {
@@ -123,8 +136,8 @@ func Select(clusters []*Cluster, name, ns string) (*Cluster, error) {
 		ns, len(clusters), strings.Join(names, ", "), names[0], ns)
 }
 
-// ForPod finds the cluster of an EMQX pod.
-func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod string) (*Cluster, *corev1.Pod, error) {
+// ForPod finds the cluster of an EMQX pod (extra as in Discover).
+func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod, extra string) (*Cluster, *corev1.Pod, error) {
 	p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("pod %q not found in namespace %q; list EMQX pods with: kubectl emqx status -n %s", pod, ns, ns)
@@ -132,10 +145,10 @@ func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod string) (*Clus
 	if err != nil {
 		return nil, nil, fmt.Errorf("get pod %q in namespace %q: %w", pod, ns, err)
 	}
-	if !IsEMQX(p.Labels) {
+	if !IsEMQX(p.Labels) && !matches(extra, p.Labels) {
 		return nil, nil, fmt.Errorf("pod %q in namespace %q is not an EMQX pod (it has neither app.kubernetes.io/name=emqx|emqx-enterprise nor apps.emqx.io/managed-by=emqx-operator); list EMQX pods with: kubectl emqx status -n %s", pod, ns, ns)
 	}
-	clusters, err := Discover(ctx, cs, ns)
+	clusters, err := Discover(ctx, cs, ns, extra)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -173,4 +186,13 @@ func Ready(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// matches reports whether labels match the selector extra ("" matches nothing).
+func matches(extra string, l map[string]string) bool {
+	if extra == "" {
+		return false
+	}
+	sel, err := labels.Parse(extra)
+	return err == nil && sel.Matches(labels.Set(l))
 }

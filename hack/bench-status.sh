@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: wall time of `kubectl emqx status` against `kubectl get pods` on a 3-pod EMQX cluster
 # of the local control plane. Brings the cluster up if needed (and leaves it as it found it).
-# Usage: hack/bench-status.sh [RUNS]   (default 20)
+# Usage: hack/bench-status.sh [RUNS]   (default 20 pairs)
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,14 +27,16 @@ sed "s/__NAMESPACE__/$ns/g; s/__REPLICAS__/3/g" "$HACK_DIR/fixtures/helm-emqx.ya
 kubectl -n "$ns" wait --for=condition=Ready pod -l app.kubernetes.io/instance=emqx --timeout=60s >/dev/null
 until kubectl emqx status -n "$ns" >/dev/null 2>&1; do sleep 0.2; done
 
-measure() { # prints the mean wall time in ms of running "$@" $runs times
-	local start end
-	start=$(date +%s%N)
-	for ((i = 0; i < runs; i++)); do "$@" >/dev/null; done
-	end=$(date +%s%N)
-	echo $(((end - start) / runs / 1000000))
-}
-pods=$(measure kubectl get pods -n "$ns")
-status=$(measure kubectl emqx status -n "$ns")
-printf 'kubectl get pods -n %s:     %4d ms per run (%d runs)\n' "$ns" "$pods" "$runs"
-printf 'kubectl emqx status -n %s:  %4d ms per run (%d runs)\n' "$ns" "$status" "$runs"
+# Pairs: each run times `kubectl get pods` then `kubectl emqx status`, so both see the same machine
+# load; the figures are medians over the runs, the ratio the median of the pairs' ratios.
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
+pods=() status=() ratios=()
+for ((i = 0; i < runs; i++)); do
+	p=$(ms kubectl get pods -n "$ns")
+	s=$(ms kubectl emqx status -n "$ns")
+	pods+=("$p") status+=("$s") ratios+=("$(awk -v a="$s" -v b="$p" 'BEGIN{printf "%.3f", a/b}')")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+printf 'kubectl get pods -n %s:     %s ms (median of %d)\n' "$ns" "$(median "${pods[@]}")" "$runs"
+printf 'kubectl emqx status -n %s:  %s ms (median of %d)\n' "$ns" "$(median "${status[@]}")" "$runs"
+printf 'ratio (median of the pairs): %s\n' "$(median "${ratios[@]}")"

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
 
@@ -75,7 +77,8 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	u := o.ui()
 	first := true
 	err = poll(ctx, o.Clock, o.Interval, func() (bool, error) {
-		r, err := o.report(ctx, t)
+		// The first report uses the pods resolve just read; a watch reads them again each time.
+		r, err := o.report(ctx, t, !first)
 		if err != nil {
 			return false, err
 		}
@@ -97,20 +100,21 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	return err
 }
 
-func (o *StatusOptions) report(ctx context.Context, t *target) (status.Report, error) {
-	nodes, err := t.conn.Nodes(ctx)
-	if err != nil {
-		return status.Report{}, err
+func (o *StatusOptions) report(ctx context.Context, t *target, refresh bool) (status.Report, error) {
+	// EMQX's two answers and the pods at once: a user waits for round trips.
+	var nodes []emqx.Node
+	var g emqx.GlobalStatus
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() (err error) { nodes, err = t.conn.Nodes(ectx); return err })
+	eg.Go(func() (err error) { g, err = t.conn.GlobalStatus(ectx); return err })
+	if refresh && t.cl != nil {
+		eg.Go(func() error { return t.refreshPods(ectx) })
 	}
-	g, err := t.conn.GlobalStatus(ctx)
-	if err != nil {
+	if err := eg.Wait(); err != nil {
 		return status.Report{}, err
 	}
 	var r status.Report
 	if t.cl != nil {
-		if err := t.refreshPods(ctx); err != nil {
-			return status.Report{}, err
-		}
 		r = status.Build(nodes, g, t.cl.Pods)
 		r.Cluster, r.Namespace = t.cl.Name, t.ns
 		for _, s := range t.cl.StatefulSets {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,13 +58,43 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([
 	if extra != "" {
 		sources = append(sources, source{extra, Helm})
 	}
-	seen := map[string]bool{} // a pod or StatefulSet matching two selectors counts once
-	for _, sel := range sources {
-		sts, err := cs.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.selector})
-		if err != nil {
-			return nil, listError("statefulsets", ns, err)
+	// Every list at once: the round trips, not the data, are what a user waits for.
+	type lists struct {
+		sts  *appsv1.StatefulSetList
+		rs   *appsv1.ReplicaSetList
+		pods *corev1.PodList
+	}
+	got := make([]lists, len(sources))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, sel := range sources {
+		opts := metav1.ListOptions{LabelSelector: sel.selector}
+		g.Go(func() (err error) {
+			if got[i].sts, err = cs.AppsV1().StatefulSets(ns).List(gctx, opts); err != nil {
+				return listError("statefulsets", ns, err)
+			}
+			return nil
+		})
+		if sel.style == Operator {
+			g.Go(func() (err error) {
+				if got[i].rs, err = cs.AppsV1().ReplicaSets(ns).List(gctx, opts); err != nil {
+					return listError("replicasets", ns, err)
+				}
+				return nil
+			})
 		}
-		for _, s := range sts.Items {
+		g.Go(func() (err error) {
+			if got[i].pods, err = cs.CoreV1().Pods(ns).List(gctx, opts); err != nil {
+				return listError("pods", ns, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{} // a pod or StatefulSet matching two selectors counts once
+	for i, sel := range sources {
+		for _, s := range got[i].sts.Items {
 			if seen["sts/"+s.Name] {
 				continue
 			}
@@ -71,21 +102,16 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([
 			c := get(s.Labels, sel.style)
 			c.StatefulSets = append(c.StatefulSets, s)
 		}
-		if sel.style == Operator {
-			rs, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.selector})
-			if err != nil {
-				return nil, listError("replicasets", ns, err)
-			}
-			for _, r := range rs.Items {
+		if got[i].rs != nil {
+			for _, r := range got[i].rs.Items {
 				c := get(r.Labels, sel.style)
 				c.ReplicaSets = append(c.ReplicaSets, r)
 			}
 		}
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.selector})
-		if err != nil {
-			return nil, listError("pods", ns, err)
-		}
-		for _, p := range pods.Items {
+	}
+	// Pods after every workload: a pod belongs to a cluster found by any selector.
+	for i := range sources {
+		for _, p := range got[i].pods.Items {
 			if c := byName[Instance(p.Labels)]; c != nil && !seen["pod/"+p.Name] {
 				seen["pod/"+p.Name] = true
 				c.Pods = append(c.Pods, p)

@@ -553,3 +553,48 @@ func TestEMQXSelectorFindsOtherInstalls(t *testing.T) {
 		t.Fatalf("a bad selector: %v", err)
 	}
 }
+
+// Every output a user reads has a golden file: status during an evacuation and a rebalance (table,
+// JSON, YAML), the rebalance plan, the evacuation and scale messages.
+func TestOutputsMatchTheirGoldenFiles(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 3000, 1000, 0)
+	if _, _, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait", "--color", "never"); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"status-evacuation.golden":      {"status", "-n", "mqtt", "--color", "never"},
+		"status-evacuation-json.golden": {"status", "-n", "mqtt", "-o", "json"},
+		"status-evacuation-yaml.golden": {"status", "-n", "mqtt", "-o", "yaml"},
+	} {
+		out, _, err := e.run(ctx, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		golden(t, name, out)
+	}
+
+	e = newEnv(t, 3000, 1000, 0)
+	out, _, err := e.run(ctx, "rebalance", "-n", "mqtt", "--dry-run", "--abs-conn-threshold", "100", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "rebalance-plan.golden", out)
+	out, errOut, err := e.run(ctx, "rebalance", "-n", "mqtt", "--no-wait", "--abs-conn-threshold", "100", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "rebalance-started.golden", out+"--- stderr\n"+errOut)
+	out, _, err = e.run(ctx, "status", "-n", "mqtt", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-rebalance.golden", out)
+
+	e = newEnv(t, 300, 300, 300)
+	out, errOut, err = e.run(ctx, "evacuate", "pod", "emqx-2", "-n", "mqtt", "--no-wait", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "evacuate-no-wait.golden", out+"--- stderr\n"+errOut)
+}

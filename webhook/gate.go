@@ -374,6 +374,18 @@ func (g *Gate) start(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 		return hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (just started): %d connections and %d sessions left; retrying is safe",
 			node.Node, node.LiveConnections, node.Connections))
 	}
+	if emqx.IsNodesUnavailable(err) {
+		// A target stopped taking sessions between our read and EMQX's check (it began evacuating,
+		// donating or purging): the next retry computes the targets again. A wait like any other,
+		// bounded by the evacuation time limit; EMQX answered, so this is no unreachable API.
+		since := g.markedSince(ctx, pod, AnnWaitingSince, dryRun)
+		if limit := g.timeout(owner); g.Clock.Now().Sub(since) >= limit {
+			return g.wayOut(pod, dryRun, ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): removing the pod without evacuation",
+				node.Node, limit, err)
+		}
+		return hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions, and a node to move them to became unavailable (%s); retrying is safe",
+			node.Node, node.LiveConnections, node.Connections, err))
+	}
 	if err != nil {
 		// Unexpected answers (a busy node, an RPC error, a refusal) take the same way out as an API
 		// that does not answer: held for the grace period, then allowed.

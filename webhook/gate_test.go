@@ -709,3 +709,19 @@ func TestScaleDownNeverMigratesIntoTheNextVictim(t *testing.T) {
 		t.Fatalf("emqx-1's sessions go to %v, want emqx-0 only", ev.SessionRecipients)
 	}
 }
+
+// A target that stops taking sessions under our feet (here: its agent held by a purge, which
+// global_status does not show) makes EMQX answer "Nodes unavailable": the removal is held and
+// retried, not treated as an unreachable API, and the wait ends at the evacuation time limit.
+func TestUnavailableTargetsAreAWaitNotAnOutage(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	if err := f.sim.HoldEvictionAgent(node(0), "purge"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(1), false, ReasonWaiting, "a node to move them to became unavailable")
+	if f.pod(1).Annotations[AnnUnreachableSince] != "" {
+		t.Fatal("an EMQX answer was taken for an unreachable API")
+	}
+	f.clock.Step(f.gate.Config.EvacuationTimeout)
+	expect(t, f.removal(1), true, ReasonTimedOut, "refused every set of target nodes")
+}

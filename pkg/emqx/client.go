@@ -16,17 +16,6 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// APIVersion selects the REST dialect.
-type APIVersion int
-
-const (
-	// V5 is EMQX 5.x and 6.x: /api/v5 on the dashboard listener (18083).
-	V5 APIVersion = iota
-	// V4 is EMQX 4.4 Enterprise: /api/v4 on the management listener (8081); errors come as
-	// HTTP 200 with {"code":400,...}.
-	V4
-)
-
 // Credentials authenticate to EMQX: an API key and secret (HTTP Basic), or a dashboard username
 // and password (POST /login, then a bearer token). The API key wins when both are set.
 type Credentials struct {
@@ -57,7 +46,6 @@ const DefaultMaxResponseBytes = 8 << 20
 type Client struct {
 	base        *url.URL
 	prefix      string
-	version     APIVersion
 	creds       Credentials
 	http        *http.Client
 	clock       clock.Clock
@@ -85,8 +73,6 @@ type Option func(*Client)
 // WithHTTPClient sets the HTTP client (transport, TLS, per-request timeout).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
-// WithAPIVersion selects the dialect; V5 by default.
-func WithAPIVersion(v APIVersion) Option { return func(c *Client) { c.version = v } }
 
 // WithClock sets the clock used for retry back-off.
 func WithClock(clk clock.Clock) Option { return func(c *Client) { c.clock = clk } }
@@ -126,9 +112,6 @@ func New(baseURL string, creds Credentials, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	c.prefix = "/api/v5"
-	if c.version == V4 {
-		c.prefix = "/api/v4"
-	}
 	return c, nil
 }
 
@@ -137,9 +120,6 @@ func (c *Client) URL() string { return c.base.String() }
 
 // Nodes lists the cluster's nodes: running ones, then stubs for stopped core nodes.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	if c.version == V4 {
-		return c.nodesV4(ctx)
-	}
 	var nodes []Node
 	err := c.get(ctx, "/nodes", &nodes)
 	return nodes, err
@@ -218,13 +198,6 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 }
 
 func (c *Client) post(ctx context.Context, path string, body any) error {
-	if c.version == V4 {
-		var r v4Result
-		if err := c.do(ctx, http.MethodPost, path, body, &r, false); err != nil {
-			return err
-		}
-		return r.err(http.MethodPost, c.prefix+path)
-	}
 	return c.do(ctx, http.MethodPost, path, body, nil, false)
 }
 
@@ -397,7 +370,7 @@ func orEmpty(v any) any {
 	return v
 }
 
-// messageText renders EMQX's message, which is usually a string but may be a list (4.4) or an
+// messageText renders EMQX's message, which is usually a string but may be a list or an
 // object (schema errors from some versions).
 func messageText(v any) string {
 	switch m := v.(type) {

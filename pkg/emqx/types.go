@@ -1,6 +1,5 @@
 // Package emqx is a typed client for the EMQX REST API used for node evacuation and cluster
-// rebalance: /api/v5/nodes and /api/v5/load_rebalance (EMQX 5.x and 6.x), and the same operations
-// under /api/v4 on EMQX 4.4 Enterprise.
+// rebalance: /api/v5/nodes and /api/v5/load_rebalance (EMQX 5.x and 6.x; see API.md).
 package emqx
 
 // Node is one entry of GET /api/v5/nodes. A stopped core node carries only Node, NodeStatus and Role.
@@ -20,8 +19,8 @@ type Node struct {
 	Load15          float64 `json:"load15,omitempty"`
 }
 
-// Running reports whether the node is up ("running" on 5.x, "Running" on 4.4).
-func (n Node) Running() bool { return n.NodeStatus == NodeRunning || n.NodeStatus == "Running" }
+// Running reports whether the node is up.
+func (n Node) Running() bool { return n.NodeStatus == NodeRunning }
 
 // Node status and role values.
 const (

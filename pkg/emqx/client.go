@@ -73,7 +73,6 @@ type Option func(*Client)
 // WithHTTPClient sets the HTTP client (transport, TLS, per-request timeout).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
-
 // WithClock sets the clock used for retry back-off.
 func WithClock(clk clock.Clock) Option { return func(c *Client) { c.clock = clk } }
 

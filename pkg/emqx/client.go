@@ -76,9 +76,6 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // WithClock sets the clock used for retry back-off.
 func WithClock(clk clock.Clock) Option { return func(c *Client) { c.clock = clk } }
 
-// WithMaxResponseBytes bounds response bodies.
-func WithMaxResponseBytes(n int64) Option { return func(c *Client) { c.maxBody = n } }
-
 // WithGETRetries sets how many times a GET is tried in all (at least 1) and the back-off step.
 // Only GETs are retried: a POST may have taken effect.
 func WithGETRetries(attempts int, backoff time.Duration) Option {
@@ -124,7 +121,7 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	return nodes, err
 }
 
-// Node returns one running node; a stopped or unknown node is a 404 (IsNodeNotFound).
+// Node returns one running node; a stopped or unknown node is a 404.
 func (c *Client) Node(ctx context.Context, name string) (Node, error) {
 	var n Node
 	err := c.get(ctx, "/nodes/"+name, &n)

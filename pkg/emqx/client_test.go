@@ -161,9 +161,9 @@ func TestClientErrorPredicatesAgainstSimulator(t *testing.T) {
 		err  error
 		pred func(error) bool
 	}{
-		{"unknown node", c.StartEvacuation(ctx, "emqx@nowhere", emqx.EvacuationRequest{}), emqx.IsNodeNotFound},
+		{"unknown node", c.StartEvacuation(ctx, "emqx@nowhere", emqx.EvacuationRequest{}), says("not running in this EMQX cluster")},
 		{"nothing to balance", c.StartRebalance(ctx, nodeD, emqx.RebalanceRequest{}), emqx.IsNothingToBalance},
-		{"invalid nodes", c.StartRebalance(ctx, nodeD, emqx.RebalanceRequest{Nodes: []string{"emqx@typo"}}), emqx.IsInvalidNodes},
+		{"invalid nodes", c.StartRebalance(ctx, nodeD, emqx.RebalanceRequest{Nodes: []string{"emqx@typo"}}), says("Invalid nodes")},
 		{"not started", c.StopRebalance(ctx, nodeD), emqx.IsNotStarted},
 	}
 	for _, tc := range cases {
@@ -178,7 +178,7 @@ func TestClientErrorPredicatesAgainstSimulator(t *testing.T) {
 	if !emqx.IsNodesUnavailable(err) {
 		t.Fatalf("unavailable: %v", err)
 	}
-	if err := c.StartEvacuation(ctx, nodeR, emqx.EvacuationRequest{}); !emqx.IsAgentBusy(err) {
+	if err := c.StartEvacuation(ctx, nodeR, emqx.EvacuationRequest{}); !says("eviction_agent_busy")(err) {
 		t.Fatalf("busy: %v", err)
 	}
 	bad := env.client(t, nodeD, emqx.Credentials{APIKey: "key", APISecret: "wrong-secret-value"})
@@ -191,7 +191,7 @@ func TestClientErrorPredicatesAgainstSimulator(t *testing.T) {
 func TestClientReportsMissingRebalanceAPI(t *testing.T) {
 	env := newSim(t, emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeD}}, Edition: "Opensource", Version: "5.8.9"})
 	_, err := env.client(t, nodeD, apiKey).GlobalStatus(context.Background())
-	if !emqx.IsNoRebalanceAPI(err) || emqx.IsNodeNotFound(err) {
+	if !says("no rebalance API")(err) || says("not running in this EMQX cluster")(err) {
 		t.Fatalf("got %v", err)
 	}
 	if !strings.Contains(err.Error(), "EMQX 5.9+") {
@@ -225,18 +225,18 @@ func TestErrorBodiesFromEMQX(t *testing.T) {
 		pred   func(error) bool
 		text   string
 	}{
-		{404, `{"code":"NOT_FOUND","message":"Node not found: emqx@emqx-core-9.emqx-headless.default.svc.cluster.local"}`, emqx.IsNodeNotFound, "not running in this EMQX cluster"},
+		{404, `{"code":"NOT_FOUND","message":"Node not found: emqx@emqx-core-9.emqx-headless.default.svc.cluster.local"}`, nil, "not running in this EMQX cluster"},
 		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@emqx-core-0.emqx-headless.default.svc.cluster.local': already_started"}`, emqx.IsAlreadyStarted, "already running"},
 		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@e': not_started"}`, emqx.IsNotStarted, "nothing is running"},
 		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@e': nothing_to_balance"}`, emqx.IsNothingToBalance, "lower the thresholds"},
-		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@10.244.2.17': eviction_agent_busy"}`, emqx.IsAgentBusy, "busy"},
-		{400, `{"code":"BAD_REQUEST","message":"Invalid nodes: [<<\"emqx@typo\">>]"}`, emqx.IsInvalidNodes, "every named node"},
+		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@10.244.2.17': eviction_agent_busy"}`, nil, "busy"},
+		{400, `{"code":"BAD_REQUEST","message":"Invalid nodes: [<<\"emqx@typo\">>]"}`, nil, "every named node"},
 		{400, `{"code":"NOT_FOUND","message":"Nodes unavailable: ['emqx@10.244.1.9']"}`, emqx.IsNodesUnavailable, "every named node"},
-		{503, `{"code":"RPC_ERROR","message":"RPC error on node 'emqx@10.244.2.17': nodedown"}`, emqx.IsRPCError, "internal RPC"},
+		{503, `{"code":"RPC_ERROR","message":"RPC error on node 'emqx@10.244.2.17': nodedown"}`, nil, "internal RPC"},
 		{401, `{"code":"BAD_API_KEY_OR_SECRET","message":"Check api_key/api_secret"}`, emqx.IsUnauthorized, "API key"},
-		{403, `{"code":"UNAUTHORIZED_ROLE","message":"This API Key don't have permission to access this resource"}`, emqx.IsForbidden, "administrator"},
-		{404, `{"code": "NOT_FOUND", "message": "Request Path Not Found"}`, emqx.IsNoRebalanceAPI, "no rebalance API"},
-		{404, `<html><h1>404 - NOT FOUND</h1></html>`, emqx.IsNoRebalanceAPI, "no rebalance API"},
+		{403, `{"code":"UNAUTHORIZED_ROLE","message":"This API Key don't have permission to access this resource"}`, nil, "administrator"},
+		{404, `{"code": "NOT_FOUND", "message": "Request Path Not Found"}`, nil, "no rebalance API"},
+		{404, `<html><h1>404 - NOT FOUND</h1></html>`, nil, "no rebalance API"},
 	}
 	for _, tc := range cases {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -247,7 +247,7 @@ func TestErrorBodiesFromEMQX(t *testing.T) {
 		err := c.StopEvacuation(context.Background(), "emqx@e")
 		srv.Close()
 		var e *emqx.Error
-		if !errors.As(err, &e) || e.StatusCode != tc.status || !tc.pred(err) {
+		if !errors.As(err, &e) || e.StatusCode != tc.status || tc.pred != nil && !tc.pred(err) {
 			t.Errorf("%s: got %v", tc.body, err)
 			continue
 		}
@@ -287,17 +287,18 @@ func TestGETsAreRetriedAndPOSTsAreNot(t *testing.T) {
 	if err := <-done; err != nil || gets.Load() != 3 {
 		t.Fatalf("GET after 2 failures: %v after %d tries", err, gets.Load())
 	}
-	if err := c.StopEvacuation(context.Background(), "emqx@e"); !emqx.IsRPCError(err) || posts.Load() != 1 {
+	var e *emqx.Error
+	if err := c.StopEvacuation(context.Background(), "emqx@e"); !errors.As(err, &e) || e.Code != "RPC_ERROR" || posts.Load() != 1 {
 		t.Fatalf("POST: %v after %d tries", err, posts.Load())
 	}
 }
 
 func TestUnreachableAndTooLarge(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, `{"evacuations":[`+strings.Repeat(`{"node":"x"},`, 1000)+`{}]}`)
+		fmt.Fprint(w, `{"evacuations":[`+strings.Repeat(`{"node":"x"},`, emqx.DefaultMaxResponseBytes/12)+`{}]}`)
 	}))
 	defer srv.Close()
-	c, _ := emqx.New(srv.URL, apiKey, emqx.WithMaxResponseBytes(1024))
+	c, _ := emqx.New(srv.URL, apiKey)
 	var tooLarge *emqx.ResponseTooLargeError
 	if _, err := c.GlobalStatus(context.Background()); !errors.As(err, &tooLarge) {
 		t.Fatalf("got %v", err)
@@ -372,4 +373,9 @@ func TestClientForceLeavesAStoppedNode(t *testing.T) {
 	if err != nil || len(nodes) != 1 {
 		t.Fatalf("nodes %v, %v", nodes, err)
 	}
+}
+
+// says matches an error whose text contains what.
+func says(what string) func(error) bool {
+	return func(err error) bool { return err != nil && strings.Contains(err.Error(), what) }
 }

@@ -25,7 +25,7 @@ func stubBody(tb testing.TB, status int, body []byte) *emqx.Client {
 		return &http.Response{StatusCode: status, Body: io.NopCloser(bytes.NewReader(body)), Header: http.Header{}, Request: r}, nil
 	})
 	c, err := emqx.New("http://emqx.invalid:18083", apiKey, emqx.WithHTTPClient(&http.Client{Transport: rt}),
-		emqx.WithGETRetries(1, 0), emqx.WithMaxResponseBytes(64<<10))
+		emqx.WithGETRetries(1, 0))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -164,45 +164,15 @@ func IsNothingToBalance(err error) bool {
 	return matches(err, func(e *Error) bool { return e.hasReason(reasonNothingToBal) })
 }
 
-// IsAgentBusy: the node's eviction agent is held by another kind of operation.
-func IsAgentBusy(err error) bool {
-	return matches(err, func(e *Error) bool { return e.hasReason(reasonEvictionAgentBz) })
-}
-
-// IsNodeNotFound: the path node is not a running member of the cluster.
-func IsNodeNotFound(err error) bool {
-	return matches(err, (*Error).nodeNotFound)
-}
-
-// IsInvalidNodes: a node list names a node EMQX has never known.
-func IsInvalidNodes(err error) bool {
-	return matches(err, func(e *Error) bool { return strings.HasPrefix(e.Message, messageInvalidNodes) })
-}
-
 // IsNodesUnavailable: a node list names a node that is down or busy. EMQX sends it as HTTP 400
 // with code NOT_FOUND.
 func IsNodesUnavailable(err error) bool {
 	return matches(err, func(e *Error) bool { return strings.HasPrefix(e.Message, messageNodesUnavail) })
 }
 
-// IsRPCError: EMQX's internal RPC to a node failed (503 RPC_ERROR).
-func IsRPCError(err error) bool {
-	return matches(err, func(e *Error) bool { return e.Code == CodeRPCError })
-}
-
 // IsUnauthorized: missing or wrong credentials, or an expired token.
 func IsUnauthorized(err error) bool {
 	return matches(err, func(e *Error) bool { return e.StatusCode == http.StatusUnauthorized })
-}
-
-// IsForbidden: the credentials' role or scopes do not allow the call.
-func IsForbidden(err error) bool {
-	return matches(err, func(e *Error) bool { return e.StatusCode == http.StatusForbidden })
-}
-
-// IsNoRebalanceAPI: this EMQX does not serve the load_rebalance routes (open-source before 5.9).
-func IsNoRebalanceAPI(err error) bool {
-	return matches(err, (*Error).noRebalanceAPI)
 }
 
 // UnreachableError means no HTTP answer came back: connection refused, DNS, TLS, timeout.

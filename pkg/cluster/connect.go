@@ -84,13 +84,16 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 			return PortForward(ctx, a.Config, a.Kube, pod, port)
 		}
 	}
+	// The credentials are read while the port-forward is set up: two waits become one.
+	cands := []credential{{a.Creds, "the given credentials"}}
+	var read sync.WaitGroup
+	if a.Creds == (emqx.Credentials{}) {
+		read.Go(func() { cands = clusterCredentials(ctx, a.Kube, cl, pod) })
+	}
 	url, stop, err := forward(ctx, pod, dashboardPort(pod))
+	read.Wait()
 	if err != nil {
 		return nil, err
-	}
-	cands := []credential{{a.Creds, "the given credentials"}}
-	if a.Creds == (emqx.Credentials{}) {
-		cands = clusterCredentials(ctx, a.Kube, cl, pod)
 	}
 	conn, err := authenticate(ctx, a, url, fmt.Sprintf("pod %s/%s (port-forward)", pod.Namespace, pod.Name), stop, cands)
 	if err != nil {

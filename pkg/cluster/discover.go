@@ -36,86 +36,81 @@ type Cluster struct {
 
 // Discover lists the EMQX clusters of namespace ns: the Helm chart's and emqx-operator's, and the
 // StatefulSets and pods matching extra (a label selector, "" for none), as Helm-style installs.
+// Three lists at once (StatefulSets and pods of the namespace, the operator's ReplicaSets), matched
+// here: a user waits for round trips, not for bytes.
 func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([]*Cluster, error) {
+	var sel labels.Selector
+	if extra != "" {
+		var err error
+		if sel, err = labels.Parse(extra); err != nil {
+			return nil, fmt.Errorf("EMQX selector %q: %w", extra, err)
+		}
+	}
+	// style says how labels l mark an EMQX workload or pod, if they do.
+	style := func(l map[string]string) (Style, bool) {
+		switch {
+		case l[LabelOperatorManaged] == "emqx-operator":
+			return Operator, true
+		case IsEMQX(l) || sel != nil && !sel.Empty() && sel.Matches(labels.Set(l)):
+			return Helm, true
+		}
+		return "", false
+	}
+	var sts *appsv1.StatefulSetList
+	var rs *appsv1.ReplicaSetList
+	var pods *corev1.PodList
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if sts, err = cs.AppsV1().StatefulSets(ns).List(gctx, metav1.ListOptions{}); err != nil {
+			return listError("statefulsets", ns, err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if rs, err = cs.AppsV1().ReplicaSets(ns).List(gctx, metav1.ListOptions{LabelSelector: OperatorSelector}); err != nil {
+			return listError("replicasets", ns, err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if pods, err = cs.CoreV1().Pods(ns).List(gctx, metav1.ListOptions{}); err != nil {
+			return listError("pods", ns, err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	byName := map[string]*Cluster{}
-	get := func(labels map[string]string, style Style) *Cluster {
-		name := Instance(labels)
+	get := func(l map[string]string, st Style) *Cluster {
+		name := Instance(l)
 		c := byName[name]
 		if c == nil {
-			c = &Cluster{Name: name, Namespace: ns, Style: style}
+			c = &Cluster{Name: name, Namespace: ns, Style: st}
 			byName[name] = c
 		}
-		if style == Operator {
+		if st == Operator {
 			c.Style = Operator
 		}
 		return c
 	}
-	type source struct {
-		selector string
-		style    Style
-	}
-	sources := []source{{HelmSelector, Helm}, {OperatorSelector, Operator}}
-	if extra != "" {
-		sources = append(sources, source{extra, Helm})
-	}
-	// Every list at once: the round trips, not the data, are what a user waits for.
-	type lists struct {
-		sts  *appsv1.StatefulSetList
-		rs   *appsv1.ReplicaSetList
-		pods *corev1.PodList
-	}
-	got := make([]lists, len(sources))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, sel := range sources {
-		opts := metav1.ListOptions{LabelSelector: sel.selector}
-		g.Go(func() (err error) {
-			if got[i].sts, err = cs.AppsV1().StatefulSets(ns).List(gctx, opts); err != nil {
-				return listError("statefulsets", ns, err)
-			}
-			return nil
-		})
-		if sel.style == Operator {
-			g.Go(func() (err error) {
-				if got[i].rs, err = cs.AppsV1().ReplicaSets(ns).List(gctx, opts); err != nil {
-					return listError("replicasets", ns, err)
-				}
-				return nil
-			})
-		}
-		g.Go(func() (err error) {
-			if got[i].pods, err = cs.CoreV1().Pods(ns).List(gctx, opts); err != nil {
-				return listError("pods", ns, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{} // a pod or StatefulSet matching two selectors counts once
-	for i, sel := range sources {
-		for _, s := range got[i].sts.Items {
-			if seen["sts/"+s.Name] {
-				continue
-			}
-			seen["sts/"+s.Name] = true
-			c := get(s.Labels, sel.style)
+	for _, s := range sts.Items {
+		if st, ok := style(s.Labels); ok {
+			c := get(s.Labels, st)
 			c.StatefulSets = append(c.StatefulSets, s)
 		}
-		if got[i].rs != nil {
-			for _, r := range got[i].rs.Items {
-				c := get(r.Labels, sel.style)
-				c.ReplicaSets = append(c.ReplicaSets, r)
-			}
-		}
 	}
-	// Pods after every workload: a pod belongs to a cluster found by any selector.
-	for i := range sources {
-		for _, p := range got[i].pods.Items {
-			if c := byName[Instance(p.Labels)]; c != nil && !seen["pod/"+p.Name] {
-				seen["pod/"+p.Name] = true
-				c.Pods = append(c.Pods, p)
-			}
+	for _, r := range rs.Items {
+		c := get(r.Labels, Operator)
+		c.ReplicaSets = append(c.ReplicaSets, r)
+	}
+	// Pods after every workload: a pod belongs to a cluster its workloads made.
+	for _, p := range pods.Items {
+		if _, ok := style(p.Labels); !ok {
+			continue
+		}
+		if c := byName[Instance(p.Labels)]; c != nil {
+			c.Pods = append(c.Pods, p)
 		}
 	}
 	out := make([]*Cluster, 0, len(byName))

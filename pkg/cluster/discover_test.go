@@ -66,6 +66,10 @@ func TestDiscoverBothInstallStyles(t *testing.T) {
 		}
 		objs = append(objs, o)
 	}
+	// Workloads and pods of other applications in the namespace are listed too, and left out.
+	web := map[string]string{"app.kubernetes.io/name": "web", LabelHelmInstance: "broker"}
+	objs = append(objs, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "mqtt", Labels: web}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "mqtt", Labels: web}})
 	cs := fake.NewClientset(objs...)
 	clusters, err := Discover(context.Background(), cs, "mqtt", "")
 	if err != nil {

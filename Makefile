@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e dist dist-test demo cluster-up cluster-down controlplane bench fuzz clean
+.PHONY: build unit test lint e2e dist dist-test image demo cluster-up cluster-down controlplane bench fuzz clean
 
 build:
 	@mkdir -p bin
@@ -18,7 +18,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./hack/e2e/...
-	$(GO) vet -tags dist ./krew/...
+	$(GO) vet -tags dist ./krew/... ./cmd/emqx-webhook/...
 	$$(hack/tools.sh)/actionlint .github/workflows/*.yml
 
 ## e2e: end-to-end tests on the local control plane (built and cached on first use, ~20 min cold)
@@ -28,7 +28,7 @@ e2e:
 ## dist-test: make dist's artifacts, the krew manifest checked against krew's rules, and the
 ## plugin installed from its archive and run through the real kubectl
 dist-test:
-	$(GO) test -tags dist -count=1 -v -timeout 30m ./krew/...
+	$(GO) test -tags dist -count=1 -v -timeout 30m ./krew/... ./cmd/emqx-webhook/...
 
 ## test: everything CI runs (the README's test command)
 test: lint unit e2e dist-test
@@ -36,6 +36,17 @@ test: lint unit e2e dist-test
 ## dist: release archives, checksums and the krew manifest in dist/ (VERSION=v1.2.3 to stamp one)
 dist:
 	hack/dist.sh $(VERSION)
+
+## image: the emqx-webhook image built without Docker (hack/tools/imagetar): one layer with the
+## static binary, user 65532, no shell; dist/emqx-webhook-image.tar for `ctr images import`
+## (the release workflow builds it per architecture and pushes it with crane).
+IMAGE ?= ghcr.io/kubectl-emqx/emqx-webhook
+IMAGE_ARCH ?= amd64
+IMAGE_TAR ?= dist/emqx-webhook-image.tar
+image:
+	@mkdir -p dist/image-$(IMAGE_ARCH)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/image-$(IMAGE_ARCH)/ ./cmd/emqx-webhook
+	cd hack/tools && $(GO) run ./imagetar -binary $(CURDIR)/dist/image-$(IMAGE_ARCH)/emqx-webhook -ref $(IMAGE):$(VERSION) -platform linux/$(IMAGE_ARCH) -o $(abspath $(IMAGE_TAR))
 
 ## demo: the whole story on a local cluster (KEEP=1 leaves it running)
 demo:

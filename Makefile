@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e dist dist-test image demo cluster-up cluster-down controlplane bench fuzz clean
+.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean
 
 build:
 	@mkdir -p bin
@@ -19,7 +19,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./hack/e2e/...
 	$(GO) vet -tags dist ./krew/... ./cmd/emqx-webhook/...
-	cd hack/tools && $(GO) vet ./imagetar
+	cd hack/tools && $(GO) vet ./imagetar ./pause
 	$$(hack/tools.sh)/actionlint .github/workflows/*.yml
 
 ## e2e: end-to-end tests on the local control plane (built and cached on first use, ~20 min cold)
@@ -48,6 +48,10 @@ image:
 	@mkdir -p dist/image-$(IMAGE_ARCH)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/image-$(IMAGE_ARCH)/ ./cmd/emqx-webhook
 	cd hack/tools && $(GO) run ./imagetar -binary $(CURDIR)/dist/image-$(IMAGE_ARCH)/emqx-webhook -ref $(IMAGE):$(VERSION) -platform linux/$(IMAGE_ARCH) -o $(abspath $(IMAGE_TAR))
+
+## webhook-up: the image on the local cluster's real node, installed with kubectl apply -k
+webhook-up:
+	hack/webhook-up.sh
 
 ## demo: the whole story on a local cluster (KEEP=1 leaves it running)
 demo:

@@ -12,7 +12,9 @@ need_root_net
 BIN=$("$HACK_DIR/controlplane.sh")
 KUBECTL="$BIN/kubectl --kubeconfig $KUBECONFIG_PATH"
 
-if [[ -f $STATE_DIR/ready ]] && $KUBECTL get --raw /readyz >/dev/null 2>&1; then
+# A cluster without the real node is made again when one is asked for (the API server must listen
+# on the node's bridge from its start).
+if [[ -f $STATE_DIR/ready && ( -z $REAL_NODE || -f $STATE_DIR/real-node ) ]] && $KUBECTL get --raw /readyz >/dev/null 2>&1; then
 	log "cluster $CLUSTER_NAME is already up"
 	echo "$KUBECONFIG_PATH"
 	exit 0
@@ -39,6 +41,16 @@ ip netns exec "$NETNS" ip link set "$VETH_NS" up
 ip netns exec "$NETNS" ip route add local "$POD_RANGE" dev lo
 ip route replace "$POD_RANGE" via "$NS_ADDR" dev "$VETH_HOST"
 
+# The real node's bridge comes first: the API server listens on its address.
+apiserver_bind=
+if [[ -n $REAL_NODE ]]; then
+	ip link add "$NODE_BRIDGE" type bridge
+	ip addr add "$NODE_GW/24" dev "$NODE_BRIDGE"
+	ip link set "$NODE_BRIDGE" up
+	apiserver_bind="  - key: bind-address
+    value: 0.0.0.0"
+fi
+
 cat >"$STATE_DIR/kwok.yaml" <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -51,6 +63,8 @@ options:
   kubeControllerManagerBinary: $BIN/kube-controller-manager
   kubeSchedulerBinary: $BIN/kube-scheduler
   kubectlBinary: $BIN/kubectl
+  # Pods of the real node reach the API server at the kubernetes Service's ClusterIP.
+  kubeApiserverCertSANs: [${SERVICE_RANGE%.*/*}.1, $NODE_GW]
   kwokControllerBinary: $BIN/kwok
   etcdBinary: $BIN/etcd
   enableCRDs: [PortForward, ClusterPortForward]
@@ -61,6 +75,16 @@ componentsPatches:
 # kube-system/extension-apiserver-authentication.
 - name: kube-apiserver
   extraArgs:
+$apiserver_bind
+  # A kubelet is reached at its InternalIP (the real node's bridge address), never by a host name
+  # to look up in DNS; kwok's nodes have only the name localhost. The API server authenticates to
+  # the real kubelet with the cluster's client certificate.
+  - key: kubelet-preferred-address-types
+    value: InternalIP,Hostname
+  - key: kubelet-client-certificate
+    value: $STATE_DIR/kwok/clusters/$CLUSTER_NAME/pki/admin.crt
+  - key: kubelet-client-key
+    value: $STATE_DIR/kwok/clusters/$CLUSTER_NAME/pki/admin.key
   # ClusterIPs from a reserved benchmark range as well (the default would be 10.0.0.0/24).
   - key: service-cluster-ip-range
     value: $SERVICE_RANGE
@@ -76,6 +100,13 @@ componentsPatches:
     value: X-Remote-Group
   - key: requestheader-extra-headers-prefix
     value: X-Remote-Extra-
+# kwok plays kubelet for the fake nodes only, never for the real one.
+- name: kwok-controller
+  extraArgs:
+  - key: manage-all-nodes
+    value: "false"
+  - key: manage-nodes-with-annotation-selector
+    value: kwok.x-k8s.io/node=fake
 - name: kube-controller-manager
   extraArgs:
   - key: use-service-account-credentials
@@ -117,6 +148,10 @@ done | $KUBECTL apply -f - >/dev/null
 $KUBECTL wait --for=condition=Ready node --all --timeout=60s >/dev/null ||
 	die "fake nodes did not become Ready"
 
+if [[ -n $REAL_NODE ]]; then
+	"$HACK_DIR/node-up.sh"
+	touch "$STATE_DIR/real-node"
+fi
 touch "$STATE_DIR/ready"
 ok=1
 log "cluster $CLUSTER_NAME is up; export KUBECONFIG=$KUBECONFIG_PATH"

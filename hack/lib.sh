@@ -27,6 +27,20 @@ POD_RANGE=198.18.0.0/20
 SERVICE_RANGE=198.18.64.0/20
 NODES=${KEMQX_NODES:-3}
 
+# The real node (REAL_NODE=1): kubelet and containerd on this machine, pods on a bridge in another
+# reserved benchmark range.
+REAL_NODE=${REAL_NODE:-}
+NODE_NAME=kemqx-real-0
+NODE_DIR=$STATE_DIR/node
+NODE_BRIDGE=${NETNS}0
+NODE_RANGE=198.19.0.0/24
+NODE_GW=198.19.0.1
+NODE_KUBELET_PORT=10250
+NODE_KUBELET_HEALTHZ=10248
+NODE_TAINT=kemqx.io/real-node
+NODE_LABEL=kemqx.io/real-node
+NODE_PAUSE_IMAGE=kemqx.local/pause:1
+
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "$*"; exit 1; }
 

@@ -42,7 +42,9 @@ func run(m *testing.M) int {
 		return fail("%v", err)
 	}
 	wasUp := clusterReady()
+	// With the real node (kubelet and containerd): the shipped Deployment runs there.
 	up := exec.Command(filepath.Join(repoRoot, "hack", "cluster-up.sh"))
+	up.Env = append(os.Environ(), "REAL_NODE=1")
 	up.Stderr = os.Stderr
 	out, err := up.Output()
 	if err != nil {

@@ -1,7 +1,7 @@
-// Command imagetar builds the emqx-webhook image without Docker: one layer holding a static binary
-// at /emqx-webhook and the passwd and group entries of user 65532, no shell and nothing else; run
-// as 65532:65532 with the binary as entrypoint. It writes an image tarball that
-// `ctr images import` and `docker load` read.
+// Command imagetar builds an image without Docker: one layer holding a static binary (the
+// emqx-webhook; the local node's pause image) and the passwd and group entries of user 65532, no
+// shell and nothing else; run as 65532:65532 with the binary as entrypoint. It writes an image
+// tarball that `ctr images import` and `docker load` read.
 //
 //	go run ./imagetar -binary PATH -ref ghcr.io/kubectl-emqx/emqx-webhook:dev -platform linux/amd64 -o OUT.tar
 package main
@@ -40,12 +40,13 @@ func run(args []string) error {
 	bin := fs.String("binary", "", "static linux binary to run as /emqx-webhook")
 	ref := fs.String("ref", "", "image reference the tarball names, e.g. ghcr.io/kubectl-emqx/emqx-webhook:dev")
 	platform := fs.String("platform", "linux/amd64", "os/arch of the binary")
+	as := fs.String("name", "emqx-webhook", "the binary's name at the image's root")
 	out := fs.String("o", "", "output tarball")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *bin == "" || *ref == "" || *out == "" {
-		return errors.New("-binary, -ref and -o are required")
+	if *bin == "" || *ref == "" || *out == "" || *as == "" || strings.Contains(*as, "/") {
+		return errors.New("-binary, -ref and -o are required, and -name is a plain file name")
 	}
 	osName, arch, ok := strings.Cut(*platform, "/")
 	if !ok || osName != "linux" {
@@ -63,7 +64,7 @@ func run(args []string) error {
 		return err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(files(data))), nil
+		return io.NopCloser(bytes.NewReader(files(*as, data))), nil
 	})
 	if err != nil {
 		return fmt.Errorf("layer: %w", err)
@@ -78,7 +79,7 @@ func run(args []string) error {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture, cfg.Created = osName, arch, v1.Time{Time: epoch}
-	cfg.Config = v1.Config{User: "65532:65532", Entrypoint: []string{"/emqx-webhook"}, WorkingDir: "/",
+	cfg.Config = v1.Config{User: "65532:65532", Entrypoint: []string{"/" + *as}, WorkingDir: "/",
 		Env: []string{"PATH=/"}, Labels: map[string]string{"org.opencontainers.image.source": "https://github.com/kubectl-emqx/kubectl-emqx"}}
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
@@ -107,7 +108,7 @@ func static(path string) error {
 }
 
 // files is the layer: the binary and the nonroot user's passwd and group entries.
-func files(bin []byte) []byte {
+func files(name string, bin []byte) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	add := func(name string, mode int64, body []byte) {
@@ -120,7 +121,7 @@ func files(bin []byte) []byte {
 	dir("etc/")
 	add("etc/passwd", 0o644, []byte("nonroot:x:65532:65532:nonroot:/:/sbin/nologin\n"))
 	add("etc/group", 0o644, []byte("nonroot:x:65532:\n"))
-	add("emqx-webhook", 0o755, bin)
+	add(name, 0o755, bin)
 	_ = tw.Close()
 	return buf.Bytes()
 }

@@ -1,0 +1,132 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+)
+
+// The webhook as users run it: its own image (make image), the shipped manifests through an overlay
+// that only sets the image and the real node (make webhook-up, kubectl apply -k), two replicas on a
+// real kubelet, the built-in certificate rotator behind the Service, leader election. The leader's
+// pod is killed and the other takes over; then kubectl drain and kubectl scale of an EMQX
+// StatefulSet (pods on the fake nodes) lose no session. Then the Helm chart, installed with helm
+// install on the same node, guards a scale-down as well.
+func TestShippedDeploymentOnARealNode(t *testing.T) {
+	f := features.New("shipped Deployment").Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		cs := clientset(t, cfg)
+		up := exec.Command("make", "webhook-up")
+		up.Dir = repoRoot
+		up.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		if out, err := up.CombinedOutput(); err != nil {
+			t.Fatalf("make webhook-up: %v\n%s", err, out)
+		}
+		t.Cleanup(func() {
+			_ = runKubectlQuiet("delete", "-k", filepath.Join(repoRoot, "hack", "realnode"), "--ignore-not-found", "--wait=false")
+		})
+		var pods []corev1.Pod
+		eventually(t, 60*time.Second, "two webhook pods, none terminating", func() bool {
+			list, err := cs.CoreV1().Pods(webhookNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=emqx-webhook"})
+			if err != nil {
+				return false
+			}
+			pods = list.Items
+			return len(pods) == 2 && pods[0].DeletionTimestamp == nil && pods[1].DeletionTimestamp == nil
+		})
+		for _, p := range pods {
+			if p.Spec.NodeName != "kemqx-real-0" || !ready(&p) || *p.Spec.SecurityContext.RunAsUser != 65532 {
+				t.Fatalf("pod %s on %s, ready %v", p.Name, p.Spec.NodeName, ready(&p))
+			}
+		}
+		// Leader election: kill the leader's pod, the other replica takes the lease.
+		leader := func() string {
+			l, err := cs.CoordinationV1().Leases(webhookNS).Get(ctx, "emqx-webhook-controller", metav1.GetOptions{})
+			if err != nil || l.Spec.HolderIdentity == nil {
+				return ""
+			}
+			return holderPod(l)
+		}
+		var first string
+		eventually(t, 60*time.Second, "a leader", func() bool { first = leader(); return first != "" })
+		zero := int64(0)
+		if err := cs.CoreV1().Pods(webhookNS).Delete(ctx, first, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 90*time.Second, "another replica to lead", func() bool {
+			l := leader()
+			return l != "" && l != first
+		})
+		runKubectl(t, "-n", webhookNS, "rollout", "status", "deployment/emqx-webhook", "--timeout=120s")
+
+		// The shipped webhook guards a drain and a scale-down.
+		ns := newNamespace(t, cfg)
+		applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
+		waitPods(t, cfg, ns, helmSelector, 3)
+		eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
+		runKubectl(t, "annotate", "statefulset", "emqx", "-n", ns, "emqx.kubectl-emqx.io/wait-health-check=2",
+			"emqx.kubectl-emqx.io/wait-takeover=2", "emqx.kubectl-emqx.io/conn-evict-rate=200", "emqx.kubectl-emqx.io/sess-evict-rate=200")
+		connectClients(t, ns+"/emqx", 1500)
+		var p corev1.Pod
+		if err := cfg.Client().Resources().Get(ctx, "emqx-1", ns, &p); err != nil {
+			t.Fatal(err)
+		}
+		out := runKubectl(t, "drain", p.Spec.NodeName, "--ignore-daemonsets", "--delete-emptydir-data",
+			"--pod-selector", "app.kubernetes.io/instance=emqx", "--timeout=180s")
+		if !strings.Contains(out, "evacuating") {
+			t.Fatalf("the drain was not held by the webhook:\n%s", out)
+		}
+		runKubectl(t, "uncordon", p.Spec.NodeName)
+		waitPods(t, cfg, ns, helmSelector, 3)
+		expectNothingLost(t, ns, 1500)
+		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+		eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
+			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			return err != nil
+		})
+		expectNothingLost(t, ns, 1500)
+		if len(events(t, cfg, ns, "EvacuationStarted")) < 2 {
+			t.Fatal("the shipped webhook started fewer than two evacuations")
+		}
+
+		// The Helm chart installs the same thing: helm install on the real node, both replicas
+		// ready (so their caches synced through the kubernetes Service), then it guards a removal.
+		runKubectl(t, "delete", "-k", filepath.Join(repoRoot, "hack", "realnode"), "--ignore-not-found", "--wait=true", "--timeout=120s")
+		install := exec.Command(helmBin(t), "install", "emqx-webhook", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+			"--kubeconfig", kubeconfig, "-n", webhookNS, "--create-namespace", "--wait", "--timeout", "180s",
+			"--set", "image.tag=local", "--set-string", "nodeSelector.kemqx\\.io/real-node=true",
+			"--set", "tolerations[0].key=kemqx.io/real-node", "--set", "tolerations[0].operator=Exists", "--set", "tolerations[0].effect=NoSchedule")
+		if out, err := install.CombinedOutput(); err != nil {
+			t.Fatalf("helm install: %v\n%s", err, out)
+		}
+		t.Cleanup(func() {
+			_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").Run()
+			_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
+		})
+		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=1")
+		eventually(t, 120*time.Second, "emqx-1 gone", func() bool {
+			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+			return err != nil
+		})
+		expectNothingLost(t, ns, 1500)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// holderPod is the pod name in a controller-runtime lease holder identity ("<pod>_<uuid>").
+func holderPod(l *coordinationv1.Lease) string {
+	id, _, _ := strings.Cut(*l.Spec.HolderIdentity, "_")
+	return id
+}

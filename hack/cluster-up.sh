@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local Kubernetes cluster: kube-apiserver, kube-controller-manager, kube-scheduler,
 # etcd and kwok as local processes (kwokctl --runtime binary), three fake nodes, and a network
-# namespace that answers the fake pod IPs. Idempotent; on failure it tears down what it started.
+# namespace that answers the fake pod IPs; with REAL_NODE=1 also one real kubelet + containerd
+# node (hack/node-up.sh). Idempotent; on failure it tears down what it started.
 #
 # Prints the kubeconfig path on stdout.
 set -euo pipefail

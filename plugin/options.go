@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -72,10 +71,8 @@ func (g *GlobalOptions) Validate() error {
 	default:
 		return fmt.Errorf("--color must be auto, always or never, not %q", g.Color)
 	}
-	if g.Selector != "" {
-		if _, err := labels.Parse(g.Selector); err != nil {
-			return fmt.Errorf("--emqx-selector %q: %w", g.Selector, err)
-		}
+	if _, err := cluster.NewMatcher(g.Selector); err != nil {
+		return err
 	}
 	c := g.credentials()
 	if (c.APIKey == "") != (c.APISecret == "") {
@@ -85,6 +82,12 @@ func (g *GlobalOptions) Validate() error {
 		return errors.New("--username needs --password (or EMQX_PASSWORD)")
 	}
 	return nil
+}
+
+// matcher is --emqx-selector's Matcher; Validate has refused a selector that does not parse.
+func (g *GlobalOptions) matcher() cluster.Matcher {
+	m, _ := cluster.NewMatcher(g.Selector)
+	return m
 }
 
 func (g *GlobalOptions) credentials() emqx.Credentials {
@@ -128,11 +131,11 @@ func (g *GlobalOptions) kube() (*rest.Config, kubernetes.Interface, error) {
 
 // target is an EMQX cluster to work on and a connection to its API.
 type target struct {
-	ns       string
-	selector string           // --emqx-selector
-	cl       *cluster.Cluster // nil in direct mode
-	kube     kubernetes.Interface
-	conn     *cluster.Conn
+	ns      string
+	matcher cluster.Matcher  // which pods and StatefulSets are EMQX (--emqx-selector)
+	cl      *cluster.Cluster // nil in direct mode
+	kube    kubernetes.Interface
+	conn    *cluster.Conn
 }
 
 func (t *target) Close() {
@@ -145,7 +148,7 @@ func (t *target) Close() {
 // pods named in avoid when it can.
 func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...string) (*target, error) {
 	return g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
-		clusters, err := cluster.Discover(ctx, cs, ns, g.Selector)
+		clusters, err := cluster.Discover(ctx, cs, ns, g.matcher())
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +162,7 @@ func (g *GlobalOptions) connect(ctx context.Context, find func(context.Context, 
 	if err != nil {
 		return nil, err
 	}
-	t := &target{ns: ns, selector: g.Selector}
+	t := &target{ns: ns, matcher: g.matcher()}
 	access := cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}, Forward: g.Forward}
 	if !g.direct() {
 		cfg, cs, err := g.kube()
@@ -181,7 +184,7 @@ func (g *GlobalOptions) connect(ctx context.Context, find func(context.Context, 
 // and the pod's node.
 func (g *GlobalOptions) resolvePod(ctx context.Context, pod string) (*target, emqx.Node, error) {
 	t, err := g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
-		cl, _, err := cluster.ForPod(ctx, cs, ns, pod, g.Selector)
+		cl, _, err := cluster.ForPod(ctx, cs, ns, pod, g.matcher())
 		return cl, err
 	}, pod)
 	if err != nil {
@@ -261,7 +264,7 @@ func poll(ctx context.Context, clk clock.WithTicker, interval time.Duration, fn 
 
 // refreshPods re-reads the cluster's workloads and pods.
 func (t *target) refreshPods(ctx context.Context) error {
-	clusters, err := cluster.Discover(ctx, t.kube, t.ns, t.selector)
+	clusters, err := cluster.Discover(ctx, t.kube, t.ns, t.matcher)
 	if err != nil {
 		return err
 	}

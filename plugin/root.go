@@ -95,6 +95,6 @@ func discoverForCompletion(ctx context.Context, g *GlobalOptions) ([]*cluster.Cl
 	if err != nil {
 		return nil, ns
 	}
-	clusters, _ := cluster.Discover(ctx, cs, ns, g.Selector)
+	clusters, _ := cluster.Discover(ctx, cs, ns, g.matcher())
 	return clusters, ns
 }

@@ -13,7 +13,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -21,16 +20,8 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// Matcher tells EMQX pods and workloads by their labels: the Helm chart's and emqx-operator's,
-// and those matching Extra (--emqx-selector).
-type Matcher struct {
-	Extra labels.Selector // nil: none
-}
-
-// Match reports whether labels mark an EMQX pod or workload.
-func (m Matcher) Match(l map[string]string) bool {
-	return cluster.IsEMQX(l) || m.Extra != nil && !m.Extra.Empty() && m.Extra.Matches(labels.Set(l))
-}
+// Matcher tells EMQX pods and workloads by their labels (one rule with the plugin).
+type Matcher = cluster.Matcher
 
 // EMQX is what the webhook asks of an EMQX cluster.
 type EMQX interface {
@@ -62,11 +53,12 @@ type PodConnector struct {
 	conns map[string]*cluster.Conn
 }
 
-func clusterKey(pod *corev1.Pod) string { return pod.Namespace + "/" + cluster.Instance(pod.Labels) }
+// ClusterKey names the EMQX cluster of a pod: its namespace and install instance.
+func ClusterKey(pod *corev1.Pod) string { return pod.Namespace + "/" + cluster.Instance(pod.Labels) }
 
 // Connect implements Connector.
 func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error) {
-	key := clusterKey(pod)
+	key := ClusterKey(pod)
 	c.mu.Lock()
 	conn := c.conns[key]
 	c.mu.Unlock()
@@ -105,7 +97,7 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 // Forget implements Connector.
 func (c *PodConnector) Forget(pod *corev1.Pod) {
 	c.mu.Lock()
-	delete(c.conns, clusterKey(pod))
+	delete(c.conns, ClusterKey(pod))
 	c.mu.Unlock()
 }
 
@@ -118,7 +110,7 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 	}
 	var pods corev1.PodList
 	if err := c.Reader.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
-		return nil, fmt.Errorf("list pods of %s: %w", clusterKey(pod), err)
+		return nil, fmt.Errorf("list pods of %s: %w", ClusterKey(pod), err)
 	}
 	for _, p := range pods.Items {
 		if c.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst {
@@ -127,7 +119,7 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 	}
 	var sts appsv1.StatefulSetList
 	if err := c.Reader.List(ctx, &sts, client.InNamespace(pod.Namespace)); err != nil {
-		return nil, fmt.Errorf("list statefulsets of %s: %w", clusterKey(pod), err)
+		return nil, fmt.Errorf("list statefulsets of %s: %w", ClusterKey(pod), err)
 	}
 	for _, s := range sts.Items {
 		if c.Matcher.Match(s.Labels) && cluster.Instance(s.Labels) == inst {

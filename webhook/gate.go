@@ -153,7 +153,7 @@ type Gate struct {
 // limit. It waits only as long as ctx allows. Replicas are not coordinated: EMQX's
 // already_started keeps a node from starting twice.
 func (g *Gate) lock(ctx context.Context, pod *corev1.Pod) (func(), bool) {
-	m, _ := g.locks.LoadOrStore(clusterKey(pod), make(chan struct{}, 1))
+	m, _ := g.locks.LoadOrStore(ClusterKey(pod), make(chan struct{}, 1))
 	sem := m.(chan struct{})
 	select {
 	case sem <- struct{}{}:

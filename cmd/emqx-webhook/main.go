@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -34,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
@@ -167,13 +167,11 @@ func parse(args []string) (*options, error) {
 			return nil, fmt.Errorf("--custom-metrics-bind-address: %w", err)
 		}
 	}
-	if o.selector != "" {
-		sel, err := labels.Parse(o.selector)
-		if err != nil {
-			return nil, fmt.Errorf("--emqx-selector %q: %w", o.selector, err)
-		}
-		o.matcher.Extra = sel
+	m, err := cluster.NewMatcher(o.selector)
+	if err != nil {
+		return nil, err
 	}
+	o.matcher = m
 	if o.metricsAddr == "" {
 		o.metricsAddr = ":8443"
 		if !o.metricsSecure {

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -34,28 +33,11 @@ type Cluster struct {
 	Pods         []corev1.Pod         // sorted by name
 }
 
-// Discover lists the EMQX clusters of namespace ns: the Helm chart's and emqx-operator's, and the
-// StatefulSets and pods matching extra (a label selector, "" for none), as Helm-style installs.
+// Discover lists the EMQX clusters of namespace ns: those whose StatefulSets and pods m matches,
+// emqx-operator's as such and every other as Helm-style installs.
 // Three lists at once (StatefulSets and pods of the namespace, the operator's ReplicaSets), matched
 // here: a user waits for round trips, not for bytes.
-func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([]*Cluster, error) {
-	var sel labels.Selector
-	if extra != "" {
-		var err error
-		if sel, err = labels.Parse(extra); err != nil {
-			return nil, fmt.Errorf("EMQX selector %q: %w", extra, err)
-		}
-	}
-	// style says how labels l mark an EMQX workload or pod, if they do.
-	style := func(l map[string]string) (Style, bool) {
-		switch {
-		case l[LabelOperatorManaged] == "emqx-operator":
-			return Operator, true
-		case IsEMQX(l) || sel != nil && !sel.Empty() && sel.Matches(labels.Set(l)):
-			return Helm, true
-		}
-		return "", false
-	}
+func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher) ([]*Cluster, error) {
 	var sts *appsv1.StatefulSetList
 	var rs *appsv1.ReplicaSetList
 	var pods *corev1.PodList
@@ -95,7 +77,11 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([
 		return c
 	}
 	for _, s := range sts.Items {
-		if st, ok := style(s.Labels); ok {
+		if m.Match(s.Labels) {
+			st := Helm
+			if s.Labels[LabelOperatorManaged] == "emqx-operator" {
+				st = Operator
+			}
 			c := get(s.Labels, st)
 			c.StatefulSets = append(c.StatefulSets, s)
 		}
@@ -106,7 +92,7 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns, extra string) ([
 	}
 	// Pods after every workload: a pod belongs to a cluster its workloads made.
 	for _, p := range pods.Items {
-		if _, ok := style(p.Labels); !ok {
+		if !m.Match(p.Labels) {
 			continue
 		}
 		if c := byName[Instance(p.Labels)]; c != nil {
@@ -157,8 +143,8 @@ func Select(clusters []*Cluster, name, ns string) (*Cluster, error) {
 		ns, len(clusters), strings.Join(names, ", "), names[0], ns)
 }
 
-// ForPod finds the cluster of an EMQX pod (extra as in Discover).
-func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod, extra string) (*Cluster, *corev1.Pod, error) {
+// ForPod finds the cluster of an EMQX pod (one m matches).
+func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod string, m Matcher) (*Cluster, *corev1.Pod, error) {
 	p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("pod %q not found in namespace %q; list EMQX pods with: kubectl emqx status -n %s", pod, ns, ns)
@@ -166,10 +152,10 @@ func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod, extra string)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get pod %q in namespace %q: %w", pod, ns, err)
 	}
-	if !IsEMQX(p.Labels) && !matches(extra, p.Labels) {
+	if !m.Match(p.Labels) {
 		return nil, nil, fmt.Errorf("pod %q in namespace %q is not an EMQX pod (it has neither app.kubernetes.io/name=emqx|emqx-enterprise nor apps.emqx.io/managed-by=emqx-operator); list EMQX pods with: kubectl emqx status -n %s", pod, ns, ns)
 	}
-	clusters, err := Discover(ctx, cs, ns, extra)
+	clusters, err := Discover(ctx, cs, ns, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -207,13 +193,4 @@ func Ready(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// matches reports whether labels match the selector extra ("" matches nothing).
-func matches(extra string, l map[string]string) bool {
-	if extra == "" {
-		return false
-	}
-	sel, err := labels.Parse(extra)
-	return err == nil && sel.Matches(labels.Set(l))
 }

@@ -71,7 +71,7 @@ func TestDiscoverBothInstallStyles(t *testing.T) {
 	objs = append(objs, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "mqtt", Labels: web}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "mqtt", Labels: web}})
 	cs := fake.NewClientset(objs...)
-	clusters, err := Discover(context.Background(), cs, "mqtt", "")
+	clusters, err := Discover(context.Background(), cs, "mqtt", Matcher{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +100,10 @@ func TestDiscoverBothInstallStyles(t *testing.T) {
 func TestForPodRejectsNonEMQXPods(t *testing.T) {
 	objs := append(objects(t, "helm-emqx.yaml", "mqtt"), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "mqtt", Labels: map[string]string{"app": "web"}}})
 	cs := fake.NewClientset(objs...)
-	if _, _, err := ForPod(context.Background(), cs, "mqtt", "web", ""); err == nil || !strings.Contains(err.Error(), `pod "web" in namespace "mqtt" is not an EMQX pod`) {
+	if _, _, err := ForPod(context.Background(), cs, "mqtt", "web", Matcher{}); err == nil || !strings.Contains(err.Error(), `pod "web" in namespace "mqtt" is not an EMQX pod`) {
 		t.Fatalf("got %v", err)
 	}
-	c, p, err := ForPod(context.Background(), cs, "mqtt", "emqx-1", "")
+	c, p, err := ForPod(context.Background(), cs, "mqtt", "emqx-1", Matcher{})
 	if err != nil || c.Name != "emqx" || p.Name != "emqx-1" {
 		t.Fatalf("got %v %v %v", c, p, err)
 	}
@@ -119,7 +119,7 @@ func TestConnectUsesTheOperatorBootstrapKey(t *testing.T) {
 		APIKeys: []emqxsim.APIKey{{Key: keys[0].Key, Secret: keys[0].Secret}}})
 	srv := httptest.NewServer(sim.Handler("emqx@x"))
 	defer srv.Close()
-	clusters, _ := Discover(context.Background(), cs, "mqtt", "")
+	clusters, _ := Discover(context.Background(), cs, "mqtt", Matcher{})
 	forward := func(context.Context, *corev1.Pod, int) (string, func(), error) { return srv.URL, func() {}, nil }
 	conn, err := Connect(context.Background(), Access{Kube: cs, Forward: forward}, clusters[0], "emqx-core-5d4b8c7f9-0")
 	if err != nil {
@@ -165,7 +165,7 @@ func TestPodOfNode(t *testing.T) {
 func TestTheNamedCredentialsSecretComesFirst(t *testing.T) {
 	objs := objects(t, "helm-emqx.yaml", "mqtt")
 	cs := fake.NewClientset(objs...)
-	clusters, _ := Discover(context.Background(), cs, "mqtt", "")
+	clusters, _ := Discover(context.Background(), cs, "mqtt", Matcher{})
 	cl := clusters[0]
 	cl.StatefulSets[0].Annotations = map[string]string{AnnCredentialsSecret: "emqx-api"}
 	sim, _ := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: "emqx@x"}}, NoLogin: true,

@@ -3,6 +3,12 @@
 // with the user's own Kubernetes credentials.
 package cluster
 
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
 // Labels of the two install styles.
 const (
 	LabelName             = "app.kubernetes.io/name"
@@ -19,20 +25,43 @@ const (
 )
 
 // Instance is the install's instance name from its labels: the operator's, else Helm's release.
-func Instance(labels map[string]string) string {
-	if v := labels[LabelOperatorInstance]; v != "" {
+func Instance(l map[string]string) string {
+	if v := l[LabelOperatorInstance]; v != "" {
 		return v
 	}
-	if v := labels[LabelHelmInstance]; v != "" {
+	if v := l[LabelHelmInstance]; v != "" {
 		return v
 	}
 	return "emqx"
 }
 
 // IsEMQX reports whether labels mark an EMQX pod or workload of either install style.
-func IsEMQX(labels map[string]string) bool {
-	n := labels[LabelName]
-	return n == "emqx" || n == "emqx-enterprise" || labels[LabelOperatorManaged] == "emqx-operator"
+func IsEMQX(l map[string]string) bool {
+	n := l[LabelName]
+	return n == "emqx" || n == "emqx-enterprise" || l[LabelOperatorManaged] == "emqx-operator"
+}
+
+// Matcher tells EMQX pods and workloads by their labels: the Helm chart's and emqx-operator's,
+// and those matching Extra (--emqx-selector, of the plugin and of the webhook alike).
+type Matcher struct {
+	Extra labels.Selector // nil: none
+}
+
+// NewMatcher parses selector ("" for none) into a Matcher.
+func NewMatcher(selector string) (Matcher, error) {
+	if selector == "" {
+		return Matcher{}, nil
+	}
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return Matcher{}, fmt.Errorf("--emqx-selector %q: %w", selector, err)
+	}
+	return Matcher{Extra: sel}, nil
+}
+
+// Match reports whether labels l mark an EMQX pod or workload.
+func (m Matcher) Match(l map[string]string) bool {
+	return IsEMQX(l) || m.Extra != nil && !m.Extra.Empty() && m.Extra.Matches(labels.Set(l))
 }
 
 // AnnAPIAccess on an EMQX StatefulSet is emqx-webhook's last access check of the cluster's API:

@@ -112,7 +112,7 @@ func (p *Provider) values(ctx context.Context, list []corev1.Pod, metric string)
 		if !p.Matcher.Match(pod.Labels) || !cluster.Running(pod) || pod.DeletionTimestamp != nil {
 			continue
 		}
-		key := pod.Namespace + "/" + cluster.Instance(pod.Labels)
+		key := webhook.ClusterKey(pod)
 		if groups[key] == nil {
 			keys = append(keys, key)
 		}

@@ -35,10 +35,7 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 	t.Helper()
 	cs := clientset(t, cfg)
 	ctx := context.Background()
-	eventually(t, 90*time.Second, "namespace "+webhookNS+" not terminating", func() bool {
-		n, err := cs.CoreV1().Namespaces().Get(ctx, webhookNS, metav1.GetOptions{})
-		return apierrors.IsNotFound(err) || err == nil && n.DeletionTimestamp == nil
-	})
+	waitWebhookNamespace(t, cs)
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}

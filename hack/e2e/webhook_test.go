@@ -20,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -61,12 +62,7 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 	t.Helper()
 	cs := clientset(t, cfg)
 	ctx := context.Background()
-	// An earlier test may have deleted the webhook's namespace: nothing can be created in it until
-	// it is gone.
-	eventually(t, 90*time.Second, "namespace "+webhookNS+" not terminating", func() bool {
-		n, err := cs.CoreV1().Namespaces().Get(ctx, webhookNS, metav1.GetOptions{})
-		return apierrors.IsNotFound(err) || err == nil && n.DeletionTimestamp == nil
-	})
+	waitWebhookNamespace(t, cs)
 	port := freePort(t)
 	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot, "manifests")).Output()
 	if err != nil {
@@ -156,6 +152,16 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 
 // serviceAccountKubeconfig is a kubeconfig for the ServiceAccount emqx-webhook, with a token from
 // the TokenRequest API, as the webhook has inside the cluster.
+// waitWebhookNamespace waits until the webhook's namespace is not terminating: an earlier test may
+// have deleted it, and nothing can be created in it until it is gone.
+func waitWebhookNamespace(t *testing.T, cs *kubernetes.Clientset) {
+	t.Helper()
+	eventually(t, 90*time.Second, "namespace "+webhookNS+" not terminating", func() bool {
+		n, err := cs.CoreV1().Namespaces().Get(context.Background(), webhookNS, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) || err == nil && n.DeletionTimestamp == nil
+	})
+}
+
 func serviceAccountKubeconfig(t *testing.T, cfg *envconf.Config) string {
 	t.Helper()
 	exp := int64(3600)

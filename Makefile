@@ -20,6 +20,7 @@ lint:
 	$(GO) vet -tags e2e ./hack/e2e/...
 	$(GO) vet -tags dist ./krew/... ./cmd/emqx-webhook/...
 	cd hack/tools && $(GO) vet ./imagetar ./pause
+	cd hack/certmanager && $(GO) vet .
 	$$(hack/tools.sh)/actionlint .github/workflows/*.yml
 
 ## e2e: end-to-end tests on the local control plane (built and cached on first use, ~20 min cold)
@@ -50,6 +51,7 @@ image:
 	cd hack/tools && $(GO) run ./imagetar -binary $(CURDIR)/dist/image-$(IMAGE_ARCH)/emqx-webhook -ref $(IMAGE):$(VERSION) -platform linux/$(IMAGE_ARCH) -o $(abspath $(IMAGE_TAR))
 
 ## webhook-up: the image on the local cluster's real node, installed with kubectl apply -k
+## (TLS=cert-manager: manifests/cert-manager, with cert-manager started beside the cluster)
 webhook-up:
 	hack/webhook-up.sh
 

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Tears down everything hack/cluster-up.sh started: the kwokctl cluster and its processes, the
-# pod network namespace, its veth pair and route. Safe to run when nothing is up.
+# pod network namespace, its veth pair and route, the real node, cert-manager's process. Safe to
+# run when nothing is up.
 set -uo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# cert-manager's process (hack/cert-manager-up.sh) lives beside the cluster.
+if [[ -f $STATE_DIR/cert-manager.pid ]]; then
+	kill "$(cat "$STATE_DIR/cert-manager.pid")" 2>/dev/null && sleep 1
+	kill -9 "$(cat "$STATE_DIR/cert-manager.pid")" 2>/dev/null
+fi
 BIN=$CONTROLPLANE_BIN
 if [[ -x $BIN/kwokctl && -d $STATE_DIR/kwok/clusters/$CLUSTER_NAME ]]; then
 	log "deleting cluster $CLUSTER_NAME"

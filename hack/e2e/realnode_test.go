@@ -3,7 +3,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +18,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 )
@@ -36,16 +41,7 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 		t.Cleanup(func() {
 			_ = runKubectlQuiet("delete", "-k", filepath.Join(repoRoot, "hack", "realnode"), "--ignore-not-found", "--wait=false")
 		})
-		var pods []corev1.Pod
-		eventually(t, 60*time.Second, "two webhook pods, none terminating", func() bool {
-			list, err := cs.CoreV1().Pods(webhookNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=emqx-webhook"})
-			if err != nil {
-				return false
-			}
-			pods = list.Items
-			return len(pods) == 2 && pods[0].DeletionTimestamp == nil && pods[1].DeletionTimestamp == nil
-		})
-		for _, p := range pods {
+		for _, p := range webhookPods(t, cs) {
 			if p.Spec.NodeName != "kemqx-real-0" || !ready(&p) || *p.Spec.SecurityContext.RunAsUser != 65532 {
 				t.Fatalf("pod %s on %s, ready %v", p.Name, p.Spec.NodeName, ready(&p))
 			}
@@ -129,4 +125,118 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 func holderPod(l *coordinationv1.Lease) string {
 	id, _, _ := strings.Cut(*l.Spec.HolderIdentity, "_")
 	return id
+}
+
+// manifests/cert-manager as users run it: cert-manager's own controllers and CA injector (built from
+// its module, running beside the cluster: hack/cert-manager-up.sh) issue the serving certificate
+// from the overlay's Issuer and inject its CA into both webhook configurations; our image on the
+// real node serves that certificate (read from the Secret volume, --tls=files), and the API server,
+// trusting only the injected CA, calls it through the Service while it guards a scale-down.
+func TestCertManagerOnARealNode(t *testing.T) {
+	f := features.New("cert-manager install").Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		cs := clientset(t, cfg)
+		waitWebhookNamespace(t, cs)
+		overlay := filepath.Join(repoRoot, "hack", "realnode", "cert-manager")
+		up := exec.Command("make", "webhook-up", "TLS=cert-manager")
+		up.Dir = repoRoot
+		up.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		if out, err := up.CombinedOutput(); err != nil {
+			t.Fatalf("make webhook-up TLS=cert-manager: %v\n%s", err, out)
+		}
+		t.Cleanup(func() {
+			_ = runKubectlQuiet("delete", "-k", overlay, "--ignore-not-found", "--wait=false")
+		})
+		runKubectl(t, "-n", webhookNS, "wait", "--for=condition=Ready", "certificate/emqx-webhook", "--timeout=60s")
+		secret, err := cs.CoreV1().Secrets(webhookNS).Get(ctx, "emqx-webhook-cert", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secret.Annotations["cert-manager.io/certificate-name"] != "emqx-webhook" || len(secret.Data["ca.crt"]) == 0 {
+			t.Fatalf("the Secret was not issued by cert-manager for Certificate emqx-webhook: %v", secret.Annotations)
+		}
+		// The kustomize install carries no caBundle: what is there, cert-manager's injector put.
+		eventually(t, 60*time.Second, "the CA injected into both webhook configurations", func() bool {
+			v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "emqx-webhook", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "emqx-webhook", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			for _, w := range v.Webhooks {
+				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+					return false
+				}
+			}
+			for _, w := range m.Webhooks {
+				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+					return false
+				}
+			}
+			return len(v.Webhooks) > 0 && len(m.Webhooks) > 0
+		})
+		// Each replica serves the certificate cert-manager issued.
+		issued, _ := pem.Decode(secret.Data["tls.crt"])
+		if issued == nil {
+			t.Fatal("the Secret's tls.crt is not PEM")
+		}
+		for _, p := range webhookPods(t, cs) {
+			if p.Spec.NodeName != "kemqx-real-0" {
+				t.Fatalf("pod %s runs on %s, not the real node", p.Name, p.Spec.NodeName)
+			}
+			served := servedCertificate(t, net.JoinHostPort(p.Status.PodIP, "9443"))
+			if !bytes.Equal(served, issued.Bytes) {
+				t.Fatalf("pod %s serves a certificate that is not the one cert-manager issued", p.Name)
+			}
+		}
+
+		// The API server trusts the webhook only through the injected CA: a scale-down is held and
+		// evacuated (failurePolicy Fail: without that trust the pod could not go at all).
+		ns := newNamespace(t, cfg)
+		applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
+		waitPods(t, cfg, ns, helmSelector, 3)
+		eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
+		runKubectl(t, "annotate", "statefulset", "emqx", "-n", ns, "emqx.kubectl-emqx.io/wait-health-check=2",
+			"emqx.kubectl-emqx.io/wait-takeover=2", "emqx.kubectl-emqx.io/conn-evict-rate=200", "emqx.kubectl-emqx.io/sess-evict-rate=200")
+		connectClients(t, ns+"/emqx", 900)
+		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+		eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
+			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			return err != nil
+		})
+		expectNothingLost(t, ns, 900)
+		if len(events(t, cfg, ns, "EvacuationStarted")) < 1 {
+			t.Fatal("the webhook installed with cert-manager started no evacuation")
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// webhookPods waits for the webhook's two pods, none terminating (a rollout may be ending).
+func webhookPods(t *testing.T, cs *kubernetes.Clientset) []corev1.Pod {
+	t.Helper()
+	var pods []corev1.Pod
+	eventually(t, 60*time.Second, "two webhook pods, none terminating", func() bool {
+		list, err := cs.CoreV1().Pods(webhookNS).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=emqx-webhook"})
+		if err != nil {
+			return false
+		}
+		pods = list.Items
+		return len(pods) == 2 && pods[0].DeletionTimestamp == nil && pods[1].DeletionTimestamp == nil
+	})
+	return pods
+}
+
+// servedCertificate is the DER of the leaf certificate a TLS server presents at addr.
+func servedCertificate(t *testing.T, addr string) []byte {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true}) // #nosec G402 -- only reads what is presented, compared below
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", addr, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Raw
 }

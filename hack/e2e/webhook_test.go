@@ -150,8 +150,6 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 	return p
 }
 
-// serviceAccountKubeconfig is a kubeconfig for the ServiceAccount emqx-webhook, with a token from
-// the TokenRequest API, as the webhook has inside the cluster.
 // waitWebhookNamespace waits until the webhook's namespace is not terminating: an earlier test may
 // have deleted it, and nothing can be created in it until it is gone.
 func waitWebhookNamespace(t *testing.T, cs *kubernetes.Clientset) {
@@ -162,6 +160,8 @@ func waitWebhookNamespace(t *testing.T, cs *kubernetes.Clientset) {
 	})
 }
 
+// serviceAccountKubeconfig is a kubeconfig for the ServiceAccount emqx-webhook, with a token from
+// the TokenRequest API, as the webhook has inside the cluster.
 func serviceAccountKubeconfig(t *testing.T, cfg *envconf.Config) string {
 	t.Helper()
 	exp := int64(3600)

@@ -1,6 +1,8 @@
 // Package webhook holds emqx-webhook's admission handlers (pod evictions, pod deletions,
-// StatefulSet scale-downs) and the small controller beside them. The decisions themselves are in
-// gate.go and read like the decision table of the README.
+// StatefulSet scale-downs) and the small controller beside them. A removal decision is the pure
+// function Decide (decide.go: a Snapshot in, a verdict and its effects out, row by row the
+// decision table of the README); snapshot.go gathers the facts it asks for, effects.go applies
+// its effects, gate.go runs the two (nothing applied in a dry run).
 package webhook
 
 import (

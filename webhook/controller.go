@@ -155,7 +155,7 @@ func (c *Controller) abandonIfNobodyAsks(ctx context.Context, conn EMQX, pod *co
 	if last.IsZero() {
 		last = c.Gate.marks.firstSeen(pod.UID, AnnCompletedAt, now)
 	}
-	wait := c.Gate.abandonAfter(owner)
+	wait := c.Gate.Config.For(owner).AbandonAfter
 	left := wait - c.Gate.Clock.Since(last)
 	if left > 0 {
 		return ctrl.Result{RequeueAfter: min(left, max(c.Poll, time.Second))}, nil

@@ -50,3 +50,11 @@ func (m *marks) forget(pod types.UID, key string) {
 	defer m.mu.Unlock()
 	delete(m.seen, markKey{pod, key})
 }
+
+// peek returns the remembered time of (pod, key), if any, remembering nothing.
+func (m *marks) peek(pod types.UID, key string) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.seen[markKey{pod, key}]
+	return t, ok
+}

@@ -105,7 +105,7 @@ func TestWaitingMarkIsClearedWhenTheWaitEnds(t *testing.T) {
 func TestPerStatefulSetTimeLimitIsCapped(t *testing.T) {
 	f := newFixture(t, 100)
 	f.sts.Annotations = map[string]string{AnnTimeout: "1000h"}
-	if got := f.gate.timeout(f.sts); got != MaxEvacuationTimeout {
+	if got := f.gate.Config.For(f.sts).Timeout; got != MaxEvacuationTimeout {
 		t.Fatalf("timeout %v, want the cap %v", got, MaxEvacuationTimeout)
 	}
 }

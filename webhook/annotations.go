@@ -1,0 +1,103 @@
+package webhook
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+)
+
+// Annotations the webhook reads and writes. State lives in the cluster, so every replica and any
+// restart sees it.
+const (
+	prefix = "emqx.kubectl-emqx.io/"
+	// AnnBypass "true" on a pod or its StatefulSet/ReplicaSet: never hold its removal.
+	AnnBypass = prefix + "bypass"
+	// On a pod whose evacuation the webhook started.
+	AnnStartedAt   = prefix + "evacuation-started-at"
+	AnnNode        = prefix + "evacuation-node"
+	AnnReason      = prefix + "evacuation-reason" // eviction, delete, scale-down
+	AnnCompletedAt = prefix + "evacuation-completed-at"
+	// AnnStartedBy "other" marks an evacuation the webhook found running (kubectl emqx evacuate,
+	// another tool): it times the hold, and leaves the evacuation to whoever started it.
+	AnnStartedBy = prefix + "evacuation-started-by"
+	// AnnLastRequest: the last removal request for a pod the webhook evacuates (written at most
+	// every lastRequestEvery): when none has come for abandon-after since its node became empty,
+	// the removal was abandoned.
+	AnnLastRequest = prefix + "last-request-at"
+	// AnnScaleGeneration: the StatefulSet's generation before the scale-down that started the
+	// evacuation; a withdrawal can only show in a later generation.
+	AnnScaleGeneration = prefix + "scale-down-generation"
+	// On a pod whose EMQX API did not answer: when that began.
+	AnnUnreachableSince = prefix + "api-unreachable-since"
+	// On a pod waiting for another evacuation (the concurrency limit): since when.
+	AnnWaitingSince = prefix + "waiting-since"
+	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
+	// that made its controller resync.
+	AnnEvacuatedPods = prefix + "evacuated-pods"
+	AnnRequeuedAt    = prefix + "requeued-at"
+	// Per-StatefulSet settings.
+	AnnConnRate          = prefix + "conn-evict-rate"
+	AnnSessRate          = prefix + "sess-evict-rate"
+	AnnWaitHealthCheck   = prefix + "wait-health-check"
+	AnnWaitTakeover      = prefix + "wait-takeover"
+	AnnTimeout           = prefix + "evacuation-timeout"
+	AnnAbandonAfter      = prefix + "abandon-after"
+	AnnScaleDown         = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
+	AnnCredentialsSecret = cluster.AnnCredentialsSecret
+)
+
+// StartedByOther is AnnStartedBy's value for evacuations the webhook did not start.
+const StartedByOther = "other"
+
+// The record of evacuated pods on an owner: "name=uid,...", sorted by name.
+
+func parseRecords(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func formatRecords(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func intAnnotation(obj client.Object, key string, def int64) int64 {
+	if obj != nil {
+		var v int64
+		if _, err := fmt.Sscan(obj.GetAnnotations()[key], &v); err == nil && v > 0 {
+			return v
+		}
+	}
+	return def
+}
+
+// durAnnotation reads a duration annotation: seconds as in EMQX ("10") or a duration ("10s").
+func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Duration {
+	if obj != nil {
+		if d, err := evacuation.ParseWait(obj.GetAnnotations()[key]); err == nil {
+			return &d
+		}
+	}
+	return def
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,71 @@
+package webhook
+
+import (
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+)
+
+// Config holds the webhook's global defaults; StatefulSet annotations override some per cluster.
+type Config struct {
+	ConnEvictRate     int64          // 0: EMQX's default
+	SessEvictRate     int64          // 0: EMQX's default
+	WaitHealthCheck   *time.Duration // nil: EMQX's default (60 s)
+	WaitTakeover      *time.Duration // nil: EMQX's default (60 s)
+	EvacuationTimeout time.Duration  // then the removal is allowed anyway
+	AbandonAfter      time.Duration  // no removal request this long after the node became empty: the evacuation is stopped
+	UnreachableGrace  time.Duration  // EMQX API down this long: allow
+	MaxConcurrent     int            // evacuations at once per EMQX cluster
+	// DecisionTimeout bounds one decision's EMQX calls, well inside the API server's admission
+	// timeout (10 s; annotation writes get 2 s more): a timed-out webhook call is allowed under
+	// failurePolicy Ignore.
+	DecisionTimeout time.Duration
+}
+
+// DefaultConfig is the webhook's default configuration.
+func DefaultConfig() Config {
+	return Config{EvacuationTimeout: 30 * time.Minute, AbandonAfter: 5 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second}
+}
+
+// MaxEvacuationTimeout caps the per-StatefulSet evacuation time limit: no hold lasts longer.
+const MaxEvacuationTimeout = 24 * time.Hour
+
+// Settings are the Config as it applies to one workload: its annotations override the defaults.
+type Settings struct {
+	Timeout          time.Duration          // the evacuation time limit, capped at MaxEvacuationTimeout
+	AbandonAfter     time.Duration          // how long after its node became empty an evacuation waits for its removal
+	UnreachableGrace time.Duration          // EMQX API down this long: allow
+	MaxConcurrent    int                    // evacuations at once per EMQX cluster (at least 1)
+	Waits            evacuation.Waits       // EMQX's waits, for the time left
+	Request          emqx.EvacuationRequest // rates and waits; MigrateTo is the plan's
+}
+
+// For resolves the settings for owner (a StatefulSet or ReplicaSet; nil: the defaults).
+func (c Config) For(owner client.Object) Settings {
+	s := Settings{Timeout: c.EvacuationTimeout, AbandonAfter: c.AbandonAfter, UnreachableGrace: c.UnreachableGrace,
+		MaxConcurrent: max(1, c.MaxConcurrent), Waits: evacuation.DefaultWaits}
+	if d := durAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
+		s.Timeout = min(*d, MaxEvacuationTimeout)
+	}
+	if d := durAnnotation(owner, AnnAbandonAfter, nil); d != nil && *d > 0 {
+		s.AbandonAfter = min(*d, MaxEvacuationTimeout)
+	}
+	if r := intAnnotation(owner, AnnConnRate, c.ConnEvictRate); r > 0 {
+		s.Request.ConnEvictRate = &r
+	}
+	if r := intAnnotation(owner, AnnSessRate, c.SessEvictRate); r > 0 {
+		s.Request.SessEvictRate = &r
+	}
+	s.Request.WaitHealthCheck = durAnnotation(owner, AnnWaitHealthCheck, c.WaitHealthCheck)
+	s.Request.WaitTakeover = durAnnotation(owner, AnnWaitTakeover, c.WaitTakeover)
+	if d := s.Request.WaitHealthCheck; d != nil {
+		s.Waits.HealthCheck = *d
+	}
+	if d := s.Request.WaitTakeover; d != nil {
+		s.Waits.Takeover = *d
+	}
+	return s
+}

@@ -1,0 +1,348 @@
+package webhook
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+)
+
+// The removal decision is a pure function: Decide reads a Snapshot and returns a Decision (a
+// verdict and the effects that go with it) and never touches the cluster, EMQX or the clock. Facts
+// that cost a call are gathered only when a decision asks for them (Decision.Need): the gate fills
+// them in and decides again. README's decision table is this file, row by row.
+
+// Snapshot is everything a removal decision reads.
+type Snapshot struct {
+	Now    time.Time
+	Cause  string // eviction, delete, scale-down
+	DryRun bool
+	Pod    *corev1.Pod // never modified by Decide
+
+	EMQXPod              bool          // the matcher calls it an EMQX pod
+	NamespaceTerminating bool          // its namespace is being deleted
+	Owner                client.Object // its StatefulSet or ReplicaSet, nil when none
+	OwnerGone            string        // why its owner is going or gone, "" when it is not
+	Settings             Settings      // the Config for its owner
+	// Marks are the pod's timed states (AnnUnreachableSince, AnnWaitingSince, AnnStartedAt).
+	Marks map[string]Mark
+	// Extra annotations an evacuation started by this decision carries (a scale-down's generation).
+	Extra map[string]*string
+
+	EMQX    *EMQXState      // nil until asked for (NeedEMQX)
+	Going   map[string]bool // nil until asked for (NeedTargets): EMQX nodes of the pods that go
+	Started *StartOutcome   // nil until the evacuation was asked to start (NeedStart)
+}
+
+// Mark is when a timed state began, as far as this replica knows.
+type Mark struct {
+	Since time.Time
+	// OnPod: Since comes from the pod's annotation; otherwise from this replica's memory (a write
+	// that failed), and the decision that uses it records it.
+	OnPod bool
+	Known bool // false: the state has not begun; Since is Now
+}
+
+// EMQXState is what EMQX answered about the pod's node.
+type EMQXState struct {
+	Busy     bool  // another decision about this cluster holds its lock: EMQX was not asked
+	Err      error // the API failed, answered what it should not, or lists no node of the pod
+	Stale    bool  // with Err: the cached connection should be dropped
+	Answered bool  // EMQX answered every question (nodes and global status)
+	Nodes    []emqx.Node
+	Node     emqx.Node // the pod's node
+	Status   emqx.GlobalStatus
+}
+
+// StartOutcome is how asking EMQX to evacuate went.
+type StartOutcome struct {
+	Stopped []string // rebalances stopped first, by coordinator
+	StopErr error    // a rebalance could not be stopped: the evacuation was not asked for
+	Err     error    // EMQX's answer to the start; nil: started
+}
+
+// Need names the facts a decision asks for before it can be final.
+type Need int
+
+// Facts a decision may ask for.
+const (
+	NeedNothing Need = iota // the decision is final
+	NeedEMQX                // EMQX's nodes and global status (under the cluster's lock)
+	NeedTargets             // the nodes of the other pods that go
+	NeedStart               // stop Start.Rebalances and start Start.Node's evacuation
+)
+
+// Decision is a verdict and its effects, or a request for more facts.
+type Decision struct {
+	Verdict Verdict
+	Effects []Effect
+	Need    Need
+	Start   *StartRequest // with NeedStart
+}
+
+// StartRequest is the evacuation a decision starts: the rebalances it stops first, then the node.
+type StartRequest struct {
+	Rebalances []string // coordinators
+	Node       string
+	Request    emqx.EvacuationRequest
+}
+
+// Decide is the removal decision.
+func Decide(s Snapshot) Decision {
+	d := decide(s)
+	if d.Need != NeedNothing {
+		return d
+	}
+	// EMQX answered as it should: forget an earlier failure. (A decision that never asked it,
+	// such as one that waited for the cluster's lock, proves nothing.) A wait for another
+	// evacuation ends with any other answer.
+	if s.EMQX != nil && s.EMQX.Answered && d.Verdict.Reason != ReasonUnreachable && s.known(d, AnnUnreachableSince) {
+		d.Effects = append(d.Effects, ClearMark{Key: AnnUnreachableSince})
+	}
+	if d.Verdict.Reason != ReasonWaiting && s.known(d, AnnWaitingSince) {
+		d.Effects = append(d.Effects, ClearMark{Key: AnnWaitingSince})
+	}
+	return d
+}
+
+func decide(s Snapshot) Decision {
+	pod := s.Pod
+	switch {
+	case !s.EMQXPod: // row 1
+		return final(allow(ReasonNotEMQX, "not an EMQX pod"))
+	case pod.DeletionTimestamp != nil: // row 1
+		return final(allow(ReasonTerminating, "the pod is already terminating"))
+	case s.NamespaceTerminating: // row 2
+		return s.wayOut(ReasonNamespaceGone, "namespace %s is being deleted: not holding its EMQX pods", pod.Namespace)
+	case s.OwnerGone != "": // row 2
+		// helm uninstall, kubectl delete sts: the garbage collector removes the pods; evacuating
+		// them into each other one by one would only delay the inevitable.
+		return s.wayOut(ReasonOwnerGone, "%s: not holding its pods", s.OwnerGone)
+	case pod.Annotations[AnnBypass] == "true" || s.Owner != nil && s.Owner.GetAnnotations()[AnnBypass] == "true": // row 3
+		return s.wayOut(ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
+	case !cluster.Running(pod): // row 4
+		// Readiness is no evidence: a pod turns NotReady *because* it evacuates (emqx-operator's
+		// on-serving gate, an availability_check probe). Only a pod whose containers never started
+		// or have ended holds nothing; for every other pod EMQX decides.
+		return s.wayOut(ReasonNotStarted, "pod is %s with no running container: its EMQX holds no client", podPhase(pod))
+	case s.EMQX == nil:
+		return Decision{Need: NeedEMQX}
+	}
+	e := s.EMQX
+	switch {
+	case e.Busy: // row 11
+		return final(hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"))
+	case e.Err != nil: // row 5
+		return s.unreachable(e.Err, e.Stale)
+	case !e.Node.Running(): // row 6
+		return s.wayOut(ReasonNodeNotRunning, "EMQX lists the pod's node %s as %s: nothing to evacuate", e.Node.Node, e.Node.NodeStatus)
+	}
+	node := e.Node
+	ev, evacuating := e.Status.Evacuation(node.Node)
+	switch {
+	case evacuating && evacuation.SafeToRemove(ev): // row 7
+		return Decision{Verdict: allow(ReasonEvacuated, fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left", node.Node)),
+			Effects: evacuatedEffects(pod, s.Now)}
+	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
+		return final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node)))
+	case evacuating: // rows 9 and 10
+		return s.evacuating(node, ev)
+	}
+	return s.start(node) // rows 11 to 14
+}
+
+// evacuating holds the removal while the evacuation runs, up to the time limit.
+func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
+	var fx []Effect
+	if s.Pod.Annotations[AnnStartedAt] == "" {
+		// Started by someone else (kubectl emqx evacuate): the clock starts now, and the pod is
+		// marked so that the controller leaves that evacuation to whoever started it.
+		fx = append(fx, Annotate{Set: map[string]*string{AnnNode: ptr(node.Node), AnnStartedBy: ptr(StartedByOther)}})
+	}
+	started, mark := s.mark(AnnStartedAt)
+	fx = append(fx, mark...)
+	if limit := s.Settings.Timeout; s.Now.Sub(started) >= limit {
+		return s.wayOut(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
+			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).with(fx...)
+	}
+	left := evacuation.Remaining(ev, s.Settings.Waits)
+	return Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %d connections and %d sessions left (about %v); retrying is safe",
+		node.Node, ev.State, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions, left)), Effects: fx}
+}
+
+// start starts an evacuation, within the concurrency limit, and holds the removal.
+func (s Snapshot) start(node emqx.Node) Decision {
+	gs := s.EMQX.Status
+	var fx []Effect
+	var busy []string
+	for _, e := range gs.Evacuations {
+		if !evacuation.SafeToRemove(e) {
+			busy = append(busy, e.Node)
+		}
+	}
+	if len(busy) >= s.Settings.MaxConcurrent {
+		sort.Strings(busy)
+		since, mark := s.mark(AnnWaitingSince)
+		// The limit has a way out too: an evacuation that never ends must not hold every other
+		// removal for ever. After the evacuation time limit, this one starts anyway.
+		if s.Now.Sub(since) < s.Settings.Timeout {
+			return Decision{Verdict: hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
+				node.Node, node.LiveConnections, node.Connections, strings.Join(busy, ", "), s.Settings.MaxConcurrent)), Effects: mark}
+		}
+		fx = append(fx, mark...)
+		fx = append(fx, event(corev1.EventTypeWarning, ReasonLimitExceeded, "waited %v for %s to finish: evacuating %s anyway, beyond --max-concurrent-evacuations",
+			s.Now.Sub(since).Round(time.Second), strings.Join(busy, ", "), node.Node))
+	}
+	if s.Going == nil {
+		return Decision{Need: NeedTargets}
+	}
+	// The rebalances are stopped first: their donors are free then. A removal comes before a
+	// rebalance: a rebalance's donors refuse to evacuate (eviction_agent_busy) and cannot take
+	// sessions. Rebalances are ephemeral; run one again once the removal is done.
+	free := gs
+	free.Rebalances = nil
+	req := s.Settings.Request
+	req.MigrateTo = evacuation.Targets(s.EMQX.Nodes, free, s.Going)
+	if len(req.MigrateTo) == 0 {
+		return s.wayOut(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).with(fx...)
+	}
+	if s.DryRun {
+		return final(hold(ReasonStarted, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)", node.Node, node.LiveConnections, node.Connections)))
+	}
+	if s.Started == nil {
+		start := &StartRequest{Node: node.Node, Request: req}
+		for _, rb := range gs.Rebalances {
+			start.Rebalances = append(start.Rebalances, rb.CoordinatorNode)
+		}
+		return Decision{Need: NeedStart, Start: start}
+	}
+	for _, c := range s.Started.Stopped {
+		fx = append(fx, event(corev1.EventTypeNormal, ReasonRebalanceStopped, "stopped the rebalance coordinated by %s: evacuating EMQX node %s for the removal of pod %s comes first",
+			c, node.Node, s.Pod.Name))
+	}
+	if err := s.Started.StopErr; err != nil {
+		return s.unreachable(err, true).with(fx...)
+	}
+	return s.started(node, s.Started.Err).with(fx...)
+}
+
+// started decides on EMQX's answer to the start of an evacuation.
+func (s Snapshot) started(node emqx.Node, err error) Decision {
+	switch {
+	case emqx.IsAlreadyStarted(err):
+		// Someone (another replica, kubectl emqx) started it a moment ago.
+		return final(hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (just started): %d connections and %d sessions left; retrying is safe",
+			node.Node, node.LiveConnections, node.Connections)))
+	case emqx.IsNodesUnavailable(err):
+		// A target stopped taking sessions between our read and EMQX's check (it began evacuating,
+		// donating or purging): the next retry computes the targets again. A wait like any other,
+		// bounded by the evacuation time limit; EMQX answered, so this is no unreachable API.
+		since, mark := s.mark(AnnWaitingSince)
+		if limit := s.Settings.Timeout; s.Now.Sub(since) >= limit {
+			return s.wayOut(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): removing the pod without evacuation",
+				node.Node, limit, err).with(mark...)
+		}
+		return Decision{Verdict: hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions, and a node to move them to became unavailable (%s); retrying is safe",
+			node.Node, node.LiveConnections, node.Connections, err)), Effects: mark}
+	case err != nil:
+		// Unexpected answers (a busy node, an RPC error, a refusal) take the same way out as an API
+		// that does not answer: held for the grace period, then allowed.
+		return s.unreachable(fmt.Errorf("start evacuating %s: %w", node.Node, err), true)
+	}
+	set := map[string]*string{AnnStartedAt: ptr(s.Now.UTC().Format(time.RFC3339Nano)), AnnNode: ptr(node.Node), AnnReason: ptr(s.Cause),
+		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil}
+	for k, v := range s.Extra {
+		set[k] = v
+	}
+	return Decision{
+		Verdict: hold(ReasonStarted, fmt.Sprintf("EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
+			node.Node, node.LiveConnections, node.Connections)),
+		Effects: []Effect{
+			Annotate{Set: set, Forget: []string{AnnStartedAt}},
+			event(corev1.EventTypeNormal, ReasonStarted, "evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)",
+				node.Node, node.LiveConnections, node.Connections, s.Cause),
+		},
+	}
+}
+
+// unreachable: the EMQX API did not answer, or answered what it should not (the error carries
+// EMQX's code and message). Hold for the grace period, then allow.
+func (s Snapshot) unreachable(err error, stale bool) Decision {
+	var fx []Effect
+	if stale {
+		fx = append(fx, ForgetConnection{})
+	}
+	since, mark := s.mark(AnnUnreachableSince)
+	fx = append(fx, mark...)
+	if s.Now.Sub(since) >= s.Settings.UnreachableGrace {
+		return s.wayOut(ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
+			s.Now.Sub(since).Round(time.Second), shorten(err)).with(fx...)
+	}
+	return Decision{Verdict: hold(ReasonUnreachable, fmt.Sprintf("EMQX's API failed (%v); the removal is held for up to %v, then allowed; retrying is safe",
+		shorten(err), s.Settings.UnreachableGrace)), Effects: fx}
+}
+
+// wayOut allows a removal that is not safe, or not needed, and says so with an Event (the gate
+// logs every decision).
+func (s Snapshot) wayOut(reason, format string, args ...any) Decision {
+	typ := corev1.EventTypeWarning
+	if reason == ReasonNotStarted || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone || reason == ReasonOwnerGone {
+		typ = corev1.EventTypeNormal
+	}
+	msg := fmt.Sprintf(format, args...)
+	return Decision{Verdict: allow(reason, msg), Effects: []Effect{event(typ, reason, "%s", msg)}}
+}
+
+// mark is when the pod entered the state timed under key, and the effect that records it when only
+// this replica's memory had it (a write failed) or nobody did (it begins now).
+func (s Snapshot) mark(key string) (time.Time, []Effect) {
+	m, ok := s.Marks[key]
+	if !ok || !m.Known {
+		return s.Now, []Effect{MarkSince{Key: key, Since: s.Now}}
+	}
+	if m.OnPod {
+		return m.Since, nil
+	}
+	return m.Since, []Effect{MarkSince{Key: key, Since: m.Since}}
+}
+
+// known: the state timed under key has begun, before or in decision d.
+func (s Snapshot) known(d Decision, key string) bool {
+	if s.Marks[key].Known {
+		return true
+	}
+	for _, e := range d.Effects {
+		if m, ok := e.(MarkSince); ok && m.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// evacuatedEffects record that the pod leaves evacuated: an Event and the completion time, once,
+// and the pod's entry in its owner's record (if it comes back with the evacuation persisted on its
+// volume, the controller reopens it).
+func evacuatedEffects(pod *corev1.Pod, now time.Time) []Effect {
+	var fx []Effect
+	if pod.Annotations[AnnCompletedAt] == "" {
+		fx = append(fx,
+			event(corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", pod.Annotations[AnnNode]),
+			Annotate{Set: map[string]*string{AnnCompletedAt: ptr(now.UTC().Format(time.RFC3339Nano))}})
+	}
+	return append(fx, RecordEvacuated{})
+}
+
+func final(v Verdict) Decision { return Decision{Verdict: v} }
+
+// with puts effects that came first (marks, earlier events) before the decision's own.
+func (d Decision) with(first ...Effect) Decision {
+	d.Effects = append(append([]Effect{}, first...), d.Effects...)
+	return d
+}

@@ -1,0 +1,223 @@
+package webhook
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// The decision table (README, "How it decides"), row by row, on snapshots: no client, no EMQX, no
+// clock, no recorder. The gate's tests (gate_test.go) run the same decisions with their effects.
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// snap is emqx-1 of a running 3-node cluster holding clients, with nothing timed yet.
+func snap(mutate ...func(*Snapshot)) Snapshot {
+	pod := readyPod(1, "uid-1")
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, UID: "sts-uid"}}
+	s := Snapshot{Now: t0, Cause: "eviction", Pod: pod, EMQXPod: true, Owner: sts, Settings: DefaultConfig().For(sts),
+		Marks: map[string]Mark{AnnUnreachableSince: {Since: t0}, AnnWaitingSince: {Since: t0}, AnnStartedAt: {Since: t0}},
+		EMQX:  &EMQXState{Answered: true, Nodes: []emqx.Node{runningNode(0, 10), runningNode(1, 10), runningNode(2, 10)}, Node: runningNode(1, 10)},
+	}
+	for _, m := range mutate {
+		m(&s)
+	}
+	return s
+}
+
+func runningNode(i int, conns int64) emqx.Node {
+	return emqx.Node{Node: node(i), NodeStatus: emqx.NodeRunning, Connections: conns, LiveConnections: conns}
+}
+
+func evacuationOf(i int, state string, conns, sessions int64) emqx.Evacuation {
+	return emqx.Evacuation{Node: node(i), State: state, Stats: emqx.Stats{CurrentConnected: conns, CurrentSessions: sessions}}
+}
+
+// reasons lists the Event reasons among effects, in order.
+func reasons(fx []Effect) []string {
+	var out []string
+	for _, e := range fx {
+		if ev, ok := e.(Event); ok {
+			out = append(out, ev.Reason)
+		}
+	}
+	return out
+}
+
+func TestDecisionTable(t *testing.T) {
+	nodesUnavailable := &emqx.Error{Method: "POST", Path: "/api/v5/load_rebalance/x/evacuation/start", StatusCode: 400, Code: "BAD_REQUEST", Message: "Nodes unavailable: [x]"}
+	alreadyStarted := &emqx.Error{Method: "POST", Path: "/api/v5/load_rebalance/x/evacuation/start", StatusCode: 400, Code: "BAD_REQUEST", Message: "already_started"}
+	since := func(key string, d time.Duration) func(*Snapshot) {
+		return func(s *Snapshot) { s.Marks[key] = Mark{Since: t0.Add(-d), OnPod: true, Known: true} }
+	}
+	evacuating := func(ev emqx.Evacuation) func(*Snapshot) {
+		return func(s *Snapshot) { s.EMQX.Status.Evacuations = append(s.EMQX.Status.Evacuations, ev) }
+	}
+	going := func(s *Snapshot) { s.Going = map[string]bool{node(1): true} }
+	started := func(o StartOutcome) func(*Snapshot) { return func(s *Snapshot) { going(s); s.Started = &o } }
+
+	for _, c := range []struct {
+		row      string
+		snap     Snapshot
+		allowed  bool
+		reason   string
+		message  string
+		events   []string
+		need     Need
+		evidence func(t *testing.T, d Decision)
+	}{
+		{row: "1 not EMQX", snap: snap(func(s *Snapshot) { s.EMQXPod = false }), allowed: true, reason: ReasonNotEMQX},
+		{row: "1 terminating", snap: snap(func(s *Snapshot) { s.Pod.DeletionTimestamp = &metav1.Time{Time: t0} }), allowed: true, reason: ReasonTerminating},
+		{row: "2 namespace", snap: snap(func(s *Snapshot) { s.NamespaceTerminating = true }), allowed: true, reason: ReasonNamespaceGone, events: []string{ReasonNamespaceGone}},
+		{row: "2 owner", snap: snap(func(s *Snapshot) { s.OwnerGone = "its statefulset emqx is being deleted" }), allowed: true, reason: ReasonOwnerGone,
+			message: "its statefulset emqx is being deleted", events: []string{ReasonOwnerGone}},
+		{row: "3 bypass", snap: snap(func(s *Snapshot) { s.Owner.SetAnnotations(map[string]string{AnnBypass: "true"}) }), allowed: true, reason: ReasonBypass, events: []string{ReasonBypass}},
+		{row: "4 not running", snap: snap(func(s *Snapshot) { s.Pod.Status.Phase = corev1.PodPending }), allowed: true, reason: ReasonNotStarted, message: "Pending", events: []string{ReasonNotStarted}},
+		{row: "4 NotReady is no evidence: EMQX is asked", snap: snap(func(s *Snapshot) {
+			s.Pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+			s.EMQX = nil
+		}), need: NeedEMQX},
+		{row: "5 unreachable, within grace", snap: snap(func(s *Snapshot) { s.EMQX = &EMQXState{Err: errors.New("connection refused"), Stale: true} }),
+			reason: ReasonUnreachable, message: "held for up to 1m0s", evidence: func(t *testing.T, d Decision) {
+				want := []Effect{ForgetConnection{}, MarkSince{Key: AnnUnreachableSince, Since: t0}}
+				if !reflect.DeepEqual(d.Effects, want) {
+					t.Fatalf("effects %#v, want %#v", d.Effects, want)
+				}
+			}},
+		{row: "5 unreachable, past grace", snap: snap(since(AnnUnreachableSince, time.Minute), func(s *Snapshot) { s.EMQX = &EMQXState{Err: errors.New("connection refused")} }),
+			allowed: true, reason: ReasonUnreachable, message: "has failed for 1m0s", events: []string{ReasonUnreachable}},
+		{row: "5 a failure this replica remembers (its write failed) keeps its time", snap: snap(func(s *Snapshot) {
+			s.Marks[AnnUnreachableSince] = Mark{Since: t0.Add(-2 * time.Minute), Known: true}
+			s.EMQX = &EMQXState{Err: errors.New("timeout")}
+		}), allowed: true, reason: ReasonUnreachable, events: []string{ReasonUnreachable}},
+		{row: "6 stopped node", snap: snap(func(s *Snapshot) { s.EMQX.Node.NodeStatus = emqx.NodeStopped; s.EMQX.Answered = false }),
+			allowed: true, reason: ReasonNodeNotRunning, events: []string{ReasonNodeNotRunning}},
+		{row: "7 evacuated", snap: snap(evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), allowed: true, reason: ReasonEvacuated,
+			events: []string{ReasonEvacuated}, evidence: func(t *testing.T, d Decision) {
+				if _, ok := d.Effects[len(d.Effects)-1].(RecordEvacuated); !ok {
+					t.Fatalf("no record on the owner: %#v", d.Effects)
+				}
+			}},
+		{row: "7 evacuated, already recorded on the pod", snap: snap(evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0)), func(s *Snapshot) {
+			s.Pod.Annotations = map[string]string{AnnCompletedAt: t0.Format(time.RFC3339Nano)}
+		}), allowed: true, reason: ReasonEvacuated},
+		{row: "7 prohibiting with sessions left is not done", snap: snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 3))),
+			reason: ReasonEvacuating, message: "3 sessions left"},
+		{row: "8 empty", snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }), allowed: true, reason: ReasonEmpty},
+		{row: "9 evacuating", snap: snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
+			reason: ReasonEvacuating, message: "7 connections and 9 sessions left"},
+		{row: "9 started by someone else: marked as theirs", snap: snap(evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
+			reason: ReasonEvacuating, evidence: func(t *testing.T, d Decision) {
+				a, ok := d.Effects[0].(Annotate)
+				if !ok || *a.Set[AnnStartedBy] != StartedByOther || d.Effects[1] != (MarkSince{Key: AnnStartedAt, Since: t0}) {
+					t.Fatalf("effects %#v", d.Effects)
+				}
+			}},
+		{row: "10 past the time limit", snap: snap(since(AnnStartedAt, 30*time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
+			allowed: true, reason: ReasonTimedOut, message: "past its limit of 30m0s", events: []string{ReasonTimedOut}},
+		{row: "10 the StatefulSet's own limit", snap: snap(since(AnnStartedAt, 2*time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9)), func(s *Snapshot) {
+			s.Settings = DefaultConfig().For(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnTimeout: "90s"}}})
+		}), allowed: true, reason: ReasonTimedOut, message: "past its limit of 1m30s"},
+		{row: "11 another evacuation runs", snap: snap(evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5))),
+			reason: ReasonWaiting, message: "once " + node(0) + " finishes", evidence: func(t *testing.T, d Decision) {
+				if !reflect.DeepEqual(d.Effects, []Effect{MarkSince{Key: AnnWaitingSince, Since: t0}}) {
+					t.Fatalf("effects %#v", d.Effects)
+				}
+			}},
+		{row: "11 waited as long as the time limit: starts anyway", snap: snap(since(AnnWaitingSince, 30*time.Minute), evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5)), started(StartOutcome{})),
+			reason: ReasonStarted, events: []string{ReasonLimitExceeded, ReasonStarted}},
+		{row: "11 another decision holds the cluster's lock", snap: snap(func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }), reason: ReasonWaiting, message: "another decision"},
+		{row: "12 no target", snap: snap(func(s *Snapshot) {
+			s.Going = map[string]bool{node(0): true, node(1): true, node(2): true}
+		}), allowed: true, reason: ReasonNoTarget, events: []string{ReasonNoTarget}},
+		{row: "13 asks for the nodes that go", snap: snap(), need: NeedTargets},
+		{row: "13 starts, after the rebalance", snap: snap(going, func(s *Snapshot) {
+			s.EMQX.Status.Rebalances = []emqx.Rebalance{{CoordinatorNode: node(0), Donors: []string{node(0)}}}
+			s.Extra = map[string]*string{AnnScaleGeneration: ptr("4")}
+		}), need: NeedStart, evidence: func(t *testing.T, d Decision) {
+			want := &StartRequest{Rebalances: []string{node(0)}, Node: node(1), Request: emqx.EvacuationRequest{MigrateTo: []string{node(0), node(2)}}}
+			if !reflect.DeepEqual(d.Start, want) {
+				t.Fatalf("start %#v, want %#v", d.Start, want)
+			}
+		}},
+		{row: "13 started", snap: snap(started(StartOutcome{Stopped: []string{node(0)}}), func(s *Snapshot) { s.Extra = map[string]*string{AnnScaleGeneration: ptr("4")} }),
+			reason: ReasonStarted, message: "evacuation just started", events: []string{ReasonRebalanceStopped, ReasonStarted}, evidence: func(t *testing.T, d Decision) {
+				a := d.Effects[1].(Annotate)
+				if *a.Set[AnnStartedAt] != t0.Format(time.RFC3339Nano) || *a.Set[AnnScaleGeneration] != "4" || a.Set[AnnCompletedAt] != nil {
+					t.Fatalf("annotations %v", a.Set)
+				}
+			}},
+		{row: "13 dry run: no start", snap: snap(going, func(s *Snapshot) { s.DryRun = true }), reason: ReasonStarted, message: "(dry run)"},
+		{row: "13 a rebalance that cannot be stopped", snap: snap(started(StartOutcome{StopErr: errors.New("stop: HTTP 500")})), reason: ReasonUnreachable, message: "stop: HTTP 500"},
+		{row: "13 started a moment ago elsewhere", snap: snap(started(StartOutcome{Err: alreadyStarted})), reason: ReasonEvacuating, message: "just started"},
+		{row: "5 EMQX refuses the start", snap: snap(started(StartOutcome{Err: errors.New("rpc error")})), reason: ReasonUnreachable, message: "start evacuating " + node(1)},
+		{row: "14 targets unavailable", snap: snap(started(StartOutcome{Err: nodesUnavailable})), reason: ReasonWaiting, message: "became unavailable"},
+		{row: "14 targets unavailable for the time limit", snap: snap(since(AnnWaitingSince, 30*time.Minute), started(StartOutcome{Err: nodesUnavailable})),
+			allowed: true, reason: ReasonTimedOut, message: "refused every set of target nodes", events: []string{ReasonTimedOut}},
+	} {
+		t.Run(c.row, func(t *testing.T) {
+			d := Decide(c.snap)
+			if d.Need != c.need {
+				t.Fatalf("need %v, want %v (verdict %+v)", d.Need, c.need, d.Verdict)
+			}
+			if c.need != NeedNothing {
+				if c.evidence != nil {
+					c.evidence(t, d)
+				}
+				return
+			}
+			v := d.Verdict
+			if v.Allowed != c.allowed || v.Reason != c.reason || !strings.Contains(v.Message, c.message) {
+				t.Fatalf("verdict %+v, want allowed=%v %s %q", v, c.allowed, c.reason, c.message)
+			}
+			if got := reasons(d.Effects); c.events != nil && !reflect.DeepEqual(got, c.events) {
+				t.Fatalf("events %v, want %v", got, c.events)
+			}
+			if c.evidence != nil {
+				c.evidence(t, d)
+			}
+		})
+	}
+}
+
+func TestAnAnswerFromEMQXEndsTheTimedWaits(t *testing.T) {
+	was := func(s *Snapshot) {
+		s.Marks[AnnUnreachableSince] = Mark{Since: t0.Add(-time.Second), OnPod: true, Known: true}
+		s.Marks[AnnWaitingSince] = Mark{Since: t0.Add(-time.Second), OnPod: true, Known: true}
+	}
+	d := Decide(snap(was, func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }))
+	if !reflect.DeepEqual(d.Effects, []Effect{ClearMark{Key: AnnUnreachableSince}, ClearMark{Key: AnnWaitingSince}}) {
+		t.Fatalf("effects %#v", d.Effects)
+	}
+	// The lock was busy: EMQX was not asked, nothing is proven; the wait goes on.
+	d = Decide(snap(was, func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }))
+	if len(d.Effects) != 0 {
+		t.Fatalf("effects %#v", d.Effects)
+	}
+	// Nothing timed: nothing to clear.
+	if d := Decide(snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) })); len(d.Effects) != 0 {
+		t.Fatalf("effects %#v", d.Effects)
+	}
+}
+
+func TestEMQXTextInEffectsIsEscaped(t *testing.T) {
+	d := Decide(snap(func(s *Snapshot) {
+		s.EMQX.Node.NodeStatus = "stopped\x1b[2J"
+	}))
+	for _, e := range d.Effects {
+		if ev, ok := e.(Event); ok && strings.ContainsRune(ev.Message, '\x1b') {
+			t.Fatalf("raw escape in %q", ev.Message)
+		}
+	}
+	if strings.ContainsRune(d.Verdict.Message, '\x1b') {
+		t.Fatalf("raw escape in %q", d.Verdict.Message)
+	}
+}

@@ -1,0 +1,163 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+)
+
+// The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
+
+// timedStates are the annotations that time a pod's states.
+var timedStates = []string{AnnUnreachableSince, AnnWaitingSince, AnnStartedAt}
+
+// snapshot reads what every removal decision needs: the pod's surroundings from the cache and the
+// times of its timed states.
+func (g *Gate) snapshot(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) Snapshot {
+	s := Snapshot{Now: g.Clock.Now(), Cause: cause, DryRun: dryRun, Pod: pod, Extra: extra, EMQXPod: g.Matcher.Match(pod.Labels)}
+	if !s.EMQXPod {
+		return s
+	}
+	s.NamespaceTerminating = g.namespaceTerminating(ctx, pod.Namespace)
+	s.Owner, s.OwnerGone = g.ownerOf(ctx, pod)
+	s.Settings = g.Config.For(s.Owner)
+	s.Marks = map[string]Mark{}
+	for _, key := range timedStates {
+		s.Marks[key] = g.markOf(pod, key, s.Now, dryRun)
+	}
+	return s
+}
+
+// markOf is when the pod entered the state timed under key: the time recorded on the pod, else
+// the first time this replica saw it (a write that failed does not restart the clock; a dry run
+// counts from now).
+func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) Mark {
+	if since, err := time.Parse(time.RFC3339Nano, pod.Annotations[key]); err == nil && !since.After(now) {
+		return Mark{Since: since, OnPod: true, Known: true}
+	}
+	// None, unreadable, or in the future (a clock ahead, a hand edit): counted from when this
+	// replica first saw it.
+	if !dryRun {
+		if since, ok := g.marks.peek(pod.UID, key); ok {
+			return Mark{Since: since, Known: true}
+		}
+	}
+	return Mark{Since: now}
+}
+
+// askEMQX reads the pod's node and the cluster's global status. A failure is a fact of the
+// snapshot, not an error: the decision knows what to do with it.
+func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) {
+	failed := func(err error, stale bool) *EMQXState {
+		g.Log.Info("EMQX API failed", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
+		return &EMQXState{Err: err, Stale: stale}
+	}
+	conn, err := g.EMQX.Connect(ctx, pod)
+	if err != nil {
+		return nil, failed(err, false)
+	}
+	nodes, err := conn.Nodes(ctx)
+	if err != nil {
+		return nil, failed(err, true)
+	}
+	node, expected, ok := cluster.FindNode(ctx, g.Kube, nodes, pod)
+	if !ok {
+		// A running EMQX cluster that does not list the pod's node is no proof that the node holds
+		// nothing (a name we cannot recognise, a node still joining): treated like an API failure.
+		return nil, failed(fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, expected), false)
+	}
+	st := &EMQXState{Nodes: nodes, Node: node}
+	if !node.Running() {
+		return conn, st
+	}
+	if st.Status, err = conn.GlobalStatus(ctx); err != nil {
+		return nil, failed(err, true)
+	}
+	st.Answered = true
+	return conn, st
+}
+
+// going is the node being evacuated and the nodes of the other pods its StatefulSet no longer
+// wants (the other victims of a scale-down): sessions must not move into a node that goes next.
+// replicas is what a scale-down sets (nil: the StatefulSet's spec).
+func (g *Gate) going(ctx context.Context, s Snapshot, replicas *int32) map[string]bool {
+	pod := s.Pod
+	out := map[string]bool{s.EMQX.Node.Node: true}
+	sts, ok := s.Owner.(*appsv1.StatefulSet)
+	if !ok {
+		return out
+	}
+	if replicas != nil {
+		sts = sts.DeepCopy()
+		sts.Spec.Replicas = replicas
+	}
+	var pods corev1.PodList
+	if err := g.Client.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
+		return out // then only the node itself: EMQX moves sessions at most twice
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.UID == pod.UID || !metav1.IsControlledBy(p, sts) || cluster.Stays(sts, p.Name) {
+			continue
+		}
+		if n, _, ok := cluster.FindNode(ctx, g.Kube, s.EMQX.Nodes, p); ok {
+			out[n.Node] = true
+		}
+	}
+	return out
+}
+
+func (g *Gate) namespaceTerminating(ctx context.Context, name string) bool {
+	var ns corev1.Namespace
+	if err := g.Client.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		return false
+	}
+	return ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
+}
+
+// owner is the pod's StatefulSet or ReplicaSet, from the cache, or nil.
+func (g *Gate) owner(ctx context.Context, pod *corev1.Pod) client.Object {
+	obj, _ := g.ownerOf(ctx, pod)
+	return obj
+}
+
+// ownerOf is the pod's StatefulSet or ReplicaSet, from the cache, or nil; gone says why the pod's
+// owner is going or gone (being deleted, deleted, or replaced by another of the same name), "" when
+// it is not.
+func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (client.Object, string) {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return nil, ""
+	}
+	var obj client.Object
+	switch ref.Kind {
+	case "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+	case "ReplicaSet":
+		obj = &appsv1.ReplicaSet{}
+	default:
+		return nil, ""
+	}
+	kind := strings.ToLower(ref.Kind)
+	err := g.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Sprintf("its %s %s is gone", kind, ref.Name)
+	case err != nil:
+		return nil, ""
+	case obj.GetUID() != ref.UID:
+		return nil, fmt.Sprintf("its %s %s was deleted (one of that name is another object now)", kind, ref.Name)
+	case obj.GetDeletionTimestamp() != nil:
+		return obj, fmt.Sprintf("its %s %s is being deleted", kind, ref.Name)
+	}
+	return obj, ""
+}

@@ -1,0 +1,59 @@
+package webhook
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// Reasons are the ways a decision went, as Events, log lines and the metric's reason label.
+const (
+	ReasonNotEMQX          = "NotEMQX"
+	ReasonTerminating      = "PodTerminating"
+	ReasonNamespaceGone    = "NamespaceTerminating"
+	ReasonOwnerGone        = "OwnerDeleting"
+	ReasonNotInCache       = "PodNotInCache"
+	ReasonUIDMismatch      = "UIDPreconditionMismatch"
+	ReasonBypass           = "EvacuationBypassed"
+	ReasonNotStarted       = "PodNotRunning"
+	ReasonNodeNotRunning   = "NodeNotRunning"
+	ReasonEmpty            = "NodeEmpty"
+	ReasonEvacuated        = "EvacuationCompleted"
+	ReasonTimedOut         = "EvacuationTimedOut"
+	ReasonUnreachable      = "EMQXUnreachable"
+	ReasonNoTarget         = "NoNodeToMigrateTo"
+	ReasonStarted          = "EvacuationStarted"
+	ReasonRebalanceStopped = "RebalanceStopped"
+	ReasonEvacuating       = "Evacuating"
+	ReasonWaiting          = "WaitingForOtherEvacuation"
+	ReasonLimitExceeded    = "ConcurrencyLimitExceeded"
+)
+
+// Verdict is the answer to a removal (or scale-down) request.
+type Verdict struct {
+	Allowed  bool
+	Reason   string
+	Message  string
+	Warnings []string
+}
+
+// Messages carry EMQX-provided text (node names, error messages): escaped and bounded, as they are
+// shown by kubectl after the API server's prefix.
+const maxMessage = 1024
+
+func allow(reason, msg string) Verdict {
+	return Verdict{Allowed: true, Reason: reason, Message: emqx.Printable(msg, maxMessage)}
+}
+func hold(reason, msg string) Verdict {
+	return Verdict{Reason: reason, Message: emqx.Printable(msg, maxMessage)}
+}
+
+// shorten keeps error text in one readable, escaped line for messages shown by kubectl.
+func shorten(err error) string { return emqx.Printable(err.Error(), 300) }
+
+func podPhase(pod *corev1.Pod) string {
+	if pod.Status.Phase == "" {
+		return "Pending"
+	}
+	return string(pod.Status.Phase)
+}

@@ -179,9 +179,8 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "evacuating %s; watch with: kubectl emqx status%s; undo with: %s\n", o.Pod, t.nsFlag(), undo)
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	ev, err := waitEvacuated(wctx, o.Clock, o.Interval, t, u, []emqx.Node{node}, o.waits())
+	deadline := o.Clock.Now().Add(o.Timeout)
+	ev, err := waitEvacuated(ctx, o.Clock, o.Interval, deadline, t, u, []emqx.Node{node}, o.waits())
 	if err != nil {
 		return stillRunning(ctx, err, fmt.Sprintf("EMQX node %s is still evacuating (state %s); it goes on without this command. Undo with: %s",
 			safe(node.Node), ev[node.Node].State, undo), o.Timeout)
@@ -210,11 +209,11 @@ func stillRunning(ctx context.Context, err error, state string, timeout time.Dur
 
 // waitEvacuated polls global_status until every node's evacuation is done, showing progress. It
 // returns the last evacuation seen of each node.
-func waitEvacuated(ctx context.Context, clk clock.WithTicker, interval time.Duration, t *target, u *ui, nodes []emqx.Node, w evacuation.Waits) (map[string]emqx.Evacuation, error) {
+func waitEvacuated(ctx context.Context, clk clock.WithTicker, interval time.Duration, deadline time.Time, t *target, u *ui, nodes []emqx.Node, w evacuation.Waits) (map[string]emqx.Evacuation, error) {
 	last := map[string]emqx.Evacuation{}
 	p := &progress{u: u}
 	defer p.done()
-	err := poll(ctx, clk, interval, func() (bool, error) {
+	err := poll(ctx, clk, interval, deadline, func() (bool, error) {
 		gs, err := t.conn.GlobalStatus(ctx)
 		if err != nil {
 			return false, err

@@ -245,14 +245,18 @@ func (t *target) nsFlag() string {
 	return " -n " + t.ns
 }
 
-// poll calls fn every interval until it returns done, an error, or ctx ends.
-func poll(ctx context.Context, clk clock.WithTicker, interval time.Duration, fn func() (bool, error)) error {
+// poll calls fn every interval until it returns done, an error, or ctx ends; past deadline (on the
+// injected clock; zero: none) it returns context.DeadlineExceeded.
+func poll(ctx context.Context, clk clock.WithTicker, interval time.Duration, deadline time.Time, fn func() (bool, error)) error {
 	tick := clk.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		done, err := fn()
 		if err != nil || done {
 			return err
+		}
+		if !deadline.IsZero() && !clk.Now().Before(deadline) {
+			return context.DeadlineExceeded
 		}
 		select {
 		case <-ctx.Done():

@@ -23,7 +23,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -39,8 +38,9 @@ type env struct {
 	t       testing.TB
 	kube    *fake.Clientset
 	sim     *emqxsim.Cluster
-	urls    map[string]string // pod → simulated node's URL
-	forward int               // port-forwards opened
+	urls    map[string]string   // pod → simulated node's URL
+	forward int                 // port-forwards opened
+	every   func(now time.Time) // what else happens in the world as simulated time passes
 }
 
 func nodeName(i int) string {
@@ -97,7 +97,11 @@ func (e *env) run(ctx context.Context, args ...string) (string, string, error) {
 	var out, errOut bytes.Buffer
 	g := NewGlobalOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	g.KubeClient = e.kube
-	g.Clock = clock.RealClock{}
+	g.Clock = &simClock{sim: e.sim, every: func(now time.Time) {
+		if e.every != nil {
+			e.every(now)
+		}
+	}}
 	g.Forward = func(_ context.Context, pod *corev1.Pod, _ int) (string, func(), error) {
 		e.forward++
 		return e.urls[pod.Name], func() {}, nil
@@ -110,11 +114,15 @@ func (e *env) run(ctx context.Context, args ...string) (string, string, error) {
 	return out.String(), errOut.String(), err
 }
 
-// drive runs the simulator's clock fast while a test waits on it.
-func (e *env) drive(scale float64) {
-	ctx, cancel := context.WithCancel(context.Background())
-	e.t.Cleanup(cancel)
-	go e.sim.Run(ctx, clock.RealClock{}, scale, 5*time.Millisecond)
+// at runs fn once, the first time simulated time reaches d from now.
+func (e *env) at(d time.Duration, fn func()) {
+	when, done := e.sim.Now().Add(d), false
+	e.every = func(now time.Time) {
+		if !done && !now.Before(when) {
+			done = true
+			fn()
+		}
+	}
 }
 
 func golden(t *testing.T, name, got string) {
@@ -188,7 +196,6 @@ func TestStatusShowsEvacuationAndRebalance(t *testing.T) {
 
 func TestEvacuateWaitsUntilEmpty(t *testing.T) {
 	e := newEnv(t, 300, 300, 300)
-	e.drive(200)
 	out, errOut, err := e.run(context.Background(), "evacuate", "pod", "emqx-2", "-n", "mqtt", "--wait-health-check", "1s",
 		"--wait-takeover", "1s", "--conn-evict-rate", "100", "--interval", "20ms", "--migrate-to", "emqx-0")
 	if err != nil {
@@ -221,8 +228,9 @@ func TestEvacuateWaitsUntilEmpty(t *testing.T) {
 
 func TestEvacuateInterruptedLeavesItRunningAndSaysHowToUndo(t *testing.T) {
 	e := newEnv(t, 300, 300)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	e.at(300*time.Millisecond, cancel)
 	_, _, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms")
 	if err == nil || !strings.Contains(err.Error(), "interrupted: EMQX node "+nodeName(1)+" is still evacuating (state waiting_health_check)") ||
 		!strings.Contains(err.Error(), "Undo with: kubectl emqx evacuate stop emqx-1 -n mqtt") {
@@ -243,7 +251,6 @@ func TestEvacuateTimeout(t *testing.T) {
 
 func TestRebalanceEndsBalanced(t *testing.T) {
 	e := newEnv(t, 1500, 1500, 0)
-	e.drive(100)
 	out, errOut, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
 		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "50", "--interval", "20ms")
 	if err != nil {
@@ -255,8 +262,8 @@ func TestRebalanceEndsBalanced(t *testing.T) {
 	}
 	// Clients a donor refused through the Service are still retrying: wait for them (bounded).
 	s := e.sim.Snapshot()
-	for deadline := time.Now().Add(5 * time.Second); s.ReconnectingClients > 0 && time.Now().Before(deadline); s = e.sim.Snapshot() {
-		time.Sleep(10 * time.Millisecond)
+	for i := 0; s.ReconnectingClients > 0 && i < 500; i, s = i+1, e.sim.Snapshot() {
+		e.sim.Advance(100 * time.Millisecond)
 	}
 	if s.LostSessions != 0 || s.ConnectedClients != 3000 {
 		t.Fatalf("simulator %+v", s)
@@ -265,11 +272,7 @@ func TestRebalanceEndsBalanced(t *testing.T) {
 
 func TestRebalanceAbortedIsNotBalanced(t *testing.T) {
 	e := newEnv(t, 1500, 1500, 0)
-	e.drive(20)
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		_ = e.sim.StopNode(nodeName(2))
-	}()
+	e.at(4*time.Second, func() { _ = e.sim.StopNode(nodeName(2)) })
 	out, _, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
 		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "10", "--interval", "20ms")
 	if !errors.Is(err, ErrNotBalanced) || !strings.Contains(out, "not balanced") || ExitCode(err, false) != ExitNotBalanced {
@@ -385,16 +388,10 @@ func TestSafeEscapesTerminalControl(t *testing.T) {
 
 func TestEvacuationStoppedByOthersWhileWaitingIsSaidPlainly(t *testing.T) {
 	e := newEnv(t, 300, 300)
-	go func() {
-		for {
-			time.Sleep(50 * time.Millisecond)
-			if st, _ := e.sim.Node(nodeName(1)); st.Evacuation != "" {
-				c, _ := emqxClient(e.urls["emqx-0"])
-				_ = c.StopEvacuation(context.Background(), nodeName(1))
-				return
-			}
-		}
-	}()
+	e.at(time.Second, func() {
+		c, _ := emqxClient(e.urls["emqx-0"])
+		_ = c.StopEvacuation(context.Background(), nodeName(1))
+	})
 	_, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms")
 	if err == nil || !strings.Contains(err.Error(), "is gone: someone stopped it") || strings.Contains(err.Error(), "still evacuating") {
 		t.Fatalf("got %v", err)
@@ -481,8 +478,9 @@ func TestEvacuateSendsOnlyAvailableTargets(t *testing.T) {
 // kubectl emqx scale 3→1: emqx-2's sessions never go into emqx-1, which goes too.
 func TestScaleDownMigratesOnlyToPodsThatStay(t *testing.T) {
 	e := newEnv(t, 300, 300, 300)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	e.at(300*time.Millisecond, cancel)
 	_, _, _ = e.run(ctx, "scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--interval", "20ms")
 	c, _ := emqxClient(e.urls["emqx-0"])
 	g, err := c.GlobalStatus(context.Background())

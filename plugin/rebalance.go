@@ -281,11 +281,9 @@ func (o *RebalanceOptions) printPlan(u *ui, t *target, p evacuation.Plan) {
 
 // watch follows the rebalance until it disappears from global_status, then judges the counts.
 func (o *RebalanceOptions) watch(ctx context.Context, t *target, u *ui, coord string, donors, recipients []string) error {
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
 	p := &progress{u: u}
-	err := poll(wctx, o.Clock, o.Interval, func() (bool, error) {
-		g, err := t.conn.GlobalStatus(wctx)
+	err := poll(ctx, o.Clock, o.Interval, o.Clock.Now().Add(o.Timeout), func() (bool, error) {
+		g, err := t.conn.GlobalStatus(ctx)
 		if err != nil {
 			return false, err
 		}

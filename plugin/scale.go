@@ -167,17 +167,16 @@ func (o *ScaleOptions) down(ctx context.Context, ns string, sts *appsv1.Stateful
 		}
 		fmt.Fprintf(o.ErrOut, "evacuating %s (%d connections, %d sessions)\n", t.podLabel(n.Node), n.LiveConnections, n.Connections)
 	}
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	if _, err := waitEvacuated(wctx, o.Clock, o.Interval, t, u, evacuate, o.waits()); err != nil {
+	deadline := o.Clock.Now().Add(o.Timeout)
+	if _, err := waitEvacuated(ctx, o.Clock, o.Interval, deadline, t, u, evacuate, o.waits()); err != nil {
 		return stillRunning(ctx, err, fmt.Sprintf("the replicas are unchanged and %s still evacuating; reopen with: kubectl emqx evacuate stop POD -n %s",
 			strings.Join(gone, ", "), ns), o.Timeout)
 	}
 	if err := o.setReplicas(ctx, t, ns); err != nil {
 		return err
 	}
-	err = poll(wctx, o.Clock, o.Interval, func() (bool, error) {
-		if err := t.refreshPods(wctx); err != nil {
+	err = poll(ctx, o.Clock, o.Interval, deadline, func() (bool, error) {
+		if err := t.refreshPods(ctx); err != nil {
 			return false, err
 		}
 		for _, name := range gone {
@@ -213,14 +212,13 @@ func (o *ScaleOptions) up(ctx context.Context, ns string, sts *appsv1.StatefulSe
 		return err
 	}
 	added := cluster.ReplicaPods(sts, cur, o.Replicas)
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
+	deadline := o.Clock.Now().Add(o.Timeout)
 	var fresh []emqx.Node
-	err = poll(wctx, o.Clock, o.Interval, func() (bool, error) {
-		if err := t.refreshPods(wctx); err != nil {
+	err = poll(ctx, o.Clock, o.Interval, deadline, func() (bool, error) {
+		if err := t.refreshPods(ctx); err != nil {
 			return false, err
 		}
-		nodes, err := t.conn.Nodes(wctx)
+		nodes, err := t.conn.Nodes(ctx)
 		if err != nil {
 			return false, err
 		}
@@ -230,7 +228,7 @@ func (o *ScaleOptions) up(ctx context.Context, ns string, sts *appsv1.StatefulSe
 			if !ok || !cluster.Ready(p) {
 				return false, nil
 			}
-			n, ok := t.nodeOfPod(wctx, nodes, p)
+			n, ok := t.nodeOfPod(ctx, nodes, p)
 			if !ok || !n.Running() {
 				return false, nil
 			}

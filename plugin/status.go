@@ -76,7 +76,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	defer t.Close()
 	u := o.ui()
 	first := true
-	err = poll(ctx, o.Clock, o.Interval, func() (bool, error) {
+	err = poll(ctx, o.Clock, o.Interval, time.Time{}, func() (bool, error) {
 		// The first report uses the pods resolve just read; a watch reads them again each time.
 		r, err := o.report(ctx, t, !first)
 		if err != nil {

@@ -207,35 +207,30 @@ func stillRunning(ctx context.Context, err error, state string, timeout time.Dur
 	return err
 }
 
-// waitEvacuated polls global_status until every node's evacuation is done, showing progress. It
-// returns the last evacuation seen of each node.
+// waitEvacuated polls global_status until every node's evacuation is done, showing progress (one
+// bar per node on a terminal). It returns the last evacuation seen of each node.
 func waitEvacuated(ctx context.Context, clk clock.WithTicker, interval time.Duration, deadline time.Time, t *target, u *ui, nodes []emqx.Node, w evacuation.Waits) (map[string]emqx.Evacuation, error) {
 	last := map[string]emqx.Evacuation{}
-	p := &progress{u: u}
-	defer p.done()
+	view := newEvacuationView(u, t.podLabel)
+	defer view.close()
 	err := poll(ctx, clk, interval, deadline, func() (bool, error) {
 		gs, err := t.conn.GlobalStatus(ctx)
 		if err != nil {
 			return false, err
 		}
 		done := true
-		var line string
+		ps := make([]evacuation.Progress, 0, len(nodes))
 		for _, n := range nodes {
 			ev, ok := gs.Evacuation(n.Node)
 			if !ok {
 				return false, fmt.Errorf("the evacuation of %s is gone: someone stopped it, or the node restarted without its data", safe(n.Node))
 			}
 			last[n.Node] = ev
-			done = done && evacuation.SafeToRemove(ev)
-			if line != "" {
-				line += "  "
-			}
-			line += fmt.Sprintf("%s %s %d conns %d sessions", t.podLabel(n.Node), ev.State, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions)
-			if rem := evacuation.Remaining(ev, w); rem > 0 {
-				line += fmt.Sprintf(" (about %v)", rem)
-			}
+			p := evacuation.ProgressOf(ev, w)
+			done = done && p.Done
+			ps = append(ps, p)
 		}
-		p.update(line)
+		view.show(ps)
 		return done, nil
 	})
 	return last, err

@@ -61,6 +61,9 @@ func (u *ui) yellow(s string) string { return paint(u.color, color.FgYellow)(s) 
 func (u *ui) red(s string) string    { return paint(u.color, color.FgRed)(s) }
 func (u *ui) bold(s string) string   { return paint(u.color, color.Bold)(s) }
 
+// errGreen colours for ErrOut, where progress goes.
+func (u *ui) errGreen(s string) string { return paint(u.errColor, color.FgGreen)(s) }
+
 // progress prints a progress line: redrawn in place on a terminal, one line per change otherwise.
 type progress struct {
 	u    *ui

@@ -17,16 +17,19 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
 
@@ -204,9 +207,7 @@ func TestEvacuateWaitsUntilEmpty(t *testing.T) {
 	if !strings.Contains(out, "evacuated: emqx-2 is empty") || !strings.Contains(out, "kubectl emqx evacuate stop emqx-2 -n mqtt") {
 		t.Fatalf("stdout %q", out)
 	}
-	if !strings.Contains(errOut, "evacuation of emqx-2") || !strings.Contains(errOut, "prohibiting 0 conns 0 sessions") {
-		t.Fatalf("progress %q", errOut)
-	}
+	golden(t, "evacuate-wait.golden", out+"--- stderr\n"+errOut)
 	s := e.sim.Snapshot()
 	if s.LostSessions != 0 || s.Nodes[2].Evacuation != "prohibiting" || s.Nodes[2].PersistentSessions != 0 {
 		t.Fatalf("simulator %+v", s)
@@ -495,6 +496,45 @@ func TestScaleDownMigratesOnlyToPodsThatStay(t *testing.T) {
 	}
 }
 
+// kubectl emqx scale 3→1 evacuates both victims at once, into the pod that stays, then scales.
+func TestScaleDownEvacuatesTheVictimsThenScales(t *testing.T) {
+	e := newEnv(t, 300, 300, 300)
+	ctx := context.Background()
+	// The scale subresource, which the fake clientset does not serve.
+	e.kube.PrependReactor("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		u, ok := a.(k8stesting.UpdateAction)
+		if !ok || a.GetSubresource() != "scale" {
+			return false, nil, nil
+		}
+		scale := u.GetObject().(*autoscalingv1.Scale)
+		obj, err := e.kube.Tracker().Get(appsv1.SchemeGroupVersion.WithResource("statefulsets"), "mqtt", scale.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		sts := obj.(*appsv1.StatefulSet)
+		sts.Spec.Replicas = &scale.Spec.Replicas
+		return true, scale, e.kube.Tracker().Update(appsv1.SchemeGroupVersion.WithResource("statefulsets"), sts, "mqtt")
+	})
+	// The StatefulSet controller's part: once the replicas are lowered, the removed pods go.
+	e.every = func(time.Time) {
+		sts, err := e.kube.AppsV1().StatefulSets("mqtt").Get(ctx, "emqx", metav1.GetOptions{})
+		if err == nil && sts.Spec.Replicas != nil && *sts.Spec.Replicas == 1 {
+			for _, p := range []string{"emqx-1", "emqx-2"} {
+				_ = e.kube.CoreV1().Pods("mqtt").Delete(ctx, p, metav1.DeleteOptions{})
+			}
+		}
+	}
+	out, errOut, err := e.run(ctx, "scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--wait-health-check", "1s",
+		"--wait-takeover", "1s", "--conn-evict-rate", "100", "--sess-evict-rate", "100", "--interval", "500ms")
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, errOut)
+	}
+	golden(t, "scale-down.golden", out+"--- stderr\n"+errOut)
+	if s := e.sim.Snapshot(); s.LostSessions != 0 || s.Nodes[0].PersistentSessions != 900 {
+		t.Fatalf("simulator %+v", s)
+	}
+}
+
 // The plan lists pods by ordinal within each role, emqx-2 before emqx-10.
 func TestComparePodsByOrdinal(t *testing.T) {
 	names := []string{"emqx-10", "emqx-2", "emqx-0", "other", "emqx-1"}
@@ -595,4 +635,26 @@ func TestOutputsMatchTheirGoldenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "evacuate-no-wait.golden", out+"--- stderr\n"+errOut)
+}
+
+// On a terminal the view draws one bar per node with mpb, completes the ones that are done, and
+// stops its renderer on close (goleak would catch one left running).
+func TestEvacuationViewDrawsABarPerNodeOnATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	v := newEvacuationView(&ui{errOut: &buf, errTTY: true}, func(n string) string { return strings.TrimPrefix(n, "emqx@") })
+	at := func(node, state string, conns, sessions int64) evacuation.Progress {
+		ev := emqx.Evacuation{Node: node, State: state, ConnectionEvictionRate: 100, SessionEvictionRate: 100,
+			Stats: emqx.Stats{InitialConnected: 200, CurrentConnected: conns, InitialSessions: 200, CurrentSessions: sessions}}
+		return evacuation.ProgressOf(ev, evacuation.Waits{Takeover: time.Second})
+	}
+	v.show([]evacuation.Progress{at("emqx@a", emqx.EvacuationEvictingConns, 200, 200), at("emqx@b", emqx.EvacuationEvictingConns, 200, 200)})
+	v.show([]evacuation.Progress{at("emqx@a", emqx.EvacuationEvictingSessions, 0, 100), at("emqx@b", emqx.EvacuationEvictingConns, 100, 200)})
+	v.show([]evacuation.Progress{at("emqx@a", emqx.EvacuationProhibiting, 0, 0), at("emqx@b", emqx.EvacuationWaitingTakeover, 0, 200)})
+	v.close()
+	out := buf.String()
+	// The renderer draws the latest state: a done, b half-way (200 of 400 moved), in line.
+	if !regexp.MustCompile(`a +\[=+\] prohibiting: empty\n`).MatchString(out) ||
+		!regexp.MustCompile(`b +\[=+>?-+\] waiting_takeover: 0 conns, 200 sessions, ~3s\n`).MatchString(out) {
+		t.Fatalf("bars:\n%s", out)
+	}
 }

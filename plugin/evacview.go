@@ -8,15 +8,15 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 )
 
 // evacuationView shows evacuations while the plugin waits for them: on a terminal, one bar per
 // node (connections and sessions moved, state, what is left and the time left), redrawn in place
 // by mpb; elsewhere, a plain line for each node whose progress changed.
 type evacuationView struct {
-	u     *ui
-	label func(node string) string // the pod of a node, for people
-	last  map[string]string        // plain mode: the last line of each node
+	u    *ui
+	last map[string]string // plain mode: the last line of each node
 
 	// terminal mode
 	mu      sync.Mutex // now is read by mpb's renderer
@@ -26,8 +26,8 @@ type evacuationView struct {
 	bar     map[string]*mpb.Bar
 }
 
-func newEvacuationView(u *ui, label func(string) string) *evacuationView {
-	v := &evacuationView{u: u, label: label, last: map[string]string{}, now: map[string]evacuation.Progress{}, bar: map[string]*mpb.Bar{}}
+func newEvacuationView(u *ui) *evacuationView {
+	v := &evacuationView{u: u, last: map[string]string{}, now: map[string]evacuation.Progress{}, bar: map[string]*mpb.Bar{}}
 	if u.errTTY {
 		v.refresh = make(chan any)
 		v.bars = mpb.New(mpb.WithOutput(u.errOut), mpb.WithManualRefresh(v.refresh))
@@ -36,10 +36,10 @@ func newEvacuationView(u *ui, label func(string) string) *evacuationView {
 }
 
 // show draws the nodes' progress, in the order given.
-func (v *evacuationView) show(ps []evacuation.Progress) {
+func (v *evacuationView) show(ps []ops.Evacuating) {
 	if v.bars == nil {
 		for _, p := range ps {
-			line := fmt.Sprintf("%s %s: %s", safe(v.label(p.Node)), safe(p.State), p.Summary())
+			line := fmt.Sprintf("%s %s: %s", safe(p.Pod), safe(p.State), p.Summary())
 			if v.last[p.Node] != line {
 				v.last[p.Node] = line
 				fmt.Fprintln(v.u.errOut, line)
@@ -49,7 +49,7 @@ func (v *evacuationView) show(ps []evacuation.Progress) {
 	}
 	v.mu.Lock()
 	for _, p := range ps {
-		v.now[p.Node] = p
+		v.now[p.Node] = p.Progress
 	}
 	v.mu.Unlock()
 	for _, p := range ps {
@@ -57,7 +57,7 @@ func (v *evacuationView) show(ps []evacuation.Progress) {
 		if !ok {
 			node := p.Node
 			b = v.bars.New(max(p.Initial, 1), mpb.BarStyle(), mpb.BarWidth(24),
-				mpb.PrependDecorators(decor.Name(safe(v.label(node)), decor.WCSyncSpaceR)),
+				mpb.PrependDecorators(decor.Name(safe(p.Pod), decor.WCSyncSpaceR)),
 				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return v.status(node) })))
 			v.bar[node] = b
 		}

@@ -1,5 +1,6 @@
-// Package plugin holds the cobra commands of `kubectl emqx`. Each verb has an options struct with
-// Complete, Validate and Run; the work itself lives in pkg/.
+// Package plugin holds the cobra commands of `kubectl emqx`: each verb's flags (an options struct
+// with Complete, Validate and Run) and its printing. The work itself is pkg/ops: Run builds an
+// ops Config from the flags, runs it with a reporter that prints as it goes, and prints the result.
 package plugin
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 )
 
 // GlobalOptions are the flags every command shares: kubectl's own, and how to reach EMQX.
@@ -129,153 +131,26 @@ func (g *GlobalOptions) kube() (*rest.Config, kubernetes.Interface, error) {
 	return cfg, cs, nil
 }
 
-// target is an EMQX cluster to work on and a connection to its API.
-type target struct {
-	ns      string
-	matcher cluster.Matcher  // which pods and StatefulSets are EMQX (--emqx-selector)
-	cl      *cluster.Cluster // nil in direct mode
-	kube    kubernetes.Interface
-	conn    *cluster.Conn
-}
-
-func (t *target) Close() {
-	if t.conn != nil {
-		t.conn.Close()
-	}
-}
-
-// resolve finds the cluster (by name, or the only one) and connects to its API, avoiding the
-// pods named in avoid when it can.
-func (g *GlobalOptions) resolve(ctx context.Context, name string, avoid ...string) (*target, error) {
-	return g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
-		clusters, err := cluster.Discover(ctx, cs, ns, g.matcher())
-		if err != nil {
-			return nil, err
-		}
-		return cluster.Select(clusters, name, ns)
-	}, avoid...)
-}
-
-// connect finds the cluster with find (not in direct mode) and connects to its API.
-func (g *GlobalOptions) connect(ctx context.Context, find func(context.Context, kubernetes.Interface, string) (*cluster.Cluster, error), avoid ...string) (*target, error) {
+// access is how the verbs reach EMQX: through Kubernetes with the user's credentials, or
+// directly with --emqx-url.
+func (g *GlobalOptions) access() (ops.Access, error) {
 	ns, err := g.Namespace()
 	if err != nil {
-		return nil, err
+		return ops.Access{}, err
 	}
-	t := &target{ns: ns, matcher: g.matcher()}
-	access := cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}, Forward: g.Forward}
+	a := ops.Access{Namespace: ns, Matcher: g.matcher(),
+		EMQX: cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}, Forward: g.Forward}}
 	if !g.direct() {
 		cfg, cs, err := g.kube()
 		if err != nil {
-			return nil, err
+			return ops.Access{}, err
 		}
-		access.Config, access.Kube, t.kube = cfg, cs, cs
-		if t.cl, err = find(ctx, cs, ns); err != nil {
-			return nil, err
-		}
+		a.EMQX.Config, a.EMQX.Kube, a.Kube = cfg, cs, cs
 	}
-	if t.conn, err = cluster.Connect(ctx, access, t.cl, avoid...); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return a, nil
 }
 
-// resolvePod finds the cluster of an EMQX pod (or, in direct mode, a node by pod or node name)
-// and the pod's node.
-func (g *GlobalOptions) resolvePod(ctx context.Context, pod string) (*target, emqx.Node, error) {
-	t, err := g.connect(ctx, func(ctx context.Context, cs kubernetes.Interface, ns string) (*cluster.Cluster, error) {
-		cl, _, err := cluster.ForPod(ctx, cs, ns, pod, g.matcher())
-		return cl, err
-	}, pod)
-	if err != nil {
-		return nil, emqx.Node{}, err
-	}
-	node, err := t.nodeOf(ctx, pod)
-	if err != nil {
-		t.Close()
-		return nil, emqx.Node{}, err
-	}
-	return t, node, nil
-}
-
-// nodeOf maps a pod (or, in direct mode, a pod or node name) to its running EMQX node.
-func (t *target) nodeOf(ctx context.Context, pod string) (emqx.Node, error) {
-	nodes, err := t.conn.Nodes(ctx)
-	if err != nil {
-		return emqx.Node{}, err
-	}
-	if t.cl == nil {
-		if n, ok := cluster.NodeByName(nodes, pod); ok && n.Running() {
-			return n, nil
-		}
-		return emqx.Node{}, fmt.Errorf("no running EMQX node %q at %s; list nodes with: kubectl emqx status --emqx-url %s", pod, t.conn.Via, t.conn.Via)
-	}
-	p, ok := t.cl.Pod(pod)
-	if !ok {
-		return emqx.Node{}, fmt.Errorf("pod %q is not part of EMQX cluster %q; list its pods with: kubectl emqx status -n %s", pod, t.cl.Name, t.ns)
-	}
-	n, ok := t.nodeOfPod(ctx, nodes, p)
-	if !ok || !n.Running() {
-		return emqx.Node{}, fmt.Errorf("pod %q has no running EMQX node (not started, or not part of the cluster yet); check: kubectl emqx status -n %s", pod, t.ns)
-	}
-	return n, nil
-}
-
-// nodeOfPod finds the pod's node among nodes, recognising it also by the name its environment gives.
-func (t *target) nodeOfPod(ctx context.Context, nodes []emqx.Node, p *corev1.Pod) (emqx.Node, bool) {
-	n, _, ok := cluster.FindNode(ctx, t.kube, nodes, p)
-	return n, ok
-}
-
-// podLabel names a node by its pod where known.
-func (t *target) podLabel(node string) string {
-	if t.cl != nil {
-		if p, ok := cluster.PodOfNode(t.cl.Pods, node); ok {
-			return p.Name
-		}
-	}
-	return node
-}
-
-// nsFlag is " -n NS" for commands printed as advice, or "" in direct mode.
-func (t *target) nsFlag() string {
-	if t.cl == nil {
-		return ""
-	}
-	return " -n " + t.ns
-}
-
-// poll calls fn every interval until it returns done, an error, or ctx ends; past deadline (on the
-// injected clock; zero: none) it returns context.DeadlineExceeded.
-func poll(ctx context.Context, clk clock.WithTicker, interval time.Duration, deadline time.Time, fn func() (bool, error)) error {
-	tick := clk.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		done, err := fn()
-		if err != nil || done {
-			return err
-		}
-		if !deadline.IsZero() && !clk.Now().Before(deadline) {
-			return context.DeadlineExceeded
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C():
-		}
-	}
-}
-
-// refreshPods re-reads the cluster's workloads and pods.
-func (t *target) refreshPods(ctx context.Context) error {
-	clusters, err := cluster.Discover(ctx, t.kube, t.ns, t.matcher)
-	if err != nil {
-		return err
-	}
-	c, err := cluster.Select(clusters, t.cl.Name, t.ns)
-	if err != nil {
-		return err
-	}
-	t.cl = c
-	return nil
+// waiting is how a verb waits: on the injected clock.
+func (g *GlobalOptions) waiting(interval, timeout time.Duration) ops.Waiting {
+	return ops.Waiting{Clock: g.Clock, Interval: interval, Timeout: timeout}
 }

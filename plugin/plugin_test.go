@@ -30,6 +30,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
 
@@ -641,15 +642,15 @@ func TestOutputsMatchTheirGoldenFiles(t *testing.T) {
 // stops its renderer on close (goleak would catch one left running).
 func TestEvacuationViewDrawsABarPerNodeOnATerminal(t *testing.T) {
 	var buf bytes.Buffer
-	v := newEvacuationView(&ui{errOut: &buf, errTTY: true}, func(n string) string { return strings.TrimPrefix(n, "emqx@") })
-	at := func(node, state string, conns, sessions int64) evacuation.Progress {
+	v := newEvacuationView(&ui{errOut: &buf, errTTY: true})
+	at := func(node, state string, conns, sessions int64) ops.Evacuating {
 		ev := emqx.Evacuation{Node: node, State: state, ConnectionEvictionRate: 100, SessionEvictionRate: 100,
 			Stats: emqx.Stats{InitialConnected: 200, CurrentConnected: conns, InitialSessions: 200, CurrentSessions: sessions}}
-		return evacuation.ProgressOf(ev, evacuation.Waits{Takeover: time.Second})
+		return ops.Evacuating{Pod: strings.TrimPrefix(node, "emqx@"), Progress: evacuation.ProgressOf(ev, evacuation.Waits{Takeover: time.Second})}
 	}
-	v.show([]evacuation.Progress{at("emqx@a", emqx.EvacuationEvictingConns, 200, 200), at("emqx@b", emqx.EvacuationEvictingConns, 200, 200)})
-	v.show([]evacuation.Progress{at("emqx@a", emqx.EvacuationEvictingSessions, 0, 100), at("emqx@b", emqx.EvacuationEvictingConns, 100, 200)})
-	v.show([]evacuation.Progress{at("emqx@a", emqx.EvacuationProhibiting, 0, 0), at("emqx@b", emqx.EvacuationWaitingTakeover, 0, 200)})
+	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationEvictingConns, 200, 200), at("emqx@b", emqx.EvacuationEvictingConns, 200, 200)})
+	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationEvictingSessions, 0, 100), at("emqx@b", emqx.EvacuationEvictingConns, 100, 200)})
+	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationProhibiting, 0, 0), at("emqx@b", emqx.EvacuationWaitingTakeover, 0, 200)})
 	v.close()
 	out := buf.String()
 	// The renderer draws the latest state: a done, b half-way (200 of 400 moved), in line.

@@ -5,17 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 )
 
 // RebalanceOptions are the flags of `kubectl emqx rebalance`.
@@ -101,18 +101,10 @@ func (o *RebalanceOptions) Validate() error {
 	return nil
 }
 
-// connRate is the connection eviction rate the rebalance runs with.
-func (o *RebalanceOptions) connRate() int64 {
-	if r := o.evacuationRequest().ConnEvictRate; r != nil {
-		return *r
-	}
-	return evacuation.DefaultRate
-}
-
-func (o *RebalanceOptions) request(nodes []string) emqx.RebalanceRequest {
+func (o *RebalanceOptions) request() emqx.RebalanceRequest {
 	e := o.evacuationRequest()
 	return emqx.RebalanceRequest{
-		Nodes: nodes, ConnEvictRate: e.ConnEvictRate, SessEvictRate: e.SessEvictRate, WaitHealthCheck: e.WaitHealthCheck, WaitTakeover: e.WaitTakeover,
+		ConnEvictRate: e.ConnEvictRate, SessEvictRate: e.SessEvictRate, WaitHealthCheck: e.WaitHealthCheck, WaitTakeover: e.WaitTakeover,
 		AbsConnThreshold: given(&o.evictionFlags, "abs-conn-threshold", &o.Thresholds.AbsConn),
 		RelConnThreshold: given(&o.evictionFlags, "rel-conn-threshold", &o.Thresholds.RelConn),
 		AbsSessThreshold: given(&o.evictionFlags, "abs-sess-threshold", &o.Thresholds.AbsSess),
@@ -122,221 +114,55 @@ func (o *RebalanceOptions) request(nodes []string) emqx.RebalanceRequest {
 
 // Run plans, starts and watches the rebalance, then judges its outcome.
 func (o *RebalanceOptions) Run(ctx context.Context) error {
-	t, err := o.resolve(ctx, o.Cluster)
+	a, err := o.access()
 	if err != nil {
 		return err
 	}
-	defer t.Close()
-	u := o.ui()
-	nodes, err := t.conn.Nodes(ctx)
-	if err != nil {
+	rep := newReporter(o.GlobalOptions)
+	b := ops.Rebalance{Cluster: o.Cluster, Nodes: o.Nodes, Thresholds: o.Thresholds, Request: o.request(), DryRun: o.DryRun, NoWait: o.NoWait,
+		Waiting: o.waiting(o.Interval, o.Timeout)}
+	res, err := b.Run(ctx, a, rep)
+	rep.close()
+	return printRebalance(o.ui(), o.Out, res, err)
+}
+
+// printRebalance prints how a rebalance ended: started and left running, or the final counts and
+// the verdict (ErrNotBalanced when it ended without reaching balance).
+func printRebalance(u *ui, out io.Writer, res ops.RebalanceResult, err error) error {
+	switch {
+	case err != nil:
 		return err
+	case res.NothingToBalance:
+		fmt.Fprintf(out, "%s EMQX says there is nothing to balance: the nodes are within the thresholds\n", u.green("balanced:"))
+		return nil
+	case res.Started && !res.Waited:
+		fmt.Fprintf(out, "rebalancing; watch with: %s; stop with: %s\n", res.Watch, res.Stop)
+		return nil
+	case !res.Waited:
+		return nil // a dry run: the plan is printed
 	}
-	g, err := t.conn.GlobalStatus(ctx)
-	if err != nil {
-		return err
+	tw := newTable(out)
+	fmt.Fprintln(tw, "NODE\tROLE\tCONNECTIONS\tSESSIONS")
+	for _, c := range res.Donors {
+		fmt.Fprintf(tw, "%s\tdonor\t%d\t%d\n", safe(c.Pod), c.Conns, c.Sessions)
 	}
-	if len(g.Rebalances) > 0 {
-		rb := g.Rebalances[0]
-		fmt.Fprintf(o.ErrOut, "a rebalance coordinated by %s is already running; watching it\n", safe(t.podLabel(rb.CoordinatorNode)))
-		return o.watch(ctx, t, u, rb.CoordinatorNode, rb.Donors, rb.Recipients)
+	for _, c := range res.Recipients {
+		fmt.Fprintf(tw, "%s\trecipient\t%d\t%d\n", safe(c.Pod), c.Conns, c.Sessions)
 	}
-	participants, err := o.participants(ctx, t, nodes, g)
-	if err != nil {
-		return err
+	_ = tw.Flush()
+	switch {
+	case res.Lost:
+		fmt.Fprintf(out, "%s a node taking part is no longer running\n", u.red("not balanced:"))
+		return ErrNotBalanced
+	case !res.Balanced:
+		fmt.Fprintf(out, "%s donors still hold more than the thresholds allow\n", u.red("not balanced:"))
+		return ErrNotBalanced
 	}
 	var counts []evacuation.Count
-	for _, n := range participants {
-		counts = append(counts, evacuation.CountOf(n))
+	for _, c := range append(slices.Clone(res.Donors), res.Recipients...) {
+		counts = append(counts, c.Count)
 	}
-	plan := evacuation.PlanRebalance(counts, o.Thresholds)
-	o.printPlan(u, t, plan)
-	if o.DryRun {
-		return nil
-	}
-	coord, err := o.coordinator(t, participants)
-	if err != nil {
-		return err
-	}
-	var names []string
-	for _, n := range participants {
-		names = append(names, n.Node)
-	}
-	err = t.conn.StartRebalance(ctx, coord, o.request(names))
-	switch {
-	case emqx.IsNothingToBalance(err):
-		fmt.Fprintf(o.Out, "%s EMQX says there is nothing to balance: the nodes are within the thresholds\n", u.green("balanced:"))
-		return nil
-	case err != nil:
-		return fmt.Errorf("start the rebalance: %w", err)
-	}
-	fmt.Fprintf(o.ErrOut, "rebalance started, coordinated by %s\n", safe(t.podLabel(coord)))
-	if o.NoWait {
-		fmt.Fprintf(o.Out, "rebalancing; watch with: kubectl emqx status%s; stop with: kubectl emqx rebalance stop%s\n", t.nsFlag(), t.nsFlag())
-		return nil
-	}
-	var donors, recipients []string
-	for _, c := range plan.Donors {
-		donors = append(donors, c.Node)
-	}
-	for _, c := range plan.Recipients {
-		recipients = append(recipients, c.Node)
-	}
-	return o.watch(ctx, t, u, coord, donors, recipients)
-}
-
-// participants are the --nodes, or every running node that is not evacuating.
-func (o *RebalanceOptions) participants(ctx context.Context, t *target, nodes []emqx.Node, g emqx.GlobalStatus) ([]emqx.Node, error) {
-	if len(o.Nodes) > 0 {
-		var out []emqx.Node
-		for _, name := range o.Nodes {
-			n, err := t.nodeOf(ctx, name)
-			if err != nil {
-				return nil, fmt.Errorf("--nodes %s: %w", name, err)
-			}
-			out = append(out, n)
-		}
-		return out, nil
-	}
-	var out []emqx.Node
-	for _, n := range nodes {
-		if _, evacuating := g.Evacuation(n.Node); n.Running() && !evacuating {
-			out = append(out, n)
-		}
-	}
-	if len(out) < 2 {
-		return nil, fmt.Errorf("a rebalance needs at least two running nodes that are not evacuating; this cluster has %d", len(out))
-	}
-	return out, nil
-}
-
-// coordinator picks a stable node to coordinate: a core node whose pod is Ready and not about to
-// go (lowest ordinal within the StatefulSet's replicas); in direct mode, the first core node.
-func (o *RebalanceOptions) coordinator(t *target, participants []emqx.Node) (string, error) {
-	type cand struct {
-		node    string
-		ordinal int
-	}
-	var cands []cand
-	for _, n := range participants {
-		if n.Role == emqx.RoleReplicant {
-			continue // replicant names change with their IP
-		}
-		if t.cl == nil {
-			cands = append(cands, cand{n.Node, len(cands)})
-			continue
-		}
-		p, ok := cluster.PodOfNode(t.cl.Pods, n.Node)
-		if !ok || !cluster.Ready(p) {
-			continue
-		}
-		ord, keep := ordinal(t.cl, p.Name)
-		if keep {
-			cands = append(cands, cand{n.Node, ord})
-		}
-	}
-	if len(cands) == 0 {
-		if len(participants) > 0 {
-			return participants[0].Node, nil
-		}
-		return "", errors.New("no node can coordinate the rebalance")
-	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].ordinal < cands[j].ordinal })
-	return cands[0].node, nil
-}
-
-// ordinal is a StatefulSet pod's ordinal, and whether the pod stays at the current replica count.
-func ordinal(cl *cluster.Cluster, pod string) (int, bool) {
-	for i := range cl.StatefulSets {
-		if n, ok := cluster.Ordinal(&cl.StatefulSets[i], pod); ok {
-			return int(n), cluster.Stays(&cl.StatefulSets[i], pod)
-		}
-	}
-	return 1 << 30, true
-}
-
-func (o *RebalanceOptions) printPlan(u *ui, t *target, p evacuation.Plan) {
-	fmt.Fprintln(o.Out, u.bold("Rebalance plan"))
-	tw := newTable(o.Out)
-	fmt.Fprintln(tw, "  NODE\tROLE\tCONNECTIONS\tSESSIONS")
-	for _, group := range []struct {
-		role   string
-		counts []evacuation.Count
-	}{{"donor", p.Donors}, {"recipient", p.Recipients}} {
-		counts := slices.Clone(group.counts)
-		// A stable order: by pod ordinal (emqx-2 before emqx-10), whatever order EMQX lists them in.
-		slices.SortStableFunc(counts, func(a, b evacuation.Count) int { return comparePods(t.podLabel(a.Node), t.podLabel(b.Node)) })
-		for _, c := range counts {
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", safe(t.podLabel(c.Node)), group.role, c.Conns, c.Sessions)
-		}
-	}
-	_ = tw.Flush()
-	if p.Needed {
-		fmt.Fprintf(o.Out, "at least %d connections to move, up to %d: EMQX evicts %d per donor each second and checks after each step (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
-			p.ExpectedConnMoves, p.MostConnMoves(o.connRate()), o.connRate(), o.Thresholds.AbsConn, o.Thresholds.RelConn, o.Thresholds.AbsSess, o.Thresholds.RelSess)
-	} else {
-		fmt.Fprintln(o.Out, "already within the thresholds: nothing to move")
-	}
-}
-
-// watch follows the rebalance until it disappears from global_status, then judges the counts.
-func (o *RebalanceOptions) watch(ctx context.Context, t *target, u *ui, coord string, donors, recipients []string) error {
-	p := &progress{u: u}
-	err := poll(ctx, o.Clock, o.Interval, o.Clock.Now().Add(o.Timeout), func() (bool, error) {
-		g, err := t.conn.GlobalStatus(ctx)
-		if err != nil {
-			return false, err
-		}
-		rb, running := g.Rebalance(coord)
-		if !running {
-			return true, nil
-		}
-		line := "rebalance " + rb.State
-		if rb.DonorConnAvg != nil && rb.ConnectionGoal != nil {
-			line += fmt.Sprintf(": donors average %.0f connections, recipients %.0f", *rb.DonorConnAvg, *rb.ConnectionGoal)
-		}
-		p.update(line)
-		return false, nil
-	})
-	p.done()
-	if err != nil {
-		return stillRunning(ctx, err, fmt.Sprintf("the rebalance coordinated by %s is still running; stop it with: kubectl emqx rebalance stop%s",
-			safe(t.podLabel(coord)), t.nsFlag()), o.Timeout)
-	}
-	nodes, err := t.conn.Nodes(ctx)
-	if err != nil {
-		return fmt.Errorf("the rebalance ended; reading the final counts failed: %w", err)
-	}
-	pick := func(names []string) []evacuation.Count {
-		var out []evacuation.Count
-		for _, n := range nodes {
-			for _, name := range names {
-				if n.Node == name && n.Running() {
-					out = append(out, evacuation.CountOf(n))
-				}
-			}
-		}
-		return out
-	}
-	d, r := pick(donors), pick(recipients)
-	tw := newTable(o.Out)
-	fmt.Fprintln(tw, "NODE\tROLE\tCONNECTIONS\tSESSIONS")
-	for _, c := range d {
-		fmt.Fprintf(tw, "%s\tdonor\t%d\t%d\n", safe(t.podLabel(c.Node)), c.Conns, c.Sessions)
-	}
-	for _, c := range r {
-		fmt.Fprintf(tw, "%s\trecipient\t%d\t%d\n", safe(t.podLabel(c.Node)), c.Conns, c.Sessions)
-	}
-	_ = tw.Flush()
-	if len(d)+len(r) < len(donors)+len(recipients) {
-		fmt.Fprintf(o.Out, "%s a node taking part is no longer running\n", u.red("not balanced:"))
-		return ErrNotBalanced
-	}
-	if !evacuation.Balanced(d, r, o.Thresholds) {
-		fmt.Fprintf(o.Out, "%s donors still hold more than the thresholds allow\n", u.red("not balanced:"))
-		return ErrNotBalanced
-	}
-	fmt.Fprintf(o.Out, "%s the donors are within the thresholds of the recipients (%s)\n", u.green("balanced:"), spread(append(slices.Clone(d), r...)))
+	fmt.Fprintf(out, "%s the donors are within the thresholds of the recipients (%s)\n", u.green("balanced:"), spread(counts))
 	return nil
 }
 
@@ -368,28 +194,18 @@ func newRebalanceStopCmd(g *GlobalOptions) *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			ctx := cmd.Context()
-			t, err := g.resolve(ctx, name)
+			a, err := g.access()
 			if err != nil {
 				return err
 			}
-			defer t.Close()
-			gs, err := t.conn.GlobalStatus(ctx)
-			if err != nil {
-				return err
+			stopped, err := ops.StopRebalance(cmd.Context(), a, name)
+			for _, c := range stopped {
+				fmt.Fprintf(g.Out, "rebalance coordinated by %s stopped: its donors accept clients again\n", safe(c))
 			}
-			if len(gs.Rebalances) == 0 {
+			if err == nil && len(stopped) == 0 {
 				fmt.Fprintln(g.Out, "no rebalance is running; nothing to do")
-				return nil
 			}
-			for _, rb := range gs.Rebalances {
-				// A rebalance is stopped on its coordinator (API.md §3.9).
-				if err := t.conn.StopRebalance(ctx, rb.CoordinatorNode); err != nil && !emqx.IsNotStarted(err) {
-					return fmt.Errorf("stop the rebalance coordinated by %s: %w", t.podLabel(rb.CoordinatorNode), err)
-				}
-				fmt.Fprintf(g.Out, "rebalance coordinated by %s stopped: its donors accept clients again\n", safe(t.podLabel(rb.CoordinatorNode)))
-			}
-			return nil
+			return err
 		},
 	}
 }

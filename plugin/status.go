@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
 
@@ -69,69 +67,25 @@ func (o *StatusOptions) Validate() error {
 
 // Run prints the status, once or until interrupted.
 func (o *StatusOptions) Run(ctx context.Context) error {
-	t, err := o.resolve(ctx, o.Cluster)
+	a, err := o.access()
 	if err != nil {
 		return err
 	}
-	defer t.Close()
 	u := o.ui()
-	first := true
-	err = poll(ctx, o.Clock, o.Interval, time.Time{}, func() (bool, error) {
-		// The first report uses the pods resolve just read; a watch reads them again each time.
-		r, err := o.report(ctx, t, !first)
-		if err != nil {
-			return false, err
-		}
-		if !first && u.errTTY && o.Output == "" {
+	st := ops.Status{Cluster: o.Cluster, Watch: o.Watch, Waiting: o.waiting(o.Interval, 0)}
+	return st.Run(ctx, a, func(r status.Report, first bool) error {
+		switch {
+		case !first && u.errTTY && o.Output == "":
 			fmt.Fprint(o.Out, "\033[H\033[2J")
-		} else if !first {
+		case !first:
 			fmt.Fprintln(o.Out)
 		}
-		first = false
 		if o.Output != "" {
-			return !o.Watch, printStructured(o.Out, o.Output, r)
+			return printStructured(o.Out, o.Output, r)
 		}
 		printReport(u, o.Out, r, o.NoHeaders)
-		return !o.Watch, nil
-	})
-	if o.Watch && ctx.Err() != nil {
 		return nil
-	}
-	return err
-}
-
-func (o *StatusOptions) report(ctx context.Context, t *target, refresh bool) (status.Report, error) {
-	// EMQX's two answers and the pods at once: a user waits for round trips.
-	var nodes []emqx.Node
-	var g emqx.GlobalStatus
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() (err error) { nodes, err = t.conn.Nodes(ectx); return err })
-	eg.Go(func() (err error) { g, err = t.conn.GlobalStatus(ectx); return err })
-	if refresh && t.cl != nil {
-		eg.Go(func() error { return t.refreshPods(ectx) })
-	}
-	if err := eg.Wait(); err != nil {
-		return status.Report{}, err
-	}
-	var r status.Report
-	if t.cl != nil {
-		r = status.Build(nodes, g, t.cl.Pods)
-		r.Cluster, r.Namespace = t.cl.Name, t.ns
-		for _, s := range t.cl.StatefulSets {
-			if v := s.Annotations[cluster.AnnAPIAccess]; v != "" && !strings.HasPrefix(v, "ok ") {
-				r.WebhookAccess = v
-			}
-			if v := s.Annotations[cluster.AnnRebalanceRun]; v != "" {
-				f := strings.Fields(v)
-				r.AutoRebalance = "running since " + f[min(1, len(f)-1)] + ", coordinated by " + f[0]
-			} else if v := s.Annotations[cluster.AnnRebalanceResult]; v != "" {
-				r.AutoRebalance = "last: " + v
-			}
-		}
-	} else {
-		r = status.Build(nodes, g, nil)
-	}
-	return r, nil
+	})
 }
 
 // printReport writes the status table, totals and rebalances.

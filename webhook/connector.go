@@ -103,29 +103,35 @@ func (c *PodConnector) Forget(pod *corev1.Pod) {
 	c.mu.Unlock()
 }
 
-// cluster assembles the pod's EMQX cluster from the cache: its pods and workloads.
+// cluster assembles the pod's EMQX cluster from the cache, as the plugin does from its lists
+// (cluster.Group). A pod whose workload the matcher does not take still gets a cluster of the
+// pods of its instance: the webhook must reach EMQX for any pod it guards.
 func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.Cluster, error) {
-	inst := cluster.Instance(pod.Labels)
-	cl := &cluster.Cluster{Name: inst, Namespace: pod.Namespace, Style: cluster.Helm}
-	if pod.Labels[cluster.LabelOperatorManaged] != "" {
-		cl.Style = cluster.Operator
-	}
 	var pods corev1.PodList
 	if err := c.Reader.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", ClusterKey(pod), err)
-	}
-	for _, p := range pods.Items {
-		if c.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst {
-			cl.Pods = append(cl.Pods, p)
-		}
 	}
 	var sts appsv1.StatefulSetList
 	if err := c.Reader.List(ctx, &sts, client.InNamespace(pod.Namespace)); err != nil {
 		return nil, fmt.Errorf("list statefulsets of %s: %w", ClusterKey(pod), err)
 	}
-	for _, s := range sts.Items {
-		if c.Matcher.Match(s.Labels) && cluster.Instance(s.Labels) == inst {
-			cl.StatefulSets = append(cl.StatefulSets, s)
+	var rs appsv1.ReplicaSetList
+	if err := c.Reader.List(ctx, &rs, client.InNamespace(pod.Namespace), client.MatchingLabels{cluster.LabelOperatorManaged: "emqx-operator"}); err != nil {
+		return nil, fmt.Errorf("list replicasets of %s: %w", ClusterKey(pod), err)
+	}
+	inst := cluster.Instance(pod.Labels)
+	for _, cl := range cluster.Group(pod.Namespace, c.Matcher, sts.Items, rs.Items, pods.Items) {
+		if cl.Name == inst {
+			return cl, nil
+		}
+	}
+	cl := &cluster.Cluster{Name: inst, Namespace: pod.Namespace, Style: cluster.Helm}
+	if pod.Labels[cluster.LabelOperatorManaged] != "" {
+		cl.Style = cluster.Operator
+	}
+	for _, p := range pods.Items {
+		if c.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst {
+			cl.Pods = append(cl.Pods, p)
 		}
 	}
 	return cl, nil

@@ -63,6 +63,15 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	return Group(ns, m, sts.Items, rs.Items, pods.Items), nil
+}
+
+// Group builds the EMQX clusters of namespace ns from its workloads and pods, however they were
+// read (the plugin lists them with the user's clientset, the webhook reads its cache): the
+// StatefulSets and pods m matches, emqx-operator's ReplicaSets, grouped by install instance;
+// emqx-operator's as such and every other as Helm-style installs. Pods sorted by name, clusters
+// too.
+func Group(ns string, m Matcher, sts []appsv1.StatefulSet, rs []appsv1.ReplicaSet, pods []corev1.Pod) []*Cluster {
 	byName := map[string]*Cluster{}
 	get := func(l map[string]string, st Style) *Cluster {
 		name := Instance(l)
@@ -76,7 +85,7 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher
 		}
 		return c
 	}
-	for _, s := range sts.Items {
+	for _, s := range sts {
 		if m.Match(s.Labels) {
 			st := Helm
 			if s.Labels[LabelOperatorManaged] == "emqx-operator" {
@@ -86,12 +95,14 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher
 			c.StatefulSets = append(c.StatefulSets, s)
 		}
 	}
-	for _, r := range rs.Items {
-		c := get(r.Labels, Operator)
-		c.ReplicaSets = append(c.ReplicaSets, r)
+	for _, r := range rs {
+		if r.Labels[LabelOperatorManaged] == "emqx-operator" {
+			c := get(r.Labels, Operator)
+			c.ReplicaSets = append(c.ReplicaSets, r)
+		}
 	}
 	// Pods after every workload: a pod belongs to a cluster its workloads made.
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		if !m.Match(p.Labels) {
 			continue
 		}
@@ -105,7 +116,7 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out
 }
 
 func listError(what, ns string, err error) error {

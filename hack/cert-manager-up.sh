@@ -10,16 +10,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KUBECTL="$CONTROLPLANE_BIN/kubectl --kubeconfig $KUBECONFIG_PATH"
 mod=$HACK_DIR/certmanager
 dir=$CACHE_ROOT/certmanager/$(cat "$mod/go.mod" "$mod/go.sum" "$mod/main.go" | sha256sum | cut -c1-16)
-if [[ ! -f $dir/complete ]]; then
-	mkdir -p "$dir"
-	exec 9>"$dir/lock"
-	flock 9
-	if [[ ! -f $dir/complete ]]; then
-		log "building cert-manager's controllers and CA injector (a few minutes cold; cached afterwards)"
-		(cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/cert-manager-local" .)
-		touch "$dir/complete"
-	fi
-fi
+build() { (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/cert-manager-local" .); }
+cached_build "$dir" "cert-manager's controllers and CA injector" build
 # The CRDs of the version built (server-side: the Issuer CRDs exceed client-side apply's limit).
 src=$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)
 [[ -d $src/deploy/crds ]] || die "cert-manager's CRDs not found under $src/deploy/crds"

@@ -42,6 +42,24 @@ NODE_LABEL=kemqx.io/real-node
 NODE_PAUSE_IMAGE=kemqx.local/pause:1
 
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+
+# cached_build DIR WHAT CMD...: runs CMD once for the cache directory DIR (its name is the key of
+# what is built), under a lock so that concurrent callers build it once; WHAT is said while it
+# builds. CMD writes into DIR.
+cached_build() {
+	local dir=$1 what=$2
+	shift 2
+	[[ -f $dir/complete ]] && return 0
+	mkdir -p "$dir"
+	exec 9>"$dir/lock"
+	flock 9
+	if [[ ! -f $dir/complete ]]; then
+		log "building $what (a few minutes cold; cached afterwards)"
+		"$@"
+		touch "$dir/complete"
+	fi
+	exec 9>&-
+}
 die() { log "$*"; exit 1; }
 
 need_root_net() {

@@ -5,17 +5,11 @@ set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 dir=$CACHE_ROOT/tools/$(cat "$HACK_DIR/tools/go.mod" "$HACK_DIR/tools/go.sum" | sha256sum | cut -c1-16)
-if [[ ! -f $dir/complete ]]; then
-	mkdir -p "$dir"
-	exec 9>"$dir/lock"
-	flock 9
-	if [[ ! -f $dir/complete ]]; then
-		log "building helm and actionlint (a few minutes cold; cached afterwards)"
-		rm -rf "$dir/bin.partial"
-		(cd "$HACK_DIR/tools" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/bin.partial/" tool)
-		rm -rf "$dir/bin"
-		mv "$dir/bin.partial" "$dir/bin"
-		touch "$dir/complete"
-	fi
-fi
+build() {
+	rm -rf "$dir/bin.partial"
+	(cd "$HACK_DIR/tools" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/bin.partial/" tool)
+	rm -rf "$dir/bin"
+	mv "$dir/bin.partial" "$dir/bin"
+}
+cached_build "$dir" "helm and actionlint" build
 echo "$dir/bin"

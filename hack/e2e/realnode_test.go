@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -67,13 +68,7 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 		runKubectl(t, "-n", webhookNS, "rollout", "status", "deployment/emqx-webhook", "--timeout=120s")
 
 		// The shipped webhook guards a drain and a scale-down.
-		ns := newNamespace(t, cfg)
-		applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
-		waitPods(t, cfg, ns, helmSelector, 3)
-		eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
-		runKubectl(t, "annotate", "statefulset", "emqx", "-n", ns, "emqx.kubectl-emqx.io/wait-health-check=2",
-			"emqx.kubectl-emqx.io/wait-takeover=2", "emqx.kubectl-emqx.io/conn-evict-rate=200", "emqx.kubectl-emqx.io/sess-evict-rate=200")
-		connectClients(t, ns+"/emqx", 1500)
+		ns := emqxWithClients(t, cfg, 1500)
 		var p corev1.Pod
 		if err := cfg.Client().Resources().Get(ctx, "emqx-1", ns, &p); err != nil {
 			t.Fatal(err)
@@ -86,12 +81,7 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 		runKubectl(t, "uncordon", p.Spec.NodeName)
 		waitPods(t, cfg, ns, helmSelector, 3)
 		expectNothingLost(t, ns, 1500)
-		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
-		eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
-			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-			return err != nil
-		})
-		expectNothingLost(t, ns, 1500)
+		scaleDownTo(t, cs, ns, 2, 1500)
 		if len(events(t, cfg, ns, "EvacuationStarted")) < 2 {
 			t.Fatal("the shipped webhook started fewer than two evacuations")
 		}
@@ -110,12 +100,7 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 			_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").Run()
 			_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
 		})
-		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=1")
-		eventually(t, 120*time.Second, "emqx-1 gone", func() bool {
-			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
-			return err != nil
-		})
-		expectNothingLost(t, ns, 1500)
+		scaleDownTo(t, cs, ns, 1, 1500)
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)
@@ -193,25 +178,41 @@ func TestCertManagerOnARealNode(t *testing.T) {
 
 		// The API server trusts the webhook only through the injected CA: a scale-down is held and
 		// evacuated (failurePolicy Fail: without that trust the pod could not go at all).
-		ns := newNamespace(t, cfg)
-		applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
-		waitPods(t, cfg, ns, helmSelector, 3)
-		eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
-		runKubectl(t, "annotate", "statefulset", "emqx", "-n", ns, "emqx.kubectl-emqx.io/wait-health-check=2",
-			"emqx.kubectl-emqx.io/wait-takeover=2", "emqx.kubectl-emqx.io/conn-evict-rate=200", "emqx.kubectl-emqx.io/sess-evict-rate=200")
-		connectClients(t, ns+"/emqx", 900)
-		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
-		eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
-			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-			return err != nil
-		})
-		expectNothingLost(t, ns, 900)
+		ns := emqxWithClients(t, cfg, 900)
+		scaleDownTo(t, cs, ns, 2, 900)
 		if len(events(t, cfg, ns, "EvacuationStarted")) < 1 {
 			t.Fatal("the webhook installed with cert-manager started no evacuation")
 		}
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)
+}
+
+// emqxWithClients is a 3-pod Helm-style EMQX StatefulSet on the fake nodes, in a new namespace,
+// with short evacuations and clients connected.
+func emqxWithClients(t *testing.T, cfg *envconf.Config, clients int) string {
+	t.Helper()
+	ns := newNamespace(t, cfg)
+	applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
+	waitPods(t, cfg, ns, helmSelector, 3)
+	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
+	runKubectl(t, "annotate", "statefulset", "emqx", "-n", ns, "emqx.kubectl-emqx.io/wait-health-check=2",
+		"emqx.kubectl-emqx.io/wait-takeover=2", "emqx.kubectl-emqx.io/conn-evict-rate=200", "emqx.kubectl-emqx.io/sess-evict-rate=200")
+	connectClients(t, ns+"/emqx", clients)
+	return ns
+}
+
+// scaleDownTo runs kubectl scale to replicas (one fewer than now) and waits until the removed pod
+// is gone, with no session lost of clients.
+func scaleDownTo(t *testing.T, cs *kubernetes.Clientset, ns string, replicas int, clients int64) {
+	t.Helper()
+	runKubectl(t, "-n", ns, "scale", "statefulset/emqx", fmt.Sprintf("--replicas=%d", replicas))
+	gone := fmt.Sprintf("emqx-%d", replicas)
+	eventually(t, 120*time.Second, gone+" gone", func() bool {
+		_, err := cs.CoreV1().Pods(ns).Get(context.Background(), gone, metav1.GetOptions{})
+		return err != nil
+	})
+	expectNothingLost(t, ns, clients)
 }
 
 // webhookPods waits for the webhook's two pods, none terminating (a rollout may be ending).

@@ -208,8 +208,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	// sessions. Rebalances are ephemeral; run one again once the removal is done.
 	free := gs
 	free.Rebalances = nil
-	req := s.Settings.Request
-	req.MigrateTo = evacuation.Targets(s.EMQX.Nodes, free, s.Going)
+	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Going)
 	if len(req.MigrateTo) == 0 {
 		return s.wayOut(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).with(fx...)
 	}

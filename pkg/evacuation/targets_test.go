@@ -28,6 +28,12 @@ func TestTargetsAreTheNodesThatStayAndAreAvailable(t *testing.T) {
 	if got := Targets(nodes[:1], emqx.GlobalStatus{}, map[string]bool{"e@4": true}); len(got) != 0 {
 		t.Fatalf("a lone node has targets %v", got)
 	}
+	// The request keeps the settings and takes the targets.
+	rate := int64(7)
+	req := Request(emqx.EvacuationRequest{ConnEvictRate: &rate, MigrateTo: []string{"e@6"}}, nodes, gs, map[string]bool{"e@2": true, "e@1": true})
+	if *req.ConnEvictRate != 7 || !slices.Equal(req.MigrateTo, []string{"e@0", "e@4"}) {
+		t.Fatalf("request %+v", req)
+	}
 }
 
 // EMQX evicts a whole step per donor before it checks again: the bound is whole steps, never

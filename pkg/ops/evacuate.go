@@ -99,13 +99,13 @@ func (e Evacuate) request(ctx context.Context, t *Target, node emqx.Node, g emqx
 	if err != nil {
 		return req, err
 	}
-	available := evacuation.Targets(nodes, g, map[string]bool{node.Node: true})
+	planned := evacuation.Request(req, nodes, g, map[string]bool{node.Node: true})
+	available := planned.MigrateTo
 	if len(e.MigrateTo) == 0 {
 		if len(available) == 0 {
 			return req, fmt.Errorf("no other EMQX node can take the sessions of %s (EMQX takes only running nodes that are not evacuating and not a rebalance donor); scale up first", e.Pod)
 		}
-		req.MigrateTo = available
-		return req, nil
+		return planned, nil
 	}
 	for _, m := range e.MigrateTo {
 		n, err := t.NodeOf(ctx, m)

@@ -91,16 +91,14 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 	}
 	// Nodes that stay and that EMQX accepts as targets: never another victim, an evacuating node
 	// or a rebalance donor (EMQX would answer "Nodes unavailable").
-	stay := evacuation.Targets(nodes, g, isVictim)
-	if len(evacuate) > 0 && len(stay) == 0 {
+	req := evacuation.Request(s.Request, nodes, g, isVictim)
+	if len(evacuate) > 0 && len(req.MigrateTo) == 0 {
 		return fmt.Errorf("scaling %s to %d leaves no EMQX node that can take the sessions (running, not evacuating, not a rebalance donor); scale to at least 1 first, or wait for the evacuation or rebalance under way", s.Name, s.Replicas)
 	}
 	for _, n := range evacuate {
 		if _, running := g.Evacuation(n.Node); running {
 			continue
 		}
-		req := s.Request
-		req.MigrateTo = stay
 		if err := t.Conn.StartEvacuation(ctx, n.Node, req); err != nil && !emqx.IsAlreadyStarted(err) {
 			return fmt.Errorf("evacuate %s before scaling down: %w", t.PodLabel(n.Node), err)
 		}

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -14,8 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // Controller closes the loops admission cannot:
@@ -39,15 +36,6 @@ const (
 
 // evacuationMarks are the annotations of an evacuation on its pod; forgetting one clears them all.
 var evacuationMarks = []string{AnnStartedAt, AnnNode, AnnReason, AnnCompletedAt, AnnStartedBy, AnnLastRequest, AnnScaleGeneration}
-
-func (c *Controller) forgetEvacuation(ctx context.Context, pod *corev1.Pod) {
-	ann := map[string]*string{}
-	for _, k := range evacuationMarks {
-		ann[k] = nil
-		c.Gate.marks.forget(pod.UID, k)
-	}
-	c.Gate.annotate(ctx, pod, ann)
-}
 
 // SetupWithManager registers the controller for EMQX pods.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
@@ -82,96 +70,81 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
 	owner := c.Gate.owner(ctx, pod)
+	w := Watch{Now: c.Gate.Clock.Now(), Pod: pod, Owner: owner, Settings: c.Gate.Config.For(owner), Poll: c.Poll}
 	if pod.Annotations[AnnStartedAt] != "" {
-		return c.followEvacuation(ctx, pod, owner)
+		if since, ok := c.Gate.marks.peek(pod.UID, AnnCompletedAt); ok {
+			w.EmptySince = Mark{Since: since, Known: true}
+		}
+		return c.act(ctx, w, Follow, c.seeEvacuation)
 	}
 	// Running, not Ready: a pod that came back refusing clients may be NotReady for that very reason.
 	if owner != nil && cluster.Running(pod) {
 		if uid, ok := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])[pod.Name]; ok && uid != string(pod.UID) {
-			return c.reopenStale(ctx, pod, owner)
+			return c.act(ctx, w, Reopen, c.seeNode)
 		}
 	}
 	return ctrl.Result{}, nil
 }
 
-// followEvacuation watches an evacuation the webhook started.
-func (c *Controller) followEvacuation(ctx context.Context, pod *corev1.Pod, owner client.Object) (ctrl.Result, error) {
+// act runs one of the controller's decisions: it gathers what the decision asks for, stops what it
+// says to stop, then applies its effects. A record that could not be written is an error: the pod
+// is looked at again with back-off (a recreated pod must not keep a persisted evacuation because a
+// write timed out).
+func (c *Controller) act(ctx context.Context, w Watch, decide func(Watch) Action, see func(context.Context, *corev1.Pod) (EMQX, *Seen)) (ctrl.Result, error) {
+	var conn EMQX
+	for {
+		a := decide(w)
+		switch a.Need {
+		case NeedEMQX:
+			conn, w.EMQX = see(ctx, w.Pod)
+		case NeedStop:
+			err := conn.StopEvacuation(ctx, a.Stop)
+			w.Stopped = &err
+		default:
+			if err := c.Gate.apply(ctx, w.Pod, w.Owner, a.Effects); err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: a.Requeue}, nil
+		}
+	}
+}
+
+// seeEvacuation reads the global status for Follow: the evacuation of the node the pod records.
+func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen) {
 	conn, err := c.Gate.EMQX.Connect(ctx, pod)
 	if err != nil {
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
+		return nil, &Seen{Err: err}
 	}
 	gs, err := conn.GlobalStatus(ctx)
 	if err != nil {
-		c.Gate.EMQX.Forget(pod)
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
+		return nil, &Seen{Err: err, Stale: true}
 	}
-	node := pod.Annotations[AnnNode]
-	ev, running := gs.Evacuation(node)
-	if sts, ok := owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown && withdrawn(sts, pod) {
-		if running {
-			if err := conn.StopEvacuation(ctx, node); err != nil && !emqx.IsNotStarted(err) {
-				return ctrl.Result{RequeueAfter: c.Poll}, nil
-			}
-		}
-		c.forgetEvacuation(ctx, pod)
-		c.Gate.event(pod, corev1.EventTypeNormal, ReasonStopped, "the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again", sts.Name, node)
-		c.Gate.Log.Info("evacuation stopped: scale-down withdrawn", "pod", pod.Namespace+"/"+pod.Name, "node", node)
-		c.Gate.Metrics.action(ReasonStopped)
-		return ctrl.Result{}, nil
-	}
-	switch {
-	case !running:
-		// Stopped by someone else (kubectl emqx evacuate stop): forget it.
-		c.forgetEvacuation(ctx, pod)
-		return ctrl.Result{}, nil
-	case pod.Annotations[AnnStartedBy] == StartedByOther:
-		// Not ours: whoever started it finishes it.
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
-	case evacuation.SafeToRemove(ev):
-		if pod.Annotations[AnnCompletedAt] == "" && owner != nil {
-			// Any update of the owner requeues its controller at once.
-			_ = c.Gate.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(c.Gate.Clock.Now().UTC().Format(time.RFC3339Nano))})
-		}
-		if err := c.Gate.recordEvacuated(ctx, pod, owner); err != nil {
-			return ctrl.Result{}, fmt.Errorf("record that pod %s/%s leaves evacuated: %w", pod.Namespace, pod.Name, err) // retried with back-off
-		}
-		return c.abandonIfNobodyAsks(ctx, conn, pod, owner, node)
-	}
-	return ctrl.Result{RequeueAfter: c.Poll}, nil
+	s := &Seen{Node: pod.Annotations[AnnNode]}
+	s.Evacuation, s.Evacuating = gs.Evacuation(s.Node)
+	return conn, s
 }
 
-// abandonIfNobodyAsks stops an evacuation the webhook started whose node is empty when no removal
-// request has come for abandon-after since then (a drain that gave up or was interrupted, an
-// autoscaler that changed its mind, a strict scale-down refused and not retried): the node would
-// otherwise refuse every client for good while its pod lives on.
-func (c *Controller) abandonIfNobodyAsks(ctx context.Context, conn EMQX, pod *corev1.Pod, owner client.Object, node string) (ctrl.Result, error) {
-	now := c.Gate.Clock.Now()
-	var last time.Time // the node became empty, or the removal was last asked for
-	for _, k := range []string{AnnCompletedAt, AnnLastRequest} {
-		if t, err := time.Parse(time.RFC3339Nano, pod.Annotations[k]); err == nil && t.After(last) && !t.After(now) {
-			last = t
-		}
+// seeNode finds the pod's node and its evacuation for Reopen.
+func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen) {
+	conn, err := c.Gate.EMQX.Connect(ctx, pod)
+	if err != nil {
+		return nil, &Seen{Err: err}
 	}
-	if last.IsZero() {
-		last = c.Gate.marks.firstSeen(pod.UID, AnnCompletedAt, now)
+	nodes, err := conn.Nodes(ctx)
+	if err != nil {
+		return nil, &Seen{Err: err, Stale: true}
 	}
-	wait := c.Gate.Config.For(owner).AbandonAfter
-	left := wait - c.Gate.Clock.Since(last)
-	if left > 0 {
-		return ctrl.Result{RequeueAfter: min(left, max(c.Poll, time.Second))}, nil
+	node, _, ok := cluster.FindNode(ctx, c.Gate.Kube, nodes, pod)
+	if !ok || !node.Running() {
+		return conn, &Seen{} // not joined yet
 	}
-	if err := conn.StopEvacuation(ctx, node); err != nil && !emqx.IsNotStarted(err) {
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
+	gs, err := conn.GlobalStatus(ctx)
+	if err != nil {
+		return nil, &Seen{Err: err}
 	}
-	c.forgetEvacuation(ctx, pod)
-	if err := c.Gate.setRecord(ctx, owner, pod.Name, ""); err != nil {
-		return ctrl.Result{}, err
-	}
-	c.Gate.event(pod, corev1.EventTypeWarning, ReasonAbandoned,
-		"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients again", node, wait)
-	c.Gate.Log.Info("evacuation abandoned", "pod", pod.Namespace+"/"+pod.Name, "node", node, "after", wait.String())
-	c.Gate.Metrics.action(ReasonAbandoned)
-	return ctrl.Result{}, nil
+	s := &Seen{Node: node.Node, Joined: true}
+	s.Evacuation, s.Evacuating = gs.Evacuation(node.Node)
+	return conn, s
 }
 
 // withdrawn: a StatefulSet generation after the scale-down's keeps the pod. Until the admitted
@@ -179,36 +152,4 @@ func (c *Controller) abandonIfNobodyAsks(ctx context.Context, conn EMQX, pod *co
 func withdrawn(sts *appsv1.StatefulSet, pod *corev1.Pod) bool {
 	before, err := strconv.ParseInt(pod.Annotations[AnnScaleGeneration], 10, 64)
 	return err == nil && sts.Generation > before+1 && cluster.Stays(sts, pod.Name)
-}
-
-// reopenStale stops the evacuation a recreated pod inherited from its volume.
-func (c *Controller) reopenStale(ctx context.Context, pod *corev1.Pod, owner client.Object) (ctrl.Result, error) {
-	conn, err := c.Gate.EMQX.Connect(ctx, pod)
-	if err != nil {
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
-	}
-	nodes, err := conn.Nodes(ctx)
-	if err != nil {
-		c.Gate.EMQX.Forget(pod)
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
-	}
-	node, _, ok := cluster.FindNode(ctx, c.Gate.Kube, nodes, pod)
-	if !ok || !node.Running() {
-		return ctrl.Result{RequeueAfter: c.Poll}, nil // not joined yet
-	}
-	gs, err := conn.GlobalStatus(ctx)
-	if err != nil {
-		return ctrl.Result{RequeueAfter: c.Poll}, nil
-	}
-	if _, running := gs.Evacuation(node.Node); running {
-		if err := conn.StopEvacuation(ctx, node.Node); err != nil && !emqx.IsNotStarted(err) {
-			return ctrl.Result{RequeueAfter: c.Poll}, nil
-		}
-		c.Gate.event(pod, corev1.EventTypeNormal, ReasonStaleStopped,
-			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again", pod.Name, node.Node)
-	}
-	if err := c.Gate.setRecord(ctx, owner, pod.Name, ""); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{}, nil
 }

@@ -77,6 +77,7 @@ const (
 	NeedEMQX                // EMQX's nodes and global status (under the cluster's lock)
 	NeedTargets             // the nodes of the other pods that go
 	NeedStart               // stop Start.Rebalances and start Start.Node's evacuation
+	NeedStop                // the controller: stop Action.Stop's evacuation
 )
 
 // Decision is a verdict and its effects, or a request for more facts.

@@ -53,10 +53,17 @@ func event(typ, reason, format string, args ...any) Event {
 	return Event{Type: typ, Reason: reason, Message: emqx.Printable(fmt.Sprintf(format, args...), maxMessage)}
 }
 
-// apply is the executor: it carries out effects on the pod (and its owner) in order. Failed writes
-// are logged and the decision stands: the in-memory marks keep the clocks running, and the next
-// request rebuilds what it needs from EMQX.
-func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, effects []Effect) {
+// apply is the executor: it carries out effects on the pod (and its owner) in order. Failed
+// annotation writes are logged and the decision stands: the in-memory marks keep the clocks
+// running, and the next request rebuilds what it needs from EMQX. The first failed write of the
+// owner's record is returned (the admission path logs it; the controller retries it).
+func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, effects []Effect) error {
+	var failed error
+	record := func(uid string) {
+		if err := g.setRecord(ctx, owner, pod.Name, uid); err != nil && failed == nil {
+			failed = fmt.Errorf("record of evacuated pods of %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
 	for _, e := range effects {
 		switch e := e.(type) {
 		case Annotate:
@@ -67,6 +74,8 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 		case MarkSince:
 			since := g.marks.firstSeen(pod.UID, e.Key, e.Since)
 			g.annotate(ctx, pod, map[string]*string{e.Key: ptr(since.UTC().Format(time.RFC3339Nano))})
+		case Remember:
+			g.marks.firstSeen(pod.UID, e.Key, e.Since)
 		case ClearMark:
 			g.marks.forget(pod.UID, e.Key)
 			if pod.Annotations[e.Key] != "" {
@@ -75,11 +84,28 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 		case Event:
 			g.event(pod, e.Type, e.Reason, "%s", e.Message)
 		case RecordEvacuated:
-			_ = g.setRecord(ctx, owner, pod.Name, string(pod.UID)) // logged; the controller retries it
+			record(string(pod.UID))
+		case ClearRecord:
+			record("")
 		case ForgetConnection:
 			g.EMQX.Forget(pod)
+		case ForgetEvacuation:
+			ann := map[string]*string{}
+			for _, k := range evacuationMarks {
+				ann[k] = nil
+				g.marks.forget(pod.UID, k)
+			}
+			g.annotate(ctx, pod, ann)
+		case RequeueOwner:
+			if owner != nil {
+				_ = g.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano))}) // logged
+			}
+		case Counted:
+			g.Log.Info(e.Log, "pod", pod.Namespace+"/"+pod.Name, "reason", e.Reason)
+			g.Metrics.action(e.Reason)
 		}
 	}
+	return failed
 }
 
 // startEvacuation carries out a decision's StartRequest: the rebalances first, then the evacuation.
@@ -100,15 +126,6 @@ func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, 
 		g.Log.Info("EMQX refused the evacuation", "pod", pod.Namespace+"/"+pod.Name, "node", req.Node, "error", out.Err.Error())
 	}
 	return out
-}
-
-// recordEvacuated notes that the pod leaves evacuated (the controller's path; admission applies
-// the same effects). It returns the owner write's error: the controller retries until the record
-// lands, as a recreated pod must not keep a persisted evacuation because a write timed out.
-func (g *Gate) recordEvacuated(ctx context.Context, pod *corev1.Pod, owner client.Object) error {
-	fx := evacuatedEffects(pod, g.Clock.Now())
-	g.apply(ctx, pod, owner, fx[:len(fx)-1])
-	return g.setRecord(ctx, owner, pod.Name, string(pod.UID))
 }
 
 func (g *Gate) event(obj client.Object, typ, reason, format string, args ...any) {

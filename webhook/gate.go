@@ -96,7 +96,7 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 			s.Started = g.startEvacuation(ctx, conn, pod, d.Start)
 		default:
 			if !dryRun {
-				g.apply(ctx, pod, s.Owner, d.Effects)
+				_ = g.apply(ctx, pod, s.Owner, d.Effects) // logged; the controller retries the owner's record
 			}
 			return d.Verdict
 		}

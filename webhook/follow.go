@@ -1,0 +1,190 @@
+package webhook
+
+import (
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+)
+
+// The controller's decisions are pure like the gate's: Follow (a pod whose evacuation the webhook
+// recorded) and Reopen (a recreated pod that may have inherited one) read a Watch and return an
+// Action: effects, when to look again, or a request for EMQX's state or for a stop. The controller
+// gathers, stops and applies (controller.go).
+
+// Watch is what the controller sees of one pod.
+type Watch struct {
+	Now      time.Time
+	Pod      *corev1.Pod // never modified here
+	Owner    client.Object
+	Settings Settings
+	Poll     time.Duration // how often an evacuation in progress is checked
+	// EmptySince is this replica's memory of when the pod's node was found empty, for a pod whose
+	// annotations say nothing readable about it (Known false: none).
+	EmptySince Mark
+
+	EMQX    *Seen  // nil until asked for (NeedEMQX)
+	Stopped *error // nil until the stop was asked for (NeedStop); then its error, nil when it stopped
+}
+
+// Seen is what EMQX said about the pod's node.
+type Seen struct {
+	Err        error // EMQX could not be asked (the pod is looked at again after Poll)
+	Stale      bool  // with Err: the cached connection should be dropped
+	Node       string
+	Joined     bool // Reopen: the pod's node is listed and running
+	Evacuation emqx.Evacuation
+	Evacuating bool
+}
+
+// Action is what the controller does about a pod.
+type Action struct {
+	Need    Need   // NeedEMQX or NeedStop (of Stop), else final
+	Stop    string // the node whose evacuation to stop, with NeedStop
+	Effects []Effect
+	Requeue time.Duration // look again after this long (0: when something changes)
+}
+
+// Effects of the controller, besides the gate's.
+type (
+	// ForgetEvacuation removes every annotation of an evacuation from the pod, and its marks.
+	ForgetEvacuation struct{}
+	// RequeueOwner touches the owner: its controller retries the held deletion at once.
+	RequeueOwner struct{}
+	// ClearRecord removes the pod from its owner's record of evacuated pods.
+	ClearRecord struct{}
+	// Counted is a way out taken by the controller: its metric and its log line (the Event is
+	// an Event effect).
+	Counted struct{ Reason, Log string }
+)
+
+func (ForgetEvacuation) effect() {}
+func (RequeueOwner) effect()     {}
+func (ClearRecord) effect()      {}
+func (Counted) effect()          {}
+
+// Follow decides about an evacuation the webhook recorded on the pod.
+func Follow(w Watch) Action {
+	if w.EMQX == nil {
+		return Action{Need: NeedEMQX}
+	}
+	e := w.EMQX
+	if e.Err != nil {
+		return Action{Requeue: w.Poll, Effects: forgetIf(e.Stale)}
+	}
+	pod, node := w.Pod, w.Pod.Annotations[AnnNode]
+	if sts, ok := w.Owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown && withdrawn(sts, pod) {
+		if e.Evacuating && w.Stopped == nil {
+			return Action{Need: NeedStop, Stop: node}
+		}
+		if w.Stopped != nil && *w.Stopped != nil && !emqx.IsNotStarted(*w.Stopped) {
+			return Action{Requeue: w.Poll}
+		}
+		return Action{Effects: []Effect{ForgetEvacuation{},
+			event(corev1.EventTypeNormal, ReasonStopped, "the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again", sts.Name, node),
+			Counted{Reason: ReasonStopped, Log: "evacuation stopped: scale-down withdrawn"}}}
+	}
+	switch {
+	case !e.Evacuating:
+		// Stopped by someone else (kubectl emqx evacuate stop): forget it.
+		return Action{Effects: []Effect{ForgetEvacuation{}}}
+	case pod.Annotations[AnnStartedBy] == StartedByOther:
+		// Not ours: whoever started it finishes it.
+		return Action{Requeue: w.Poll}
+	case !evacuation.SafeToRemove(e.Evacuation):
+		return Action{Requeue: w.Poll}
+	}
+	var fx []Effect
+	if pod.Annotations[AnnCompletedAt] == "" && w.Owner != nil {
+		fx = append(fx, RequeueOwner{}) // any update of the owner requeues its controller at once
+	}
+	fx = append(fx, evacuatedEffects(pod, w.Now)...)
+	return w.abandonIfNobodyAsks(node).with(fx...)
+}
+
+// abandonIfNobodyAsks stops an evacuation the webhook started whose node is empty when no removal
+// request has come for abandon-after since then (a drain that gave up or was interrupted, an
+// autoscaler that changed its mind, a strict scale-down refused and not retried): the node would
+// otherwise refuse every client for good while its pod lives on.
+func (w Watch) abandonIfNobodyAsks(node string) Action {
+	var last time.Time // the node became empty, or the removal was last asked for
+	var fx []Effect
+	for _, k := range []string{AnnCompletedAt, AnnLastRequest} {
+		if t, err := time.Parse(time.RFC3339Nano, w.Pod.Annotations[k]); err == nil && t.After(last) && !t.After(w.Now) {
+			last = t
+		}
+	}
+	if last.IsZero() {
+		last = w.Now
+		if w.EmptySince.Known {
+			last = w.EmptySince.Since
+		}
+		fx = append(fx, Remember{Key: AnnCompletedAt, Since: last})
+	}
+	wait := w.Settings.AbandonAfter
+	if left := wait - w.Now.Sub(last); left > 0 {
+		return Action{Requeue: min(left, max(w.Poll, time.Second)), Effects: fx}
+	}
+	if w.Stopped == nil {
+		return Action{Need: NeedStop, Stop: node}
+	}
+	if err := *w.Stopped; err != nil && !emqx.IsNotStarted(err) {
+		return Action{Requeue: w.Poll, Effects: fx}
+	}
+	return Action{Effects: append(fx, ForgetEvacuation{}, ClearRecord{},
+		event(corev1.EventTypeWarning, ReasonAbandoned,
+			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients again", node, wait),
+		Counted{Reason: ReasonAbandoned, Log: fmt.Sprintf("evacuation abandoned after %v", wait)})}
+}
+
+// Reopen decides about a pod that came back (same name, new UID) while its owner records the old
+// pod as removed evacuated: once its node has joined, an evacuation it inherited from its volume is
+// stopped, and the record goes.
+func Reopen(w Watch) Action {
+	if w.EMQX == nil {
+		return Action{Need: NeedEMQX}
+	}
+	e := w.EMQX
+	switch {
+	case e.Err != nil:
+		return Action{Requeue: w.Poll, Effects: forgetIf(e.Stale)}
+	case !e.Joined:
+		return Action{Requeue: w.Poll} // not joined yet
+	case e.Evacuating && w.Stopped == nil:
+		return Action{Need: NeedStop, Stop: e.Node}
+	case w.Stopped != nil && *w.Stopped != nil && !emqx.IsNotStarted(*w.Stopped):
+		return Action{Requeue: w.Poll}
+	}
+	var fx []Effect
+	if w.Stopped != nil {
+		fx = append(fx, event(corev1.EventTypeNormal, ReasonStaleStopped,
+			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again", w.Pod.Name, e.Node))
+	}
+	return Action{Effects: append(fx, ClearRecord{})}
+}
+
+// Remember records, in this replica's memory only, that the state timed under Key began at Since.
+type Remember struct {
+	Key   string
+	Since time.Time
+}
+
+func (Remember) effect() {}
+
+func forgetIf(stale bool) []Effect {
+	if stale {
+		return []Effect{ForgetConnection{}}
+	}
+	return nil
+}
+
+// with puts effects that came first before the action's own.
+func (a Action) with(first ...Effect) Action {
+	a.Effects = append(append([]Effect{}, first...), a.Effects...)
+	return a
+}

@@ -44,6 +44,27 @@ func kinds(fx []Effect) []string {
 	return out
 }
 
+// actionCase is one expected Action: a need, or (final) a requeue and the effects by kind.
+type actionCase struct {
+	name    string
+	w       Watch
+	need    Need
+	requeue time.Duration
+	effects []string
+}
+
+func checkActions(t *testing.T, decide func(Watch) Action, cases []actionCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := decide(c.w)
+			if a.Need != c.need || a.Need == NeedNothing && (a.Requeue != c.requeue || !reflect.DeepEqual(kinds(a.Effects), c.effects)) {
+				t.Fatalf("action need %v requeue %v effects %v; want need %v requeue %v effects %v", a.Need, a.Requeue, kinds(a.Effects), c.need, c.requeue, c.effects)
+			}
+		})
+	}
+}
+
 func TestFollowDecisions(t *testing.T) {
 	notStarted := &emqx.Error{StatusCode: 400, Code: "BAD_REQUEST", Message: "not_started"}
 	withdrawnScaleDown := func(w *Watch) {
@@ -51,13 +72,7 @@ func TestFollowDecisions(t *testing.T) {
 		sts := w.Owner.(*appsv1.StatefulSet)
 		sts.Spec.Replicas = ptr(int32(3))
 	}
-	for _, c := range []struct {
-		name    string
-		w       Watch
-		need    Need
-		requeue time.Duration
-		effects []string
-	}{
+	checkActions(t, Follow, []actionCase{
 		{name: "asks EMQX first", w: watch(func(w *Watch) { w.EMQX = nil }), need: NeedEMQX},
 		{name: "EMQX failed: look again, drop the connection", w: watch(func(w *Watch) { w.EMQX = &Seen{Err: errors.New("x"), Stale: true} }),
 			requeue: 2 * time.Second, effects: []string{"ForgetConnection"}},
@@ -86,37 +101,17 @@ func TestFollowDecisions(t *testing.T) {
 			w.Pod.Annotations[AnnCompletedAt] = "garbled"
 			w.EmptySince = Mark{Since: t0.Add(-6 * time.Minute), Known: true}
 		}), effects: []string{"RecordEvacuated", "Remember", "ForgetEvacuation", "ClearRecord", "Event " + ReasonAbandoned, "Counted"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			a := Follow(c.w)
-			if a.Need != c.need || a.Need == NeedNothing && (a.Requeue != c.requeue || !reflect.DeepEqual(kinds(a.Effects), c.effects)) {
-				t.Fatalf("action need %v requeue %v effects %v; want need %v requeue %v effects %v", a.Need, a.Requeue, kinds(a.Effects), c.need, c.requeue, c.effects)
-			}
-		})
-	}
+	})
 }
 
 func TestReopenDecisions(t *testing.T) {
 	back := func(w *Watch) { w.Pod.Annotations = nil; w.EMQX.Joined = true }
-	for _, c := range []struct {
-		name    string
-		w       Watch
-		need    Need
-		requeue time.Duration
-		effects []string
-	}{
+	checkActions(t, Reopen, []actionCase{
 		{name: "asks EMQX first", w: watch(func(w *Watch) { w.EMQX = nil }), need: NeedEMQX},
 		{name: "not joined yet", w: watch(func(w *Watch) { w.EMQX.Joined = false }), requeue: 2 * time.Second},
 		{name: "inherited an evacuation: stop it", w: watch(back), need: NeedStop},
 		{name: "stopped", w: watch(back, stopped(nil)), effects: []string{"Event " + ReasonStaleStopped, "ClearRecord"}},
 		{name: "the stop failed", w: watch(back, stopped(errors.New("HTTP 500"))), requeue: 2 * time.Second},
 		{name: "nothing inherited: only the record goes", w: watch(back, func(w *Watch) { w.EMQX.Evacuating = false }), effects: []string{"ClearRecord"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			a := Reopen(c.w)
-			if a.Need != c.need || a.Need == NeedNothing && (a.Requeue != c.requeue || !reflect.DeepEqual(kinds(a.Effects), c.effects)) {
-				t.Fatalf("action need %v requeue %v effects %v; want need %v requeue %v effects %v", a.Need, a.Requeue, kinds(a.Effects), c.need, c.requeue, c.effects)
-			}
-		})
-	}
+	})
 }

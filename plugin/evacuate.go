@@ -106,7 +106,7 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	u, rep := o.ui(), newReporter(o.GlobalOptions)
-	e := ops.Evacuate{Pod: o.Pod, Request: o.evacuationRequest(), Waits: o.waits(), MigrateTo: o.MigrateTo, Within: o.Within,
+	e := ops.Evacuate{Pod: o.Pod, Request: o.evacuationRequest(), MigrateTo: o.MigrateTo, Within: o.Within,
 		NoWait: o.NoWait, ThenDelete: o.ThenDelete, Waiting: o.waiting(o.Interval, o.Timeout)}
 	res, err := e.Run(ctx, a, rep)
 	rep.close()

@@ -82,7 +82,3 @@ func (e *evictionFlags) evacuationRequest() emqx.EvacuationRequest {
 		WaitHealthCheck: given(e, "wait-health-check", &e.WaitHealth), WaitTakeover: given(e, "wait-takeover", &e.WaitTake),
 	}
 }
-
-func (e *evictionFlags) waits() evacuation.Waits {
-	return evacuation.Waits{HealthCheck: e.WaitHealth, Takeover: e.WaitTake}
-}

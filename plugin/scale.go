@@ -91,7 +91,7 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 		return err
 	}
 	u, rep := o.ui(), newReporter(o.GlobalOptions)
-	sc := ops.Scale{Name: o.Name, Replicas: o.Replicas, Request: o.evacuationRequest(), Waits: o.waits(), Waiting: o.waiting(o.Interval, o.Timeout)}
+	sc := ops.Scale{Name: o.Name, Replicas: o.Replicas, Request: o.evacuationRequest(), Waiting: o.waiting(o.Interval, o.Timeout)}
 	if o.Rebalance {
 		sc.Rebalance = &ops.Rebalance{Thresholds: evacuation.DefaultThresholds, Waiting: sc.Waiting}
 	}

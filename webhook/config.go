@@ -6,7 +6,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // Config holds the webhook's global defaults; StatefulSet annotations override some per cluster.
@@ -39,14 +38,13 @@ type Settings struct {
 	AbandonAfter     time.Duration          // how long after its node became empty an evacuation waits for its removal
 	UnreachableGrace time.Duration          // EMQX API down this long: allow
 	MaxConcurrent    int                    // evacuations at once per EMQX cluster (at least 1)
-	Waits            evacuation.Waits       // EMQX's waits, for the time left
 	Request          emqx.EvacuationRequest // rates and waits; MigrateTo is the plan's
 }
 
 // For resolves the settings for owner (a StatefulSet or ReplicaSet; nil: the defaults).
 func (c Config) For(owner client.Object) Settings {
 	s := Settings{Timeout: c.EvacuationTimeout, AbandonAfter: c.AbandonAfter, UnreachableGrace: c.UnreachableGrace,
-		MaxConcurrent: max(1, c.MaxConcurrent), Waits: evacuation.DefaultWaits}
+		MaxConcurrent: max(1, c.MaxConcurrent)}
 	if d := durAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
 		s.Timeout = min(*d, MaxEvacuationTimeout)
 	}
@@ -61,11 +59,5 @@ func (c Config) For(owner client.Object) Settings {
 	}
 	s.Request.WaitHealthCheck = durAnnotation(owner, AnnWaitHealthCheck, c.WaitHealthCheck)
 	s.Request.WaitTakeover = durAnnotation(owner, AnnWaitTakeover, c.WaitTakeover)
-	if d := s.Request.WaitHealthCheck; d != nil {
-		s.Waits.HealthCheck = *d
-	}
-	if d := s.Request.WaitTakeover; d != nil {
-		s.Waits.Takeover = *d
-	}
 	return s
 }

@@ -173,7 +173,7 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 		return s.wayOut(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
 			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).with(fx...)
 	}
-	p := evacuation.ProgressOf(ev, s.Settings.Waits)
+	p := evacuation.ProgressOf(ev, evacuation.WaitsOf(s.Settings.Request))
 	return Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
 		node.Node, p.State, p.Summary())), Effects: fx}
 }

@@ -123,3 +123,16 @@ func (w WaitValue) Set(s string) error {
 
 // Type implements pflag.Value.
 func (WaitValue) Type() string { return "seconds|duration" }
+
+// WaitsOf are the waits an evacuation request makes EMQX take: those it names, EMQX's defaults
+// for the others.
+func WaitsOf(req emqx.EvacuationRequest) Waits {
+	w := DefaultWaits
+	if req.WaitHealthCheck != nil {
+		w.HealthCheck = *req.WaitHealthCheck
+	}
+	if req.WaitTakeover != nil {
+		w.Takeover = *req.WaitTakeover
+	}
+	return w
+}

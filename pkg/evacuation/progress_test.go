@@ -23,3 +23,13 @@ func TestProgressReadsTheEvacuationOnce(t *testing.T) {
 		t.Fatalf("done: %+v %q", p, p.Summary())
 	}
 }
+
+func TestWaitsOfARequestAreItsOwnElseEMQXsDefaults(t *testing.T) {
+	ten := 10 * time.Second
+	if w := WaitsOf(emqx.EvacuationRequest{WaitTakeover: &ten}); w != (Waits{HealthCheck: DefaultWait, Takeover: ten}) {
+		t.Fatalf("waits %+v", w)
+	}
+	if w := WaitsOf(emqx.EvacuationRequest{WaitHealthCheck: &ten}); w != (Waits{HealthCheck: ten, Takeover: DefaultWait}) {
+		t.Fatalf("waits %+v", w)
+	}
+}

@@ -18,7 +18,6 @@ type Evacuate struct {
 	Pod string
 	// Request holds the rates and waits given (nil fields: EMQX's defaults); MigrateTo is computed.
 	Request emqx.EvacuationRequest
-	Waits   evacuation.Waits // the waits in effect, for the time left
 	// MigrateTo are the pods (in direct mode, nodes) that take the sessions; empty: every node
 	// EMQX accepts as a target (evacuation.Targets).
 	MigrateTo  []string
@@ -68,7 +67,7 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 	if e.NoWait {
 		return res, nil
 	}
-	ev, err := waitEvacuated(ctx, e.Waiting, e.deadline(), t, r, []emqx.Node{node}, e.Waits)
+	ev, err := waitEvacuated(ctx, e.Waiting, e.deadline(), t, r, []emqx.Node{node}, evacuation.WaitsOf(e.Request))
 	if err != nil {
 		return res, stillRunning(ctx, err, fmt.Sprintf("EMQX node %s is still evacuating (state %s); it goes on without this command. Undo with: %s",
 			printable(node.Node), printable(ev[node.Node].State), res.Undo), e.Timeout)
@@ -88,10 +87,11 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 func (e Evacuate) request(ctx context.Context, t *Target, node emqx.Node, g emqx.GlobalStatus) (emqx.EvacuationRequest, error) {
 	req := e.Request
 	if e.Within > 0 {
-		c, s, ok := evacuation.RatesWithin(e.Within, e.Waits, node.LiveConnections, node.Connections)
+		waits := evacuation.WaitsOf(req)
+		c, s, ok := evacuation.RatesWithin(e.Within, waits, node.LiveConnections, node.Connections)
 		if !ok {
 			return req, fmt.Errorf("--within %v leaves no time after the waits (%v health check + %v takeover); lower --wait-health-check/--wait-takeover or raise --within",
-				e.Within, e.Waits.HealthCheck, e.Waits.Takeover)
+				e.Within, waits.HealthCheck, waits.Takeover)
 		}
 		req.ConnEvictRate, req.SessEvictRate = &c, &s
 	}

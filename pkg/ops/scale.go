@@ -19,10 +19,9 @@ import (
 type Scale struct {
 	Name     string
 	Replicas int32
-	// Request holds the rates and waits given for the scale-down's evacuations; Waits are those in
-	// effect, for the time left.
+	// Request holds the rates and waits given for the scale-down's evacuations (nil fields:
+	// EMQX's defaults).
 	Request emqx.EvacuationRequest
-	Waits   evacuation.Waits
 	// Rebalance, after a scale-up: the rebalance to run onto the new nodes (nil: none).
 	Rebalance *Rebalance
 	Waiting
@@ -105,7 +104,7 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 		r.EvacuationStarted(t.PodLabel(n.Node), n.Node, n.LiveConnections, n.Connections)
 	}
 	deadline := s.deadline()
-	if _, err := waitEvacuated(ctx, s.Waiting, deadline, t, r, evacuate, s.Waits); err != nil {
+	if _, err := waitEvacuated(ctx, s.Waiting, deadline, t, r, evacuate, evacuation.WaitsOf(s.Request)); err != nil {
 		return stillRunning(ctx, err, fmt.Sprintf("the replicas are unchanged and %s still evacuating; reopen with: kubectl emqx evacuate stop POD -n %s",
 			strings.Join(gone, ", "), a.Namespace), s.Timeout)
 	}

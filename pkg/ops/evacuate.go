@@ -108,7 +108,7 @@ func (e Evacuate) request(ctx context.Context, t *Target, node emqx.Node, g emqx
 		return planned, nil
 	}
 	for _, m := range e.MigrateTo {
-		n, err := t.NodeOf(ctx, m)
+		n, err := t.NodeAmong(ctx, nodes, m)
 		if err != nil {
 			return req, fmt.Errorf("--migrate-to %s: %w", m, err)
 		}

@@ -174,7 +174,7 @@ func (b Rebalance) participants(ctx context.Context, t *Target, nodes []emqx.Nod
 	if len(b.Nodes) > 0 {
 		var out []emqx.Node
 		for _, name := range b.Nodes {
-			n, err := t.NodeOf(ctx, name)
+			n, err := t.NodeAmong(ctx, nodes, name)
 			if err != nil {
 				return nil, fmt.Errorf("--nodes %s: %w", name, err)
 			}

@@ -90,6 +90,11 @@ func (t *Target) NodeOf(ctx context.Context, pod string) (emqx.Node, error) {
 	if err != nil {
 		return emqx.Node{}, err
 	}
+	return t.NodeAmong(ctx, nodes, pod)
+}
+
+// NodeAmong is NodeOf among nodes already read.
+func (t *Target) NodeAmong(ctx context.Context, nodes []emqx.Node, pod string) (emqx.Node, error) {
 	if t.Cluster == nil {
 		if n, ok := cluster.NodeByName(nodes, pod); ok && n.Running() {
 			return n, nil

@@ -29,6 +29,12 @@ type MarkSince struct {
 	Since time.Time
 }
 
+// Remember records, in this replica's memory only, that the state timed under Key began at Since.
+type Remember struct {
+	Key   string
+	Since time.Time
+}
+
 // ClearMark ends the state timed under Key.
 type ClearMark struct{ Key string }
 
@@ -43,6 +49,7 @@ type ForgetConnection struct{}
 
 func (Annotate) effect()         {}
 func (MarkSince) effect()        {}
+func (Remember) effect()         {}
 func (ClearMark) effect()        {}
 func (Event) effect()            {}
 func (RecordEvacuated) effect()  {}

@@ -168,14 +168,6 @@ func Reopen(w Watch) Action {
 	return Action{Effects: append(fx, ClearRecord{})}
 }
 
-// Remember records, in this replica's memory only, that the state timed under Key began at Since.
-type Remember struct {
-	Key   string
-	Since time.Time
-}
-
-func (Remember) effect() {}
-
 func forgetIf(stale bool) []Effect {
 	if stale {
 		return []Effect{ForgetConnection{}}

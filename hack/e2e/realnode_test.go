@@ -33,15 +33,7 @@ import (
 func TestShippedDeploymentOnARealNode(t *testing.T) {
 	f := features.New("shipped Deployment").Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 		cs := clientset(t, cfg)
-		up := exec.Command("make", "webhook-up")
-		up.Dir = repoRoot
-		up.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-		if out, err := up.CombinedOutput(); err != nil {
-			t.Fatalf("make webhook-up: %v\n%s", err, out)
-		}
-		t.Cleanup(func() {
-			_ = runKubectlQuiet("delete", "-k", filepath.Join(repoRoot, "hack", "realnode"), "--ignore-not-found", "--wait=false")
-		})
+		webhookUp(t, "self-signed", filepath.Join(repoRoot, "hack", "realnode"))
 		for _, p := range webhookPods(t, cs) {
 			if p.Spec.NodeName != "kemqx-real-0" || !ready(&p) || *p.Spec.SecurityContext.RunAsUser != 65532 {
 				t.Fatalf("pod %s on %s, ready %v", p.Name, p.Spec.NodeName, ready(&p))
@@ -121,16 +113,7 @@ func TestCertManagerOnARealNode(t *testing.T) {
 	f := features.New("cert-manager install").Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 		cs := clientset(t, cfg)
 		waitWebhookNamespace(t, cs)
-		overlay := filepath.Join(repoRoot, "hack", "realnode", "cert-manager")
-		up := exec.Command("make", "webhook-up", "TLS=cert-manager")
-		up.Dir = repoRoot
-		up.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-		if out, err := up.CombinedOutput(); err != nil {
-			t.Fatalf("make webhook-up TLS=cert-manager: %v\n%s", err, out)
-		}
-		t.Cleanup(func() {
-			_ = runKubectlQuiet("delete", "-k", overlay, "--ignore-not-found", "--wait=false")
-		})
+		webhookUp(t, "cert-manager", filepath.Join(repoRoot, "hack", "realnode", "cert-manager"))
 		runKubectl(t, "-n", webhookNS, "wait", "--for=condition=Ready", "certificate/emqx-webhook", "--timeout=60s")
 		secret, err := cs.CoreV1().Secrets(webhookNS).Get(ctx, "emqx-webhook-cert", metav1.GetOptions{})
 		if err != nil {
@@ -186,6 +169,21 @@ func TestCertManagerOnARealNode(t *testing.T) {
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)
+}
+
+// webhookUp runs make webhook-up with the TLS mode, and removes what the overlay installed
+// when the test ends.
+func webhookUp(t *testing.T, tls, overlay string) {
+	t.Helper()
+	up := exec.Command("make", "webhook-up", "TLS="+tls)
+	up.Dir = repoRoot
+	up.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("make webhook-up TLS=%s: %v\n%s", tls, err, out)
+	}
+	t.Cleanup(func() {
+		_ = runKubectlQuiet("delete", "-k", overlay, "--ignore-not-found", "--wait=false")
+	})
 }
 
 // emqxWithClients is a 3-pod Helm-style EMQX StatefulSet on the fake nodes, in a new namespace,

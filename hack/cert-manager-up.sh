@@ -15,11 +15,12 @@ cached_build "$dir" "cert-manager's controllers and CA injector" build
 # The CRDs of the version built (server-side: the Issuer CRDs exceed client-side apply's limit).
 src=$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)
 [[ -d $src/deploy/crds ]] || die "cert-manager's CRDs not found under $src/deploy/crds"
-for crd in cert-manager.io_certificates cert-manager.io_certificaterequests cert-manager.io_issuers cert-manager.io_clusterissuers; do
-	$KUBECTL apply --server-side --force-conflicts -f "$src/deploy/crds/$crd.yaml" >/dev/null
+crds=()
+for k in certificates certificaterequests issuers clusterissuers; do
+	$KUBECTL apply --server-side --force-conflicts -f "$src/deploy/crds/cert-manager.io_$k.yaml" >/dev/null
+	crds+=("crd/$k.cert-manager.io")
 done
-$KUBECTL wait --for condition=Established --timeout=60s crd/certificates.cert-manager.io \
-	crd/certificaterequests.cert-manager.io crd/issuers.cert-manager.io crd/clusterissuers.cert-manager.io >/dev/null
+$KUBECTL wait --for condition=Established --timeout=60s "${crds[@]}" >/dev/null
 pidfile=$STATE_DIR/cert-manager.pid
 if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 	log "cert-manager is already running (pid $(cat "$pidfile"))"

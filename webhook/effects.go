@@ -108,7 +108,7 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 				_ = g.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano))}) // logged
 			}
 		case Counted:
-			g.Log.Info(e.Log, "pod", pod.Namespace+"/"+pod.Name, "reason", e.Reason)
+			g.Log.Info(e.Log, "pod", pod.Namespace+"/"+pod.Name, "node", e.Node, "reason", e.Reason)
 			g.Metrics.action(e.Reason)
 		}
 	}

@@ -60,7 +60,7 @@ type (
 	ClearRecord struct{}
 	// Counted is a way out taken by the controller: its metric and its log line (the Event is
 	// an Event effect).
-	Counted struct{ Reason, Log string }
+	Counted struct{ Reason, Log, Node string }
 )
 
 func (ForgetEvacuation) effect() {}
@@ -87,7 +87,7 @@ func Follow(w Watch) Action {
 		}
 		return Action{Effects: []Effect{ForgetEvacuation{},
 			event(corev1.EventTypeNormal, ReasonStopped, "the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again", sts.Name, node),
-			Counted{Reason: ReasonStopped, Log: "evacuation stopped: scale-down withdrawn"}}}
+			Counted{Reason: ReasonStopped, Log: "evacuation stopped: scale-down withdrawn", Node: node}}}
 	}
 	switch {
 	case !e.Evacuating:
@@ -139,7 +139,7 @@ func (w Watch) abandonIfNobodyAsks(node string) Action {
 	return Action{Effects: append(fx, ForgetEvacuation{}, ClearRecord{},
 		event(corev1.EventTypeWarning, ReasonAbandoned,
 			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients again", node, wait),
-		Counted{Reason: ReasonAbandoned, Log: fmt.Sprintf("evacuation abandoned after %v", wait)})}
+		Counted{Reason: ReasonAbandoned, Log: fmt.Sprintf("evacuation abandoned after %v", wait), Node: node})}
 }
 
 // Reopen decides about a pod that came back (same name, new UID) while its owner records the old

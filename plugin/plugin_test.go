@@ -646,7 +646,7 @@ func TestEvacuationViewDrawsABarPerNodeOnATerminal(t *testing.T) {
 	at := func(node, state string, conns, sessions int64) ops.Evacuating {
 		ev := emqx.Evacuation{Node: node, State: state, ConnectionEvictionRate: 100, SessionEvictionRate: 100,
 			Stats: emqx.Stats{InitialConnected: 200, CurrentConnected: conns, InitialSessions: 200, CurrentSessions: sessions}}
-		return ops.Evacuating{Pod: strings.TrimPrefix(node, "emqx@"), Progress: evacuation.ProgressOf(ev, evacuation.Waits{Takeover: time.Second})}
+		return ops.Evacuating{Pod: strings.TrimPrefix(node, "emqx@"), Progress: evacuation.ProgressOf(ev, emqx.Node{}, evacuation.DurableOff, evacuation.Waits{Takeover: time.Second})}
 	}
 	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationEvictingConns, 200, 200), at("emqx@b", emqx.EvacuationEvictingConns, 200, 200)})
 	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationEvictingSessions, 0, 100), at("emqx@b", emqx.EvacuationEvictingConns, 100, 200)})

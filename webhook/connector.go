@@ -30,6 +30,7 @@ type Matcher = cluster.Matcher
 type EMQX interface {
 	Nodes(ctx context.Context) ([]emqx.Node, error)
 	GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error)
+	GlobalZone(ctx context.Context) (emqx.Zone, error)
 	StartEvacuation(ctx context.Context, node string, req emqx.EvacuationRequest) error
 	StopEvacuation(ctx context.Context, node string) error
 	ForceLeave(ctx context.Context, node string) error

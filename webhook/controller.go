@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // Controller closes the loops admission cannot:
@@ -121,7 +123,29 @@ func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, 
 	}
 	s := &Seen{Node: pod.Annotations[AnnNode]}
 	s.Evacuation, s.Evacuating = gs.Evacuation(s.Node)
+	if err := judgeable(ctx, conn, s, nil); err != nil {
+		return nil, &Seen{Err: err, Stale: true}
+	}
 	return conn, s
+}
+
+// judgeable adds to s what judging its evacuation needs beyond EMQX's own rule: the node as listed
+// now (nodes, or asked for when nil) and whether sessions may be durable. Nothing is asked of an
+// evacuation EMQX calls done, or of none.
+func judgeable(ctx context.Context, conn EMQX, s *Seen, nodes []emqx.Node) error {
+	if !s.Evacuating || s.Evacuation.Done() {
+		return nil
+	}
+	if nodes == nil {
+		var err error
+		if nodes, err = conn.Nodes(ctx); err != nil {
+			return err
+		}
+	}
+	s.Listed, _ = cluster.NodeByName(nodes, s.Node)
+	var err error
+	s.Durable, err = evacuation.AskDurability(ctx, conn, s.Listed.Version)
+	return err
 }
 
 // seeNode finds the pod's node and its evacuation for Reopen.
@@ -144,6 +168,9 @@ func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen)
 	}
 	s := &Seen{Node: node.Node, Joined: true}
 	s.Evacuation, s.Evacuating = gs.Evacuation(node.Node)
+	if err := judgeable(ctx, conn, s, nodes); err != nil {
+		return nil, &Seen{Err: err, Stale: true}
+	}
 	return conn, s
 }
 

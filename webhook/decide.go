@@ -59,6 +59,14 @@ type EMQXState struct {
 	Nodes    []emqx.Node
 	Node     emqx.Node // the pod's node
 	Status   emqx.GlobalStatus
+	Durable  evacuation.Durability // how to read the evacuations' session counts (asked when any runs)
+}
+
+// safe is the one rule for an evacuation of the cluster (pkg/evacuation.SafeToRemove), its node as
+// EMQX lists it now.
+func (e *EMQXState) safe(ev emqx.Evacuation) bool {
+	node, _ := cluster.NodeByName(e.Nodes, ev.Node)
+	return evacuation.SafeToRemove(ev, node, e.Durable)
 }
 
 // StartOutcome is how asking EMQX to evacuate went.
@@ -148,9 +156,8 @@ func decide(s Snapshot) Decision {
 	node := e.Node
 	ev, evacuating := e.Status.Evacuation(node.Node)
 	switch {
-	case evacuating && evacuation.SafeToRemove(ev): // row 7
-		return Decision{Verdict: allow(ReasonEvacuated, fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left", node.Node)),
-			Effects: evacuatedEffects(pod, s.Now)}
+	case evacuating && e.safe(ev): // row 7
+		return Decision{Verdict: allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)), Effects: evacuatedEffects(pod, s.Now)}
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
 		return final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node)))
 	case evacuating: // rows 9 and 10
@@ -173,7 +180,7 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 		return s.wayOut(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
 			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).with(fx...)
 	}
-	p := evacuation.ProgressOf(ev, evacuation.WaitsOf(s.Settings.Request))
+	p := evacuation.ProgressOf(ev, node, s.EMQX.Durable, evacuation.WaitsOf(s.Settings.Request))
 	return Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
 		node.Node, p.State, p.Summary())), Effects: fx}
 }
@@ -184,7 +191,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	var fx []Effect
 	var busy []string
 	for _, e := range gs.Evacuations {
-		if !evacuation.SafeToRemove(e) {
+		if !s.EMQX.safe(e) {
 			busy = append(busy, e.Node)
 		}
 	}
@@ -337,6 +344,17 @@ func evacuatedEffects(pod *corev1.Pod, now time.Time) []Effect {
 			Annotate{Set: map[string]*string{AnnCompletedAt: ptr(now.UTC().Format(time.RFC3339Nano))}})
 	}
 	return append(fx, RecordEvacuated{})
+}
+
+// evacuatedMessage says why the node is empty: by EMQX's own count, or, where sessions may be
+// durable, by its own channels while EMQX's count holds the cluster's offline durable sessions.
+func evacuatedMessage(node string, ev emqx.Evacuation, d evacuation.Durability) string {
+	if ev.Done() {
+		return fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left", node)
+	}
+	return fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left on it (durable sessions %s: "+
+		"EMQX's count of %d adds the cluster's disconnected durable sessions, which stay in durable storage)",
+		node, d, ev.Stats.CurrentSessions)
 }
 
 func final(v Verdict) Decision { return Decision{Verdict: v} }

@@ -40,6 +40,10 @@ type Seen struct {
 	Joined     bool // Reopen: the pod's node is listed and running
 	Evacuation emqx.Evacuation
 	Evacuating bool
+	// Listed and Durable judge an evacuation that EMQX's own rule does not call done: the node as
+	// GET /nodes lists it, and how to read its session count (durable sessions, 5.8+).
+	Listed  emqx.Node
+	Durable evacuation.Durability
 }
 
 // Action is what the controller does about a pod.
@@ -96,7 +100,7 @@ func Follow(w Watch) Action {
 	case pod.Annotations[AnnStartedBy] == StartedByOther:
 		// Not ours: whoever started it finishes it.
 		return Action{Requeue: w.Poll}
-	case !evacuation.SafeToRemove(e.Evacuation):
+	case !evacuation.SafeToRemove(e.Evacuation, e.Listed, e.Durable):
 		return Action{Requeue: w.Poll}
 	}
 	var fx []Effect

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
@@ -81,6 +82,12 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) 
 	}
 	if st.Status, err = conn.GlobalStatus(ctx); err != nil {
 		return nil, failed(err, true)
+	}
+	if len(st.Status.Evacuations) > 0 {
+		// How to read the evacuations' session counts (durable sessions, 5.8+).
+		if st.Durable, err = evacuation.AskDurability(ctx, conn, node.Version); err != nil {
+			return nil, failed(err, true)
+		}
 	}
 	st.Answered = true
 	return conn, st

@@ -23,6 +23,14 @@ func emqxContainer(spec *corev1.PodSpec) *corev1.Container {
 	return &spec.Containers[0]
 }
 
+// Image is the image of the pod's EMQX container, "" when it has none.
+func Image(pod *corev1.Pod) string {
+	if c := emqxContainer(&pod.Spec); c != nil {
+		return c.Image
+	}
+	return ""
+}
+
 // Sources reads the objects a pod's environment refers to, in the pod's namespace: ConfigMaps and
 // Secrets. A nil reader, or ok false, means the object cannot be read (missing, or not allowed).
 type Sources struct {
@@ -253,6 +261,8 @@ func Unquote(s string) string {
 // BootstrapKey is one line of EMQX's bootstrap API key file.
 type BootstrapKey struct {
 	Key, Secret, Role string
+	// Scopes is the 4th field (5.10.4+): nil when omitted (unrestricted), empty when given empty.
+	Scopes []string
 }
 
 // ParseBootstrapFile reads EMQX's bootstrap API key format (API.md §2.3): one key:secret[:role[:scopes]]
@@ -273,6 +283,14 @@ func ParseBootstrapFile(content string) []BootstrapKey {
 		k := BootstrapKey{Key: parts[0], Secret: parts[1]}
 		if len(parts) >= 3 {
 			k.Role = parts[2]
+		}
+		if len(parts) == 4 {
+			k.Scopes = []string{}
+			for _, s := range strings.Split(parts[3], ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					k.Scopes = append(k.Scopes, s)
+				}
+			}
 		}
 		if i, ok := byKey[k.Key]; ok {
 			keys[i] = k

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -29,15 +30,13 @@ func TestNodeNameOverridesAndDefaults(t *testing.T) {
 }
 
 func TestParseBootstrapFile(t *testing.T) {
-	got := ParseBootstrapFile("a:1\n\nb:2:viewer\na:3\nc:4:administrator:cluster_operations\nbroken\nd:5\n")
-	want := []BootstrapKey{{Key: "a", Secret: "3"}, {Key: "b", Secret: "2", Role: "viewer"}, {Key: "c", Secret: "4", Role: "administrator"}}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v (loading stops at the malformed line)", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("got %v, want %v", got, want)
-		}
+	got := ParseBootstrapFile("a:1\n\nb:2:viewer\na:3\nc:4:administrator:cluster_operations, publish\ne:6:viewer:\nbroken\nd:5\n")
+	// Scopes: omitted is unrestricted (nil), a trailing empty field is "no scopes".
+	want := []BootstrapKey{{Key: "a", Secret: "3"}, {Key: "b", Secret: "2", Role: "viewer"},
+		{Key: "c", Secret: "4", Role: "administrator", Scopes: []string{"cluster_operations", "publish"}},
+		{Key: "e", Secret: "6", Role: "viewer", Scopes: []string{}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %#v, want %#v (loading stops at the malformed line)", got, want)
 	}
 }
 

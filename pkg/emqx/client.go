@@ -142,6 +142,14 @@ func (c *Client) GlobalStatus(ctx context.Context) (GlobalStatus, error) {
 	return g, err
 }
 
+// GlobalZone reads GET /configs/global_zone (JSON): the zone settings every node has, among them,
+// from 5.8, durable_sessions. Reading it needs an API key's scope "system" where keys have scopes.
+func (c *Client) GlobalZone(ctx context.Context) (Zone, error) {
+	var z Zone
+	err := c.get(ctx, "/configs/global_zone", &z)
+	return z, err
+}
+
 // Available asks the serving node's availability check: false while its eviction agent is enabled
 // (evacuating, rebalance donor, purging).
 func (c *Client) Available(ctx context.Context) (bool, error) {

@@ -24,6 +24,8 @@ const (
 	CodeTokenTimeOut      = "TOKEN_TIME_OUT"
 	CodeBadToken          = "BAD_TOKEN"
 	CodeBadUsernameOrPwd  = "BAD_USERNAME_OR_PWD"
+	CodeLoginLocked       = "LOGIN_LOCKED"
+	CodeBadMFAToken       = "BAD_MFA_TOKEN"
 	messagePathNotFound   = "Request Path Not Found"
 	messageNodeNotFound   = "Node not found"
 	messageInvalidNodes   = "Invalid nodes"
@@ -65,8 +67,16 @@ func (e *Error) Hint() string {
 	switch {
 	case e.noRebalanceAPI():
 		return "this EMQX has no rebalance API: evacuation and rebalance need EMQX Enterprise 5.0.4+ or EMQX 5.9+"
+	case e.Code == CodeLoginLocked:
+		return "EMQX locked this dashboard user after 5 failed logins in 5 minutes, for 10 minutes; " +
+			"use an API key instead (a Secret named by " + annCredentialsSecret + ", or the operator's bootstrap key)"
+	case e.Code == CodeBadMFAToken:
+		return "this dashboard user has multi-factor authentication, which no program can pass; use an API key instead"
 	case e.StatusCode == http.StatusUnauthorized:
 		return "check the API key and secret, or the dashboard username and password"
+	case e.Code == CodeUnauthorizedRole:
+		return "this API key's role or scopes do not allow it: use an administrator key, and on EMQX 5.10.4+, 6.1.2+ " +
+			"and 6.2.1+ give it the scope cluster_operations (bootstrap file line key:secret:administrator:cluster_operations)"
 	case e.StatusCode == http.StatusForbidden:
 		return "these credentials may not do this: use an administrator API key (with scope cluster_operations on EMQX 5.10.4+)"
 	case e.nodeNotFound():
@@ -169,6 +179,14 @@ func IsNothingToBalance(err error) bool {
 func IsNodesUnavailable(err error) bool {
 	return matches(err, func(e *Error) bool { return strings.HasPrefix(e.Message, messageNodesUnavail) })
 }
+
+// IsLoginLocked reports that EMQX refuses the dashboard user's logins for now (5.9+).
+func IsLoginLocked(err error) bool {
+	return matches(err, func(e *Error) bool { return e.Code == CodeLoginLocked })
+}
+
+// annCredentialsSecret is pkg/cluster's AnnCredentialsSecret, named in hints (emqx cannot import it).
+const annCredentialsSecret = "emqx.kubectl-emqx.io/credentials-secret"
 
 // IsUnauthorized: missing or wrong credentials, or an expired token.
 func IsUnauthorized(err error) bool {

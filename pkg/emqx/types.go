@@ -19,6 +19,17 @@ type Node struct {
 	Load15          float64 `json:"load15,omitempty"`
 }
 
+// Zone is what is read of GET /configs/global_zone.
+type Zone struct {
+	// DurableSessions is nil before 5.8, which has no such setting.
+	DurableSessions *struct {
+		Enable bool `json:"enable"`
+	} `json:"durable_sessions,omitempty"`
+}
+
+// Durable reports durable_sessions.enable.
+func (z Zone) Durable() bool { return z.DurableSessions != nil && z.DurableSessions.Enable }
+
 // Running reports whether the node is up.
 func (n Node) Running() bool { return n.NodeStatus == NodeRunning }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -65,20 +64,7 @@ func dropConnection(w http.ResponseWriter) {
 // rebalanceAPI reports whether this build serves load_rebalance and node_eviction: Enterprise
 // from 5.0.4, every build from 5.9 (API.md §1).
 func (c *Cluster) rebalanceAPI() bool {
-	return c.cfg.Edition != "Opensource" || versionAtLeast(c.cfg.Version, 5, 9)
-}
-
-func versionAtLeast(v string, major, minor int) bool {
-	parts := strings.SplitN(strings.TrimLeft(v, "ev"), ".", 3)
-	if len(parts) < 2 {
-		return true
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return ma > major || ma == major && mi >= minor
+	return c.cfg.Edition != "Opensource" || c.version.AtLeast(5, 9, 0)
 }
 
 func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw []byte) {
@@ -134,6 +120,9 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 	case "configs":
 		c.serveConfigs(w, r, raw)
 		return
+	case "global_zone":
+		writeJSON(w, http.StatusOK, c.globalZoneDoc())
+		return
 	case "force_leave":
 		if err := c.forceLeave(n, arg); err != nil {
 			writeError(w, r, err)
@@ -180,6 +169,8 @@ func matchRoute(p string) (string, string) {
 		return "nodes", ""
 	case "/configs":
 		return "configs", ""
+	case "/configs/global_zone":
+		return "global_zone", ""
 	case "/load_rebalance/status":
 		return "status", ""
 	case "/load_rebalance/global_status":
@@ -261,7 +252,10 @@ func (c *Cluster) authorize(r *http.Request) *apiError {
 		key, secret, _ := strings.Cut(string(dec), ":")
 		for _, k := range c.cfg.APIKeys {
 			if k.Key == key && k.Secret == secret {
-				return roleAllows(k.Role, r.Method)
+				if err := roleAllows(k.Role, r.Method); err != nil {
+					return err
+				}
+				return c.scopeAllows(k, r.URL.Path)
 			}
 		}
 		return &apiError{http.StatusUnauthorized, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"}
@@ -278,6 +272,33 @@ func (c *Cluster) authorize(r *http.Request) *apiError {
 		return nil
 	}
 	return &apiError{http.StatusUnauthorized, "AUTHORIZATION_HEADER_ERROR", "Support authorization: basic/bearer "}
+}
+
+// scopeAllows: from 5.10.4 (6.1.2, 6.2.1) a key with scopes reaches the cluster-operations paths
+// only with that scope (emqx_mgmt_auth.erl, check_scopes; the paths' scope from
+// emqx_mgmt_api_key_scopes.erl). A key without scopes is unrestricted.
+func (c *Cluster) scopeAllows(k APIKey, path string) *apiError {
+	if k.Scopes == nil || !c.version.HasAPIKeyScopes() || !clusterOperationsPath(path) {
+		return nil
+	}
+	for _, s := range k.Scopes {
+		if s == scopeClusterOperations {
+			return nil
+		}
+	}
+	return &apiError{http.StatusForbidden, "UNAUTHORIZED_ROLE", "This API Key don't have permission to access this resource"}
+}
+
+const scopeClusterOperations = "cluster_operations"
+
+func clusterOperationsPath(path string) bool {
+	p := strings.TrimPrefix(path, "/api/v5")
+	for _, prefix := range []string{"/nodes", "/load_rebalance/", "/node_eviction/", "/cluster/"} {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func roleAllows(role, method string) *apiError {
@@ -301,18 +322,55 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 		writeError(w, r, badRequest(hoconError("root", "not a JSON object", string(raw))))
 		return
 	}
+	if c.version.LocksLogins() && c.now.Before(c.lockedUntil[req.Username]) {
+		// Locked: refused whatever the password (emqx_dashboard_admin.erl, sign_token/3 asks
+		// emqx_dashboard_login_lock:verify/1 first).
+		writeError(w, r, &apiError{http.StatusUnauthorized, "LOGIN_LOCKED", "Login locked"})
+		return
+	}
 	pw, ok := c.cfg.Users[req.Username]
 	if c.cfg.NoLogin || !ok || pw != req.Password {
+		if ok && !c.cfg.NoLogin {
+			c.failedLogin(req.Username)
+		}
 		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "Auth failed"})
 		return
 	}
+	delete(c.failedLogins, req.Username)
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	token := hex.EncodeToString(b)
 	c.tokens[token] = c.now.Add(c.cfg.TokenTTL)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"token": token, "version": c.cfg.Version, "role": "administrator", "license": map[string]string{"edition": "ee"},
+		"token": token, "version": c.version.String(), "role": "administrator", "license": map[string]string{"edition": "ee"},
 	})
+}
+
+// failedLogin counts a wrong password (only a wrong password of a known user counts:
+// emqx_dashboard_api.erl, register_unsuccessful_login/2) and, from 5.9, locks the user once
+// loginMaxAttempts have failed within loginInterval (emqx_dashboard_login_lock.erl).
+func (c *Cluster) failedLogin(user string) {
+	if !c.version.LocksLogins() {
+		return
+	}
+	recent := []time.Time{c.now}
+	for _, t := range c.failedLogins[user] {
+		if c.now.Sub(t) < loginInterval {
+			recent = append(recent, t)
+		}
+	}
+	c.failedLogins[user] = recent
+	if len(recent) >= loginMaxAttempts {
+		c.lockedUntil[user] = c.now.Add(loginLockDuration)
+		c.logf("dashboard_user_login_locked: %s until %s", user, c.now.Add(loginLockDuration).Format(time.RFC3339))
+	}
+}
+
+// LoginLocked reports whether the dashboard user is locked out now (5.9+).
+func (c *Cluster) LoginLocked(user string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Before(c.lockedUntil[user])
 }
 
 // nodeByPath resolves the {node} of a path: it must be a running member (API.md §3.1).
@@ -385,7 +443,7 @@ func (c *Cluster) startEvacuationAPI(node string, raw []byte) (any, *apiError) {
 
 func (c *Cluster) startRebalanceAPI(node string, raw []byte) (any, *apiError) {
 	schema := rebalanceSchema
-	if versionAtLeast(c.cfg.Version, 5, 9) {
+	if c.version.AtLeast(5, 9, 0) {
 		schema = make(map[string]fieldKind, len(rebalanceSchema)+2)
 		for k, v := range rebalanceSchema {
 			schema[k] = v

@@ -27,9 +27,16 @@ func (c *Cluster) returning(n int64) int64 {
 	return back
 }
 
+// sessionsIn is where returning persistent clients' sessions wait for them: on a node (in memory,
+// or migrated from it), in durable storage, or nowhere (lost, or the clients are new).
+type sessionsIn struct {
+	node    *Node
+	durable bool
+}
+
 // scheduleReconnect brings returning persistent and clean clients back after the reconnect delay.
-// origin is where their sessions wait for them, or nil when their sessions are gone. Caller holds mu.
-func (c *Cluster) scheduleReconnect(origin *Node, persistent, clean int64) {
+// origin is where their sessions wait for them. Caller holds mu.
+func (c *Cluster) scheduleReconnect(origin sessionsIn, persistent, clean int64) {
 	if persistent+clean == 0 {
 		return
 	}
@@ -42,7 +49,7 @@ func (c *Cluster) scheduleReconnect(origin *Node, persistent, clean int64) {
 // enabled: CONNACK 0x9C) sends the client away; it retries after the reconnect delay, and the
 // refusal is counted. A persistent client takes its session over from wherever it waits (API.md §4);
 // if it was lost the client starts a new one. With no Ready endpoint, clients retry after the delay.
-func (c *Cluster) reconnect(origin *Node, persistent, clean int64) {
+func (c *Cluster) reconnect(origin sessionsIn, persistent, clean int64) {
 	eps := c.endpoints()
 	if len(eps) == 0 {
 		c.after(max(c.cfg.Reconnect.Delay, TickInterval), func() { c.reconnect(origin, persistent, clean) })
@@ -75,9 +82,16 @@ func (c *Cluster) reconnect(origin *Node, persistent, clean int64) {
 	}
 }
 
-// takeOverWaitingSession removes one waiting disconnected session: from origin if it still has
-// one, else from the node holding the most (sessions migrated away from origin).
-func (c *Cluster) takeOverWaitingSession(origin *Node) {
+// takeOverWaitingSession removes one waiting disconnected session: from durable storage, or from
+// origin's node if it still has one, else from the node holding the most (sessions migrated away).
+func (c *Cluster) takeOverWaitingSession(in sessionsIn) {
+	if in.durable {
+		if c.durableOffline > 0 {
+			c.durableOffline--
+		}
+		return
+	}
+	origin := in.node
 	if origin == nil {
 		return
 	}
@@ -115,7 +129,7 @@ func (c *Cluster) connectLocked(node string, clients, persistent int64) error {
 			return fmt.Errorf("the listener Service has no Ready endpoint: %w", ErrRefused)
 		}
 		c.pending += clients
-		c.reconnect(nil, persistent, clients-persistent)
+		c.reconnect(sessionsIn{}, persistent, clients-persistent)
 		return nil
 	}
 	n := c.node(node)
@@ -136,18 +150,36 @@ func (c *Cluster) connectLocked(node string, clients, persistent int64) error {
 func (c *Cluster) Disconnect(clients int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.disconnectLocked(clients)
+	return c.disconnectLocked(clients, false)
 }
 
-func (c *Cluster) disconnectLocked(clients int64) error {
+// GoOffline takes persistent clients offline keeping their sessions, as devices that sleep or lose
+// their network do: each session waits for its client, which is not coming back soon, on its node
+// (in memory) or, with durable sessions, in durable storage. They are chosen as Disconnect chooses.
+func (c *Cluster) GoOffline(clients int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.disconnectLocked(clients, true)
+}
+
+func (c *Cluster) disconnectLocked(clients int64, keepSession bool) error {
+	// Only a persistent client can keep its session.
+	count := (*Node).live
+	if keepSession {
+		count = func(n *Node) int64 { return n.livePersistent }
+	}
 	var live int64
 	for _, n := range c.nodes {
 		if n.running {
-			live += n.live()
+			live += count(n)
 		}
 	}
 	if clients < 0 || clients > live {
-		return fmt.Errorf("cannot disconnect %d clients: %d are connected", clients, live)
+		what := "are connected"
+		if keepSession {
+			what = "are connected with a persistent session"
+		}
+		return fmt.Errorf("cannot disconnect %d clients: %d %s", clients, live, what)
 	}
 	for ; clients > 0; clients-- {
 		k := c.rng.Int64N(live)
@@ -155,13 +187,20 @@ func (c *Cluster) disconnectLocked(clients int64) error {
 			if !n.running {
 				continue
 			}
-			if k >= n.live() {
-				k -= n.live()
+			if k >= count(n) {
+				k -= count(n)
 				continue
 			}
-			if k < n.livePersistent {
+			switch {
+			case k < n.livePersistent && keepSession && c.durable():
 				n.livePersistent--
-			} else {
+				c.durableOffline++
+			case k < n.livePersistent && keepSession:
+				n.livePersistent--
+				n.discIdle++
+			case k < n.livePersistent:
+				n.livePersistent--
+			default:
 				n.liveClean--
 			}
 			break

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
 // Timing constants of EMQX (API.md §5.2, §6.3).
@@ -51,8 +53,14 @@ type ReconnectConfig struct {
 
 // Config describes a simulated cluster.
 type Config struct {
-	Nodes   []NodeConfig
-	Version string // reported in /nodes; default 5.10.0
+	Nodes []NodeConfig
+	// Version is the EMQX release played (5.3.2, 5.8.4, 6.2.2; default 5.10.0): what changed between
+	// releases changes with it (emqx.Version says what, and since when).
+	Version string
+	// DurableSessions is durable_sessions.enable (EMQX_DURABLE_SESSIONS__ENABLE), honoured from 5.8:
+	// persistent sessions live in durable storage once their client is gone, and the evacuation's
+	// session count adds every disconnected durable session of the cluster.
+	DurableSessions bool
 	// Edition "Opensource" with a Version before 5.9 serves no load_rebalance routes, as CE did.
 	Edition   string
 	APIKeys   []APIKey
@@ -69,6 +77,9 @@ type Config struct {
 type APIKey struct {
 	Key, Secret string
 	Role        string // administrator (default), viewer, publisher
+	// Scopes (5.10.4+, 6.1.2+, 6.2.1+): nil is unrestricted; otherwise the key reaches /nodes,
+	// /load_rebalance and /node_eviction only with "cluster_operations" among them.
+	Scopes []string
 }
 
 // DefaultReconnect: every evicted client comes back a second later.
@@ -93,7 +104,26 @@ type Cluster struct {
 	refused int64  // connects a Ready but refusing node turned away (CONNACK 0x9C)
 	config  string // the configuration as HOCON ("" until first read: the boot configuration)
 	apiDown bool   // the dashboard listener is unreachable: /api/v5 requests get no answer
+
+	version emqx.Version
+	// Durable sessions (5.8+ with DurableSessions): disconnected ones live in durable storage, on no
+	// node. durableTally is the bookkeeper's count of them, refreshed every durableTallyInterval.
+	durableOffline, durableTally int64
+	// The dashboard's login lock (5.9+): failed logins per user, and until when a user is locked.
+	failedLogins map[string][]time.Time
+	lockedUntil  map[string]time.Time
 }
+
+// durableTallyInterval is durable_sessions.disconnected_session_count_refresh_interval's default.
+const durableTallyInterval = 5 * time.Second
+
+// The dashboard's login lock (dashboard.unsuccessful_login_*, 5.9+): this many failed logins within
+// the interval lock the user for the duration.
+const (
+	loginMaxAttempts  = 5
+	loginInterval     = 5 * time.Minute
+	loginLockDuration = 10 * time.Minute
+)
 
 // New builds a cluster from cfg with every node running.
 func New(cfg Config) (*Cluster, error) {
@@ -112,10 +142,18 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Start.IsZero() {
 		cfg.Start = time.Now()
 	}
+	v, err := emqx.ParseVersion(cfg.Version)
+	if err != nil {
+		return nil, err
+	}
 	c := &Cluster{
-		cfg: cfg, now: cfg.Start, start: cfg.Start,
+		cfg: cfg, now: cfg.Start, start: cfg.Start, version: v,
 		byName: map[string]*Node{}, known: map[string]bool{}, tokens: map[string]time.Time{},
-		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		rng:          rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		failedLogins: map[string][]time.Time{}, lockedUntil: map[string]time.Time{},
+	}
+	if c.durable() {
+		c.after(durableTallyInterval, c.tallyDurable)
 	}
 	for _, nc := range cfg.Nodes {
 		if _, err := c.addNodeLocked(nc); err != nil {
@@ -160,6 +198,16 @@ func (c *Cluster) addNodeLocked(nc NodeConfig) (*Node, error) {
 	}
 	n.livePersistent, n.liveClean = persistent, nc.Connections-persistent
 	return n, nil
+}
+
+// durable: persistent sessions are durable ones (durable_sessions.enable on a release that has it).
+func (c *Cluster) durable() bool { return c.cfg.DurableSessions && c.version.HasDurableSessions() }
+
+// tallyDurable is emqx_persistent_session_bookkeeper's periodic count of the cluster's disconnected
+// durable sessions: the evacuation reads this figure, not a live one.
+func (c *Cluster) tallyDurable() {
+	c.durableTally = c.durableOffline
+	c.after(durableTallyInterval, c.tallyDurable)
 }
 
 // Now returns the virtual time.

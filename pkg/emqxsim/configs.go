@@ -87,3 +87,26 @@ func (c *Cluster) serveConfigs(w http.ResponseWriter, r *http.Request, raw []byt
 		writeError(w, r, &apiError{http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method Not Allowed"})
 	}
 }
+
+// globalZoneDoc is GET /api/v5/configs/global_zone (emqx_mgmt_api_configs.erl): the zone roots of
+// emqx_zone_schema.erl with their values; durable_sessions is one of them from 5.8.
+func (c *Cluster) globalZoneDoc() map[string]any {
+	doc := map[string]any{
+		"mqtt":                map[string]any{"max_packet_size": "1MB", "session_expiry_interval": "2h", "max_inflight": 32},
+		"stats":               map[string]any{"enable": true},
+		"flapping_detect":     map[string]any{"enable": false, "max_count": 15, "window_time": "1m", "ban_time": "5m"},
+		"force_shutdown":      map[string]any{"enable": true, "max_mailbox_size": 1000, "max_heap_size": "32MB"},
+		"conn_congestion":     map[string]any{"enable_alarm": true, "min_alarm_sustain_duration": "1m"},
+		"force_gc":            map[string]any{"enable": true, "count": 16000, "bytes": "16MB"},
+		"overload_protection": map[string]any{"enable": false, "backoff_delay": 1, "backoff_gc": false},
+	}
+	if c.version.HasDurableSessions() {
+		doc["durable_sessions"] = map[string]any{
+			"enable": c.cfg.DurableSessions, "batch_size": 100, "idle_poll_interval": "10s",
+			"heartbeat_interval": "5000ms", "session_gc_interval": "10m", "message_retention_period": "1d",
+			"subscription_count_refresh_interval":         "5s",
+			"disconnected_session_count_refresh_interval": durableTallyInterval.String(),
+		}
+	}
+	return doc
+}

@@ -26,7 +26,7 @@ func ptr[T any](v T) *T { return &v }
 func (c *Cluster) runningNodeDoc(n *Node, clusterSessions int64) nodeDoc {
 	zero := erlFloat(0)
 	return nodeDoc{
-		Node: n.name, NodeStatus: "running", Role: n.role, Edition: c.cfg.Edition, Version: c.cfg.Version,
+		Node: n.name, NodeStatus: "running", Role: n.role, Edition: c.cfg.Edition, Version: c.version.String(),
 		OTPRelease: "27.2-3/15.2", Uptime: ptr(c.now.Sub(n.booted).Milliseconds()),
 		Connections: ptr(n.sessions()), LiveConnections: ptr(n.live()), ClusterSessions: ptr(clusterSessions),
 		Load1: &zero, Load5: &zero, Load15: &zero, MaxFDs: ptr(int64(1048576)),
@@ -138,7 +138,7 @@ func (co *coordinator) base() rebalanceDoc {
 		ConnectionEvictionRate: co.opts.connRate, SessionEvictionRate: co.opts.sessRate,
 		Recipients: names(co.recipients),
 	}
-	if versionAtLeast(co.n.c.cfg.Version, 5, 9) {
+	if co.n.c.version.AtLeast(5, 9, 0) {
 		d.ConnectionEvictionRPCTimeout, d.SessionEvictionRPCTimeout = ptr(co.opts.connRPC), ptr(co.opts.sessRPC)
 	}
 	return d
@@ -163,7 +163,7 @@ func (co *coordinator) donorDoc(n *Node) rebalanceDoc {
 	init := co.initial[n]
 	d.Stats = &donorStats{
 		InitialConnected: init.conns, InitialSessions: init.sessions,
-		CurrentConnected: n.live(), CurrentSessions: n.sessions(), CurrentDisconnectedSessions: n.disc(),
+		CurrentConnected: n.live(), CurrentSessions: n.evictionSessions(), CurrentDisconnectedSessions: n.disc(),
 	}
 	return d
 }
@@ -206,5 +206,5 @@ func (n *Node) evictionStatusDoc() any {
 	if n.agentKind == "" {
 		return map[string]string{"status": "disabled"}
 	}
-	return map[string]any{"status": "enabled", "stats": map[string]int64{"connections": n.live(), "sessions": n.sessions()}}
+	return map[string]any{"status": "enabled", "stats": map[string]int64{"connections": n.live(), "sessions": n.evictionSessions()}}
 }

@@ -53,12 +53,14 @@ func (n *Node) startEvacuation(o evacOpts) error {
 	if n.evac != nil {
 		return errAlreadyStarted
 	}
-	if err := n.enableAgent(kindEvacuation, true); err != nil {
+	// From 5.4 the node keeps accepting clients while it waits for the health check; before, it
+	// refused them from the start.
+	if err := n.enableAgent(kindEvacuation, n.c.version.AcceptsDuringHealthCheck()); err != nil {
 		return err
 	}
 	e := &evacuation{n: n, opts: o, state: evacWaitingHealthCheck}
 	e.initialConns, e.currentConns = n.live(), n.live()
-	e.initialSess, e.currentSess = n.sessions(), n.sessions()
+	e.initialSess, e.currentSess = n.evictionSessions(), n.evictionSessions()
 	n.evac = e
 	raw, _ := json.MarshalIndent(persisted{
 		ConnEvictRate: o.connRate, SessEvictRate: o.sessRate, WaitTakeover: int64(o.waitTakeover / time.Second),
@@ -95,7 +97,7 @@ func (n *Node) resumeEvacuation(raw []byte) {
 	n.c.logf("node %s: Node evacuation is enabled. The node will not receive connections.", n.name)
 	e := &evacuation{n: n, opts: o, state: evacEvictingConns}
 	e.initialConns, e.currentConns = n.live(), n.live()
-	e.initialSess, e.currentSess = n.sessions(), n.sessions()
+	e.initialSess, e.currentSess = n.evictionSessions(), n.evictionSessions()
 	n.evac = e
 	e.tickConns()
 }
@@ -143,8 +145,10 @@ func (e *evacuation) tickConns() {
 	})
 }
 
+// tickSessions counts as EMQX does (evictionSessions): with durable sessions, every disconnected
+// durable session of the cluster keeps the evacuation here, though none of them can be evicted.
 func (e *evacuation) tickSessions() {
-	s := e.n.sessions()
+	s := e.n.evictionSessions()
 	if s == 0 {
 		e.currentSess = 0
 		e.state = evacProhibiting

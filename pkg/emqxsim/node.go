@@ -45,6 +45,16 @@ func (n *Node) live() int64     { return n.livePersistent + n.liveClean }
 func (n *Node) disc() int64     { return n.discWaiting + n.discIdle }
 func (n *Node) sessions() int64 { return n.live() + n.disc() } // all local channels (API.md §4)
 
+// evictionSessions is the eviction agent's session_count(): every local channel plus, from 5.8,
+// the bookkeeper's cluster-wide count of disconnected durable sessions (emqx_eviction_agent.erl,
+// session_count/0, since e5.8.0's d0e6f22). Durable sessions are on no node: nobody can evict them.
+func (n *Node) evictionSessions() int64 {
+	if n.c.durable() {
+		return n.sessions() + n.c.durableTally
+	}
+	return n.sessions()
+}
+
 // acceptsNew: the node answers a CONNECT with CONNACK success (its eviction agent is disabled,
 // or allows connections during the health-check wait).
 func (n *Node) acceptsNew() bool {
@@ -89,8 +99,15 @@ func (n *Node) stop() {
 	if !n.running {
 		return
 	}
-	c.lost += n.livePersistent + n.disc()
 	cutP, cutC := n.livePersistent, n.liveClean
+	if c.durable() {
+		// Durable sessions outlive their node: they are in durable storage, not its memory. Only
+		// in-memory sessions are lost.
+		c.lost += n.disc()
+		c.durableOffline += cutP
+	} else {
+		c.lost += n.livePersistent + n.disc()
+	}
 	n.livePersistent, n.liveClean, n.discWaiting, n.discIdle = 0, 0, 0, 0
 	n.running = false
 	n.incarnation++
@@ -102,12 +119,14 @@ func (n *Node) stop() {
 	}
 	n.evac = nil
 	n.agentKind, n.agentAllow = "", false
-	// Clients of a dead node come back without their sessions: fresh ones on other nodes.
-	c.scheduleReconnect(nil, c.returning(cutP), c.returning(cutC))
+	// Clients of a dead node come back without their sessions (fresh ones on other nodes), unless
+	// their sessions are durable.
+	c.scheduleReconnect(sessionsIn{durable: c.durable()}, c.returning(cutP), c.returning(cutC))
 }
 
 // evictConnections disconnects up to k connected clients (API.md §4): persistent ones leave a
-// disconnected session here; clean ones leave nothing. A share of them reconnects later.
+// disconnected session here (in durable storage when sessions are durable); clean ones leave
+// nothing. A share of them reconnects later.
 func (n *Node) evictConnections(k int64) {
 	live := n.live()
 	k = min(k, live)
@@ -122,9 +141,14 @@ func (n *Node) evictConnections(k int64) {
 	n.livePersistent -= p
 	n.liveClean -= cl
 	backP, backC := n.c.returning(p), n.c.returning(cl)
+	if n.c.durable() {
+		n.c.durableOffline += p
+		n.c.scheduleReconnect(sessionsIn{durable: true}, backP, backC)
+		return
+	}
 	n.discWaiting += backP
 	n.discIdle += p - backP
-	n.c.scheduleReconnect(n, backP, backC)
+	n.c.scheduleReconnect(sessionsIn{node: n}, backP, backC)
 }
 
 // migrateSessions moves up to k disconnected sessions to random targets (API.md §4): each becomes a

@@ -102,7 +102,7 @@ func (n *Node) startRebalance(o rebalanceOpts, participants []*Node) error {
 		}
 		_ = d.enableAgent(kindRebalance, true)
 		d.donorOf = co
-		co.initial[d] = donorStart{conns: d.live(), sessions: d.sessions()}
+		co.initial[d] = donorStart{conns: d.live(), sessions: d.evictionSessions()}
 	}
 	n.coord = co
 	co.state = rebWaitHealthCheck

@@ -12,7 +12,10 @@ import (
 //
 //	GET  /sim/v1/stats                      lost sessions, clients, per-node counts
 //	POST /sim/v1/connect                    {"node": "" (spread) or name, "clients": N, "persistent": M}
-//	POST /sim/v1/disconnect                 {"clients": N} N clients leave for good (DISCONNECT, expiry 0)
+//	POST /sim/v1/disconnect                 {"clients": N} N clients leave for good (DISCONNECT, expiry 0);
+//	                                        with "keep_session": true, N persistent clients go offline
+//	                                        and their sessions wait for them (in durable storage when
+//	                                        durable sessions are on)
 //	POST /sim/v1/nodes                      {"name": ..., "role": ...} adds a running node
 //	POST /sim/v1/nodes/{name}/stop          the pod is killed: sessions are lost
 //	POST /sim/v1/nodes/{name}/start         ?keep_data=true resumes a persisted evacuation
@@ -75,13 +78,14 @@ func (c *Cluster) serveSim(w http.ResponseWriter, r *http.Request, raw []byte) {
 		}
 	case p == "disconnect":
 		var req struct {
-			Clients int64 `json:"clients"`
+			Clients     int64 `json:"clients"`
+			KeepSession bool  `json:"keep_session"`
 		}
 		if err := json.Unmarshal(raw, &req); err != nil {
 			fail(http.StatusBadRequest, "body: "+err.Error())
 			return
 		}
-		if err := c.disconnectLocked(req.Clients); err != nil {
+		if err := c.disconnectLocked(req.Clients, req.KeepSession); err != nil {
 			fail(http.StatusConflict, err.Error())
 			return
 		}

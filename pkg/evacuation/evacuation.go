@@ -30,15 +30,70 @@ type Waits struct {
 // DefaultWaits are EMQX's.
 var DefaultWaits = Waits{HealthCheck: DefaultWait, Takeover: DefaultWait}
 
-// SafeToRemove is the one rule for "this node holds nothing any more" (API.md §5.4): evacuated to
-// prohibiting with no connection and no session left.
-func SafeToRemove(ev emqx.Evacuation) bool { return ev.Done() }
+// Durability says how to read an evacuation's session count. From 5.8, with durable sessions on,
+// EMQX counts every disconnected durable session of the whole cluster in each evacuation
+// (emqx_eviction_agent:session_count/0): they live in durable storage, on no node, and nobody can
+// evict them, so the count may never reach 0 (API.md "Durable sessions").
+type Durability int
+
+// Durability values.
+const (
+	// DurableOff: EMQX before 5.8, or durable_sessions.enable is false. The count is the node's.
+	DurableOff Durability = iota
+	// DurableOn: durable_sessions.enable is true. The count adds the cluster's offline durable ones.
+	DurableOn
+	// DurableUnknown: 5.8 or later and the setting could not be read (an API key without the scope
+	// that reads configuration). Judged as DurableOn, which is safe either way.
+	DurableUnknown
+)
+
+func (d Durability) String() string {
+	switch d {
+	case DurableOn:
+		return "on"
+	case DurableUnknown:
+		return "unknown"
+	}
+	return "off"
+}
+
+// SafeToRemove is the one rule for "this node holds nothing any more". EMQX's own (API.md §5.4,
+// emqx-operator's too): evacuated to prohibiting with no connection and no session left. Where
+// sessions may be durable that count can stay above 0 for good, and the rule is the node's own
+// state: its connections evicted and refused (the evacuation is past evicting_conns), and EMQX's
+// live node list shows no connection and no channel on it (GET /nodes: live_connections and
+// connections, its channel table). A durable session has no channel once its client is gone: it is
+// in durable storage, which the node's removal does not touch. node is the evacuated node as /nodes
+// lists it now.
+func SafeToRemove(ev emqx.Evacuation, node emqx.Node, d Durability) bool {
+	if ev.Done() {
+		return true
+	}
+	if d == DurableOff {
+		return false
+	}
+	return LocallyEmpty(ev, node)
+}
+
+// LocallyEmpty: the evacuation has evicted the node's connections, refuses new ones, and the node
+// holds no connection and no channel of its own.
+func LocallyEmpty(ev emqx.Evacuation, node emqx.Node) bool {
+	switch ev.State {
+	case emqx.EvacuationWaitingTakeover, emqx.EvacuationEvictingSessions, emqx.EvacuationProhibiting:
+	default:
+		return false
+	}
+	return node.Node == ev.Node && node.Running() && ev.Stats.CurrentConnected == 0 &&
+		node.LiveConnections == 0 && node.Connections == 0
+}
 
 // Remaining estimates the time an evacuation still needs from its state, counts and rates. Counts
 // of EMQX's evacuation document are updated only by eviction ticks, so this is an estimate.
-func Remaining(ev emqx.Evacuation, w Waits) time.Duration {
+// sessions is what is left to move: EMQX's count, or the node's own channels where sessions may
+// be durable (see ProgressOf).
+func Remaining(ev emqx.Evacuation, sessions int64, w Waits) time.Duration {
 	conns := ticks(ev.Stats.CurrentConnected, ev.ConnectionEvictionRate)
-	sess := ticks(ev.Stats.CurrentSessions, ev.SessionEvictionRate)
+	sess := ticks(sessions, ev.SessionEvictionRate)
 	switch ev.State {
 	case emqx.EvacuationWaitingHealthCheck:
 		return w.HealthCheck + conns + w.Takeover + sess

@@ -73,11 +73,11 @@ func TestPlanAgreesWithSimulatorOnRandomLoads(t *testing.T) {
 func TestRemaining(t *testing.T) {
 	ev := emqx.Evacuation{State: emqx.EvacuationEvictingConns, ConnectionEvictionRate: 100, SessionEvictionRate: 50,
 		Stats: emqx.Stats{CurrentConnected: 250, CurrentSessions: 100}}
-	if got := Remaining(ev, Waits{Takeover: 10 * time.Second}); got != 15*time.Second {
+	if got := Remaining(ev, ev.Stats.CurrentSessions, Waits{Takeover: 10 * time.Second}); got != 15*time.Second {
 		t.Fatalf("remaining %v, want 3s + 10s + 2s", got)
 	}
 	ev.State = emqx.EvacuationProhibiting
-	if got := Remaining(ev, DefaultWaits); got != 0 {
+	if got := Remaining(ev, ev.Stats.CurrentSessions, DefaultWaits); got != 0 {
 		t.Fatalf("prohibiting: %v", got)
 	}
 }

@@ -10,7 +10,7 @@ import (
 func TestProgressReadsTheEvacuationOnce(t *testing.T) {
 	ev := emqx.Evacuation{Node: "emqx@a", State: emqx.EvacuationEvictingConns, ConnectionEvictionRate: 100, SessionEvictionRate: 100,
 		Stats: emqx.Stats{InitialConnected: 1000, CurrentConnected: 834, InitialSessions: 1100, CurrentSessions: 1034}}
-	p := ProgressOf(ev, Waits{Takeover: 10 * time.Second})
+	p := ProgressOf(ev, emqx.Node{}, DurableOff, Waits{Takeover: 10 * time.Second})
 	if p.Done || p.Moved() != 232 || p.Left != 9*time.Second+10*time.Second+11*time.Second {
 		t.Fatalf("progress %+v moved %d", p, p.Moved())
 	}
@@ -18,7 +18,7 @@ func TestProgressReadsTheEvacuationOnce(t *testing.T) {
 		t.Fatalf("summary %q, want %q", got, want)
 	}
 	ev.State, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions = emqx.EvacuationProhibiting, 0, 0
-	p = ProgressOf(ev, DefaultWaits)
+	p = ProgressOf(ev, emqx.Node{}, DurableOff, DefaultWaits)
 	if !p.Done || p.Left != 0 || p.Moved() != 2100 || p.Summary() != "0 connections and 0 sessions left" {
 		t.Fatalf("done: %+v %q", p, p.Summary())
 	}

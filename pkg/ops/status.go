@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
 )
 
@@ -59,10 +60,21 @@ func report(ctx context.Context, t *Target, refresh bool) (status.Report, error)
 	if err := eg.Wait(); err != nil {
 		return status.Report{}, err
 	}
-	if t.Cluster == nil {
-		return status.Build(nodes, g, nil), nil
+	durable := evacuation.DurableOff
+	for _, e := range g.Evacuations {
+		if !e.Done() {
+			// Only an evacuation EMQX does not call done needs the question (durable sessions, 5.8+).
+			var err error
+			if durable, err = evacuation.AskDurability(ctx, t.Conn, versionOf(nodes)); err != nil {
+				return status.Report{}, err
+			}
+			break
+		}
 	}
-	r := status.Build(nodes, g, t.Cluster.Pods)
+	if t.Cluster == nil {
+		return status.Build(nodes, g, nil, durable), nil
+	}
+	r := status.Build(nodes, g, t.Cluster.Pods, durable)
 	r.Cluster, r.Namespace = t.Cluster.Name, t.Namespace
 	for _, s := range t.Cluster.StatefulSets {
 		if v := s.Annotations[cluster.AnnAPIAccess]; v != "" && !strings.HasPrefix(v, "ok ") {
@@ -76,4 +88,14 @@ func report(ctx context.Context, t *Target, refresh bool) (status.Report, error)
 		}
 	}
 	return r, nil
+}
+
+// versionOf is the release the cluster's running nodes report ("" when none does).
+func versionOf(nodes []emqx.Node) string {
+	for _, n := range nodes {
+		if n.Running() && n.Version != "" {
+			return n.Version
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
@@ -68,13 +69,24 @@ type Evacuating struct {
 }
 
 // waitEvacuated polls global_status until every node's evacuation is done, reporting progress. It
-// returns the last evacuation seen of each node.
+// returns the last evacuation seen of each node. Where sessions may be durable (5.8+), EMQX's own
+// count may never reach 0, and the node list is read too: the node's own channels decide.
 func waitEvacuated(ctx context.Context, w Waiting, deadline time.Time, t *Target, r Reporter, nodes []emqx.Node, waits evacuation.Waits) (map[string]emqx.Evacuation, error) {
 	last := map[string]emqx.Evacuation{}
-	err := Poll(ctx, w.Clock, w.Interval, deadline, func() (bool, error) {
+	durable, err := evacuation.AskDurability(ctx, t.Conn, nodes[0].Version)
+	if err != nil {
+		return last, err
+	}
+	err = Poll(ctx, w.Clock, w.Interval, deadline, func() (bool, error) {
 		gs, err := t.Conn.GlobalStatus(ctx)
 		if err != nil {
 			return false, err
+		}
+		var listed []emqx.Node
+		if durable != evacuation.DurableOff {
+			if listed, err = t.Conn.Nodes(ctx); err != nil {
+				return false, err
+			}
 		}
 		done := true
 		ps := make([]Evacuating, 0, len(nodes))
@@ -84,7 +96,8 @@ func waitEvacuated(ctx context.Context, w Waiting, deadline time.Time, t *Target
 				return false, fmt.Errorf("the evacuation of %s is gone: someone stopped it, or the node restarted without its data", printable(n.Node))
 			}
 			last[n.Node] = ev
-			p := evacuation.ProgressOf(ev, waits)
+			now, _ := cluster.NodeByName(listed, n.Node)
+			p := evacuation.ProgressOf(ev, now, durable, waits)
 			done = done && p.Done
 			ps = append(ps, Evacuating{Pod: t.PodLabel(n.Node), Progress: p})
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // Row is one pod and its EMQX node.
@@ -52,7 +53,7 @@ type Report struct {
 
 // Build assembles the report from /api/v5/nodes, global_status and the cluster's pods (none in
 // direct mode, where rows are nodes only).
-func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod) Report {
+func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod, durable evacuation.Durability) Report {
 	r := Report{Rows: []Row{}, Rebalances: []Rebalance{}} // empty lists print as [], not null
 	roles := map[string]string{}
 	for _, rb := range g.Rebalances {
@@ -68,11 +69,13 @@ func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod) Report {
 	}
 	for _, e := range g.Evacuations {
 		roles[e.Node] = "evacuation " + e.State
-		if e.State == emqx.EvacuationProhibiting {
+		node, _ := cluster.NodeByName(nodes, e.Node)
+		switch {
+		case evacuation.SafeToRemove(e, node, durable):
+			// With durable sessions, EMQX's own count may stay above 0 for good (pkg/evacuation).
 			roles[e.Node] = "evacuated"
-			if !e.Done() {
-				roles[e.Node] = "prohibiting"
-			}
+		case e.State == emqx.EvacuationProhibiting:
+			roles[e.Node] = "prohibiting"
 		}
 	}
 	podName := func(node string) string {

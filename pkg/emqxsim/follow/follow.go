@@ -215,8 +215,10 @@ func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, src cluster.S
 		return sc, nil
 	}
 	users, keys := Credentials(pod, env, src)
+	release, _ := Release(pod)
 	c, err := emqxsim.New(emqxsim.Config{
 		Users: users, APIKeys: append(append([]emqxsim.APIKey{}, f.opts.APIKeys...), keys...),
+		Version: release, DurableSessions: DurableSessions(env),
 		Reconnect: f.opts.Reconnect, Log: f.opts.Log, Seed: uint64(len(f.clusters) + 1),
 	})
 	if err != nil {
@@ -226,7 +228,8 @@ func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, src cluster.S
 	sc := &simCluster{key: key, c: c, srv: emqxsim.NewServer(c), cancel: cancel}
 	go c.Run(ctx, clock.RealClock{}, f.opts.TimeScale, 20*time.Millisecond)
 	f.clusters[key] = sc
-	f.opts.Log("cluster %s: %d API keys from the pod spec, dashboard user %d", key, len(keys), len(users))
+	f.opts.Log("cluster %s: EMQX %s (durable sessions %v), %d API keys from the pod spec, dashboard user %d",
+		key, release, DurableSessions(env), len(keys), len(users))
 	return sc, nil
 }
 

@@ -4,10 +4,12 @@ package follow
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
 
@@ -28,9 +30,39 @@ func Credentials(pod *corev1.Pod, env map[string]string, src cluster.Sources) (m
 	data, _ := src.Secret(name)
 	var keys []emqxsim.APIKey
 	for _, k := range cluster.ParseBootstrapFile(string(data[key])) {
-		keys = append(keys, emqxsim.APIKey{Key: k.Key, Secret: k.Secret, Role: k.Role})
+		keys = append(keys, emqxsim.APIKey{Key: k.Key, Secret: k.Secret, Role: k.Role, Scopes: k.Scopes})
 	}
 	return users, keys
+}
+
+// Release is the EMQX release a pod runs, from its image's tag (emqx/emqx-enterprise:5.8.4,
+// emqx/emqx:6.2.2, with or without a digest), and whether it was read from the tag. A tag that is
+// no release (latest, a digest alone) plays defaultRelease.
+func Release(pod *corev1.Pod) (string, bool) {
+	image := cluster.Image(pod)
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndex(image, ":"); i >= 0 && !strings.Contains(image[i:], "/") {
+		tag := image[i+1:]
+		if _, err := emqx.ParseVersion(tag); err == nil {
+			return tag, true
+		}
+	}
+	return defaultRelease, false
+}
+
+// defaultRelease is what a pod whose image names no release plays.
+const defaultRelease = "5.10.0"
+
+// DurableSessions is durable_sessions.enable as EMQX reads it from the environment (HOCON: true,
+// "true", on).
+func DurableSessions(env map[string]string) bool {
+	switch strings.ToLower(cluster.Unquote(env["EMQX_DURABLE_SESSIONS__ENABLE"])) {
+	case "true", "on", "yes":
+		return true
+	}
+	return false
 }
 
 // DataKey names the volume holding the pod's EMQX data: its first PersistentVolumeClaim, which

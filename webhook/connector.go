@@ -52,6 +52,9 @@ type PodConnector struct {
 	Reader  client.Reader        // cached reads of pods and workloads
 	Secrets kubernetes.Interface // uncached reads of Secrets (no list/watch on Secrets)
 	Timeout time.Duration        // per EMQX request
+	// Rejected keeps refused credentials from being tried again until they change: the webhook
+	// connects at every retried removal, and five failed logins lock a dashboard user (EMQX 5.9+).
+	Rejected cluster.Rejected
 
 	mu    sync.Mutex
 	conns map[string]*cluster.Conn
@@ -74,7 +77,7 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 		return nil, err
 	}
 	access := cluster.Access{
-		Kube: c.Secrets,
+		Kube: c.Secrets, Rejected: &c.Rejected,
 		// No retries: the decision's deadline is short, and the caller retries the whole request.
 		Options: []emqx.Option{emqx.WithGETRetries(1, 0)},
 		Forward: func(_ context.Context, p *corev1.Pod, port int) (string, func(), error) {

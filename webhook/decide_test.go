@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // The decision table (README, "How it decides"), row by row, on snapshots: no client, no EMQX, no
@@ -62,6 +63,10 @@ func TestDecisionTable(t *testing.T) {
 		return func(s *Snapshot) { s.EMQX.Status.Evacuations = append(s.EMQX.Status.Evacuations, ev) }
 	}
 	going := func(s *Snapshot) { s.Going = map[string]bool{node(1): true} }
+	// drained: node 1 holds no connection and no channel, as GET /nodes lists it.
+	drained := func(d evacuation.Durability) func(*Snapshot) {
+		return func(s *Snapshot) { s.EMQX.Durable, s.EMQX.Nodes[1], s.EMQX.Node = d, runningNode(1, 0), runningNode(1, 0) }
+	}
 	started := func(o StartOutcome) func(*Snapshot) { return func(s *Snapshot) { going(s); s.Started = &o } }
 
 	for _, c := range []struct {
@@ -111,6 +116,27 @@ func TestDecisionTable(t *testing.T) {
 		}), allowed: true, reason: ReasonEvacuated},
 		{row: "7 prohibiting with sessions left is not done", snap: snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 3))),
 			reason: ReasonEvacuating, message: "3 sessions left"},
+		{row: "7 durable sessions: the node's own channels decide", snap: snap(since(AnnStartedAt, time.Minute), drained(evacuation.DurableOn),
+			evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 812))),
+			allowed: true, reason: ReasonEvacuated, message: "EMQX's count of 812 adds the cluster's disconnected durable sessions"},
+		{row: "7 durable sessions unknown (no scope to read them): judged as on", snap: snap(since(AnnStartedAt, time.Minute),
+			drained(evacuation.DurableUnknown), evacuating(evacuationOf(1, emqx.EvacuationWaitingTakeover, 0, 812))),
+			allowed: true, reason: ReasonEvacuated},
+		{row: "7 negative control: without durable sessions EMQX's count decides", snap: snap(since(AnnStartedAt, time.Minute),
+			drained(evacuation.DurableOff), evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 812))),
+			reason: ReasonEvacuating, message: "0 connections and 812 sessions left"},
+		{row: "9 durable sessions, channels still on the node", snap: snap(since(AnnStartedAt, time.Minute), func(s *Snapshot) {
+			s.EMQX.Durable = evacuation.DurableOn
+			s.EMQX.Nodes[1].LiveConnections, s.EMQX.Node.LiveConnections = 0, 0
+		}, evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 812))),
+			reason: ReasonEvacuating, message: "0 connections and 10 sessions left on the node"},
+		{row: "9 durable sessions, connections not yet evicted", snap: snap(since(AnnStartedAt, time.Minute), drained(evacuation.DurableOn),
+			evacuating(evacuationOf(1, emqx.EvacuationWaitingHealthCheck, 0, 812))), reason: ReasonEvacuating},
+		{row: "11 a durable evacuation done on its node holds no other", snap: snap(since(AnnStartedAt, time.Minute), func(s *Snapshot) {
+			s.EMQX.Durable = evacuation.DurableOn
+			s.EMQX.Nodes[0] = runningNode(0, 0)
+		}, evacuating(evacuationOf(0, emqx.EvacuationEvictingSessions, 0, 812)), started(StartOutcome{})),
+			reason: ReasonStarted, events: []string{ReasonStarted}},
 		{row: "8 empty", snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }), allowed: true, reason: ReasonEmpty},
 		{row: "9 evacuating", snap: snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
 			reason: ReasonEvacuating, message: "7 connections and 9 sessions left"},

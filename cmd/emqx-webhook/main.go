@@ -269,10 +269,11 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 	gate := &webhook.Gate{
-		Matcher:  o.matcher,
-		Client:   mgr.GetClient(),
-		Kube:     kube,
-		EMQX:     &webhook.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.emqxTimeout},
+		Matcher: o.matcher,
+		Client:  mgr.GetClient(),
+		Kube:    kube,
+		EMQX: &webhook.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.emqxTimeout,
+			Rejected: cluster.Rejected{Clock: clock.RealClock{}}},
 		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
 		Clock:    clock.RealClock{},
 		Config:   o.cfg,

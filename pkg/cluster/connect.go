@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type Access struct {
 	// Forward reaches a pod's port and returns a base URL; nil means PortForward through the API
 	// server.
 	Forward func(ctx context.Context, pod *corev1.Pod, port int) (url string, stop func(), err error)
+	// Rejected, when set, keeps the credentials EMQX refused from being tried again until they
+	// change (a program that connects often must not lock the dashboard's users out).
+	Rejected *Rejected
 }
 
 // Conn is an authenticated EMQX client and what it goes through.
@@ -72,7 +76,7 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 		if a.Creds == (emqx.Credentials{}) {
 			cands = []credential{{emqx.Credentials{Username: "admin", Password: "public"}, "EMQX's default dashboard user admin"}}
 		}
-		return authenticate(ctx, a, a.URL, a.URL, nil, cands)
+		return authenticate(ctx, a, a.URL, a.URL, a.URL, nil, cands)
 	}
 	pod, err := pickPod(cl, avoid)
 	if err != nil {
@@ -95,7 +99,8 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	conn, err := authenticate(ctx, a, url, fmt.Sprintf("pod %s/%s (port-forward)", pod.Namespace, pod.Name), stop, cands)
+	via := fmt.Sprintf("pod %s/%s (port-forward)", pod.Namespace, pod.Name)
+	conn, err := authenticate(ctx, a, cl.Namespace+"/"+cl.Name, url, via, stop, cands)
 	if err != nil {
 		stop()
 		return nil, err
@@ -103,11 +108,18 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	return conn, nil
 }
 
-func authenticate(ctx context.Context, a Access, url, via string, stop func(), cands []credential) (*Conn, error) {
+// authenticate tries each candidate in order; cluster names the EMQX cluster for a.Rejected.
+func authenticate(ctx context.Context, a Access, cluster, url, via string, stop func(), cands []credential) (*Conn, error) {
 	var tried []string
+	var hint string
 	for _, cand := range cands {
 		if cand.creds == (emqx.Credentials{}) {
 			tried = append(tried, cand.source)
+			continue
+		}
+		if code := a.Rejected.refused(cluster, cand.creds); code != "" {
+			tried = append(tried, fmt.Sprintf("%s (refused earlier: %s; not tried again until it changes)", cand.source, code))
+			hint = cmp.Or(hint, refusalHint(code))
 			continue
 		}
 		c, err := emqx.New(url, cand.creds, a.Options...)
@@ -115,28 +127,50 @@ func authenticate(ctx context.Context, a Access, url, via string, stop func(), c
 			return nil, err
 		}
 		_, err = c.Nodes(ctx)
+		e, _ := errors.AsType[*emqx.Error](err)
 		switch {
 		case err == nil:
 			return &Conn{Client: c, Via: via, Creds: cand.source, stop: stop}, nil
-		case emqx.IsUnauthorized(err):
-			e, _ := errors.AsType[*emqx.Error](err)
+		case emqx.IsUnauthorized(err), e != nil && e.Code == emqx.CodeUnauthorizedRole:
+			a.Rejected.remember(cluster, cand.creds, e.Code)
 			tried = append(tried, fmt.Sprintf("%s (%s)", cand.source, e.Code))
+			hint = cmp.Or(hint, refusalHint(e.Code))
 		default:
 			return nil, fmt.Errorf("reach EMQX through %s: %w", via, err)
 		}
 	}
-	return nil, &CredentialsError{Via: via, Tried: tried}
+	return nil, &CredentialsError{Via: via, Tried: tried, Hint: hint}
+}
+
+// refusalHint says what to do about a refusal that is not just a wrong secret.
+func refusalHint(code string) string {
+	switch code {
+	case emqx.CodeLoginLocked:
+		return "EMQX locked the dashboard user after 5 failed logins in 5 minutes (EMQX 5.9+), for 10 minutes; " +
+			"an API key is never locked: name a Secret with api-key/api-secret in " + AnnCredentialsSecret
+	case emqx.CodeBadMFAToken:
+		return "the dashboard user has multi-factor authentication, which a program cannot pass; use an API key"
+	case emqx.CodeUnauthorizedRole:
+		return "the API key may not read the cluster: give it role administrator and, on EMQX 5.10.4+, 6.1.2+ and " +
+			"6.2.1+, the scope cluster_operations (bootstrap file line key:secret:administrator:cluster_operations)"
+	}
+	return ""
 }
 
 // CredentialsError says that EMQX refused every credential tried (never their secrets).
 type CredentialsError struct {
 	Via   string
 	Tried []string
+	Hint  string // what the refusals say beyond a wrong secret, "" when nothing
 }
 
 func (e *CredentialsError) Error() string {
-	return fmt.Sprintf("no credentials EMQX at %s accepts; tried: %s. Pass --api-key/--api-secret or --username/--password "+
-		"(or EMQX_API_KEY/EMQX_API_SECRET, EMQX_USERNAME/EMQX_PASSWORD)", e.Via, strings.Join(e.Tried, "; "))
+	s := fmt.Sprintf("no credentials EMQX at %s accepts; tried: %s. ", e.Via, strings.Join(e.Tried, "; "))
+	if e.Hint != "" {
+		s += e.Hint + ". "
+	}
+	return s + "Pass --api-key/--api-secret or --username/--password (or EMQX_API_KEY/EMQX_API_SECRET, " +
+		"EMQX_USERNAME/EMQX_PASSWORD)"
 }
 
 // AnnCredentialsSecret on an EMQX StatefulSet names a Secret of its namespace holding the

@@ -108,13 +108,16 @@ type NodeState struct {
 
 // Stats is the simulator-only account of where every client is, and what was lost.
 type Stats struct {
-	Now                  string      `json:"now"`
-	LostSessions         int64       `json:"lost_sessions"`
-	ConnectedClients     int64       `json:"connected_clients"`
-	ReconnectingClients  int64       `json:"reconnecting_clients"`
-	RefusedConnects      int64       `json:"refused_connects"` // clients a Ready endpoint turned away (CONNACK 0x9C)
-	DisconnectedSessions int64       `json:"disconnected_sessions"`
-	Nodes                []NodeState `json:"nodes"`
+	Now                  string `json:"now"`
+	LostSessions         int64  `json:"lost_sessions"`
+	ConnectedClients     int64  `json:"connected_clients"`
+	ReconnectingClients  int64  `json:"reconnecting_clients"`
+	RefusedConnects      int64  `json:"refused_connects"` // clients a Ready endpoint turned away (CONNACK 0x9C)
+	DisconnectedSessions int64  `json:"disconnected_sessions"`
+	// DurableSessions are disconnected durable sessions (5.8+ with durable sessions on): in durable
+	// storage, on no node.
+	DurableSessions int64       `json:"durable_sessions"`
+	Nodes           []NodeState `json:"nodes"`
 }
 
 // Snapshot returns the simulator's stats.
@@ -125,7 +128,8 @@ func (c *Cluster) Snapshot() Stats {
 }
 
 func (c *Cluster) snapshotLocked() Stats {
-	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending, RefusedConnects: c.refused, Nodes: []NodeState{}}
+	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending,
+		RefusedConnects: c.refused, DurableSessions: c.durableOffline, Nodes: []NodeState{}}
 	for _, n := range c.nodes {
 		ns := NodeState{
 			Name: n.name, Role: n.role, Running: n.running, Ready: n.ready, Accepting: n.acceptsNew(),

@@ -1,0 +1,99 @@
+package cluster
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+)
+
+const simNode = "emqx@emqx-0.emqx-headless.mqtt.svc.cluster.local"
+
+// sim59 is a one-node EMQX 5.9 (which locks a dashboard user after 5 failed logins) whose admin
+// password was changed in the dashboard to "changed".
+func sim59(t *testing.T, start time.Time) (*emqxsim.Cluster, string) {
+	t.Helper()
+	c, err := emqxsim.New(emqxsim.Config{Version: "5.9.0", Start: start, Users: map[string]string{"admin": "changed"},
+		Nodes: []emqxsim.NodeConfig{{Name: simNode}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler(simNode))
+	t.Cleanup(srv.Close)
+	return c, srv.URL
+}
+
+// A program that connects at every retried removal must not lock the dashboard's users out: a
+// password EMQX refused is not tried again until it changes.
+func TestRefusedPasswordIsNeverRetriedUntilItChanges(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sim, url := sim59(t, start)
+	rejected := &Rejected{Clock: clocktesting.NewFakePassiveClock(start)}
+	stale := Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "public"}, Rejected: rejected}
+	for i := range 20 {
+		_, err := Connect(ctx, stale, nil)
+		if err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+		if i > 0 && !strings.Contains(err.Error(), "refused earlier: BAD_USERNAME_OR_PWD; not tried again until it changes") {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if sim.LoginLocked("admin") {
+		t.Fatal("20 connections locked the dashboard user admin")
+	}
+	// The Secret changes: the new password is tried at once, and works.
+	fresh := stale
+	fresh.Creds.Password = "changed"
+	conn, err := Connect(ctx, fresh, nil)
+	if err != nil {
+		t.Fatalf("the changed password: %v", err)
+	}
+	conn.Close()
+
+	// Negative control: without the memory, the same 20 connections lock admin out, the right
+	// password included.
+	sim, url = sim59(t, start)
+	for range 20 {
+		_, _ = Connect(ctx, Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "public"}}, nil)
+	}
+	if !sim.LoginLocked("admin") {
+		t.Fatal("the world cannot show the lockout: 20 failed logins did not lock admin")
+	}
+	_, err = Connect(ctx, Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "changed"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "LOGIN_LOCKED") || !strings.Contains(err.Error(), "locked the dashboard user") {
+		t.Fatalf("a locked user: %v, want LOGIN_LOCKED and what to do", err)
+	}
+}
+
+// A LOGIN_LOCKED refusal holds for EMQX's lock duration, then the credentials are tried again.
+func TestLockedLoginIsRetriedAfterTheLock(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sim, url := sim59(t, start)
+	for range 5 {
+		_, _ = Connect(ctx, Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "public"}}, nil)
+	}
+	clk := clocktesting.NewFakePassiveClock(start)
+	a := Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "changed"}, Rejected: &Rejected{Clock: clk}}
+	if _, err := Connect(ctx, a, nil); err == nil || !strings.Contains(err.Error(), "(LOGIN_LOCKED)") {
+		t.Fatalf("locked: %v", err)
+	}
+	if _, err := Connect(ctx, a, nil); err == nil || !strings.Contains(err.Error(), "refused earlier: LOGIN_LOCKED") {
+		t.Fatalf("within the lock: %v", err)
+	}
+	clk.SetTime(start.Add(loginLockDuration))
+	sim.Advance(loginLockDuration)
+	conn, err := Connect(ctx, a, nil)
+	if err != nil {
+		t.Fatalf("after the lock: %v", err)
+	}
+	conn.Close()
+}

@@ -65,7 +65,9 @@ func TestDecisionTable(t *testing.T) {
 	going := func(s *Snapshot) { s.Going = map[string]bool{node(1): true} }
 	// drained: node 1 holds no connection and no channel, as GET /nodes lists it.
 	drained := func(d evacuation.Durability) func(*Snapshot) {
-		return func(s *Snapshot) { s.EMQX.Durable, s.EMQX.Nodes[1], s.EMQX.Node = d, runningNode(1, 0), runningNode(1, 0) }
+		return func(s *Snapshot) {
+			s.EMQX.Durable, s.EMQX.Nodes[1], s.EMQX.Node = d, runningNode(1, 0), runningNode(1, 0)
+		}
 	}
 	started := func(o StartOutcome) func(*Snapshot) { return func(s *Snapshot) { going(s); s.Started = &o } }
 

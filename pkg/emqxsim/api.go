@@ -86,6 +86,7 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 	method := map[string]string{
 		"login": http.MethodPost, "evac_start": http.MethodPost, "evac_stop": http.MethodPost,
 		"reb_start": http.MethodPost, "reb_stop": http.MethodPost, "force_leave": http.MethodDelete,
+		"change_pwd": http.MethodPost,
 	}[route]
 	if method == "" {
 		method = http.MethodGet
@@ -122,6 +123,13 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 		return
 	case "global_zone":
 		writeJSON(w, http.StatusOK, c.globalZoneDoc())
+		return
+	case "change_pwd":
+		if aerr := c.changePassword(r, arg, raw); aerr != nil {
+			writeError(w, r, aerr)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 		return
 	case "force_leave":
 		if err := c.forceLeave(n, arg); err != nil {
@@ -182,6 +190,11 @@ func matchRoute(p string) (string, string) {
 	}
 	if node, ok := strings.CutPrefix(p, "/nodes/"); ok && node != "" && !strings.Contains(node, "/") {
 		return "node", node
+	}
+	if rest, ok := strings.CutPrefix(p, "/users/"); ok {
+		if user, ok := strings.CutSuffix(rest, "/change_pwd"); ok && user != "" && !strings.Contains(user, "/") {
+			return "change_pwd", user
+		}
 	}
 	if rest, ok := strings.CutPrefix(p, "/cluster/"); ok {
 		if node, ok := strings.CutSuffix(rest, "/force_leave"); ok && node != "" && !strings.Contains(node, "/") {
@@ -261,11 +274,11 @@ func (c *Cluster) authorize(r *http.Request) *apiError {
 		return &apiError{http.StatusUnauthorized, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"}
 	case "bearer":
 		token := strings.TrimSpace(cred)
-		exp, ok := c.tokens[token]
+		tok, ok := c.tokens[token]
 		if !ok {
 			return &apiError{http.StatusUnauthorized, "BAD_TOKEN", "Get a token by POST /login"}
 		}
-		if !c.now.Before(exp) {
+		if !c.now.Before(tok.expires) {
 			delete(c.tokens, token)
 			return &apiError{http.StatusUnauthorized, "TOKEN_TIME_OUT", "Token expired, get new token by POST /login"}
 		}
@@ -339,11 +352,43 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 	delete(c.failedLogins, req.Username)
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	token := hex.EncodeToString(b)
-	c.tokens[token] = c.now.Add(c.cfg.TokenTTL)
+	bearer := hex.EncodeToString(b)
+	c.tokens[bearer] = token{user: req.Username, expires: c.now.Add(c.cfg.TokenTTL)}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"token": token, "version": c.version.String(), "role": "administrator", "license": map[string]string{"edition": "ee"},
+		"token": bearer, "version": c.version.String(), "role": "administrator", "license": map[string]string{"edition": "ee"},
 	})
+}
+
+// changePassword is POST /users/{username}/change_pwd (emqx_dashboard_api.erl, change_pwd/2): a
+// person changing the dashboard password; API keys may not (API_KEY_NOT_ALLOW on /users paths).
+func (c *Cluster) changePassword(r *http.Request, user string, raw []byte) *apiError {
+	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "basic") {
+		return &apiError{http.StatusUnauthorized, "API_KEY_NOT_ALLOW",
+			"Please use bearer Token instead, using API key/secret in /users path is not permitted"}
+	}
+	var req struct {
+		Old string `json:"old_pwd"`
+		New string `json:"new_pwd"`
+	}
+	if json.Unmarshal(raw, &req) != nil || req.Old == "" || req.New == "" {
+		return badRequest("Old password or new password undefined")
+	}
+	pw, ok := c.cfg.Users[user]
+	switch {
+	case !ok:
+		return &apiError{http.StatusNotFound, "USER_NOT_FOUND", "User not found"}
+	case pw != req.Old:
+		return &apiError{http.StatusBadRequest, "ERROR_PWD_NOT_MATCH", "Old password not match"}
+	}
+	c.cfg.Users[user] = req.New
+	// The user's tokens die with the old password (emqx_dashboard_admin.erl, change_password:
+	// emqx_dashboard_token:destroy_by_username/1).
+	for t, tok := range c.tokens {
+		if tok.user == user {
+			delete(c.tokens, t)
+		}
+	}
+	return nil
 }
 
 // failedLogin counts a wrong password (only a wrong password of a known user counts:

@@ -11,6 +11,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -98,7 +99,7 @@ type Cluster struct {
 	byName  map[string]*Node
 	known   map[string]bool
 	rng     *rand.Rand
-	tokens  map[string]time.Time
+	tokens  map[string]token // bearer tokens from /login
 	lost    int64
 	pending int64  // clients waiting to reconnect
 	refused int64  // connects a Ready but refusing node turned away (CONNACK 0x9C)
@@ -112,6 +113,12 @@ type Cluster struct {
 	// The dashboard's login lock (5.9+): failed logins per user, and until when a user is locked.
 	failedLogins map[string][]time.Time
 	lockedUntil  map[string]time.Time
+}
+
+// token is a dashboard login's bearer token: whose, and until when.
+type token struct {
+	user    string
+	expires time.Time
 }
 
 // durableTallyInterval is durable_sessions.disconnected_session_count_refresh_interval's default.
@@ -136,6 +143,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Users == nil && !cfg.NoLogin {
 		cfg.Users = map[string]string{"admin": "public"}
 	}
+	cfg.Users = maps.Clone(cfg.Users) // passwords change through the API, not in the caller's map
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
@@ -148,7 +156,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{
 		cfg: cfg, now: cfg.Start, start: cfg.Start, version: v,
-		byName: map[string]*Node{}, known: map[string]bool{}, tokens: map[string]time.Time{},
+		byName: map[string]*Node{}, known: map[string]bool{}, tokens: map[string]token{},
 		rng:          rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		failedLogins: map[string][]time.Time{}, lockedUntil: map[string]time.Time{},
 	}

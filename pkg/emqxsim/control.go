@@ -3,6 +3,7 @@ package emqxsim
 import (
 	"fmt"
 	"net/http"
+	"sort"
 )
 
 // withNode runs fn on a node under the lock.
@@ -116,8 +117,10 @@ type Stats struct {
 	DisconnectedSessions int64  `json:"disconnected_sessions"`
 	// DurableSessions are disconnected durable sessions (5.8+ with durable sessions on): in durable
 	// storage, on no node.
-	DurableSessions int64       `json:"durable_sessions"`
-	Nodes           []NodeState `json:"nodes"`
+	DurableSessions int64 `json:"durable_sessions"`
+	// LockedUsers are the dashboard users EMQX refuses to log in now (5.9+: failed logins).
+	LockedUsers []string    `json:"locked_users,omitempty"`
+	Nodes       []NodeState `json:"nodes"`
 }
 
 // Snapshot returns the simulator's stats.
@@ -130,6 +133,12 @@ func (c *Cluster) Snapshot() Stats {
 func (c *Cluster) snapshotLocked() Stats {
 	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending,
 		RefusedConnects: c.refused, DurableSessions: c.durableOffline, Nodes: []NodeState{}}
+	for user, until := range c.lockedUntil {
+		if c.now.Before(until) {
+			s.LockedUsers = append(s.LockedUsers, user)
+		}
+	}
+	sort.Strings(s.LockedUsers)
 	for _, n := range c.nodes {
 		ns := NodeState{
 			Name: n.name, Role: n.role, Running: n.running, Ready: n.ready, Accepting: n.acceptsNew(),

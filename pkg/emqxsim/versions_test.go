@@ -255,3 +255,41 @@ func jsonBody(v any) *bytes.Reader {
 	b, _ := json.Marshal(v)
 	return bytes.NewReader(b)
 }
+
+// apps/emqx_dashboard/src/emqx_dashboard_api.erl change_pwd/2 and emqx_dashboard_admin.erl
+// change_password: a person changes the password; the user's bearer tokens die with the old one
+// (emqx_dashboard_token:destroy_by_username/1), and API keys may not change passwords.
+func TestChangePasswordEndsTheUsersTokens(t *testing.T) {
+	h := durableCluster(t, "6.2.2", false, 0)
+	post := func(path, auth string, body any) response {
+		req, _ := http.NewRequest(http.MethodPost, h.urls[nodeD]+"/api/v5"+path, jsonBody(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		return h.send(req)
+	}
+	tok := post("/login", "", map[string]string{"username": "admin", "password": "public"}).str("token")
+	bearer := "Bearer " + tok
+	nodes := func() int {
+		req, _ := http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/nodes", nil)
+		req.Header.Set("Authorization", bearer)
+		return h.send(req).status
+	}
+	if tok == "" || nodes() != http.StatusOK {
+		t.Fatal("login")
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(apiKey+":"+apiSecret))
+	expectStatus(t, post("/users/admin/change_pwd", basic, map[string]string{"old_pwd": "public", "new_pwd": "x"}),
+		http.StatusUnauthorized, "API_KEY_NOT_ALLOW", "")
+	expectStatus(t, post("/users/admin/change_pwd", bearer, map[string]string{"old_pwd": "wrong", "new_pwd": "x"}),
+		http.StatusBadRequest, "ERROR_PWD_NOT_MATCH", "")
+	if r := post("/users/admin/change_pwd", bearer, map[string]string{"old_pwd": "public", "new_pwd": "x"}); r.status != http.StatusNoContent {
+		t.Fatalf("change_pwd: %d %s", r.status, r.raw)
+	}
+	if got := nodes(); got != http.StatusUnauthorized {
+		t.Fatalf("the old token after a password change: %d, want 401", got)
+	}
+	expectStatus(t, post("/login", "", map[string]string{"username": "admin", "password": "public"}),
+		http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "")
+}

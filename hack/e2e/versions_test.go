@@ -1,0 +1,235 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+)
+
+// EMQX releases whose numbers mean something else than 5.3's (README, "EMQX versions"): the
+// simulated EMQX plays the release of the pod's image tag and the durable_sessions setting of its
+// environment, as EMQX does.
+
+// release sets the EMQX image's tag and adds environment variables to the fixture's StatefulSet.
+func release(tag string, env ...corev1.EnvVar) func(k8s.Object) {
+	return func(obj k8s.Object) {
+		sts, ok := obj.(*appsv1.StatefulSet)
+		if !ok {
+			return
+		}
+		c := &sts.Spec.Template.Spec.Containers[0]
+		c.Image = "emqx/emqx:" + tag
+		c.Env = append(c.Env, env...)
+	}
+}
+
+var durableSessionsOn = corev1.EnvVar{Name: "EMQX_DURABLE_SESSIONS__ENABLE", Value: "true"}
+
+// releaseCluster is a Helm-shaped EMQX of the given release in a namespace the webhook watches.
+func releaseCluster(t *testing.T, cfg *envconf.Config, n int, mutate func(k8s.Object)) string {
+	t.Helper()
+	ns := newNamespace(t, cfg)
+	labelWatched(t, cfg, ns)
+	applyFixtureWith(t, cfg, "helm-emqx.yaml", ns, n, mutate)
+	waitPods(t, cfg, ns, helmSelector, n)
+	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == n })
+	return ns
+}
+
+// With durable sessions on (6.x), EMQX counts every disconnected durable session of the cluster in
+// each evacuation, so its own "done" (prohibiting, 0 sessions) never comes while devices are
+// offline. A drain, a scale-down and `kubectl emqx evacuate` finish at EMQX's eviction pace
+// anyway; the negative control shows, on the same world, EMQX's rule still unmet afterwards.
+func TestDurableSessionsDrainAndScaleDownFinishAtEMQXsPace(t *testing.T) {
+	f := features.New("EMQX 6.2 with durable sessions").Assess("drain, scale-down, evacuate", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := releaseCluster(t, cfg, 3, release("6.2.2", durableSessionsOn))
+		cluster := ns + "/emqx"
+		connectClients(t, cluster, 5000)
+		// Devices that sleep: their durable sessions wait in durable storage, on no node.
+		sim(t, http.MethodPost, "/sim/v1/disconnect", cluster, map[string]any{"clients": 1000, "keep_session": true})
+		if s := simStats(t, cluster); s.DurableSessions != 1000 {
+			t.Fatalf("durable sessions offline: %d, want 1000", s.DurableSessions)
+		}
+		time.Sleep(time.Second) // EMQX's bookkeeper counts them every 5 s (0.5 s here)
+
+		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := pod.Spec.NodeName
+		t.Cleanup(func() { _, _ = runKubectlErr("uncordon", node) })
+		start := time.Now()
+		out := runKubectl(t, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s", "--pod-selector", helmSelector)
+		took := time.Since(start)
+		if !strings.Contains(out, "drained") {
+			t.Fatalf("kubectl drain did not finish:\n%s", out)
+		}
+		// EMQX's pace here: 2 s + ~1700 connections at 200/s + 2 s, simulated 10× faster; the
+		// webhook's time limit is 30 min.
+		if took > 60*time.Second {
+			t.Fatalf("the drain took %v: it waited for something other than EMQX's eviction", took)
+		}
+		t.Logf("drain with 1000 durable sessions offline: %v", took.Round(100*time.Millisecond))
+		done := events(t, cfg, ns, "EvacuationCompleted")
+		if len(done) == 0 || len(events(t, cfg, ns, "EvacuationTimedOut")) != 0 {
+			t.Fatalf("want EvacuationCompleted and no time-out: %v", done)
+		}
+		waitPods(t, cfg, ns, helmSelector, 3)
+		expectNothingLost(t, ns, 4000)
+
+		out = runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+		if !strings.Contains(out, "evacuated before they are removed") {
+			t.Fatalf("no admission warning:\n%s", out)
+		}
+		eventually(t, 60*time.Second, "emqx-2 gone", func() bool {
+			_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+		expectNothingLost(t, ns, 4000)
+
+		// The plugin judges alike, and says what EMQX's count is.
+		out = mustEMQX(t, "evacuate", "pod", "emqx-0", "-n", ns, "--wait-health-check", "2s", "--wait-takeover", "2s",
+			"--conn-evict-rate", "500", "--timeout", "60s")
+		if !strings.Contains(out, "evacuated: emqx-0 is empty") {
+			t.Fatalf("evacuate:\n%s", out)
+		}
+		// Negative control: EMQX's own rule is still not met, and would not be for as long as a
+		// durable session stays offline: the old rule would have held every removal to its limit.
+		pods := waitPods(t, cfg, ns, helmSelector, 2)
+		gs, err := nodeClient(t, pods[1], helmDashboard).GlobalStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs.Evacuations) != 1 || gs.Evacuations[0].Done() || gs.Evacuations[0].Stats.CurrentSessions < 1000 {
+			t.Fatalf("EMQX's own evacuation document: %+v, want not done, counting the 1000 offline durable sessions", gs.Evacuations)
+		}
+		status := mustEMQX(t, "status", "-n", ns)
+		if !strings.Contains(status, "evacuated") {
+			t.Fatalf("status does not call emqx-0 evacuated:\n%s", status)
+		}
+		mustEMQX(t, "evacuate", "stop", "emqx-0", "-n", ns)
+		expectNothingLost(t, ns, 4000)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// From 5.9 five failed logins in five minutes lock a dashboard user for ten. A password changed in
+// the dashboard leaves the webhook with a stale one: it must not lock the humans out while every
+// drain retry asks again, and it must pick the new one up when its Secret changes.
+func TestChangedDashboardPasswordNeverLocksTheUser(t *testing.T) {
+	f := features.New("EMQX 6.2, dashboard password changed").Assess("no LOGIN_LOCKED", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg, "--api-unreachable-grace", "10m")
+		cs := clientset(t, cfg)
+		ns := newNamespace(t, cfg)
+		labelWatched(t, cfg, ns)
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "emqx-dashboard", Namespace: ns},
+			StringData: map[string]string{"password": helmDashboard.Password}}
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		fromSecret := corev1.EnvVar{Name: "EMQX_DASHBOARD__DEFAULT_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-dashboard"}, Key: "password"}}}
+		applyFixtureWith(t, cfg, "helm-emqx.yaml", ns, 3, func(obj k8s.Object) {
+			release("6.2.2")(obj)
+			if sts, ok := obj.(*appsv1.StatefulSet); ok {
+				env := sts.Spec.Template.Spec.Containers[0].Env
+				for i := range env {
+					if env[i].Name == fromSecret.Name {
+						env[i] = fromSecret
+					}
+				}
+			}
+		})
+		pods := waitPods(t, cfg, ns, helmSelector, 3)
+		eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
+		cluster := ns + "/emqx"
+		connectClients(t, cluster, 1500)
+		// Someone changes the admin password in the dashboard (EMQX's own API).
+		changePassword(t, pods[0], helmDashboard.Password, "changed-in-the-dashboard")
+
+		pod, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := pod.Spec.NodeName
+		t.Cleanup(func() { _, _ = runKubectlErr("uncordon", node) })
+		out, err := runKubectlErr("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=30s", "--pod-selector", helmSelector)
+		if err == nil || !strings.Contains(out, "not tried again until it changes") {
+			t.Fatalf("a drain with a stale password was not held with the reason:\n%s", out)
+		}
+		if s := simStats(t, cluster); len(s.LockedUsers) != 0 {
+			t.Fatalf("the webhook's retries locked the dashboard users %v out", s.LockedUsers)
+		}
+		// The Secret follows the change: the webhook tries the new password at once.
+		secret.StringData["password"] = "changed-in-the-dashboard"
+		if _, err := cs.CoreV1().Secrets(ns).Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out = runKubectl(t, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s", "--pod-selector", helmSelector)
+		if !strings.Contains(out, "drained") || len(events(t, cfg, ns, "EvacuationCompleted")) == 0 {
+			t.Fatalf("the drain did not go through the evacuation with the new password:\n%s", out)
+		}
+		if s := simStats(t, cluster); len(s.LockedUsers) != 0 {
+			t.Fatalf("locked: %v", s.LockedUsers)
+		}
+		waitPods(t, cfg, ns, helmSelector, 3)
+		expectNothingLost(t, ns, 1500)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// changePassword changes the dashboard's admin password as a person does: log in, then
+// POST /api/v5/users/admin/change_pwd.
+func changePassword(t *testing.T, pod corev1.Pod, old, updated string) {
+	t.Helper()
+	base := "http://" + pod.Status.PodIP + ":18083/api/v5"
+	post := func(path, token string, body any) *http.Response {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post("/login", "", map[string]string{"username": "admin", "password": old})
+	var login struct {
+		Token string `json:"token"`
+	}
+	err := json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if err != nil || login.Token == "" {
+		t.Fatalf("login: %d %v", resp.StatusCode, err)
+	}
+	resp = post("/users/admin/change_pwd", login.Token, map[string]string{"old_pwd": old, "new_pwd": updated})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("change_pwd: %d", resp.StatusCode)
+	}
+	if _, err := nodeClient(t, pod, emqx.Credentials{Username: "admin", Password: updated}).Nodes(context.Background()); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+}

@@ -73,6 +73,14 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 		notFound(w, r)
 		return
 	}
+	if strings.HasPrefix(p, "/ds/") {
+		if err := c.authorize(r); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		c.serveDS(w, r, p, raw)
+		return
+	}
 	rebalanceRoute := strings.HasPrefix(p, "/load_rebalance/") || strings.HasPrefix(p, "/node_eviction/")
 	if rebalanceRoute && !c.rebalanceAPI() {
 		notFound(w, r)

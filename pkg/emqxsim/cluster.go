@@ -113,6 +113,7 @@ type Cluster struct {
 	// The dashboard's login lock (5.9+): failed logins per user, and until when a user is locked.
 	failedLogins map[string][]time.Time
 	lockedUntil  map[string]time.Time
+	ds           storage // durable storage (5.9+ with durable sessions)
 }
 
 // token is a dashboard login's bearer token: whose, and until when.
@@ -200,6 +201,7 @@ func (c *Cluster) addNodeLocked(nc NodeConfig) (*Node, error) {
 	c.byName[n.name] = n
 	c.known[n.name] = true
 	n.boot()
+	c.dsJoin(n)
 	persistent := nc.Sessions
 	if persistent < 0 {
 		persistent = nc.Connections

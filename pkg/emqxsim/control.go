@@ -118,6 +118,9 @@ type Stats struct {
 	// DurableSessions are disconnected durable sessions (5.8+ with durable sessions on): in durable
 	// storage, on no node.
 	DurableSessions int64 `json:"durable_sessions"`
+	// ReplicasDown are durable-storage shard replicas on sites whose node is not up (5.9+ with
+	// durable sessions): redundancy lost, for good once the node has left the cluster.
+	ReplicasDown int64 `json:"replicas_down"`
 	// LockedUsers are the dashboard users EMQX refuses to log in now (5.9+: failed logins).
 	LockedUsers []string    `json:"locked_users,omitempty"`
 	Nodes       []NodeState `json:"nodes"`
@@ -132,7 +135,7 @@ func (c *Cluster) Snapshot() Stats {
 
 func (c *Cluster) snapshotLocked() Stats {
 	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending,
-		RefusedConnects: c.refused, DurableSessions: c.durableOffline, Nodes: []NodeState{}}
+		RefusedConnects: c.refused, DurableSessions: c.durableOffline, ReplicasDown: c.dsReplicasDown(), Nodes: []NodeState{}}
 	for user, until := range c.lockedUntil {
 		if c.now.Before(until) {
 			s.LockedUsers = append(s.LockedUsers, user)

@@ -37,6 +37,9 @@ const (
 	AnnUnreachableSince = prefix + "api-unreachable-since"
 	// On a pod waiting for another evacuation (the concurrency limit): since when.
 	AnnWaitingSince = prefix + "waiting-since"
+	// On a core pod that leaves for good while its durable-storage site still holds replicas: since
+	// when the removal waits for them to move.
+	AnnReplicasMovingSince = prefix + "replicas-moving-since"
 	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
 	// that made its controller resync.
 	AnnEvacuatedPods = prefix + "evacuated-pods"

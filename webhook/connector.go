@@ -31,6 +31,12 @@ type EMQX interface {
 	Nodes(ctx context.Context) ([]emqx.Node, error)
 	GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error)
 	GlobalZone(ctx context.Context) (emqx.Zone, error)
+	Sites(ctx context.Context) ([]string, error)
+	Site(ctx context.Context, id string) (emqx.Site, error)
+	Storages(ctx context.Context) ([]string, error)
+	Storage(ctx context.Context, db string) (emqx.Storage, error)
+	SetReplicaSites(ctx context.Context, db string, sites []string) error
+	ForgetSite(ctx context.Context, site string) error
 	StartEvacuation(ctx context.Context, node string, req emqx.EvacuationRequest) error
 	StopEvacuation(ctx context.Context, node string) error
 	ForceLeave(ctx context.Context, node string) error

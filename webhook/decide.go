@@ -39,6 +39,17 @@ type Snapshot struct {
 	EMQX    *EMQXState      // nil until asked for (NeedEMQX)
 	Going   map[string]bool // nil until asked for (NeedTargets): EMQX nodes of the pods that go
 	Started *StartOutcome   // nil until the evacuation was asked to start (NeedStart)
+	// LeavesForGood: the pod's ordinal leaves its StatefulSet (a scale-down's victim), so its
+	// node's durable-storage site goes with it.
+	LeavesForGood bool
+	Storage       *StorageState // nil until asked for (NeedStorage)
+	Moved         *error        // nil until the replicas were asked to move (NeedMove); then EMQX's answer
+}
+
+// StorageState is what durable storage says about the pod's node, or why it could not be read.
+type StorageState struct {
+	evacuation.Storage
+	Err error
 }
 
 // Mark is when a timed state began, as far as this replica knows.
@@ -86,6 +97,8 @@ const (
 	NeedTargets             // the nodes of the other pods that go
 	NeedStart               // stop Start.Rebalances and start Start.Node's evacuation
 	NeedStop                // the controller: stop Action.Stop's evacuation
+	NeedStorage             // durable storage's sites and DBs (a core that leaves for good)
+	NeedMove                // ask EMQX for Decision.Moves (replica sets per DB)
 )
 
 // Decision is a verdict and its effects, or a request for more facts.
@@ -93,7 +106,8 @@ type Decision struct {
 	Verdict Verdict
 	Effects []Effect
 	Need    Need
-	Start   *StartRequest // with NeedStart
+	Start   *StartRequest       // with NeedStart
+	Moves   map[string][]string // with NeedMove: the sites each DB keeps its replicas on
 }
 
 // StartRequest is the evacuation a decision starts: the rebalances it stops first, then the node.
@@ -117,6 +131,9 @@ func Decide(s Snapshot) Decision {
 	}
 	if d.Verdict.Reason != ReasonWaiting && s.known(d, AnnWaitingSince) {
 		d.Effects = append(d.Effects, ClearMark{Key: AnnWaitingSince})
+	}
+	if d.Verdict.Reason != ReasonReplicasMoving && s.known(d, AnnReplicasMovingSince) {
+		d.Effects = append(d.Effects, ClearMark{Key: AnnReplicasMovingSince})
 	}
 	return d
 }
@@ -157,13 +174,76 @@ func decide(s Snapshot) Decision {
 	ev, evacuating := e.Status.Evacuation(node.Node)
 	switch {
 	case evacuating && e.safe(ev): // row 7
-		return Decision{Verdict: allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)), Effects: evacuatedEffects(pod, s.Now)}
+		return s.unlessReplicas(node, Decision{Verdict: allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)),
+			Effects: evacuatedEffects(pod, s.Now)})
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
-		return final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node)))
+		return s.unlessReplicas(node, final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))))
 	case evacuating: // rows 9 and 10
 		return s.evacuating(node, ev)
 	}
 	return s.start(node) // rows 11 to 14
+}
+
+// unlessReplicas lets an empty node's pod go (allowed) unless it leaves for good while its durable-
+// storage site holds shard replicas (5.9+ cores, row 7b): then they are asked to move to the sites
+// that stay, as emqx-operator 2.3 does, and the removal is held until the site holds none, up to
+// the evacuation time limit.
+func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
+	if !s.LeavesForGood || node.Role != emqx.RoleCore || !hasStorage(node.Version) {
+		return allowed
+	}
+	if s.Going == nil {
+		return Decision{Need: NeedTargets}
+	}
+	if s.Storage == nil {
+		return Decision{Need: NeedStorage}
+	}
+	st := s.Storage
+	since, mark := s.mark(AnnReplicasMovingSince)
+	waited := s.Now.Sub(since)
+	if st.Err == nil && st.Held == 0 {
+		return allowed
+	}
+	if waited >= s.Settings.Timeout {
+		what := fmt.Sprintf("%d shard replicas", st.Held)
+		if st.Err != nil {
+			what = fmt.Sprintf("replicas EMQX would not describe (%s)", shorten(st.Err))
+		}
+		return s.wayOut(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s after %v: removing the pod anyway; "+
+			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).with(mark...)
+	}
+	if st.Err != nil {
+		return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty, but its durable storage could not be read (%s); "+
+			"held for up to %v; retrying is safe", node.Node, shorten(st.Err), s.Settings.Timeout)), Effects: mark}
+	}
+	moves, ok := st.Moves()
+	if !ok {
+		return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty, but its durable-storage site %s holds %d shard "+
+			"replicas and no site that stays can take them; held for up to %v; retrying is safe", node.Node, st.Site, st.Held, s.Settings.Timeout)),
+			Effects: mark}
+	}
+	if len(moves) > 0 && !s.DryRun {
+		if s.Moved == nil {
+			return Decision{Need: NeedMove, Moves: moves}
+		}
+		if err := *s.Moved; err != nil {
+			return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
+				"of its durable-storage site %s (%s); held for up to %v; retrying is safe", node.Node, st.Held, st.Site, shorten(err),
+				s.Settings.Timeout)), Effects: mark}
+		}
+		fx := append(mark, event(corev1.EventTypeNormal, ReasonReplicasMoving, "moving the %d durable-storage shard replicas of site %s "+
+			"(EMQX node %s) to the sites that stay before the pod leaves for good", st.Held, st.Site, node.Node))
+		return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty; the %d shard replicas of its durable-storage "+
+			"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site)), Effects: fx}
+	}
+	return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
+		"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held)), Effects: mark}
+}
+
+// hasStorage: the release may run durable storage's replicated backend (5.9+).
+func hasStorage(version string) bool {
+	v, err := emqx.ParseVersion(version)
+	return err != nil || v.AtLeast(5, 9, 0)
 }
 
 // evacuating holds the removal while the evacuation runs, up to the time limit.

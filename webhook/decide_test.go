@@ -63,6 +63,24 @@ func TestDecisionTable(t *testing.T) {
 		return func(s *Snapshot) { s.EMQX.Status.Evacuations = append(s.EMQX.Status.Evacuations, ev) }
 	}
 	going := func(s *Snapshot) { s.Going = map[string]bool{node(1): true} }
+	// leaving: node 1 (a 6.2 core) leaves for good; its site holds held shard replicas of one DB
+	// replicated on sites 0 to 2; moved is the answer to the move, nil when not asked yet.
+	leaving := func(held int, moved *error) func(*Snapshot) {
+		return func(s *Snapshot) {
+			s.EMQX.Node.Role, s.EMQX.Node.Version, s.LeavesForGood = emqx.RoleCore, "6.2.2", true
+			going(s)
+			db := emqx.Storage{Name: "messages", Shards: []emqx.StorageShard{{ID: "0"}}}
+			for _, site := range []string{"site-0", "site-1", "site-2"} {
+				db.Shards[0].Replicas = append(db.Shards[0].Replicas, struct {
+					Site   string `json:"site"`
+					Status string `json:"status"`
+				}{site, "up"})
+			}
+			s.Storage = &StorageState{Storage: evacuation.Storage{Site: "site-1", Held: held, DBs: []emqx.Storage{db},
+				Going: map[string]bool{"site-1": true}, Up: map[string]bool{"site-0": true, "site-1": true, "site-2": true}}}
+			s.Moved = moved
+		}
+	}
 	// drained: node 1 holds no connection and no channel, as GET /nodes lists it.
 	drained := func(d evacuation.Durability) func(*Snapshot) {
 		return func(s *Snapshot) {
@@ -139,6 +157,36 @@ func TestDecisionTable(t *testing.T) {
 			s.EMQX.Nodes[0] = runningNode(0, 0)
 		}, evacuating(evacuationOf(0, emqx.EvacuationEvictingSessions, 0, 812)), started(StartOutcome{})),
 			reason: ReasonStarted, events: []string{ReasonStarted}},
+		{row: "7b a core leaving for good with durable-storage replicas: they move first", snap: snap(leaving(32, nil),
+			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), need: NeedMove, evidence: func(t *testing.T, d Decision) {
+			if want := map[string][]string{"messages": {"site-0", "site-2"}}; !reflect.DeepEqual(d.Moves, want) {
+				t.Fatalf("moves %v, want %v", d.Moves, want)
+			}
+		}},
+		{row: "7b replicas asked to move: held", snap: snap(leaving(32, new(error)), evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))),
+			reason: ReasonReplicasMoving, message: "32 shard replicas of its durable-storage site site-1 are moving", events: []string{ReasonReplicasMoving}},
+		{row: "7b EMQX refuses the move: held", snap: snap(leaving(32, ptr(errors.New("HTTP 400 BAD_REQUEST"))),
+			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), reason: ReasonReplicasMoving, message: "EMQX refused to move"},
+		{row: "7b moving already: held, nothing asked", snap: snap(leaving(32, nil), func(s *Snapshot) {
+			s.Storage.DBs[0].Shards[0].Transitions = append(s.Storage.DBs[0].Shards[0].Transitions, struct {
+				Site       string `json:"site"`
+				Transition string `json:"transition"`
+			}{"site-1", emqx.TransitionLeaving})
+		}, evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), reason: ReasonReplicasMoving, message: "still holds 32 shard replicas"},
+		{row: "7b the site holds nothing: allowed", snap: snap(leaving(0, nil), evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))),
+			allowed: true, reason: ReasonEvacuated},
+		{row: "7b past the time limit: allowed with a Warning", snap: snap(leaving(32, new(error)), since(AnnReplicasMovingSince, 30*time.Minute),
+			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), allowed: true, reason: ReasonReplicasTimedOut,
+			events: []string{ReasonReplicasTimedOut}},
+		{row: "7b a restart keeps its site: allowed, nothing asked", snap: snap(leaving(32, nil), func(s *Snapshot) { s.LeavesForGood = false },
+			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), allowed: true, reason: ReasonEvacuated},
+		{row: "7b before 5.9 there is no replicated storage", snap: snap(leaving(32, nil), func(s *Snapshot) { s.EMQX.Node.Version = "5.8.4" },
+			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), allowed: true, reason: ReasonEvacuated},
+		{row: "8b an empty core leaving for good asks for durable storage", snap: snap(func(s *Snapshot) {
+			s.EMQX.Node = runningNode(1, 0)
+			s.EMQX.Node.Role, s.EMQX.Node.Version, s.LeavesForGood = emqx.RoleCore, "6.2.2", true
+			going(s)
+		}), need: NeedStorage},
 		{row: "8 empty", snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }), allowed: true, reason: ReasonEmpty},
 		{row: "9 evacuating", snap: snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
 			reason: ReasonEvacuating, message: "7 connections and 9 sessions left"},

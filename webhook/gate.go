@@ -78,6 +78,7 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 // spec says).
 func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string, replicas *int32) Verdict {
 	s := g.snapshot(ctx, pod, dryRun, cause, extra)
+	s.LeavesForGood = leavesForGood(s.Owner, pod, replicas)
 	var conn EMQX
 	for {
 		d := Decide(s)
@@ -94,6 +95,11 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 			s.Going = g.going(ctx, s, replicas)
 		case NeedStart:
 			s.Started = g.startEvacuation(ctx, conn, pod, d.Start)
+		case NeedStorage:
+			s.Storage = askStorage(ctx, conn, s.EMQX.Node.Node, s.Going)
+		case NeedMove:
+			err := moveReplicas(ctx, conn, d.Moves)
+			s.Moved = &err
 		default:
 			if !dryRun {
 				_ = g.apply(ctx, pod, s.Owner, d.Effects) // logged; the controller retries the owner's record

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"time"
 
@@ -107,12 +109,43 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		m.Gate.event(&sts, corev1.EventTypeNormal, ReasonNodeLeft, "EMQX node %s of a pod statefulset %s scaled away left the cluster (force_leave)", node, sts.Name)
 		m.Gate.Log.Info("node left the cluster", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
 		m.Gate.Metrics.action(ReasonNodeLeft)
+		m.forgetSite(ctx, conn, &sts, node)
 	}
 	next := m.Poll
 	if d := m.autoRebalance(ctx, &sts, pods.Items, conn, nodes); d > 0 && d < next {
 		next = d
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// ReasonSiteForgotten is the Event of a durable-storage site forgotten with its node.
+const ReasonSiteForgotten = "DurableStorageSiteForgotten"
+
+// forgetSite forgets the durable-storage site of a node that left the cluster (EMQX 6.0+, as
+// emqx-operator 3 does): EMQX keeps listing it otherwise. Nothing to do without durable storage
+// (404) or before 6.0 (no such endpoint: 404 too). A site that still holds replicas is refused by
+// EMQX and logged.
+func (m *Membership) forgetSite(ctx context.Context, conn EMQX, sts *appsv1.StatefulSet, node string) {
+	ids, err := conn.Sites(ctx)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		site, err := conn.Site(ctx, id)
+		if err != nil || site.Node != node {
+			continue
+		}
+		if err := conn.ForgetSite(ctx, id); err != nil {
+			if e, ok := errors.AsType[*emqx.Error](err); !ok || e.StatusCode != http.StatusNotFound {
+				m.Gate.Log.Error(err, "forget durable-storage site", "statefulset", sts.Namespace+"/"+sts.Name, "node", node, "site", id)
+			}
+			return
+		}
+		m.Gate.event(sts, corev1.EventTypeNormal, ReasonSiteForgotten, "durable-storage site %s of EMQX node %s, which left the cluster, is forgotten", id, node)
+		m.Gate.Log.Info("durable-storage site forgotten", "statefulset", sts.Namespace+"/"+sts.Name, "node", node, "site", id)
+		m.Gate.Metrics.action(ReasonSiteForgotten)
+		return
+	}
 }
 
 // Leavers is the decision: the nodes EMQX lists as stopped whose pod is a pod of sts that no

@@ -2,7 +2,11 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,13 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
 
 // timedStates are the annotations that time a pod's states.
-var timedStates = []string{AnnUnreachableSince, AnnWaitingSince, AnnStartedAt}
+var timedStates = []string{AnnUnreachableSince, AnnWaitingSince, AnnStartedAt, AnnReplicasMovingSince}
 
 // snapshot reads what every removal decision needs: the pod's surroundings from the cache and the
 // times of its timed states.
@@ -167,4 +172,75 @@ func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (client.Object, str
 		return obj, fmt.Sprintf("its %s %s is being deleted", kind, ref.Name)
 	}
 	return obj, ""
+}
+
+// leavesForGood: the pod's ordinal leaves its StatefulSet (replicas: what a scale-down sets, nil:
+// the spec), so its data and its durable-storage site go with it. A restart, a drain or a rolling
+// update brings the ordinal back with its volume.
+func leavesForGood(owner client.Object, pod *corev1.Pod, replicas *int32) bool {
+	sts, ok := owner.(*appsv1.StatefulSet)
+	if !ok {
+		return false
+	}
+	if replicas != nil {
+		sts = sts.DeepCopy()
+		sts.Spec.Replicas = replicas
+	}
+	_, member := cluster.Ordinal(sts, pod.Name)
+	return member && !cluster.Stays(sts, pod.Name)
+}
+
+// askStorage reads durable storage for the removal of node's pod: its site and what it holds,
+// every site's node and state, and the DBs' replica sets. going are the EMQX nodes that go. A
+// cluster without durable storage answers 404: nothing to move.
+func askStorage(ctx context.Context, conn EMQX, node string, going map[string]bool) *StorageState {
+	st := &StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
+	ids, err := conn.Sites(ctx)
+	if e, ok := errors.AsType[*emqx.Error](err); ok && e.StatusCode == http.StatusNotFound {
+		return st
+	}
+	if err != nil {
+		st.Err = err
+		return st
+	}
+	for _, id := range ids {
+		site, err := conn.Site(ctx, id)
+		if err != nil {
+			st.Err = err
+			return st
+		}
+		if site.Up {
+			st.Up[id] = true
+		}
+		if site.Node == node {
+			st.Site, st.Held = id, len(site.Shards)
+		}
+		if going[site.Node] || site.Node == node {
+			st.Going[id] = true
+		}
+	}
+	dbs, err := conn.Storages(ctx)
+	if err != nil {
+		st.Err = err
+		return st
+	}
+	for _, name := range dbs {
+		db, err := conn.Storage(ctx, name)
+		if err != nil {
+			st.Err = err
+			return st
+		}
+		st.DBs = append(st.DBs, db)
+	}
+	return st
+}
+
+// moveReplicas asks EMQX to keep each DB's replicas on the given sites.
+func moveReplicas(ctx context.Context, conn EMQX, moves map[string][]string) error {
+	for _, db := range slices.Sorted(maps.Keys(moves)) {
+		if err := conn.SetReplicaSites(ctx, db, moves[db]); err != nil {
+			return fmt.Errorf("move the replicas of durable storage %s: %w", db, err)
+		}
+	}
+	return nil
 }

@@ -27,6 +27,9 @@ const (
 	ReasonEvacuating       = "Evacuating"
 	ReasonWaiting          = "WaitingForOtherEvacuation"
 	ReasonLimitExceeded    = "ConcurrencyLimitExceeded"
+	// Durable storage (5.9+): a leaving core's shard replicas move before its pod goes.
+	ReasonReplicasMoving   = "DurableStorageReplicasMoving"
+	ReasonReplicasTimedOut = "DurableStorageReplicasTimedOut"
 )
 
 // Verdict is the answer to a removal (or scale-down) request.

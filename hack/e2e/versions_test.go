@@ -233,3 +233,92 @@ func changePassword(t *testing.T, pod corev1.Pod, old, updated string) {
 		t.Fatalf("the new password: %v", err)
 	}
 }
+
+// spreadReplicas puts every durable DB's replicas on every site, as emqx-operator 2.3 does for
+// its cores (EMQX itself allocates them on the first site only), and waits until they are there.
+func spreadReplicas(t *testing.T, c *emqx.Client) []string {
+	t.Helper()
+	ctx := context.Background()
+	sites, err := c.Sites(ctx)
+	if err != nil || len(sites) != 3 {
+		t.Fatalf("durable-storage sites: %v %v", sites, err)
+	}
+	dbs, err := c.Storages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range dbs {
+		if err := c.SetReplicaSites(ctx, db, sites); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "replicas on every site", func() bool {
+		for _, id := range sites {
+			s, err := c.Site(ctx, id)
+			if err != nil || len(s.Shards) == 0 {
+				return false
+			}
+			for _, sh := range s.Shards {
+				if sh.Transition != "" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return sites
+}
+
+// A core that leaves for good on 6.x with durable storage: its shard replicas move to the cores
+// that stay before its pod goes, and its site is forgotten with the node. The negative control,
+// the same scale-down unguarded, leaves replicas on a site whose node is gone.
+func TestCoreScaleDownMovesDurableStorageReplicasFirst(t *testing.T) {
+	f := features.New("EMQX 6.2 durable storage").Assess("scale 3→2", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		cs := clientset(t, cfg)
+		ns := releaseCluster(t, cfg, 3, release("6.2.2", durableSessionsOn))
+		// The negative control beside it, in a namespace the webhook does not guard.
+		unguarded := newNamespace(t, cfg)
+		applyFixtureWith(t, cfg, "helm-emqx.yaml", unguarded, 3, release("6.2.2", durableSessionsOn))
+		controls := waitPods(t, cfg, unguarded, helmSelector, 3)
+		pods := waitPods(t, cfg, ns, helmSelector, 3)
+		eventually(t, 10*time.Second, "simulated nodes", func() bool {
+			return len(simStats(t, unguarded+"/emqx").Nodes) == 3 && len(simStats(t, ns+"/emqx").Nodes) == 3
+		})
+		c := nodeClient(t, pods[0], helmDashboard)
+		sites := spreadReplicas(t, c)
+		spreadReplicas(t, nodeClient(t, controls[0], helmDashboard))
+		connectClients(t, ns+"/emqx", 1500)
+
+		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+		runKubectl(t, "-n", unguarded, "scale", "statefulset/emqx", "--replicas=2")
+		eventually(t, 90*time.Second, "emqx-2 gone", func() bool {
+			_, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+		if len(events(t, cfg, ns, "DurableStorageReplicasMoving")) == 0 {
+			t.Fatal("no DurableStorageReplicasMoving event: the pod went without its replicas being moved")
+		}
+		if s := simStats(t, ns+"/emqx"); s.ReplicasDown != 0 {
+			t.Fatalf("%d shard replicas were left on the removed core's site", s.ReplicasDown)
+		}
+		expectNothingLost(t, ns, 1500)
+		eventually(t, 40*time.Second, "the removed core's site forgotten", func() bool {
+			left, err := c.Sites(ctx)
+			return err == nil && len(left) == 2 && len(events(t, cfg, ns, "DurableStorageSiteForgotten")) == 1
+		})
+		if left, _ := c.Sites(ctx); len(left) != 2 || len(sites) != 3 {
+			t.Fatalf("sites %v after the scale-down, of %v", left, sites)
+		}
+
+		eventually(t, 30*time.Second, "the unguarded emqx-2 gone", func() bool {
+			_, err := cs.CoreV1().Pods(unguarded).Get(ctx, "emqx-2", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+		if s := simStats(t, unguarded+"/emqx"); s.ReplicasDown == 0 {
+			t.Fatal("negative control: the unguarded scale-down left no replica behind; this world cannot show the loss")
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

@@ -112,7 +112,7 @@ type Evacuation struct {
 	Stats                  Stats    `json:"stats"`
 }
 
-// Done reports the completion rule of API.md §5.4 (the one emqx-operator uses too): prohibiting,
+// Done reports EMQX's own completion (API.md §5.4): prohibiting,
 // with no connections and no sessions left.
 func (e Evacuation) Done() bool {
 	return e.State == EvacuationProhibiting && e.Stats.CurrentConnected == 0 && e.Stats.CurrentSessions == 0

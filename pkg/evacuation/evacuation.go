@@ -57,8 +57,9 @@ func (d Durability) String() string {
 	return "off"
 }
 
-// SafeToRemove is the one rule for "this node holds nothing any more". EMQX's own (API.md §5.4,
-// emqx-operator's too): evacuated to prohibiting with no connection and no session left. Where
+// SafeToRemove is the one rule for "this node holds nothing any more". EMQX's own (API.md §5.4):
+// evacuated to prohibiting with no connection and no session left. (emqx-operator 2.x for EMQX 5
+// looks at the state alone, sync_pods.go: prohibiting; its counts rule is v1beta4's, for 4.4.) Where
 // sessions may be durable that count can stay above 0 for good, and the rule is the node's own
 // state: its connections evicted and refused (the evacuation is past evicting_conns), and EMQX's
 // live node list shows no connection and no channel on it (GET /nodes: live_connections and

@@ -124,6 +124,9 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 	if r.AutoRebalance != "" {
 		fmt.Fprintf(w, "\n%s %s\n", u.bold("Automatic rebalance:"), safe(r.AutoRebalance))
 	}
+	if r.Warning != "" {
+		fmt.Fprintf(w, "\n%s %s\n", u.yellow("Warning:"), safe(r.Warning))
+	}
 	if r.WebhookAccess != "" {
 		fmt.Fprintf(w, "\n%s %s\n", u.red("emqx-webhook cannot use this cluster's API:"), safe(r.WebhookAccess))
 	}

@@ -278,7 +278,9 @@ func TestPodWhoseNodeEMQXDoesNotListIsHeldThenAllowedAfterGrace(t *testing.T) {
 	if err := f.sim.RemoveNode(node(0)); err != nil {
 		t.Fatal(err)
 	}
+	// 2 pods, 1 node: the message names the likely causes (a single-node licence, discovery).
 	expect(t, f.removal(0), false, ReasonUnreachable, "EMQX lists no node of pod emqx-0")
+	expect(t, f.removal(0), false, ReasonUnreachable, "EMQX lists 1 node while 2 EMQX pods run")
 	f.clock.Step(f.gate.Config.UnreachableGrace)
 	expect(t, f.removal(0), true, ReasonUnreachable, "removing the pod without evacuation")
 	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {

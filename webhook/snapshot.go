@@ -79,7 +79,11 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) 
 	if !ok {
 		// A running EMQX cluster that does not list the pod's node is no proof that the node holds
 		// nothing (a name we cannot recognise, a node still joining): treated like an API failure.
-		return nil, failed(fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, expected), false)
+		err := fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, expected)
+		if hint := cluster.MissingNodesHint(nodes, g.runningPodsOf(ctx, pod)); hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
+		return nil, failed(err, false)
 	}
 	st := &EMQXState{Nodes: nodes, Node: node}
 	if !node.Running() {
@@ -243,4 +247,21 @@ func moveReplicas(ctx context.Context, conn EMQX, moves map[string][]string) err
 		}
 	}
 	return nil
+}
+
+// runningPodsOf counts the running EMQX pods of the pod's install, from the cache (0 when it
+// cannot be read).
+func (g *Gate) runningPodsOf(ctx context.Context, pod *corev1.Pod) int {
+	var pods corev1.PodList
+	if err := g.Client.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
+		return 0
+	}
+	n := 0
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if g.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == cluster.Instance(pod.Labels) && cluster.Running(p) {
+			n++
+		}
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 
@@ -108,4 +109,20 @@ func NodeByName(nodes []emqx.Node, name string) (emqx.Node, bool) {
 		}
 	}
 	return emqx.Node{}, false
+}
+
+// MissingNodesHint explains why EMQX lists fewer nodes than the install runs pods, "" when it
+// lists as many: each pod alone is what EMQX 5.9+ without a licence key does (its built-in
+// licence is single-node), or what failed cluster discovery looks like.
+func MissingNodesHint(nodes []emqx.Node, runningPods int) string {
+	switch {
+	case runningPods < 2 || len(nodes) >= runningPods:
+		return ""
+	case len(nodes) == 1:
+		return fmt.Sprintf("EMQX lists 1 node while %d EMQX pods run: each pod may be a cluster of its own. EMQX 5.9+ "+
+			"without a licence key is single-node (set license.key, EMQX_LICENSE__KEY); otherwise check cluster "+
+			"discovery (EMQX_CLUSTER__DISCOVERY_STRATEGY and the headless Service)", runningPods)
+	}
+	return fmt.Sprintf("EMQX lists %d nodes while %d EMQX pods run: the others have not joined (still starting, "+
+		"or cluster discovery failed)", len(nodes), runningPods)
 }

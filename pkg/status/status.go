@@ -43,6 +43,8 @@ type Report struct {
 	Connections int64       `json:"connections"`
 	Sessions    int64       `json:"sessions"`
 	Rebalances  []Rebalance `json:"rebalances"`
+	// Warning explains a pod with no EMQX node (a single-node licence, failed discovery).
+	Warning string `json:"warning,omitempty"`
 	// WebhookAccess is what emqx-webhook last found when it tried this cluster's API, when that
 	// was not "ok": its removals would not be evacuated ("credentials-rejected <time>: …").
 	WebhookAccess string `json:"webhookAccess,omitempty"`
@@ -106,6 +108,13 @@ func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod, durable ev
 			r.Rows = append(r.Rows, Row{Pod: p.Name, Ready: &ready, NodeStatus: "missing"})
 		}
 	}
+	running := 0
+	for i := range pods {
+		if cluster.Running(&pods[i]) {
+			running++
+		}
+	}
+	r.Warning = cluster.MissingNodesHint(nodes, running)
 	for i := range r.Rows {
 		if r.Connections > 0 {
 			r.Rows[i].Share = float64(r.Rows[i].Connections) / float64(r.Connections)

@@ -40,6 +40,10 @@ const (
 	// On a core pod that leaves for good while its durable-storage site still holds replicas: since
 	// when the removal waits for them to move.
 	AnnReplicasMovingSince = prefix + "replicas-moving-since"
+	// On a pod whose evacuation moves sessions: the last count seen, and since when it has not
+	// moved.
+	AnnSessionsLeft = cluster.AnnSessionsLeft
+	AnnStalledSince = prefix + "sessions-stalled-since"
 	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
 	// that made its controller resync.
 	AnnEvacuatedPods = prefix + "evacuated-pods"

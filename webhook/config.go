@@ -22,11 +22,14 @@ type Config struct {
 	// timeout (10 s; annotation writes get 2 s more): a timed-out webhook call is allowed under
 	// failurePolicy Ignore.
 	DecisionTimeout time.Duration
+	// StallAfter: a session eviction whose count has not moved this long is reported stalled.
+	StallAfter time.Duration
 }
 
 // DefaultConfig is the webhook's default configuration.
 func DefaultConfig() Config {
-	return Config{EvacuationTimeout: 30 * time.Minute, AbandonAfter: 5 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second}
+	return Config{EvacuationTimeout: 30 * time.Minute, AbandonAfter: 5 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second,
+		StallAfter: 2 * time.Minute}
 }
 
 // MaxEvacuationTimeout caps the per-StatefulSet evacuation time limit: no hold lasts longer.
@@ -38,13 +41,14 @@ type Settings struct {
 	AbandonAfter     time.Duration          // how long after its node became empty an evacuation waits for its removal
 	UnreachableGrace time.Duration          // EMQX API down this long: allow
 	MaxConcurrent    int                    // evacuations at once per EMQX cluster (at least 1)
+	StallAfter       time.Duration          // a session count unchanged this long is a stalled eviction
 	Request          emqx.EvacuationRequest // rates and waits; MigrateTo is the plan's
 }
 
 // For resolves the settings for owner (a StatefulSet or ReplicaSet; nil: the defaults).
 func (c Config) For(owner client.Object) Settings {
 	s := Settings{Timeout: c.EvacuationTimeout, AbandonAfter: c.AbandonAfter, UnreachableGrace: c.UnreachableGrace,
-		MaxConcurrent: max(1, c.MaxConcurrent)}
+		MaxConcurrent: max(1, c.MaxConcurrent), StallAfter: c.StallAfter}
 	if d := durAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
 		s.Timeout = min(*d, MaxEvacuationTimeout)
 	}

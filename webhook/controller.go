@@ -37,7 +37,8 @@ const (
 )
 
 // evacuationMarks are the annotations of an evacuation on its pod; forgetting one clears them all.
-var evacuationMarks = []string{AnnStartedAt, AnnNode, AnnReason, AnnCompletedAt, AnnStartedBy, AnnLastRequest, AnnScaleGeneration}
+var evacuationMarks = []string{AnnStartedAt, AnnNode, AnnReason, AnnCompletedAt, AnnStartedBy, AnnLastRequest, AnnScaleGeneration,
+	AnnSessionsLeft, AnnStalledSince}
 
 // SetupWithManager registers the controller for EMQX pods.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {

@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,6 +136,9 @@ func Decide(s Snapshot) Decision {
 	if d.Verdict.Reason != ReasonReplicasMoving && s.known(d, AnnReplicasMovingSince) {
 		d.Effects = append(d.Effects, ClearMark{Key: AnnReplicasMovingSince})
 	}
+	if d.Verdict.Reason != ReasonEvacuating && d.Verdict.Reason != ReasonStalled && s.known(d, AnnStalledSince) {
+		d.Effects = append(d.Effects, ClearMark{Key: AnnStalledSince})
+	}
 	return d
 }
 
@@ -261,8 +265,44 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).with(fx...)
 	}
 	p := evacuation.ProgressOf(ev, node, s.EMQX.Durable, evacuation.WaitsOf(s.Settings.Request))
-	return Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
+	d := Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
 		node.Node, p.State, p.Summary())), Effects: fx}
+	return s.stalled(d, node, ev, started)
+}
+
+// stalled watches the session count while EMQX moves sessions: one that has not moved for
+// StallAfter is reported (a Warning Event once, the hold's reason and message, the pod's
+// annotation that kubectl emqx status shows) long before the time limit lets the pod go. EMQX
+// before 5.8.4 can loop for ever on a session whose process died.
+func (s Snapshot) stalled(d Decision, node emqx.Node, ev emqx.Evacuation, started time.Time) Decision {
+	if ev.State != emqx.EvacuationEvictingSessions || s.Settings.StallAfter <= 0 {
+		return d
+	}
+	left := strconv.FormatInt(ev.Stats.CurrentSessions, 10)
+	seen := s.Pod.Annotations[AnnSessionsLeft]
+	if strings.TrimSuffix(seen, cluster.StalledSuffix) != left {
+		d.Effects = append(d.Effects, Annotate{Set: map[string]*string{AnnSessionsLeft: &left}})
+		if s.Marks[AnnStalledSince].Known {
+			d.Effects = append(d.Effects, ClearMark{Key: AnnStalledSince})
+		}
+		return d
+	}
+	since, mark := s.mark(AnnStalledSince)
+	d.Effects = append(d.Effects, mark...)
+	if s.Now.Sub(since) < s.Settings.StallAfter {
+		return d
+	}
+	d.Verdict = hold(ReasonStalled, fmt.Sprintf("EMQX node %s is evacuating, but its %s sessions have not moved for %v: EMQX before 5.8.4 "+
+		"can loop on a session whose process died (upgrade, or stop the evacuation and restart the node); the time limit lets the pod go %v "+
+		"after the evacuation started; retrying is safe", node.Node, left, s.Now.Sub(since).Round(time.Second), s.Settings.Timeout))
+	if !strings.HasSuffix(seen, cluster.StalledSuffix) {
+		stalled := left + cluster.StalledSuffix
+		d.Effects = append(d.Effects, Annotate{Set: map[string]*string{AnnSessionsLeft: &stalled}},
+			event(corev1.EventTypeWarning, ReasonStalled, "the session eviction of EMQX node %s has not moved for %v (%s sessions left, "+
+				"version %s); the evacuation started %v ago", node.Node, s.Now.Sub(since).Round(time.Second), left, node.Version,
+				s.Now.Sub(started).Round(time.Second)))
+	}
+	return d
 }
 
 // start starts an evacuation, within the concurrency limit, and holds the removal.
@@ -344,7 +384,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		return s.unreachable(fmt.Errorf("start evacuating %s: %w", node.Node, err), true)
 	}
 	set := map[string]*string{AnnStartedAt: ptr(s.Now.UTC().Format(time.RFC3339Nano)), AnnNode: ptr(node.Node), AnnReason: ptr(s.Cause),
-		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil}
+		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil, AnnSessionsLeft: nil, AnnStalledSince: nil}
 	for k, v := range s.Extra {
 		set[k] = v
 	}

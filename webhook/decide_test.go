@@ -42,6 +42,17 @@ func evacuationOf(i int, state string, conns, sessions int64) emqx.Evacuation {
 	return emqx.Evacuation{Node: node(i), State: state, Stats: emqx.Stats{CurrentConnected: conns, CurrentSessions: sessions}}
 }
 
+// annotated is the last value effects set for key ("" when none does).
+func annotated(fx []Effect, key string) string {
+	var v string
+	for _, e := range fx {
+		if a, ok := e.(Annotate); ok && a.Set[key] != nil {
+			v = *a.Set[key]
+		}
+	}
+	return v
+}
+
 // reasons lists the Event reasons among effects, in order.
 func reasons(fx []Effect) []string {
 	var out []string
@@ -80,6 +91,10 @@ func TestDecisionTable(t *testing.T) {
 				Going: map[string]bool{"site-1": true}, Up: map[string]bool{"site-0": true, "site-1": true, "site-2": true}}}
 			s.Moved = moved
 		}
+	}
+	// counted: the pod's last recorded session count.
+	counted := func(v string) func(*Snapshot) {
+		return func(s *Snapshot) { s.Pod.Annotations = map[string]string{AnnSessionsLeft: v} }
 	}
 	// drained: node 1 holds no connection and no channel, as GET /nodes lists it.
 	drained := func(d evacuation.Durability) func(*Snapshot) {
@@ -194,6 +209,30 @@ func TestDecisionTable(t *testing.T) {
 			reason: ReasonEvacuating, evidence: func(t *testing.T, d Decision) {
 				a, ok := d.Effects[0].(Annotate)
 				if !ok || *a.Set[AnnStartedBy] != StartedByOther || d.Effects[1] != (MarkSince{Key: AnnStartedAt, Since: t0}) {
+					t.Fatalf("effects %#v", d.Effects)
+				}
+			}},
+		{row: "9 sessions moving: the count is recorded", snap: snap(since(AnnStartedAt, time.Minute),
+			evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 9))), reason: ReasonEvacuating, evidence: func(t *testing.T, d Decision) {
+			if got := annotated(d.Effects, AnnSessionsLeft); got != "9" {
+				t.Fatalf("recorded %q: %#v", got, d.Effects)
+			}
+		}},
+		{row: "9 the count has not moved, within --stall-after", snap: snap(since(AnnStartedAt, 5*time.Minute), since(AnnStalledSince, time.Minute),
+			counted("9"), evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 9))), reason: ReasonEvacuating},
+		{row: "9 stalled: reported once", snap: snap(since(AnnStartedAt, 5*time.Minute), since(AnnStalledSince, 3*time.Minute),
+			counted("9"), evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 9))), reason: ReasonStalled,
+			message: "its 9 sessions have not moved for 3m0s", events: []string{ReasonStalled}, evidence: func(t *testing.T, d Decision) {
+				if got := annotated(d.Effects, AnnSessionsLeft); got != "9 stalled" {
+					t.Fatalf("recorded %q: %#v", got, d.Effects)
+				}
+			}},
+		{row: "9 stalled, already reported", snap: snap(since(AnnStartedAt, 6*time.Minute), since(AnnStalledSince, 4*time.Minute),
+			counted("9 stalled"), evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 9))), reason: ReasonStalled},
+		{row: "9 the count moves again", snap: snap(since(AnnStartedAt, 6*time.Minute), since(AnnStalledSince, 4*time.Minute),
+			counted("9 stalled"), evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 7))), reason: ReasonEvacuating,
+			evidence: func(t *testing.T, d Decision) {
+				if !reflect.DeepEqual(d.Effects[len(d.Effects)-1], ClearMark{Key: AnnStalledSince}) {
 					t.Fatalf("effects %#v", d.Effects)
 				}
 			}},

@@ -27,6 +27,7 @@ const (
 	ReasonEvacuating       = "Evacuating"
 	ReasonWaiting          = "WaitingForOtherEvacuation"
 	ReasonLimitExceeded    = "ConcurrencyLimitExceeded"
+	ReasonStalled          = "SessionEvictionStalled"
 	// Durable storage (5.9+): a leaving core's shard replicas move before its pod goes.
 	ReasonReplicasMoving   = "DurableStorageReplicasMoving"
 	ReasonReplicasTimedOut = "DurableStorageReplicasTimedOut"

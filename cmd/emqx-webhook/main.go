@@ -127,6 +127,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.cfg.AbandonAfter, "abandon-after", o.cfg.AbandonAfter, "stop an evacuation the webhook started when nobody asked to remove its pod for this long after its node became empty; annotation "+webhook.AnnAbandonAfter)
 	fs.DurationVar(&o.cfg.UnreachableGrace, "api-unreachable-grace", o.cfg.UnreachableGrace, "allow a removal once EMQX's API has not answered this long (0: at once)")
 	fs.IntVar(&o.cfg.MaxConcurrent, "max-concurrent-evacuations", o.cfg.MaxConcurrent, "evacuations at once per EMQX cluster; other removals wait")
+	fs.DurationVar(&o.cfg.StallAfter, "stall-after", o.cfg.StallAfter, "report an evacuation whose session count has not moved this long (Event SessionEvictionStalled; EMQX before 5.8.4 can loop on a lost session); 0 disables")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

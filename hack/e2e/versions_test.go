@@ -322,3 +322,45 @@ func TestCoreScaleDownMovesDurableStorageReplicasFirst(t *testing.T) {
 	}).Feature()
 	testenv.Test(t, f)
 }
+
+// EMQX before 5.8.4 can loop for ever on a session whose process died: the evacuation stays in
+// evicting_sessions with a count that never moves. The webhook reports it (a Warning Event, the
+// hold's message, kubectl emqx status) long before its time limit lets the pod go.
+func TestStalledSessionEvictionIsReportedBeforeTheTimeLimit(t *testing.T) {
+	f := features.New("EMQX 5.8.3, a lost session").Assess("stalled, then the time limit", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg, "--stall-after", "5s", "--evacuation-timeout", "45s")
+		ns := releaseCluster(t, cfg, 3, release("5.8.3"))
+		cluster := ns + "/emqx"
+		connectClients(t, cluster, 900)
+		node := "emqx@emqx-1.emqx-headless." + ns + ".svc.cluster.local"
+		sim(t, http.MethodPost, "/sim/v1/nodes/"+node+"/lost-sessions?sessions=2", cluster, nil)
+		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = runKubectlErr("uncordon", pod.Spec.NodeName) })
+		done := make(chan string, 1)
+		go func() {
+			out, _ := runKubectlErr("drain", pod.Spec.NodeName, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s",
+				"--pod-selector", helmSelector)
+			done <- out
+		}()
+		eventually(t, 40*time.Second, "a SessionEvictionStalled Event", func() bool { return len(events(t, cfg, ns, "SessionEvictionStalled")) > 0 })
+		status := mustEMQX(t, "status", "-n", ns)
+		if !strings.Contains(status, "(stalled)") {
+			t.Fatalf("status does not show the stalled eviction:\n%s", status)
+		}
+		if len(events(t, cfg, ns, "EvacuationTimedOut")) != 0 {
+			t.Fatal("the time limit came before the stall was reported")
+		}
+		out := <-done
+		if !strings.Contains(out, "have not moved for") || !strings.Contains(out, "drained") {
+			t.Fatalf("the drain did not show the stall, or did not end at the time limit:\n%s", out)
+		}
+		if len(events(t, cfg, ns, "EvacuationTimedOut")) == 0 {
+			t.Fatal("no EvacuationTimedOut: the pod went another way")
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

@@ -76,3 +76,11 @@ const (
 	AnnRebalanceRun    = "emqx.kubectl-emqx.io/rebalance-run"
 	AnnRebalanceResult = "emqx.kubectl-emqx.io/rebalance-result"
 )
+
+// AnnSessionsLeft on an EMQX pod is emqx-webhook's last reading of its evacuation's session
+// count while EMQX moves sessions: "<count>", then "<count> stalled" once it has not moved for
+// the webhook's --stall-after (EMQX before 5.8.4 can loop on a lost session). The plugin shows it.
+const AnnSessionsLeft = "emqx.kubectl-emqx.io/evacuation-sessions-left"
+
+// StalledSuffix ends AnnSessionsLeft's value once the session eviction is reported stalled.
+const StalledSuffix = " stalled"

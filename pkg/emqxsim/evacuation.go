@@ -160,6 +160,10 @@ func (e *evacuation) tickSessions() {
 		e.after(NoTargetRetry, e.tickSessions)
 		return
 	}
+	if e.n.c.version.AtLeast(5, 8, 4) {
+		// Lost sessions are discarded (#14353, #14907); before, they are tried again every tick.
+		e.n.phantom = 0
+	}
 	e.n.migrateSessions(e.opts.sessRate, targets)
 	e.currentSess = s
 	e.after(TickInterval, e.tickSessions)

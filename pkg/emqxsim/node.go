@@ -31,6 +31,9 @@ type Node struct {
 	// idle ones to clients that are not.
 	discWaiting int64
 	discIdle    int64
+	// Lost sessions: channels whose process died while the channel table kept them. Before 5.8.4
+	// session eviction can neither move nor drop them, so an evacuation counts them for ever.
+	phantom int64
 
 	agentKind  string // "" when the eviction agent is disabled
 	agentAllow bool   // allow_connections
@@ -43,7 +46,7 @@ type Node struct {
 
 func (n *Node) live() int64     { return n.livePersistent + n.liveClean }
 func (n *Node) disc() int64     { return n.discWaiting + n.discIdle }
-func (n *Node) sessions() int64 { return n.live() + n.disc() } // all local channels (API.md §4)
+func (n *Node) sessions() int64 { return n.live() + n.disc() + n.phantom } // all local channels (API.md §4)
 
 // evictionSessions is the eviction agent's session_count(): every local channel plus, from 5.8,
 // the bookkeeper's cluster-wide count of disconnected durable sessions (emqx_eviction_agent.erl,
@@ -108,7 +111,7 @@ func (n *Node) stop() {
 	} else {
 		c.lost += n.livePersistent + n.disc()
 	}
-	n.livePersistent, n.liveClean, n.discWaiting, n.discIdle = 0, 0, 0, 0
+	n.livePersistent, n.liveClean, n.discWaiting, n.discIdle, n.phantom = 0, 0, 0, 0, 0
 	n.running = false
 	n.incarnation++
 	if n.coord != nil {

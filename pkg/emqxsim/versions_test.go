@@ -293,3 +293,24 @@ func TestChangePasswordEndsTheUsersTokens(t *testing.T) {
 	expectStatus(t, post("/login", "", map[string]string{"username": "admin", "password": "public"}),
 		http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "")
 }
+
+// Before 5.8.4 a session whose channel process died stays in the channel table and session
+// eviction tries it again every tick (e5.3.2 and e5.4.0 emqx_eviction_agent.erl: a no_session
+// error is logged and the session stays counted); 5.8.4 and 5.9.0 discard it (#14353, #14907).
+func TestLostSessionKeepsTheEvacuationBefore584(t *testing.T) {
+	for version, ends := range map[string]bool{"5.4.0": false, "5.8.3": false, "5.8.4": true, "6.2.2": true} {
+		h := durableCluster(t, version, false, 50)
+		h.c.mu.Lock()
+		h.c.node(nodeD).phantom = 2
+		h.c.mu.Unlock()
+		evacuateD(h)
+		h.c.Advance(5 * time.Minute)
+		ev := evacuationOf(h, nodeD)
+		if got := ev["state"] == "prohibiting"; got != ends {
+			t.Errorf("%s: evacuation %v after 5 min, want it ended=%v", version, ev, ends)
+		}
+		if !ends && num(ev["stats"].(map[string]any)["current_sessions"]) != 2 {
+			t.Errorf("%s: the stuck count %v, want the 2 lost sessions", version, ev["stats"])
+		}
+	}
+}

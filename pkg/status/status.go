@@ -4,6 +4,7 @@ package status
 
 import (
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -94,6 +95,9 @@ func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod, durable ev
 		}
 		if p, ok := cluster.PodOfNode(pods, n.Node); ok {
 			row.Pod = p.Name
+			if strings.HasPrefix(row.State, "evacuation ") && strings.HasSuffix(p.Annotations[cluster.AnnSessionsLeft], cluster.StalledSuffix) {
+				row.State += " (stalled)" // emqx-webhook found its session count unmoved for --stall-after
+			}
 			ready := cluster.Ready(p)
 			row.Ready = &ready
 			matched[p.Name] = true

@@ -34,3 +34,15 @@ func TestReportExplainsPodsWithoutANode(t *testing.T) {
 		t.Fatalf("warning %q", r.Warning)
 	}
 }
+
+// A session eviction emqx-webhook found stalled shows as such.
+func TestReportShowsAStalledEviction(t *testing.T) {
+	pod := runningPod("emqx-0", "198.18.1.2")
+	pod.Annotations = map[string]string{"emqx.kubectl-emqx.io/evacuation-sessions-left": "2 stalled"}
+	nodes := []emqx.Node{{Node: "emqx@198.18.1.2", NodeStatus: emqx.NodeRunning, Connections: 2}}
+	g := emqx.GlobalStatus{Evacuations: []emqx.Evacuation{{Node: "emqx@198.18.1.2", State: emqx.EvacuationEvictingSessions,
+		Stats: emqx.Stats{CurrentSessions: 2}}}}
+	if r := Build(nodes, g, []corev1.Pod{pod}, evacuation.DurableOff); r.Rows[0].State != "evacuation evicting_sessions (stalled)" {
+		t.Fatalf("state %q", r.Rows[0].State)
+	}
+}

@@ -103,6 +103,10 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	conn, err := authenticate(ctx, a, cl.Namespace+"/"+cl.Name, url, via, stop, cands)
 	if err != nil {
 		stop()
+		if emqx.IsUnreachable(err) && HardenedLoopback(Env(pod, KubeSources(ctx, a.Kube, pod.Namespace))) {
+			err = fmt.Errorf("%w; pod %s runs EMQX with EMQX_SECURITY_PROFILE=hardened, which binds the dashboard to 127.0.0.1 "+
+				"(EMQX 6.2.1+): set EMQX_DASHBOARD__LISTENERS__HTTP__BIND=0.0.0.0:18083 so the API can be reached", err, pod.Name)
+		}
 		return nil, err
 	}
 	return conn, nil

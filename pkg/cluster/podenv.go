@@ -376,3 +376,15 @@ func ExpectedNodeName(ctx context.Context, kube kubernetes.Interface, pod *corev
 	}
 	return NodeName(pod, Env(pod, KubeSources(ctx, kube, pod.Namespace)))
 }
+
+// HardenedLoopback reports that EMQX in a pod with this environment serves its dashboard (the REST
+// API) on 127.0.0.1 only: from 6.2.1, EMQX_SECURITY_PROFILE=hardened binds a listener given as a
+// bare port to loopback (emqx_security_profile.erl, dashboard_http_default_bind). Nothing outside
+// the pod can reach it then.
+func HardenedLoopback(env map[string]string) bool {
+	if !strings.EqualFold(Unquote(env["EMQX_SECURITY_PROFILE"]), "hardened") {
+		return false
+	}
+	bind := Unquote(env["EMQX_DASHBOARD__LISTENERS__HTTP__BIND"])
+	return bind == "" || !strings.Contains(bind, ":")
+}

@@ -145,3 +145,26 @@ func TestPodOfMatchesEveryPodIPTheDashedIPAndTheHostname(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// EMQX 6.2.1+ with EMQX_SECURITY_PROFILE=hardened binds a dashboard given as a bare port to
+// loopback: the API is out of reach unless an address is given.
+func TestHardenedLoopback(t *testing.T) {
+	for env, want := range map[string]bool{
+		"":                                   false,
+		"EMQX_SECURITY_PROFILE=legacy":       false,
+		"EMQX_SECURITY_PROFILE=hardened":     true,
+		"EMQX_SECURITY_PROFILE=\"hardened\"": true,
+		"EMQX_SECURITY_PROFILE=hardened,EMQX_DASHBOARD__LISTENERS__HTTP__BIND=18083":         true,
+		"EMQX_SECURITY_PROFILE=hardened,EMQX_DASHBOARD__LISTENERS__HTTP__BIND=0.0.0.0:18083": false,
+	} {
+		m := map[string]string{}
+		for _, kv := range strings.Split(env, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
+		}
+		if got := HardenedLoopback(m); got != want {
+			t.Errorf("%q: %v, want %v", env, got, want)
+		}
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -96,4 +99,25 @@ func TestLockedLoginIsRetriedAfterTheLock(t *testing.T) {
 		t.Fatalf("after the lock: %v", err)
 	}
 	conn.Close()
+}
+
+// A hardened EMQX (6.2.1+) serves its API on the pod's loopback only: the error says so and what
+// to set, instead of a bare "connection refused".
+func TestUnreachableHardenedDashboardIsExplained(t *testing.T) {
+	pod := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0", Namespace: "mqtt"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "emqx", Image: "emqx/emqx:6.2.2",
+			Env: []corev1.EnvVar{{Name: "EMQX_SECURITY_PROFILE", Value: "hardened"}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "198.18.1.2",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	closed := httptest.NewServer(nil)
+	url := closed.URL
+	closed.Close()
+	a := Access{Kube: kubefake.NewClientset(), Creds: emqx.Credentials{APIKey: "k", APISecret: "s"},
+		Options: []emqx.Option{emqx.WithGETRetries(1, 0)},
+		Forward: func(context.Context, *corev1.Pod, int) (string, func(), error) { return url, func() {}, nil }}
+	_, err := Connect(context.Background(), a, &Cluster{Name: "emqx", Namespace: "mqtt", Pods: []corev1.Pod{pod}})
+	if err == nil || !strings.Contains(err.Error(), "EMQX_SECURITY_PROFILE=hardened") ||
+		!strings.Contains(err.Error(), "EMQX_DASHBOARD__LISTENERS__HTTP__BIND=0.0.0.0:18083") {
+		t.Fatalf("error %v", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -338,6 +339,7 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
+		MFAToken string `json:"mfa_token"`
 	}
 	if json.Unmarshal(raw, &req) != nil {
 		writeError(w, r, badRequest(hoconError("root", "not a JSON object", string(raw))))
@@ -355,6 +357,20 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 			c.failedLogin(req.Username)
 		}
 		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "Auth failed"})
+		return
+	}
+	if c.cfg.Hardened && c.version.AtLeast(6, 2, 1) && req.Password == "public" {
+		// emqx_dashboard_admin.erl, check_unchanged_default_credentials/1 under the hardened
+		// profile; not a password error, so it does not count towards the lock.
+		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD",
+			"Default admin password must be changed before login is allowed.\nRun: emqx ctl admins passwd admin <a-strong-password>.\n" +
+				"Or configure: dashboard.default_password = \"<a-strong-password>\".\n"})
+		return
+	}
+	if slices.Contains(c.cfg.MFA, req.Username) && req.MFAToken == "" {
+		// emqx_dashboard_admin.erl, verify_mfa_token: a user with MFA needs a token; a program
+		// has none.
+		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_MFA_TOKEN", `{"error":"missing_mfa_token","mechanism":"totp"}`})
 		return
 	}
 	delete(c.failedLogins, req.Username)

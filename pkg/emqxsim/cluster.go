@@ -62,6 +62,12 @@ type Config struct {
 	// persistent sessions live in durable storage once their client is gone, and the evacuation's
 	// session count adds every disconnected durable session of the cluster.
 	DurableSessions bool
+	// Hardened is EMQX_SECURITY_PROFILE=hardened, honoured from 6.2.1: the dashboard refuses the
+	// default password "public" (and binds to loopback unless told otherwise: see follow).
+	Hardened bool
+	// MFA lists dashboard users with multi-factor authentication: a login without a token is
+	// refused (BAD_MFA_TOKEN).
+	MFA []string
 	// Edition "Opensource" with a Version before 5.9 serves no load_rebalance routes, as CE did.
 	Edition   string
 	APIKeys   []APIKey

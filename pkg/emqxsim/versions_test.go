@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -311,6 +312,39 @@ func TestLostSessionKeepsTheEvacuationBefore584(t *testing.T) {
 		}
 		if !ends && num(ev["stats"].(map[string]any)["current_sessions"]) != 2 {
 			t.Errorf("%s: the stuck count %v, want the 2 lost sessions", version, ev["stats"])
+		}
+	}
+}
+
+// emqx_dashboard_admin.erl (6.2.2): a user with MFA needs a token (BAD_MFA_TOKEN, which does not
+// count towards the lock); from 6.2.1 the hardened profile refuses the default password "public"
+// (check_unchanged_default_credentials/1, emqx_security_profile.erl).
+func TestMFAAndTheHardenedProfileRefuseLogins(t *testing.T) {
+	login := func(h *harness, user, pw string) response {
+		req, _ := http.NewRequest(http.MethodPost, h.urls[nodeD]+"/api/v5/login",
+			jsonBody(map[string]string{"username": user, "password": pw}))
+		req.Header.Set("Content-Type", "application/json")
+		return h.send(req)
+	}
+	h := newHarness(t, Config{Version: "6.2.2", MFA: []string{"ops"}, Users: map[string]string{"admin": "public", "ops": "pw"},
+		Nodes: []NodeConfig{{Name: nodeD}}})
+	for range 6 {
+		expectStatus(t, login(h, "ops", "pw"), http.StatusUnauthorized, "BAD_MFA_TOKEN", "missing_mfa_token")
+	}
+	if h.c.LoginLocked("ops") {
+		t.Fatal("MFA refusals locked the user")
+	}
+	if r := login(h, "admin", "public"); r.status != http.StatusOK {
+		t.Fatalf("the legacy profile takes the default password: %d", r.status)
+	}
+	for version, refused := range map[string]bool{"6.2.0": false, "6.2.1": true, "6.2.2": true} {
+		h := newHarness(t, Config{Version: version, Hardened: true, Nodes: []NodeConfig{{Name: nodeD}}})
+		r := login(h, "admin", "public")
+		if (r.status == http.StatusUnauthorized) != refused {
+			t.Errorf("%s hardened: login with the default password %d, want refused=%v", version, r.status, refused)
+		}
+		if refused && !strings.Contains(r.str("message"), "Default admin password must be changed") {
+			t.Errorf("%s: message %q", version, r.str("message"))
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
 
@@ -180,6 +181,13 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 	if err := sc.c.Rejoin(nc); err != nil {
 		return nil, err
 	}
+	rec := &podNode{node: name, cluster: sc, pod: pod}
+	if release, _ := Release(pod); cluster.HardenedLoopback(env) && versionAtLeast(release, 6, 2, 1) {
+		// The dashboard listens on the pod's loopback only: nothing outside the pod reaches it.
+		f.pods[pod.UID] = rec
+		f.opts.Log("pod %s: node %s (%s), its API on the pod's 127.0.0.1 only (hardened profile)", describe(pod), name, nc.Role)
+		return rec, nil
+	}
 	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(f.opts.Port))
 	ln, err := listenIn(f.opts.NetNS, addr)
 	if err != nil {
@@ -187,7 +195,6 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 		return nil, err
 	}
 	sc.srv.Serve(name, ln)
-	rec := &podNode{node: name, cluster: sc, pod: pod}
 	f.pods[pod.UID] = rec
 	f.ensurePortForward(pod)
 	f.opts.Log("pod %s: node %s (%s) on %s", describe(pod), name, nc.Role, addr)
@@ -218,7 +225,7 @@ func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, src cluster.S
 	release, _ := Release(pod)
 	c, err := emqxsim.New(emqxsim.Config{
 		Users: users, APIKeys: append(append([]emqxsim.APIKey{}, f.opts.APIKeys...), keys...),
-		Version: release, DurableSessions: DurableSessions(env),
+		Version: release, DurableSessions: DurableSessions(env), Hardened: Hardened(env),
 		Reconnect: f.opts.Reconnect, Log: f.opts.Log, Seed: uint64(len(f.clusters) + 1),
 	})
 	if err != nil {
@@ -331,4 +338,9 @@ func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sc.c.SimHandler().ServeHTTP(w, r)
+}
+
+func versionAtLeast(release string, major, minor, patch int) bool {
+	v, err := emqx.ParseVersion(release)
+	return err == nil && v.AtLeast(major, minor, patch)
 }

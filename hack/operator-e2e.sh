@@ -6,9 +6,17 @@
 # at a version that builds, so the operator is given, built from its own source.
 #
 # Usage: hack/operator-e2e.sh OPERATOR_BINARY CRD_DIR
-#   OPERATOR_BINARY  emqx-operator's manager (`go build .` in a checkout of tag 2.2.29)
+#   OPERATOR_BINARY  emqx-operator's manager (`go build .` in a checkout of tag 2.2.29, or
+#                    `go build ./cmd` in one of branch main-2.3)
 #   CRD_DIR          that checkout's config/crd/bases
-# With WEBHOOK=1 the emqx-webhook runs beside it (as in e2e: a host process behind a URL).
+# Environment:
+#   WEBHOOK=1        emqx-webhook runs beside it, as users run it (make webhook-up: the shipped
+#                    manifests on the real node)
+#   EMQX_IMAGE       the EMQX image (default emqx/emqx-enterprise:5.10.0); UPDATE_IMAGE the image of
+#                    the blue-green update (default 5.10.1 of the same; "none" skips it)
+#   DURABLE=1        durable sessions on (config and environment), 3 cores, and a core scale-down
+#                    3→2 with 500 devices offline: emqx-operator 2.3 moves the core's durable-storage
+#                    replicas first; the run reports how long the scale-down took and what it left
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,6 +27,15 @@ crds=${2:?usage: hack/operator-e2e.sh OPERATOR_BINARY CRD_DIR}
 
 KUBECONFIG=$("$HACK_DIR/cluster-up.sh")
 export KUBECONFIG
+image=${EMQX_IMAGE:-emqx/emqx-enterprise:5.10.0}
+update=${UPDATE_IMAGE:-${image%:*}:5.10.1}
+cores=2 config='dashboard.listeners.http.bind = 18083' env=''
+if [[ ${DURABLE:-} == 1 ]]; then
+	cores=3
+	config+=$'\n      durable_sessions.enable = true'
+	env=$'      env:\n      - {name: EMQX_DURABLE_SESSIONS__ENABLE, value: "true"}'
+fi
+[[ ${WEBHOOK:-} != 1 ]] || "$HACK_DIR/webhook-up.sh"
 BIN=$("$HACK_DIR/controlplane.sh")
 kubectl() { "$BIN/kubectl" "$@"; }
 work=$(mktemp -d)
@@ -66,13 +83,14 @@ metadata:
   name: emqx
   namespace: op-e2e
 spec:
-  image: emqx/emqx-enterprise:5.10.0
+  image: $image
   config:
     data: |
-      dashboard.listeners.http.bind = 18083
+      $config
   coreTemplate:
     spec:
-      replicas: 2
+      replicas: $cores
+$env
   replicantTemplate:
     spec:
       replicas: 2
@@ -94,17 +112,37 @@ kubectl -n op-e2e patch emqx emqx --type merge -p '{"spec":{"replicantTemplate":
 sleep 5
 wait_ready "scale to 3 replicants" 180
 
-kubectl -n op-e2e patch emqx emqx --type merge -p '{"spec":{"image":"emqx/emqx-enterprise:5.10.1"}}' >/dev/null
-sleep 5
-wait_ready "blue-green update" 600
-start=$SECONDS
-while (($(kubectl -n op-e2e get pods --no-headers | wc -l) > 5)); do
-	((SECONDS - start < 300)) || die "old pods still there 300 s after the update"
+if [[ ${DURABLE:-} == 1 ]]; then
+	curl -fsS -XPOST "http://$admin/sim/v1/disconnect?cluster=op-e2e/emqx" -d '{"clients": 500, "keep_session": true}' >/dev/null
 	sleep 2
-done
-sleep 5
+	log "500 devices offline, their sessions durable: $(stats)"
+	start=$SECONDS
+	kubectl -n op-e2e patch emqx emqx --type merge -p '{"spec":{"coreTemplate":{"spec":{"replicas":2}}}}' >/dev/null
+	while kubectl -n op-e2e get pods --no-headers 2>/dev/null | grep -q "core-.*-2 "; do
+		if ((SECONDS - start >= 300)); then
+			log "core scale-down 3→2 not done after 300 s: $(kubectl -n op-e2e get emqx emqx -o jsonpath='{.status.conditions[0].message}')"
+			log "pods: $(kubectl -n op-e2e get pods --no-headers | awk '{printf "%s(%s) ", $1, $2}')"
+			log "EMQX evacuations: $(curl -fsS "http://$admin/sim/v1/stats?cluster=op-e2e/emqx" | sed -n 's/.*"nodes":\(.*\)/\1/p' | grep -o '"evacuation":"[a-z_]*"' | sort | uniq -c | tr '\n' ' ')"
+			die "core scale-down 3→2 did not finish"
+		fi
+		sleep 2
+	done
+	log "core scale-down 3→2 with 500 durable sessions offline: $((SECONDS - start)) s; $(stats)"
+	cores=2
+fi
+if [[ $update != none ]]; then
+	kubectl -n op-e2e patch emqx emqx --type merge -p "{\"spec\":{\"image\":\"$update\"}}" >/dev/null
+	sleep 5
+	wait_ready "blue-green update" 600
+	start=$SECONDS
+	while (($(kubectl -n op-e2e get pods --no-headers | wc -l) > cores + 3)); do
+		((SECONDS - start < 300)) || die "old pods still there 300 s after the update"
+		sleep 2
+	done
+	sleep 5
+fi
 lost=$(field lost_sessions)
 log "after the update: $(stats)"
 log "lost sessions: $lost, refused connects: $(field refused_connects)"
 [[ $lost == 0 ]] || die "the operator's life cycle lost $lost sessions"
-log "create → scale → blue-green update: 0 sessions lost"
+log "create → scale → blue-green update: 0 sessions lost (image $image, durable sessions ${DURABLE:-0}, webhook ${WEBHOOK:-0})"

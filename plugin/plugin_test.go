@@ -659,3 +659,17 @@ func TestEvacuationViewDrawsABarPerNodeOnATerminal(t *testing.T) {
 		t.Fatalf("bars:\n%s", out)
 	}
 }
+
+// A hostile EMQX's role, node status and states reach the terminal escaped.
+func TestStatusEscapesEMQXProvidedWords(t *testing.T) {
+	var buf bytes.Buffer
+	esc := "\x1b]0;pwned\x07"
+	r := status.Report{Rows: []status.Row{
+		{Pod: "emqx-0", Node: "emqx@a", Role: "core" + esc, NodeStatus: "running", State: "evacuation " + esc},
+		{Pod: "emqx-1", Node: "emqx@b", Role: "core", NodeStatus: "stopped" + esc},
+	}, Rebalances: []status.Rebalance{{Coordinator: "emqx@a", State: "evicting_conns" + esc}}}
+	printReport(&ui{out: &buf}, &buf, r, false)
+	if strings.ContainsRune(buf.String(), 0x1b) || strings.ContainsRune(buf.String(), 0x07) {
+		t.Fatalf("control characters reached the output: %q", buf.String())
+	}
+}

@@ -99,12 +99,12 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		if row.Ready != nil {
 			ready = fmt.Sprint(*row.Ready)
 		}
-		st := row.State
+		st := safe(row.State) // EMQX's words: escaped before they reach a terminal
 		switch {
 		case row.NodeStatus == "missing":
 			st = u.yellow("no EMQX node")
 		case row.NodeStatus != "running":
-			st = u.red(row.NodeStatus)
+			st = u.red(safe(row.NodeStatus))
 		case strings.HasPrefix(st, "evacuat"), st == "prohibiting":
 			st = u.yellow(st)
 		case st == "":
@@ -114,7 +114,7 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		if row.NodeStatus != "running" {
 			conns, sess = "-", "-" // a stopped or missing node reports no counts: it holds nothing we know of
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%\n", orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(row.Role),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%\n", orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(safe(row.Role)),
 			ready, conns, sess, st, bar(row.Share, 20), row.Share*100)
 	}
 	if !noHeaders {
@@ -131,7 +131,7 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		fmt.Fprintf(w, "\n%s %s\n", u.red("emqx-webhook cannot use this cluster's API:"), safe(r.WebhookAccess))
 	}
 	for _, rb := range r.Rebalances {
-		fmt.Fprintf(w, "\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n", u.bold("Rebalance"), safe(rb.Coordinator), rb.State,
+		fmt.Fprintf(w, "\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n", u.bold("Rebalance"), safe(rb.Coordinator), safe(rb.State),
 			safe(strings.Join(rb.Donors, ", ")), safe(strings.Join(rb.Recipients, ", ")))
 		if rb.ConnectionGoal != nil && rb.DonorConnAvg != nil {
 			fmt.Fprintf(w, "  donors average %.0f connections, recipients %.0f\n", *rb.DonorConnAvg, *rb.ConnectionGoal)

@@ -124,7 +124,7 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 // Node returns one running node; a stopped or unknown node is a 404.
 func (c *Client) Node(ctx context.Context, name string) (Node, error) {
 	var n Node
-	err := c.get(ctx, "/nodes/"+name, &n)
+	err := c.get(ctx, "/nodes/"+url.PathEscape(name), &n)
 	return n, err
 }
 
@@ -168,12 +168,12 @@ func (c *Client) StartEvacuation(ctx context.Context, node string, req Evacuatio
 	if err := req.Validate(); err != nil {
 		return fmt.Errorf("evacuation request: %w", err)
 	}
-	return c.post(ctx, "/load_rebalance/"+node+"/evacuation/start", req)
+	return c.post(ctx, "/load_rebalance/"+url.PathEscape(node)+"/evacuation/start", req)
 }
 
 // StopEvacuation stops the evacuation of node and reopens it to clients.
 func (c *Client) StopEvacuation(ctx context.Context, node string) error {
-	return c.post(ctx, "/load_rebalance/"+node+"/evacuation/stop", struct{}{})
+	return c.post(ctx, "/load_rebalance/"+url.PathEscape(node)+"/evacuation/stop", struct{}{})
 }
 
 // StartRebalance starts a rebalance coordinated by coordinator.
@@ -181,12 +181,12 @@ func (c *Client) StartRebalance(ctx context.Context, coordinator string, req Reb
 	if err := req.Validate(); err != nil {
 		return fmt.Errorf("rebalance request: %w", err)
 	}
-	return c.post(ctx, "/load_rebalance/"+coordinator+"/start", req)
+	return c.post(ctx, "/load_rebalance/"+url.PathEscape(coordinator)+"/start", req)
 }
 
 // StopRebalance stops the rebalance coordinated by coordinator.
 func (c *Client) StopRebalance(ctx context.Context, coordinator string) error {
-	return c.post(ctx, "/load_rebalance/"+coordinator+"/stop", struct{}{})
+	return c.post(ctx, "/load_rebalance/"+url.PathEscape(coordinator)+"/stop", struct{}{})
 }
 
 // ForceLeave makes EMQX drop node from the cluster (DELETE /cluster/{node}/force_leave, answered
@@ -194,7 +194,7 @@ func (c *Client) StopRebalance(ctx context.Context, coordinator string) error {
 // may be made to leave: a running node is expelled and restarts standalone with its data wiped
 // (pkg/emqx/API.md).
 func (c *Client) ForceLeave(ctx context.Context, node string) error {
-	return c.do(ctx, http.MethodDelete, "/cluster/"+node+"/force_leave", nil, nil, false)
+	return c.do(ctx, http.MethodDelete, "/cluster/"+url.PathEscape(node)+"/force_leave", nil, nil, false)
 }
 
 func (c *Client) get(ctx context.Context, path string, out any) error {
@@ -295,8 +295,14 @@ func (c *Client) login(ctx context.Context) (string, error) {
 }
 
 func (c *Client) send(ctx context.Context, method, path string, payload []byte, out any, auth bool) error {
+	// path is escaped already: EMQX-provided names in it went through url.PathEscape, so a node
+	// name cannot add segments or a query.
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + c.prefix + path
+	u.RawPath = strings.TrimSuffix(c.base.EscapedPath(), "/") + c.prefix + path
+	var err error
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return fmt.Errorf("build %s %s: %w", method, c.prefix+path, err)
+	}
 	full := c.prefix + path
 	var rd io.Reader
 	if payload != nil {

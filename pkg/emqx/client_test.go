@@ -379,3 +379,24 @@ func TestClientForceLeavesAStoppedNode(t *testing.T) {
 func says(what string) func(error) bool {
 	return func(err error) bool { return err != nil && strings.Contains(err.Error(), what) }
 }
+
+// Node names come from EMQX: escaped into the path, they cannot add segments or a query.
+func TestNodeNamesAreEscapedInPaths(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.EscapedPath() + "?" + r.URL.RawQuery
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	c, err := emqx.New(srv.URL, emqx.Credentials{APIKey: "k", APISecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopEvacuation(context.Background(), "emqx@x/../../api_key?y=1"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "/api/v5/load_rebalance/emqx@x%2F..%2F..%2Fapi_key%3Fy=1/evacuation/stop?"; got != want {
+		t.Fatalf("path %q, want %q", got, want)
+	}
+}

@@ -168,7 +168,14 @@ func decide(s Snapshot) Decision {
 	e := s.EMQX
 	switch {
 	case e.Busy: // row 11
-		return final(hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"))
+		// A wait like the others, with the same timed end: a flood of reviews for one cluster must
+		// not hold its real removals for ever.
+		since, mark := s.mark(AnnWaitingSince)
+		if s.Now.Sub(since) >= s.Settings.Timeout {
+			return s.wayOut(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: removing the pod without evacuation",
+				s.Now.Sub(since).Round(time.Second)).with(mark...)
+		}
+		return Decision{Verdict: hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"), Effects: mark}
 	case e.Err != nil: // row 5
 		return s.unreachable(e.Err, e.Stale)
 	case !e.Node.Running(): // row 6

@@ -250,6 +250,8 @@ func TestDecisionTable(t *testing.T) {
 		{row: "11 waited as long as the time limit: starts anyway", snap: snap(since(AnnWaitingSince, 30*time.Minute), evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5)), started(StartOutcome{})),
 			reason: ReasonStarted, events: []string{ReasonLimitExceeded, ReasonStarted}},
 		{row: "11 another decision holds the cluster's lock", snap: snap(func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }), reason: ReasonWaiting, message: "another decision"},
+		{row: "11 kept busy as long as the time limit: allowed", snap: snap(since(AnnWaitingSince, 30*time.Minute), func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }),
+			allowed: true, reason: ReasonTimedOut, message: "kept it busy for 30m0s", events: []string{ReasonTimedOut}},
 		{row: "12 no target", snap: snap(func(s *Snapshot) {
 			s.Going = map[string]bool{node(0): true, node(1): true, node(2): true}
 		}), allowed: true, reason: ReasonNoTarget, events: []string{ReasonNoTarget}},

@@ -283,14 +283,14 @@ func run(ctx context.Context, args []string) error {
 	}
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	srv := mgr.GetWebhookServer()
-	srv.Register(webhook.PathEviction, &crwebhook.Admission{Handler: &webhook.EvictionHandler{Gate: gate, Reader: mgr.GetClient()}})
-	srv.Register(webhook.PathPodDelete, &crwebhook.Admission{Handler: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: mgr.GetClient()}})
-	srv.Register(webhook.PathScale, &crwebhook.Admission{Handler: &webhook.ScaleHandler{Gate: gate, Reader: mgr.GetClient(), Decoder: decoder}})
+	srv.Register(webhook.PathEviction, webhook.Bounded(&crwebhook.Admission{Handler: &webhook.EvictionHandler{Gate: gate, Reader: mgr.GetClient()}}))
+	srv.Register(webhook.PathPodDelete, webhook.Bounded(&crwebhook.Admission{Handler: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: mgr.GetClient()}}))
+	srv.Register(webhook.PathScale, webhook.Bounded(&crwebhook.Admission{Handler: &webhook.ScaleHandler{Gate: gate, Reader: mgr.GetClient(), Decoder: decoder}}))
 	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: mgr.GetClient(), All: o.routingGate}
 	if o.leaderElect {
 		routing.Alive = webhook.LeaseAlive(kube, o.namespace, leaderElectionID, clock.RealClock{})
 	}
-	srv.Register(webhook.PathPodCreate, &crwebhook.Admission{Handler: routing})
+	srv.Register(webhook.PathPodCreate, webhook.Bounded(&crwebhook.Admission{Handler: routing}))
 	if o.customMetrics != "0" {
 		// After the certificate exists: the server loads it (and reloads it when it changes).
 		p := &custommetrics.Provider{Matcher: o.matcher, Reader: mgr.GetClient(), Kube: kube, EMQX: gate.EMQX,

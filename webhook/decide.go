@@ -32,6 +32,9 @@ type Snapshot struct {
 	Owner                client.Object // its StatefulSet or ReplicaSet, nil when none
 	OwnerGone            string        // why its owner is going or gone, "" when it is not
 	Settings             Settings      // the Config for its owner
+	// Budget names the PodDisruptionBudget that refuses this eviction now ("" when none does, and
+	// for removals that are not evictions): the API server would refuse it after the webhook.
+	Budget string
 	// Marks are the pod's timed states (AnnUnreachableSince, AnnWaitingSince, AnnStartedAt).
 	Marks map[string]Mark
 	// Extra annotations an evacuation started by this decision carries (a scale-down's generation).
@@ -191,6 +194,10 @@ func decide(s Snapshot) Decision {
 		return s.unlessReplicas(node, final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))))
 	case evacuating: // rows 9 and 10
 		return s.evacuating(node, ev)
+	}
+	if s.Budget != "" { // row 10b
+		return final(hold(ReasonBudget, fmt.Sprintf("PodDisruptionBudget %s allows no disruption of pod %s now: the eviction would be "+
+			"refused anyway, so EMQX node %s is not evacuated; retrying is safe", s.Budget, pod.Name, node.Node)))
 	}
 	return s.start(node) // rows 11 to 14
 }

@@ -241,6 +241,10 @@ func TestDecisionTable(t *testing.T) {
 		{row: "10 the StatefulSet's own limit", snap: snap(since(AnnStartedAt, 2*time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9)), func(s *Snapshot) {
 			s.Settings = DefaultConfig().For(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnTimeout: "90s"}}})
 		}), allowed: true, reason: ReasonTimedOut, message: "past its limit of 1m30s"},
+		{row: "10b a PodDisruptionBudget refuses the eviction: nothing is started", snap: snap(func(s *Snapshot) { s.Budget = "emqx-pdb" }),
+			reason: ReasonBudget, message: "PodDisruptionBudget emqx-pdb allows no disruption of pod emqx-1 now"},
+		{row: "10b an evacuated node is let go whatever the budget (the API server decides)", snap: snap(func(s *Snapshot) { s.Budget = "emqx-pdb" },
+			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), allowed: true, reason: ReasonEvacuated},
 		{row: "11 another evacuation runs", snap: snap(evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5))),
 			reason: ReasonWaiting, message: "once " + node(0) + " finishes", evidence: func(t *testing.T, d Decision) {
 				if !reflect.DeepEqual(d.Effects, []Effect{MarkSince{Key: AnnWaitingSince, Since: t0}}) {

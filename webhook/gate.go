@@ -112,8 +112,8 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 // NotInCache answers an eviction of a pod the synced cache does not have.
 func (g *Gate) NotInCache(ns, name string) Verdict {
 	v := allow(ReasonNotInCache, "pod not in the webhook's cache: the API server decides (it does not exist, or is too new to hold clients)")
-	g.Metrics.observe("eviction", v)
-	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", "eviction", "allowed", true, "reason", v.Reason)
+	g.Metrics.observe(CauseEviction, v)
+	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", CauseEviction, "allowed", true, "reason", v.Reason)
 	return v
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -726,4 +727,37 @@ func TestUnavailableTargetsAreAWaitNotAnOutage(t *testing.T) {
 	}
 	f.clock.Step(f.gate.Config.EvacuationTimeout)
 	expect(t, f.removal(1), true, ReasonTimedOut, "refused every set of target nodes")
+}
+
+// An eviction a PodDisruptionBudget will refuse starts no evacuation: the webhook runs before the
+// API server's budget check, and a drain's retries would otherwise keep the node evacuated while
+// the eviction never happens. An unhealthy pod is judged as the API server judges it.
+func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns},
+		Spec:   policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: emqxLabels}},
+		Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 0, CurrentHealthy: 3, DesiredHealthy: 3}}
+	if err := f.kube.Create(context.Background(), pdb); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.kube.Status().Update(context.Background(), pdb); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, f.removal(1), false, ReasonBudget, "PodDisruptionBudget emqx allows no disruption of pod emqx-1 now")
+	if ev := f.sim.Snapshot(); ev.Nodes[1].Evacuation != "" {
+		t.Fatalf("an evacuation started behind a refusing budget: %+v", ev.Nodes[1])
+	}
+	// A deletion is no eviction: budgets do not apply.
+	if v := f.gate.Removal(context.Background(), f.pod(2), false, "delete"); v.Reason != ReasonStarted {
+		t.Fatalf("a deletion: %+v", v)
+	}
+	// The budget allows one: the eviction starts the evacuation.
+	pdb.Status.DisruptionsAllowed = 1
+	if err := f.kube.Status().Update(context.Background(), pdb); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.Advance(10 * time.Minute) // emqx-2's evacuation ends: the concurrency limit is free
+	if v := f.removal(1); v.Reason != ReasonStarted && v.Reason != ReasonWaiting {
+		t.Fatalf("allowed by the budget: %+v", v)
+	}
 }

@@ -96,12 +96,12 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 			// answers 404, or the pod is too new to hold clients.
 			return response(h.Gate.NotInCache(ns, name))
 		}
-		return response(h.Gate.ReadFailed(ctx, ns, name, "eviction", err))
+		return response(h.Gate.ReadFailed(ctx, ns, name, CauseEviction, err))
 	}
 	if ev.DeleteOptions.uidMismatch(&pod) {
 		return admission.Allowed("the eviction's UID precondition names another pod; the API server rejects it")
 	}
-	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), "eviction"))
+	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), CauseEviction))
 }
 
 // PodDeleteHandler holds deletions of EMQX pods (controllers, rolling updates, kubectl delete).

@@ -18,6 +18,9 @@ import (
 // CauseScaleDown marks evacuations started for a StatefulSet scale-down.
 const CauseScaleDown = "scale-down"
 
+// CauseEviction is the cause of a removal asked through pods/eviction (kubectl drain, autoscalers).
+const CauseEviction = "eviction"
+
 // ScaleDown decides a StatefulSet scale-down from old to new replicas (sts as it was before: its
 // generation is the one the scale-down replaces): it is admitted (the
 // user's intent stays in spec.replicas) and the pods that will go start evacuating at once,

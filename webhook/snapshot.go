@@ -12,8 +12,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
@@ -36,6 +38,9 @@ func (g *Gate) snapshot(ctx context.Context, pod *corev1.Pod, dryRun bool, cause
 	s.NamespaceTerminating = g.namespaceTerminating(ctx, pod.Namespace)
 	s.Owner, s.OwnerGone = g.ownerOf(ctx, pod)
 	s.Settings = g.Config.For(s.Owner)
+	if cause == CauseEviction {
+		s.Budget = g.refusingBudget(ctx, pod)
+	}
 	s.Marks = map[string]Mark{}
 	for _, key := range timedStates {
 		s.Marks[key] = g.markOf(pod, key, s.Now, dryRun)
@@ -264,4 +269,31 @@ func (g *Gate) runningPodsOf(ctx context.Context, pod *corev1.Pod) int {
 		}
 	}
 	return n
+}
+
+// refusingBudget names a PodDisruptionBudget that refuses the eviction of pod now, as the API
+// server's eviction does: a healthy (Ready) pod needs a budget with a disruption allowed; an
+// unhealthy one is let go unless the budget has IfHealthyBudget (the default) and fewer healthy
+// pods than it wants. A budget that cannot be read refuses nothing (the API server decides).
+func (g *Gate) refusingBudget(ctx context.Context, pod *corev1.Pod) string {
+	var pdbs policyv1.PodDisruptionBudgetList
+	if err := g.Client.List(ctx, &pdbs, client.InNamespace(pod.Namespace)); err != nil {
+		return ""
+	}
+	for i := range pdbs.Items {
+		pdb := &pdbs.Items[i]
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		healthy := cluster.Ready(pod)
+		alwaysAllow := pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow
+		switch {
+		case healthy && pdb.Status.DisruptionsAllowed < 1:
+			return pdb.Name
+		case !healthy && !alwaysAllow && pdb.Status.CurrentHealthy < pdb.Status.DesiredHealthy:
+			return pdb.Name
+		}
+	}
+	return ""
 }

@@ -28,6 +28,7 @@ const (
 	ReasonWaiting          = "WaitingForOtherEvacuation"
 	ReasonLimitExceeded    = "ConcurrencyLimitExceeded"
 	ReasonStalled          = "SessionEvictionStalled"
+	ReasonBudget           = "DisruptionBudgetExhausted"
 	// Durable storage (5.9+): a leaving core's shard replicas move before its pod goes.
 	ReasonReplicasMoving   = "DurableStorageReplicasMoving"
 	ReasonReplicasTimedOut = "DurableStorageReplicasTimedOut"

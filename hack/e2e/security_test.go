@@ -1,0 +1,60 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+)
+
+// A drain whose eviction a PodDisruptionBudget refuses starts no evacuation: the webhook runs
+// before the API server's budget check, and each retry would otherwise keep the node evacuated
+// while the eviction never happens.
+func TestDrainRefusedByABudgetStartsNothing(t *testing.T) {
+	f := features.New("PodDisruptionBudget").Assess("no evacuation behind a refusing budget", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 900)
+		cs := clientset(t, cfg)
+		all := intstr.FromInt32(3)
+		pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &all,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/instance": "emqx"}}}}
+		if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the disruption controller's verdict", func() bool {
+			got, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "emqx", metav1.GetOptions{})
+			return err == nil && got.Status.ObservedGeneration == got.Generation && got.Status.CurrentHealthy == 3 &&
+				got.Status.DisruptionsAllowed == 0
+		})
+		pod, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = runKubectlErr("uncordon", pod.Spec.NodeName) })
+		out, err := runKubectlErr("drain", pod.Spec.NodeName, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=15s",
+			"--pod-selector", helmSelector)
+		if err == nil || !strings.Contains(out, "PodDisruptionBudget emqx allows no disruption of pod emqx-1") {
+			t.Fatalf("the drain was not refused for the budget:\n%s", out)
+		}
+		if started := events(t, cfg, ns, "EvacuationStarted"); len(started) != 0 {
+			t.Fatalf("an evacuation started behind a refusing budget: %v", started[0].Message)
+		}
+		for _, n := range simStats(t, ns+"/emqx").Nodes {
+			if n.Evacuation != "" {
+				t.Fatalf("node %s is evacuating (%s)", n.Name, n.Evacuation)
+			}
+		}
+		expectNothingLost(t, ns, 900)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

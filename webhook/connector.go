@@ -75,7 +75,7 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 	c.mu.Lock()
 	conn := c.conns[key]
 	c.mu.Unlock()
-	if conn != nil {
+	if conn != nil && c.stillThrough(ctx, conn) {
 		return conn, nil
 	}
 	cl, err := c.cluster(ctx, pod)
@@ -105,6 +105,19 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 	c.conns[key] = conn
 	c.mu.Unlock()
 	return conn, nil
+}
+
+// stillThrough: the pod the connection goes through is still the same pod at the same IP (its IP
+// could be another pod's by now, which must get neither the credentials nor our trust).
+func (c *PodConnector) stillThrough(ctx context.Context, conn *cluster.Conn) bool {
+	if conn.Through == nil {
+		return false
+	}
+	var live corev1.Pod
+	if err := c.Reader.Get(ctx, client.ObjectKeyFromObject(conn.Through), &live); err != nil {
+		return false
+	}
+	return conn.StillThrough(&live)
 }
 
 // Forget implements Connector.

@@ -50,7 +50,18 @@ type Conn struct {
 	*emqx.Client
 	Via   string // "pod mqtt/emqx-0 (port-forward)" or the URL
 	Creds string // which credentials worked, never a secret
-	stop  func()
+	// Through is the pod the connection reaches EMQX at (nil with a URL): whoever keeps the
+	// connection checks that this pod, with this UID and IP, is still there before reusing it.
+	Through *corev1.Pod
+	stop    func()
+}
+
+// StillThrough reports whether live is the pod the connection was made through: the same UID and
+// IP, still running. A pod that went and a new one that has its IP now must not be sent the
+// cluster's credentials, nor believed.
+func (c *Conn) StillThrough(live *corev1.Pod) bool {
+	return c.Through != nil && live != nil && live.UID == c.Through.UID && live.Status.PodIP == c.Through.Status.PodIP &&
+		live.DeletionTimestamp == nil && Running(live)
 }
 
 // Close ends the port-forward, if any.
@@ -101,6 +112,9 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	}
 	via := fmt.Sprintf("pod %s/%s (port-forward)", pod.Namespace, pod.Name)
 	conn, err := authenticate(ctx, a, cl.Namespace+"/"+cl.Name, url, via, stop, cands)
+	if err == nil {
+		conn.Through = pod
+	}
 	if err != nil {
 		stop()
 		if emqx.IsUnreachable(err) && HardenedLoopback(Env(pod, KubeSources(ctx, a.Kube, pod.Namespace))) {

@@ -1,0 +1,69 @@
+package webhook
+
+import (
+	"context"
+	"net"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+)
+
+// A cached connection is reused only while the pod it goes through is the same pod (UID) at the
+// same IP: a pod that went and another that has its IP now gets neither the credentials nor trust.
+func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
+	sim, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: node(0)}, {Name: node(1)}},
+		Users: map[string]string{"admin": "public"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := make([]*corev1.Pod, 2)
+	for i := range pods {
+		srv := httptest.NewServer(sim.Handler(node(i)))
+		t.Cleanup(srv.Close)
+		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+		p, _ := strconv.Atoi(port)
+		pods[i] = readyPod(i, "uid-"+strconv.Itoa(i))
+		pods[i].Status.PodIP = "127.0.0.1"
+		pods[i].Spec.Containers = []corev1.Container{{Name: "emqx", Ports: []corev1.ContainerPort{{Name: "dashboard", ContainerPort: int32(p)}}}}
+		pods[i].Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "emqx", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	}
+	n := int32(2)
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
+		Spec: appsv1.StatefulSetSpec{Replicas: &n, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: emqxLabels}}}}
+	kube := fake.NewClientBuilder().WithObjects(sts, pods[0], pods[1]).Build()
+	c := &PodConnector{Matcher: Matcher{}, Reader: kube, Secrets: kubefake.NewClientset()}
+	ctx := context.Background()
+	first, err := c.Connect(ctx, pods[1]) // any pod but the one removed: through emqx-0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.Connect(ctx, pods[1]); again != first {
+		t.Fatal("a connection through a pod that is still there was not reused")
+	}
+	// emqx-0 is replaced: same name, same IP, another pod.
+	replaced := pods[0].DeepCopy()
+	replaced.UID = types.UID("uid-new")
+	replaced.ResourceVersion = ""
+	if err := kube.Delete(ctx, pods[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Create(ctx, replaced); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.Connect(ctx, pods[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first {
+		t.Fatal("the connection was reused through another pod at the same IP")
+	}
+}

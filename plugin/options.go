@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"time"
 
@@ -35,6 +37,9 @@ type GlobalOptions struct {
 	Username  string
 	Password  string
 	Color     string
+	// AllowDefaultCredentials: --emqx-url over plain HTTP to another host may send EMQX's default
+	// admin/public.
+	AllowDefaultCredentials bool
 
 	Clock clock.WithTicker
 	// KubeClient and Forward, when set, replace the client built from the kubeconfig and the
@@ -64,6 +69,7 @@ func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.Password, "password", "", "EMQX dashboard password (env EMQX_PASSWORD)")
 	fs.StringVar(&g.Selector, "emqx-selector", "", "label selector of further EMQX StatefulSets and pods, besides the Helm chart's and emqx-operator's labels (as the webhook's --emqx-selector)")
 	fs.StringVar(&g.Color, "color", "auto", "colour output: auto (only on a terminal, unless NO_COLOR), always or never")
+	fs.BoolVar(&g.AllowDefaultCredentials, "allow-default-credentials", false, "with --emqx-url http:// to a host other than this machine and no credentials, send EMQX's default admin/public in clear anyway")
 }
 
 // Validate checks the shared flags.
@@ -83,7 +89,33 @@ func (g *GlobalOptions) Validate() error {
 	if c.Username != "" && c.Password == "" {
 		return errors.New("--username needs --password (or EMQX_PASSWORD)")
 	}
+	for flag, v := range map[string]string{"--api-secret": g.APISecret, "--password": g.Password} {
+		if v != "" {
+			env := map[string]string{"--api-secret": "EMQX_API_SECRET", "--password": "EMQX_PASSWORD"}[flag]
+			fmt.Fprintf(g.ErrOut, "Warning: %s on the command line is visible to other users of this machine (ps) and kept in "+
+				"shell history; set %s instead, for example from a file: export %s=\"$(cat secret-file)\"\n", flag, env, env)
+		}
+	}
 	return nil
+}
+
+// checkDefaultCredentials refuses to send EMQX's default admin/public in clear to another host
+// (--emqx-url http:// that is not loopback, no credentials given) unless asked to.
+func (g *GlobalOptions) checkDefaultCredentials(c emqx.Credentials) error {
+	if g.EMQXURL == "" || c != (emqx.Credentials{}) || g.AllowDefaultCredentials {
+		return nil
+	}
+	u, err := url.Parse(g.EMQXURL)
+	if err != nil {
+		return nil // emqx.New says what is wrong with it
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); u.Scheme != "http" || host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--emqx-url %s is plain HTTP to another host and no credentials were given: EMQX's default "+
+		"admin/public would cross the network in clear. Pass an API key (EMQX_API_KEY, EMQX_API_SECRET), use https://, "+
+		"or --allow-default-credentials", g.EMQXURL)
 }
 
 // matcher is --emqx-selector's Matcher; Validate has refused a selector that does not parse.
@@ -136,6 +168,9 @@ func (g *GlobalOptions) kube() (*rest.Config, kubernetes.Interface, error) {
 func (g *GlobalOptions) access() (ops.Access, error) {
 	ns, err := g.Namespace()
 	if err != nil {
+		return ops.Access{}, err
+	}
+	if err := g.checkDefaultCredentials(g.credentials()); err != nil {
 		return ops.Access{}, err
 	}
 	a := ops.Access{Namespace: ns, Matcher: g.matcher(),

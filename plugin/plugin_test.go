@@ -673,3 +673,30 @@ func TestStatusEscapesEMQXProvidedWords(t *testing.T) {
 		t.Fatalf("control characters reached the output: %q", buf.String())
 	}
 }
+
+// EMQX's default admin/public never crosses the network in clear unless asked; secrets given as
+// flags are warned about.
+func TestDefaultCredentialsAndSecretFlags(t *testing.T) {
+	e := &env{t: t}
+	_, _, err := e.run(context.Background(), "status", "--emqx-url", "http://198.18.9.9:18083") // refused before any traffic
+	if err == nil || !strings.Contains(err.Error(), "admin/public would cross the network in clear") {
+		t.Fatalf("got %v", err)
+	}
+	for url, allow := range map[string]bool{"http://198.18.9.9:18083": true, "https://emqx.example:18084": false,
+		"http://127.0.0.1:18083": false, "http://localhost:18083": false} {
+		g := &GlobalOptions{EMQXURL: url, AllowDefaultCredentials: allow}
+		if err := g.checkDefaultCredentials(emqx.Credentials{}); err != nil {
+			t.Errorf("%s (allow %v): %v", url, allow, err)
+		}
+	}
+	c, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeName(0)}}, APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler(nodeName(0)))
+	defer srv.Close()
+	_, errOut, err := e.run(context.Background(), "status", "--emqx-url", srv.URL, "--api-key", "k", "--api-secret", "s")
+	if err != nil || !strings.Contains(errOut, "Warning: --api-secret on the command line") || !strings.Contains(errOut, "EMQX_API_SECRET") {
+		t.Fatalf("no warning for --api-secret (%v): %q", err, errOut)
+	}
+}

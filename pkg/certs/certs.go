@@ -213,6 +213,7 @@ func (r *Rotator) newCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: "emqx-webhook-ca", SerialNumber: serial().String()},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * r.Validity),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		MaxPathLen: 0, MaxPathLenZero: true, // it signs the serving certificates only, never another CA
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

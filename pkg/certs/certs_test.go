@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -219,5 +220,20 @@ func TestAPIServiceCABundleIsInjected(t *testing.T) {
 	w.ensure(r)
 	if bundle() != want {
 		t.Fatal("a blanked APIService caBundle was not restored")
+	}
+}
+
+// The self-signed CA signs serving certificates only: its path length is pinned at zero, so a
+// stolen serving key cannot be used to mint another CA under it.
+func TestCAMaySignNoOtherCA(t *testing.T) {
+	w := newWorld(t)
+	w.ensure(w.replica())
+	block, _ := pem.Decode(w.caBundle())
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ca.IsCA || ca.MaxPathLen != 0 || !ca.MaxPathLenZero {
+		t.Fatalf("CA path length: IsCA %v, MaxPathLen %d, MaxPathLenZero %v", ca.IsCA, ca.MaxPathLen, ca.MaxPathLenZero)
 	}
 }

@@ -10,7 +10,10 @@ import (
 
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 )
@@ -54,6 +57,44 @@ func TestDrainRefusedByABudgetStartsNothing(t *testing.T) {
 			}
 		}
 		expectNothingLost(t, ns, 900)
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// A stolen webhook token can set nothing of a pod's status but the routing gate's condition, and
+// that only on pods that carry the gate: not its IP (which would redirect a Service), its phase
+// (an EMQX pod marked Failed goes unevacuated) or its container statuses. Enforced by the
+// manifests' ValidatingAdmissionPolicy on the real API server.
+func TestWebhookAccountCannotRewritePodStatus(t *testing.T) {
+	f := features.New("the webhook's account").Assess("refused a podIP patch", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 1, 0)
+		restCfg, err := clientcmd.BuildConfigFromFlags("", serviceAccountKubeconfig(t, cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, patch := range map[string]string{
+			"podIP": `{"status":{"podIP":"198.18.200.1","podIPs":[{"ip":"198.18.200.1"}]}}`,
+			"phase": `{"status":{"phase":"Failed"}}`,
+			"readiness gate condition on an ungated pod": `{"status":{"conditions":[{"type":"emqx.kubectl-emqx.io/serving","status":"False"}]}}`,
+		} {
+			_, err := as.CoreV1().Pods(ns).Patch(ctx, "emqx-0", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+			if err == nil || !strings.Contains(err.Error(), "emqx-webhook may") {
+				t.Errorf("a %s patch by the webhook's account: %v, want refused by the admission policy", what, err)
+			}
+		}
+		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pod.Status.PodIP == "198.18.200.1" || pod.Status.Phase != "Running" {
+			t.Fatalf("the pod's status changed: %s %s", pod.Status.PodIP, pod.Status.Phase)
+		}
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)

@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,12 +80,21 @@ func TestWebhookAccountCannotRewritePodStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		pod0, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A merge patch replaces the conditions: they are kept, with the gate's condition added.
+		conds, _ := json.Marshal(append(pod0.Status.Conditions, corev1.PodCondition{Type: "emqx.kubectl-emqx.io/serving", Status: "False"}))
 		for what, patch := range map[string]string{
 			"podIP": `{"status":{"podIP":"198.18.200.1","podIPs":[{"ip":"198.18.200.1"}]}}`,
 			"phase": `{"status":{"phase":"Failed"}}`,
-			"readiness gate condition on an ungated pod": `{"status":{"conditions":[{"type":"emqx.kubectl-emqx.io/serving","status":"False"}]}}`,
+			"readiness gate condition on an ungated pod": "",
 		} {
-			_, err := as.CoreV1().Pods(ns).Patch(ctx, "emqx-0", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+			if patch == "" {
+				patch = `{"status":{"conditions":` + string(conds) + `}}`
+			}
+			_, err := as.CoreV1().Pods(ns).Patch(ctx, "emqx-0", types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
 			if err == nil || !strings.Contains(err.Error(), "emqx-webhook may") {
 				t.Errorf("a %s patch by the webhook's account: %v, want refused by the admission policy", what, err)
 			}

@@ -333,7 +333,7 @@ func TestStalledSessionEvictionIsReportedBeforeTheTimeLimit(t *testing.T) {
 		cluster := ns + "/emqx"
 		connectClients(t, cluster, 900)
 		node := "emqx@emqx-1.emqx-headless." + ns + ".svc.cluster.local"
-		sim(t, http.MethodPost, "/sim/v1/nodes/"+node+"/lost-sessions?sessions=2", cluster, nil)
+		sim(t, http.MethodPost, "/sim/v1/nodes/"+node+"/lost-sessions", cluster, map[string]any{"sessions": 2})
 		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -23,7 +22,7 @@ import (
 //	POST /sim/v1/nodes/{name}/restart       ?keep_data=true|false
 //	POST /sim/v1/nodes/{name}/remove        gone for good
 //	POST /sim/v1/nodes/{name}/ready         ?ready=true|false (pod readiness)
-//	POST /sim/v1/nodes/{name}/lost-sessions ?sessions=N channels whose process died (EMQX before
+//	POST /sim/v1/nodes/{name}/lost-sessions {"sessions": N} channels whose process died (EMQX before
 //	                                        5.8.4 cannot evict them: its evacuation never ends)
 //	POST /sim/v1/api                        ?down=true|false: every node's /api/v5 stops answering
 const simPrefix = "/sim/v1/"
@@ -132,12 +131,14 @@ func (c *Cluster) serveSim(w http.ResponseWriter, r *http.Request, raw []byte) {
 		case "ready":
 			n.ready = q.Get("ready") != "false"
 		case "lost-sessions":
-			k, perr := strconv.ParseInt(q.Get("sessions"), 10, 64)
-			if perr != nil || k < 0 {
-				fail(http.StatusBadRequest, "want ?sessions=N")
+			var req struct {
+				Sessions int64 `json:"sessions"`
+			}
+			if json.Unmarshal(raw, &req) != nil || req.Sessions < 0 {
+				fail(http.StatusBadRequest, `want {"sessions": N}`)
 				return
 			}
-			n.phantom += k
+			n.phantom += req.Sessions
 		default:
 			fail(http.StatusNotFound, "unknown action "+rest[i+1:])
 			return

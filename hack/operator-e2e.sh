@@ -51,7 +51,7 @@ trap cleanup EXIT
 (cd "$ROOT_DIR" && go build -o "$work/" ./cmd/emqx-sim)
 kubectl apply --server-side -f "$crds/apps.emqx.io_emqxes.yaml" -f "$crds/apps.emqx.io_rebalances.yaml" >/dev/null
 for _ in {1..30}; do
-	[[ $(kubectl get crd emqxes.apps.emqx.io -o jsonpath='{.status.conditions[?(@.type=="Established")].status}') == True ]] && break
+	[[ $(kubectl get crd emqxes.apps.emqx.io -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) == True ]] && break
 	sleep 1
 done
 kubectl create namespace op-e2e >/dev/null
@@ -118,7 +118,8 @@ if [[ ${DURABLE:-} == 1 ]]; then
 	log "500 devices offline, their sessions durable: $(stats)"
 	start=$SECONDS
 	kubectl -n op-e2e patch emqx emqx --type merge -p '{"spec":{"coreTemplate":{"spec":{"replicas":2}}}}' >/dev/null
-	while kubectl -n op-e2e get pods --no-headers 2>/dev/null | grep -q "core-.*-2 "; do
+	# (grep -q under pipefail would end the loop when kubectl gets SIGPIPE: read the list first)
+	while pods=$(kubectl -n op-e2e get pods --no-headers 2>/dev/null) && grep -q "core-[^ ]*-2 " <<<"$pods"; do
 		if ((SECONDS - start >= 300)); then
 			log "core scale-down 3→2 not done after 300 s: $(kubectl -n op-e2e get emqx emqx -o jsonpath='{.status.conditions[0].message}')"
 			log "pods: $(kubectl -n op-e2e get pods --no-headers | awk '{printf "%s(%s) ", $1, $2}')"

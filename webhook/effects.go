@@ -178,10 +178,26 @@ func (g *Gate) annotate(ctx context.Context, pod *corev1.Pod, ann map[string]*st
 	}
 }
 
+// writeGrace is how long a decision's writes may run past its deadline, all of them together.
+const writeGrace = 2 * time.Second
+
+// writeTimeout bounds one write: writeGrace, and never past the decision's deadline plus writeGrace
+// (shared by every write of the call), so the whole admission call ends inside the API server's
+// timeout. left is what remains of the decision's deadline (a context's deadlines are wall-clock
+// time); a context without one (a controller's) gets writeGrace.
+func writeTimeout(left time.Duration, hasDeadline bool) time.Duration {
+	if hasDeadline {
+		return max(0, min(writeGrace, left+writeGrace))
+	}
+	return writeGrace
+}
+
 // patchAnnotations writes with a context of its own: a decision whose deadline passed (EMQX
-// hanging) must still record what it saw, or the grace period would never start.
+// hanging) must still record what it saw, or the grace period would never start; writeDeadline
+// bounds it.
 func (g *Gate) patchAnnotations(ctx context.Context, obj client.Object, ann map[string]*string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	d, ok := ctx.Deadline()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout(time.Until(d), ok))
 	defer cancel()
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
 	if err := g.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {

@@ -115,20 +115,28 @@ func Follow(w Watch) Action {
 // request has come for abandon-after since then (a drain that gave up or was interrupted, an
 // autoscaler that changed its mind, a strict scale-down refused and not retried): the node would
 // otherwise refuse every client for good while its pod lives on.
+//
+// A request only counts within the evacuation time limit after the node became empty: a genuine
+// removal is allowed as soon as the node is empty, so requests long after that carry nothing new,
+// and a replayed eviction must not keep a node evacuated for ever. The bound: empty, plus the time
+// limit, plus abandon-after (35 minutes by default).
 func (w Watch) abandonIfNobodyAsks(node string) Action {
-	var last time.Time // the node became empty, or the removal was last asked for
 	var fx []Effect
-	for _, k := range []string{AnnCompletedAt, AnnLastRequest} {
-		if t, err := time.Parse(time.RFC3339Nano, w.Pod.Annotations[k]); err == nil && t.After(last) && !t.After(w.Now) {
-			last = t
-		}
+	parse := func(k string) (time.Time, bool) {
+		t, err := time.Parse(time.RFC3339Nano, w.Pod.Annotations[k])
+		return t, err == nil && !t.After(w.Now)
 	}
-	if last.IsZero() {
-		last = w.Now
+	empty, ok := parse(AnnCompletedAt)
+	if !ok {
+		empty = w.Now
 		if w.EmptySince.Known {
-			last = w.EmptySince.Since
+			empty = w.EmptySince.Since
 		}
-		fx = append(fx, Remember{Key: AnnCompletedAt, Since: last})
+		fx = append(fx, Remember{Key: AnnCompletedAt, Since: empty})
+	}
+	last := empty // the node became empty, or the removal was last asked for within the limit
+	if asked, ok := parse(AnnLastRequest); ok && asked.After(last) {
+		last = minTime(asked, empty.Add(w.Settings.Timeout))
 	}
 	wait := w.Settings.AbandonAfter
 	if left := wait - w.Now.Sub(last); left > 0 {
@@ -183,4 +191,11 @@ func forgetIf(stale bool) []Effect {
 func (a Action) with(first ...Effect) Action {
 	a.Effects = append(append([]Effect{}, first...), a.Effects...)
 	return a
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

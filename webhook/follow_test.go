@@ -91,6 +91,10 @@ func TestFollowDecisions(t *testing.T) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-10 * time.Minute).Format(time.RFC3339Nano)
 			w.Pod.Annotations[AnnLastRequest] = t0.Add(-4 * time.Minute).Format(time.RFC3339Nano)
 		}), requeue: 2 * time.Second, effects: []string{"RecordEvacuated"}},
+		{name: "asked for again and again long after it became empty (a replay): stop past the bound", w: watch(done, func(w *Watch) {
+			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-40 * time.Minute).Format(time.RFC3339Nano)
+			w.Pod.Annotations[AnnLastRequest] = t0.Add(-time.Minute).Format(time.RFC3339Nano)
+		}), need: NeedStop},
 		{name: "empty for abandon-after and nobody asks: stop", w: watch(done, func(w *Watch) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
 		}), need: NeedStop},

@@ -31,6 +31,8 @@ type Snapshot struct {
 	NamespaceTerminating bool          // its namespace is being deleted
 	Owner                client.Object // its StatefulSet or ReplicaSet, nil when none
 	OwnerGone            string        // why its owner is going or gone, "" when it is not
+	OwnerMissing         bool          // gone rather than being deleted
+	Requester            string        // who asks for the removal (the admission request's user), "" when unknown
 	Settings             Settings      // the Config for its owner
 	// Budget names the PodDisruptionBudget that refuses this eviction now ("" when none does, and
 	// for removals that are not evictions): the API server would refuse it after the webhook.
@@ -154,6 +156,12 @@ func decide(s Snapshot) Decision {
 		return final(allow(ReasonTerminating, "the pod is already terminating"))
 	case s.NamespaceTerminating: // row 2
 		return s.wayOut(ReasonNamespaceGone, "namespace %s is being deleted: not holding its EMQX pods", pod.Namespace)
+	case s.OwnerGone != "" && s.OwnerMissing && !garbageCollector(s.Requester): // row 2
+		// Someone other than the garbage collector removes a pod whose owner is missing: after an
+		// uninstall that is late, but an owner reference pointed at nothing is a way around the
+		// evacuation. Let go like row 2, with a Warning.
+		return s.wayOut(ReasonOwnerMissing, "%s and %s removes the pod: not holding it. If nobody deleted its owner, "+
+			"its owner reference was pointed away: the pod leaves without evacuation", s.OwnerGone, orSomeone(s.Requester))
 	case s.OwnerGone != "": // row 2
 		// helm uninstall, kubectl delete sts: the garbage collector removes the pods; evacuating
 		// them into each other one by one would only delay the inevitable.
@@ -489,6 +497,19 @@ func evacuatedMessage(node string, ev emqx.Evacuation, d evacuation.Durability) 
 	return fmt.Sprintf("EMQX node %s is evacuated: no connection and no session left on it (durable sessions %s: "+
 		"EMQX's count of %d adds the cluster's disconnected durable sessions, which stay in durable storage)",
 		node, d, ev.Stats.CurrentSessions)
+}
+
+// garbageCollector: the user kube-controller-manager's garbage collector acts as (its own
+// ServiceAccount with --use-service-account-credentials, else the controller manager's user).
+func garbageCollector(user string) bool {
+	return user == "system:serviceaccount:kube-system:generic-garbage-collector" || user == "system:kube-controller-manager"
+}
+
+func orSomeone(user string) string {
+	if user == "" {
+		return "someone"
+	}
+	return user
 }
 
 func final(v Verdict) Decision { return Decision{Verdict: v} }

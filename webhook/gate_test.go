@@ -12,7 +12,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +24,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -212,11 +215,19 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(0), true, ReasonOwnerGone, "its statefulset emqx is gone")
+	gc := admission.NewContextWithRequest(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UserInfo: authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:generic-garbage-collector"}}})
+	expect(t, f.gate.Removal(gc, f.pod(0), false, "delete"), true, ReasonOwnerGone, "its statefulset emqx is gone")
 	if f.evacuation(0) != "" {
 		t.Fatal("an evacuation started for a pod whose owner is gone")
 	}
 	if ev := f.events(); !strings.Contains(ev, "Normal OwnerDeleting") {
+		t.Fatalf("events %q", ev)
+	}
+	// Anyone else removing a pod whose owner is missing (an owner reference pointed at nothing is a
+	// way around the evacuation): let go too, with a Warning.
+	expect(t, f.removal(0), true, ReasonOwnerMissing, "its owner reference was pointed away")
+	if ev := f.events(); !strings.Contains(ev, "Warning OwnerMissing") {
 		t.Fatalf("events %q", ev)
 	}
 	// Re-created under the same name: the old pods' owner is still gone.
@@ -224,7 +235,7 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	if err := f.kube.Create(context.Background(), f.sts); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(1), true, ReasonOwnerGone, "one of that name is another object now")
+	expect(t, f.gate.Removal(gc, f.pod(1), false, "delete"), true, ReasonOwnerGone, "one of that name is another object now")
 }
 
 func TestBypassAnnotationIsAWayOut(t *testing.T) {

@@ -66,6 +66,7 @@ type EvictionHandler struct {
 
 // Handle implements admission.Handler.
 func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	ctx = admission.NewContextWithRequest(ctx, req) // who asks: the decision reads it
 	if req.Operation != admissionv1.Create {
 		return admission.Allowed("")
 	}
@@ -113,6 +114,7 @@ type PodDeleteHandler struct {
 
 // Handle implements admission.Handler.
 func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	ctx = admission.NewContextWithRequest(ctx, req) // who asks: the decision reads it
 	if req.Operation != admissionv1.Delete || len(req.OldObject.Raw) == 0 {
 		return admission.Allowed("")
 	}
@@ -160,6 +162,7 @@ type ScaleHandler struct {
 
 // Handle implements admission.Handler.
 func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	ctx = admission.NewContextWithRequest(ctx, req) // who asks: the decision reads it
 	if req.Operation != admissionv1.Update {
 		return admission.Allowed("")
 	}

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -36,7 +37,10 @@ func (g *Gate) snapshot(ctx context.Context, pod *corev1.Pod, dryRun bool, cause
 		return s
 	}
 	s.NamespaceTerminating = g.namespaceTerminating(ctx, pod.Namespace)
-	s.Owner, s.OwnerGone = g.ownerOf(ctx, pod)
+	s.Owner, s.OwnerGone, s.OwnerMissing = g.ownerOf(ctx, pod)
+	if req, err := admission.RequestFromContext(ctx); err == nil {
+		s.Requester = req.UserInfo.Username
+	}
 	s.Settings = g.Config.For(s.Owner)
 	if cause == CauseEviction {
 		s.Budget = g.refusingBudget(ctx, pod)
@@ -147,40 +151,39 @@ func (g *Gate) namespaceTerminating(ctx context.Context, name string) bool {
 
 // owner is the pod's StatefulSet or ReplicaSet, from the cache, or nil.
 func (g *Gate) owner(ctx context.Context, pod *corev1.Pod) client.Object {
-	obj, _ := g.ownerOf(ctx, pod)
+	obj, _, _ := g.ownerOf(ctx, pod)
 	return obj
 }
 
 // ownerOf is the pod's StatefulSet or ReplicaSet, from the cache, or nil; gone says why the pod's
 // owner is going or gone (being deleted, deleted, or replaced by another of the same name), "" when
-// it is not.
-func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (client.Object, string) {
+// it is not; missing: gone rather than being deleted (no such object, or another one now).
+func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (obj client.Object, gone string, missing bool) {
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
-		return nil, ""
+		return nil, "", false
 	}
-	var obj client.Object
 	switch ref.Kind {
 	case "StatefulSet":
 		obj = &appsv1.StatefulSet{}
 	case "ReplicaSet":
 		obj = &appsv1.ReplicaSet{}
 	default:
-		return nil, ""
+		return nil, "", false
 	}
 	kind := strings.ToLower(ref.Kind)
 	err := g.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Sprintf("its %s %s is gone", kind, ref.Name)
+		return nil, fmt.Sprintf("its %s %s is gone", kind, ref.Name), true
 	case err != nil:
-		return nil, ""
+		return nil, "", false
 	case obj.GetUID() != ref.UID:
-		return nil, fmt.Sprintf("its %s %s was deleted (one of that name is another object now)", kind, ref.Name)
+		return nil, fmt.Sprintf("its %s %s was deleted (one of that name is another object now)", kind, ref.Name), true
 	case obj.GetDeletionTimestamp() != nil:
-		return obj, fmt.Sprintf("its %s %s is being deleted", kind, ref.Name)
+		return obj, fmt.Sprintf("its %s %s is being deleted", kind, ref.Name), false
 	}
-	return obj, ""
+	return obj, "", false
 }
 
 // leavesForGood: the pod's ordinal leaves its StatefulSet (replicas: what a scale-down sets, nil:

@@ -12,6 +12,7 @@ const (
 	ReasonTerminating      = "PodTerminating"
 	ReasonNamespaceGone    = "NamespaceTerminating"
 	ReasonOwnerGone        = "OwnerDeleting"
+	ReasonOwnerMissing     = "OwnerMissing"
 	ReasonNotInCache       = "PodNotInCache"
 	ReasonUIDMismatch      = "UIDPreconditionMismatch"
 	ReasonBypass           = "EvacuationBypassed"

@@ -215,7 +215,7 @@ func decide(s Snapshot) Decision {
 // that stay, as emqx-operator 2.3 does, and the removal is held until the site holds none, up to
 // the evacuation time limit.
 func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
-	if !s.LeavesForGood || node.Role != emqx.RoleCore || !hasStorage(node.Version) {
+	if !s.LeavesForGood || node.Role != emqx.RoleCore || !emqx.MayHave(node.Version, emqx.Version.HasDurableStorage) {
 		return allowed
 	}
 	if s.Going == nil {
@@ -264,12 +264,6 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 	}
 	return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
 		"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held)), Effects: mark}
-}
-
-// hasStorage: the release may run durable storage's replicated backend (5.9+).
-func hasStorage(version string) bool {
-	v, err := emqx.ParseVersion(version)
-	return err != nil || v.AtLeast(5, 9, 0)
 }
 
 // evacuating holds the removal while the evacuation runs, up to the time limit.

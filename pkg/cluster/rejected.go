@@ -30,9 +30,6 @@ type refusal struct {
 	until time.Time // zero: until the credentials change
 }
 
-// loginLockDuration is dashboard.unsuccessful_login_lock_duration's default (600 s).
-const loginLockDuration = 10 * time.Minute
-
 // refused returns EMQX's code for an earlier refusal of creds by cluster, or "" when they may be tried.
 func (r *Rejected) refused(cluster string, creds emqx.Credentials) string {
 	if r == nil {
@@ -59,7 +56,7 @@ func (r *Rejected) remember(cluster string, creds emqx.Credentials, code string)
 	}
 	f := refusal{code: code}
 	if code == emqx.CodeLoginLocked {
-		f.until = r.now().Add(loginLockDuration)
+		f.until = r.now().Add(emqx.LoginLockDuration)
 	}
 	r.seen[fingerprint(cluster, creds)] = f
 }

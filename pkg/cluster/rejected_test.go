@@ -92,8 +92,8 @@ func TestLockedLoginIsRetriedAfterTheLock(t *testing.T) {
 	if _, err := Connect(ctx, a, nil); err == nil || !strings.Contains(err.Error(), "refused earlier: LOGIN_LOCKED") {
 		t.Fatalf("within the lock: %v", err)
 	}
-	clk.SetTime(start.Add(loginLockDuration))
-	sim.Advance(loginLockDuration)
+	clk.SetTime(start.Add(emqx.LoginLockDuration))
+	sim.Advance(emqx.LoginLockDuration)
 	conn, err := Connect(ctx, a, nil)
 	if err != nil {
 		t.Fatalf("after the lock: %v", err)

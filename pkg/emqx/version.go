@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Version is an EMQX release: 5.3.2, 5.8.4, 6.2.2. What a number means changed between releases
@@ -73,3 +74,27 @@ func (v Version) HasAPIKeyScopes() bool {
 // AcceptsDuringHealthCheck: during waiting_health_check the node still accepts new connections
 // (e5.4.0).
 func (v Version) AcceptsDuringHealthCheck() bool { return v.AtLeast(5, 4, 0) }
+
+// DiscardsLostSessions: session eviction drops a session whose process died instead of trying it
+// again for ever (#14353, #14907: 5.8.4 and 5.9.0).
+func (v Version) DiscardsLostSessions() bool { return v.AtLeast(5, 8, 4) }
+
+// HasDurableStorage: durable storage's replicated backend, with cores as sites and the /ds API
+// (5.9.0).
+func (v Version) HasDurableStorage() bool { return v.AtLeast(5, 9, 0) }
+
+// ForgetsSites: PUT /ds/sites/{site}/forget (6.0.0).
+func (v Version) ForgetsSites() bool { return v.AtLeast(6, 0, 0) }
+
+// HasHardenedProfile: EMQX_SECURITY_PROFILE=hardened (6.2.1).
+func (v Version) HasHardenedProfile() bool { return v.AtLeast(6, 2, 1) }
+
+// MayHave answers a release question for a version as /nodes reports it: one that does not parse
+// (an unknown build) may have it, so callers ask EMQX rather than assume it has not.
+func MayHave(version string, question func(Version) bool) bool {
+	v, err := ParseVersion(version)
+	return err != nil || question(v)
+}
+
+// LoginLockDuration is dashboard.unsuccessful_login_lock_duration's default (600 s, 5.9+).
+const LoginLockDuration = 10 * time.Minute

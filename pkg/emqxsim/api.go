@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
 const maxRequestBody = 1 << 20
@@ -359,7 +361,7 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "Auth failed"})
 		return
 	}
-	if c.cfg.Hardened && c.version.AtLeast(6, 2, 1) && req.Password == "public" {
+	if c.cfg.Hardened && c.version.HasHardenedProfile() && req.Password == "public" {
 		// emqx_dashboard_admin.erl, check_unchanged_default_credentials/1 under the hardened
 		// profile; not a password error, so it does not count towards the lock.
 		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD",
@@ -430,8 +432,8 @@ func (c *Cluster) failedLogin(user string) {
 	}
 	c.failedLogins[user] = recent
 	if len(recent) >= loginMaxAttempts {
-		c.lockedUntil[user] = c.now.Add(loginLockDuration)
-		c.logf("dashboard_user_login_locked: %s until %s", user, c.now.Add(loginLockDuration).Format(time.RFC3339))
+		c.lockedUntil[user] = c.now.Add(emqx.LoginLockDuration)
+		c.logf("dashboard_user_login_locked: %s until %s", user, c.now.Add(emqx.LoginLockDuration).Format(time.RFC3339))
 	}
 }
 

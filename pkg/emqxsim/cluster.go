@@ -134,9 +134,8 @@ const durableTallyInterval = 5 * time.Second
 // The dashboard's login lock (dashboard.unsuccessful_login_*, 5.9+): this many failed logins within
 // the interval lock the user for the duration.
 const (
-	loginMaxAttempts  = 5
-	loginInterval     = 5 * time.Minute
-	loginLockDuration = 10 * time.Minute
+	loginMaxAttempts = 5
+	loginInterval    = 5 * time.Minute
 )
 
 // New builds a cluster from cfg with every node running.

@@ -160,7 +160,7 @@ func (e *evacuation) tickSessions() {
 		e.after(NoTargetRetry, e.tickSessions)
 		return
 	}
-	if e.n.c.version.AtLeast(5, 8, 4) {
+	if e.n.c.version.DiscardsLostSessions() {
 		// Lost sessions are discarded (#14353, #14907); before, they are tried again every tick.
 		e.n.phantom = 0
 	}

@@ -44,7 +44,7 @@ type storage struct {
 }
 
 // dsEnabled: the /ds API answers (durable storage is active).
-func (c *Cluster) dsEnabled() bool { return c.durable() && c.version.AtLeast(5, 9, 0) }
+func (c *Cluster) dsEnabled() bool { return c.durable() && c.version.HasDurableStorage() }
 
 func siteOf(node string) string {
 	h := sha256.Sum256([]byte(node))
@@ -182,7 +182,7 @@ func (c *Cluster) serveDS(w http.ResponseWriter, r *http.Request, p string, raw 
 		writeJSON(w, http.StatusOK, sites)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "sites":
 		c.serveSite(w, r, parts[1])
-	case r.Method == http.MethodPut && len(parts) == 3 && parts[0] == "sites" && parts[2] == "forget" && c.version.AtLeast(6, 0, 0):
+	case r.Method == http.MethodPut && len(parts) == 3 && parts[0] == "sites" && parts[2] == "forget" && c.version.ForgetsSites():
 		c.forgetSite(w, r, parts[1])
 	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] == "storages":
 		writeJSON(w, http.StatusOK, dsDBs)

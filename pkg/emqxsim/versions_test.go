@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
 // Recorded facts: what changed between EMQX releases, each test naming the source it comes from
@@ -191,7 +193,7 @@ func TestFiveWrongPasswordsLockTheDashboardUserFrom59(t *testing.T) {
 		expectStatus(t, login(h, "wrong"), http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "")
 	}
 	expectStatus(t, login(h, "public"), http.StatusUnauthorized, "LOGIN_LOCKED", "Login locked")
-	h.c.Advance(loginLockDuration - time.Second)
+	h.c.Advance(emqx.LoginLockDuration - time.Second)
 	expectStatus(t, login(h, "public"), http.StatusUnauthorized, "LOGIN_LOCKED", "")
 	h.c.Advance(time.Second)
 	if r := login(h, "public"); r.status != http.StatusOK {

@@ -19,7 +19,7 @@ type ZoneReader interface {
 // EMQX's global zone says. A refusal to say (403: an API key without the scope "system"; 404) is
 // DurableUnknown, judged safely; a failure to reach EMQX is an error.
 func AskDurability(ctx context.Context, z ZoneReader, version string) (Durability, error) {
-	if v, err := emqx.ParseVersion(version); err == nil && !v.HasDurableSessions() {
+	if !emqx.MayHave(version, emqx.Version.HasDurableSessions) {
 		return DurableOff, nil
 	}
 	zone, err := z.GlobalZone(ctx)

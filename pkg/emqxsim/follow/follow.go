@@ -182,7 +182,7 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 		return nil, err
 	}
 	rec := &podNode{node: name, cluster: sc, pod: pod}
-	if release, _ := Release(pod); cluster.HardenedLoopback(env) && versionAtLeast(release, 6, 2, 1) {
+	if cluster.HardenedLoopback(env) && emqx.MayHave(Release(pod), emqx.Version.HasHardenedProfile) {
 		// The dashboard listens on the pod's loopback only: nothing outside the pod reaches it.
 		f.pods[pod.UID] = rec
 		f.opts.Log("pod %s: node %s (%s), its API on the pod's 127.0.0.1 only (hardened profile)", describe(pod), name, nc.Role)
@@ -222,7 +222,7 @@ func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, src cluster.S
 		return sc, nil
 	}
 	users, keys := Credentials(pod, env, src)
-	release, _ := Release(pod)
+	release := Release(pod)
 	c, err := emqxsim.New(emqxsim.Config{
 		Users: users, APIKeys: append(append([]emqxsim.APIKey{}, f.opts.APIKeys...), keys...),
 		Version: release, DurableSessions: DurableSessions(env), Hardened: Hardened(env),
@@ -338,9 +338,4 @@ func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sc.c.SimHandler().ServeHTTP(w, r)
-}
-
-func versionAtLeast(release string, major, minor, patch int) bool {
-	v, err := emqx.ParseVersion(release)
-	return err == nil && v.AtLeast(major, minor, patch)
 }

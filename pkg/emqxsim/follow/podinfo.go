@@ -36,9 +36,9 @@ func Credentials(pod *corev1.Pod, env map[string]string, src cluster.Sources) (m
 }
 
 // Release is the EMQX release a pod runs, from its image's tag (emqx/emqx-enterprise:5.8.4,
-// emqx/emqx:6.2.2, with or without a digest), and whether it was read from the tag. A tag that is
-// no release (latest, a digest alone) plays defaultRelease.
-func Release(pod *corev1.Pod) (string, bool) {
+// emqx/emqx:6.2.2, with or without a digest). A tag that is no release (latest, a digest alone)
+// plays defaultRelease.
+func Release(pod *corev1.Pod) string {
 	image := cluster.Image(pod)
 	if i := strings.Index(image, "@"); i >= 0 {
 		image = image[:i]
@@ -46,10 +46,10 @@ func Release(pod *corev1.Pod) (string, bool) {
 	if i := strings.LastIndex(image, ":"); i >= 0 && !strings.Contains(image[i:], "/") {
 		tag := image[i+1:]
 		if _, err := emqx.ParseVersion(tag); err == nil {
-			return tag, true
+			return tag
 		}
 	}
-	return defaultRelease, false
+	return defaultRelease
 }
 
 // defaultRelease is what a pod whose image names no release plays.

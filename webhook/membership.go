@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -136,7 +135,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn EMQX, sts *appsv1.Stat
 			continue
 		}
 		if err := conn.ForgetSite(ctx, id); err != nil {
-			if e, ok := errors.AsType[*emqx.Error](err); !ok || e.StatusCode != http.StatusNotFound {
+			if !emqx.IsHTTPStatus(err, http.StatusNotFound) {
 				m.Gate.Log.Error(err, "forget durable-storage site", "statefulset", sts.Namespace+"/"+sts.Name, "node", node, "site", id)
 			}
 			return

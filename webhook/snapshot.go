@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -208,7 +207,7 @@ func leavesForGood(owner client.Object, pod *corev1.Pod, replicas *int32) bool {
 func askStorage(ctx context.Context, conn EMQX, node string, going map[string]bool) *StorageState {
 	st := &StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
 	ids, err := conn.Sites(ctx)
-	if e, ok := errors.AsType[*emqx.Error](err); ok && e.StatusCode == http.StatusNotFound {
+	if emqx.IsHTTPStatus(err, http.StatusNotFound) { // no durable storage
 		return st
 	}
 	if err != nil {

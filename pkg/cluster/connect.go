@@ -137,7 +137,7 @@ func authenticate(ctx context.Context, a Access, cluster, url, via string, stop 
 		}
 		if code := a.Rejected.refused(cluster, cand.creds); code != "" {
 			tried = append(tried, fmt.Sprintf("%s (refused earlier: %s; not tried again until it changes)", cand.source, code))
-			hint = cmp.Or(hint, refusalHint(code))
+			hint = cmp.Or(hint, emqx.RefusalHint(code))
 			continue
 		}
 		c, err := emqx.New(url, cand.creds, a.Options...)
@@ -152,27 +152,12 @@ func authenticate(ctx context.Context, a Access, cluster, url, via string, stop 
 		case emqx.IsUnauthorized(err), e != nil && e.Code == emqx.CodeUnauthorizedRole:
 			a.Rejected.remember(cluster, cand.creds, e.Code)
 			tried = append(tried, fmt.Sprintf("%s (%s)", cand.source, e.Code))
-			hint = cmp.Or(hint, refusalHint(e.Code))
+			hint = cmp.Or(hint, emqx.RefusalHint(e.Code))
 		default:
 			return nil, fmt.Errorf("reach EMQX through %s: %w", via, err)
 		}
 	}
 	return nil, &CredentialsError{Via: via, Tried: tried, Hint: hint}
-}
-
-// refusalHint says what to do about a refusal that is not just a wrong secret.
-func refusalHint(code string) string {
-	switch code {
-	case emqx.CodeLoginLocked:
-		return "EMQX locked the dashboard user after 5 failed logins in 5 minutes (EMQX 5.9+), for 10 minutes; " +
-			"an API key is never locked: name a Secret with api-key/api-secret in " + AnnCredentialsSecret
-	case emqx.CodeBadMFAToken:
-		return "the dashboard user has multi-factor authentication, which a program cannot pass; use an API key"
-	case emqx.CodeUnauthorizedRole:
-		return "the API key may not read the cluster: give it role administrator and, on EMQX 5.10.4+, 6.1.2+ and " +
-			"6.2.1+, the scope cluster_operations (bootstrap file line key:secret:administrator:cluster_operations)"
-	}
-	return ""
 }
 
 // CredentialsError says that EMQX refused every credential tried (never their secrets).

@@ -382,9 +382,14 @@ func ExpectedNodeName(ctx context.Context, kube kubernetes.Interface, pod *corev
 // bare port to loopback (emqx_security_profile.erl, dashboard_http_default_bind). Nothing outside
 // the pod can reach it then.
 func HardenedLoopback(env map[string]string) bool {
-	if !strings.EqualFold(Unquote(env["EMQX_SECURITY_PROFILE"]), "hardened") {
+	if !HardenedProfile(env) {
 		return false
 	}
 	bind := Unquote(env["EMQX_DASHBOARD__LISTENERS__HTTP__BIND"])
 	return bind == "" || !strings.Contains(bind, ":")
+}
+
+// HardenedProfile is EMQX_SECURITY_PROFILE=hardened in a pod's environment (honoured from 6.2.1).
+func HardenedProfile(env map[string]string) bool {
+	return strings.EqualFold(Unquote(env["EMQX_SECURITY_PROFILE"]), "hardened")
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -67,16 +68,10 @@ func (e *Error) Hint() string {
 	switch {
 	case e.noRebalanceAPI():
 		return "this EMQX has no rebalance API: evacuation and rebalance need EMQX Enterprise 5.0.4+ or EMQX 5.9+"
-	case e.Code == CodeLoginLocked:
-		return "EMQX locked this dashboard user after 5 failed logins in 5 minutes, for 10 minutes; " +
-			"use an API key instead (a Secret named by " + annCredentialsSecret + ", or the operator's bootstrap key)"
-	case e.Code == CodeBadMFAToken:
-		return "this dashboard user has multi-factor authentication, which no program can pass; use an API key instead"
+	case RefusalHint(e.Code) != "":
+		return RefusalHint(e.Code)
 	case e.StatusCode == http.StatusUnauthorized:
 		return "check the API key and secret, or the dashboard username and password"
-	case e.Code == CodeUnauthorizedRole:
-		return "this API key's role or scopes do not allow it: use an administrator key, and on EMQX 5.10.4+, 6.1.2+ " +
-			"and 6.2.1+ give it the scope cluster_operations (bootstrap file line key:secret:administrator:cluster_operations)"
 	case e.StatusCode == http.StatusForbidden:
 		return "these credentials may not do this: use an administrator API key (with scope cluster_operations on EMQX 5.10.4+)"
 	case e.nodeNotFound():
@@ -180,9 +175,26 @@ func IsNodesUnavailable(err error) bool {
 	return matches(err, func(e *Error) bool { return strings.HasPrefix(e.Message, messageNodesUnavail) })
 }
 
-// IsLoginLocked reports that EMQX refuses the dashboard user's logins for now (5.9+).
-func IsLoginLocked(err error) bool {
-	return matches(err, func(e *Error) bool { return e.Code == CodeLoginLocked })
+// RefusalHint says what to do about a refusal of credentials that is not just a wrong secret, ""
+// for any other code. The client's errors and the list of credentials tried both say it.
+func RefusalHint(code string) string {
+	switch code {
+	case CodeLoginLocked:
+		return "EMQX locked the dashboard user after 5 failed logins in 5 minutes (EMQX 5.9+), for 10 minutes; " +
+			"an API key is never locked: name a Secret with api-key/api-secret in " + annCredentialsSecret +
+			", or use the operator's bootstrap key"
+	case CodeBadMFAToken:
+		return "the dashboard user has multi-factor authentication, which a program cannot pass; use an API key"
+	case CodeUnauthorizedRole:
+		return "the API key's role or scopes do not allow it: give it role administrator and, on EMQX 5.10.4+, 6.1.2+ " +
+			"and 6.2.1+, the scope cluster_operations (bootstrap file line key:secret:administrator:cluster_operations)"
+	}
+	return ""
+}
+
+// IsHTTPStatus reports that EMQX answered err with one of these HTTP statuses.
+func IsHTTPStatus(err error, statuses ...int) bool {
+	return matches(err, func(e *Error) bool { return slices.Contains(statuses, e.StatusCode) })
 }
 
 // annCredentialsSecret is pkg/cluster's AnnCredentialsSecret, named in hints (emqx cannot import it).

@@ -13,7 +13,6 @@ import (
 
 // Site is GET /ds/sites/{site}: a site, its node and the shard replicas it holds or will hold.
 type Site struct {
-	ID     string      `json:"-"`
 	Node   string      `json:"node"`
 	Up     bool        `json:"up"`
 	Shards []SiteShard `json:"shards"`
@@ -55,7 +54,7 @@ func (c *Client) Sites(ctx context.Context) ([]string, error) {
 
 // Site describes one site.
 func (c *Client) Site(ctx context.Context, id string) (Site, error) {
-	s := Site{ID: id}
+	var s Site
 	err := c.get(ctx, "/ds/sites/"+url.PathEscape(id), &s)
 	return s, err
 }

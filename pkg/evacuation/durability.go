@@ -2,7 +2,6 @@ package evacuation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -23,7 +22,7 @@ func AskDurability(ctx context.Context, z ZoneReader, version string) (Durabilit
 		return DurableOff, nil
 	}
 	zone, err := z.GlobalZone(ctx)
-	if e, ok := errors.AsType[*emqx.Error](err); ok && (e.StatusCode == http.StatusForbidden || e.StatusCode == http.StatusNotFound) {
+	if emqx.IsHTTPStatus(err, http.StatusForbidden, http.StatusNotFound) {
 		return DurableUnknown, nil
 	}
 	if err != nil {

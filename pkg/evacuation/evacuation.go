@@ -73,12 +73,12 @@ func SafeToRemove(ev emqx.Evacuation, node emqx.Node, d Durability) bool {
 	if d == DurableOff {
 		return false
 	}
-	return LocallyEmpty(ev, node)
+	return locallyEmpty(ev, node)
 }
 
-// LocallyEmpty: the evacuation has evicted the node's connections, refuses new ones, and the node
+// locallyEmpty: the evacuation has evicted the node's connections, refuses new ones, and the node
 // holds no connection and no channel of its own.
-func LocallyEmpty(ev emqx.Evacuation, node emqx.Node) bool {
+func locallyEmpty(ev emqx.Evacuation, node emqx.Node) bool {
 	switch ev.State {
 	case emqx.EvacuationWaitingTakeover, emqx.EvacuationEvictingSessions, emqx.EvacuationProhibiting:
 	default:

@@ -225,7 +225,7 @@ func (f *Follower) cluster(pod *corev1.Pod, env map[string]string, src cluster.S
 	release := Release(pod)
 	c, err := emqxsim.New(emqxsim.Config{
 		Users: users, APIKeys: append(append([]emqxsim.APIKey{}, f.opts.APIKeys...), keys...),
-		Version: release, DurableSessions: DurableSessions(env), Hardened: Hardened(env),
+		Version: release, DurableSessions: DurableSessions(env), Hardened: cluster.HardenedProfile(env),
 		Reconnect: f.opts.Reconnect, Log: f.opts.Log, Seed: uint64(len(f.clusters) + 1),
 	})
 	if err != nil {

@@ -65,11 +65,6 @@ func DurableSessions(env map[string]string) bool {
 	return false
 }
 
-// Hardened is EMQX_SECURITY_PROFILE=hardened in the pod's environment.
-func Hardened(env map[string]string) bool {
-	return strings.EqualFold(cluster.Unquote(env["EMQX_SECURITY_PROFILE"]), "hardened")
-}
-
 // DataKey names the volume holding the pod's EMQX data: its first PersistentVolumeClaim, which
 // survives the pod (StatefulSet volumeClaimTemplates). "" when the data dies with the pod.
 func DataKey(pod *corev1.Pod) string {

@@ -133,7 +133,7 @@ func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.St
 	var pod *corev1.Pod
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if a.Gate.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst && cluster.Running(p) {
+		if a.Gate.Matcher.OfInstance(p.Labels, inst) && cluster.Running(p) {
 			pod = p
 			break
 		}

@@ -154,7 +154,7 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 		cl.Style = cluster.Operator
 	}
 	for _, p := range pods.Items {
-		if c.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst {
+		if c.Matcher.OfInstance(p.Labels, inst) {
 			cl.Pods = append(cl.Pods, p)
 		}
 	}

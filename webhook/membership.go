@@ -83,7 +83,7 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	inst := cluster.Instance(sts.Spec.Template.Labels)
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if m.Gate.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == inst && cluster.Running(p) {
+		if m.Gate.Matcher.OfInstance(p.Labels, inst) && cluster.Running(p) {
 			via = p
 			break
 		}

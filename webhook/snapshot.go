@@ -100,8 +100,9 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) 
 	if st.Status, err = conn.GlobalStatus(ctx); err != nil {
 		return nil, failed(err, true)
 	}
-	if len(st.Status.Evacuations) > 0 {
-		// How to read the evacuations' session counts (durable sessions, 5.8+).
+	if st.Status.Unfinished() {
+		// How to read the session counts of evacuations EMQX does not call done (durable
+		// sessions, 5.8+); a done one needs no question.
 		if st.Durable, err = evacuation.AskDurability(ctx, conn, node.Version); err != nil {
 			return nil, failed(err, true)
 		}
@@ -120,10 +121,7 @@ func (g *Gate) going(ctx context.Context, s Snapshot, replicas *int32) map[strin
 	if !ok {
 		return out
 	}
-	if replicas != nil {
-		sts = sts.DeepCopy()
-		sts.Spec.Replicas = replicas
-	}
+	sts = scaledTo(sts, replicas)
 	var pods corev1.PodList
 	if err := g.Client.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
 		return out // then only the node itself: EMQX moves sessions at most twice
@@ -193,10 +191,7 @@ func leavesForGood(owner client.Object, pod *corev1.Pod, replicas *int32) bool {
 	if !ok {
 		return false
 	}
-	if replicas != nil {
-		sts = sts.DeepCopy()
-		sts.Spec.Replicas = replicas
-	}
+	sts = scaledTo(sts, replicas)
 	_, member := cluster.Ordinal(sts, pod.Name)
 	return member && !cluster.Stays(sts, pod.Name)
 }
@@ -266,7 +261,7 @@ func (g *Gate) runningPodsOf(ctx context.Context, pod *corev1.Pod) int {
 	n := 0
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if g.Matcher.Match(p.Labels) && cluster.Instance(p.Labels) == cluster.Instance(pod.Labels) && cluster.Running(p) {
+		if g.Matcher.OfInstance(p.Labels, cluster.Instance(pod.Labels)) && cluster.Running(p) {
 			n++
 		}
 	}
@@ -282,13 +277,13 @@ func (g *Gate) refusingBudget(ctx context.Context, pod *corev1.Pod) string {
 	if err := g.Client.List(ctx, &pdbs, client.InNamespace(pod.Namespace)); err != nil {
 		return ""
 	}
+	healthy := cluster.Ready(pod)
 	for i := range pdbs.Items {
 		pdb := &pdbs.Items[i]
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
-		healthy := cluster.Ready(pod)
 		alwaysAllow := pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow
 		switch {
 		case healthy && pdb.Status.DisruptionsAllowed < 1:
@@ -298,4 +293,14 @@ func (g *Gate) refusingBudget(ctx context.Context, pod *corev1.Pod) string {
 		}
 	}
 	return ""
+}
+
+// scaledTo is sts as a scale-down to replicas leaves it (nil: as its spec says), never modifying it.
+func scaledTo(sts *appsv1.StatefulSet, replicas *int32) *appsv1.StatefulSet {
+	if replicas == nil {
+		return sts
+	}
+	sts = sts.DeepCopy()
+	sts.Spec.Replicas = replicas
+	return sts
 }

@@ -64,6 +64,11 @@ func (m Matcher) Match(l map[string]string) bool {
 	return IsEMQX(l) || m.Extra != nil && !m.Extra.Empty() && m.Extra.Matches(labels.Set(l))
 }
 
+// OfInstance reports whether labels l mark an EMQX pod or workload of the install instance.
+func (m Matcher) OfInstance(l map[string]string, instance string) bool {
+	return m.Match(l) && Instance(l) == instance
+}
+
 // AnnAPIAccess on an EMQX StatefulSet is emqx-webhook's last access check of the cluster's API:
 // "<result> <RFC3339 time>: <detail>", result ok, credentials-rejected or unreachable. The plugin
 // shows a result other than ok.

@@ -152,6 +152,17 @@ type GlobalStatus struct {
 	Rebalances  []Rebalance  `json:"rebalances"`
 }
 
+// Unfinished reports an evacuation EMQX does not call done (see Evacuation.Done): only then does
+// its session count need reading with care (durable sessions, 5.8+).
+func (g *GlobalStatus) Unfinished() bool {
+	for _, e := range g.Evacuations {
+		if !e.Done() {
+			return true
+		}
+	}
+	return false
+}
+
 // Evacuation returns the evacuation of node, if one is listed.
 func (g *GlobalStatus) Evacuation(node string) (Evacuation, bool) {
 	for _, e := range g.Evacuations {

@@ -61,14 +61,10 @@ func report(ctx context.Context, t *Target, refresh bool) (status.Report, error)
 		return status.Report{}, err
 	}
 	durable := evacuation.DurableOff
-	for _, e := range g.Evacuations {
-		if !e.Done() {
-			// Only an evacuation EMQX does not call done needs the question (durable sessions, 5.8+).
-			var err error
-			if durable, err = evacuation.AskDurability(ctx, t.Conn, versionOf(nodes)); err != nil {
-				return status.Report{}, err
-			}
-			break
+	if g.Unfinished() {
+		var err error
+		if durable, err = evacuation.AskDurability(ctx, t.Conn, versionOf(nodes)); err != nil {
+			return status.Report{}, err
 		}
 	}
 	if t.Cluster == nil {

@@ -89,11 +89,12 @@ func (g *GlobalOptions) Validate() error {
 	if c.Username != "" && c.Password == "" {
 		return errors.New("--username needs --password (or EMQX_PASSWORD)")
 	}
-	for flag, v := range map[string]string{"--api-secret": g.APISecret, "--password": g.Password} {
-		if v != "" {
-			env := map[string]string{"--api-secret": "EMQX_API_SECRET", "--password": "EMQX_PASSWORD"}[flag]
+	for _, f := range []struct{ flag, value, env string }{
+		{"--api-secret", g.APISecret, "EMQX_API_SECRET"}, {"--password", g.Password, "EMQX_PASSWORD"},
+	} {
+		if f.value != "" {
 			fmt.Fprintf(g.ErrOut, "Warning: %s on the command line is visible to other users of this machine (ps) and kept in "+
-				"shell history; set %s instead, for example from a file: export %s=\"$(cat secret-file)\"\n", flag, env, env)
+				"shell history; set %s instead, for example from a file: export %s=\"$(cat secret-file)\"\n", f.flag, f.env, f.env)
 		}
 	}
 	return nil

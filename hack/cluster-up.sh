@@ -14,8 +14,9 @@ BIN=$("$HACK_DIR/controlplane.sh")
 KUBECTL="$BIN/kubectl --kubeconfig $KUBECONFIG_PATH"
 
 # A cluster without the real node is made again when one is asked for (the API server must listen
-# on the node's bridge from its start).
-if [[ -f $STATE_DIR/ready && ( -z $REAL_NODE || -f $STATE_DIR/real-node ) ]] && $KUBECTL get --raw /readyz >/dev/null 2>&1; then
+# on the node's bridge from its start), and one made before its API server had a client
+# certificate for webhooks.
+if [[ -f $STATE_DIR/ready && ( -z $REAL_NODE || -f $STATE_DIR/real-node ) && -f $WEBHOOK_CLIENT_DIR/admission.yaml ]] && $KUBECTL get --raw /readyz >/dev/null 2>&1; then
 	log "cluster $CLUSTER_NAME is already up"
 	echo "$KUBECONFIG_PATH"
 	exit 0
@@ -52,6 +53,47 @@ if [[ -n $REAL_NODE ]]; then
     value: 0.0.0.0"
 fi
 
+# The API server authenticates to admission webhooks with a client certificate, as README's
+# "Who can reach the webhook" shows: an AdmissionConfiguration whose kubeConfigFile presents it to
+# every webhook (the user '*'). Made afresh for each cluster.
+log "making the API server's admission client certificate"
+mkdir -p "$WEBHOOK_CLIENT_DIR"
+(
+	cd "$WEBHOOK_CLIENT_DIR"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=kemqx-webhook-client-ca \
+		-addext basicConstraints=critical,CA:TRUE,pathlen:0 -addext keyUsage=critical,keyCertSign \
+		-keyout ca.key -out ca.crt 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=kube-apiserver-webhook-client \
+		-keyout client.key -out client.csr 2>/dev/null
+	openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+		-extfile <(printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n') -out client.crt 2>/dev/null
+	chmod 600 ca.key client.key
+) || die "openssl could not make the admission client certificate"
+cat >"$WEBHOOK_CLIENT_DIR/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: '*'
+  user:
+    client-certificate: $WEBHOOK_CLIENT_DIR/client.crt
+    client-key: $WEBHOOK_CLIENT_DIR/client.key
+EOF
+cat >"$WEBHOOK_CLIENT_DIR/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $WEBHOOK_CLIENT_DIR/kubeconfig
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $WEBHOOK_CLIENT_DIR/kubeconfig
+EOF
+
 cat >"$STATE_DIR/kwok.yaml" <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -87,6 +129,8 @@ $apiserver_bind
   - key: kubelet-client-key
     value: $STATE_DIR/kwok/clusters/$CLUSTER_NAME/pki/admin.key
   # ClusterIPs from a reserved benchmark range as well (the default would be 10.0.0.0/24).
+  - key: admission-control-config-file
+    value: $WEBHOOK_CLIENT_DIR/admission.yaml
   - key: service-cluster-ip-range
     value: $SERVICE_RANGE
   - key: enable-aggregator-routing

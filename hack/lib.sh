@@ -14,6 +14,9 @@ CLUSTER_NAME=${KEMQX_CLUSTER_NAME:-kemqx}
 STATE_DIR=${KEMQX_STATE_DIR:-$CACHE_ROOT/cluster/$CLUSTER_NAME}
 KUBECONFIG_PATH=$STATE_DIR/kubeconfig
 APISERVER_PORT=${KEMQX_APISERVER_PORT:-16443}
+# The API server's client certificate for admission webhooks and the CA that signed it (the e2e
+# webhooks require it: --client-ca-file=$WEBHOOK_CLIENT_DIR/ca.crt).
+WEBHOOK_CLIENT_DIR=$STATE_DIR/webhook-client
 
 # Fake pod IPs come from 198.18.0.0/15 (RFC 2544, reserved for benchmarking: nobody's network).
 # Node k gets 198.18.<k+1>.0/24. They are answered from the network namespace NETNS, where the

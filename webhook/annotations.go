@@ -30,6 +30,10 @@ const (
 	// every lastRequestEvery): when none has come for abandon-after since its node became empty,
 	// the removal was abandoned.
 	AnnLastRequest = prefix + "last-request-at"
+	// AnnAbandonedAt: when the webhook abandoned the pod's evacuation (row 10c): a new one starts
+	// only abandon-after later, so requests that keep coming (a replayed eviction) cannot keep the
+	// node evacuated for good.
+	AnnAbandonedAt = prefix + "evacuation-abandoned-at"
 	// AnnScaleGeneration: the StatefulSet's generation before the scale-down that started the
 	// evacuation; a withdrawal can only show in a later generation.
 	AnnScaleGeneration = prefix + "scale-down-generation"

@@ -151,7 +151,7 @@ func decide(s Snapshot) Decision {
 	pod := s.Pod
 	switch {
 	case !s.EMQXPod: // row 1
-		return final(allow(ReasonNotEMQX, "not an EMQX pod"))
+		return final(allow(ReasonNotEMQX, "")) // the answer of a pod that does not exist too (NotInCache)
 	case pod.DeletionTimestamp != nil: // row 1
 		return final(allow(ReasonTerminating, "the pod is already terminating"))
 	case s.NamespaceTerminating: // row 2
@@ -206,6 +206,13 @@ func decide(s Snapshot) Decision {
 	if s.Budget != "" { // row 10b
 		return final(hold(ReasonBudget, fmt.Sprintf("PodDisruptionBudget %s allows no disruption of pod %s now: the eviction would be "+
 			"refused anyway, so EMQX node %s is not evacuated; retrying is safe", s.Budget, pod.Name, node.Node)))
+	}
+	if m := s.Marks[AnnAbandonedAt]; m.Known { // row 10c
+		if at, again := m.Since, m.Since.Add(s.Settings.AbandonAfter); s.Now.Before(again) {
+			return final(hold(ReasonCoolingDown, fmt.Sprintf("the evacuation of EMQX node %s was abandoned at %s (nobody asked to "+
+				"remove the pod for %v after its node was empty); a new one starts from %s; retrying is safe",
+				node.Node, at.UTC().Format(time.RFC3339), s.Settings.AbandonAfter, again.UTC().Format(time.RFC3339))))
+		}
 	}
 	return s.start(node) // rows 11 to 14
 }
@@ -400,7 +407,8 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		return s.unreachable(fmt.Errorf("start evacuating %s: %w", node.Node, err), true)
 	}
 	set := map[string]*string{AnnStartedAt: ptr(s.Now.UTC().Format(time.RFC3339Nano)), AnnNode: ptr(node.Node), AnnReason: ptr(s.Cause),
-		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil, AnnSessionsLeft: nil, AnnStalledSince: nil}
+		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil, AnnSessionsLeft: nil, AnnStalledSince: nil,
+		AnnAbandonedAt: nil}
 	for k, v := range s.Extra {
 		set[k] = v
 	}
@@ -408,7 +416,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		Verdict: hold(ReasonStarted, fmt.Sprintf("EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
 			node.Node, node.LiveConnections, node.Connections)),
 		Effects: []Effect{
-			Annotate{Set: set, Forget: []string{AnnStartedAt}},
+			Annotate{Set: set, Forget: []string{AnnStartedAt, AnnAbandonedAt}},
 			event(corev1.EventTypeNormal, ReasonStarted, "evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)",
 				node.Node, node.LiveConnections, node.Connections, s.Cause),
 		},

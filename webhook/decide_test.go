@@ -245,6 +245,15 @@ func TestDecisionTable(t *testing.T) {
 			reason: ReasonBudget, message: "PodDisruptionBudget emqx-pdb allows no disruption of pod emqx-1 now"},
 		{row: "10b an evacuated node is let go whatever the budget (the API server decides)", snap: snap(func(s *Snapshot) { s.Budget = "emqx-pdb" },
 			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), allowed: true, reason: ReasonEvacuated},
+		{row: "10c abandoned a moment ago: nothing starts until abandon-after has passed", snap: snap(since(AnnAbandonedAt, 4*time.Minute)),
+			reason: ReasonCoolingDown, message: "a new one starts from " + t0.Add(time.Minute).UTC().Format(time.RFC3339)},
+		{row: "10c abandoned abandon-after ago: a new evacuation starts, the mark goes", snap: snap(since(AnnAbandonedAt, 5*time.Minute), started(StartOutcome{})),
+			reason: ReasonStarted, events: []string{ReasonStarted}, evidence: func(t *testing.T, d Decision) {
+				a := d.Effects[0].(Annotate)
+				if v, ok := a.Set[AnnAbandonedAt]; !ok || v != nil {
+					t.Fatalf("the abandonment mark is kept: %#v", a.Set)
+				}
+			}},
 		{row: "11 another evacuation runs", snap: snap(evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5))),
 			reason: ReasonWaiting, message: "once " + node(0) + " finishes", evidence: func(t *testing.T, d Decision) {
 				if !reflect.DeepEqual(d.Effects, []Effect{MarkSince{Key: AnnWaitingSince, Since: t0}}) {

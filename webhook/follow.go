@@ -119,7 +119,9 @@ func Follow(w Watch) Action {
 // A request only counts within the evacuation time limit after the node became empty: a genuine
 // removal is allowed as soon as the node is empty, so requests long after that carry nothing new,
 // and a replayed eviction must not keep a node evacuated for ever. The bound: empty, plus the time
-// limit, plus abandon-after (35 minutes by default).
+// limit, plus abandon-after (35 minutes by default). Then the pod records when (AnnAbandonedAt)
+// and no new evacuation of it starts for abandon-after (row 10c): its node accepts clients again
+// for at least that long, whoever keeps asking.
 func (w Watch) abandonIfNobodyAsks(node string) Action {
 	var fx []Effect
 	parse := func(k string) (time.Time, bool) {
@@ -149,8 +151,10 @@ func (w Watch) abandonIfNobodyAsks(node string) Action {
 		return Action{Requeue: w.Poll, Effects: fx}
 	}
 	return Action{Effects: append(fx, ForgetEvacuation{}, ClearRecord{},
+		MarkSince{Key: AnnAbandonedAt, Since: w.Now},
 		event(corev1.EventTypeWarning, ReasonAbandoned,
-			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients again", node, wait),
+			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients "+
+				"again; a new evacuation of it starts no sooner than %v from now", node, wait, wait),
 		Counted{Reason: ReasonAbandoned, Log: fmt.Sprintf("evacuation abandoned after %v", wait), Node: node})}
 }
 

@@ -3,6 +3,7 @@ package webhook
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,6 +52,8 @@ type actionCase struct {
 	need    Need
 	requeue time.Duration
 	effects []string
+	// evidence, when set, checks more of the action.
+	evidence func(*testing.T, Action)
 }
 
 func checkActions(t *testing.T, decide func(Watch) Action, cases []actionCase) {
@@ -60,6 +63,9 @@ func checkActions(t *testing.T, decide func(Watch) Action, cases []actionCase) {
 			a := decide(c.w)
 			if a.Need != c.need || a.Need == NeedNothing && (a.Requeue != c.requeue || !reflect.DeepEqual(kinds(a.Effects), c.effects)) {
 				t.Fatalf("action need %v requeue %v effects %v; want need %v requeue %v effects %v", a.Need, a.Requeue, kinds(a.Effects), c.need, c.requeue, c.effects)
+			}
+			if c.evidence != nil {
+				c.evidence(t, a)
 			}
 		})
 	}
@@ -100,11 +106,16 @@ func TestFollowDecisions(t *testing.T) {
 		}), need: NeedStop},
 		{name: "abandoned", w: watch(done, stopped(nil), func(w *Watch) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
-		}), effects: []string{"RecordEvacuated", "ForgetEvacuation", "ClearRecord", "Event " + ReasonAbandoned, "Counted"}},
+		}), effects: []string{"RecordEvacuated", "ForgetEvacuation", "ClearRecord", "MarkSince", "Event " + ReasonAbandoned, "Counted"},
+			evidence: func(t *testing.T, a Action) {
+				if !slices.Contains(a.Effects, Effect(MarkSince{Key: AnnAbandonedAt, Since: t0})) {
+					t.Fatalf("no abandonment mark at now (the cool-down of row 10c): %#v", a.Effects)
+				}
+			}},
 		{name: "this replica remembers when it became empty (its write failed)", w: watch(done, stopped(nil), func(w *Watch) {
 			w.Pod.Annotations[AnnCompletedAt] = "garbled"
 			w.EmptySince = Mark{Since: t0.Add(-6 * time.Minute), Known: true}
-		}), effects: []string{"RecordEvacuated", "Remember", "ForgetEvacuation", "ClearRecord", "Event " + ReasonAbandoned, "Counted"}},
+		}), effects: []string{"RecordEvacuated", "Remember", "ForgetEvacuation", "ClearRecord", "MarkSince", "Event " + ReasonAbandoned, "Counted"}},
 	})
 }
 

@@ -111,7 +111,8 @@ func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 
 // NotInCache answers an eviction of a pod the synced cache does not have.
 func (g *Gate) NotInCache(ns, name string) Verdict {
-	v := allow(ReasonNotInCache, "pod not in the webhook's cache: the API server decides (it does not exist, or is too new to hold clients)")
+	// The answer of a pod that is not EMQX's: a caller learns nothing of what exists.
+	v := allow(ReasonNotInCache, "")
 	g.Metrics.observe(CauseEviction, v)
 	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", CauseEviction, "allowed", true, "reason", v.Reason)
 	return v

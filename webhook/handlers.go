@@ -42,6 +42,15 @@ func response(v Verdict) admission.Response {
 	}}
 }
 
+// unmatched answers a review that does not match live state (forged, or stale) or names an object
+// the webhook's cache does not hold: allowed, nothing started, and the same empty answer as for any
+// object that is not EMQX's, so that a caller learns nothing of what exists or of its state (no
+// replica count, node name or pod existence). The log says which it was.
+func (g *Gate) unmatched(kind, ns, name, why string) admission.Response {
+	g.Log.Info("review not acted on: nothing started", "kind", kind, "object", ns+"/"+name, "why", why)
+	return admission.Allowed("")
+}
+
 // deleteOptions is what the handlers read of a DeleteOptions (in an Eviction, or a DELETE's options).
 type deleteOptions struct {
 	DryRun        []string `json:"dryRun"`
@@ -100,7 +109,7 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 		return response(h.Gate.ReadFailed(ctx, ns, name, CauseEviction, err))
 	}
 	if ev.DeleteOptions.uidMismatch(&pod) {
-		return admission.Allowed("the eviction's UID precondition names another pod; the API server rejects it")
+		return h.Gate.unmatched("pod", ns, name, "the eviction's UID precondition names another pod; the API server rejects it")
 	}
 	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), CauseEviction))
 }
@@ -130,7 +139,7 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 		}
 	}
 	if opts.uidMismatch(&pod) {
-		return admission.Allowed("the deletion's UID precondition names another pod; the API server rejects it")
+		return h.Gate.unmatched("pod", req.Namespace, pod.Name, "the deletion's UID precondition names another pod; the API server rejects it")
 	}
 	if pod.DeletionTimestamp != nil {
 		// Already terminating (the final grace-0 delete): allowed, nothing to start; the cache may
@@ -147,7 +156,7 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 		return response(h.Gate.ReadFailed(ctx, req.Namespace, pod.Name, "delete", err))
 	}
 	if live.UID != pod.UID {
-		return admission.Allowed("the review's pod is not the pod of that name: nothing started")
+		return h.Gate.unmatched("pod", req.Namespace, pod.Name, "the review's pod is not the pod of that name")
 	}
 	return response(h.Gate.Removal(ctx, &live, dryRun(req, opts), "delete"))
 }
@@ -186,12 +195,13 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 			return admission.Allowed("")
 		}
 		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &sts); err != nil {
-			return admission.Allowed("statefulset not in the webhook's cache")
+			return h.Gate.unmatched("statefulset", req.Namespace, req.Name, "not in the webhook's cache")
 		}
 		if cur := cluster.Replicas(&sts); cur != oldR {
 			// A Scale whose old replicas are not the StatefulSet's starts nothing: the controller's
 			// deletions are still held one by one.
-			return admission.Allowed(fmt.Sprintf("the scale's old replicas (%d) are not statefulset %s's (%d): nothing started", oldR, sts.Name, cur))
+			return h.Gate.unmatched("statefulset", req.Namespace, req.Name,
+				fmt.Sprintf("the scale's old replicas (%d) are not the statefulset's (%d)", oldR, cur))
 		}
 	case "":
 		var old appsv1.StatefulSet
@@ -210,7 +220,7 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &live); err != nil || live.UID != old.UID || cluster.Replicas(&live) != oldR {
 			// Not the StatefulSet as it is (forged, or stale): nothing started; the controller's
 			// deletions are still held one by one.
-			return admission.Allowed("the review's statefulset is not the statefulset as it is: nothing started")
+			return h.Gate.unmatched("statefulset", req.Namespace, req.Name, "the review's statefulset is not the statefulset as it is")
 		}
 	default:
 		return admission.Allowed("")

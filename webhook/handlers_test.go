@@ -139,7 +139,7 @@ func TestScaleHandler(t *testing.T) {
 		t.Fatalf("scale-up: %+v", resp)
 	}
 	// A review whose old replicas are not the StatefulSet's (forged, or stale) starts nothing.
-	if resp := h.Handle(context.Background(), scale(2147483647, 1)); !resp.Allowed || !strings.Contains(resp.Result.Message, "nothing started") ||
+	if resp := h.Handle(context.Background(), scale(2147483647, 1)); !answersNothing(resp) ||
 		f.evacuation(1) != "" || f.evacuation(2) != "" {
 		t.Fatalf("forged scale: %+v", resp)
 	}
@@ -253,7 +253,7 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 	// A pod the synced cache does not know: the API server answers.
 	h.Reader = f.kube
 	req = evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope","namespace":"mqtt"}}`, ns, false)
-	if resp := h.Handle(context.Background(), req); !resp.Allowed || !strings.Contains(resp.Result.Message, "not in the webhook's cache") {
+	if resp := h.Handle(context.Background(), req); !answersNothing(resp) {
 		t.Fatalf("unknown pod: %+v", resp.Result)
 	}
 }
@@ -283,8 +283,67 @@ func TestForgedReviewsStartNothing(t *testing.T) {
 	old.Spec.Replicas, upd.Spec.Replicas = ptr(int32(5)), ptr(int32(1))
 	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
 		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, OldObject: raw(old), Object: raw(upd)}}
-	if resp := scale.Handle(context.Background(), req); !resp.Allowed || !strings.Contains(resp.Result.Message, "nothing started") ||
+	if resp := scale.Handle(context.Background(), req); !answersNothing(resp) ||
 		f.evacuation(1) != "" || f.evacuation(2) != "" {
 		t.Fatalf("forged statefulset update: %+v", resp.Result)
+	}
+}
+
+// answersNothing: the answer to a review that names nothing of EMQX's as it is (not EMQX's, not
+// there, or not as the review says): allowed, no message, no warning, the same in every case.
+func answersNothing(resp admission.Response) bool {
+	return resp.Allowed && (resp.Result == nil || resp.Result.Message == "") && len(resp.Warnings) == 0
+}
+
+// A caller whose review does not match live state learns nothing from the answer: a scale with a
+// wrong replica count, of a StatefulSet that is not there or is not EMQX's, an eviction of a pod
+// that does not exist, of one that is not EMQX's, a deletion naming the wrong UID: all answered
+// alike, none naming a count, a node or whether the object exists.
+func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	ctx := context.Background()
+	plain := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns, UID: "web-uid"}}
+	web := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, UID: "web-sts"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(3))}}
+	for _, o := range []client.Object{plain, web} {
+		if err := f.kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := admission.NewDecoder(scheme.Scheme)
+	scale := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
+	evict := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
+	scaleOf := func(name string, old, new int32) admission.Request {
+		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: name, SubResource: "scale",
+			Kind:      metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"},
+			OldObject: raw(map[string]any{"spec": map[string]any{"replicas": old}}), Object: raw(map[string]any{"spec": map[string]any{"replicas": new}})}}
+	}
+	eviction := func(name, uid string) admission.Request {
+		body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"` + name + `","namespace":"` + ns + `"}`
+		if uid != "" {
+			body += `,"deleteOptions":{"preconditions":{"uid":"` + uid + `"}}`
+		}
+		return evictionRequest(body+"}", ns, false)
+	}
+	wrongUID := f.pod(1).DeepCopy()
+	wrongUID.UID = "forged"
+	for name, resp := range map[string]admission.Response{
+		"a scale with a wrong replica count":           scale.Handle(ctx, scaleOf("emqx", 7, 1)),
+		"a scale of a StatefulSet that does not exist": scale.Handle(ctx, scaleOf("nope", 7, 1)),
+		"a scale of a StatefulSet not EMQX's":          scale.Handle(ctx, scaleOf("web", 3, 1)),
+		"an eviction of a pod that does not exist":     evict.Handle(ctx, eviction("nope", "")),
+		"an eviction of a pod not EMQX's":              evict.Handle(ctx, eviction("web-0", "")),
+		"an eviction naming another UID":               evict.Handle(ctx, eviction("emqx-1", "forged")),
+		"a deletion of the pod with another UID": del.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			Operation: admissionv1.Delete, Namespace: ns, Name: "emqx-1", OldObject: raw(wrongUID)}}),
+	} {
+		if !answersNothing(resp) {
+			t.Errorf("%s: %+v %v", name, resp.Result, resp.Warnings)
+		}
+	}
+	for i := range 3 {
+		if f.evacuation(i) != "" {
+			t.Fatalf("emqx-%d evacuates", i)
+		}
 	}
 }

@@ -26,7 +26,7 @@ import (
 // The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
 
 // timedStates are the annotations that time a pod's states.
-var timedStates = []string{AnnUnreachableSince, AnnWaitingSince, AnnStartedAt, AnnReplicasMovingSince, AnnStalledSince}
+var timedStates = []string{AnnUnreachableSince, AnnWaitingSince, AnnStartedAt, AnnReplicasMovingSince, AnnStalledSince, AnnAbandonedAt}
 
 // snapshot reads what every removal decision needs: the pod's surroundings from the cache and the
 // times of its timed states.

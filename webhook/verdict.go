@@ -30,6 +30,7 @@ const (
 	ReasonLimitExceeded    = "ConcurrencyLimitExceeded"
 	ReasonStalled          = "SessionEvictionStalled"
 	ReasonBudget           = "DisruptionBudgetExhausted"
+	ReasonCoolingDown      = "EvacuationCoolingDown"
 	// Durable storage (5.9+): a leaving core's shard replicas move before its pod goes.
 	ReasonReplicasMoving   = "DurableStorageReplicasMoving"
 	ReasonReplicasTimedOut = "DurableStorageReplicasTimedOut"

@@ -50,6 +50,8 @@ type options struct {
 	tlsSecret       string
 	dnsNames        list
 	ips             list
+	clientCA        string
+	clientNames     list
 	webhookConfig   string
 	mutatingConfig  string
 	routingGate     bool
@@ -103,6 +105,8 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.tlsSecret, "tls-secret", "emqx-webhook-tls", "Secret holding the self-signed CA and certificate, shared by the replicas")
 	fs.Var(&o.dnsNames, "tls-dns-name", "DNS name of the serving certificate (repeatable; default emqx-webhook.<namespace>.svc)")
 	fs.Var(&o.ips, "tls-ip", "IP address of the serving certificate (repeatable)")
+	fs.StringVar(&o.clientCA, "client-ca-file", "", "require every caller of the admission port to present a client certificate signed by this CA (PEM; re-read when it changes): the API server's, from its AdmissionConfiguration's kubeConfigFile (README \"Who can reach the webhook\")")
+	fs.Var(&o.clientNames, "client-cert-name", "with --client-ca-file, accept only client certificates with this common name or DNS name (repeatable; default: any the CA signed)")
 	fs.StringVar(&o.webhookConfig, "webhook-config", "emqx-webhook", "ValidatingWebhookConfiguration whose caBundle the self-signed rotator keeps current")
 	fs.StringVar(&o.mutatingConfig, "mutating-webhook-config", "emqx-webhook", "MutatingWebhookConfiguration (the routing gate) whose caBundle the self-signed rotator keeps current")
 	fs.BoolVar(&o.routingGate, "routing-gate", false, "add the readiness gate "+string(webhook.ConditionServing)+" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate)
@@ -150,6 +154,8 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there")
 	case o.tlsMode != "self-signed" && o.tlsMode != "files":
 		return nil, fmt.Errorf("--tls must be self-signed or files, not %q", o.tlsMode)
+	case o.clientCA == "" && len(o.clientNames) > 0:
+		return nil, errors.New("--client-cert-name needs --client-ca-file: the names are checked on certificates that CA signed")
 	case o.cooldown < time.Second:
 		return nil, errors.New("--rebalance-cooldown must be at least 1s")
 	case o.accessInterval < time.Minute:
@@ -252,6 +258,15 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	serverTLS := []func(*tls.Config){tlsDefaults}
+	if o.clientCA != "" {
+		auth, err := certs.NewClientAuth(o.clientCA, o.clientNames)
+		if err != nil {
+			return fmt.Errorf("--client-ca-file: %w", err)
+		}
+		serverTLS = append(serverTLS, auth.Apply)
+		log.Info("admission callers must present a client certificate", "ca", o.clientCA, "names", o.clientNames)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Metrics:                metricsOptions(o),
@@ -262,9 +277,8 @@ func run(ctx context.Context, args []string) error {
 		LeaderElectionReleaseOnCancel: true,
 		LeaderElectionNamespace:       o.namespace,
 		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir,
-			// HTTP/2 off: it exposes the server to stream-reset floods (CVE-2023-44487).
-			TLSOpts: []func(*tls.Config){tlsDefaults}}),
+		// HTTP/2 off (tlsDefaults), and the API server's client certificate required when configured.
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir, TLSOpts: serverTLS}),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)

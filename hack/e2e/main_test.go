@@ -107,6 +107,13 @@ func controlPlaneBin() string {
 	return strings.TrimSpace(string(out))
 }
 
+// webhookClientDir holds the API server's client certificate for webhooks and its CA
+// (hack/cluster-up.sh makes them and the AdmissionConfiguration that presents it).
+func webhookClientDir() string {
+	out, _ := exec.Command("bash", "-c", `source "$0/hack/lib.sh" && echo "$WEBHOOK_CLIENT_DIR"`, repoRoot).Output()
+	return strings.TrimSpace(string(out))
+}
+
 // startSim runs `emqx-sim follow` on the cluster, with its simulator API on a free loopback port.
 func startSim() (func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

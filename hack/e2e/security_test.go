@@ -3,8 +3,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +116,208 @@ func TestWebhookAccountCannotRewritePodStatus(t *testing.T) {
 		}
 		if pod.Status.PodIP == "198.18.200.1" || pod.Status.Phase != "Running" {
 			t.Fatalf("the pod's status changed: %s %s", pod.Status.PodIP, pod.Status.Phase)
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// forgedReview is an AdmissionReview as the API server would send it, for anyone to post.
+func forgedReview(req map[string]any) []byte {
+	req["uid"] = fmt.Sprintf("forged-%d", time.Now().UnixNano())
+	req["userInfo"] = map[string]any{"username": "system:serviceaccount:kube-system:forger"}
+	b, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
+	return b
+}
+
+func evictionReview(ns, pod string) []byte {
+	return forgedReview(map[string]any{"kind": map[string]any{"group": "policy", "version": "v1", "kind": "Eviction"},
+		"resource": map[string]any{"group": "", "version": "v1", "resource": "pods"}, "subResource": "eviction",
+		"name": pod, "namespace": ns, "operation": "CREATE",
+		"object": map[string]any{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": map[string]any{"name": pod, "namespace": ns}}})
+}
+
+func scaleReview(ns, sts string, from, to int) []byte {
+	return forgedReview(map[string]any{"kind": map[string]any{"group": "autoscaling", "version": "v1", "kind": "Scale"},
+		"resource": map[string]any{"group": "apps", "version": "v1", "resource": "statefulsets"}, "subResource": "scale",
+		"name": sts, "namespace": ns, "operation": "UPDATE",
+		"object":    map[string]any{"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": map[string]any{"replicas": to}},
+		"oldObject": map[string]any{"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": map[string]any{"replicas": from}}})
+}
+
+// reviewAnswer is what the webhook answered a posted review.
+type reviewAnswer struct {
+	Response struct {
+		Allowed bool `json:"allowed"`
+		Status  struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"status"`
+	} `json:"response"`
+}
+
+// postReview sends body to the webhook's path at 127.0.0.1:port as any pod could, presenting
+// certs (none when empty). An error is the webhook refusing the connection or the request.
+func postReview(port int, path string, body []byte, certs ...tls.Certificate) (reviewAnswer, error) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // #nosec G402 -- the caller is the attacker here; the server side is under test
+		Certificates:       certs}}}
+	var a reviewAnswer
+	resp, err := c.Post(fmt.Sprintf("https://127.0.0.1:%d%s", port, path), "application/json", bytes.NewReader(body))
+	if err != nil {
+		return a, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return a, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return a, json.NewDecoder(resp.Body).Decode(&a)
+}
+
+func noEvacuation(t *testing.T, cfg *envconf.Config, ns string) {
+	t.Helper()
+	if started := events(t, cfg, ns, "EvacuationStarted"); len(started) != 0 {
+		t.Fatalf("an evacuation started: %s", started[0].Message)
+	}
+	for _, n := range simStats(t, ns+"/emqx").Nodes {
+		if n.Evacuation != "" {
+			t.Fatalf("node %s is evacuating (%s)", n.Name, n.Evacuation)
+		}
+	}
+}
+
+// With client authentication on (--client-ca-file, the API server presenting its certificate
+// through its AdmissionConfiguration, as every e2e webhook runs), a forged eviction and a forged
+// scale-down posted by anyone else are refused during the TLS handshake and start nothing, with no
+// certificate or with one of another CA. The negative control: the same eviction presented with
+// the API server's certificate is acted on, so the refusal is the certificate's doing; and a
+// review that does not match live state is answered without a replica count.
+func TestForgedReviewsRefusedAtTLS(t *testing.T) {
+	f := features.New("client authentication").Assess("forged reviews refused at TLS", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		p := installWebhook(t, cfg)
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 600)
+		other := selfSignedClient(t)
+		for what, body := range map[string][]byte{"eviction": evictionReview(ns, "emqx-1"), "scale": scaleReview(ns, "emqx", 3, 2)} {
+			path := map[string]string{"eviction": "/evict", "scale": "/scale"}[what]
+			for who, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's certificate": {other}} {
+				if a, err := postReview(p.port, path, body, certs...); err == nil {
+					t.Errorf("a forged %s with %s was answered: %+v", what, who, a.Response)
+				} else if !strings.Contains(err.Error(), "certificate") {
+					t.Errorf("a forged %s with %s failed, but not at TLS: %v", what, who, err)
+				}
+			}
+		}
+		time.Sleep(2 * time.Second)
+		noEvacuation(t, cfg, ns)
+
+		apiserver, err := tls.LoadX509KeyPair(filepath.Join(webhookClientDir(), "client.crt"), filepath.Join(webhookClientDir(), "client.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := postReview(p.port, "/scale", scaleReview(ns, "emqx", 7, 1), apiserver)
+		if err != nil || !a.Response.Allowed || a.Response.Status.Message != "" {
+			t.Fatalf("a scale with a wrong count, with the API server's certificate: %+v, %v; want allowed with nothing said", a.Response, err)
+		}
+		noEvacuation(t, cfg, ns)
+		a, err = postReview(p.port, "/evict", evictionReview(ns, "emqx-1"), apiserver)
+		if err != nil || a.Response.Allowed || a.Response.Status.Code != http.StatusTooManyRequests {
+			t.Fatalf("the eviction with the API server's certificate: %+v, %v; want held", a.Response, err)
+		}
+		eventually(t, 10*time.Second, "the control: an evacuation started", func() bool { return len(events(t, cfg, ns, "EvacuationStarted")) == 1 })
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// selfSignedClient is a client certificate of a CA the webhook does not trust.
+func selfSignedClient(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "kube-apiserver-webhook-client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// With client authentication off (managed control planes), a replayed eviction — the same review
+// posted every 2 s, for ever — cannot keep a node evacuated: the requests after its node became
+// empty count only within the evacuation time limit, so the evacuation is abandoned at most
+// evacuation-timeout + abandon-after after the node became empty (README's bound; 20 s + 15 s
+// here), and for abandon-after no new one starts, whoever keeps asking: the node takes clients.
+func TestReplayedEvictionCannotKeepANodeEvacuated(t *testing.T) {
+	f := features.New("replayed eviction").Assess("abandoned within the bound", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		p := installWebhook(t, cfg, "--client-ca-file=")
+		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 300)
+		runKubectl(t, "-n", ns, "annotate", "statefulset", "emqx", "emqx.kubectl-emqx.io/evacuation-timeout=20s", "emqx.kubectl-emqx.io/abandon-after=15s")
+		const timeLimit, abandonAfter = 20 * time.Second, 15 * time.Second
+		evacuating := func() string {
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if strings.HasPrefix(n.Name, "emqx@emqx-1.") {
+					return n.Evacuation
+				}
+			}
+			return "?"
+		}
+		var empty, abandoned time.Time
+		var last reviewAnswer
+		deadline := time.Now().Add(timeLimit + abandonAfter + 60*time.Second)
+		for time.Now().Before(deadline) && abandoned.IsZero() {
+			a, err := postReview(p.port, "/evict", evictionReview(ns, "emqx-1"))
+			if err != nil {
+				t.Fatalf("the replayed eviction: %v", err)
+			}
+			last = a
+			if a.Response.Allowed && empty.IsZero() {
+				empty = time.Now() // the webhook lets it go: the node is empty
+			}
+			if !empty.IsZero() && evacuating() == "" {
+				abandoned = time.Now()
+			}
+			time.Sleep(2 * time.Second)
+		}
+		switch {
+		case empty.IsZero():
+			t.Fatalf("the node never became empty; the last answer: %+v", last.Response)
+		case abandoned.IsZero():
+			t.Fatalf("the node was still evacuated %v after it became empty, replays kept it", time.Since(empty).Round(time.Second))
+		}
+		// The bound, plus the controller's poll and the replay's period.
+		if took := abandoned.Sub(empty); took > timeLimit+abandonAfter+8*time.Second {
+			t.Fatalf("abandoned %v after the node became empty, past the bound of %v", took.Round(time.Second), timeLimit+abandonAfter)
+		}
+		t.Logf("replayed every 2 s: empty, then abandoned %v later (bound %v)", abandoned.Sub(empty).Round(time.Second), timeLimit+abandonAfter)
+		if len(events(t, cfg, ns, "EvacuationAbandoned")) != 1 {
+			t.Fatal("no EvacuationAbandoned Event")
+		}
+		// The node takes clients again; the replays go on, and for abandon-after none starts a new
+		// evacuation of it.
+		connectClients(t, ns+"/emqx", 300)
+		eventually(t, 5*time.Second, "clients on emqx-1 again", func() bool {
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if strings.HasPrefix(n.Name, "emqx@emqx-1.") {
+					return n.LiveConnections > 0
+				}
+			}
+			return false
+		})
+		for end := abandoned.Add(abandonAfter - 3*time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+			a, err := postReview(p.port, "/evict", evictionReview(ns, "emqx-1"))
+			if err != nil || a.Response.Allowed || !strings.Contains(a.Response.Status.Message, "was abandoned at") {
+				t.Fatalf("a replay after the abandonment: %+v, %v; want held, nothing started", a.Response, err)
+			}
+			if state := evacuating(); state != "" {
+				t.Fatalf("emqx-1 evacuates again (%s) within abandon-after of its abandonment", state)
+			}
+		}
+		if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 1 {
+			t.Fatalf("%d evacuations started, want the one the replays began with", n)
 		}
 		return ctx
 	}).Feature()

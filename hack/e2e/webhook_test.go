@@ -43,6 +43,7 @@ type webhookProc struct {
 	cmd    *exec.Cmd
 	args   []string
 	health string
+	port   int // the admission port on 127.0.0.1
 }
 
 func freePort(t *testing.T) int {
@@ -57,7 +58,9 @@ func freePort(t *testing.T) int {
 
 // installWebhook registers the webhook configuration rendered from manifests/ (pointed at
 // https://127.0.0.1:port, limited to namespaces labelled for this test, failurePolicy Fail so a
-// webhook outage is seen) and starts the webhook with extra flags.
+// webhook outage is seen) and starts the webhook with extra flags. The webhook requires the API
+// server's client certificate (--client-ca-file; "--client-ca-file=" among extra turns it off):
+// every test through it shows the API server presents one.
 func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhookProc {
 	t.Helper()
 	cs := clientset(t, cfg)
@@ -123,8 +126,9 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		_ = adm.ValidatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 		_ = adm.MutatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 	})
-	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t)), port: port}
 	p.args = append([]string{"--kubeconfig", serviceAccountKubeconfig(t, cfg), "--namespace", webhookNS, "--host", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--client-ca-file", filepath.Join(webhookClientDir(), "ca.crt"),
 		"--tls-ip", "127.0.0.1", "--tls-dns-name", "localhost", "--webhook-config", webhookConfig, "--cert-dir", t.TempDir(),
 		"--metrics-bind-address", "0", "--health-probe-bind-address", p.health, "--leader-elect=true",
 		"--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "200", "--sess-evict-rate", "200",

@@ -1,0 +1,165 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T, name string) testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return testCA{cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+func (ca testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// serve runs a TLS server configured by auth on loopback and answers "ok" to each connection that
+// passes the handshake.
+func serve(t *testing.T, auth *ClientAuth) string {
+	t.Helper()
+	server := newTestCA(t, "server-ca").issue(t, "localhost", x509.ExtKeyUsageServerAuth)
+	cfg := &tls.Config{Certificates: []tls.Certificate{server}, MinVersion: tls.VersionTLS12}
+	auth.Apply(cfg)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if err := c.(*tls.Conn).Handshake(); err == nil {
+					_, _ = io.WriteString(c, "ok")
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// answered: whether a client presenting certs (none if empty) gets past the server's handshake.
+func answered(addr string, certs ...tls.Certificate) bool {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, Certificates: certs}) // #nosec G402 -- the server side is under test
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	return string(b) == "ok"
+}
+
+func TestClientAuthAdmitsOnlyClientsOfItsCA(t *testing.T) {
+	ca, other := newTestCA(t, "apiserver-client-ca"), newTestCA(t, "other")
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := NewClientAuth(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, auth)
+	apiserver := ca.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)
+	for name, c := range map[string]struct {
+		certs []tls.Certificate
+		want  bool
+	}{
+		"the API server's certificate":         {[]tls.Certificate{apiserver}, true},
+		"no certificate":                       {nil, false},
+		"a certificate of another CA":          {[]tls.Certificate{other.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)}, false},
+		"a serving certificate of the same CA": {[]tls.Certificate{ca.issue(t, "kube-apiserver", x509.ExtKeyUsageServerAuth)}, false},
+	} {
+		if got := answered(addr, c.certs...); got != c.want {
+			t.Errorf("%s: answered %v, want %v", name, got, c.want)
+		}
+	}
+
+	// A new CA published in place is read at the next handshake; the old one's clients are refused.
+	if err := os.WriteFile(file, other.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if answered(addr, apiserver) || !answered(addr, other.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)) {
+		t.Error("the CA file's new content was not used")
+	}
+}
+
+func TestClientAuthNamesRestrictTheCAsClients(t *testing.T) {
+	ca := newTestCA(t, "cluster-ca")
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := NewClientAuth(file, []string{"kube-apiserver-webhook-client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, auth)
+	if !answered(addr, ca.issue(t, "kube-apiserver-webhook-client", x509.ExtKeyUsageClientAuth)) {
+		t.Error("the allowed name was refused")
+	}
+	if answered(addr, ca.issue(t, "some-user", x509.ExtKeyUsageClientAuth)) {
+		t.Error("another client of the same CA was admitted")
+	}
+}
+
+func TestClientAuthRefusesAFileWithoutACertificate(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{file: "holds no PEM certificate", file + ".missing": "no such file"} {
+		if _, err := NewClientAuth(path, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", path, err, want)
+		}
+	}
+}

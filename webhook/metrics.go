@@ -6,8 +6,9 @@ import (
 
 // Metrics count the webhook's decisions, ways out included.
 type Metrics struct {
-	decisions *prometheus.CounterVec
-	actions   *prometheus.CounterVec
+	decisions  *prometheus.CounterVec
+	actions    *prometheus.CounterVec
+	clientAuth prometheus.Gauge
 }
 
 // NewMetrics registers the webhook's metrics with reg (controller-runtime's registry in the binary).
@@ -19,9 +20,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "emqx_webhook_controller_actions_total",
 			Help: "What the controller did to evacuations it owns, by reason (EvacuationAbandoned, EvacuationStopped, StaleEvacuationStopped).",
-		}, []string{"reason"})}
-	reg.MustRegister(m.decisions, m.actions)
+		}, []string{"reason"}),
+		clientAuth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "emqx_webhook_client_auth_required",
+			Help: "1 when the admission port requires the API server's client certificate (--client-ca-file); 0 when any caller that reaches it may send reviews.",
+		})}
+	reg.MustRegister(m.decisions, m.actions, m.clientAuth)
 	return m
+}
+
+// ClientAuth records whether the admission port requires the API server's client certificate.
+func (m *Metrics) ClientAuth(required bool) {
+	if required {
+		m.clientAuth.Set(1)
+	} else {
+		m.clientAuth.Set(0)
+	}
 }
 
 func (m *Metrics) action(reason string) {

@@ -52,6 +52,7 @@ type options struct {
 	ips             list
 	clientCA        string
 	clientNames     list
+	clientAuth      *certs.ClientAuth // nil: any caller that reaches the admission port is answered
 	webhookConfig   string
 	mutatingConfig  string
 	routingGate     bool
@@ -174,6 +175,13 @@ func parse(args []string) (*options, error) {
 			return nil, fmt.Errorf("--custom-metrics-bind-address: %w", err)
 		}
 	}
+	if o.clientCA != "" {
+		auth, err := certs.NewClientAuth(o.clientCA, o.clientNames)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca-file: %w", err)
+		}
+		o.clientAuth = auth
+	}
 	m, err := cluster.NewMatcher(o.selector)
 	if err != nil {
 		return nil, err
@@ -259,13 +267,13 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	serverTLS := []func(*tls.Config){tlsDefaults}
-	if o.clientCA != "" {
-		auth, err := certs.NewClientAuth(o.clientCA, o.clientNames)
-		if err != nil {
-			return fmt.Errorf("--client-ca-file: %w", err)
-		}
-		serverTLS = append(serverTLS, auth.Apply)
+	if o.clientAuth != nil {
+		serverTLS = append(serverTLS, o.clientAuth.Apply)
 		log.Info("admission callers must present a client certificate", "ca", o.clientCA, "names", o.clientNames)
+	} else {
+		log.Info("WARNING: the admission port takes reviews from any caller that reaches it; a forged eviction can start an "+
+			"evacuation. Require the API server's client certificate (--client-ca-file), or admit only the API server's "+
+			"addresses to port 9443 (NetworkPolicy)", "metric", "emqx_webhook_client_auth_required 0")
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 clientgoscheme.Scheme,
@@ -295,6 +303,7 @@ func run(ctx context.Context, args []string) error {
 		Log:      log.WithName("gate"),
 		Metrics:  webhook.NewMetrics(crmetrics.Registry),
 	}
+	gate.Metrics.ClientAuth(o.clientAuth != nil)
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	srv := mgr.GetWebhookServer()
 	srv.Register(webhook.PathEviction, webhook.Bounded(&crwebhook.Admission{Handler: &webhook.EvictionHandler{Gate: gate, Reader: mgr.GetClient()}}))

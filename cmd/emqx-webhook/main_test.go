@@ -36,6 +36,9 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{"--namespace", "x", "--custom-metrics-bind-address", "6443"},
 		{"--namespace", "x", "--custom-metrics-bind-address", "localhost:6443"},
 		{"--namespace", "x", "--custom-metrics-bind-address", ":0"},
+		{"--namespace", "x", "--client-cert-name", "kube-apiserver"},
+		{"--namespace", "x", "--client-ca-file", "/nonexistent/ca.crt"},
+		{"--namespace", "x", "--client-ca-file", "main_test.go"},
 		{},
 	} {
 		if _, err := parse(args); err == nil {

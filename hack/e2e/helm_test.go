@@ -77,6 +77,7 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 		{"manifests", nil},
 		{"manifests/autoscaling", []string{"customMetrics.enabled=true"}},
 		{"manifests/cert-manager", []string{"tls.mode=cert-manager"}},
+		{"manifests/client-auth", []string{"clientAuth.enabled=true"}},
 	} {
 		t.Run(c.kustomize, func(t *testing.T) {
 			want := objects(t, runKubectl(t, "kustomize", filepath.Join(repoRoot, c.kustomize)))
@@ -124,8 +125,13 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 			}
 		}
 	}
-	bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"), "--set", "tls.mode=files").CombinedOutput()
-	if err == nil || !strings.Contains(string(bad), `tls.mode must be self-signed or cert-manager, not "files"`) {
-		t.Errorf("tls.mode=files: %v\n%s", err, bad)
+	for set, want := range map[string]string{
+		"tls.mode=files": `tls.mode must be self-signed or cert-manager, not "files"`,
+		"clientAuth.allowedNames={kube-apiserver}": "clientAuth.caBundle and clientAuth.allowedNames need clientAuth.enabled=true",
+	} {
+		bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"), "--set", set).CombinedOutput()
+		if err == nil || !strings.Contains(string(bad), want) {
+			t.Errorf("%s: %v\n%s", set, err, bad)
+		}
 	}
 }

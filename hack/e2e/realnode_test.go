@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,9 +81,13 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 
 		// The Helm chart installs the same thing: helm install on the real node, both replicas
 		// ready (so their caches synced through the kubernetes Service), then it guards a removal.
+		// With client authentication: each replica refuses a caller without the API server's
+		// certificate at TLS, and the API server, presenting it, is answered.
 		runKubectl(t, "delete", "-k", filepath.Join(repoRoot, "hack", "realnode"), "--ignore-not-found", "--wait=true", "--timeout=120s")
 		install := exec.Command(helmBin(t), "install", "emqx-webhook", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
 			"--kubeconfig", kubeconfig, "-n", webhookNS, "--create-namespace", "--wait", "--timeout", "180s",
+			"--set", "clientAuth.enabled=true", "--set-file", "clientAuth.caBundle="+filepath.Join(webhookClientDir(), "ca.crt"),
+			"--set", "clientAuth.allowedNames={kube-apiserver-webhook-client}",
 			"--set", "image.tag=local", "--set-string", "nodeSelector.kemqx\\.io/real-node=true",
 			"--set", "tolerations[0].key=kemqx.io/real-node", "--set", "tolerations[0].operator=Exists", "--set", "tolerations[0].effect=NoSchedule")
 		if out, err := install.CombinedOutput(); err != nil {
@@ -92,6 +97,11 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 			_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").Run()
 			_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
 		})
+		for _, p := range webhookPods(t, cs) {
+			if err := refusedWithoutClientCert(net.JoinHostPort(p.Status.PodIP, "9443")); err != nil {
+				t.Fatalf("pod %s: %v", p.Name, err)
+			}
+		}
 		scaleDownTo(t, cs, ns, 1, 1500)
 		return ctx
 	}).Feature()
@@ -238,4 +248,19 @@ func servedCertificate(t *testing.T, addr string) []byte {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].Raw
+}
+
+// refusedWithoutClientCert: a TLS client without a certificate gets no HTTP answer from addr.
+func refusedWithoutClientCert(addr string) error {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true}}} // #nosec G402 -- the server's client authentication is under test
+	resp, err := c.Post("https://"+addr+"/evict", "application/json", strings.NewReader("{}"))
+	if err == nil {
+		resp.Body.Close()
+		return fmt.Errorf("a caller without a client certificate got HTTP %d", resp.StatusCode)
+	}
+	if !strings.Contains(err.Error(), "certificate") {
+		return fmt.Errorf("a caller without a client certificate failed, but not at TLS: %w", err)
+	}
+	return nil
 }

@@ -107,6 +107,15 @@ func (a *AccessChecker) CheckDue(ctx context.Context) {
 			byCluster[k] = append(byCluster[k], s)
 		}
 	}
+	for k := range a.checked { // clusters that are gone: their series and times go too
+		if _, ok := byCluster[k]; !ok {
+			delete(a.checked, k)
+			ns, inst, _ := strings.Cut(k, "/")
+			for _, r := range []string{AccessOK, AccessRejected, AccessUnreachable} {
+				a.gauge.DeleteLabelValues(ns, inst, r)
+			}
+		}
+	}
 	keys := make([]string, 0, len(byCluster))
 	for k := range byCluster {
 		keys = append(keys, k)

@@ -53,6 +53,14 @@ func TestAccessCheckReportsRejectedCredentialsBeforeAnythingIsRemoved(t *testing
 	if v := testutil.ToFloat64(a.gauge.WithLabelValues(ns, "emqx", AccessRejected)); v != 0 {
 		t.Fatalf("gauge rejected = %v after access came back", v)
 	}
+	// The StatefulSet goes: so do its series and its last check.
+	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
+		t.Fatal(err)
+	}
+	a.CheckDue(context.Background())
+	if n := testutil.CollectAndCount(a.gauge); n != 0 || len(a.checked) != 0 {
+		t.Fatalf("%d series and %d checks kept for a cluster that is gone", n, len(a.checked))
+	}
 }
 
 func TestAccessFindingNamesWhatToDo(t *testing.T) {

@@ -49,6 +49,8 @@ type Connector interface {
 	Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error)
 	// Forget drops a cached connection that failed.
 	Forget(pod *corev1.Pod)
+	// Prune drops what is kept for EMQX clusters live does not name (by ClusterKey): they are gone.
+	Prune(live map[string]bool)
 }
 
 // PodConnector reaches EMQX at pod IPs (the webhook runs inside the cluster), with the
@@ -125,6 +127,18 @@ func (c *PodConnector) Forget(pod *corev1.Pod) {
 	c.mu.Lock()
 	delete(c.conns, ClusterKey(pod))
 	c.mu.Unlock()
+}
+
+// Prune implements Connector: the connections and remembered refusals of clusters that are gone.
+func (c *PodConnector) Prune(live map[string]bool) {
+	c.mu.Lock()
+	for k := range c.conns {
+		if !live[k] {
+			delete(c.conns, k)
+		}
+	}
+	c.mu.Unlock()
+	c.Rejected.Prune(live)
 }
 
 // cluster assembles the pod's EMQX cluster from the cache, as the plugin does from its lists

@@ -63,6 +63,8 @@ func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (EMQX, error)
 
 func (s *simConnector) Forget(*corev1.Pod) {}
 
+func (s *simConnector) Prune(map[string]bool) {}
+
 type fixture struct {
 	t     testing.TB
 	gate  *Gate
@@ -634,6 +636,8 @@ func (blockingConnector) Connect(ctx context.Context, _ *corev1.Pod) (EMQX, erro
 }
 
 func (blockingConnector) Forget(*corev1.Pod) {}
+
+func (blockingConnector) Prune(map[string]bool) {}
 
 func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
 	f := newFixture(t, 100, 100)

@@ -332,6 +332,9 @@ func run(ctx context.Context, args []string) error {
 	if err := (&webhook.Membership{Gate: gate, Poll: 15 * time.Second, AutoRebalance: o.autoRebalance, Cooldown: o.cooldown}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("membership controller: %w", err)
 	}
+	if err := mgr.Add(&webhook.Pruner{Gate: gate, Every: time.Minute}); err != nil {
+		return fmt.Errorf("pruner: %w", err)
+	}
 	if err := mgr.Add(webhook.NewAccessChecker(gate, o.accessInterval, crmetrics.Registry)); err != nil {
 		return fmt.Errorf("access check: %w", err)
 	}

@@ -22,12 +22,17 @@ type Rejected struct {
 	Clock clock.PassiveClock
 
 	mu   sync.Mutex
-	seen map[string]refusal
+	seen map[string]map[string]refusal // cluster → fingerprint of the credentials → refusal
 }
+
+// maxRefusalsPerCluster bounds what one cluster's changing credentials leave behind: the oldest
+// refusals beyond it are forgotten (at worst such a credential is tried once more).
+const maxRefusalsPerCluster = 16
 
 type refusal struct {
 	code  string
 	until time.Time // zero: until the credentials change
+	at    time.Time
 }
 
 // refused returns EMQX's code for an earlier refusal of creds by cluster, or "" when they may be tried.
@@ -37,7 +42,7 @@ func (r *Rejected) refused(cluster string, creds emqx.Credentials) string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f, ok := r.seen[fingerprint(cluster, creds)]
+	f, ok := r.seen[cluster][fingerprint(cluster, creds)]
 	if !ok || !f.until.IsZero() && !r.now().Before(f.until) {
 		return ""
 	}
@@ -52,13 +57,38 @@ func (r *Rejected) remember(cluster string, creds emqx.Credentials, code string)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seen == nil {
-		r.seen = map[string]refusal{}
+		r.seen = map[string]map[string]refusal{}
 	}
-	f := refusal{code: code}
+	of := r.seen[cluster]
+	if of == nil {
+		of = map[string]refusal{}
+		r.seen[cluster] = of
+	}
+	f := refusal{code: code, at: r.now()}
 	if code == emqx.CodeLoginLocked {
-		f.until = r.now().Add(emqx.LoginLockDuration)
+		f.until = f.at.Add(emqx.LoginLockDuration)
 	}
-	r.seen[fingerprint(cluster, creds)] = f
+	of[fingerprint(cluster, creds)] = f
+	for len(of) > maxRefusalsPerCluster {
+		oldest := ""
+		for k, v := range of {
+			if oldest == "" || v.at.Before(of[oldest].at) {
+				oldest = k
+			}
+		}
+		delete(of, oldest)
+	}
+}
+
+// Prune forgets the refusals of every cluster live does not name (EMQX clusters that are gone).
+func (r *Rejected) Prune(live map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.seen {
+		if !live[c] {
+			delete(r.seen, c)
+		}
+	}
 }
 
 func (r *Rejected) now() time.Time {

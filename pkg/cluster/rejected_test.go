@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -119,5 +120,29 @@ func TestUnreachableHardenedDashboardIsExplained(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "EMQX_SECURITY_PROFILE=hardened") ||
 		!strings.Contains(err.Error(), "EMQX_DASHBOARD__LISTENERS__HTTP__BIND=0.0.0.0:18083") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// What a cluster's refusals leave behind is bounded: a cluster that is gone is forgotten whole,
+// and one whose credentials keep changing keeps only its latest refusals.
+func TestRefusalsArePrunedAndBounded(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	r := &Rejected{Clock: clk}
+	bad := emqx.Credentials{Username: "admin", Password: "wrong"}
+	r.remember("mqtt/emqx", bad, emqx.CodeBadUsernameOrPwd)
+	r.remember("gone/emqx", bad, emqx.CodeBadUsernameOrPwd)
+	r.Prune(map[string]bool{"mqtt/emqx": true})
+	if r.refused("gone/emqx", bad) != "" || r.refused("mqtt/emqx", bad) == "" {
+		t.Fatal("prune forgot the live cluster's refusal or kept the gone one's")
+	}
+	for i := range 3 * maxRefusalsPerCluster {
+		clk.Step(time.Second)
+		r.remember("mqtt/emqx", emqx.Credentials{Username: "admin", Password: fmt.Sprint("try-", i)}, emqx.CodeBadUsernameOrPwd)
+	}
+	if n := len(r.seen["mqtt/emqx"]); n != maxRefusalsPerCluster {
+		t.Fatalf("%d refusals kept for one cluster, want %d", n, maxRefusalsPerCluster)
+	}
+	if r.refused("mqtt/emqx", emqx.Credentials{Username: "admin", Password: fmt.Sprint("try-", 3*maxRefusalsPerCluster-1)}) == "" {
+		t.Fatal("the latest refusal was forgotten")
 	}
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/cel-go/cel"
 	"sigs.k8s.io/yaml"
 )
 
@@ -49,9 +51,13 @@ func objects(t *testing.T, stream string) map[string]map[string]any {
 
 func str(v any) string { s, _ := v.(string); return s }
 
+// anySource is the chart's value that admits any source to the admission port, as the kustomize
+// install does: helm template reads no cluster, so it cannot find the API server's addresses.
+const anySource = "networkPolicy.admissionFrom={0.0.0.0/0,::/0}"
+
 func helmTemplate(t *testing.T, ns string, set ...string) string {
 	t.Helper()
-	args := []string{"template", "emqx-webhook", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"), "-n", ns}
+	args := []string{"template", "emqx-webhook", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"), "-n", ns, "--set", anySource}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -108,7 +114,7 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 		})
 	}
 	other := helmTemplate(t, "mqtt-guard", "failurePolicy=Fail", "routingGate=true", "extraArgs={--conn-evict-rate=200}")
-	for _, want := range []string{"system:serviceaccount:mqtt-guard:emqx-webhook", "namespace: mqtt-guard", "- --routing-gate", "- --conn-evict-rate=200"} {
+	for _, want := range []string{"namespace: mqtt-guard", "- --routing-gate", "- --conn-evict-rate=200"} {
 		if !strings.Contains(other, want) {
 			t.Errorf("rendered into mqtt-guard without %q", want)
 		}
@@ -128,10 +134,77 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 	for set, want := range map[string]string{
 		"tls.mode=files": `tls.mode must be self-signed or cert-manager, not "files"`,
 		"clientAuth.allowedNames={kube-apiserver}": "clientAuth.caBundle and clientAuth.allowedNames need clientAuth.enabled=true",
+		// Never any source silently: without a cluster to read, the value must be given.
+		"networkPolicy.admissionFrom=null": "networkPolicy.admissionFrom is empty and the API server's addresses could not be read",
 	} {
-		bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"), "--set", set).CombinedOutput()
+		bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+			"--set", anySource, "--set", set).CombinedOutput()
 		if err == nil || !strings.Contains(string(bad), want) {
 			t.Errorf("%s: %v\n%s", set, err, bad)
+		}
+	}
+}
+
+// The ValidatingAdmissionPolicies bind the webhook's ServiceAccount wherever it is installed: a
+// kustomize overlay into another namespace and the chart's release namespace stay bound (their
+// matchConditions, evaluated with CEL, take the account there), and no other account is.
+func TestAdmissionPoliciesFollowTheNamespace(t *testing.T) {
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(repoRoot, "manifests", "autoscaling"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: mqtt-guard\nresources:\n- " + base + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, err := cel.NewEnv(cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binds := func(expr, user string) bool {
+		ast, iss := env.Compile(expr)
+		if iss.Err() != nil {
+			t.Fatalf("%s: %v", expr, iss.Err())
+		}
+		prg, err := env.Program(ast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := prg.Eval(map[string]any{"request": map[string]any{"userInfo": map[string]any{"username": user}}})
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return out.Value() == true
+	}
+	for name, stream := range map[string]string{
+		"kustomize overlay": runKubectl(t, "kustomize", "--load-restrictor", "LoadRestrictionsNone", dir),
+		"helm":              helmTemplate(t, "mqtt-guard", "customMetrics.enabled=true"),
+	} {
+		policies := 0
+		for _, o := range objects(t, stream) {
+			switch o["kind"] {
+			case "ServiceAccount":
+				if ns := str(o["metadata"].(map[string]any)["namespace"]); ns != "mqtt-guard" {
+					t.Fatalf("%s: the ServiceAccount is in %q", name, ns)
+				}
+			case "ValidatingAdmissionPolicy":
+				policies++
+				for _, c := range o["spec"].(map[string]any)["matchConditions"].([]any) {
+					expr := c.(map[string]any)["expression"].(string)
+					if !binds(expr, "system:serviceaccount:mqtt-guard:emqx-webhook") {
+						t.Errorf("%s: policy %v does not bind the webhook's account in mqtt-guard", name, o["metadata"])
+					}
+					for _, other := range []string{"system:serviceaccount:mqtt-guard:default", "system:serviceaccount:mqtt-guard:emqx-webhook-x", "admin"} {
+						if binds(expr, other) {
+							t.Errorf("%s: policy %v binds %s", name, o["metadata"], other)
+						}
+					}
+				}
+			}
+		}
+		if policies != 3 {
+			t.Errorf("%s: %d admission policies, want 3", name, policies)
 		}
 	}
 }

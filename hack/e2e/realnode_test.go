@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,28 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 			_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").Run()
 			_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
 		})
+		// The NetworkPolicy admits to the admission port what the kubernetes Service's
+		// EndpointSlice named at install, and nothing else.
+		slice, err := cs.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		np, err := cs.NetworkingV1().NetworkPolicies(webhookNS).Get(ctx, "emqx-webhook", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, got []string
+		for _, e := range slice.Endpoints {
+			for _, a := range e.Addresses {
+				want = append(want, a+"/32")
+			}
+		}
+		for _, f := range np.Spec.Ingress[0].From {
+			got = append(got, f.IPBlock.CIDR)
+		}
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Fatalf("the admission port admits %v; the API server's endpoints are %v", got, want)
+		}
 		for _, p := range webhookPods(t, cs) {
 			if err := refusedWithoutClientCert(net.JoinHostPort(p.Status.PodIP, "9443")); err != nil {
 				t.Fatalf("pod %s: %v", p.Name, err)
@@ -169,6 +192,14 @@ func TestCertManagerOnARealNode(t *testing.T) {
 			}
 		}
 
+		// cert-manager keeps the certificate and the caBundle: the webhook's account may not.
+		for _, what := range []string{"patch validatingwebhookconfigurations/emqx-webhook", "create secrets -n " + webhookNS,
+			"update secrets/emqx-webhook-tls -n " + webhookNS} {
+			if out, _ := runKubectlErr(append([]string{"auth", "can-i", "--as=system:serviceaccount:" + webhookNS + ":emqx-webhook"},
+				strings.Fields(what)...)...); !strings.HasSuffix(strings.TrimSpace(out), "\nno") && strings.TrimSpace(out) != "no" {
+				t.Errorf("the webhook's account installed with cert-manager may %s: %s", what, out)
+			}
+		}
 		// The API server trusts the webhook only through the injected CA: a scale-down is held and
 		// evacuated (failurePolicy Fail: without that trust the pod could not go at all).
 		ns := emqxWithClients(t, cfg, 900)

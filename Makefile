@@ -22,6 +22,11 @@ lint:
 	cd hack/tools && $(GO) vet ./imagetar ./pause
 	cd hack/certmanager && $(GO) vet .
 	$$(hack/tools.sh)/actionlint .github/workflows/*.yml
+	@# Every action pinned by commit, the tag it was read at in a comment; no checkout keeps its token.
+	@out=$$(grep -nE '^\s*(- )?uses: ' .github/workflows/*.yml | grep -vE '@[0-9a-f]{40} # v[0-9.]+$$'); \
+		if [ -n "$$out" ]; then echo "actions not pinned by commit:"; echo "$$out"; exit 1; fi
+	@for f in .github/workflows/*.yml; do n=$$(grep -c 'actions/checkout@' $$f); p=$$(grep -c 'persist-credentials: false' $$f); \
+		if [ "$$n" != "$$p" ]; then echo "$$f: a checkout keeps its token (persist-credentials: false)"; exit 1; fi; done
 
 ## e2e: end-to-end tests on the local control plane (built and cached on first use, ~20 min cold)
 e2e:

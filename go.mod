@@ -2,6 +2,8 @@ module github.com/kubectl-emqx/kubectl-emqx
 
 go 1.26.0
 
+toolchain go1.26.8
+
 require (
 	github.com/fatih/color v1.19.0
 	github.com/go-logr/logr v1.4.4

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Release artifacts: kubectl-emqx for linux, darwin and windows on amd64 and arm64, emqx-webhook
 # for linux; archives with LICENSE, README and the completion script; sha256 sums; the krew
-# manifest rendered from krew/emqx.yaml for these archives.
+# manifest rendered from krew/emqx.yaml for these archives; the webhook's install stamped with this
+# version: emqx-webhook.yaml (manifests/ rendered) and the Helm chart packaged
+# (emqx-webhook-<version>.tgz), both deploying the image of this version, by digest when
+# IMAGE_DIGEST (sha256:…) is given, as the release workflow does once the image is pushed.
 #
 # Usage: hack/dist.sh [VERSION]   (default: git describe); output in $DIST_DIR (default dist/)
+# IMAGE: the webhook image's repository (default ghcr.io/kubectl-emqx/emqx-webhook).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 version=${1:-$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)}
@@ -49,7 +53,31 @@ for arch in amd64 arm64; do
 	archive "emqx-webhook_${version}_linux_${arch}" "$(dirname "$bin")"
 done
 
-(cd "$dist" && sha256sum -- *.tar.gz *.zip >checksums.txt)
+# The webhook's install, stamped: a copy of manifests/ (symlinks resolved) with the image of this
+# version instead of :latest. The chart's version is the tag without its v (semver), or
+# 0.0.0-<version> for a build that is not a release.
+image=${IMAGE:-ghcr.io/kubectl-emqx/emqx-webhook}
+digest=${IMAGE_DIGEST:-}
+[[ -z $digest || $digest =~ ^sha256:[0-9a-f]{64}$ ]] || { echo "dist: IMAGE_DIGEST must be sha256:<64 hex digits>, not $digest" >&2; exit 1; }
+chart_version=${version#v}
+[[ $chart_version =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] || chart_version=0.0.0-$version
+stage=$work/manifests
+cp -rL "$root/manifests" "$stage"
+sed -i -e "s|^  newName: .*|  newName: $image|" -e "s|^  newTag: latest$|  newTag: $version|" "$stage/base/kustomization.yaml"
+[[ -z $digest ]] || printf '  digest: %s\n' "$digest" >>"$stage/base/kustomization.yaml"
+sed -i -e "s|^version: .*|version: $chart_version|" -e "s|^appVersion: .*|appVersion: \"$version\"|" "$stage/helm/emqx-webhook/Chart.yaml"
+sed -i -e "s|^  repository: .*|  repository: $image|" -e "s|^  tag: latest$|  tag: \"$version\"|" -e "s|^  digest: \"\"$|  digest: \"$digest\"|" \
+	"$stage/helm/emqx-webhook/values.yaml"
+kubectl=${KUBECTL:-$(command -v kubectl || true)}
+[[ -n $kubectl ]] || { echo "dist: kubectl is needed to render the install (kubectl kustomize); set KUBECTL or put it on PATH" >&2; exit 1; }
+"$kubectl" kustomize "$stage" >"$dist/emqx-webhook.yaml"
+"$("$root/hack/tools.sh")/helm" package "$stage/helm/emqx-webhook" -d "$dist" >/dev/null
+if grep -q ':latest' "$dist/emqx-webhook.yaml"; then
+	echo "dist: the rendered install still deploys :latest" >&2
+	exit 1
+fi
+
+(cd "$dist" && sha256sum -- *.tar.gz *.zip emqx-webhook.yaml emqx-webhook-*.tgz >checksums.txt)
 
 # The krew manifest: the template with version, URIs and checksums filled in.
 manifest=$(<"$root/krew/emqx.yaml")

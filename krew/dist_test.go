@@ -22,8 +22,9 @@ import (
 func TestDistArtifactsInstallAndRunThroughKubectl(t *testing.T) {
 	dist := t.TempDir()
 	const version = "v0.1.0-test.1"
+	digest := "sha256:" + strings.Repeat("0a", 32)
 	cmd := exec.Command(filepath.Join("..", "hack", "dist.sh"), version)
-	cmd.Env = append(os.Environ(), "DIST_DIR="+dist)
+	cmd.Env = append(os.Environ(), "DIST_DIR="+dist, "IMAGE_DIGEST="+digest)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hack/dist.sh: %v\n%s", err, out)
 	}
@@ -62,6 +63,7 @@ func TestDistArtifactsInstallAndRunThroughKubectl(t *testing.T) {
 	if mine == "" {
 		t.Fatalf("no archive for %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
+	checkStampedInstall(t, dist, version, digest, string(sums))
 	bin := t.TempDir()
 	files := untar(t, mine, bin)
 	for _, f := range []string{"kubectl-emqx", "LICENSE", "README.md", "kubectl_complete-emqx"} {
@@ -115,5 +117,34 @@ func untar(t *testing.T, archive, dir string) map[string]bool {
 		}
 		out.Close()
 		files[name] = true
+	}
+}
+
+// checkStampedInstall: the release's webhook install and packaged chart deploy the image of this
+// version by digest, never :latest, and the chart carries the version.
+func checkStampedInstall(t *testing.T, dist, version, digest, sums string) {
+	t.Helper()
+	ref := "ghcr.io/kubectl-emqx/emqx-webhook:" + version + "@" + digest
+	install, err := os.ReadFile(filepath.Join(dist, "emqx-webhook.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(install), "image: "+ref+"\n") || strings.Contains(string(install), ":latest") {
+		t.Fatalf("emqx-webhook.yaml does not deploy %s alone", ref)
+	}
+	chart := filepath.Join(dist, "emqx-webhook-"+strings.TrimPrefix(version, "v")+".tgz")
+	helm, err := exec.Command(filepath.Join("..", "hack", "tools.sh")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(strings.TrimSpace(string(helm)), "helm"), "template", "x", chart,
+		"--set", "networkPolicy.admissionFrom={198.18.0.1/32}").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "image: "+ref+"\n") || strings.Contains(string(out), ":latest") {
+		t.Fatalf("the packaged chart does not deploy %s: %v\n%s", ref, err, out)
+	}
+	for _, f := range []string{"emqx-webhook.yaml", filepath.Base(chart)} {
+		if !strings.Contains(sums, f) {
+			t.Fatalf("checksums.txt lacks %s", f)
+		}
 	}
 }

@@ -45,6 +45,8 @@ func (c *connector) Connect(_ context.Context, pod *corev1.Pod) (webhook.EMQX, e
 
 func (c *connector) Forget(*corev1.Pod) { c.forgotten++ }
 
+func (c *connector) Prune(map[string]bool) {}
+
 func pod(name, instance, ip string, phase corev1.PodPhase) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "mqtt", Labels: map[string]string{

@@ -10,12 +10,16 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -53,6 +57,7 @@ type options struct {
 	clientCA        string
 	clientNames     list
 	clientAuth      *certs.ClientAuth // nil: any caller that reaches the admission port is answered
+	watch           list              // namespaces the webhook reads and guards; empty: all
 	webhookConfig   string
 	mutatingConfig  string
 	routingGate     bool
@@ -122,6 +127,7 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader for the controller (every replica answers admission)")
 	fs.DurationVar(&o.emqxTimeout, "emqx-timeout", 3*time.Second, "timeout of each EMQX API request")
 	fs.DurationVar(&o.cfg.DecisionTimeout, "decision-timeout", o.cfg.DecisionTimeout, "bound of one admission decision, EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
+	fs.Var(&o.watch, "watch-namespace", "read and guard only this namespace's EMQX pods (repeatable; default all): the namespaced install, whose RBAC grants Roles in these namespaces only (Helm value watchNamespaces)")
 	fs.StringVar(&o.selector, "emqx-selector", "", "label selector of further EMQX pods and StatefulSets, besides the Helm chart's and emqx-operator's labels (widen the webhook configuration's matchConditions to match)")
 	fs.DurationVar(&o.controllerPoll, "controller-poll", 2*time.Second, "how often the controller checks an evacuation in progress")
 	fs.Int64Var(&o.cfg.ConnEvictRate, "conn-evict-rate", 0, "connections evicted per second (default: EMQX's, 500); StatefulSet annotation "+webhook.AnnConnRate)
@@ -155,6 +161,8 @@ func parse(args []string) (*options, error) {
 		return nil, errors.New("--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there")
 	case o.tlsMode != "self-signed" && o.tlsMode != "files":
 		return nil, fmt.Errorf("--tls must be self-signed or files, not %q", o.tlsMode)
+	case slices.ContainsFunc(o.watch, func(ns string) bool { return len(validation.IsDNS1123Label(ns)) > 0 }):
+		return nil, fmt.Errorf("--watch-namespace takes namespace names, not %q", strings.Join(o.watch, ","))
 	case o.clientCA == "" && len(o.clientNames) > 0:
 		return nil, errors.New("--client-cert-name needs --client-ca-file: the names are checked on certificates that CA signed")
 	case o.cooldown < time.Second:
@@ -215,6 +223,19 @@ func metricsOptions(o *options) metricsserver.Options {
 		m.TLSOpts = []func(*tls.Config){tlsDefaults}
 	}
 	return m
+}
+
+// cacheOptions: managed fields stripped; with --watch-namespace, namespaced objects (pods,
+// workloads, budgets) are read from those namespaces only, so Roles there are all the RBAC needed.
+func cacheOptions(o *options) cache.Options {
+	c := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	if len(o.watch) > 0 {
+		c.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.watch {
+			c.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return c
 }
 
 func restConfig(path string) (*rest.Config, error) {
@@ -284,7 +305,7 @@ func run(ctx context.Context, args []string) error {
 		// A replica that stops hands the lease over at once instead of after its expiry.
 		LeaderElectionReleaseOnCancel: true,
 		LeaderElectionNamespace:       o.namespace,
-		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                         cacheOptions(o),
 		// HTTP/2 off (tlsDefaults), and the API server's client certificate required when configured.
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir, TLSOpts: serverTLS}),
 	})
@@ -346,7 +367,13 @@ func run(ctx context.Context, args []string) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+	started := srv.StartedChecker()
+	if o.clientAuth != nil {
+		// controller-runtime's check would present no certificate: refused, and logged at every probe.
+		addr := net.JoinHostPort(cmp.Or(o.host, "127.0.0.1"), strconv.Itoa(o.port))
+		started = func(req *http.Request) error { return o.clientAuth.Probe(req.Context(), addr) }
+	}
+	if err := mgr.AddReadyzCheck("webhook", started); err != nil {
 		return err
 	}
 	// Ready means the caches the decisions read have synced: a replica that would answer from an

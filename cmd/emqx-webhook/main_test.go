@@ -37,6 +37,7 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{"--namespace", "x", "--custom-metrics-bind-address", "localhost:6443"},
 		{"--namespace", "x", "--custom-metrics-bind-address", ":0"},
 		{"--namespace", "x", "--client-cert-name", "kube-apiserver"},
+		{"--namespace", "x", "--watch-namespace", "mqtt/emqx"},
 		{"--namespace", "x", "--client-ca-file", "/nonexistent/ca.crt"},
 		{"--namespace", "x", "--client-ca-file", "main_test.go"},
 		{},
@@ -44,5 +45,22 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		if _, err := parse(args); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// --watch-namespace narrows the cache to those namespaces; without it, every namespace is read.
+func TestWatchNamespacesNarrowTheCache(t *testing.T) {
+	o, err := parse([]string{"--namespace", "emqx-webhook", "--watch-namespace", "mqtt", "--watch-namespace", "iot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cacheOptions(o).DefaultNamespaces
+	_, mqtt := got["mqtt"]
+	_, iot := got["iot"]
+	if len(got) != 2 || !mqtt || !iot {
+		t.Fatalf("cache namespaces %v", got)
+	}
+	if o, _ := parse([]string{"--namespace", "emqx-webhook"}); cacheOptions(o).DefaultNamespaces != nil {
+		t.Fatal("without --watch-namespace the cache is narrowed")
 	}
 }

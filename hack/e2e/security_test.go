@@ -323,3 +323,48 @@ func TestReplayedEvictionCannotKeepANodeEvacuated(t *testing.T) {
 	}).Feature()
 	testenv.Test(t, f)
 }
+
+// The namespaced install (the chart's watchNamespaces): the webhook's account reads and annotates
+// only the namespaces that run EMQX (Roles there), so a stolen token reads no other namespace's
+// Secrets or pods; the webhook guards a scale-down there with those Roles alone, and an EMQX pod
+// elsewhere never reaches it.
+func TestNamespacedInstall(t *testing.T) {
+	f := features.New("namespaced install").Assess("Roles in EMQX's namespace only", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		ns, elsewhere := newNamespace(t, cfg), newNamespace(t, cfg)
+		installRendered(t, cfg, helmTemplate(t, webhookNS, "watchNamespaces={"+ns+"}"), true, "--watch-namespace", ns)
+		as := "--as=system:serviceaccount:" + webhookNS + ":emqx-webhook"
+		for what, want := range map[string]string{
+			"get secrets -n " + ns:        "yes",
+			"patch pods -n " + ns:         "yes",
+			"get secrets -n " + elsewhere: "no",
+			"list pods -n " + elsewhere:   "no",
+			"get secrets -A":              "no",
+			"list pods -A":                "no",
+		} {
+			out, _ := runKubectlErr(append([]string{"auth", "can-i", as}, strings.Fields(what)...)...)
+			if got := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]); got != want {
+				t.Errorf("the webhook's account may %s: %q, want %s", what, out, want)
+			}
+		}
+		emqxIn(t, cfg, ns, "helm-emqx.yaml", 3, 900)
+		emqxIn(t, cfg, elsewhere, "helm-emqx.yaml", 2, 600)
+		cs := clientset(t, cfg)
+		scaleDownTo(t, cs, ns, 2, 900)
+		if len(events(t, cfg, ns, "EvacuationStarted")) != 1 {
+			t.Fatal("the namespaced webhook started no evacuation in its namespace")
+		}
+		runKubectl(t, "-n", elsewhere, "scale", "statefulset/emqx", "--replicas=1")
+		eventually(t, 30*time.Second, "emqx-1 gone elsewhere", func() bool {
+			_, err := cs.CoreV1().Pods(elsewhere).Get(ctx, "emqx-1", metav1.GetOptions{})
+			return err != nil
+		})
+		if len(events(t, cfg, elsewhere, "EvacuationStarted")) != 0 {
+			t.Fatal("the namespaced webhook acted outside its namespaces")
+		}
+		eventually(t, 10*time.Second, "sessions lost elsewhere: unguarded there, as installed", func() bool {
+			return simStats(t, elsewhere+"/emqx").LostSessions > 0
+		})
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}

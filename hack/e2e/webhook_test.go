@@ -63,18 +63,29 @@ func freePort(t *testing.T) int {
 // every test through it shows the API server presents one.
 func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhookProc {
 	t.Helper()
-	cs := clientset(t, cfg)
-	ctx := context.Background()
-	waitWebhookNamespace(t, cs)
-	port := freePort(t)
 	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot, "manifests")).Output()
 	if err != nil {
 		t.Fatalf("kubectl kustomize manifests: %v", err)
 	}
+	return installRendered(t, cfg, string(out), false, extra...)
+}
+
+// installRendered is installWebhook from a rendered install (kustomize's or the chart's):
+// its RBAC and admission policies applied, its webhook configurations pointed at the process.
+// keepSelectors keeps the configurations' namespace selectors (a namespaced install's own).
+func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelectors bool, extra ...string) *webhookProc {
+	t.Helper()
+	cs := clientset(t, cfg)
+	ctx := context.Background()
+	waitWebhookNamespace(t, cs)
+	port := freePort(t)
 	var vwc *admissionregistrationv1.ValidatingWebhookConfiguration
 	var mwc *admissionregistrationv1.MutatingWebhookConfiguration
 	var rbac []string
-	for _, doc := range strings.Split(string(out), "\n---\n") {
+	for _, doc := range strings.Split(out, "\n---\n") {
+		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(doc), "---")) == "" {
+			continue
+		}
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
 		if err != nil {
 			t.Fatalf("manifests/ renders an object the API does not know: %v", err)
@@ -89,6 +100,8 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 			rbac = append(rbac, doc)
 		}
 	}
+	// The chart renders no Namespace (helm install --create-namespace makes it).
+	_, _ = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{})
 	if vwc == nil || mwc == nil || len(rbac) < 6 {
 		t.Fatalf("manifests/ renders no webhook configuration or not its RBAC (%d objects)", len(rbac))
 	}
@@ -102,7 +115,9 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		w := &vwc.Webhooks[i]
 		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *w.ClientConfig.Service.Path)
 		w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
-		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
+		if !keepSelectors {
+			w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
+		}
 		w.FailurePolicy = &fail
 	}
 	// The routing gate's mutating webhook keeps the shipped failurePolicy (Ignore): its fail-safe
@@ -111,7 +126,9 @@ func installWebhook(t *testing.T, cfg *envconf.Config, extra ...string) *webhook
 		w := &mwc.Webhooks[i]
 		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *w.ClientConfig.Service.Path)
 		w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
-		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
+		if !keepSelectors {
+			w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}}
+		}
 	}
 	adm := cs.AdmissionregistrationV1()
 	_ = adm.ValidatingWebhookConfigurations().Delete(ctx, webhookConfig, metav1.DeleteOptions{})
@@ -234,6 +251,13 @@ func webhookCluster(t *testing.T, cfg *envconf.Config, fixture string, n, client
 	t.Helper()
 	ns := newNamespace(t, cfg)
 	labelWatched(t, cfg, ns)
+	emqxIn(t, cfg, ns, fixture, n, clients)
+	return ns
+}
+
+// emqxIn is a Helm-shaped EMQX of n pods with clients in ns.
+func emqxIn(t *testing.T, cfg *envconf.Config, ns, fixture string, n, clients int) {
+	t.Helper()
 	if fixture == "helm-emqx-pvc.yaml" {
 		makePVs(t, cfg, ns, n)
 	}
@@ -243,7 +267,6 @@ func webhookCluster(t *testing.T, cfg *envconf.Config, fixture string, n, client
 	if clients > 0 {
 		connectClients(t, ns+"/emqx", clients)
 	}
-	return ns
 }
 
 func expectNothingLost(t *testing.T, ns string, clients int64) {

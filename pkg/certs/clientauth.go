@@ -2,13 +2,19 @@ package certs
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sync"
+	"time"
 )
 
 // ClientAuth makes a TLS server accept only clients that present a certificate signed by the CA
@@ -26,6 +32,10 @@ type ClientAuth struct {
 	mu   sync.Mutex
 	pem  []byte
 	pool *x509.CertPool
+	// self is a certificate made at start whose key never leaves this process: the server's own
+	// readiness probe presents it (Probe), so probing is neither refused nor logged as a failed
+	// handshake every few seconds.
+	self tls.Certificate
 }
 
 // NewClientAuth reads the CA file once, so that a wrong path or a file without a certificate
@@ -35,7 +45,32 @@ func NewClientAuth(caFile string, names []string) (*ClientAuth, error) {
 	if _, err := a.current(); err != nil {
 		return nil, err
 	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate the readiness probe's key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "emqx-webhook-readiness-probe"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(100 * 365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("sign the readiness probe's certificate: %w", err)
+	}
+	a.self = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	return a, nil
+}
+
+// Probe completes a TLS handshake with the server at addr as its own readiness probe: nil once
+// the server listens and accepts the probe's certificate.
+func (a *ClientAuth) Probe(ctx context.Context, addr string) error {
+	d := tls.Dialer{Config: &tls.Config{Certificates: []tls.Certificate{a.self},
+		InsecureSkipVerify: true}} // #nosec G402 -- our own server on loopback; only reachability is probed
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("webhook server is not reachable: %w", err)
+	}
+	return conn.Close()
 }
 
 // Apply sets the server side of the TLS configuration: a client certificate is required and
@@ -85,6 +120,9 @@ func (a *ClientAuth) verify(raw [][]byte, _ [][]*x509.Certificate) error {
 		inter.AddCert(c)
 	}
 	leaf := certs[0]
+	if bytes.Equal(leaf.Raw, a.self.Certificate[0]) {
+		return nil // the server's own readiness probe
+	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return fmt.Errorf("client certificate: %w", err)

@@ -124,6 +124,18 @@ func TestClientAuthAdmitsOnlyClientsOfItsCA(t *testing.T) {
 		}
 	}
 
+	// The server's own readiness probe gets through, and its certificate is this process's alone.
+	if err := auth.Probe(t.Context(), addr); err != nil || !answered(addr, auth.self) {
+		t.Errorf("the readiness probe: %v", err)
+	}
+	other2, err := NewClientAuth(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answered(addr, other2.self) {
+		t.Error("another process's probe certificate was admitted")
+	}
+
 	// A new CA published in place is read at the next handshake; the old one's clients are refused.
 	if err := os.WriteFile(file, other.pem, 0o600); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 )
@@ -367,4 +370,111 @@ func TestNamespacedInstall(t *testing.T) {
 		return ctx
 	}).Feature()
 	testenv.Test(t, f)
+}
+
+// EMQX's dashboard over HTTPS (EMQX_DASHBOARD__LISTENERS__HTTPS__*, its certificate from a Secret
+// volume, as a real EMQX reads it; the simulator serves it the same way): with the StatefulSet
+// naming the dashboard's CA, the webhook reaches EMQX at the HTTPS port and guards a scale-down.
+// The negative control: the same cluster with another CA named is never believed: the removal is
+// held as "EMQX's API failed", and nothing starts.
+func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
+	f := features.New("EMQX over HTTPS").Assess("the dashboard's CA verified", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		installWebhook(t, cfg)
+		cs := clientset(t, cfg)
+		emqxHTTPS := func(ca, named testCA) string {
+			ns := newNamespace(t, cfg)
+			labelWatched(t, cfg, ns)
+			crt, key := ca.serving(t, "*.emqx-headless."+ns+".svc")
+			for name, data := range map[string]map[string][]byte{
+				"emqx-dashboard-tls": {"tls.crt": crt, "tls.key": key},
+				"emqx-dashboard-ca":  {"ca.crt": named.pem},
+			} {
+				if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: data}, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			applyFixtureWith(t, cfg, "helm-emqx.yaml", ns, 3, func(o k8s.Object) {
+				sts, ok := o.(*appsv1.StatefulSet)
+				if !ok {
+					return
+				}
+				sts.Annotations = map[string]string{"emqx.kubectl-emqx.io/dashboard-ca-secret": "emqx-dashboard-ca",
+					"emqx.kubectl-emqx.io/wait-health-check": "2", "emqx.kubectl-emqx.io/wait-takeover": "2"}
+				spec := &sts.Spec.Template.Spec
+				spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "dashboard-tls",
+					VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "emqx-dashboard-tls"}}})
+				c := &spec.Containers[0]
+				c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "dashboard-tls", MountPath: "/opt/emqx/etc/dashboard-tls", ReadOnly: true})
+				c.Ports = append(c.Ports, corev1.ContainerPort{Name: "dashboardtls", ContainerPort: 18084})
+				c.Env = append(c.Env,
+					corev1.EnvVar{Name: "EMQX_DASHBOARD__LISTENERS__HTTPS__ENABLE", Value: "true"},
+					corev1.EnvVar{Name: "EMQX_DASHBOARD__LISTENERS__HTTPS__BIND", Value: "0.0.0.0:18084"},
+					corev1.EnvVar{Name: "EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__CERTFILE", Value: "/opt/emqx/etc/dashboard-tls/tls.crt"},
+					corev1.EnvVar{Name: "EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__KEYFILE", Value: "/opt/emqx/etc/dashboard-tls/tls.key"})
+			})
+			waitPods(t, cfg, ns, helmSelector, 3)
+			eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
+			connectClients(t, ns+"/emqx", 600)
+			return ns
+		}
+		ca := newTestCA(t)
+		ns := emqxHTTPS(ca, ca)
+		scaleDownTo(t, cs, ns, 2, 600)
+		if len(events(t, cfg, ns, "EvacuationStarted")) != 1 {
+			t.Fatal("no evacuation started over HTTPS")
+		}
+
+		// The control: the CA named is not the one that signed the dashboard's certificate.
+		wrong := emqxHTTPS(newTestCA(t), newTestCA(t))
+		out, err := runKubectlErr("-n", wrong, "delete", "pod", "emqx-1", "--wait=false")
+		if err == nil || !strings.Contains(out, "is not from the CA") {
+			t.Fatalf("a deletion with EMQX's certificate unverifiable: %v\n%s", err, out)
+		}
+		if len(events(t, cfg, wrong, "EvacuationStarted")) != 0 {
+			t.Fatal("an evacuation started through an unverified EMQX")
+		}
+		return ctx
+	}).Feature()
+	testenv.Test(t, f)
+}
+
+// testCA signs the EMQX dashboard's serving certificate.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T) testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "emqx-dashboard-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return testCA{cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// serving is a certificate and key (PEM) for dns, signed by ca.
+func (ca testCA) serving(t *testing.T, dns string) (crt, key []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: dns}, DNSNames: []string{dns},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(k)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }

@@ -105,10 +105,20 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	if a.Creds == (emqx.Credentials{}) {
 		read.Go(func() { cands = clusterCredentials(ctx, a.Kube, cl, pod) })
 	}
-	url, stop, err := forward(ctx, pod, dashboardPort(pod))
+	port, tlsConf, err := dashboardTLS(ctx, a.Kube, cl, pod)
+	if err != nil {
+		read.Wait()
+		return nil, err
+	}
+	url, stop, err := forward(ctx, pod, port)
 	read.Wait()
 	if err != nil {
 		return nil, err
+	}
+	if tlsConf != nil {
+		// EMQX's API over HTTPS only: the forward's address with the dashboard's CA and names.
+		url = "https://" + strings.TrimPrefix(url, "http://")
+		a.Options = append(slices.Clone(a.Options), emqx.WithTLS(tlsConf))
 	}
 	via := fmt.Sprintf("pod %s/%s (port-forward)", pod.Namespace, pod.Name)
 	conn, err := authenticate(ctx, a, cl.Namespace+"/"+cl.Name, url, via, stop, cands)

@@ -318,7 +318,12 @@ func DashboardUser(env map[string]string) (user, password string) {
 // BootstrapSecret finds the Secret and key that hold the pod's bootstrap API key file
 // (EMQX_API_KEY__BOOTSTRAP_FILE mounted from a Secret volume), or ok false.
 func BootstrapSecret(pod *corev1.Pod, env map[string]string) (secret, key string, ok bool) {
-	file := Unquote(env["EMQX_API_KEY__BOOTSTRAP_FILE"])
+	return MountedSecret(pod, Unquote(env["EMQX_API_KEY__BOOTSTRAP_FILE"]))
+}
+
+// MountedSecret is the Secret and key that the EMQX container sees at path file, when a Secret
+// volume mounted there holds it.
+func MountedSecret(pod *corev1.Pod, file string) (secret, key string, ok bool) {
 	c := emqxContainer(&pod.Spec)
 	if file == "" || c == nil {
 		return "", "", false

@@ -3,6 +3,7 @@ package emqx
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,18 @@ type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client (transport, TLS, per-request timeout).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithTLS reaches EMQX over HTTPS with cfg (its dashboard's HTTPS listener): the HTTP client set
+// so far is kept, with its own transport. Give it after WithHTTPClient.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *Client) {
+		h := *c.http
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = cfg
+		h.Transport = tr
+		c.http = &h
+	}
+}
 
 // WithClock sets the clock used for retry back-off.
 func WithClock(clk clock.Clock) Option { return func(c *Client) { c.clock = clk } }

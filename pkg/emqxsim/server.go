@@ -51,6 +51,25 @@ func (s *Server) Serve(node string, ln net.Listener) {
 	}()
 }
 
+// ServeAlso serves node's API on one more listener (its dashboard's HTTPS listener beside HTTP),
+// stopped with the others by Close; with no listener yet it is Serve.
+func (s *Server) ServeAlso(node string, ln net.Listener) {
+	s.mu.Lock()
+	srv := s.servers[node]
+	s.mu.Unlock()
+	if srv == nil {
+		s.Serve(node, ln)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.c.logf("node %s: serve: %v", node, err)
+		}
+	}()
+}
+
 // Close stops serving node's API.
 func (s *Server) Close(node string) {
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package follow
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -188,16 +189,33 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 		f.opts.Log("pod %s: node %s (%s), its API on the pod's 127.0.0.1 only (hardened profile)", describe(pod), name, nc.Role)
 		return rec, nil
 	}
-	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(f.opts.Port))
-	ln, err := listenIn(f.opts.NetNS, addr)
-	if err != nil {
-		_ = sc.c.RemoveNode(name)
-		return nil, err
+	var addrs []string
+	if DashboardHTTP(env) {
+		addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(f.opts.Port))
+		ln, err := listenIn(f.opts.NetNS, addr)
+		if err != nil {
+			_ = sc.c.RemoveNode(name)
+			return nil, err
+		}
+		sc.srv.ServeAlso(name, ln)
+		addrs = append(addrs, "http://"+addr)
 	}
-	sc.srv.Serve(name, ln)
+	if port, cfg, err := DashboardHTTPS(pod, env, src); err != nil {
+		f.opts.Log("pod %s: the dashboard's HTTPS listener does not start, as EMQX's would not: %v", describe(pod), err)
+	} else if cfg != nil {
+		addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port))
+		ln, err := listenIn(f.opts.NetNS, addr)
+		if err != nil {
+			sc.srv.Close(name)
+			_ = sc.c.RemoveNode(name)
+			return nil, err
+		}
+		sc.srv.ServeAlso(name, tls.NewListener(ln, cfg))
+		addrs = append(addrs, "https://"+addr)
+	}
 	f.pods[pod.UID] = rec
 	f.ensurePortForward(pod)
-	f.opts.Log("pod %s: node %s (%s) on %s", describe(pod), name, nc.Role, addr)
+	f.opts.Log("pod %s: node %s (%s) on %v", describe(pod), name, nc.Role, addrs)
 	return rec, nil
 }
 

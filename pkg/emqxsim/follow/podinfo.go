@@ -3,7 +3,10 @@
 package follow
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,3 +81,55 @@ func DataKey(pod *corev1.Pod) string {
 
 // describe is a short label for logs.
 func describe(pod *corev1.Pod) string { return fmt.Sprintf("%s/%s", pod.Namespace, pod.Name) }
+
+// DashboardHTTP is dashboard.listeners.http.enable (on unless set false).
+func DashboardHTTP(env map[string]string) bool {
+	return !strings.EqualFold(cluster.Unquote(env["EMQX_DASHBOARD__LISTENERS__HTTP__ENABLE"]), "false")
+}
+
+// DashboardHTTPS is the dashboard's HTTPS listener as EMQX starts it from the environment
+// (emqx_dashboard_schema: dashboard.listeners.https, enable false by default, bind 18084,
+// ssl_options.certfile/keyfile): its port and server configuration, nil when it is off. The
+// certificate and key files are read from the Secret volumes the container mounts there; a file
+// that is not in one fails, as EMQX fails to start that listener.
+func DashboardHTTPS(pod *corev1.Pod, env map[string]string, src cluster.Sources) (int, *tls.Config, error) {
+	if !strings.EqualFold(cluster.Unquote(env["EMQX_DASHBOARD__LISTENERS__HTTPS__ENABLE"]), "true") {
+		return 0, nil, nil
+	}
+	port := cluster.DashboardHTTPSPort
+	if bind := cluster.Unquote(env["EMQX_DASHBOARD__LISTENERS__HTTPS__BIND"]); bind != "" {
+		if _, p, err := net.SplitHostPort(bind); err == nil {
+			bind = p
+		}
+		n, err := strconv.Atoi(bind)
+		if err != nil {
+			return 0, nil, fmt.Errorf("EMQX_DASHBOARD__LISTENERS__HTTPS__BIND %q is no port", bind)
+		}
+		port = n
+	}
+	read := func(v string) ([]byte, error) {
+		file := cluster.Unquote(env["EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__"+v])
+		name, key, ok := cluster.MountedSecret(pod, file)
+		if !ok || src.Secret == nil {
+			return nil, fmt.Errorf("%s %q is in no Secret volume", v, file)
+		}
+		data, ok := src.Secret(name)
+		if !ok || len(data[key]) == 0 {
+			return nil, fmt.Errorf("%s: Secret %s has no key %s", v, name, key)
+		}
+		return data[key], nil
+	}
+	certPEM, err := read("CERTFILE")
+	if err != nil {
+		return 0, nil, err
+	}
+	keyPEM, err := read("KEYFILE")
+	if err != nil {
+		return 0, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return 0, nil, fmt.Errorf("the dashboard's certificate and key: %w", err)
+	}
+	return port, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

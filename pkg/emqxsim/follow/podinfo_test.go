@@ -1,10 +1,19 @@
 package follow
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"maps"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -145,4 +154,51 @@ func TestReleaseFromTheImageTag(t *testing.T) {
 			t.Errorf("%s: %s, want %s", image, got, want)
 		}
 	}
+}
+
+// The dashboard's HTTPS listener starts as EMQX starts it: only when enabled, on its bind's port,
+// with the certificate and key of the Secret volume mounted at the configured files; a file in no
+// Secret volume fails it, as EMQX fails to start that listener.
+func TestDashboardHTTPSListenerFromTheEnvironment(t *testing.T) {
+	crt, key := selfSigned(t)
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "emqx", VolumeMounts: []corev1.VolumeMount{{Name: "tls", MountPath: "/opt/emqx/etc/tls"}}}},
+		Volumes:    []corev1.Volume{{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "dash"}}}}}}
+	src := cluster.Sources{Secret: func(name string) (map[string][]byte, bool) {
+		return map[string][]byte{"tls.crt": crt, "tls.key": key}, name == "dash"
+	}}
+	env := map[string]string{"EMQX_DASHBOARD__LISTENERS__HTTPS__ENABLE": "true", "EMQX_DASHBOARD__LISTENERS__HTTPS__BIND": "0.0.0.0:18085",
+		"EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__CERTFILE": "/opt/emqx/etc/tls/tls.crt",
+		"EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__KEYFILE":  "/opt/emqx/etc/tls/tls.key"}
+	if port, cfg, err := DashboardHTTPS(pod, env, src); err != nil || port != 18085 || cfg == nil || len(cfg.Certificates) != 1 {
+		t.Fatalf("enabled: port %d, config %v, %v", port, cfg != nil, err)
+	}
+	off := map[string]string{}
+	maps.Copy(off, env)
+	delete(off, "EMQX_DASHBOARD__LISTENERS__HTTPS__ENABLE")
+	if _, cfg, err := DashboardHTTPS(pod, off, src); cfg != nil || err != nil {
+		t.Fatalf("EMQX's default is off: %v %v", cfg != nil, err)
+	}
+	env["EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__KEYFILE"] = "/etc/emqx/key.pem"
+	if _, _, err := DashboardHTTPS(pod, env, src); err == nil || !strings.Contains(err.Error(), "in no Secret volume") {
+		t.Fatalf("a key file in no Secret volume: %v", err)
+	}
+	if !DashboardHTTP(map[string]string{}) || DashboardHTTP(map[string]string{"EMQX_DASHBOARD__LISTENERS__HTTP__ENABLE": "false"}) {
+		t.Fatal("dashboard.listeners.http.enable")
+	}
+}
+
+func selfSigned(t *testing.T) (crt, key []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "emqx"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(k)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }

@@ -1,6 +1,24 @@
-package main
+package app
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// parse is what the main does with args, short of Run.
+func parse(args []string) (*Options, error) {
+	o := NewOptions()
+	fs := pflag.NewFlagSet("emqx-webhook", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := o.Complete(); err != nil {
+		return nil, err
+	}
+	return o, o.Validate()
+}
 
 // Metrics are HTTPS with authentication and authorization by default; plain HTTP only on loopback
 // unless an address is given.
@@ -19,7 +37,7 @@ func TestMetricsAreSecureByDefaultAndPlainOnlyOnLoopback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := metricsOptions(o)
+		m := o.metricsOptions()
 		if m.BindAddress != tc.addr || m.SecureServing != tc.secure || (m.FilterProvider != nil) != tc.secure {
 			t.Errorf("%v: address %q secure %v filter %v", tc.args, m.BindAddress, m.SecureServing, m.FilterProvider != nil)
 		}
@@ -39,7 +57,10 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{"--namespace", "x", "--client-cert-name", "kube-apiserver"},
 		{"--namespace", "x", "--watch-namespace", "mqtt/emqx"},
 		{"--namespace", "x", "--client-ca-file", "/nonexistent/ca.crt"},
-		{"--namespace", "x", "--client-ca-file", "main_test.go"},
+		{"--namespace", "x", "--client-ca-file", "options_test.go"},
+		{"--namespace", "x", "--tls-ip", "not-an-ip"},
+		{"--namespace", "x", "--wait-takeover", "soon"},
+		{"--namespace", "x", "--zap-log-level", "loud"},
 		{},
 	} {
 		if _, err := parse(args); err == nil {
@@ -54,13 +75,25 @@ func TestWatchNamespacesNarrowTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := cacheOptions(o).DefaultNamespaces
+	got := o.cacheOptions().DefaultNamespaces
 	_, mqtt := got["mqtt"]
 	_, iot := got["iot"]
 	if len(got) != 2 || !mqtt || !iot {
 		t.Fatalf("cache namespaces %v", got)
 	}
-	if o, _ := parse([]string{"--namespace", "emqx-webhook"}); cacheOptions(o).DefaultNamespaces != nil {
+	if o, _ := parse([]string{"--namespace", "emqx-webhook"}); o.cacheOptions().DefaultNamespaces != nil {
 		t.Fatal("without --watch-namespace the cache is narrowed")
+	}
+}
+
+// The log level is a flag (controller-runtime's zap options), and an empty value turns client
+// authentication off again (as the e2e does after the default).
+func TestLogLevelAndClientAuthFlags(t *testing.T) {
+	o, err := parse([]string{"--namespace", "emqx-webhook", "--zap-log-level", "debug", "--client-ca-file", "x", "--client-ca-file="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Log.Level == nil || o.clientAuth != nil {
+		t.Fatalf("log level %v, client auth %v", o.Log.Level, o.clientAuth != nil)
 	}
 }

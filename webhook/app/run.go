@@ -1,0 +1,213 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
+)
+
+// leaderElectionID names the controller's lease; the routing gate reads it to know a controller runs.
+const leaderElectionID = "emqx-webhook-controller"
+
+// Run starts the webhook and its controllers and returns when ctx ends or one of them fails.
+func (o *Options) Run(ctx context.Context) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.Log)))
+	log := ctrl.Log.WithName("emqx-webhook")
+	log.Info("starting", "version", version.Version, "namespace", o.Namespace, "tls", o.TLSMode)
+	cfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubernetes config: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	rot, err := o.rotator(ctx, cfg, kube, log)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 clientgoscheme.Scheme,
+		Metrics:                o.metricsOptions(),
+		HealthProbeBindAddress: o.HealthAddr,
+		LeaderElection:         o.LeaderElect,
+		LeaderElectionID:       leaderElectionID,
+		// A replica that stops hands the lease over at once instead of after its expiry.
+		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       o.Namespace,
+		Cache:                         o.cacheOptions(),
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir,
+			TLSOpts: o.serverTLS(log)}),
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	gate := &webhook.Gate{
+		Matcher: o.matcher,
+		Client:  mgr.GetClient(),
+		Kube:    kube,
+		EMQX: &webhook.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
+			Rejected: cluster.Rejected{Clock: clock.RealClock{}}},
+		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
+		Clock:    clock.RealClock{},
+		Config:   o.Decisions,
+		Log:      log.WithName("gate"),
+		Metrics:  webhook.NewMetrics(crmetrics.Registry),
+	}
+	gate.Metrics.ClientAuth(o.clientAuth != nil)
+	o.register(mgr, gate, kube)
+	if err := o.addRunnables(mgr, gate, kube, rot, log); err != nil {
+		return err
+	}
+	if err := o.addChecks(mgr); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func restConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		return ctrl.GetConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", path)
+}
+
+// rotator is the self-signed certificate rotator (nil with --tls=files), its certificate made
+// before the webhook server starts.
+func (o *Options) rotator(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, log logr.Logger) (*certs.Rotator, error) {
+	if o.TLSMode != "self-signed" {
+		return nil, nil
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	var apiServices []string
+	if o.CustomMetricsAddr != "0" {
+		apiServices = []string{o.APIService}
+	}
+	var ips []net.IP
+	for _, s := range o.IPs {
+		ips = append(ips, net.ParseIP(s)) // Validate checked them
+	}
+	rot := &certs.Rotator{Kube: kube, Dynamic: dyn, APIServices: apiServices, Namespace: o.Namespace, SecretName: o.TLSSecret,
+		DNSNames: o.DNSNames, IPs: ips, CertDir: o.CertDir, ValidatingWebhooks: []string{o.WebhookConfig},
+		MutatingWebhooks: []string{o.MutatingConfig}, Validity: 365 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour,
+		Clock: clock.RealClock{}, Log: log.WithName("certs")}
+	if err := rot.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return rot, nil
+}
+
+// serverTLS: HTTP/2 off (tlsDefaults), and the API server's client certificate required when
+// configured; said at start either way.
+func (o *Options) serverTLS(log logr.Logger) []func(*tls.Config) {
+	if o.clientAuth == nil {
+		log.Info("WARNING: the admission port takes reviews from any caller that reaches it; a forged eviction can "+
+			"start an evacuation. Require the API server's client certificate (--client-ca-file), or admit only the "+
+			"API server's addresses to port 9443 (NetworkPolicy)", "metric", "emqx_webhook_client_auth_required 0")
+		return []func(*tls.Config){tlsDefaults}
+	}
+	log.Info("admission callers must present a client certificate", "ca", o.ClientCA, "names", o.ClientNames)
+	return []func(*tls.Config){tlsDefaults, o.clientAuth.Apply}
+}
+
+// register puts the admission handlers on the webhook server.
+func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface) {
+	decoder := admission.NewDecoder(mgr.GetScheme())
+	reader := mgr.GetClient()
+	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: reader, All: o.RoutingGate}
+	if o.LeaderElect {
+		routing.Alive = webhook.LeaseAlive(kube, o.Namespace, leaderElectionID, clock.RealClock{})
+	}
+	srv := mgr.GetWebhookServer()
+	for path, h := range map[string]admission.Handler{
+		webhook.PathEviction:  &webhook.EvictionHandler{Gate: gate, Reader: reader},
+		webhook.PathPodDelete: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader},
+		webhook.PathScale:     &webhook.ScaleHandler{Gate: gate, Reader: reader, Decoder: decoder},
+		webhook.PathPodCreate: routing,
+	} {
+		srv.Register(path, webhook.Bounded(&crwebhook.Admission{Handler: h}))
+	}
+}
+
+// addRunnables adds the controllers, the access check, the pruner, the rotator and the custom
+// metrics API to the manager.
+func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface, rot *certs.Rotator,
+	log logr.Logger) error {
+	if err := (&webhook.Controller{Gate: gate, Poll: o.ControllerPoll}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	membership := &webhook.Membership{Gate: gate, Poll: 15 * time.Second, AutoRebalance: o.AutoRebalance, Cooldown: o.Cooldown}
+	if err := membership.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("membership controller: %w", err)
+	}
+	runnables := []manager.Runnable{&webhook.Pruner{Gate: gate, Every: time.Minute},
+		webhook.NewAccessChecker(gate, o.AccessInterval, crmetrics.Registry)}
+	if rot != nil {
+		runnables = append(runnables, rot)
+	}
+	if o.CustomMetricsAddr != "0" {
+		// After the certificate exists: the server loads it (and reloads it when it changes).
+		p := &custommetrics.Provider{Matcher: o.matcher, Reader: mgr.GetClient(), Kube: kube, EMQX: gate.EMQX,
+			Clock: clock.RealClock{}, Log: log.WithName("custom-metrics")}
+		cm, err := custommetrics.NewServer(custommetrics.ServerOptions{Address: o.CustomMetricsAddr, CertDir: o.CertDir,
+			Kubeconfig: cmp.Or(o.Kubeconfig, os.Getenv("KUBECONFIG"))}, p)
+		if err != nil {
+			return err
+		}
+		runnables = append(runnables, cm)
+	}
+	for _, r := range runnables {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("add %T: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// addChecks: /healthz, and /readyz once the webhook server answers and the caches the decisions
+// read have synced (a replica that would answer from an empty cache receives no request).
+func (o *Options) addChecks(mgr manager.Manager) error {
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	started := mgr.GetWebhookServer().StartedChecker()
+	if o.clientAuth != nil {
+		// controller-runtime's check would present no certificate: refused, and logged at every probe.
+		addr := net.JoinHostPort(cmp.Or(o.Host, "127.0.0.1"), strconv.Itoa(o.Port))
+		started = func(req *http.Request) error { return o.clientAuth.Probe(req.Context(), addr) }
+	}
+	if err := mgr.AddReadyzCheck("webhook", started); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("informers", webhook.CachesSynced(mgr.GetCache()))
+}

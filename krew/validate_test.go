@@ -1,5 +1,3 @@
-// Package krew checks the krew plugin manifest against krew's validation rules (sigs.k8s.io/krew
-// itself is not available from the module proxy here, so the rules are written out).
 package krew
 
 import (

@@ -1,4 +1,3 @@
-// Command kubectl-emqx is the kubectl plugin `kubectl emqx`.
 package main
 
 import (

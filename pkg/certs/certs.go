@@ -1,6 +1,3 @@
-// Package certs is emqx-webhook's built-in self-signed certificate rotator: a CA and a serving
-// certificate kept in one Secret that every replica shares, written to the webhook server's
-// certificate directory, and the CA injected into the webhook configurations' caBundle.
 package certs
 
 import (

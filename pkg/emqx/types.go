@@ -1,5 +1,3 @@
-// Package emqx is a typed client for the EMQX REST API used for node evacuation and cluster
-// rebalance: /api/v5/nodes and /api/v5/load_rebalance (EMQX 5.x and 6.x; see API.md).
 package emqx
 
 // Node is one entry of GET /api/v5/nodes. A stopped core node carries only Node, NodeStatus and Role.

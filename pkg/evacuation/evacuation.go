@@ -1,5 +1,3 @@
-// Package evacuation holds the decisions the plugin and the webhook share: how far an evacuation
-// is from done, whether a node is safe to remove, and how a rebalance is planned and judged.
 package evacuation
 
 import (

@@ -1,5 +1,3 @@
-// Package status builds the report of `kubectl emqx status`: one row per EMQX pod or node with
-// its load and evacuation/rebalance role, cluster totals and the running rebalance.
 package status
 
 import (

@@ -1,5 +1,3 @@
-// Package simcli is the command line of emqx-sim: a simulated EMQX cluster whose node i serves its
-// REST API on PORT+i.
 package simcli
 
 import (

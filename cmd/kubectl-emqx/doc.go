@@ -1,0 +1,2 @@
+// Command kubectl-emqx is the kubectl plugin `kubectl emqx`.
+package main

@@ -13,8 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
 // Controller closes the loops admission cannot:
@@ -114,65 +112,33 @@ func (c *Controller) act(ctx context.Context, w Watch, decide func(Watch) Action
 
 // seeEvacuation reads the global status for Follow: the evacuation of the node the pod records.
 func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen) {
-	conn, err := c.Gate.EMQX.Connect(ctx, pod)
-	if err != nil {
-		return nil, &Seen{Err: err}
+	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Node: pod.Annotations[AnnNode], Status: true})
+	if o.Err != nil {
+		return nil, &Seen{Err: o.Err, Stale: o.Stale}
 	}
-	gs, err := conn.GlobalStatus(ctx)
-	if err != nil {
-		return nil, &Seen{Err: err, Stale: true}
-	}
-	s := &Seen{Node: pod.Annotations[AnnNode]}
-	s.Evacuation, s.Evacuating = gs.Evacuation(s.Node)
-	if err := judgeable(ctx, conn, s, nil); err != nil {
-		return nil, &Seen{Err: err, Stale: true}
-	}
-	return conn, s
-}
-
-// judgeable adds to s what judging its evacuation needs beyond EMQX's own rule: the node as listed
-// now (nodes, or asked for when nil) and whether sessions may be durable. Nothing is asked of an
-// evacuation EMQX calls done, or of none.
-func judgeable(ctx context.Context, conn EMQX, s *Seen, nodes []emqx.Node) error {
-	if !s.Evacuating || s.Evacuation.Done() {
-		return nil
-	}
-	if nodes == nil {
-		var err error
-		if nodes, err = conn.Nodes(ctx); err != nil {
-			return err
-		}
-	}
-	s.Listed, _ = cluster.NodeByName(nodes, s.Node)
-	var err error
-	s.Durable, err = evacuation.AskDurability(ctx, conn, s.Listed.Version)
-	return err
+	return o.Conn, seen(o, pod.Annotations[AnnNode])
 }
 
 // seeNode finds the pod's node and its evacuation for Reopen.
 func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen) {
-	conn, err := c.Gate.EMQX.Connect(ctx, pod)
-	if err != nil {
-		return nil, &Seen{Err: err}
+	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Status: true})
+	switch {
+	case o.Err != nil:
+		return nil, &Seen{Err: o.Err, Stale: o.Stale}
+	case !o.Found || !o.Node.Running():
+		return o.Conn, &Seen{} // not joined yet
 	}
-	nodes, err := conn.Nodes(ctx)
-	if err != nil {
-		return nil, &Seen{Err: err, Stale: true}
-	}
-	node, _, ok := cluster.FindNode(ctx, c.Gate.Kube, nodes, pod)
-	if !ok || !node.Running() {
-		return conn, &Seen{} // not joined yet
-	}
-	gs, err := conn.GlobalStatus(ctx)
-	if err != nil {
-		return nil, &Seen{Err: err}
-	}
-	s := &Seen{Node: node.Node, Joined: true}
-	s.Evacuation, s.Evacuating = gs.Evacuation(node.Node)
-	if err := judgeable(ctx, conn, s, nodes); err != nil {
-		return nil, &Seen{Err: err, Stale: true}
-	}
-	return conn, s
+	s := seen(o, o.Node.Node)
+	s.Joined = true
+	return o.Conn, s
+}
+
+// seen is what Follow and Reopen judge of the node: its evacuation, the node as listed now and
+// how to read its session count.
+func seen(o NodeState, node string) *Seen {
+	s := &Seen{Node: node, Listed: o.Node, Durable: o.Durable}
+	s.Evacuation, s.Evacuating = o.Status.Evacuation(node)
+	return s
 }
 
 // withdrawn: a StatefulSet generation after the scale-down's keeps the pod. Until the admitted

@@ -19,8 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"gomodules.xyz/jsonpatch/v2"
-
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 )
 
 // Routing by readiness gate: where an install's own readiness does not follow the evacuation
@@ -122,17 +120,14 @@ func hasGate(pod *corev1.Pod) bool {
 // otherwise, and True when EMQX cannot be asked (the gate never holds a pod out on doubt).
 func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
 	serving, why := true, "EMQX node serves clients"
-	if conn, err := c.Gate.EMQX.Connect(ctx, pod); err != nil {
-		why = "EMQX's API did not answer: the gate does not hold the pod out of service on doubt"
-	} else if nodes, err := conn.Nodes(ctx); err != nil {
-		c.Gate.EMQX.Forget(pod)
-		why = "EMQX's API did not answer: the gate does not hold the pod out of service on doubt"
-	} else if node, _, ok := cluster.FindNode(ctx, c.Gate.Kube, nodes, pod); ok && node.Running() {
-		if gs, err := conn.GlobalStatus(ctx); err == nil {
-			if _, evacuating := gs.Evacuation(node.Node); evacuating {
-				serving, why = false, fmt.Sprintf("EMQX node %s is evacuating: it refuses new clients", node.Node)
-			}
+	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Status: true})
+	if o.Err != nil {
+		if o.Stale {
+			c.Gate.EMQX.Forget(pod)
 		}
+		why = "EMQX's API did not answer: the gate does not hold the pod out of service on doubt"
+	} else if _, evacuating := o.Status.Evacuation(o.Node.Node); o.Found && o.Node.Running() && evacuating {
+		serving, why = false, fmt.Sprintf("EMQX node %s is evacuating: it refuses new clients", o.Node.Node)
 	}
 	status, reason := corev1.ConditionTrue, ReasonServing
 	if !serving {

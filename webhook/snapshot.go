@@ -68,47 +68,28 @@ func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) M
 	return Mark{Since: now}
 }
 
-// askEMQX reads the pod's node and the cluster's global status. A failure is a fact of the
-// snapshot, not an error: the decision knows what to do with it.
+// askEMQX reads the pod's node and the cluster's global status (Observe). A failure is a fact of
+// the snapshot, not an error: the decision knows what to do with it.
 func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) {
 	failed := func(err error, stale bool) *EMQXState {
 		g.Log.Info("EMQX API failed", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
 		return &EMQXState{Err: err, Stale: stale}
 	}
-	conn, err := g.EMQX.Connect(ctx, pod)
-	if err != nil {
-		return nil, failed(err, false)
-	}
-	nodes, err := conn.Nodes(ctx)
-	if err != nil {
-		return nil, failed(err, true)
-	}
-	node, expected, ok := cluster.FindNode(ctx, g.Kube, nodes, pod)
-	if !ok {
+	o := Observe(ctx, g.EMQX, g.Kube, pod, Question{Status: true})
+	switch {
+	case o.Err != nil:
+		return nil, failed(o.Err, o.Stale)
+	case !o.Found:
 		// A running EMQX cluster that does not list the pod's node is no proof that the node holds
 		// nothing (a name we cannot recognise, a node still joining): treated like an API failure.
-		err := fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, expected)
-		if hint := cluster.MissingNodesHint(nodes, g.runningPodsOf(ctx, pod)); hint != "" {
+		err := fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, o.Expected)
+		if hint := cluster.MissingNodesHint(o.Nodes, g.runningPodsOf(ctx, pod)); hint != "" {
 			err = fmt.Errorf("%w; %s", err, hint)
 		}
 		return nil, failed(err, false)
 	}
-	st := &EMQXState{Nodes: nodes, Node: node}
-	if !node.Running() {
-		return conn, st
-	}
-	if st.Status, err = conn.GlobalStatus(ctx); err != nil {
-		return nil, failed(err, true)
-	}
-	if st.Status.Unfinished() {
-		// How to read the session counts of evacuations EMQX does not call done (durable
-		// sessions, 5.8+); a done one needs no question.
-		if st.Durable, err = evacuation.AskDurability(ctx, conn, node.Version); err != nil {
-			return nil, failed(err, true)
-		}
-	}
-	st.Answered = true
-	return conn, st
+	st := &EMQXState{Nodes: o.Nodes, Node: o.Node, Status: o.Status, Durable: o.Durable, Answered: o.Node.Running()}
+	return o.Conn, st
 }
 
 // going is the node being evacuated and the nodes of the other pods its StatefulSet no longer

@@ -117,11 +117,15 @@ func (p *Provider) values(ctx context.Context, list []corev1.Pod, metric string)
 	now := metav1.NewTime(p.Clock.Now())
 	var out []custom_metrics.MetricValue
 	for _, key := range keys {
-		nodes, err := p.nodes(ctx, groups[key][0])
-		if err != nil {
-			p.Log.Info("no connection counts for the cluster", "cluster", key, "error", err.Error())
+		o := webhook.Observe(ctx, p.EMQX, p.Kube, groups[key][0], webhook.Question{})
+		if o.Err != nil {
+			if o.Stale {
+				p.EMQX.Forget(groups[key][0])
+			}
+			p.Log.Info("no connection counts for the cluster", "cluster", key, "error", o.Err.Error())
 			continue
 		}
+		nodes := o.Nodes
 		for _, pod := range groups[key] {
 			n, _, ok := cluster.FindNode(ctx, p.Kube, nodes, pod)
 			if !ok || !n.Running() {
@@ -132,19 +136,6 @@ func (p *Provider) values(ctx context.Context, list []corev1.Pod, metric string)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DescribedObject.Name < out[j].DescribedObject.Name })
 	return out
-}
-
-func (p *Provider) nodes(ctx context.Context, pod *corev1.Pod) ([]emqx.Node, error) {
-	conn, err := p.EMQX.Connect(ctx, pod)
-	if err != nil {
-		return nil, err
-	}
-	nodes, err := conn.Nodes(ctx)
-	if err != nil {
-		p.EMQX.Forget(pod)
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	return nodes, nil
 }
 
 // value is the metric of one pod from its node.

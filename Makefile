@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean
+.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean chart-docs
 
 build:
 	@mkdir -p bin
@@ -78,6 +78,10 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./pkg/emqx
+
+## chart-docs: the values table of manifests/helm/emqx-webhook/README.md, from its values.yaml
+chart-docs:
+	$(GO) run ./hack/chartvalues manifests/helm/emqx-webhook/values.yaml manifests/helm/emqx-webhook/README.md
 
 clean:
 	rm -rf bin dist

@@ -22,7 +22,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// EMQX releases whose numbers mean something else than 5.3's (README, "EMQX versions"): the
+// EMQX releases whose numbers mean something else than 5.3's (the webhook guide, manifests/helm/emqx-webhook/README.md, "EMQX versions"): the
 // simulated EMQX plays the release of the pod's image tag and the durable_sessions setting of its
 // environment, as EMQX does.
 

@@ -85,7 +85,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.IPs, "tls-ip", o.IPs, "IP address of the serving certificate (repeatable)")
 	fs.StringVar(&o.ClientCA, "client-ca-file", o.ClientCA, "require every caller of the admission port to present a "+
 		"client certificate signed by this CA (PEM; re-read when it changes): the API server's, from its "+
-		"AdmissionConfiguration's kubeConfigFile (README \"Who can reach the webhook\")")
+		"AdmissionConfiguration's kubeConfigFile (manifests/helm/emqx-webhook/README.md, \"Who can reach the webhook\")")
 	fs.StringArrayVar(&o.ClientNames, "client-cert-name", o.ClientNames, "with --client-ca-file, accept only client "+
 		"certificates with this common name or DNS name (repeatable; default: any the CA signed)")
 	fs.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "ValidatingWebhookConfiguration whose caBundle "+

@@ -104,7 +104,8 @@ func render(t *testing.T, version string, sums func(osArch string) string) []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.NewReplacer("{{ .TagName }}", version, "{{ .BaseURL }}", "https://example.com/releases/"+version).Replace(string(raw))
+	s := strings.NewReplacer("{{ .TagName }}", version, "{{ .BaseURL }}", "https://example.com/releases/"+version).
+		Replace(string(raw))
 	for _, os := range []string{"linux", "darwin", "windows"} {
 		for _, arch := range []string{"amd64", "arm64"} {
 			s = strings.ReplaceAll(s, fmt.Sprintf(`{{ sha256 "%s_%s" }}`, os, arch), sums(os+"_"+arch))

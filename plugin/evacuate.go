@@ -53,8 +53,18 @@ this only watches it. Interrupting leaves the evacuation running and says how to
 	}
 	f := cmd.Flags()
 	o.evictionFlags.add(f, "")
-	f.StringSliceVar(&o.MigrateTo, "migrate-to", nil, "pods (or, with --emqx-url, nodes) that receive the sessions; default: every other node")
-	f.DurationVar(&o.Within, "within", 0, "choose the eviction rates so the node is empty within this time (after the waits)")
+	f.StringSliceVar(
+		&o.MigrateTo,
+		"migrate-to",
+		nil,
+		"pods (or, with --emqx-url, nodes) that receive the sessions; default: every other node",
+	)
+	f.DurationVar(
+		&o.Within,
+		"within",
+		0,
+		"choose the eviction rates so the node is empty within this time (after the waits)",
+	)
 	f.BoolVar(&o.NoWait, "no-wait", false, "start the evacuation and return")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long (the evacuation keeps going)")
 	f.BoolVar(&o.ThenDelete, "then-delete", false, "delete the pod once its node is empty")
@@ -117,7 +127,13 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "evacuating %s; watch with: %s; undo with: %s\n", o.Pod, res.Watch, res.Undo)
 		return nil
 	}
-	fmt.Fprintf(o.Out, "%s %s is empty: its EMQX node refuses new clients until: %s\n", u.green("evacuated:"), o.Pod, res.Undo)
+	fmt.Fprintf(
+		o.Out,
+		"%s %s is empty: its EMQX node refuses new clients until: %s\n",
+		u.green("evacuated:"),
+		o.Pod,
+		res.Undo,
+	)
 	if res.Deleted {
 		fmt.Fprintf(o.Out, "pod %s deleted\n", o.Pod)
 	}

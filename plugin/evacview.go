@@ -27,7 +27,12 @@ type evacuationView struct {
 }
 
 func newEvacuationView(u *ui) *evacuationView {
-	v := &evacuationView{u: u, last: map[string]string{}, now: map[string]evacuation.Progress{}, bar: map[string]*mpb.Bar{}}
+	v := &evacuationView{
+		u:    u,
+		last: map[string]string{},
+		now:  map[string]evacuation.Progress{},
+		bar:  map[string]*mpb.Bar{},
+	}
 	if u.errTTY {
 		v.refresh = make(chan any)
 		v.bars = mpb.New(mpb.WithOutput(u.errOut), mpb.WithManualRefresh(v.refresh))

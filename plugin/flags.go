@@ -46,10 +46,28 @@ type evictionFlags struct {
 // add registers the flags; scope says what they apply to in the help ("", "scale-down: ").
 func (e *evictionFlags) add(fs *pflag.FlagSet, scope string) {
 	e.WaitHealth, e.WaitTake = evacuation.DefaultWait, evacuation.DefaultWait
-	fs.Int64Var(&e.ConnRate, "conn-evict-rate", evacuation.DefaultRate, scope+"connections disconnected per second on each evicting node")
-	fs.Int64Var(&e.SessRate, "sess-evict-rate", evacuation.DefaultRate, scope+"sessions migrated per second on each evicting node")
-	fs.Var(evacuation.WaitValue{D: &e.WaitHealth}, "wait-health-check", scope+"time a node reports unhealthy, still accepting clients, before evicting: seconds as in EMQX (10) or a duration (10s) (default 1m0s)")
-	fs.Var(evacuation.WaitValue{D: &e.WaitTake}, "wait-takeover", scope+"time left to clients to take their sessions over elsewhere before sessions are migrated: seconds (10) or a duration (10s) (default 1m0s)")
+	fs.Int64Var(
+		&e.ConnRate,
+		"conn-evict-rate",
+		evacuation.DefaultRate,
+		scope+"connections disconnected per second on each evicting node",
+	)
+	fs.Int64Var(
+		&e.SessRate,
+		"sess-evict-rate",
+		evacuation.DefaultRate,
+		scope+"sessions migrated per second on each evicting node",
+	)
+	fs.Var(
+		evacuation.WaitValue{D: &e.WaitHealth},
+		"wait-health-check",
+		scope+"time a node reports unhealthy, still accepting clients, before evicting: seconds as in EMQX (10) or a duration (10s) (default 1m0s)",
+	)
+	fs.Var(
+		evacuation.WaitValue{D: &e.WaitTake},
+		"wait-takeover",
+		scope+"time left to clients to take their sessions over elsewhere before sessions are migrated: seconds (10) or a duration (10s) (default 1m0s)",
+	)
 }
 
 // record notes which flags the command line gave.
@@ -78,7 +96,15 @@ func given[T any](e *evictionFlags, flag string, v *T) *T {
 
 func (e *evictionFlags) evacuationRequest() emqx.EvacuationRequest {
 	return emqx.EvacuationRequest{
-		ConnEvictRate: given(e, "conn-evict-rate", &e.ConnRate), SessEvictRate: given(e, "sess-evict-rate", &e.SessRate),
-		WaitHealthCheck: given(e, "wait-health-check", &e.WaitHealth), WaitTakeover: given(e, "wait-takeover", &e.WaitTake),
+		ConnEvictRate: given(
+			e,
+			"conn-evict-rate",
+			&e.ConnRate,
+		), SessEvictRate: given(e, "sess-evict-rate", &e.SessRate),
+		WaitHealthCheck: given(
+			e,
+			"wait-health-check",
+			&e.WaitHealth,
+		), WaitTakeover: given(e, "wait-takeover", &e.WaitTake),
 	}
 }

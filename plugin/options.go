@@ -59,14 +59,34 @@ func NewGlobalOptions(streams genericiooptions.IOStreams) *GlobalOptions {
 // so --help cannot print one: the environment is read when the flags are empty.
 func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 	g.ConfigFlags.AddFlags(fs)
-	fs.StringVar(&g.EMQXURL, "emqx-url", "", "talk to EMQX's API at this URL directly (such as http://127.0.0.1:18083) instead of port-forwarding to a pod")
+	fs.StringVar(
+		&g.EMQXURL,
+		"emqx-url",
+		"",
+		"talk to EMQX's API at this URL directly (such as http://127.0.0.1:18083) instead of port-forwarding to a pod",
+	)
 	fs.StringVar(&g.APIKey, "api-key", "", "EMQX API key (env EMQX_API_KEY)")
 	fs.StringVar(&g.APISecret, "api-secret", "", "EMQX API secret (env EMQX_API_SECRET)")
 	fs.StringVar(&g.Username, "username", "", "EMQX dashboard username (env EMQX_USERNAME)")
 	fs.StringVar(&g.Password, "password", "", "EMQX dashboard password (env EMQX_PASSWORD)")
-	fs.StringVar(&g.Selector, "emqx-selector", "", "label selector of further EMQX StatefulSets and pods, besides the Helm chart's and emqx-operator's labels (as the webhook's --emqx-selector)")
-	fs.StringVar(&g.Color, "color", "auto", "colour output: auto (only on a terminal, unless NO_COLOR), always or never")
-	fs.BoolVar(&g.AllowDefaultCredentials, "allow-default-credentials", false, "with --emqx-url http:// to a host other than this machine and no credentials, send EMQX's default admin/public in clear anyway")
+	fs.StringVar(
+		&g.Selector,
+		"emqx-selector",
+		"",
+		"label selector of further EMQX StatefulSets and pods, besides the Helm chart's and emqx-operator's labels (as the webhook's --emqx-selector)",
+	)
+	fs.StringVar(
+		&g.Color,
+		"color",
+		"auto",
+		"colour output: auto (only on a terminal, unless NO_COLOR), always or never",
+	)
+	fs.BoolVar(
+		&g.AllowDefaultCredentials,
+		"allow-default-credentials",
+		false,
+		"with --emqx-url http:// to a host other than this machine and no credentials, send EMQX's default admin/public in clear anyway",
+	)
 }
 
 // Validate checks the shared flags.
@@ -90,8 +110,14 @@ func (g *GlobalOptions) Validate() error {
 		{"--api-secret", g.APISecret, "EMQX_API_SECRET"}, {"--password", g.Password, "EMQX_PASSWORD"},
 	} {
 		if f.value != "" {
-			fmt.Fprintf(g.ErrOut, "Warning: %s on the command line is visible to other users of this machine (ps) and kept in "+
-				"shell history; set %s instead, for example from a file: export %s=\"$(cat secret-file)\"\n", f.flag, f.env, f.env)
+			fmt.Fprintf(
+				g.ErrOut,
+				"Warning: %s on the command line is visible to other users of this machine (ps) and kept in "+
+					"shell history; set %s instead, for example from a file: export %s=\"$(cat secret-file)\"\n",
+				f.flag,
+				f.env,
+				f.env,
+			)
 		}
 	}
 	return nil
@@ -172,7 +198,12 @@ func (g *GlobalOptions) access() (ops.Access, error) {
 		return ops.Access{}, err
 	}
 	a := ops.Access{Namespace: ns, Matcher: g.matcher(),
-		EMQX: cluster.Access{URL: g.EMQXURL, Creds: g.credentials(), Options: []emqx.Option{emqx.WithClock(g.Clock)}, Forward: g.Forward}}
+		EMQX: cluster.Access{
+			URL:     g.EMQXURL,
+			Creds:   g.credentials(),
+			Options: []emqx.Option{emqx.WithClock(g.Clock)},
+			Forward: g.Forward,
+		}}
 	if !g.direct() {
 		cfg, cs, err := g.kube()
 		if err != nil {

@@ -142,7 +142,12 @@ func golden(t *testing.T, name, got string) {
 		t.Fatal(err)
 	}
 	if got != string(want) {
-		t.Fatalf("output differs from %s (run go test ./plugin -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
+		t.Fatalf(
+			"output differs from %s (run go test ./plugin -update to accept):\n--- got\n%s--- want\n%s",
+			path,
+			got,
+			want,
+		)
 	}
 }
 
@@ -162,7 +167,9 @@ func TestStatusShowsThatTheWebhookCannotAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sts.Annotations = map[string]string{cluster.AnnAPIAccess: "credentials-rejected 2026-12-01T10:00:00Z: EMQX accepts none of the credentials the webhook found (dashboard user \"admin\" from pod emqx-0's spec (BAD_USERNAME_OR_PWD)); give the webhook an API key"}
+	sts.Annotations = map[string]string{
+		cluster.AnnAPIAccess: "credentials-rejected 2026-12-01T10:00:00Z: EMQX accepts none of the credentials the webhook found (dashboard user \"admin\" from pod emqx-0's spec (BAD_USERNAME_OR_PWD)); give the webhook an API key",
+	}
 	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +182,10 @@ func TestStatusShowsThatTheWebhookCannotAuthenticate(t *testing.T) {
 	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if out, _, _ := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never"); strings.Contains(out, "emqx-webhook") {
+	if out, _, _ := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never"); strings.Contains(
+		out,
+		"emqx-webhook",
+	) {
 		t.Fatalf("an ok access check is shown:\n%s", out)
 	}
 }
@@ -193,19 +203,37 @@ func TestStatusShowsEvacuationAndRebalance(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if len(r.Rows) != 3 || r.Rows[1].Pod != "emqx-1" || r.Rows[1].State != "evacuation waiting_health_check" || r.Connections != 4000 {
+	if len(r.Rows) != 3 || r.Rows[1].Pod != "emqx-1" || r.Rows[1].State != "evacuation waiting_health_check" ||
+		r.Connections != 4000 {
 		t.Fatalf("report %+v", r)
 	}
 }
 
 func TestEvacuateWaitsUntilEmpty(t *testing.T) {
 	e := newEnv(t, 300, 300, 300)
-	out, errOut, err := e.run(context.Background(), "evacuate", "pod", "emqx-2", "-n", "mqtt", "--wait-health-check", "1s",
-		"--wait-takeover", "1s", "--conn-evict-rate", "100", "--interval", "20ms", "--migrate-to", "emqx-0")
+	out, errOut, err := e.run(
+		context.Background(),
+		"evacuate",
+		"pod",
+		"emqx-2",
+		"-n",
+		"mqtt",
+		"--wait-health-check",
+		"1s",
+		"--wait-takeover",
+		"1s",
+		"--conn-evict-rate",
+		"100",
+		"--interval",
+		"20ms",
+		"--migrate-to",
+		"emqx-0",
+	)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
-	if !strings.Contains(out, "evacuated: emqx-2 is empty") || !strings.Contains(out, "kubectl emqx evacuate stop emqx-2 -n mqtt") {
+	if !strings.Contains(out, "evacuated: emqx-2 is empty") ||
+		!strings.Contains(out, "kubectl emqx evacuate stop emqx-2 -n mqtt") {
 		t.Fatalf("stdout %q", out)
 	}
 	golden(t, "evacuate-wait.golden", out+"--- stderr\n"+errOut)
@@ -234,7 +262,11 @@ func TestEvacuateInterruptedLeavesItRunningAndSaysHowToUndo(t *testing.T) {
 	defer cancel()
 	e.at(300*time.Millisecond, cancel)
 	_, _, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms")
-	if err == nil || !strings.Contains(err.Error(), "interrupted: EMQX node "+nodeName(1)+" is still evacuating (state waiting_health_check)") ||
+	if err == nil ||
+		!strings.Contains(
+			err.Error(),
+			"interrupted: EMQX node "+nodeName(1)+" is still evacuating (state waiting_health_check)",
+		) ||
 		!strings.Contains(err.Error(), "Undo with: kubectl emqx evacuate stop emqx-1 -n mqtt") {
 		t.Fatalf("got %v", err)
 	}
@@ -245,7 +277,18 @@ func TestEvacuateInterruptedLeavesItRunningAndSaysHowToUndo(t *testing.T) {
 
 func TestEvacuateTimeout(t *testing.T) {
 	e := newEnv(t, 300, 300)
-	_, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms", "--timeout", "100ms")
+	_, _, err := e.run(
+		context.Background(),
+		"evacuate",
+		"pod",
+		"emqx-1",
+		"-n",
+		"mqtt",
+		"--interval",
+		"20ms",
+		"--timeout",
+		"100ms",
+	)
 	if err == nil || !strings.HasPrefix(err.Error(), "timed out after 100ms: EMQX node") {
 		t.Fatalf("got %v", err)
 	}
@@ -253,12 +296,29 @@ func TestEvacuateTimeout(t *testing.T) {
 
 func TestRebalanceEndsBalanced(t *testing.T) {
 	e := newEnv(t, 1500, 1500, 0)
-	out, errOut, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
-		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "50", "--interval", "20ms")
+	out, errOut, err := e.run(
+		context.Background(),
+		"rebalance",
+		"-n",
+		"mqtt",
+		"--abs-conn-threshold",
+		"50",
+		"--abs-sess-threshold",
+		"50",
+		"--wait-health-check",
+		"1s",
+		"--wait-takeover",
+		"1s",
+		"--conn-evict-rate",
+		"50",
+		"--interval",
+		"20ms",
+	)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, errOut)
 	}
-	if !strings.Contains(out, "balanced: the donors are within the thresholds") || !regexp.MustCompile(`connections per node from \d+ to \d+: a spread of \d+\)`).MatchString(out) ||
+	if !strings.Contains(out, "balanced: the donors are within the thresholds") ||
+		!regexp.MustCompile(`connections per node from \d+ to \d+: a spread of \d+\)`).MatchString(out) ||
 		!strings.Contains(errOut, "coordinated by emqx-0") {
 		t.Fatalf("out %q err %q", out, errOut)
 	}
@@ -275,9 +335,26 @@ func TestRebalanceEndsBalanced(t *testing.T) {
 func TestRebalanceAbortedIsNotBalanced(t *testing.T) {
 	e := newEnv(t, 1500, 1500, 0)
 	e.at(4*time.Second, func() { _ = e.sim.StopNode(nodeName(2)) })
-	out, _, err := e.run(context.Background(), "rebalance", "-n", "mqtt", "--abs-conn-threshold", "50", "--abs-sess-threshold", "50",
-		"--wait-health-check", "1s", "--wait-takeover", "1s", "--conn-evict-rate", "10", "--interval", "20ms")
-	if !errors.Is(err, ErrNotBalanced) || !strings.Contains(out, "not balanced") || ExitCode(err, false) != ExitNotBalanced {
+	out, _, err := e.run(
+		context.Background(),
+		"rebalance",
+		"-n",
+		"mqtt",
+		"--abs-conn-threshold",
+		"50",
+		"--abs-sess-threshold",
+		"50",
+		"--wait-health-check",
+		"1s",
+		"--wait-takeover",
+		"1s",
+		"--conn-evict-rate",
+		"10",
+		"--interval",
+		"20ms",
+	)
+	if !errors.Is(err, ErrNotBalanced) || !strings.Contains(out, "not balanced") ||
+		ExitCode(err, false) != ExitNotBalanced {
 		t.Fatalf("got %v (exit %d)\n%s", err, ExitCode(err, false), out)
 	}
 }
@@ -285,12 +362,14 @@ func TestRebalanceAbortedIsNotBalanced(t *testing.T) {
 func TestRebalanceNothingToBalanceAndDryRun(t *testing.T) {
 	e := newEnv(t, 100, 90, 95)
 	out, _, err := e.run(context.Background(), "rebalance", "-n", "mqtt")
-	if err != nil || !strings.Contains(out, "nothing to balance") || !strings.Contains(out, "already within the thresholds") {
+	if err != nil || !strings.Contains(out, "nothing to balance") ||
+		!strings.Contains(out, "already within the thresholds") {
 		t.Fatalf("got %v %q", err, out)
 	}
 	e = newEnv(t, 3000, 0)
 	out, _, err = e.run(context.Background(), "rebalance", "-n", "mqtt", "--dry-run", "--abs-conn-threshold", "10")
-	if err != nil || !strings.Contains(out, "at least 1429 connections to move, up to 1500: EMQX evicts 500 per donor each second") {
+	if err != nil ||
+		!strings.Contains(out, "at least 1429 connections to move, up to 1500: EMQX evicts 500 per donor each second") {
 		t.Fatalf("got %v %q", err, out)
 	}
 	if rb := e.sim.Snapshot().Nodes[0].RebalanceRole; rb != "" {
@@ -343,7 +422,8 @@ func TestCredentialsComeFromThePodSpec(t *testing.T) {
 	t.Setenv("EMQX_USERNAME", "admin")
 	t.Setenv("EMQX_PASSWORD", "nope")
 	_, _, err := e.run(context.Background(), "status", "-n", "mqtt")
-	if err == nil || !strings.Contains(err.Error(), "the given credentials (BAD_USERNAME_OR_PWD)") || strings.Contains(err.Error(), "nope") {
+	if err == nil || !strings.Contains(err.Error(), "the given credentials (BAD_USERNAME_OR_PWD)") ||
+		strings.Contains(err.Error(), "nope") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -352,7 +432,19 @@ func TestDirectModeAcceptsPodOrNodeNames(t *testing.T) {
 	e := newEnv(t, 10, 10)
 	url := e.urls["emqx-0"]
 	for _, name := range []string{"emqx-1", nodeName(1)} {
-		out, _, err := e.run(context.Background(), "evacuate", "pod", name, "--emqx-url", url, "--username", "admin", "--password", "kemqx-dashboard-pw", "--no-wait")
+		out, _, err := e.run(
+			context.Background(),
+			"evacuate",
+			"pod",
+			name,
+			"--emqx-url",
+			url,
+			"--username",
+			"admin",
+			"--password",
+			"kemqx-dashboard-pw",
+			"--no-wait",
+		)
 		if err != nil || !strings.Contains(out, "watch with: kubectl emqx status;") {
 			t.Fatalf("%s: %v %q", name, err, out)
 		}
@@ -366,7 +458,9 @@ func TestDirectModeAcceptsPodOrNodeNames(t *testing.T) {
 }
 
 func TestNoRebalanceAPIIsClear(t *testing.T) {
-	c, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeName(0)}}, Edition: "Opensource", Version: "5.8.9"})
+	c, err := emqxsim.New(
+		emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeName(0)}}, Edition: "Opensource", Version: "5.8.9"},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +489,8 @@ func TestEvacuationStoppedByOthersWhileWaitingIsSaidPlainly(t *testing.T) {
 		_ = c.StopEvacuation(context.Background(), nodeName(1))
 	})
 	_, _, err := e.run(context.Background(), "evacuate", "pod", "emqx-1", "-n", "mqtt", "--interval", "20ms")
-	if err == nil || !strings.Contains(err.Error(), "is gone: someone stopped it") || strings.Contains(err.Error(), "still evacuating") {
+	if err == nil || !strings.Contains(err.Error(), "is gone: someone stopped it") ||
+		strings.Contains(err.Error(), "still evacuating") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -412,10 +507,12 @@ func TestVersionPrintsJSONAndYAML(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &v) != nil || v["version"] == "" || v["platform"] == "" {
 		t.Fatalf("version -o json: %v %q", err, out)
 	}
-	if out, _, err := e.run(context.Background(), "version", "-o", "yaml"); err != nil || !strings.Contains(out, "version: ") {
+	if out, _, err := e.run(context.Background(), "version", "-o", "yaml"); err != nil ||
+		!strings.Contains(out, "version: ") {
 		t.Fatalf("version -o yaml: %v %q", err, out)
 	}
-	if _, _, err := e.run(context.Background(), "version", "-o", "xml"); err == nil || !strings.Contains(err.Error(), "use json or yaml") {
+	if _, _, err := e.run(context.Background(), "version", "-o", "xml"); err == nil ||
+		!strings.Contains(err.Error(), "use json or yaml") {
 		t.Fatalf("version -o xml: %v", err)
 	}
 }
@@ -424,7 +521,9 @@ func TestVersionPrintsJSONAndYAML(t *testing.T) {
 func TestStatusShowsTheAutomaticRebalance(t *testing.T) {
 	e := newEnv(t, 3000, 1000, 0)
 	sts, _ := e.kube.AppsV1().StatefulSets("mqtt").Get(context.Background(), "emqx", metav1.GetOptions{})
-	sts.Annotations = map[string]string{cluster.AnnRebalanceResult: "Completed 2026-12-01T10:00:00Z: balanced by EMQX's rule; connections per node: a 1000, b 1000"}
+	sts.Annotations = map[string]string{
+		cluster.AnnRebalanceResult: "Completed 2026-12-01T10:00:00Z: balanced by EMQX's rule; connections per node: a 1000, b 1000",
+	}
 	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +559,8 @@ func TestEvacuateSendsOnlyAvailableTargets(t *testing.T) {
 		t.Fatalf("%v %s", err, errOut)
 	}
 	_, _, err := e.run(ctx, "evacuate", "pod", "emqx-2", "-n", "mqtt", "--no-wait", "--migrate-to", "emqx-1")
-	if err == nil || !strings.Contains(err.Error(), "--migrate-to emqx-1: EMQX would refuse it") || !strings.Contains(err.Error(), "choose among emqx-0") {
+	if err == nil || !strings.Contains(err.Error(), "--migrate-to emqx-1: EMQX would refuse it") ||
+		!strings.Contains(err.Error(), "choose among emqx-0") {
 		t.Fatalf("--migrate-to an evacuating node: %v", err)
 	}
 	if _, errOut, err := e.run(ctx, "evacuate", "pod", "emqx-2", "-n", "mqtt", "--no-wait"); err != nil {
@@ -525,8 +625,25 @@ func TestScaleDownEvacuatesTheVictimsThenScales(t *testing.T) {
 			}
 		}
 	}
-	out, errOut, err := e.run(ctx, "scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--wait-health-check", "1s",
-		"--wait-takeover", "1s", "--conn-evict-rate", "100", "--sess-evict-rate", "100", "--interval", "500ms")
+	out, errOut, err := e.run(
+		ctx,
+		"scale",
+		"statefulset/emqx",
+		"--replicas",
+		"1",
+		"-n",
+		"mqtt",
+		"--wait-health-check",
+		"1s",
+		"--wait-takeover",
+		"1s",
+		"--conn-evict-rate",
+		"100",
+		"--sess-evict-rate",
+		"100",
+		"--interval",
+		"500ms",
+	)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, errOut)
 	}
@@ -581,14 +698,16 @@ func TestEMQXSelectorFindsOtherInstalls(t *testing.T) {
 	s, _ := e.kube.AppsV1().StatefulSets("mqtt").Get(ctx, "emqx", metav1.GetOptions{})
 	relabel(s)
 	_, _ = e.kube.AppsV1().StatefulSets("mqtt").Update(ctx, s, metav1.UpdateOptions{})
-	if _, _, err := e.run(ctx, "status", "-n", "mqtt"); err == nil || !strings.Contains(err.Error(), "no EMQX cluster") {
+	if _, _, err := e.run(ctx, "status", "-n", "mqtt"); err == nil ||
+		!strings.Contains(err.Error(), "no EMQX cluster") {
 		t.Fatalf("without the selector: %v", err)
 	}
 	out, _, err := e.run(ctx, "status", "-n", "mqtt", "--emqx-selector", "broker=mqtt")
 	if err != nil || !strings.Contains(out, "emqx-1") || !strings.Contains(out, "300") {
 		t.Fatalf("with the selector: %v\n%s", err, out)
 	}
-	if _, _, err := e.run(ctx, "status", "-n", "mqtt", "--emqx-selector", "broker in (a"); err == nil || !strings.Contains(err.Error(), `--emqx-selector "broker in (a"`) {
+	if _, _, err := e.run(ctx, "status", "-n", "mqtt", "--emqx-selector", "broker in (a"); err == nil ||
+		!strings.Contains(err.Error(), `--emqx-selector "broker in (a"`) {
 		t.Fatalf("a bad selector: %v", err)
 	}
 }
@@ -619,7 +738,17 @@ func TestOutputsMatchTheirGoldenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "rebalance-plan.golden", out)
-	out, errOut, err := e.run(ctx, "rebalance", "-n", "mqtt", "--no-wait", "--abs-conn-threshold", "100", "--color", "never")
+	out, errOut, err := e.run(
+		ctx,
+		"rebalance",
+		"-n",
+		"mqtt",
+		"--no-wait",
+		"--abs-conn-threshold",
+		"100",
+		"--color",
+		"never",
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,12 +774,40 @@ func TestEvacuationViewDrawsABarPerNodeOnATerminal(t *testing.T) {
 	v := newEvacuationView(&ui{errOut: &buf, errTTY: true})
 	at := func(node, state string, conns, sessions int64) ops.Evacuating {
 		ev := emqx.Evacuation{Node: node, State: state, ConnectionEvictionRate: 100, SessionEvictionRate: 100,
-			Stats: emqx.Stats{InitialConnected: 200, CurrentConnected: conns, InitialSessions: 200, CurrentSessions: sessions}}
-		return ops.Evacuating{Pod: strings.TrimPrefix(node, "emqx@"), Progress: evacuation.ProgressOf(ev, emqx.Node{}, evacuation.DurableOff, evacuation.Waits{Takeover: time.Second})}
+			Stats: emqx.Stats{
+				InitialConnected: 200,
+				CurrentConnected: conns,
+				InitialSessions:  200,
+				CurrentSessions:  sessions,
+			}}
+		return ops.Evacuating{
+			Pod: strings.TrimPrefix(node, "emqx@"),
+			Progress: evacuation.ProgressOf(
+				ev,
+				emqx.Node{},
+				evacuation.DurableOff,
+				evacuation.Waits{Takeover: time.Second},
+			),
+		}
 	}
-	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationEvictingConns, 200, 200), at("emqx@b", emqx.EvacuationEvictingConns, 200, 200)})
-	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationEvictingSessions, 0, 100), at("emqx@b", emqx.EvacuationEvictingConns, 100, 200)})
-	v.show([]ops.Evacuating{at("emqx@a", emqx.EvacuationProhibiting, 0, 0), at("emqx@b", emqx.EvacuationWaitingTakeover, 0, 200)})
+	v.show(
+		[]ops.Evacuating{
+			at("emqx@a", emqx.EvacuationEvictingConns, 200, 200),
+			at("emqx@b", emqx.EvacuationEvictingConns, 200, 200),
+		},
+	)
+	v.show(
+		[]ops.Evacuating{
+			at("emqx@a", emqx.EvacuationEvictingSessions, 0, 100),
+			at("emqx@b", emqx.EvacuationEvictingConns, 100, 200),
+		},
+	)
+	v.show(
+		[]ops.Evacuating{
+			at("emqx@a", emqx.EvacuationProhibiting, 0, 0),
+			at("emqx@b", emqx.EvacuationWaitingTakeover, 0, 200),
+		},
+	)
 	v.close()
 	out := buf.String()
 	// The renderer draws the latest state: a done, b half-way (200 of 400 moved), in line.
@@ -678,7 +835,12 @@ func TestStatusEscapesEMQXProvidedWords(t *testing.T) {
 // flags are warned about.
 func TestDefaultCredentialsAndSecretFlags(t *testing.T) {
 	e := &env{t: t}
-	_, _, err := e.run(context.Background(), "status", "--emqx-url", "http://198.18.9.9:18083") // refused before any traffic
+	_, _, err := e.run(
+		context.Background(),
+		"status",
+		"--emqx-url",
+		"http://198.18.9.9:18083",
+	) // refused before any traffic
 	if err == nil || !strings.Contains(err.Error(), "admin/public would cross the network in clear") {
 		t.Fatalf("got %v", err)
 	}
@@ -689,14 +851,29 @@ func TestDefaultCredentialsAndSecretFlags(t *testing.T) {
 			t.Errorf("%s (allow %v): %v", url, allow, err)
 		}
 	}
-	c, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeName(0)}}, APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}})
+	c, err := emqxsim.New(
+		emqxsim.Config{
+			Nodes:   []emqxsim.NodeConfig{{Name: nodeName(0)}},
+			APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}},
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(c.Handler(nodeName(0)))
 	defer srv.Close()
-	_, errOut, err := e.run(context.Background(), "status", "--emqx-url", srv.URL, "--api-key", "k", "--api-secret", "s")
-	if err != nil || !strings.Contains(errOut, "Warning: --api-secret on the command line") || !strings.Contains(errOut, "EMQX_API_SECRET") {
+	_, errOut, err := e.run(
+		context.Background(),
+		"status",
+		"--emqx-url",
+		srv.URL,
+		"--api-key",
+		"k",
+		"--api-secret",
+		"s",
+	)
+	if err != nil || !strings.Contains(errOut, "Warning: --api-secret on the command line") ||
+		!strings.Contains(errOut, "EMQX_API_SECRET") {
 		t.Fatalf("no warning for --api-secret (%v): %q", err, errOut)
 	}
 }

@@ -32,7 +32,9 @@ type RebalanceOptions struct {
 }
 
 // ErrNotBalanced is returned when a rebalance ended without reaching balance.
-var ErrNotBalanced = errors.New("the rebalance ended without reaching balance: it was aborted (a node went down) or stopped")
+var ErrNotBalanced = errors.New(
+	"the rebalance ended without reaching balance: it was aborted (a node went down) or stopped",
+)
 
 func newRebalanceCmd(g *GlobalOptions) *cobra.Command {
 	o := &RebalanceOptions{GlobalOptions: g, Thresholds: evacuation.DefaultThresholds, Interval: time.Second}
@@ -57,13 +59,43 @@ clusters need smaller thresholds than EMQX's defaults (1000 connections).`,
 		RunE:              runE(o),
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.Nodes, "nodes", nil, "pods (or, with --emqx-url, nodes) taking part; default: every running node not evacuating")
+	f.StringSliceVar(
+		&o.Nodes,
+		"nodes",
+		nil,
+		"pods (or, with --emqx-url, nodes) taking part; default: every running node not evacuating",
+	)
 	o.evictionFlags.add(f, "donors: ")
-	f.Int64Var(&o.Thresholds.AbsConn, "abs-conn-threshold", o.Thresholds.AbsConn, "balanced when donors average at most this many connections above recipients")
-	f.Float64Var(&o.Thresholds.RelConn, "rel-conn-threshold", o.Thresholds.RelConn, "... or at most this factor of them (> 1.0)")
-	f.Int64Var(&o.Thresholds.AbsSess, "abs-sess-threshold", o.Thresholds.AbsSess, "the same for sessions: absolute difference")
-	f.Float64Var(&o.Thresholds.RelSess, "rel-sess-threshold", o.Thresholds.RelSess, "the same for sessions: factor (> 1.0)")
-	f.BoolVar(&o.DryRun, "dry-run", false, "print donors, recipients and the connections expected to move; start nothing")
+	f.Int64Var(
+		&o.Thresholds.AbsConn,
+		"abs-conn-threshold",
+		o.Thresholds.AbsConn,
+		"balanced when donors average at most this many connections above recipients",
+	)
+	f.Float64Var(
+		&o.Thresholds.RelConn,
+		"rel-conn-threshold",
+		o.Thresholds.RelConn,
+		"... or at most this factor of them (> 1.0)",
+	)
+	f.Int64Var(
+		&o.Thresholds.AbsSess,
+		"abs-sess-threshold",
+		o.Thresholds.AbsSess,
+		"the same for sessions: absolute difference",
+	)
+	f.Float64Var(
+		&o.Thresholds.RelSess,
+		"rel-sess-threshold",
+		o.Thresholds.RelSess,
+		"the same for sessions: factor (> 1.0)",
+	)
+	f.BoolVar(
+		&o.DryRun,
+		"dry-run",
+		false,
+		"print donors, recipients and the connections expected to move; start nothing",
+	)
 	f.BoolVar(&o.NoWait, "no-wait", false, "start the rebalance and return")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long (the rebalance keeps going)")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll EMQX")
@@ -119,8 +151,15 @@ func (o *RebalanceOptions) Run(ctx context.Context) error {
 		return err
 	}
 	rep := newReporter(o.GlobalOptions)
-	b := ops.Rebalance{Cluster: o.Cluster, Nodes: o.Nodes, Thresholds: o.Thresholds, Request: o.request(), DryRun: o.DryRun, NoWait: o.NoWait,
-		Waiting: o.waiting(o.Interval, o.Timeout)}
+	b := ops.Rebalance{
+		Cluster:    o.Cluster,
+		Nodes:      o.Nodes,
+		Thresholds: o.Thresholds,
+		Request:    o.request(),
+		DryRun:     o.DryRun,
+		NoWait:     o.NoWait,
+		Waiting:    o.waiting(o.Interval, o.Timeout),
+	}
 	res, err := b.Run(ctx, a, rep)
 	rep.close()
 	return printRebalance(o.ui(), o.Out, res, err)
@@ -133,7 +172,11 @@ func printRebalance(u *ui, out io.Writer, res ops.RebalanceResult, err error) er
 	case err != nil:
 		return err
 	case res.NothingToBalance:
-		fmt.Fprintf(out, "%s EMQX says there is nothing to balance: the nodes are within the thresholds\n", u.green("balanced:"))
+		fmt.Fprintf(
+			out,
+			"%s EMQX says there is nothing to balance: the nodes are within the thresholds\n",
+			u.green("balanced:"),
+		)
 		return nil
 	case res.Started && !res.Waited:
 		fmt.Fprintf(out, "rebalancing; watch with: %s; stop with: %s\n", res.Watch, res.Stop)
@@ -162,7 +205,12 @@ func printRebalance(u *ui, out io.Writer, res ops.RebalanceResult, err error) er
 	for _, c := range append(slices.Clone(res.Donors), res.Recipients...) {
 		counts = append(counts, c.Count)
 	}
-	fmt.Fprintf(out, "%s the donors are within the thresholds of the recipients (%s)\n", u.green("balanced:"), spread(counts))
+	fmt.Fprintf(
+		out,
+		"%s the donors are within the thresholds of the recipients (%s)\n",
+		u.green("balanced:"),
+		spread(counts),
+	)
 	return nil
 }
 

@@ -27,7 +27,14 @@ func newReporter(g *GlobalOptions) *reporter {
 }
 
 func (r *reporter) EvacuationStarted(pod, node string, conns, sessions int64) {
-	fmt.Fprintf(r.u.errOut, "evacuation of %s (EMQX node %s) started: %d connections, %d sessions\n", safe(pod), safe(node), conns, sessions)
+	fmt.Fprintf(
+		r.u.errOut,
+		"evacuation of %s (EMQX node %s) started: %d connections, %d sessions\n",
+		safe(pod),
+		safe(node),
+		conns,
+		sessions,
+	)
 }
 
 func (r *reporter) EvacuationJoined(_, node string) {
@@ -49,7 +56,12 @@ func (r *reporter) Evacuations(ps []ops.Evacuating) {
 	r.view.show(ps)
 }
 
-func (r *reporter) RebalancePlanned(p evacuation.Plan, th evacuation.Thresholds, connRate int64, label func(string) string) {
+func (r *reporter) RebalancePlanned(
+	p evacuation.Plan,
+	th evacuation.Thresholds,
+	connRate int64,
+	label func(string) string,
+) {
 	fmt.Fprintln(r.out, r.u.bold("Rebalance plan"))
 	tw := newTable(r.out)
 	fmt.Fprintln(tw, "  NODE\tROLE\tCONNECTIONS\tSESSIONS")
@@ -59,15 +71,27 @@ func (r *reporter) RebalancePlanned(p evacuation.Plan, th evacuation.Thresholds,
 	}{{"donor", p.Donors}, {"recipient", p.Recipients}} {
 		counts := slices.Clone(group.counts)
 		// A stable order: by pod ordinal (emqx-2 before emqx-10), whatever order EMQX lists them in.
-		slices.SortStableFunc(counts, func(a, b evacuation.Count) int { return comparePods(label(a.Node), label(b.Node)) })
+		slices.SortStableFunc(
+			counts,
+			func(a, b evacuation.Count) int { return comparePods(label(a.Node), label(b.Node)) },
+		)
 		for _, c := range counts {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", safe(label(c.Node)), group.role, c.Conns, c.Sessions)
 		}
 	}
 	_ = tw.Flush()
 	if p.Needed {
-		fmt.Fprintf(r.out, "at least %d connections to move, up to %d: EMQX evicts %d per donor each second and checks after each step (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
-			p.ExpectedConnMoves, p.MostConnMoves(connRate), connRate, th.AbsConn, th.RelConn, th.AbsSess, th.RelSess)
+		fmt.Fprintf(
+			r.out,
+			"at least %d connections to move, up to %d: EMQX evicts %d per donor each second and checks after each step (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
+			p.ExpectedConnMoves,
+			p.MostConnMoves(connRate),
+			connRate,
+			th.AbsConn,
+			th.RelConn,
+			th.AbsSess,
+			th.RelSess,
+		)
 	} else {
 		fmt.Fprintln(r.out, "already within the thresholds: nothing to move")
 	}

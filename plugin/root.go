@@ -42,7 +42,11 @@ func newVersionCmd(g *GlobalOptions) *cobra.Command {
 		Example: "  kubectl emqx version\n  kubectl emqx version -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := map[string]string{"version": version.Version, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH}
+			v := map[string]string{
+				"version":  version.Version,
+				"go":       runtime.Version(),
+				"platform": runtime.GOOS + "/" + runtime.GOARCH,
+			}
 			if output != "" {
 				return printStructured(g.Out, output, v)
 			}

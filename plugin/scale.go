@@ -43,7 +43,12 @@ volume, and then rebalances (--rebalance) or says how to.`,
 	f := cmd.Flags()
 	f.Int32Var(&o.Replicas, "replicas", -1, "the new number of replicas (required)")
 	o.evictionFlags.add(f, "scale-down: ")
-	f.BoolVar(&o.Rebalance, "rebalance", false, "scale-up: rebalance onto the new nodes afterwards (EMQX's default thresholds)")
+	f.BoolVar(
+		&o.Rebalance,
+		"rebalance",
+		false,
+		"scale-up: rebalance onto the new nodes afterwards (EMQX's default thresholds)",
+	)
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll")
 	return cmd
@@ -91,7 +96,12 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 		return err
 	}
 	u, rep := o.ui(), newReporter(o.GlobalOptions)
-	sc := ops.Scale{Name: o.Name, Replicas: o.Replicas, Request: o.evacuationRequest(), Waiting: o.waiting(o.Interval, o.Timeout)}
+	sc := ops.Scale{
+		Name:     o.Name,
+		Replicas: o.Replicas,
+		Request:  o.evacuationRequest(),
+		Waiting:  o.waiting(o.Interval, o.Timeout),
+	}
 	if o.Rebalance {
 		sc.Rebalance = &ops.Rebalance{Thresholds: evacuation.DefaultThresholds, Waiting: sc.Waiting}
 	}
@@ -104,12 +114,32 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "statefulset %s already has %d replicas; nothing to do\n", o.Name, res.From)
 		return nil
 	case res.To < res.From:
-		fmt.Fprintf(o.Out, "%s statefulset %s scaled from %d to %d; %s were emptied before they went\n", u.green("scaled:"), o.Name, res.From, res.To, strings.Join(res.Removed, ", "))
+		fmt.Fprintf(
+			o.Out,
+			"%s statefulset %s scaled from %d to %d; %s were emptied before they went\n",
+			u.green("scaled:"),
+			o.Name,
+			res.From,
+			res.To,
+			strings.Join(res.Removed, ", "),
+		)
 		return nil
 	}
-	fmt.Fprintf(o.Out, "%s statefulset %s scaled from %d to %d; new nodes: %s\n", u.green("scaled:"), o.Name, res.From, res.To, strings.Join(res.Added, ", "))
+	fmt.Fprintf(
+		o.Out,
+		"%s statefulset %s scaled from %d to %d; new nodes: %s\n",
+		u.green("scaled:"),
+		o.Name,
+		res.From,
+		res.To,
+		strings.Join(res.Added, ", "),
+	)
 	if res.Rebalance == nil {
-		fmt.Fprintf(o.Out, "existing connections stay where they are; move some to the new nodes with: kubectl emqx rebalance -n %s --dry-run\n", a.Namespace)
+		fmt.Fprintf(
+			o.Out,
+			"existing connections stay where they are; move some to the new nodes with: kubectl emqx rebalance -n %s --dry-run\n",
+			a.Namespace,
+		)
 		return nil
 	}
 	return printRebalance(u, o.Out, *res.Rebalance, err)

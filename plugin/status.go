@@ -114,8 +114,19 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		if row.NodeStatus != "running" {
 			conns, sess = "-", "-" // a stopped or missing node reports no counts: it holds nothing we know of
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%\n", orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(safe(row.Role)),
-			ready, conns, sess, st, bar(row.Share, 20), row.Share*100)
+		fmt.Fprintf(
+			tw,
+			"%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%\n",
+			orDash(safe(row.Pod)),
+			orDash(safe(row.Node)),
+			orDash(safe(row.Role)),
+			ready,
+			conns,
+			sess,
+			st,
+			bar(row.Share, 20),
+			row.Share*100,
+		)
 	}
 	if !noHeaders {
 		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t\t\n", r.Connections, r.Sessions)
@@ -131,8 +142,15 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		fmt.Fprintf(w, "\n%s %s\n", u.red("emqx-webhook cannot use this cluster's API:"), safe(r.WebhookAccess))
 	}
 	for _, rb := range r.Rebalances {
-		fmt.Fprintf(w, "\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n", u.bold("Rebalance"), safe(rb.Coordinator), safe(rb.State),
-			safe(strings.Join(rb.Donors, ", ")), safe(strings.Join(rb.Recipients, ", ")))
+		fmt.Fprintf(
+			w,
+			"\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n",
+			u.bold("Rebalance"),
+			safe(rb.Coordinator),
+			safe(rb.State),
+			safe(strings.Join(rb.Donors, ", ")),
+			safe(strings.Join(rb.Recipients, ", ")),
+		)
 		if rb.ConnectionGoal != nil && rb.DonorConnAvg != nil {
 			fmt.Fprintf(w, "  donors average %.0f connections, recipients %.0f\n", *rb.DonorConnAvg, *rb.ConnectionGoal)
 		}

@@ -48,7 +48,10 @@ func AccessFinding(err error) (result, detail string) {
 	case err == nil:
 		return AccessOK, "the webhook authenticates to this EMQX cluster"
 	case errors.As(err, &ce):
-		return AccessRejected, "EMQX accepts none of the credentials the webhook found (" + strings.Join(ce.Tried, "; ") +
+		return AccessRejected, "EMQX accepts none of the credentials the webhook found (" + strings.Join(
+			ce.Tried,
+			"; ",
+		) +
 			"); removals of its pods would be held for the grace period, then allowed without evacuation. Give the webhook an API key: " +
 			"a Secret with keys api-key and api-secret, named on the StatefulSet by annotation " + AnnCredentialsSecret
 	}

@@ -35,7 +35,8 @@ func TestAccessCheckReportsRejectedCredentialsBeforeAnythingIsRemoved(t *testing
 	f.clock.Step(10 * time.Minute)
 	a.CheckDue(context.Background())
 	got := f.statefulSet().Annotations[AnnAPIAccess]
-	if !strings.HasPrefix(got, "credentials-rejected ") || !strings.Contains(got, "BAD_USERNAME_OR_PWD") || !strings.Contains(got, AnnCredentialsSecret) {
+	if !strings.HasPrefix(got, "credentials-rejected ") || !strings.Contains(got, "BAD_USERNAME_OR_PWD") ||
+		!strings.Contains(got, AnnCredentialsSecret) {
 		t.Fatalf("annotation %q", got)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Warning EMQXCredentialsRejected") {

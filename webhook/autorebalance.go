@@ -59,7 +59,13 @@ type rebalanceRun struct {
 }
 
 func (r rebalanceRun) String() string {
-	return fmt.Sprintf("%s %s %s %s", r.coordinator, r.started.UTC().Format(time.RFC3339), strings.Join(r.donors, ","), strings.Join(r.recipients, ","))
+	return fmt.Sprintf(
+		"%s %s %s %s",
+		r.coordinator,
+		r.started.UTC().Format(time.RFC3339),
+		strings.Join(r.donors, ","),
+		strings.Join(r.recipients, ","),
+	)
 }
 
 func parseRun(s string) (rebalanceRun, bool) {
@@ -71,7 +77,12 @@ func parseRun(s string) (rebalanceRun, bool) {
 	if err != nil {
 		return rebalanceRun{}, false
 	}
-	return rebalanceRun{coordinator: f[0], started: t, donors: strings.Split(f[2], ","), recipients: strings.Split(f[3], ",")}, true
+	return rebalanceRun{
+		coordinator: f[0],
+		started:     t,
+		donors:      strings.Split(f[2], ","),
+		recipients:  strings.Split(f[3], ","),
+	}, true
 }
 
 // thresholds reads the StatefulSet's thresholds; an error names the annotation EMQX would reject.
@@ -100,7 +111,13 @@ func thresholds(sts *appsv1.StatefulSet) (evacuation.Thresholds, error) {
 
 // autoRebalance follows or starts the StatefulSet's automatic rebalance; it returns how soon to
 // look again (0: at the usual poll).
-func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet, pods []corev1.Pod, conn EMQX, nodes []emqx.Node) time.Duration {
+func (m *Membership) autoRebalance(
+	ctx context.Context,
+	sts *appsv1.StatefulSet,
+	pods []corev1.Pod,
+	conn EMQX,
+	nodes []emqx.Node,
+) time.Duration {
 	if !m.AutoRebalance && sts.Annotations[AnnRebalance] != "auto" {
 		return 0
 	}
@@ -131,7 +148,11 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 	f := strings.Fields(sts.Annotations[AnnMembership])
 	if len(f) != 3 || f[0] != fingerprint {
 		// The membership changed: the cool-down starts now.
-		m.setAnnotations(ctx, sts, map[string]*string{AnnMembership: ptr(fingerprint + " " + now.UTC().Format(time.RFC3339) + " pending")})
+		m.setAnnotations(
+			ctx,
+			sts,
+			map[string]*string{AnnMembership: ptr(fingerprint + " " + now.UTC().Format(time.RFC3339) + " pending")},
+		)
 		return m.Cooldown
 	}
 	since, _ := time.Parse(time.RFC3339, f[1])
@@ -162,11 +183,17 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 		return 0
 	}
 	coord := coordinatorOf(sts, pods, nodes, participants)
-	req := emqx.RebalanceRequest{Nodes: participants, AbsConnThreshold: &t.AbsConn, RelConnThreshold: &t.RelConn, AbsSessThreshold: &t.AbsSess, RelSessThreshold: &t.RelSess,
-		ConnEvictRate:   positiveOrNil(intAnnotation(sts, AnnConnRate, m.Gate.Config.ConnEvictRate)),
-		SessEvictRate:   positiveOrNil(intAnnotation(sts, AnnSessRate, m.Gate.Config.SessEvictRate)),
-		WaitHealthCheck: durAnnotation(sts, AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
-		WaitTakeover:    durAnnotation(sts, AnnWaitTakeover, m.Gate.Config.WaitTakeover)}
+	req := emqx.RebalanceRequest{
+		Nodes:            participants,
+		AbsConnThreshold: &t.AbsConn,
+		RelConnThreshold: &t.RelConn,
+		AbsSessThreshold: &t.AbsSess,
+		RelSessThreshold: &t.RelSess,
+		ConnEvictRate:    positiveOrNil(intAnnotation(sts, AnnConnRate, m.Gate.Config.ConnEvictRate)),
+		SessEvictRate:    positiveOrNil(intAnnotation(sts, AnnSessRate, m.Gate.Config.SessEvictRate)),
+		WaitHealthCheck:  durAnnotation(sts, AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
+		WaitTakeover:     durAnnotation(sts, AnnWaitTakeover, m.Gate.Config.WaitTakeover),
+	}
 	if err := conn.StartRebalance(ctx, coord, req); err != nil {
 		what := "EMQX refused it: " + shorten(err)
 		if emqx.IsNothingToBalance(err) {
@@ -191,8 +218,16 @@ func (m *Membership) autoRebalance(ctx context.Context, sts *appsv1.StatefulSet,
 	if p, ok := cluster.PodOfNode(pods, coord); ok {
 		coordPod = p.Name
 	}
-	m.Gate.event(sts, corev1.EventTypeNormal, ReasonRebalanceStarted, "rebalancing after the cluster changed: at least %d connections to move from %d donors to %d recipients, coordinated by %s",
-		plan.ExpectedConnMoves, len(run.donors), len(run.recipients), coordPod)
+	m.Gate.event(
+		sts,
+		corev1.EventTypeNormal,
+		ReasonRebalanceStarted,
+		"rebalancing after the cluster changed: at least %d connections to move from %d donors to %d recipients, coordinated by %s",
+		plan.ExpectedConnMoves,
+		len(run.donors),
+		len(run.recipients),
+		coordPod,
+	)
 	m.Gate.Log.Info("automatic rebalance started", "statefulset", sts.Namespace+"/"+sts.Name, "coordinator", coord)
 	m.Gate.Metrics.action(ReasonRebalanceStarted)
 	return followEvery
@@ -204,7 +239,13 @@ const followEvery = 2 * time.Second
 // judge records how a rebalance the controller started ended: aborted when a participant is no
 // longer running (EMQX aborts then, and says nothing), else balanced or not by EMQX's own rule, with
 // the spread per node that a dashboard shows.
-func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run rebalanceRun, nodes []emqx.Node, pods []corev1.Pod) {
+func (m *Membership) judge(
+	ctx context.Context,
+	sts *appsv1.StatefulSet,
+	run rebalanceRun,
+	nodes []emqx.Node,
+	pods []corev1.Pod,
+) {
 	label := func(node string) string { // a node by its pod's name where it has one
 		if p, ok := cluster.PodOfNode(pods, node); ok {
 			return p.Name
@@ -238,16 +279,35 @@ func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run reb
 	switch {
 	case len(gone) > 0:
 		reason, typ = ReasonRebalanceAborted, corev1.EventTypeWarning
-		detail = "EMQX aborted it: " + strings.Join(gone, ", ") + " stopped running; connections per node: " + strings.Join(spread, ", ")
+		detail = "EMQX aborted it: " + strings.Join(
+			gone,
+			", ",
+		) + " stopped running; connections per node: " + strings.Join(
+			spread,
+			", ",
+		)
 	case !evacuation.Balanced(donors, recipients, t):
 		reason, typ = ReasonRebalanceNotBalanced, corev1.EventTypeWarning
-		detail = "it ended (stopped, or EMQX gave up) with the donors still outside the thresholds; connections per node: " + strings.Join(spread, ", ")
+		detail = "it ended (stopped, or EMQX gave up) with the donors still outside the thresholds; connections per node: " + strings.Join(
+			spread,
+			", ",
+		)
 	}
 	now := m.Gate.Clock.Now()
 	m.setAnnotations(ctx, sts, map[string]*string{AnnRebalanceRun: nil,
-		AnnRebalanceResult: ptr(fmt.Sprintf("%s %s: %s", strings.TrimPrefix(reason, "Rebalance"), now.UTC().Format(time.RFC3339), detail))})
+		AnnRebalanceResult: ptr(
+			fmt.Sprintf("%s %s: %s", strings.TrimPrefix(reason, "Rebalance"), now.UTC().Format(time.RFC3339), detail),
+		)})
 	m.Gate.event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)
-	m.Gate.Log.Info("automatic rebalance ended", "statefulset", sts.Namespace+"/"+sts.Name, "result", reason, "detail", detail)
+	m.Gate.Log.Info(
+		"automatic rebalance ended",
+		"statefulset",
+		sts.Namespace+"/"+sts.Name,
+		"result",
+		reason,
+		"detail",
+		detail,
+	)
 	m.Gate.Metrics.action(reason)
 }
 
@@ -255,7 +315,8 @@ func (m *Membership) judge(ctx context.Context, sts *appsv1.StatefulSet, run reb
 // no rolling update is under way.
 func settled(sts *appsv1.StatefulSet, pods []corev1.Pod, nodes []emqx.Node) bool {
 	want := cluster.Replicas(sts)
-	if sts.Status.ReadyReplicas != want || (sts.Status.UpdateRevision != "" && sts.Status.CurrentRevision != sts.Status.UpdateRevision) {
+	if sts.Status.ReadyReplicas != want ||
+		(sts.Status.UpdateRevision != "" && sts.Status.CurrentRevision != sts.Status.UpdateRevision) {
 		return false
 	}
 	var have int32

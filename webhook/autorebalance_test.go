@@ -13,7 +13,13 @@ import (
 // autoFixture: a StatefulSet of 4 whose fourth pod just joined empty, opted into auto-rebalance.
 func autoFixture(t *testing.T) (*fixture, *Membership) {
 	f := newFixture(t, 3000, 3000, 3000, 0)
-	f.sts.Annotations = map[string]string{AnnRebalance: "auto", AnnAbsConnThreshold: "100", AnnAbsSessThreshold: "100", AnnConnRate: "500", AnnSessRate: "500"}
+	f.sts.Annotations = map[string]string{
+		AnnRebalance:        "auto",
+		AnnAbsConnThreshold: "100",
+		AnnAbsSessThreshold: "100",
+		AnnConnRate:         "500",
+		AnnSessRate:         "500",
+	}
 	f.update(f.sts)
 	f.sts.Status.ReadyReplicas = 4
 	f.updateStatus(f.sts)
@@ -22,7 +28,10 @@ func autoFixture(t *testing.T) (*fixture, *Membership) {
 
 func (f *fixture) reconcileMembership(m *Membership) ctrl.Result {
 	f.t.Helper()
-	res, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}})
+	res, err := m.Reconcile(
+		context.Background(),
+		ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}},
+	)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -55,7 +64,8 @@ func TestAutoRebalanceAfterANodeJoinsEndsBalanced(t *testing.T) {
 	if ev := f.events(); !strings.Contains(ev, "Normal RebalanceCompleted") {
 		t.Fatalf("events %q", ev)
 	}
-	if got := f.statefulSet().Annotations[AnnRebalanceResult]; !strings.HasPrefix(got, "Completed ") || !strings.Contains(got, "connections per node") {
+	if got := f.statefulSet().Annotations[AnnRebalanceResult]; !strings.HasPrefix(got, "Completed ") ||
+		!strings.Contains(got, "connections per node") {
 		t.Fatalf("result %q", got)
 	}
 	f.clock.Step(time.Hour)
@@ -80,7 +90,8 @@ func TestAutoRebalanceAbortedIsReportedAsAborted(t *testing.T) {
 	delete(f.conn.urls, "emqx-3")
 	f.sim.Advance(5 * time.Second) // EMQX notices at its next RPC, and the coordinator gives up
 	f.reconcileMembership(m)
-	if ev := f.events(); !strings.Contains(ev, "Warning RebalanceAborted") || strings.Contains(ev, "RebalanceCompleted") {
+	if ev := f.events(); !strings.Contains(ev, "Warning RebalanceAborted") ||
+		strings.Contains(ev, "RebalanceCompleted") {
 		t.Fatalf("events %q", ev)
 	}
 }
@@ -93,7 +104,8 @@ func TestAutoRebalanceRefusesThresholdsEMQXWouldReject(t *testing.T) {
 	f.reconcileMembership(m)
 	f.clock.Step(time.Minute)
 	f.reconcileMembership(m)
-	if ev := f.events(); f.rebalancing() || !strings.Contains(ev, "Warning RebalanceConfigInvalid") || !strings.Contains(ev, "greater than 1.0") {
+	if ev := f.events(); f.rebalancing() || !strings.Contains(ev, "Warning RebalanceConfigInvalid") ||
+		!strings.Contains(ev, "greater than 1.0") {
 		t.Fatalf("events %q", ev)
 	}
 }
@@ -122,7 +134,8 @@ func TestAutoRebalanceEventsNamePods(t *testing.T) {
 	}
 	f.reconcileMembership(m)
 	ev := f.events()
-	if !strings.Contains(ev, "coordinated by emqx-0") || !strings.Contains(ev, "emqx-3 ") || strings.Contains(ev, "svc.cluster.local") {
+	if !strings.Contains(ev, "coordinated by emqx-0") || !strings.Contains(ev, "emqx-3 ") ||
+		strings.Contains(ev, "svc.cluster.local") {
 		t.Fatalf("events %q", ev)
 	}
 }

@@ -52,17 +52,38 @@ func BenchmarkEvictionEMQXPodEvacuating(b *testing.B) {
 func benchPod(i int) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: fmt.Sprintf("app-%d-7c9f6d5b4-x2kz%d", i%500, i), Namespace: fmt.Sprintf("team-%d", i%40), UID: "0f7a1c2e-1b2d-4c5e-9f8a-7b6c5d4e3f2a",
-			Labels:          map[string]string{"app.kubernetes.io/name": "app", "app.kubernetes.io/instance": fmt.Sprint(i % 500), "pod-template-hash": "7c9f6d5b4"},
-			Annotations:     map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-11-21T18:00:00Z"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "app-7c9f6d5b4", UID: "1"}},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Operation: "Update", APIVersion: "v1",
-				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 1500)}}},
+			Name: fmt.Sprintf(
+				"app-%d-7c9f6d5b4-x2kz%d",
+				i%500,
+				i,
+			), Namespace: fmt.Sprintf("team-%d", i%40), UID: "0f7a1c2e-1b2d-4c5e-9f8a-7b6c5d4e3f2a",
+			Labels: map[string]string{
+				"app.kubernetes.io/name":     "app",
+				"app.kubernetes.io/instance": fmt.Sprint(i % 500),
+				"pod-template-hash":          "7c9f6d5b4",
+			},
+			Annotations: map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-11-21T18:00:00Z"},
+			OwnerReferences: []metav1.OwnerReference{
+				{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "app-7c9f6d5b4", UID: "1"},
+			},
+			ManagedFields: []metav1.ManagedFieldsEntry{
+				{Manager: "kube-controller-manager", Operation: "Update", APIVersion: "v1",
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 1500)}},
+			},
 		},
-		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1.2.3",
-			Ports: []corev1.ContainerPort{{ContainerPort: 8080}}, Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
-			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		Spec: corev1.PodSpec{
+			NodeName: "node-1",
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1.2.3",
+				Ports: []corev1.ContainerPort{{ContainerPort: 8080}}, Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+				}}},
+		},
+		Status: corev1.PodStatus{
+			Phase:      corev1.PodRunning,
+			PodIP:      "10.1.2.3",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+		},
 	}
 }
 
@@ -74,7 +95,10 @@ func BenchmarkPodCacheMemory10k(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
+		store := toolscache.NewIndexer(
+			toolscache.MetaNamespaceKeyFunc,
+			toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc},
+		)
 		for i := range 10000 {
 			obj, err := strip(benchPod(i))
 			if err != nil {

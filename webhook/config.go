@@ -28,8 +28,14 @@ type Config struct {
 
 // DefaultConfig is the webhook's default configuration.
 func DefaultConfig() Config {
-	return Config{EvacuationTimeout: 30 * time.Minute, AbandonAfter: 5 * time.Minute, UnreachableGrace: time.Minute, MaxConcurrent: 1, DecisionTimeout: 6 * time.Second,
-		StallAfter: 2 * time.Minute}
+	return Config{
+		EvacuationTimeout: 30 * time.Minute,
+		AbandonAfter:      5 * time.Minute,
+		UnreachableGrace:  time.Minute,
+		MaxConcurrent:     1,
+		DecisionTimeout:   6 * time.Second,
+		StallAfter:        2 * time.Minute,
+	}
 }
 
 // MaxEvacuationTimeout caps the per-StatefulSet evacuation time limit: no hold lasts longer.

@@ -33,12 +33,21 @@ func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
 		p, _ := strconv.Atoi(port)
 		pods[i] = readyPod(i, "uid-"+strconv.Itoa(i))
 		pods[i].Status.PodIP = "127.0.0.1"
-		pods[i].Spec.Containers = []corev1.Container{{Name: "emqx", Ports: []corev1.ContainerPort{{Name: "dashboard", ContainerPort: int32(p)}}}}
-		pods[i].Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "emqx", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+		pods[i].Spec.Containers = []corev1.Container{
+			{Name: "emqx", Ports: []corev1.ContainerPort{{Name: "dashboard", ContainerPort: int32(p)}}},
+		}
+		pods[i].Status.ContainerStatuses = []corev1.ContainerStatus{
+			{Name: "emqx", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+		}
 	}
 	n := int32(2)
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
-		Spec: appsv1.StatefulSetSpec{Replicas: &n, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: emqxLabels}}}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &n,
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: emqxLabels}},
+		},
+	}
 	kube := fake.NewClientBuilder().WithObjects(sts, pods[0], pods[1]).Build()
 	c := &PodConnector{Matcher: Matcher{}, Reader: kube, Secrets: kubefake.NewClientset()}
 	ctx := context.Background()

@@ -35,8 +35,17 @@ const (
 )
 
 // evacuationMarks are the annotations of an evacuation on its pod; forgetting one clears them all.
-var evacuationMarks = []string{AnnStartedAt, AnnNode, AnnReason, AnnCompletedAt, AnnStartedBy, AnnLastRequest, AnnScaleGeneration,
-	AnnSessionsLeft, AnnStalledSince}
+var evacuationMarks = []string{
+	AnnStartedAt,
+	AnnNode,
+	AnnReason,
+	AnnCompletedAt,
+	AnnStartedBy,
+	AnnLastRequest,
+	AnnScaleGeneration,
+	AnnSessionsLeft,
+	AnnStalledSince,
+}
 
 // SetupWithManager registers the controller for EMQX pods.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
@@ -91,7 +100,12 @@ func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Resul
 // says to stop, then applies its effects. A record that could not be written is an error: the pod
 // is looked at again with back-off (a recreated pod must not keep a persisted evacuation because a
 // write timed out).
-func (c *Controller) act(ctx context.Context, w Watch, decide func(Watch) Action, see func(context.Context, *corev1.Pod) (EMQX, *Seen)) (ctrl.Result, error) {
+func (c *Controller) act(
+	ctx context.Context,
+	w Watch,
+	decide func(Watch) Action,
+	see func(context.Context, *corev1.Pod) (EMQX, *Seen),
+) (ctrl.Result, error) {
 	var conn EMQX
 	for {
 		a := decide(w)

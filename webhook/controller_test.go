@@ -19,7 +19,10 @@ import (
 func (f *fixture) reconcile(i int) ctrl.Result {
 	f.t.Helper()
 	c := &Controller{Gate: f.gate, Poll: time.Second}
-	res, err := c.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: f.pod(i).Name}})
+	res, err := c.Reconcile(
+		context.Background(),
+		ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: f.pod(i).Name}},
+	)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -81,7 +84,10 @@ func TestControllerStopsEvacuationsOfAWithdrawnScaleDown(t *testing.T) {
 	if f.evacuation(2) != "" || f.pod(2).Annotations[AnnStartedAt] != "" {
 		t.Fatal("the evacuation of a pod that stays was not stopped")
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStopped the scale-down of statefulset emqx was withdrawn") {
+	if ev := f.events(); !strings.Contains(
+		ev,
+		"Normal EvacuationStopped the scale-down of statefulset emqx was withdrawn",
+	) {
 		t.Fatalf("events %q", ev)
 	}
 }
@@ -134,7 +140,11 @@ func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
 	f.reconcile(0)
 	f.clock.Step(4 * time.Minute)
 	if res := f.reconcile(0); res.RequeueAfter == 0 || f.evacuation(0) != "prohibiting" {
-		t.Fatalf("abandoned within abandon-after of the last request (requeue %v, state %q)", res.RequeueAfter, f.evacuation(0))
+		t.Fatalf(
+			"abandoned within abandon-after of the last request (requeue %v, state %q)",
+			res.RequeueAfter,
+			f.evacuation(0),
+		)
 	}
 	f.clock.Step(time.Minute)
 	f.reconcile(0)

@@ -172,7 +172,11 @@ func decide(s Snapshot) Decision {
 		// Readiness is no evidence: a pod turns NotReady *because* it evacuates (emqx-operator's
 		// on-serving gate, an availability_check probe). Only a pod whose containers never started
 		// or have ended holds nothing; for every other pod EMQX decides.
-		return s.wayOut(ReasonNotStarted, "pod is %s with no running container: its EMQX holds no client", podPhase(pod))
+		return s.wayOut(
+			ReasonNotStarted,
+			"pod is %s with no running container: its EMQX holds no client",
+			podPhase(pod),
+		)
 	case s.EMQX == nil:
 		return Decision{Need: NeedEMQX}
 	}
@@ -184,34 +188,64 @@ func decide(s Snapshot) Decision {
 		since, mark := s.mark(AnnWaitingSince)
 		if s.Now.Sub(since) >= s.Settings.Timeout {
 			return s.wayOut(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: removing the pod without evacuation",
-				s.Now.Sub(since).Round(time.Second)).with(mark...)
+				s.Now.Sub(since).Round(time.Second)).
+				with(mark...)
 		}
-		return Decision{Verdict: hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"), Effects: mark}
+		return Decision{
+			Verdict: hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"),
+			Effects: mark,
+		}
 	case e.Err != nil: // row 5
 		return s.unreachable(e.Err, e.Stale)
 	case !e.Node.Running(): // row 6
-		return s.wayOut(ReasonNodeNotRunning, "EMQX lists the pod's node %s as %s: nothing to evacuate", e.Node.Node, e.Node.NodeStatus)
+		return s.wayOut(
+			ReasonNodeNotRunning,
+			"EMQX lists the pod's node %s as %s: nothing to evacuate",
+			e.Node.Node,
+			e.Node.NodeStatus,
+		)
 	}
 	node := e.Node
 	ev, evacuating := e.Status.Evacuation(node.Node)
 	switch {
 	case evacuating && e.safe(ev): // row 7
-		return s.unlessReplicas(node, Decision{Verdict: allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)),
-			Effects: evacuatedEffects(pod, s.Now)})
+		return s.unlessReplicas(
+			node,
+			Decision{Verdict: allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)),
+				Effects: evacuatedEffects(pod, s.Now)},
+		)
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
-		return s.unlessReplicas(node, final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))))
+		return s.unlessReplicas(
+			node,
+			final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))),
+		)
 	case evacuating: // rows 9 and 10
 		return s.evacuating(node, ev)
 	}
 	if s.Budget != "" { // row 10b
-		return final(hold(ReasonBudget, fmt.Sprintf("PodDisruptionBudget %s allows no disruption of pod %s now: the eviction would be "+
-			"refused anyway, so EMQX node %s is not evacuated; retrying is safe", s.Budget, pod.Name, node.Node)))
+		return final(
+			hold(
+				ReasonBudget,
+				fmt.Sprintf("PodDisruptionBudget %s allows no disruption of pod %s now: the eviction would be "+
+					"refused anyway, so EMQX node %s is not evacuated; retrying is safe", s.Budget, pod.Name, node.Node),
+			),
+		)
 	}
 	if m := s.Marks[AnnAbandonedAt]; m.Known { // row 10c
 		if at, again := m.Since, m.Since.Add(s.Settings.AbandonAfter); s.Now.Before(again) {
-			return final(hold(ReasonCoolingDown, fmt.Sprintf("the evacuation of EMQX node %s was abandoned at %s (nobody asked to "+
-				"remove the pod for %v after its node was empty); a new one starts from %s; retrying is safe",
-				node.Node, at.UTC().Format(time.RFC3339), s.Settings.AbandonAfter, again.UTC().Format(time.RFC3339))))
+			return final(
+				hold(
+					ReasonCoolingDown,
+					fmt.Sprintf(
+						"the evacuation of EMQX node %s was abandoned at %s (nobody asked to "+
+							"remove the pod for %v after its node was empty); a new one starts from %s; retrying is safe",
+						node.Node,
+						at.UTC().Format(time.RFC3339),
+						s.Settings.AbandonAfter,
+						again.UTC().Format(time.RFC3339),
+					),
+				),
+			)
 		}
 	}
 	return s.start(node) // rows 11 to 14
@@ -243,34 +277,74 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 			what = fmt.Sprintf("replicas EMQX would not describe (%s)", shorten(st.Err))
 		}
 		return s.wayOut(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s after %v: removing the pod anyway; "+
-			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).with(mark...)
+			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).
+			with(mark...)
 	}
 	if st.Err != nil {
-		return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty, but its durable storage could not be read (%s); "+
-			"held for up to %v; retrying is safe", node.Node, shorten(st.Err), s.Settings.Timeout)), Effects: mark}
+		return Decision{
+			Verdict: hold(
+				ReasonReplicasMoving,
+				fmt.Sprintf("EMQX node %s is empty, but its durable storage could not be read (%s); "+
+					"held for up to %v; retrying is safe", node.Node, shorten(st.Err), s.Settings.Timeout),
+			),
+			Effects: mark,
+		}
 	}
 	moves, ok := st.Moves()
 	if !ok {
-		return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty, but its durable-storage site %s holds %d shard "+
-			"replicas and no site that stays can take them; held for up to %v; retrying is safe", node.Node, st.Site, st.Held, s.Settings.Timeout)),
-			Effects: mark}
+		return Decision{
+			Verdict: hold(
+				ReasonReplicasMoving,
+				fmt.Sprintf("EMQX node %s is empty, but its durable-storage site %s holds %d shard "+
+					"replicas and no site that stays can take them; held for up to %v; retrying is safe", node.Node, st.Site, st.Held, s.Settings.Timeout),
+			),
+			Effects: mark,
+		}
 	}
 	if len(moves) > 0 && !s.DryRun {
 		if s.Moved == nil {
 			return Decision{Need: NeedMove, Moves: moves}
 		}
 		if err := *s.Moved; err != nil {
-			return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
-				"of its durable-storage site %s (%s); held for up to %v; retrying is safe", node.Node, st.Held, st.Site, shorten(err),
-				s.Settings.Timeout)), Effects: mark}
+			return Decision{
+				Verdict: hold(
+					ReasonReplicasMoving,
+					fmt.Sprintf("EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
+						"of its durable-storage site %s (%s); held for up to %v; retrying is safe", node.Node, st.Held, st.Site, shorten(err),
+						s.Settings.Timeout),
+				),
+				Effects: mark,
+			}
 		}
-		fx := append(mark, event(corev1.EventTypeNormal, ReasonReplicasMoving, "moving the %d durable-storage shard replicas of site %s "+
-			"(EMQX node %s) to the sites that stay before the pod leaves for good", st.Held, st.Site, node.Node))
-		return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty; the %d shard replicas of its durable-storage "+
-			"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site)), Effects: fx}
+		fx := append(
+			mark,
+			event(
+				corev1.EventTypeNormal,
+				ReasonReplicasMoving,
+				"moving the %d durable-storage shard replicas of site %s "+
+					"(EMQX node %s) to the sites that stay before the pod leaves for good",
+				st.Held,
+				st.Site,
+				node.Node,
+			),
+		)
+		return Decision{
+			Verdict: hold(
+				ReasonReplicasMoving,
+				fmt.Sprintf("EMQX node %s is empty; the %d shard replicas of its durable-storage "+
+					"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site),
+			),
+			Effects: fx,
+		}
 	}
-	return Decision{Verdict: hold(ReasonReplicasMoving, fmt.Sprintf("EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
-		"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held)), Effects: mark}
+	return Decision{
+		Verdict: hold(
+			ReasonReplicasMoving,
+			fmt.Sprintf("EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
+				"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held),
+		),
+		Effects: mark,
+	}
 }
 
 // evacuating holds the removal while the evacuation runs, up to the time limit.
@@ -285,7 +359,8 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 	fx = append(fx, mark...)
 	if limit := s.Settings.Timeout; s.Now.Sub(started) >= limit {
 		return s.wayOut(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
-			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).with(fx...)
+			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).
+			with(fx...)
 	}
 	p := evacuation.ProgressOf(ev, node, s.EMQX.Durable, evacuation.WaitsOf(s.Settings.Request))
 	d := Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
@@ -315,15 +390,29 @@ func (s Snapshot) stalled(d Decision, node emqx.Node, ev emqx.Evacuation, starte
 	if s.Now.Sub(since) < s.Settings.StallAfter {
 		return d
 	}
-	d.Verdict = hold(ReasonStalled, fmt.Sprintf("EMQX node %s is evacuating, but its %s sessions have not moved for %v: EMQX before 5.8.4 "+
-		"can loop on a session whose process died (upgrade, or stop the evacuation and restart the node); the time limit lets the pod go %v "+
-		"after the evacuation started; retrying is safe", node.Node, left, s.Now.Sub(since).Round(time.Second), s.Settings.Timeout))
+	d.Verdict = hold(
+		ReasonStalled,
+		fmt.Sprintf("EMQX node %s is evacuating, but its %s sessions have not moved for %v: EMQX before 5.8.4 "+
+			"can loop on a session whose process died (upgrade, or stop the evacuation and restart the node); the time limit lets the pod go %v "+
+			"after the evacuation started; retrying is safe", node.Node, left, s.Now.Sub(since).Round(time.Second), s.Settings.Timeout),
+	)
 	if !strings.HasSuffix(seen, cluster.StalledSuffix) {
 		stalled := left + cluster.StalledSuffix
-		d.Effects = append(d.Effects, Annotate{Set: map[string]*string{AnnSessionsLeft: &stalled}},
-			event(corev1.EventTypeWarning, ReasonStalled, "the session eviction of EMQX node %s has not moved for %v (%s sessions left, "+
-				"version %s); the evacuation started %v ago", node.Node, s.Now.Sub(since).Round(time.Second), left, node.Version,
-				s.Now.Sub(started).Round(time.Second)))
+		d.Effects = append(
+			d.Effects,
+			Annotate{Set: map[string]*string{AnnSessionsLeft: &stalled}},
+			event(
+				corev1.EventTypeWarning,
+				ReasonStalled,
+				"the session eviction of EMQX node %s has not moved for %v (%s sessions left, "+
+					"version %s); the evacuation started %v ago",
+				node.Node,
+				s.Now.Sub(since).Round(time.Second),
+				left,
+				node.Version,
+				s.Now.Sub(started).Round(time.Second),
+			),
+		)
 	}
 	return d
 }
@@ -344,12 +433,30 @@ func (s Snapshot) start(node emqx.Node) Decision {
 		// The limit has a way out too: an evacuation that never ends must not hold every other
 		// removal for ever. After the evacuation time limit, this one starts anyway.
 		if s.Now.Sub(since) < s.Settings.Timeout {
-			return Decision{Verdict: hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
-				node.Node, node.LiveConnections, node.Connections, strings.Join(busy, ", "), s.Settings.MaxConcurrent)), Effects: mark}
+			return Decision{
+				Verdict: hold(ReasonWaiting, fmt.Sprintf(
+					"EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
+					node.Node,
+					node.LiveConnections,
+					node.Connections,
+					strings.Join(busy, ", "),
+					s.Settings.MaxConcurrent,
+				)),
+				Effects: mark,
+			}
 		}
 		fx = append(fx, mark...)
-		fx = append(fx, event(corev1.EventTypeWarning, ReasonLimitExceeded, "waited %v for %s to finish: evacuating %s anyway, beyond --max-concurrent-evacuations",
-			s.Now.Sub(since).Round(time.Second), strings.Join(busy, ", "), node.Node))
+		fx = append(
+			fx,
+			event(
+				corev1.EventTypeWarning,
+				ReasonLimitExceeded,
+				"waited %v for %s to finish: evacuating %s anyway, beyond --max-concurrent-evacuations",
+				s.Now.Sub(since).Round(time.Second),
+				strings.Join(busy, ", "),
+				node.Node,
+			),
+		)
 	}
 	if s.Going == nil {
 		return Decision{Need: NeedTargets}
@@ -361,10 +468,21 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	free.Rebalances = nil
 	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Going)
 	if len(req.MigrateTo) == 0 {
-		return s.wayOut(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).with(fx...)
+		return s.wayOut(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).
+			with(fx...)
 	}
 	if s.DryRun {
-		return final(hold(ReasonStarted, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)", node.Node, node.LiveConnections, node.Connections)))
+		return final(
+			hold(
+				ReasonStarted,
+				fmt.Sprintf(
+					"EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)",
+					node.Node,
+					node.LiveConnections,
+					node.Connections,
+				),
+			),
+		)
 	}
 	if s.Started == nil {
 		start := &StartRequest{Node: node.Node, Request: req}
@@ -374,8 +492,17 @@ func (s Snapshot) start(node emqx.Node) Decision {
 		return Decision{Need: NeedStart, Start: start}
 	}
 	for _, c := range s.Started.Stopped {
-		fx = append(fx, event(corev1.EventTypeNormal, ReasonRebalanceStopped, "stopped the rebalance coordinated by %s: evacuating EMQX node %s for the removal of pod %s comes first",
-			c, node.Node, s.Pod.Name))
+		fx = append(
+			fx,
+			event(
+				corev1.EventTypeNormal,
+				ReasonRebalanceStopped,
+				"stopped the rebalance coordinated by %s: evacuating EMQX node %s for the removal of pod %s comes first",
+				c,
+				node.Node,
+				s.Pod.Name,
+			),
+		)
 	}
 	if err := s.Started.StopErr; err != nil {
 		return s.unreachable(err, true).with(fx...)
@@ -388,8 +515,17 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 	switch {
 	case emqx.IsAlreadyStarted(err):
 		// Someone (another replica, kubectl emqx) started it a moment ago.
-		return final(hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (just started): %d connections and %d sessions left; retrying is safe",
-			node.Node, node.LiveConnections, node.Connections)))
+		return final(
+			hold(
+				ReasonEvacuating,
+				fmt.Sprintf(
+					"EMQX node %s is evacuating (just started): %d connections and %d sessions left; retrying is safe",
+					node.Node,
+					node.LiveConnections,
+					node.Connections,
+				),
+			),
+		)
 	case emqx.IsNodesUnavailable(err):
 		// A target stopped taking sessions between our read and EMQX's check (it began evacuating,
 		// donating or purging): the next retry computes the targets again. A wait like any other,
@@ -397,28 +533,63 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		since, mark := s.mark(AnnWaitingSince)
 		if limit := s.Settings.Timeout; s.Now.Sub(since) >= limit {
 			return s.wayOut(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): removing the pod without evacuation",
-				node.Node, limit, err).with(mark...)
+				node.Node, limit, err).
+				with(mark...)
 		}
-		return Decision{Verdict: hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds %d connections and %d sessions, and a node to move them to became unavailable (%s); retrying is safe",
-			node.Node, node.LiveConnections, node.Connections, err)), Effects: mark}
+		return Decision{
+			Verdict: hold(
+				ReasonWaiting,
+				fmt.Sprintf(
+					"EMQX node %s holds %d connections and %d sessions, and a node to move them to became unavailable (%s); retrying is safe",
+					node.Node,
+					node.LiveConnections,
+					node.Connections,
+					err,
+				),
+			),
+			Effects: mark,
+		}
 	case err != nil:
 		// Unexpected answers (a busy node, an RPC error, a refusal) take the same way out as an API
 		// that does not answer: held for the grace period, then allowed.
 		return s.unreachable(fmt.Errorf("start evacuating %s: %w", node.Node, err), true)
 	}
-	set := map[string]*string{AnnStartedAt: ptr(s.Now.UTC().Format(time.RFC3339Nano)), AnnNode: ptr(node.Node), AnnReason: ptr(s.Cause),
-		AnnCompletedAt: nil, AnnWaitingSince: nil, AnnStartedBy: nil, AnnLastRequest: nil, AnnSessionsLeft: nil, AnnStalledSince: nil,
-		AnnAbandonedAt: nil}
+	set := map[string]*string{
+		AnnStartedAt:    ptr(s.Now.UTC().Format(time.RFC3339Nano)),
+		AnnNode:         ptr(node.Node),
+		AnnReason:       ptr(s.Cause),
+		AnnCompletedAt:  nil,
+		AnnWaitingSince: nil,
+		AnnStartedBy:    nil,
+		AnnLastRequest:  nil,
+		AnnSessionsLeft: nil,
+		AnnStalledSince: nil,
+		AnnAbandonedAt:  nil,
+	}
 	for k, v := range s.Extra {
 		set[k] = v
 	}
 	return Decision{
-		Verdict: hold(ReasonStarted, fmt.Sprintf("EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
-			node.Node, node.LiveConnections, node.Connections)),
+		Verdict: hold(
+			ReasonStarted,
+			fmt.Sprintf(
+				"EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
+				node.Node,
+				node.LiveConnections,
+				node.Connections,
+			),
+		),
 		Effects: []Effect{
 			Annotate{Set: set, Forget: []string{AnnStartedAt, AnnAbandonedAt}},
-			event(corev1.EventTypeNormal, ReasonStarted, "evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)",
-				node.Node, node.LiveConnections, node.Connections, s.Cause),
+			event(
+				corev1.EventTypeNormal,
+				ReasonStarted,
+				"evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)",
+				node.Node,
+				node.LiveConnections,
+				node.Connections,
+				s.Cause,
+			),
 		},
 	}
 }
@@ -436,15 +607,22 @@ func (s Snapshot) unreachable(err error, stale bool) Decision {
 		return s.wayOut(ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
 			s.Now.Sub(since).Round(time.Second), shorten(err)).with(fx...)
 	}
-	return Decision{Verdict: hold(ReasonUnreachable, fmt.Sprintf("EMQX's API failed (%v); the removal is held for up to %v, then allowed; retrying is safe",
-		shorten(err), s.Settings.UnreachableGrace)), Effects: fx}
+	return Decision{
+		Verdict: hold(
+			ReasonUnreachable,
+			fmt.Sprintf("EMQX's API failed (%v); the removal is held for up to %v, then allowed; retrying is safe",
+				shorten(err), s.Settings.UnreachableGrace),
+		),
+		Effects: fx,
+	}
 }
 
 // wayOut allows a removal that is not safe, or not needed, and says so with an Event (the gate
 // logs every decision).
 func (s Snapshot) wayOut(reason, format string, args ...any) Decision {
 	typ := corev1.EventTypeWarning
-	if reason == ReasonNotStarted || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone || reason == ReasonOwnerGone {
+	if reason == ReasonNotStarted || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone ||
+		reason == ReasonOwnerGone {
 		typ = corev1.EventTypeNormal
 	}
 	msg := fmt.Sprintf(format, args...)
@@ -483,9 +661,16 @@ func (s Snapshot) known(d Decision, key string) bool {
 func evacuatedEffects(pod *corev1.Pod, now time.Time) []Effect {
 	var fx []Effect
 	if pod.Annotations[AnnCompletedAt] == "" {
-		fx = append(fx,
-			event(corev1.EventTypeNormal, ReasonEvacuated, "EMQX node %s is empty: the pod may go", pod.Annotations[AnnNode]),
-			Annotate{Set: map[string]*string{AnnCompletedAt: ptr(now.UTC().Format(time.RFC3339Nano))}})
+		fx = append(
+			fx,
+			event(
+				corev1.EventTypeNormal,
+				ReasonEvacuated,
+				"EMQX node %s is empty: the pod may go",
+				pod.Annotations[AnnNode],
+			),
+			Annotate{Set: map[string]*string{AnnCompletedAt: ptr(now.UTC().Format(time.RFC3339Nano))}},
+		)
 	}
 	return append(fx, RecordEvacuated{})
 }
@@ -504,7 +689,8 @@ func evacuatedMessage(node string, ev emqx.Evacuation, d evacuation.Durability) 
 // garbageCollector: the user kube-controller-manager's garbage collector acts as (its own
 // ServiceAccount with --use-service-account-credentials, else the controller manager's user).
 func garbageCollector(user string) bool {
-	return user == "system:serviceaccount:kube-system:generic-garbage-collector" || user == "system:kube-controller-manager"
+	return user == "system:serviceaccount:kube-system:generic-garbage-collector" ||
+		user == "system:kube-controller-manager"
 }
 
 func orSomeone(user string) string {

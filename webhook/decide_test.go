@@ -25,8 +25,16 @@ func snap(mutate ...func(*Snapshot)) Snapshot {
 	pod := readyPod(1, "uid-1")
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, UID: "sts-uid"}}
 	s := Snapshot{Now: t0, Cause: "eviction", Pod: pod, EMQXPod: true, Owner: sts, Settings: DefaultConfig().For(sts),
-		Marks: map[string]Mark{AnnUnreachableSince: {Since: t0}, AnnWaitingSince: {Since: t0}, AnnStartedAt: {Since: t0}},
-		EMQX:  &EMQXState{Answered: true, Nodes: []emqx.Node{runningNode(0, 10), runningNode(1, 10), runningNode(2, 10)}, Node: runningNode(1, 10)},
+		Marks: map[string]Mark{
+			AnnUnreachableSince: {Since: t0},
+			AnnWaitingSince:     {Since: t0},
+			AnnStartedAt:        {Since: t0},
+		},
+		EMQX: &EMQXState{
+			Answered: true,
+			Nodes:    []emqx.Node{runningNode(0, 10), runningNode(1, 10), runningNode(2, 10)},
+			Node:     runningNode(1, 10),
+		},
 	}
 	for _, m := range mutate {
 		m(&s)
@@ -39,7 +47,11 @@ func runningNode(i int, conns int64) emqx.Node {
 }
 
 func evacuationOf(i int, state string, conns, sessions int64) emqx.Evacuation {
-	return emqx.Evacuation{Node: node(i), State: state, Stats: emqx.Stats{CurrentConnected: conns, CurrentSessions: sessions}}
+	return emqx.Evacuation{
+		Node:  node(i),
+		State: state,
+		Stats: emqx.Stats{CurrentConnected: conns, CurrentSessions: sessions},
+	}
 }
 
 // annotated is the last value effects set for key ("" when none does).
@@ -65,8 +77,20 @@ func reasons(fx []Effect) []string {
 }
 
 func TestDecisionTable(t *testing.T) {
-	nodesUnavailable := &emqx.Error{Method: "POST", Path: "/api/v5/load_rebalance/x/evacuation/start", StatusCode: 400, Code: "BAD_REQUEST", Message: "Nodes unavailable: [x]"}
-	alreadyStarted := &emqx.Error{Method: "POST", Path: "/api/v5/load_rebalance/x/evacuation/start", StatusCode: 400, Code: "BAD_REQUEST", Message: "already_started"}
+	nodesUnavailable := &emqx.Error{
+		Method:     "POST",
+		Path:       "/api/v5/load_rebalance/x/evacuation/start",
+		StatusCode: 400,
+		Code:       "BAD_REQUEST",
+		Message:    "Nodes unavailable: [x]",
+	}
+	alreadyStarted := &emqx.Error{
+		Method:     "POST",
+		Path:       "/api/v5/load_rebalance/x/evacuation/start",
+		StatusCode: 400,
+		Code:       "BAD_REQUEST",
+		Message:    "already_started",
+	}
 	since := func(key string, d time.Duration) func(*Snapshot) {
 		return func(s *Snapshot) { s.Marks[key] = Mark{Since: t0.Add(-d), OnPod: true, Known: true} }
 	}
@@ -88,7 +112,9 @@ func TestDecisionTable(t *testing.T) {
 				}{site, "up"})
 			}
 			s.Storage = &StorageState{Storage: evacuation.Storage{Site: "site-1", Held: held, DBs: []emqx.Storage{db},
-				Going: map[string]bool{"site-1": true}, Up: map[string]bool{"site-0": true, "site-1": true, "site-2": true}}}
+				Going: map[string]bool{
+					"site-1": true,
+				}, Up: map[string]bool{"site-0": true, "site-1": true, "site-2": true}}}
 			s.Moved = moved
 		}
 	}

@@ -130,7 +130,15 @@ func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, 
 	}
 	out.Err = conn.StartEvacuation(ctx, req.Node, req.Request)
 	if out.Err != nil && !emqx.IsAlreadyStarted(out.Err) {
-		g.Log.Info("EMQX refused the evacuation", "pod", pod.Namespace+"/"+pod.Name, "node", req.Node, "error", out.Err.Error())
+		g.Log.Info(
+			"EMQX refused the evacuation",
+			"pod",
+			pod.Namespace+"/"+pod.Name,
+			"node",
+			req.Node,
+			"error",
+			out.Err.Error(),
+		)
 	}
 	return out
 }

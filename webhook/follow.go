@@ -82,7 +82,8 @@ func Follow(w Watch) Action {
 		return Action{Requeue: w.Poll, Effects: forgetIf(e.Stale)}
 	}
 	pod, node := w.Pod, w.Pod.Annotations[AnnNode]
-	if sts, ok := w.Owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown && withdrawn(sts, pod) {
+	if sts, ok := w.Owner.(*appsv1.StatefulSet); ok && pod.Annotations[AnnReason] == CauseScaleDown &&
+		withdrawn(sts, pod) {
 		if e.Evacuating && w.Stopped == nil {
 			return Action{Need: NeedStop, Stop: node}
 		}
@@ -90,7 +91,13 @@ func Follow(w Watch) Action {
 			return Action{Requeue: w.Poll}
 		}
 		return Action{Effects: []Effect{ForgetEvacuation{},
-			event(corev1.EventTypeNormal, ReasonStopped, "the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again", sts.Name, node),
+			event(
+				corev1.EventTypeNormal,
+				ReasonStopped,
+				"the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again",
+				sts.Name,
+				node,
+			),
 			Counted{Reason: ReasonStopped, Log: "evacuation stopped: scale-down withdrawn", Node: node}}}
 	}
 	switch {
@@ -152,9 +159,15 @@ func (w Watch) abandonIfNobodyAsks(node string) Action {
 	}
 	return Action{Effects: append(fx, ForgetEvacuation{}, ClearRecord{},
 		MarkSince{Key: AnnAbandonedAt, Since: w.Now},
-		event(corev1.EventTypeWarning, ReasonAbandoned,
+		event(
+			corev1.EventTypeWarning,
+			ReasonAbandoned,
 			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients "+
-				"again; a new evacuation of it starts no sooner than %v from now", node, wait, wait),
+				"again; a new evacuation of it starts no sooner than %v from now",
+			node,
+			wait,
+			wait,
+		),
 		Counted{Reason: ReasonAbandoned, Log: fmt.Sprintf("evacuation abandoned after %v", wait), Node: node})}
 }
 
@@ -178,8 +191,13 @@ func Reopen(w Watch) Action {
 	}
 	var fx []Effect
 	if w.Stopped != nil {
-		fx = append(fx, event(corev1.EventTypeNormal, ReasonStaleStopped,
-			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again", w.Pod.Name, e.Node))
+		fx = append(fx, event(
+			corev1.EventTypeNormal,
+			ReasonStaleStopped,
+			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again",
+			w.Pod.Name,
+			e.Node,
+		))
 	}
 	return Action{Effects: append(fx, ClearRecord{})}
 }

@@ -18,8 +18,14 @@ import (
 // watch is emqx-1 evacuated by the webhook for a removal, its node still evacuating.
 func watch(mutate ...func(*Watch)) Watch {
 	pod := readyPod(1, "uid-1")
-	pod.Annotations = map[string]string{AnnStartedAt: t0.Add(-time.Minute).Format(time.RFC3339Nano), AnnNode: node(1), AnnReason: "eviction"}
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, UID: "sts-uid", Generation: 5}}
+	pod.Annotations = map[string]string{
+		AnnStartedAt: t0.Add(-time.Minute).Format(time.RFC3339Nano),
+		AnnNode:      node(1),
+		AnnReason:    "eviction",
+	}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, UID: "sts-uid", Generation: 5},
+	}
 	w := Watch{Now: t0, Pod: pod, Owner: sts, Settings: DefaultConfig().For(sts), Poll: 2 * time.Second,
 		EMQX: &Seen{Node: node(1), Evacuating: true, Evacuation: evacuationOf(1, emqx.EvacuationEvictingConns, 5, 5)}}
 	for _, m := range mutate {
@@ -61,8 +67,17 @@ func checkActions(t *testing.T, decide func(Watch) Action, cases []actionCase) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			a := decide(c.w)
-			if a.Need != c.need || a.Need == NeedNothing && (a.Requeue != c.requeue || !reflect.DeepEqual(kinds(a.Effects), c.effects)) {
-				t.Fatalf("action need %v requeue %v effects %v; want need %v requeue %v effects %v", a.Need, a.Requeue, kinds(a.Effects), c.need, c.requeue, c.effects)
+			if a.Need != c.need ||
+				a.Need == NeedNothing && (a.Requeue != c.requeue || !reflect.DeepEqual(kinds(a.Effects), c.effects)) {
+				t.Fatalf(
+					"action need %v requeue %v effects %v; want need %v requeue %v effects %v",
+					a.Need,
+					a.Requeue,
+					kinds(a.Effects),
+					c.need,
+					c.requeue,
+					c.effects,
+				)
 			}
 			if c.evidence != nil {
 				c.evidence(t, a)
@@ -80,15 +95,31 @@ func TestFollowDecisions(t *testing.T) {
 	}
 	checkActions(t, Follow, []actionCase{
 		{name: "asks EMQX first", w: watch(func(w *Watch) { w.EMQX = nil }), need: NeedEMQX},
-		{name: "EMQX failed: look again, drop the connection", w: watch(func(w *Watch) { w.EMQX = &Seen{Err: errors.New("x"), Stale: true} }),
-			requeue: 2 * time.Second, effects: []string{"ForgetConnection"}},
+		{
+			name:    "EMQX failed: look again, drop the connection",
+			w:       watch(func(w *Watch) { w.EMQX = &Seen{Err: errors.New("x"), Stale: true} }),
+			requeue: 2 * time.Second,
+			effects: []string{"ForgetConnection"},
+		},
 		{name: "in progress", w: watch(), requeue: 2 * time.Second},
-		{name: "stopped by someone else: forgotten", w: watch(func(w *Watch) { w.EMQX.Evacuating = false }), effects: []string{"ForgetEvacuation"}},
-		{name: "not ours: left to whoever started it", w: watch(done, func(w *Watch) { w.Pod.Annotations[AnnStartedBy] = StartedByOther }), requeue: 2 * time.Second},
+		{
+			name:    "stopped by someone else: forgotten",
+			w:       watch(func(w *Watch) { w.EMQX.Evacuating = false }),
+			effects: []string{"ForgetEvacuation"},
+		},
+		{
+			name:    "not ours: left to whoever started it",
+			w:       watch(done, func(w *Watch) { w.Pod.Annotations[AnnStartedBy] = StartedByOther }),
+			requeue: 2 * time.Second,
+		},
 		{name: "scale-down withdrawn: stop", w: watch(withdrawnScaleDown), need: NeedStop},
 		{name: "scale-down withdrawn, stopped", w: watch(withdrawnScaleDown, stopped(nil)),
 			effects: []string{"ForgetEvacuation", "Event " + ReasonStopped, "Counted"}},
-		{name: "scale-down withdrawn, the stop failed: again later", w: watch(withdrawnScaleDown, stopped(errors.New("HTTP 500"))), requeue: 2 * time.Second},
+		{
+			name:    "scale-down withdrawn, the stop failed: again later",
+			w:       watch(withdrawnScaleDown, stopped(errors.New("HTTP 500"))),
+			requeue: 2 * time.Second,
+		},
 		{name: "scale-down withdrawn, someone stopped it first", w: watch(withdrawnScaleDown, stopped(notStarted)),
 			effects: []string{"ForgetEvacuation", "Event " + ReasonStopped, "Counted"}},
 		{name: "empty: the owner retries the deletion, the record is written, the abandon clock starts", w: watch(done),
@@ -97,10 +128,14 @@ func TestFollowDecisions(t *testing.T) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-10 * time.Minute).Format(time.RFC3339Nano)
 			w.Pod.Annotations[AnnLastRequest] = t0.Add(-4 * time.Minute).Format(time.RFC3339Nano)
 		}), requeue: 2 * time.Second, effects: []string{"RecordEvacuated"}},
-		{name: "asked for again and again long after it became empty (a replay): stop past the bound", w: watch(done, func(w *Watch) {
-			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-40 * time.Minute).Format(time.RFC3339Nano)
-			w.Pod.Annotations[AnnLastRequest] = t0.Add(-time.Minute).Format(time.RFC3339Nano)
-		}), need: NeedStop},
+		{
+			name: "asked for again and again long after it became empty (a replay): stop past the bound",
+			w: watch(done, func(w *Watch) {
+				w.Pod.Annotations[AnnCompletedAt] = t0.Add(-40 * time.Minute).Format(time.RFC3339Nano)
+				w.Pod.Annotations[AnnLastRequest] = t0.Add(-time.Minute).Format(time.RFC3339Nano)
+			}),
+			need: NeedStop,
+		},
 		{name: "empty for abandon-after and nobody asks: stop", w: watch(done, func(w *Watch) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
 		}), need: NeedStop},
@@ -112,10 +147,22 @@ func TestFollowDecisions(t *testing.T) {
 					t.Fatalf("no abandonment mark at now (the cool-down of row 10c): %#v", a.Effects)
 				}
 			}},
-		{name: "this replica remembers when it became empty (its write failed)", w: watch(done, stopped(nil), func(w *Watch) {
-			w.Pod.Annotations[AnnCompletedAt] = "garbled"
-			w.EmptySince = Mark{Since: t0.Add(-6 * time.Minute), Known: true}
-		}), effects: []string{"RecordEvacuated", "Remember", "ForgetEvacuation", "ClearRecord", "MarkSince", "Event " + ReasonAbandoned, "Counted"}},
+		{
+			name: "this replica remembers when it became empty (its write failed)",
+			w: watch(done, stopped(nil), func(w *Watch) {
+				w.Pod.Annotations[AnnCompletedAt] = "garbled"
+				w.EmptySince = Mark{Since: t0.Add(-6 * time.Minute), Known: true}
+			}),
+			effects: []string{
+				"RecordEvacuated",
+				"Remember",
+				"ForgetEvacuation",
+				"ClearRecord",
+				"MarkSince",
+				"Event " + ReasonAbandoned,
+				"Counted",
+			},
+		},
 	})
 }
 
@@ -125,8 +172,16 @@ func TestReopenDecisions(t *testing.T) {
 		{name: "asks EMQX first", w: watch(func(w *Watch) { w.EMQX = nil }), need: NeedEMQX},
 		{name: "not joined yet", w: watch(func(w *Watch) { w.EMQX.Joined = false }), requeue: 2 * time.Second},
 		{name: "inherited an evacuation: stop it", w: watch(back), need: NeedStop},
-		{name: "stopped", w: watch(back, stopped(nil)), effects: []string{"Event " + ReasonStaleStopped, "ClearRecord"}},
+		{
+			name:    "stopped",
+			w:       watch(back, stopped(nil)),
+			effects: []string{"Event " + ReasonStaleStopped, "ClearRecord"},
+		},
 		{name: "the stop failed", w: watch(back, stopped(errors.New("HTTP 500"))), requeue: 2 * time.Second},
-		{name: "nothing inherited: only the record goes", w: watch(back, func(w *Watch) { w.EMQX.Evacuating = false }), effects: []string{"ClearRecord"}},
+		{
+			name:    "nothing inherited: only the record goes",
+			w:       watch(back, func(w *Watch) { w.EMQX.Evacuating = false }),
+			effects: []string{"ClearRecord"},
+		},
 	})
 }

@@ -67,7 +67,21 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 		g.noteRequest(ctx, pod)
 	}
 	if v.Reason != ReasonNotEMQX {
-		g.Log.Info("removal decided", "pod", pod.Namespace+"/"+pod.Name, "cause", cause, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)
+		g.Log.Info(
+			"removal decided",
+			"pod",
+			pod.Namespace+"/"+pod.Name,
+			"cause",
+			cause,
+			"allowed",
+			v.Allowed,
+			"reason",
+			v.Reason,
+			"message",
+			v.Message,
+			"dryRun",
+			dryRun,
+		)
 	}
 	return v
 }
@@ -76,7 +90,14 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 // the effects (none in a dry run). extra annotations go on the pod if an evacuation is started;
 // replicas is what the pod's StatefulSet is being scaled down to, when a scale-down asks (nil: its
 // spec says).
-func (g *Gate) removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string, replicas *int32) Verdict {
+func (g *Gate) removal(
+	ctx context.Context,
+	pod *corev1.Pod,
+	dryRun bool,
+	cause string,
+	extra map[string]*string,
+	replicas *int32,
+) Verdict {
 	s := g.snapshot(ctx, pod, dryRun, cause, extra)
 	s.LeavesForGood = leavesForGood(s.Owner, pod, replicas)
 	var conn EMQX
@@ -127,15 +148,36 @@ func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) 
 	var v Verdict
 	if now.Sub(since) >= g.Config.UnreachableGrace {
 		g.marks.forget(key, "read")
-		v = allow(ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s for %v (%s): removing it without evacuation",
-			ns, name, now.Sub(since).Round(time.Second), shorten(err)))
-		g.event(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}, corev1.EventTypeWarning, ReasonUnreachable, "%s", v.Message)
+		v = allow(
+			ReasonUnreachable,
+			fmt.Sprintf("the webhook could not read pod %s/%s for %v (%s): removing it without evacuation",
+				ns, name, now.Sub(since).Round(time.Second), shorten(err)),
+		)
+		g.event(
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
+			corev1.EventTypeWarning,
+			ReasonUnreachable,
+			"%s",
+			v.Message,
+		)
 	} else {
 		v = hold(ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s (%s); the removal is held for up to %v, then allowed; retrying is safe",
 			ns, name, shorten(err), g.Config.UnreachableGrace))
 	}
 	g.Metrics.observe(cause, v)
-	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", cause, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message)
+	g.Log.Info(
+		"removal decided",
+		"pod",
+		ns+"/"+name,
+		"cause",
+		cause,
+		"allowed",
+		v.Allowed,
+		"reason",
+		v.Reason,
+		"message",
+		v.Message,
+	)
 	return v
 }
 
@@ -149,7 +191,9 @@ func (g *Gate) noteRequest(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	now := g.Clock.Now()
-	if last, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnLastRequest]); err == nil && now.Sub(last) < lastRequestEvery && !last.After(now) {
+	if last, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnLastRequest]); err == nil &&
+		now.Sub(last) < lastRequestEvery &&
+		!last.After(now) {
 		return
 	}
 	g.annotate(ctx, pod, map[string]*string{AnnLastRequest: ptr(now.UTC().Format(time.RFC3339Nano))})

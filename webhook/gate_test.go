@@ -46,10 +46,16 @@ type simConnector struct {
 
 func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (EMQX, error) {
 	if s.rejected {
-		return nil, &cluster.CredentialsError{Via: "pod " + pod.Name, Tried: []string{`dashboard user "admin" from pod ` + pod.Name + `'s spec (BAD_USERNAME_OR_PWD)`}}
+		return nil, &cluster.CredentialsError{
+			Via:   "pod " + pod.Name,
+			Tried: []string{`dashboard user "admin" from pod ` + pod.Name + `'s spec (BAD_USERNAME_OR_PWD)`},
+		}
 	}
 	if s.down {
-		return nil, &emqx.UnreachableError{URL: "http://" + pod.Status.PodIP + ":18083", Err: errors.New("connection refused")}
+		return nil, &emqx.UnreachableError{
+			URL: "http://" + pod.Status.PodIP + ":18083",
+			Err: errors.New("connection refused"),
+		}
 	}
 	// Like PodConnector, reach the cluster through another pod than the one being removed.
 	url := s.urls[pod.Name]
@@ -78,8 +84,15 @@ type fixture struct {
 
 func readyPod(i int, uid string) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("emqx-%d", i), Namespace: ns, Labels: emqxLabels, UID: types.UID(uid),
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr(true)}}},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      fmt.Sprintf("emqx-%d", i),
+			Namespace: ns,
+			Labels:    emqxLabels,
+			UID:       types.UID(uid),
+			OwnerReferences: []metav1.OwnerReference{
+				{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr(true)},
+			},
+		},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
@@ -88,20 +101,35 @@ func readyPod(i int, uid string) *corev1.Pod {
 // newFixture: a StatefulSet emqx with one Ready pod and one simulated node per entry of conns.
 func newFixture(t testing.TB, conns ...int64) *fixture {
 	t.Helper()
-	f := &fixture{t: t, conn: &simConnector{urls: map[string]string{}}, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
-		rec: record.NewFakeRecorder(100)}
+	f := &fixture{
+		t:     t,
+		conn:  &simConnector{urls: map[string]string{}},
+		clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		rec:   record.NewFakeRecorder(100),
+	}
 	n := int32(len(conns))
-	f.sts = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
-		Spec: appsv1.StatefulSetSpec{Replicas: &n, PodManagementPolicy: appsv1.ParallelPodManagement}}
+	f.sts = &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
+		Spec:       appsv1.StatefulSetSpec{Replicas: &n, PodManagementPolicy: appsv1.ParallelPodManagement},
+	}
 	objs := []client.Object{f.sts, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
 	var nodes []emqxsim.NodeConfig
 	for i, c := range conns {
 		objs = append(objs, readyPod(i, fmt.Sprintf("uid-%d", i)))
 		nodes = append(nodes, emqxsim.NodeConfig{Name: node(i), Connections: c, Sessions: -1})
 	}
-	f.kube = fake.NewClientBuilder().WithObjects(objs...).WithStatusSubresource(&corev1.Pod{}, &corev1.Namespace{}, &appsv1.StatefulSet{}).Build()
+	f.kube = fake.NewClientBuilder().
+		WithObjects(objs...).
+		WithStatusSubresource(&corev1.Pod{}, &corev1.Namespace{}, &appsv1.StatefulSet{}).
+		Build()
 	var err error
-	f.sim, err = emqxsim.New(emqxsim.Config{Nodes: nodes, APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}, Reconnect: emqxsim.DefaultReconnect})
+	f.sim, err = emqxsim.New(
+		emqxsim.Config{
+			Nodes:     nodes,
+			APIKeys:   []emqxsim.APIKey{{Key: "k", Secret: "s"}},
+			Reconnect: emqxsim.DefaultReconnect,
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +245,13 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
 		t.Fatal(err)
 	}
-	gc := admission.NewContextWithRequest(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		UserInfo: authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:generic-garbage-collector"}}})
+	gc := admission.NewContextWithRequest(
+		context.Background(),
+		admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UserInfo: authenticationv1.UserInfo{
+				Username: "system:serviceaccount:kube-system:generic-garbage-collector",
+			}}},
+	)
 	expect(t, f.gate.Removal(gc, f.pod(0), false, "delete"), true, ReasonOwnerGone, "its statefulset emqx is gone")
 	if f.evacuation(0) != "" {
 		t.Fatal("an evacuation started for a pod whose owner is gone")
@@ -237,7 +270,13 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	if err := f.kube.Create(context.Background(), f.sts); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.gate.Removal(gc, f.pod(1), false, "delete"), true, ReasonOwnerGone, "one of that name is another object now")
+	expect(
+		t,
+		f.gate.Removal(gc, f.pod(1), false, "delete"),
+		true,
+		ReasonOwnerGone,
+		"one of that name is another object now",
+	)
 }
 
 func TestBypassAnnotationIsAWayOut(t *testing.T) {
@@ -306,8 +345,15 @@ func TestPodWhoseNodeEMQXDoesNotListIsHeldThenAllowedAfterGrace(t *testing.T) {
 // environment gives it, as EMQX's entrypoint derives it.
 func TestNodeFoundByTheNameThePodsEnvironmentGives(t *testing.T) {
 	f := newFixture(t, 100)
-	other, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: "broker@mqtt-a.example", Connections: 50, Sessions: -1}, {Name: "broker@mqtt-b.example"}},
-		APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}})
+	other, err := emqxsim.New(
+		emqxsim.Config{
+			Nodes: []emqxsim.NodeConfig{
+				{Name: "broker@mqtt-a.example", Connections: 50, Sessions: -1},
+				{Name: "broker@mqtt-b.example"},
+			},
+			APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}},
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +361,12 @@ func TestNodeFoundByTheNameThePodsEnvironmentGives(t *testing.T) {
 	t.Cleanup(srv.Close)
 	f.conn.urls = map[string]string{"emqx-0": srv.URL}
 	p := f.pod(0)
-	p.Spec.Containers = []corev1.Container{{Name: "emqx", Env: []corev1.EnvVar{{Name: "EMQX_NAME", Value: "broker"}, {Name: "EMQX_HOST", Value: "mqtt-a.example"}}}}
+	p.Spec.Containers = []corev1.Container{
+		{
+			Name: "emqx",
+			Env:  []corev1.EnvVar{{Name: "EMQX_NAME", Value: "broker"}, {Name: "EMQX_HOST", Value: "mqtt-a.example"}},
+		},
+	}
 	f.update(p)
 	expect(t, f.removal(0), false, ReasonStarted, "EMQX node broker@mqtt-a.example is evacuating: 50 connections")
 }
@@ -344,14 +395,16 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 		t.Fatal("no evacuation started")
 	}
 	p := f.pod(0)
-	if p.Annotations[AnnStartedAt] == "" || p.Annotations[AnnNode] != node(0) || p.Annotations[AnnReason] != "eviction" {
+	if p.Annotations[AnnStartedAt] == "" || p.Annotations[AnnNode] != node(0) ||
+		p.Annotations[AnnReason] != "eviction" {
 		t.Fatalf("annotations %v", p.Annotations)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
 		t.Fatalf("events %q", ev)
 	}
 	resp := response(v)
-	if resp.Allowed || resp.Result.Code != 429 || resp.Result.Reason != metav1.StatusReasonTooManyRequests || !strings.Contains(resp.Result.Message, "retrying is safe") {
+	if resp.Allowed || resp.Result.Code != 429 || resp.Result.Reason != metav1.StatusReasonTooManyRequests ||
+		!strings.Contains(resp.Result.Message, "retrying is safe") {
 		t.Fatalf("response %+v", resp.Result)
 	}
 	// A retry while it runs: still held, with progress; no second start.
@@ -492,7 +545,8 @@ func mustClient(t *testing.T, f *fixture) EMQX {
 func TestScaleDownVictimsComeFromExistingPodsWhateverTheClaim(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	v := f.gate.ScaleDown(context.Background(), f.sts, math.MaxInt32, 1, true)
-	if !v.Allowed || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "EMQX pods emqx-2, emqx-1 are evacuated") {
+	if !v.Allowed || len(v.Warnings) != 1 ||
+		!strings.Contains(v.Warnings[0], "EMQX pods emqx-2, emqx-1 are evacuated") {
 		t.Fatalf("verdict %+v", v)
 	}
 }
@@ -501,7 +555,8 @@ func TestScaleDownIsAdmittedAndEvacuatesTheVictims(t *testing.T) {
 	f := newFixture(t, 100, 100, 100, 100)
 	f.gate.Config.MaxConcurrent = 2
 	v := f.gate.ScaleDown(context.Background(), f.sts, 4, 2, false)
-	if !v.Allowed || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "EMQX pods emqx-3, emqx-2 are evacuated before they are removed") ||
+	if !v.Allowed || len(v.Warnings) != 1 ||
+		!strings.Contains(v.Warnings[0], "EMQX pods emqx-3, emqx-2 are evacuated before they are removed") ||
 		!strings.Contains(v.Warnings[0], "kubectl emqx status -n mqtt") {
 		t.Fatalf("verdict %+v", v)
 	}
@@ -522,7 +577,13 @@ func TestStrictScaleDownIsHeldUntilVictimsAreEmpty(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	f.sts.Annotations = map[string]string{AnnScaleDown: "strict"}
 	f.update(f.sts)
-	expect(t, f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false), false, ReasonEvacuating, "strict scale-down of statefulset emqx from 3 to 2")
+	expect(
+		t,
+		f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false),
+		false,
+		ReasonEvacuating,
+		"strict scale-down of statefulset emqx from 3 to 2",
+	)
 	for f.evacuation(2) != "prohibiting" {
 		f.sim.Advance(time.Second)
 	}
@@ -691,7 +752,10 @@ func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 	if f.evacuation(0) == "" {
 		t.Fatal("no evacuation started")
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal RebalanceStopped stopped the rebalance coordinated by "+node(2)) {
+	if ev := f.events(); !strings.Contains(
+		ev,
+		"Normal RebalanceStopped stopped the rebalance coordinated by "+node(2),
+	) {
 		t.Fatalf("events %q", ev)
 	}
 	gs, err := conn.GlobalStatus(context.Background())

@@ -97,7 +97,10 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 		ns = ev.Metadata.Namespace
 	}
 	if name == "" || ns == "" {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("the Eviction names no pod (name %q, namespace %q)", name, ns))
+		return admission.Errored(
+			http.StatusBadRequest,
+			fmt.Errorf("the Eviction names no pod (name %q, namespace %q)", name, ns),
+		)
 	}
 	var pod corev1.Pod
 	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
@@ -109,7 +112,12 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 		return response(h.Gate.ReadFailed(ctx, ns, name, CauseEviction, err))
 	}
 	if ev.DeleteOptions.uidMismatch(&pod) {
-		return h.Gate.unmatched("pod", ns, name, "the eviction's UID precondition names another pod; the API server rejects it")
+		return h.Gate.unmatched(
+			"pod",
+			ns,
+			name,
+			"the eviction's UID precondition names another pod; the API server rejects it",
+		)
 	}
 	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), CauseEviction))
 }
@@ -139,7 +147,12 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 		}
 	}
 	if opts.uidMismatch(&pod) {
-		return h.Gate.unmatched("pod", req.Namespace, pod.Name, "the deletion's UID precondition names another pod; the API server rejects it")
+		return h.Gate.unmatched(
+			"pod",
+			req.Namespace,
+			pod.Name,
+			"the deletion's UID precondition names another pod; the API server rejects it",
+		)
 	}
 	if pod.DeletionTimestamp != nil {
 		// Already terminating (the final grace-0 delete): allowed, nothing to start; the cache may
@@ -217,10 +230,17 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 			return admission.Allowed("")
 		}
 		var live appsv1.StatefulSet
-		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &live); err != nil || live.UID != old.UID || cluster.Replicas(&live) != oldR {
+		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &live); err != nil ||
+			live.UID != old.UID ||
+			cluster.Replicas(&live) != oldR {
 			// Not the StatefulSet as it is (forged, or stale): nothing started; the controller's
 			// deletions are still held one by one.
-			return h.Gate.unmatched("statefulset", req.Namespace, req.Name, "the review's statefulset is not the statefulset as it is")
+			return h.Gate.unmatched(
+				"statefulset",
+				req.Namespace,
+				req.Name,
+				"the review's statefulset is not the statefulset as it is",
+			)
 		}
 	default:
 		return admission.Allowed("")

@@ -35,7 +35,10 @@ func raw(v any) runtime.RawExtension {
 func evictionRequest(body string, namespace string, dry bool) admission.Request {
 	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		UID: "1", Operation: admissionv1.Create, Namespace: namespace, Name: "emqx-0", SubResource: "eviction",
-		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Object: runtime.RawExtension{Raw: []byte(body)}, DryRun: &dry,
+		Resource: metav1.GroupVersionResource{
+			Version:  "v1",
+			Resource: "pods",
+		}, Object: runtime.RawExtension{Raw: []byte(body)}, DryRun: &dry,
 	}}
 }
 
@@ -60,7 +63,8 @@ func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
 	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"preconditions":{"uid":"another-pod"}}}`
-	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); !resp.Allowed || f.evacuation(0) != "" {
+	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); !resp.Allowed ||
+		f.evacuation(0) != "" {
 		t.Fatalf("%+v, evacuation %q", resp, f.evacuation(0))
 	}
 	body = `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"preconditions":{"uid":"uid-0"}}}`
@@ -86,14 +90,50 @@ func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
 	sc := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
 	cases := map[string]admission.Response{
-		"eviction garbage":   ev.Handle(context.Background(), evictionRequest(`{"metadata":`, ns, false)),
-		"eviction no name":   ev.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(`{}`)}}}),
-		"delete garbage":     del.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, OldObject: runtime.RawExtension{Raw: []byte(`[`)}}}),
-		"delete bad options": del.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, OldObject: raw(f.pod(0)), Options: runtime.RawExtension{Raw: []byte(`{"dryRun":7}`)}}}),
-		"scale garbage":      sc.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, SubResource: "scale", OldObject: runtime.RawExtension{Raw: []byte(`{"spec":{"replicas":"x"}}`)}, Object: raw(map[string]any{})}}),
+		"eviction garbage": ev.Handle(context.Background(), evictionRequest(`{"metadata":`, ns, false)),
+		"eviction no name": ev.Handle(
+			context.Background(),
+			admission.Request{
+				AdmissionRequest: admissionv1.AdmissionRequest{
+					Operation: admissionv1.Create,
+					Object:    runtime.RawExtension{Raw: []byte(`{}`)},
+				},
+			},
+		),
+		"delete garbage": del.Handle(
+			context.Background(),
+			admission.Request{
+				AdmissionRequest: admissionv1.AdmissionRequest{
+					Operation: admissionv1.Delete,
+					OldObject: runtime.RawExtension{Raw: []byte(`[`)},
+				},
+			},
+		),
+		"delete bad options": del.Handle(
+			context.Background(),
+			admission.Request{
+				AdmissionRequest: admissionv1.AdmissionRequest{
+					Operation: admissionv1.Delete,
+					OldObject: raw(f.pod(0)),
+					Options:   runtime.RawExtension{Raw: []byte(`{"dryRun":7}`)},
+				},
+			},
+		),
+		"scale garbage": sc.Handle(
+			context.Background(),
+			admission.Request{
+				AdmissionRequest: admissionv1.AdmissionRequest{
+					Operation:   admissionv1.Update,
+					SubResource: "scale",
+					OldObject:   runtime.RawExtension{Raw: []byte(`{"spec":{"replicas":"x"}}`)},
+					Object:      raw(map[string]any{}),
+				},
+			},
+		),
 	}
 	for name, resp := range cases {
-		if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest || resp.Result.Message == "" {
+		if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest ||
+			resp.Result.Message == "" {
 			t.Errorf("%s: %+v", name, resp.AdmissionResponse)
 		}
 	}
@@ -106,14 +146,17 @@ func TestPodDeleteHandler(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: f.kube}
 	req := func(pod *corev1.Pod, opts string) admission.Request {
-		r := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: pod.Name,
-			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(pod)}}
+		r := admission.Request{
+			AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: pod.Name,
+				Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(pod)},
+		}
 		if opts != "" {
 			r.Options = runtime.RawExtension{Raw: []byte(opts)}
 		}
 		return r
 	}
-	if resp := h.Handle(context.Background(), req(f.pod(0), `{"dryRun":["All"]}`)); resp.Allowed || f.evacuation(0) != "" {
+	if resp := h.Handle(context.Background(), req(f.pod(0), `{"dryRun":["All"]}`)); resp.Allowed ||
+		f.evacuation(0) != "" {
 		t.Fatalf("dry run: %+v", resp.Result)
 	}
 	if resp := h.Handle(context.Background(), req(f.pod(0), "")); resp.Allowed || resp.Result.Code != 429 {
@@ -131,9 +174,19 @@ func TestScaleHandler(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	h := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: admission.NewDecoder(scheme.Scheme)}
 	scale := func(old, new int32) admission.Request {
-		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx", SubResource: "scale",
-			Kind:      metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"},
-			OldObject: raw(map[string]any{"spec": map[string]any{"replicas": old}}), Object: raw(map[string]any{"spec": map[string]any{"replicas": new}})}}
+		return admission.Request{
+			AdmissionRequest: admissionv1.AdmissionRequest{
+				Operation:   admissionv1.Update,
+				Namespace:   ns,
+				Name:        "emqx",
+				SubResource: "scale",
+				Kind:        metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"},
+				OldObject: raw(
+					map[string]any{"spec": map[string]any{"replicas": old}},
+				),
+				Object: raw(map[string]any{"spec": map[string]any{"replicas": new}}),
+			},
+		}
 	}
 	if resp := h.Handle(context.Background(), scale(3, 4)); !resp.Allowed || len(resp.Warnings) != 0 {
 		t.Fatalf("scale-up: %+v", resp)
@@ -144,20 +197,30 @@ func TestScaleHandler(t *testing.T) {
 		t.Fatalf("forged scale: %+v", resp)
 	}
 	resp := h.Handle(context.Background(), scale(3, 2))
-	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "emqx-2") || f.evacuation(2) == "" {
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "emqx-2") ||
+		f.evacuation(2) == "" {
 		t.Fatalf("scale-down: %+v", resp)
 	}
 	// kubectl apply/patch on the StatefulSet itself.
 	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
 	upd.Spec.Replicas = ptr(int32(1))
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
-		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, OldObject: raw(old), Object: raw(upd)}}
+	req := admission.Request{
+		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
+			Kind: metav1.GroupVersionKind{
+				Group:   "apps",
+				Version: "v1",
+				Kind:    "StatefulSet",
+			}, OldObject: raw(old), Object: raw(upd)},
+	}
 	f.gate.Config.MaxConcurrent = 3
 	if resp := h.Handle(context.Background(), req); !resp.Allowed || f.evacuation(1) == "" {
 		t.Fatalf("statefulset update: %+v", resp)
 	}
 	// Not EMQX: ignored.
-	web := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"app": "web"}}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(3))}}
+	web := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"app": "web"}},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr(int32(3))},
+	}
 	web2 := web.DeepCopy()
 	web2.Spec.Replicas = ptr(int32(0))
 	req.OldObject, req.Object = raw(web), raw(web2)
@@ -190,7 +253,8 @@ func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 			return true, nil, &apierrors.StatusError{ErrStatus: *resp.Result}
 		}
 		_ = f.sim.RemoveNode(node(0)) // the pod goes, and its node with it
-		return true, nil, cs.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+		return true, nil, cs.Tracker().
+			Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
 	})
 	var out, errOut bytes.Buffer
 	helper := &drain.Helper{Ctx: context.Background(), Client: cs, Out: &out, ErrOut: &errOut, GracePeriodSeconds: -1,
@@ -198,7 +262,8 @@ func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 	if err := drain.RunNodeDrain(helper, "kwok-node-0"); err != nil {
 		t.Fatalf("drain: %v\n%s", err, errOut.String())
 	}
-	if held == 0 || !strings.Contains(errOut.String(), "will retry after") || !strings.Contains(errOut.String(), "retrying is safe") {
+	if held == 0 || !strings.Contains(errOut.String(), "will retry after") ||
+		!strings.Contains(errOut.String(), "retrying is safe") {
 		t.Fatalf("drain was never held: %s", errOut.String())
 	}
 	if s := f.sim.Snapshot(); s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 600 {
@@ -213,12 +278,26 @@ func FuzzAdmissionHandlers(fz *testing.F) {
 	fz.Add([]byte(`[`), []byte(`"`), "scale")
 	f := newFixture(fz, 0, 0)
 	dec := admission.NewDecoder(scheme.Scheme)
-	handlers := []admission.Handler{&EvictionHandler{Gate: f.gate, Reader: f.kube}, &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube},
-		&ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}}
+	handlers := []admission.Handler{
+		&EvictionHandler{Gate: f.gate, Reader: f.kube},
+		&PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube},
+		&ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec},
+	}
 	fz.Fuzz(func(t *testing.T, obj, old []byte, sub string) {
 		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Delete, admissionv1.Update} {
-			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: op, Namespace: ns, Name: "emqx-0", SubResource: sub,
-				Object: runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old}, Options: runtime.RawExtension{Raw: old}}}
+			req := admission.Request{
+				AdmissionRequest: admissionv1.AdmissionRequest{
+					Operation:   op,
+					Namespace:   ns,
+					Name:        "emqx-0",
+					SubResource: sub,
+					Object: runtime.RawExtension{
+						Raw: obj,
+					},
+					OldObject: runtime.RawExtension{Raw: old},
+					Options:   runtime.RawExtension{Raw: old},
+				},
+			}
 			for _, h := range handlers {
 				resp := h.Handle(context.Background(), req)
 				if !resp.Allowed && (resp.Result == nil || resp.Result.Message == "") {
@@ -239,8 +318,13 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 		},
 	})
 	h := &EvictionHandler{Gate: f.gate, Reader: broken}
-	req := evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0","namespace":"mqtt"}}`, ns, false)
-	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 429 || !strings.Contains(resp.Result.Message, "could not read pod mqtt/emqx-0") {
+	req := evictionRequest(
+		`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0","namespace":"mqtt"}}`,
+		ns,
+		false,
+	)
+	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 429 ||
+		!strings.Contains(resp.Result.Message, "could not read pod mqtt/emqx-0") {
 		t.Fatalf("response %+v", resp.Result)
 	}
 	f.clock.Step(f.gate.Config.UnreachableGrace)
@@ -252,7 +336,11 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 	}
 	// A pod the synced cache does not know: the API server answers.
 	h.Reader = f.kube
-	req = evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope","namespace":"mqtt"}}`, ns, false)
+	req = evictionRequest(
+		`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope","namespace":"mqtt"}}`,
+		ns,
+		false,
+	)
 	if resp := h.Handle(context.Background(), req); !answersNothing(resp) {
 		t.Fatalf("unknown pod: %+v", resp.Result)
 	}
@@ -267,8 +355,10 @@ func TestForgedReviewsStartNothing(t *testing.T) {
 	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
 	forged := f.pod(0).DeepCopy()
 	forged.UID = "not-the-live-one"
-	r := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: forged.Name,
-		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(forged)}}
+	r := admission.Request{
+		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: forged.Name,
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(forged)},
+	}
 	if resp := del.Handle(context.Background(), r); !resp.Allowed || f.evacuation(0) != "" {
 		t.Fatalf("forged pod delete: %+v, evacuation %q", resp.Result, f.evacuation(0))
 	}
@@ -281,8 +371,14 @@ func TestForgedReviewsStartNothing(t *testing.T) {
 	scale := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
 	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
 	old.Spec.Replicas, upd.Spec.Replicas = ptr(int32(5)), ptr(int32(1))
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
-		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, OldObject: raw(old), Object: raw(upd)}}
+	req := admission.Request{
+		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
+			Kind: metav1.GroupVersionKind{
+				Group:   "apps",
+				Version: "v1",
+				Kind:    "StatefulSet",
+			}, OldObject: raw(old), Object: raw(upd)},
+	}
 	if resp := scale.Handle(context.Background(), req); !answersNothing(resp) ||
 		f.evacuation(1) != "" || f.evacuation(2) != "" {
 		t.Fatalf("forged statefulset update: %+v", resp.Result)
@@ -303,7 +399,10 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	ctx := context.Background()
 	plain := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns, UID: "web-uid"}}
-	web := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, UID: "web-sts"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(3))}}
+	web := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, UID: "web-sts"},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr(int32(3))},
+	}
 	for _, o := range []client.Object{plain, web} {
 		if err := f.kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -314,9 +413,19 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 	evict := &EvictionHandler{Gate: f.gate, Reader: f.kube}
 	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
 	scaleOf := func(name string, old, new int32) admission.Request {
-		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: name, SubResource: "scale",
-			Kind:      metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"},
-			OldObject: raw(map[string]any{"spec": map[string]any{"replicas": old}}), Object: raw(map[string]any{"spec": map[string]any{"replicas": new}})}}
+		return admission.Request{
+			AdmissionRequest: admissionv1.AdmissionRequest{
+				Operation:   admissionv1.Update,
+				Namespace:   ns,
+				Name:        name,
+				SubResource: "scale",
+				Kind:        metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"},
+				OldObject: raw(
+					map[string]any{"spec": map[string]any{"replicas": old}},
+				),
+				Object: raw(map[string]any{"spec": map[string]any{"replicas": new}}),
+			},
+		}
 	}
 	eviction := func(name, uid string) admission.Request {
 		body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"` + name + `","namespace":"` + ns + `"}`

@@ -105,7 +105,14 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			m.Gate.Log.Error(err, "force_leave", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
 			continue
 		}
-		m.Gate.event(&sts, corev1.EventTypeNormal, ReasonNodeLeft, "EMQX node %s of a pod statefulset %s scaled away left the cluster (force_leave)", node, sts.Name)
+		m.Gate.event(
+			&sts,
+			corev1.EventTypeNormal,
+			ReasonNodeLeft,
+			"EMQX node %s of a pod statefulset %s scaled away left the cluster (force_leave)",
+			node,
+			sts.Name,
+		)
 		m.Gate.Log.Info("node left the cluster", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
 		m.Gate.Metrics.action(ReasonNodeLeft)
 		m.forgetSite(ctx, conn, &sts, node)
@@ -136,12 +143,36 @@ func (m *Membership) forgetSite(ctx context.Context, conn EMQX, sts *appsv1.Stat
 		}
 		if err := conn.ForgetSite(ctx, id); err != nil {
 			if !emqx.IsHTTPStatus(err, http.StatusNotFound) {
-				m.Gate.Log.Error(err, "forget durable-storage site", "statefulset", sts.Namespace+"/"+sts.Name, "node", node, "site", id)
+				m.Gate.Log.Error(
+					err,
+					"forget durable-storage site",
+					"statefulset",
+					sts.Namespace+"/"+sts.Name,
+					"node",
+					node,
+					"site",
+					id,
+				)
 			}
 			return
 		}
-		m.Gate.event(sts, corev1.EventTypeNormal, ReasonSiteForgotten, "durable-storage site %s of EMQX node %s, which left the cluster, is forgotten", id, node)
-		m.Gate.Log.Info("durable-storage site forgotten", "statefulset", sts.Namespace+"/"+sts.Name, "node", node, "site", id)
+		m.Gate.event(
+			sts,
+			corev1.EventTypeNormal,
+			ReasonSiteForgotten,
+			"durable-storage site %s of EMQX node %s, which left the cluster, is forgotten",
+			id,
+			node,
+		)
+		m.Gate.Log.Info(
+			"durable-storage site forgotten",
+			"statefulset",
+			sts.Namespace+"/"+sts.Name,
+			"node",
+			node,
+			"site",
+			id,
+		)
 		m.Gate.Metrics.action(ReasonSiteForgotten)
 		return
 	}

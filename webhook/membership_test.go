@@ -15,15 +15,34 @@ import (
 )
 
 func TestLeaversAreOnlyStoppedNodesOfPodsScaledAwayForGood(t *testing.T) {
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(2))}}
-	pods := []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0"}}, {ObjectMeta: metav1.ObjectMeta{Name: "emqx-1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "emqx-3"}}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx"},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr(int32(2))},
+	}
+	pods := []corev1.Pod{
+		{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "emqx-1"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "emqx-3"}},
+	}
 	nodes := []emqx.Node{
 		{Node: node(0), NodeStatus: emqx.NodeRunning},
-		{Node: node(1), NodeStatus: emqx.NodeStopped},                                             // restarting: its ordinal is wanted
-		{Node: node(2), NodeStatus: emqx.NodeStopped},                                             // scaled away, pod gone: leaves
-		{Node: node(3), NodeStatus: emqx.NodeStopped},                                             // scaled away but its pod still exists (terminating)
-		{Node: node(4), NodeStatus: emqx.NodeRunning},                                             // running: never
-		{Node: "emqx@other-0.emqx-headless.mqtt.svc.cluster.local", NodeStatus: emqx.NodeStopped}, // not this StatefulSet's
+		{
+			Node:       node(1),
+			NodeStatus: emqx.NodeStopped,
+		}, // restarting: its ordinal is wanted
+		{
+			Node:       node(2),
+			NodeStatus: emqx.NodeStopped,
+		}, // scaled away, pod gone: leaves
+		{
+			Node:       node(3),
+			NodeStatus: emqx.NodeStopped,
+		}, // scaled away but its pod still exists (terminating)
+		{Node: node(4), NodeStatus: emqx.NodeRunning}, // running: never
+		{
+			Node:       "emqx@other-0.emqx-headless.mqtt.svc.cluster.local",
+			NodeStatus: emqx.NodeStopped,
+		}, // not this StatefulSet's
 	}
 	got := Leavers(sts, pods, nodes)
 	if strings.Join(got, ",") != node(2) {

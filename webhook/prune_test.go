@@ -26,7 +26,12 @@ func TestPrunerForgetsClustersThatAreGone(t *testing.T) {
 	_, lockKept := g.locks.Load("mqtt/emqx")
 	_, lockGone := g.locks.Load("gone/emqx")
 	if !lockKept || lockGone || conns.conns["mqtt/emqx"] == nil || conns.conns["gone/emqx"] != nil {
-		t.Fatalf("after a prune: lock of the live cluster %v, of the gone one %v; connections %v", lockKept, !lockGone, conns.conns)
+		t.Fatalf(
+			"after a prune: lock of the live cluster %v, of the gone one %v; connections %v",
+			lockKept,
+			!lockGone,
+			conns.conns,
+		)
 	}
 	if err := kube.Delete(context.Background(), pod); err != nil {
 		t.Fatal(err)

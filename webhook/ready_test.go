@@ -14,7 +14,11 @@ import (
 // Ready means synced: a replica with an unsynced cache gets no admission request.
 func TestReadyOnlyOnceTheCachesHaveSynced(t *testing.T) {
 	pods := controllertest.NewFakeInformer() // not synced
-	c := &informertest.FakeInformers{InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{corev1.SchemeGroupVersion.WithKind("Pod"): pods}}
+	c := &informertest.FakeInformers{
+		InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{
+			corev1.SchemeGroupVersion.WithKind("Pod"): pods,
+		},
+	}
 	check := CachesSynced(c)
 	if err := check(httptest.NewRequest("GET", "/readyz", nil)); err == nil {
 		t.Fatal("ready while the pod informer has not synced")

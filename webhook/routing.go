@@ -54,7 +54,9 @@ type ControllerAlive func(ctx context.Context) bool
 func LeaseAlive(kube kubernetes.Interface, namespace, name string, clk clock.PassiveClock) ControllerAlive {
 	return func(ctx context.Context) bool {
 		l, err := kube.CoordinationV1().Leases(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+		if err != nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil ||
+			l.Spec.HolderIdentity == nil ||
+			*l.Spec.HolderIdentity == "" {
 			return false
 		}
 		return clk.Since(l.Spec.RenewTime.Time) < time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second
@@ -85,11 +87,23 @@ func (h *PodCreateHandler) Handle(ctx context.Context, req admission.Request) ad
 		return admission.Allowed("")
 	}
 	if h.Alive != nil && !h.Alive(ctx) {
-		return admission.Allowed("no emqx-webhook controller is running: the pod gets no " + string(ConditionServing) + " readiness gate, which nobody would set")
+		return admission.Allowed(
+			"no emqx-webhook controller is running: the pod gets no " + string(
+				ConditionServing,
+			) + " readiness gate, which nobody would set",
+		)
 	}
-	op := jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/readinessGates/-", Value: map[string]any{"conditionType": ConditionServing}}
+	op := jsonpatch.JsonPatchOperation{
+		Operation: "add",
+		Path:      "/spec/readinessGates/-",
+		Value:     map[string]any{"conditionType": ConditionServing},
+	}
 	if len(pod.Spec.ReadinessGates) == 0 {
-		op = jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/readinessGates", Value: []any{map[string]any{"conditionType": ConditionServing}}}
+		op = jsonpatch.JsonPatchOperation{
+			Operation: "add",
+			Path:      "/spec/readinessGates",
+			Value:     []any{map[string]any{"conditionType": ConditionServing}},
+		}
 	}
 	return admission.Patched("routing: readiness gate "+string(ConditionServing)+" added", op)
 }

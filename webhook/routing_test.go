@@ -17,8 +17,10 @@ import (
 )
 
 func podCreate(pod *corev1.Pod) admission.Request {
-	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create, Namespace: ns,
-		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Object: raw(pod)}}
+	return admission.Request{
+		AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create, Namespace: ns,
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Object: raw(pod)},
+	}
 }
 
 func gatePatch(t *testing.T, resp admission.Response) string {
@@ -44,11 +46,17 @@ func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
 	}
 	f.sts.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
 	f.update(f.sts)
-	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(p, `"path":"/spec/readinessGates","value":[{"conditionType":"emqx.kubectl-emqx.io/serving"}]`) {
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(
+		p,
+		`"path":"/spec/readinessGates","value":[{"conditionType":"emqx.kubectl-emqx.io/serving"}]`,
+	) {
 		t.Fatalf("patch %s", p)
 	}
 	pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "apps.emqx.io/on-serving"}}
-	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(p, `"path":"/spec/readinessGates/-"`) {
+	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(
+		p,
+		`"path":"/spec/readinessGates/-"`,
+	) {
 		t.Fatalf("patch appending to existing gates: %s", p)
 	}
 	pod.Spec.ReadinessGates = append(pod.Spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: ConditionServing})
@@ -59,7 +67,8 @@ func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
 	// Fail safe: with no controller to set the condition, no gate.
 	alive = false
 	resp := h.Handle(context.Background(), podCreate(pod))
-	if p := gatePatch(t, resp); p != "" || !strings.Contains(resp.Result.Message, "no emqx-webhook controller is running") {
+	if p := gatePatch(t, resp); p != "" ||
+		!strings.Contains(resp.Result.Message, "no emqx-webhook controller is running") {
 		t.Fatalf("gate added with no controller running: %s %+v", p, resp.Result)
 	}
 	// Not EMQX: untouched, whatever the flag.
@@ -78,8 +87,14 @@ func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
 func TestLeaseAliveOnlyWhileRenewed(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	holder, dur := "replica-a", int32(15)
-	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook-controller", Namespace: "emqx-webhook"},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &dur, RenewTime: &metav1.MicroTime{Time: clk.Now()}}}
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook-controller", Namespace: "emqx-webhook"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       &holder,
+			LeaseDurationSeconds: &dur,
+			RenewTime:            &metav1.MicroTime{Time: clk.Now()},
+		},
+	}
 	alive := LeaseAlive(kubefake.NewClientset(lease), "emqx-webhook", "emqx-webhook-controller", clk)
 	if !alive(context.Background()) {
 		t.Fatal("a fresh lease is not alive")
@@ -120,7 +135,10 @@ func TestControllerKeepsServingConditionFalseOnlyWhileEvacuating(t *testing.T) {
 	f.conn.down = true
 	f.reconcile(0)
 	if servingCondition(f.pod(0)) != corev1.ConditionTrue {
-		t.Fatalf("EMQX unreachable: condition %q, want True (never out of service on doubt)", servingCondition(f.pod(0)))
+		t.Fatalf(
+			"EMQX unreachable: condition %q, want True (never out of service on doubt)",
+			servingCondition(f.pod(0)),
+		)
 	}
 	// A pod without the gate is never given the condition.
 	f.conn.down = false

@@ -31,14 +31,37 @@ func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	defer cancel()
 	v := g.scaleDown(ctx, sts, old, new, dryRun)
 	g.Metrics.observe(CauseScaleDown, v)
-	g.Log.Info("scale-down decided", "statefulset", sts.Namespace+"/"+sts.Name, "from", old, "to", new, "allowed", v.Allowed, "reason", v.Reason, "message", v.Message, "dryRun", dryRun)
+	g.Log.Info(
+		"scale-down decided",
+		"statefulset",
+		sts.Namespace+"/"+sts.Name,
+		"from",
+		old,
+		"to",
+		new,
+		"allowed",
+		v.Allowed,
+		"reason",
+		v.Reason,
+		"message",
+		v.Message,
+		"dryRun",
+		dryRun,
+	)
 	return v
 }
 
 func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) Verdict {
 	victims, err := g.victims(ctx, sts, old, new)
 	if err != nil {
-		return allow(ReasonUnreachable, fmt.Sprintf("could not list the pods of statefulset %s (%v): admitted; their deletions are still held one by one", sts.Name, err))
+		return allow(
+			ReasonUnreachable,
+			fmt.Sprintf(
+				"could not list the pods of statefulset %s (%v): admitted; their deletions are still held one by one",
+				sts.Name,
+				err,
+			),
+		)
 	}
 	if len(victims) == 0 {
 		return allow(ReasonEmpty, "no running pod is removed")
@@ -64,16 +87,30 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 		return allow(ReasonEvacuated, fmt.Sprintf("the removed EMQX pods hold nothing: %s", strings.Join(empty, ", ")))
 	}
 	if sts.Annotations[AnnScaleDown] == "strict" {
-		return hold(ReasonEvacuating, fmt.Sprintf("strict scale-down of statefulset %s from %d to %d: waiting until the removed pods are empty: %s; retrying is safe, %s",
-			sts.Name, old, new, strings.Join(busy, "; "), watch))
+		return hold(
+			ReasonEvacuating,
+			fmt.Sprintf(
+				"strict scale-down of statefulset %s from %d to %d: waiting until the removed pods are empty: %s; retrying is safe, %s",
+				sts.Name,
+				old,
+				new,
+				strings.Join(busy, "; "),
+				watch,
+			),
+		)
 	}
-	v := allow(ReasonStarted, fmt.Sprintf("scale-down of statefulset %s admitted; its removed pods are evacuated first", sts.Name))
+	v := allow(
+		ReasonStarted,
+		fmt.Sprintf("scale-down of statefulset %s admitted; its removed pods are evacuated first", sts.Name),
+	)
 	names := make([]string, 0, len(busy))
 	for _, b := range busy {
 		names = append(names, strings.SplitN(b, " ", 2)[0])
 	}
-	v.Warnings = []string{fmt.Sprintf("EMQX pods %s are evacuated before they are removed; their deletion waits until they are empty; %s",
-		strings.Join(names, ", "), watch)}
+	v.Warnings = []string{
+		fmt.Sprintf("EMQX pods %s are evacuated before they are removed; their deletion waits until they are empty; %s",
+			strings.Join(names, ", "), watch),
+	}
 	return v
 }
 

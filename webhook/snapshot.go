@@ -26,12 +26,32 @@ import (
 // The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
 
 // timedStates are the annotations that time a pod's states.
-var timedStates = []string{AnnUnreachableSince, AnnWaitingSince, AnnStartedAt, AnnReplicasMovingSince, AnnStalledSince, AnnAbandonedAt}
+var timedStates = []string{
+	AnnUnreachableSince,
+	AnnWaitingSince,
+	AnnStartedAt,
+	AnnReplicasMovingSince,
+	AnnStalledSince,
+	AnnAbandonedAt,
+}
 
 // snapshot reads what every removal decision needs: the pod's surroundings from the cache and the
 // times of its timed states.
-func (g *Gate) snapshot(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string, extra map[string]*string) Snapshot {
-	s := Snapshot{Now: g.Clock.Now(), Cause: cause, DryRun: dryRun, Pod: pod, Extra: extra, EMQXPod: g.Matcher.Match(pod.Labels)}
+func (g *Gate) snapshot(
+	ctx context.Context,
+	pod *corev1.Pod,
+	dryRun bool,
+	cause string,
+	extra map[string]*string,
+) Snapshot {
+	s := Snapshot{
+		Now:     g.Clock.Now(),
+		Cause:   cause,
+		DryRun:  dryRun,
+		Pod:     pod,
+		Extra:   extra,
+		EMQXPod: g.Matcher.Match(pod.Labels),
+	}
 	if !s.EMQXPod {
 		return s
 	}
@@ -265,7 +285,8 @@ func (g *Gate) refusingBudget(ctx context.Context, pod *corev1.Pod) string {
 		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
-		alwaysAllow := pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow
+		alwaysAllow := pdb.Spec.UnhealthyPodEvictionPolicy != nil &&
+			*pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow
 		switch {
 		case healthy && pdb.Status.DisruptionsAllowed < 1:
 			return pdb.Name

@@ -91,7 +91,8 @@ func TestImageIsStaticNonRootAndReproducible(t *testing.T) {
 	if err := json.Unmarshal(files[m.Config], &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.OS != "linux" || cfg.Architecture != "amd64" || cfg.Config.User != "65532:65532" || !slices.Equal(cfg.Config.Entrypoint, []string{"/emqx-webhook"}) {
+	if cfg.OS != "linux" || cfg.Architecture != "amd64" || cfg.Config.User != "65532:65532" ||
+		!slices.Equal(cfg.Config.Entrypoint, []string{"/emqx-webhook"}) {
 		t.Fatalf("config %+v", cfg)
 	}
 	layer := untar(t, files[m.Layers[0]], true)

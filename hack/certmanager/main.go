@@ -164,7 +164,9 @@ func startInjector(ctx context.Context, kubeconfig string, wg *sync.WaitGroup, e
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Client: client.Options{
+			Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("CA injector manager: %w", err)

@@ -83,7 +83,15 @@ func walk(m *yaml.Node, prefix, inherited string, rows *[]string) {
 			continue
 		}
 		def, _ := yaml.Marshal(v)
-		*rows = append(*rows, fmt.Sprintf("| `%s` | `%s` | %s |", name, strings.TrimSpace(string(def)), strings.ReplaceAll(doc, "|", "\\|")))
+		*rows = append(
+			*rows,
+			fmt.Sprintf(
+				"| `%s` | `%s` | %s |",
+				name,
+				strings.TrimSpace(string(def)),
+				strings.ReplaceAll(doc, "|", "\\|"),
+			),
+		)
 	}
 }
 

@@ -36,7 +36,8 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 	cs := clientset(t, cfg)
 	ctx := context.Background()
 	waitWebhookNamespace(t, cs)
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{}); err != nil &&
+		!apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	out := runKubectl(t, "kustomize", filepath.Join(repoRoot, "manifests", "autoscaling"))
@@ -54,7 +55,11 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 	}
 	port := freePort(t)
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook", Namespace: webhookNS},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "custom-metrics", Port: 6443, TargetPort: intstr.FromInt32(int32(port))}}}}
+		Spec: corev1.ServiceSpec{
+			Ports: []corev1.ServicePort{
+				{Name: "custom-metrics", Port: 6443, TargetPort: intstr.FromInt32(int32(port))},
+			},
+		}}
 	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook", Namespace: webhookNS},
 		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: hostAddr}},
 			Ports: []corev1.EndpointPort{{Name: "custom-metrics", Port: int32(port)}}}}}
@@ -62,7 +67,8 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 	if _, err := cs.CoreV1().Services(webhookNS).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CoreV1().Endpoints(webhookNS).Create(ctx, eps, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := cs.CoreV1().Endpoints(webhookNS).Create(ctx, eps, metav1.CreateOptions{}); err != nil &&
+		!apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	apply := runKubectlIn(t, strings.Join(docs, "\n---\n"), "apply", "-f", "-")
@@ -80,80 +86,103 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 // arrive, it scales 2→4 and the automatic rebalance gives the new nodes their share; clients leave,
 // it scales back to 2 through the webhook's evacuations, with nothing lost and no stopped node left.
 func TestHorizontalPodAutoscalerBothWays(t *testing.T) {
-	f := features.New("HPA").Assess("2→4→2", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		extra := serveCustomMetrics(t, cfg)
-		installWebhook(t, cfg, append(extra, "--rebalance-cooldown", "2s")...)
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
-		runKubectl(t, "-n", ns, "annotate", "statefulset", "emqx", "emqx.kubectl-emqx.io/rebalance=auto",
-			"emqx.kubectl-emqx.io/abs-conn-threshold=100", "emqx.kubectl-emqx.io/abs-sess-threshold=100")
-		eventually(t, 60*time.Second, "the custom metrics API to serve both pods", func() bool {
-			out, err := runKubectlErr("get", "--raw", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/emqx_live_connections")
-			return err == nil && strings.Count(out, `"kind":"Pod"`) == 2
-		})
-		// The API server authorizes each caller: one without a grant reads nothing.
-		if out, err := runKubectlErr("--as=system:serviceaccount:default:default", "get", "--raw",
-			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/emqx_live_connections"); err == nil || !strings.Contains(out, "forbidden") {
-			t.Fatalf("a ServiceAccount without a grant read the metrics: %v\n%s", err, out)
-		}
-		cs := clientset(t, cfg)
-		zero := int32(0)
-		minR := int32(2)
-		hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns},
-			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx"},
-				MinReplicas:    &minR, MaxReplicas: 4,
-				Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
-					Metric: autoscalingv2.MetricIdentifier{Name: "emqx_live_connections"},
-					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(1000, resource.DecimalSI)}}}},
-				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &zero}},
-			}}
-		if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		stop := timeline(t, cfg, ns)
-		defer stop()
-
-		connectClients(t, ns+"/emqx", 3600) // 1,800 per pod: the HPA wants 4
-		eventually(t, 120*time.Second, "the HPA to scale to 4", func() bool {
-			s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "emqx", metav1.GetOptions{})
-			return err == nil && s.Status.ReadyReplicas == 4
-		})
-		eventually(t, 120*time.Second, "the automatic rebalance to end", func() bool {
-			return len(events(t, cfg, ns, "RebalanceCompleted"))+len(events(t, cfg, ns, "RebalanceNotBalanced"))+len(events(t, cfg, ns, "RebalanceAborted")) > 0
-		})
-		if n := len(events(t, cfg, ns, "RebalanceCompleted")); n != 1 {
-			t.Fatalf("the rebalance after the scale-up did not complete balanced (%d RebalanceCompleted)", n)
-		}
-		expectNothingLost(t, ns, 3600)
-		for _, n := range simStats(t, ns+"/emqx").Nodes {
-			if n.LiveConnections < 500 {
-				t.Fatalf("after the rebalance %s holds %d connections", n.Name, n.LiveConnections)
+	f := features.New("HPA").
+		Assess("2→4→2", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			extra := serveCustomMetrics(t, cfg)
+			installWebhook(t, cfg, append(extra, "--rebalance-cooldown", "2s")...)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
+			runKubectl(t, "-n", ns, "annotate", "statefulset", "emqx", "emqx.kubectl-emqx.io/rebalance=auto",
+				"emqx.kubectl-emqx.io/abs-conn-threshold=100", "emqx.kubectl-emqx.io/abs-sess-threshold=100")
+			eventually(t, 60*time.Second, "the custom metrics API to serve both pods", func() bool {
+				out, err := runKubectlErr(
+					"get",
+					"--raw",
+					"/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/emqx_live_connections",
+				)
+				return err == nil && strings.Count(out, `"kind":"Pod"`) == 2
+			})
+			// The API server authorizes each caller: one without a grant reads nothing.
+			if out, err := runKubectlErr("--as=system:serviceaccount:default:default", "get", "--raw",
+				"/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/emqx_live_connections"); err == nil || !strings.Contains(out, "forbidden") {
+				t.Fatalf("a ServiceAccount without a grant read the metrics: %v\n%s", err, out)
 			}
-		}
+			cs := clientset(t, cfg)
+			zero := int32(0)
+			minR := int32(2)
+			hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns},
+				Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+					ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{
+						APIVersion: "apps/v1",
+						Kind:       "StatefulSet",
+						Name:       "emqx",
+					},
+					MinReplicas: &minR, MaxReplicas: 4,
+					Metrics: []autoscalingv2.MetricSpec{
+						{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
+							Metric: autoscalingv2.MetricIdentifier{Name: "emqx_live_connections"},
+							Target: autoscalingv2.MetricTarget{
+								Type:         autoscalingv2.AverageValueMetricType,
+								AverageValue: resource.NewQuantity(1000, resource.DecimalSI),
+							}}},
+					},
+					Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+						ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &zero},
+					},
+				}}
+			if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			stop := timeline(t, cfg, ns)
+			defer stop()
 
-		sim(t, "POST", "/sim/v1/disconnect", ns+"/emqx", map[string]any{"clients": 3000})
-		eventually(t, 240*time.Second, "the HPA to scale back to 2", func() bool {
-			s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "emqx", metav1.GetOptions{})
-			return err == nil && s.Status.Replicas == 2 && *s.Spec.Replicas == 2
-		})
-		expectNothingLost(t, ns, 600)
-		eventually(t, 60*time.Second, "the removed nodes to leave the cluster", func() bool {
-			nodes := simStats(t, ns+"/emqx").Nodes
-			for _, n := range nodes {
-				if !n.Running {
-					return false
+			connectClients(t, ns+"/emqx", 3600) // 1,800 per pod: the HPA wants 4
+			eventually(t, 120*time.Second, "the HPA to scale to 4", func() bool {
+				s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "emqx", metav1.GetOptions{})
+				return err == nil && s.Status.ReadyReplicas == 4
+			})
+			eventually(t, 120*time.Second, "the automatic rebalance to end", func() bool {
+				return len(
+					events(t, cfg, ns, "RebalanceCompleted"),
+				)+len(
+					events(t, cfg, ns, "RebalanceNotBalanced"),
+				)+len(
+					events(t, cfg, ns, "RebalanceAborted"),
+				) > 0
+			})
+			if n := len(events(t, cfg, ns, "RebalanceCompleted")); n != 1 {
+				t.Fatalf("the rebalance after the scale-up did not complete balanced (%d RebalanceCompleted)", n)
+			}
+			expectNothingLost(t, ns, 3600)
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if n.LiveConnections < 500 {
+					t.Fatalf("after the rebalance %s holds %d connections", n.Name, n.LiveConnections)
 				}
 			}
-			return len(nodes) == 2
-		})
-		if n := len(events(t, cfg, ns, "NodeLeftCluster")); n != 2 {
-			t.Fatalf("%d NodeLeftCluster events, want 2", n)
-		}
-		if n := len(events(t, cfg, ns, "RebalanceStarted")); n != 1 {
-			t.Fatalf("%d automatic rebalances started, want 1 (the scale-down must not start one)", n)
-		}
-		return ctx
-	}).Feature()
+
+			sim(t, "POST", "/sim/v1/disconnect", ns+"/emqx", map[string]any{"clients": 3000})
+			eventually(t, 240*time.Second, "the HPA to scale back to 2", func() bool {
+				s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "emqx", metav1.GetOptions{})
+				return err == nil && s.Status.Replicas == 2 && *s.Spec.Replicas == 2
+			})
+			expectNothingLost(t, ns, 600)
+			eventually(t, 60*time.Second, "the removed nodes to leave the cluster", func() bool {
+				nodes := simStats(t, ns+"/emqx").Nodes
+				for _, n := range nodes {
+					if !n.Running {
+						return false
+					}
+				}
+				return len(nodes) == 2
+			})
+			if n := len(events(t, cfg, ns, "NodeLeftCluster")); n != 2 {
+				t.Fatalf("%d NodeLeftCluster events, want 2", n)
+			}
+			if n := len(events(t, cfg, ns, "RebalanceStarted")); n != 1 {
+				t.Fatalf("%d automatic rebalances started, want 1 (the scale-down must not start one)", n)
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
@@ -184,7 +213,15 @@ func timeline(t *testing.T, cfg *envconf.Config, ns string) func() {
 				} else if n.Evacuation != "" {
 					state = " " + n.Evacuation
 				}
-				per = append(per, fmt.Sprintf("%s=%d%s", strings.SplitN(strings.TrimPrefix(n.Name, "emqx@"), ".", 2)[0], n.LiveConnections, state))
+				per = append(
+					per,
+					fmt.Sprintf(
+						"%s=%d%s",
+						strings.SplitN(strings.TrimPrefix(n.Name, "emqx@"), ".", 2)[0],
+						n.LiveConnections,
+						state,
+					),
+				)
 			}
 			line += " | " + strings.Join(per, " ")
 		}

@@ -57,7 +57,15 @@ const anySource = "networkPolicy.admissionFrom={0.0.0.0/0,::/0}"
 
 func helmTemplate(t *testing.T, ns string, set ...string) string {
 	t.Helper()
-	args := []string{"template", "emqx-webhook", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"), "-n", ns, "--set", anySource}
+	args := []string{
+		"template",
+		"emqx-webhook",
+		filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+		"-n",
+		ns,
+		"--set",
+		anySource,
+	}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -72,7 +80,8 @@ func helmTemplate(t *testing.T, ns string, set ...string) string {
 // (the Namespace aside: helm install --create-namespace makes it); it passes helm lint, refuses bad
 // values with a message naming them, and follows the release's namespace.
 func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
-	lint, err := exec.Command(helmBin(t), "lint", "--strict", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook")).CombinedOutput()
+	lint, err := exec.Command(helmBin(t), "lint", "--strict", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook")).
+		CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, lint)
 	}
@@ -113,7 +122,13 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 			}
 		})
 	}
-	other := helmTemplate(t, "mqtt-guard", "failurePolicy=Fail", "routingGate=true", "extraArgs={--conn-evict-rate=200}")
+	other := helmTemplate(
+		t,
+		"mqtt-guard",
+		"failurePolicy=Fail",
+		"routingGate=true",
+		"extraArgs={--conn-evict-rate=200}",
+	)
 	for _, want := range []string{"namespace: mqtt-guard", "- --routing-gate", "- --conn-evict-rate=200"} {
 		if !strings.Contains(other, want) {
 			t.Errorf("rendered into mqtt-guard without %q", want)
@@ -138,7 +153,8 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 		"networkPolicy.admissionFrom=null": "networkPolicy.admissionFrom is empty and the API server's addresses could not be read",
 	} {
 		bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
-			"--set", anySource, "--set", set).CombinedOutput()
+			"--set", anySource, "--set", set).
+			CombinedOutput()
 		if err == nil || !strings.Contains(string(bad), want) {
 			t.Errorf("%s: %v\n%s", set, err, bad)
 		}

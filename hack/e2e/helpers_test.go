@@ -33,7 +33,10 @@ import (
 // Credentials the fixtures install.
 var (
 	helmDashboard = emqx.Credentials{Username: "admin", Password: "kemqx-dashboard-pw"}
-	operatorKey   = emqx.Credentials{APIKey: "emqx-operator-controller", APISecret: "kemqx-operator-secret-0123456789abcdef0123456789abcdef0123456789ab"}
+	operatorKey   = emqx.Credentials{
+		APIKey:    "emqx-operator-controller",
+		APISecret: "kemqx-operator-secret-0123456789abcdef0123456789abcdef0123456789ab",
+	}
 )
 
 const helmSelector = "app.kubernetes.io/instance=emqx"
@@ -50,7 +53,11 @@ func clientset(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
 // newNamespace creates a namespace for one test and deletes it (and its PVs) afterwards.
 func newNamespace(t *testing.T, cfg *envconf.Config) string {
 	t.Helper()
-	ns := fmt.Sprintf("e2e-%s-%04d", strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), ""))[:min(20, len(t.Name()))], rand.IntN(10000))
+	ns := fmt.Sprintf(
+		"e2e-%s-%04d",
+		strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), ""))[:min(20, len(t.Name()))],
+		rand.IntN(10000),
+	)
 	cs := clientset(t, cfg)
 	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -58,7 +65,9 @@ func newNamespace(t *testing.T, cfg *envconf.Config) string {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		_ = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
-		_ = cs.CoreV1().PersistentVolumes().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "kemqx/namespace=" + ns})
+		_ = cs.CoreV1().
+			PersistentVolumes().
+			DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "kemqx/namespace=" + ns})
 	})
 	return ns
 }
@@ -78,12 +87,16 @@ func applyFixtureWith(t *testing.T, cfg *envconf.Config, name, ns string, replic
 	}
 	text := strings.NewReplacer("__NAMESPACE__", ns, "__REPLICAS__", fmt.Sprint(replicas)).Replace(string(raw))
 	create := decoder.CreateHandler(cfg.Client().Resources())
-	err = decoder.DecodeEach(context.Background(), strings.NewReader(text), func(ctx context.Context, obj k8s.Object) error {
-		if mutate != nil {
-			mutate(obj)
-		}
-		return create(ctx, obj)
-	})
+	err = decoder.DecodeEach(
+		context.Background(),
+		strings.NewReader(text),
+		func(ctx context.Context, obj k8s.Object) error {
+			if mutate != nil {
+				mutate(obj)
+			}
+			return create(ctx, obj)
+		},
+	)
 	if err != nil {
 		t.Fatalf("apply %s: %v", name, err)
 	}

@@ -48,7 +48,10 @@ func run(m *testing.M) int {
 	up.Stderr = os.Stderr
 	out, err := up.Output()
 	if err != nil {
-		return fail("cannot start the local cluster (hack/cluster-up.sh: %v); the e2e tests need it and are not skipped", err)
+		return fail(
+			"cannot start the local cluster (hack/cluster-up.sh: %v); the e2e tests need it and are not skipped",
+			err,
+		)
 	}
 	kubeconfig = strings.TrimSpace(lastLine(string(out)))
 	if !wasUp && os.Getenv("KEEP_CLUSTER") != "1" {
@@ -98,7 +101,8 @@ func lastLine(s string) string {
 }
 
 func clusterReady() bool {
-	out, err := exec.Command("bash", "-c", `source "$0/hack/lib.sh" && test -f "$STATE_DIR/ready" && "$CONTROLPLANE_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz`, repoRoot).CombinedOutput()
+	out, err := exec.Command("bash", "-c", `source "$0/hack/lib.sh" && test -f "$STATE_DIR/ready" && "$CONTROLPLANE_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz`, repoRoot).
+		CombinedOutput()
 	return err == nil && strings.Contains(string(out), "ok")
 }
 

@@ -33,101 +33,136 @@ import (
 // StatefulSet (pods on the fake nodes) lose no session. Then the Helm chart, installed with helm
 // install on the same node, guards a scale-down as well.
 func TestShippedDeploymentOnARealNode(t *testing.T) {
-	f := features.New("shipped Deployment").Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		cs := clientset(t, cfg)
-		webhookUp(t, "self-signed", filepath.Join(repoRoot, "hack", "realnode"))
-		for _, p := range webhookPods(t, cs) {
-			if p.Spec.NodeName != "kemqx-real-0" || !ready(&p) || *p.Spec.SecurityContext.RunAsUser != 65532 {
-				t.Fatalf("pod %s on %s, ready %v", p.Name, p.Spec.NodeName, ready(&p))
+	f := features.New("shipped Deployment").
+		Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs := clientset(t, cfg)
+			webhookUp(t, "self-signed", filepath.Join(repoRoot, "hack", "realnode"))
+			for _, p := range webhookPods(t, cs) {
+				if p.Spec.NodeName != "kemqx-real-0" || !ready(&p) || *p.Spec.SecurityContext.RunAsUser != 65532 {
+					t.Fatalf("pod %s on %s, ready %v", p.Name, p.Spec.NodeName, ready(&p))
+				}
 			}
-		}
-		// Leader election: kill the leader's pod, the other replica takes the lease.
-		leader := func() string {
-			l, err := cs.CoordinationV1().Leases(webhookNS).Get(ctx, "emqx-webhook-controller", metav1.GetOptions{})
-			if err != nil || l.Spec.HolderIdentity == nil {
-				return ""
+			// Leader election: kill the leader's pod, the other replica takes the lease.
+			leader := func() string {
+				l, err := cs.CoordinationV1().Leases(webhookNS).Get(ctx, "emqx-webhook-controller", metav1.GetOptions{})
+				if err != nil || l.Spec.HolderIdentity == nil {
+					return ""
+				}
+				return holderPod(l)
 			}
-			return holderPod(l)
-		}
-		var first string
-		eventually(t, 60*time.Second, "a leader", func() bool { first = leader(); return first != "" })
-		zero := int64(0)
-		if err := cs.CoreV1().Pods(webhookNS).Delete(ctx, first, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 90*time.Second, "another replica to lead", func() bool {
-			l := leader()
-			return l != "" && l != first
-		})
-		runKubectl(t, "-n", webhookNS, "rollout", "status", "deployment/emqx-webhook", "--timeout=120s")
+			var first string
+			eventually(t, 60*time.Second, "a leader", func() bool { first = leader(); return first != "" })
+			zero := int64(0)
+			if err := cs.CoreV1().Pods(webhookNS).Delete(ctx, first, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 90*time.Second, "another replica to lead", func() bool {
+				l := leader()
+				return l != "" && l != first
+			})
+			runKubectl(t, "-n", webhookNS, "rollout", "status", "deployment/emqx-webhook", "--timeout=120s")
 
-		// The shipped webhook guards a drain and a scale-down.
-		ns := emqxWithClients(t, cfg, 1500)
-		var p corev1.Pod
-		if err := cfg.Client().Resources().Get(ctx, "emqx-1", ns, &p); err != nil {
-			t.Fatal(err)
-		}
-		out := runKubectl(t, "drain", p.Spec.NodeName, "--ignore-daemonsets", "--delete-emptydir-data",
-			"--pod-selector", "app.kubernetes.io/instance=emqx", "--timeout=180s")
-		if !strings.Contains(out, "evacuating") {
-			t.Fatalf("the drain was not held by the webhook:\n%s", out)
-		}
-		runKubectl(t, "uncordon", p.Spec.NodeName)
-		waitPods(t, cfg, ns, helmSelector, 3)
-		expectNothingLost(t, ns, 1500)
-		scaleDownTo(t, cs, ns, 2, 1500)
-		if len(events(t, cfg, ns, "EvacuationStarted")) < 2 {
-			t.Fatal("the shipped webhook started fewer than two evacuations")
-		}
+			// The shipped webhook guards a drain and a scale-down.
+			ns := emqxWithClients(t, cfg, 1500)
+			var p corev1.Pod
+			if err := cfg.Client().Resources().Get(ctx, "emqx-1", ns, &p); err != nil {
+				t.Fatal(err)
+			}
+			out := runKubectl(t, "drain", p.Spec.NodeName, "--ignore-daemonsets", "--delete-emptydir-data",
+				"--pod-selector", "app.kubernetes.io/instance=emqx", "--timeout=180s")
+			if !strings.Contains(out, "evacuating") {
+				t.Fatalf("the drain was not held by the webhook:\n%s", out)
+			}
+			runKubectl(t, "uncordon", p.Spec.NodeName)
+			waitPods(t, cfg, ns, helmSelector, 3)
+			expectNothingLost(t, ns, 1500)
+			scaleDownTo(t, cs, ns, 2, 1500)
+			if len(events(t, cfg, ns, "EvacuationStarted")) < 2 {
+				t.Fatal("the shipped webhook started fewer than two evacuations")
+			}
 
-		// The Helm chart installs the same thing: helm install on the real node, both replicas
-		// ready (so their caches synced through the kubernetes Service), then it guards a removal.
-		// With client authentication: each replica refuses a caller without the API server's
-		// certificate at TLS, and the API server, presenting it, is answered.
-		runKubectl(t, "delete", "-k", filepath.Join(repoRoot, "hack", "realnode"), "--ignore-not-found", "--wait=true", "--timeout=120s")
-		install := exec.Command(helmBin(t), "install", "emqx-webhook", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
-			"--kubeconfig", kubeconfig, "-n", webhookNS, "--create-namespace", "--wait", "--timeout", "180s",
-			"--set", "clientAuth.enabled=true", "--set-file", "clientAuth.caBundle="+filepath.Join(webhookClientDir(), "ca.crt"),
-			"--set", "clientAuth.allowedNames={kube-apiserver-webhook-client}",
-			"--set", "image.tag=local", "--set-string", "nodeSelector.kemqx\\.io/real-node=true",
-			"--set", "tolerations[0].key=kemqx.io/real-node", "--set", "tolerations[0].operator=Exists", "--set", "tolerations[0].effect=NoSchedule")
-		if out, err := install.CombinedOutput(); err != nil {
-			t.Fatalf("helm install: %v\n%s", err, out)
-		}
-		t.Cleanup(func() {
-			_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").Run()
-			_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
-		})
-		// The NetworkPolicy admits to the admission port what the kubernetes Service's
-		// EndpointSlice named at install, and nothing else.
-		slice, err := cs.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		np, err := cs.NetworkingV1().NetworkPolicies(webhookNS).Get(ctx, "emqx-webhook", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want, got []string
-		for _, e := range slice.Endpoints {
-			for _, a := range e.Addresses {
-				want = append(want, a+"/32")
+			// The Helm chart installs the same thing: helm install on the real node, both replicas
+			// ready (so their caches synced through the kubernetes Service), then it guards a removal.
+			// With client authentication: each replica refuses a caller without the API server's
+			// certificate at TLS, and the API server, presenting it, is answered.
+			runKubectl(
+				t,
+				"delete",
+				"-k",
+				filepath.Join(repoRoot, "hack", "realnode"),
+				"--ignore-not-found",
+				"--wait=true",
+				"--timeout=120s",
+			)
+			install := exec.Command(
+				helmBin(t),
+				"install",
+				"emqx-webhook",
+				filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+				"--kubeconfig",
+				kubeconfig,
+				"-n",
+				webhookNS,
+				"--create-namespace",
+				"--wait",
+				"--timeout",
+				"180s",
+				"--set",
+				"clientAuth.enabled=true",
+				"--set-file",
+				"clientAuth.caBundle="+filepath.Join(webhookClientDir(), "ca.crt"),
+				"--set",
+				"clientAuth.allowedNames={kube-apiserver-webhook-client}",
+				"--set",
+				"image.tag=local",
+				"--set-string",
+				"nodeSelector.kemqx\\.io/real-node=true",
+				"--set",
+				"tolerations[0].key=kemqx.io/real-node",
+				"--set",
+				"tolerations[0].operator=Exists",
+				"--set",
+				"tolerations[0].effect=NoSchedule",
+			)
+			if out, err := install.CombinedOutput(); err != nil {
+				t.Fatalf("helm install: %v\n%s", err, out)
 			}
-		}
-		for _, f := range np.Spec.Ingress[0].From {
-			got = append(got, f.IPBlock.CIDR)
-		}
-		if len(want) == 0 || !slices.Equal(got, want) {
-			t.Fatalf("the admission port admits %v; the API server's endpoints are %v", got, want)
-		}
-		for _, p := range webhookPods(t, cs) {
-			if err := refusedWithoutClientCert(net.JoinHostPort(p.Status.PodIP, "9443")); err != nil {
-				t.Fatalf("pod %s: %v", p.Name, err)
+			t.Cleanup(func() {
+				_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").
+					Run()
+				_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
+			})
+			// The NetworkPolicy admits to the admission port what the kubernetes Service's
+			// EndpointSlice named at install, and nothing else.
+			slice, err := cs.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		scaleDownTo(t, cs, ns, 1, 1500)
-		return ctx
-	}).Feature()
+			np, err := cs.NetworkingV1().NetworkPolicies(webhookNS).Get(ctx, "emqx-webhook", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, got []string
+			for _, e := range slice.Endpoints {
+				for _, a := range e.Addresses {
+					want = append(want, a+"/32")
+				}
+			}
+			for _, f := range np.Spec.Ingress[0].From {
+				got = append(got, f.IPBlock.CIDR)
+			}
+			if len(want) == 0 || !slices.Equal(got, want) {
+				t.Fatalf("the admission port admits %v; the API server's endpoints are %v", got, want)
+			}
+			for _, p := range webhookPods(t, cs) {
+				if err := refusedWithoutClientCert(net.JoinHostPort(p.Status.PodIP, "9443")); err != nil {
+					t.Fatalf("pod %s: %v", p.Name, err)
+				}
+			}
+			scaleDownTo(t, cs, ns, 1, 1500)
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
@@ -143,72 +178,86 @@ func holderPod(l *coordinationv1.Lease) string {
 // real node serves that certificate (read from the Secret volume, --tls=files), and the API server,
 // trusting only the injected CA, calls it through the Service while it guards a scale-down.
 func TestCertManagerOnARealNode(t *testing.T) {
-	f := features.New("cert-manager install").Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		cs := clientset(t, cfg)
-		waitWebhookNamespace(t, cs)
-		webhookUp(t, "cert-manager", filepath.Join(repoRoot, "hack", "realnode", "cert-manager"))
-		runKubectl(t, "-n", webhookNS, "wait", "--for=condition=Ready", "certificate/emqx-webhook", "--timeout=60s")
-		secret, err := cs.CoreV1().Secrets(webhookNS).Get(ctx, "emqx-webhook-cert", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if secret.Annotations["cert-manager.io/certificate-name"] != "emqx-webhook" || len(secret.Data["ca.crt"]) == 0 {
-			t.Fatalf("the Secret was not issued by cert-manager for Certificate emqx-webhook: %v", secret.Annotations)
-		}
-		// The kustomize install carries no caBundle: what is there, cert-manager's injector put.
-		eventually(t, 60*time.Second, "the CA injected into both webhook configurations", func() bool {
-			v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "emqx-webhook", metav1.GetOptions{})
+	f := features.New("cert-manager install").
+		Assess("on a real kubelet", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs := clientset(t, cfg)
+			waitWebhookNamespace(t, cs)
+			webhookUp(t, "cert-manager", filepath.Join(repoRoot, "hack", "realnode", "cert-manager"))
+			runKubectl(t, "-n", webhookNS, "wait", "--for=condition=Ready", "certificate/emqx-webhook", "--timeout=60s")
+			secret, err := cs.CoreV1().Secrets(webhookNS).Get(ctx, "emqx-webhook-cert", metav1.GetOptions{})
 			if err != nil {
-				return false
+				t.Fatal(err)
 			}
-			m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "emqx-webhook", metav1.GetOptions{})
-			if err != nil {
-				return false
+			if secret.Annotations["cert-manager.io/certificate-name"] != "emqx-webhook" ||
+				len(secret.Data["ca.crt"]) == 0 {
+				t.Fatalf(
+					"the Secret was not issued by cert-manager for Certificate emqx-webhook: %v",
+					secret.Annotations,
+				)
 			}
-			for _, w := range v.Webhooks {
-				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+			// The kustomize install carries no caBundle: what is there, cert-manager's injector put.
+			eventually(t, 60*time.Second, "the CA injected into both webhook configurations", func() bool {
+				v, err := cs.AdmissionregistrationV1().
+					ValidatingWebhookConfigurations().
+					Get(ctx, "emqx-webhook", metav1.GetOptions{})
+				if err != nil {
 					return false
 				}
-			}
-			for _, w := range m.Webhooks {
-				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+				m, err := cs.AdmissionregistrationV1().
+					MutatingWebhookConfigurations().
+					Get(ctx, "emqx-webhook", metav1.GetOptions{})
+				if err != nil {
 					return false
 				}
+				for _, w := range v.Webhooks {
+					if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+						return false
+					}
+				}
+				for _, w := range m.Webhooks {
+					if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+						return false
+					}
+				}
+				return len(v.Webhooks) > 0 && len(m.Webhooks) > 0
+			})
+			// Each replica serves the certificate cert-manager issued.
+			issued, _ := pem.Decode(secret.Data["tls.crt"])
+			if issued == nil {
+				t.Fatal("the Secret's tls.crt is not PEM")
 			}
-			return len(v.Webhooks) > 0 && len(m.Webhooks) > 0
-		})
-		// Each replica serves the certificate cert-manager issued.
-		issued, _ := pem.Decode(secret.Data["tls.crt"])
-		if issued == nil {
-			t.Fatal("the Secret's tls.crt is not PEM")
-		}
-		for _, p := range webhookPods(t, cs) {
-			if p.Spec.NodeName != "kemqx-real-0" {
-				t.Fatalf("pod %s runs on %s, not the real node", p.Name, p.Spec.NodeName)
+			for _, p := range webhookPods(t, cs) {
+				if p.Spec.NodeName != "kemqx-real-0" {
+					t.Fatalf("pod %s runs on %s, not the real node", p.Name, p.Spec.NodeName)
+				}
+				served := servedCertificate(t, net.JoinHostPort(p.Status.PodIP, "9443"))
+				if !bytes.Equal(served, issued.Bytes) {
+					t.Fatalf("pod %s serves a certificate that is not the one cert-manager issued", p.Name)
+				}
 			}
-			served := servedCertificate(t, net.JoinHostPort(p.Status.PodIP, "9443"))
-			if !bytes.Equal(served, issued.Bytes) {
-				t.Fatalf("pod %s serves a certificate that is not the one cert-manager issued", p.Name)
-			}
-		}
 
-		// cert-manager keeps the certificate and the caBundle: the webhook's account may not.
-		for _, what := range []string{"patch validatingwebhookconfigurations/emqx-webhook", "create secrets -n " + webhookNS,
-			"update secrets/emqx-webhook-tls -n " + webhookNS} {
-			if out, _ := runKubectlErr(append([]string{"auth", "can-i", "--as=system:serviceaccount:" + webhookNS + ":emqx-webhook"},
-				strings.Fields(what)...)...); !strings.HasSuffix(strings.TrimSpace(out), "\nno") && strings.TrimSpace(out) != "no" {
-				t.Errorf("the webhook's account installed with cert-manager may %s: %s", what, out)
+			// cert-manager keeps the certificate and the caBundle: the webhook's account may not.
+			for _, what := range []string{"patch validatingwebhookconfigurations/emqx-webhook", "create secrets -n " + webhookNS,
+				"update secrets/emqx-webhook-tls -n " + webhookNS} {
+				if out, _ := runKubectlErr(append([]string{"auth", "can-i", "--as=system:serviceaccount:" + webhookNS + ":emqx-webhook"},
+					strings.Fields(what)...)...); !strings.HasSuffix(
+					strings.TrimSpace(out),
+					"\nno",
+				) &&
+					strings.TrimSpace(out) != "no" {
+					t.Errorf("the webhook's account installed with cert-manager may %s: %s", what, out)
+				}
 			}
-		}
-		// The API server trusts the webhook only through the injected CA: a scale-down is held and
-		// evacuated (failurePolicy Fail: without that trust the pod could not go at all).
-		ns := emqxWithClients(t, cfg, 900)
-		scaleDownTo(t, cs, ns, 2, 900)
-		if len(events(t, cfg, ns, "EvacuationStarted")) < 1 {
-			t.Fatal("the webhook installed with cert-manager started no evacuation")
-		}
-		return ctx
-	}).Feature()
+			// The API server trusts the webhook only through the injected CA: a scale-down is held and
+			// evacuated (failurePolicy Fail: without that trust the pod could not go at all).
+			ns := emqxWithClients(t, cfg, 900)
+			scaleDownTo(t, cs, ns, 2, 900)
+			if len(events(t, cfg, ns, "EvacuationStarted")) < 1 {
+				t.Fatal("the webhook installed with cert-manager started no evacuation")
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
@@ -235,8 +284,18 @@ func emqxWithClients(t *testing.T, cfg *envconf.Config, clients int) string {
 	applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
 	waitPods(t, cfg, ns, helmSelector, 3)
 	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
-	runKubectl(t, "annotate", "statefulset", "emqx", "-n", ns, "emqx.kubectl-emqx.io/wait-health-check=2",
-		"emqx.kubectl-emqx.io/wait-takeover=2", "emqx.kubectl-emqx.io/conn-evict-rate=200", "emqx.kubectl-emqx.io/sess-evict-rate=200")
+	runKubectl(
+		t,
+		"annotate",
+		"statefulset",
+		"emqx",
+		"-n",
+		ns,
+		"emqx.kubectl-emqx.io/wait-health-check=2",
+		"emqx.kubectl-emqx.io/wait-takeover=2",
+		"emqx.kubectl-emqx.io/conn-evict-rate=200",
+		"emqx.kubectl-emqx.io/sess-evict-rate=200",
+	)
 	connectClients(t, ns+"/emqx", clients)
 	return ns
 }
@@ -259,7 +318,9 @@ func webhookPods(t *testing.T, cs *kubernetes.Clientset) []corev1.Pod {
 	t.Helper()
 	var pods []corev1.Pod
 	eventually(t, 60*time.Second, "two webhook pods, none terminating", func() bool {
-		list, err := cs.CoreV1().Pods(webhookNS).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=emqx-webhook"})
+		list, err := cs.CoreV1().
+			Pods(webhookNS).
+			List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=emqx-webhook"})
 		if err != nil {
 			return false
 		}

@@ -101,7 +101,9 @@ func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelector
 		}
 	}
 	// The chart renders no Namespace (helm install --create-namespace makes it).
-	_, _ = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{})
+	_, _ = cs.CoreV1().
+		Namespaces().
+		Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{})
 	if vwc == nil || mwc == nil || len(rbac) < 6 {
 		t.Fatalf("manifests/ renders no webhook configuration or not its RBAC (%d objects)", len(rbac))
 	}
@@ -144,12 +146,43 @@ func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelector
 		_ = adm.MutatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 	})
 	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t)), port: port}
-	p.args = append([]string{"--kubeconfig", serviceAccountKubeconfig(t, cfg), "--namespace", webhookNS, "--host", "127.0.0.1", "--port", fmt.Sprint(port),
-		"--client-ca-file", filepath.Join(webhookClientDir(), "ca.crt"),
-		"--tls-ip", "127.0.0.1", "--tls-dns-name", "localhost", "--webhook-config", webhookConfig, "--cert-dir", t.TempDir(),
-		"--metrics-bind-address", "0", "--health-probe-bind-address", p.health, "--leader-elect=true",
-		"--wait-health-check", "2s", "--wait-takeover", "2s", "--conn-evict-rate", "200", "--sess-evict-rate", "200",
-		"--controller-poll", "300ms"}, extra...)
+	p.args = append(
+		[]string{
+			"--kubeconfig",
+			serviceAccountKubeconfig(t, cfg),
+			"--namespace",
+			webhookNS,
+			"--host",
+			"127.0.0.1",
+			"--port",
+			fmt.Sprint(port),
+			"--client-ca-file",
+			filepath.Join(webhookClientDir(), "ca.crt"),
+			"--tls-ip",
+			"127.0.0.1",
+			"--tls-dns-name",
+			"localhost",
+			"--webhook-config",
+			webhookConfig,
+			"--cert-dir",
+			t.TempDir(),
+			"--metrics-bind-address",
+			"0",
+			"--health-probe-bind-address",
+			p.health,
+			"--leader-elect=true",
+			"--wait-health-check",
+			"2s",
+			"--wait-takeover",
+			"2s",
+			"--conn-evict-rate",
+			"200",
+			"--sess-evict-rate",
+			"200",
+			"--controller-poll",
+			"300ms",
+		},
+		extra...)
 	p.start()
 	t.Cleanup(p.stop)
 	eventually(t, 20*time.Second, "the CA injected into every webhook", func() bool {
@@ -187,7 +220,9 @@ func serviceAccountKubeconfig(t *testing.T, cfg *envconf.Config) string {
 	t.Helper()
 	exp := int64(3600)
 	tok, err := clientset(t, cfg).CoreV1().ServiceAccounts(webhookNS).CreateToken(context.Background(), "emqx-webhook",
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp},
+		}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +245,11 @@ func serviceAccountKubeconfig(t *testing.T, cfg *envconf.Config) string {
 
 func (p *webhookProc) start() {
 	p.t.Helper()
-	logf, err := os.OpenFile(filepath.Join(logDir, "emqx-webhook-"+sanitize(p.t.Name())+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(
+		filepath.Join(logDir, "emqx-webhook-"+sanitize(p.t.Name())+".log"),
+		os.O_CREATE|os.O_APPEND|os.O_WRONLY,
+		0o644,
+	)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -283,7 +322,12 @@ func expectNothingLost(t *testing.T, ns string, clients int64) {
 
 func events(t *testing.T, cfg *envconf.Config, ns, reason string) []corev1.Event {
 	t.Helper()
-	list, err := clientset(t, cfg).CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=" + reason})
+	list, err := clientset(
+		t,
+		cfg,
+	).CoreV1().
+		Events(ns).
+		List(context.Background(), metav1.ListOptions{FieldSelector: "reason=" + reason})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,93 +335,114 @@ func events(t *testing.T, cfg *envconf.Config, ns, reason string) []corev1.Event
 }
 
 func TestWebhookDrainCompletesWithZeroLostSessions(t *testing.T) {
-	f := features.New("kubectl drain").Assess("waits for the evacuation", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node := pod.Spec.NodeName
-		t.Cleanup(func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() })
-		out := runKubectl(t, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s", "--pod-selector", helmSelector)
-		if !strings.Contains(out, "drained") || !strings.Contains(out, "will retry after") || !strings.Contains(out, "retrying is safe") {
-			t.Fatalf("kubectl drain was not held, or did not finish:\n%s", out)
-		}
-		waitPods(t, cfg, ns, helmSelector, 3) // recreated elsewhere
-		expectNothingLost(t, ns, 3000)
-		if len(events(t, cfg, ns, "EvacuationStarted")) == 0 || len(events(t, cfg, ns, "EvacuationCompleted")) == 0 {
-			t.Fatal("no EvacuationStarted/EvacuationCompleted events")
-		}
-		return ctx
-	}).Feature()
+	f := features.New("kubectl drain").
+		Assess("waits for the evacuation", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			node := pod.Spec.NodeName
+			t.Cleanup(
+				func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() },
+			)
+			out := runKubectl(
+				t,
+				"drain",
+				node,
+				"--ignore-daemonsets",
+				"--delete-emptydir-data",
+				"--timeout=120s",
+				"--pod-selector",
+				helmSelector,
+			)
+			if !strings.Contains(out, "drained") || !strings.Contains(out, "will retry after") ||
+				!strings.Contains(out, "retrying is safe") {
+				t.Fatalf("kubectl drain was not held, or did not finish:\n%s", out)
+			}
+			waitPods(t, cfg, ns, helmSelector, 3) // recreated elsewhere
+			expectNothingLost(t, ns, 3000)
+			if len(events(t, cfg, ns, "EvacuationStarted")) == 0 ||
+				len(events(t, cfg, ns, "EvacuationCompleted")) == 0 {
+				t.Fatal("no EvacuationStarted/EvacuationCompleted events")
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 func TestWebhookScaleDownCompletesWithZeroLostSessions(t *testing.T) {
-	f := features.New("kubectl scale 3→2").Assess("nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-		out := runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
-		if !strings.Contains(out, "Warning: EMQX pods emqx-2 are evacuated before they are removed") {
-			t.Fatalf("no admission warning:\n%s", out)
-		}
-		// How long from the node being empty to the pod being gone.
-		var empty, gone time.Time
-		eventually(t, 90*time.Second, "emqx-2 gone", func() bool {
-			for _, n := range simStats(t, ns+"/emqx").Nodes {
-				if strings.HasPrefix(n.Name, "emqx@emqx-2.") && n.Evacuation == "prohibiting" && n.PersistentSessions == 0 && empty.IsZero() {
-					empty = time.Now()
+	f := features.New("kubectl scale 3→2").
+		Assess("nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+			out := runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+			if !strings.Contains(out, "Warning: EMQX pods emqx-2 are evacuated before they are removed") {
+				t.Fatalf("no admission warning:\n%s", out)
+			}
+			// How long from the node being empty to the pod being gone.
+			var empty, gone time.Time
+			eventually(t, 90*time.Second, "emqx-2 gone", func() bool {
+				for _, n := range simStats(t, ns+"/emqx").Nodes {
+					if strings.HasPrefix(n.Name, "emqx@emqx-2.") && n.Evacuation == "prohibiting" &&
+						n.PersistentSessions == 0 &&
+						empty.IsZero() {
+						empty = time.Now()
+					}
 				}
-			}
-			_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				gone = time.Now()
-				return true
-			}
-			return false
-		})
-		if !empty.IsZero() {
-			t.Logf("node empty → pod gone: %v", gone.Sub(empty).Round(10*time.Millisecond))
-		}
-		expectNothingLost(t, ns, 3000)
-		// The removed core node leaves the EMQX cluster instead of staying listed as stopped.
-		pod0, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-0", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 40*time.Second, "no stopped node left in /api/v5/nodes", func() bool {
-			nodes, err := nodeClient(t, *pod0, helmDashboard).Nodes(ctx)
-			if err != nil || len(nodes) != 2 {
+				_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					gone = time.Now()
+					return true
+				}
 				return false
+			})
+			if !empty.IsZero() {
+				t.Logf("node empty → pod gone: %v", gone.Sub(empty).Round(10*time.Millisecond))
 			}
-			for _, n := range nodes {
-				if !n.Running() {
+			expectNothingLost(t, ns, 3000)
+			// The removed core node leaves the EMQX cluster instead of staying listed as stopped.
+			pod0, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-0", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 40*time.Second, "no stopped node left in /api/v5/nodes", func() bool {
+				nodes, err := nodeClient(t, *pod0, helmDashboard).Nodes(ctx)
+				if err != nil || len(nodes) != 2 {
 					return false
 				}
+				for _, n := range nodes {
+					if !n.Running() {
+						return false
+					}
+				}
+				return true
+			})
+			if len(events(t, cfg, ns, "NodeLeftCluster")) == 0 {
+				t.Fatal("no NodeLeftCluster event")
 			}
-			return true
-		})
-		if len(events(t, cfg, ns, "NodeLeftCluster")) == 0 {
-			t.Fatal("no NodeLeftCluster event")
-		}
-		return ctx
-	}).Feature()
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 func TestWebhookRollingRestartLosesNothing(t *testing.T) {
-	f := features.New("rolling restart").Assess("nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-		runKubectl(t, "-n", ns, "rollout", "restart", "statefulset/emqx")
-		runKubectl(t, "-n", ns, "rollout", "status", "statefulset/emqx", "--timeout=180s")
-		expectNothingLost(t, ns, 3000)
-		if n := len(events(t, cfg, ns, "EvacuationStarted")); n < 3 {
-			t.Fatalf("%d evacuations for 3 restarted pods", n)
-		}
-		return ctx
-	}).Feature()
+	f := features.New("rolling restart").
+		Assess("nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+			runKubectl(t, "-n", ns, "rollout", "restart", "statefulset/emqx")
+			runKubectl(t, "-n", ns, "rollout", "status", "statefulset/emqx", "--timeout=180s")
+			expectNothingLost(t, ns, 3000)
+			if n := len(events(t, cfg, ns, "EvacuationStarted")); n < 3 {
+				t.Fatalf("%d evacuations for 3 restarted pods", n)
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
@@ -388,7 +453,8 @@ func deleteUntilAllowed(t *testing.T, ns, pod string, limit time.Duration) strin
 	first := ""
 	deadline := time.Now().Add(limit)
 	for {
-		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "-n", ns, "delete", "pod", pod, "--wait=false").CombinedOutput()
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "-n", ns, "delete", "pod", pod, "--wait=false").
+			CombinedOutput()
 		if err == nil {
 			return first
 		}
@@ -403,169 +469,199 @@ func deleteUntilAllowed(t *testing.T, ns, pod string, limit time.Duration) strin
 }
 
 func TestWebhookReopensRecreatedPodWithPersistedEvacuation(t *testing.T) {
-	f := features.New("persisted evacuation").Assess("reopened", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
-		ns := webhookCluster(t, cfg, "helm-emqx-pvc.yaml", 2, 1000)
-		refusal := deleteUntilAllowed(t, ns, "emqx-0", 60*time.Second)
-		if !strings.Contains(refusal, "TooManyRequests") || !strings.Contains(refusal, "retrying is safe") {
-			t.Fatalf("the first delete was not held with 429: %q", refusal)
-		}
-		eventually(t, 60*time.Second, "emqx-0 recreated and reopened", func() bool {
-			for _, n := range simStats(t, ns+"/emqx").Nodes {
-				if strings.HasPrefix(n.Name, "emqx@emqx-0.") {
-					return n.Evacuation == "" && n.Accepting && len(events(t, cfg, ns, "StaleEvacuationStopped")) > 0
-				}
+	f := features.New("persisted evacuation").
+		Assess("reopened", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx-pvc.yaml", 2, 1000)
+			refusal := deleteUntilAllowed(t, ns, "emqx-0", 60*time.Second)
+			if !strings.Contains(refusal, "TooManyRequests") || !strings.Contains(refusal, "retrying is safe") {
+				t.Fatalf("the first delete was not held with 429: %q", refusal)
 			}
-			return false
-		})
-		expectNothingLost(t, ns, 1000)
-		return ctx
-	}).Feature()
+			eventually(t, 60*time.Second, "emqx-0 recreated and reopened", func() bool {
+				for _, n := range simStats(t, ns+"/emqx").Nodes {
+					if strings.HasPrefix(n.Name, "emqx@emqx-0.") {
+						return n.Evacuation == "" && n.Accepting &&
+							len(events(t, cfg, ns, "StaleEvacuationStopped")) > 0
+					}
+				}
+				return false
+			})
+			expectNothingLost(t, ns, 1000)
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 func TestWebhookEMQXAPIDownTakesTheConfiguredWayOut(t *testing.T) {
-	f := features.New("EMQX API down").Assess("allowed after the grace period, with an Event", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg, "--api-unreachable-grace", "3s")
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
-		sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=true", nil)
-		t.Cleanup(func() { sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=false", nil) })
-		start := time.Now()
-		refusal := deleteUntilAllowed(t, ns, "emqx-1", 30*time.Second)
-		if !strings.Contains(refusal, "EMQX's API failed") {
-			t.Fatalf("first refusal %q", refusal)
-		}
-		if waited := time.Since(start); waited < 3*time.Second {
-			t.Fatalf("allowed after %v, before the 3s grace period", waited)
-		}
-		evs := events(t, cfg, ns, "EMQXUnreachable")
-		if len(evs) == 0 || evs[0].Type != corev1.EventTypeWarning || !strings.Contains(evs[0].Message, "removing the pod without evacuation") {
-			t.Fatalf("events %+v", evs)
-		}
-		return ctx
-	}).Feature()
+	f := features.New("EMQX API down").
+		Assess("allowed after the grace period, with an Event", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg, "--api-unreachable-grace", "3s")
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
+			sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=true", nil)
+			t.Cleanup(func() { sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=false", nil) })
+			start := time.Now()
+			refusal := deleteUntilAllowed(t, ns, "emqx-1", 30*time.Second)
+			if !strings.Contains(refusal, "EMQX's API failed") {
+				t.Fatalf("first refusal %q", refusal)
+			}
+			if waited := time.Since(start); waited < 3*time.Second {
+				t.Fatalf("allowed after %v, before the 3s grace period", waited)
+			}
+			evs := events(t, cfg, ns, "EMQXUnreachable")
+			if len(evs) == 0 || evs[0].Type != corev1.EventTypeWarning ||
+				!strings.Contains(evs[0].Message, "removing the pod without evacuation") {
+				t.Fatalf("events %+v", evs)
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 func TestWebhookRestartMidEvacuation(t *testing.T) {
-	f := features.New("webhook restart").Assess("no duplicate start, nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		p := installWebhook(t, cfg, "--conn-evict-rate", "20")
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-		runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
-		var started string
-		eventually(t, 20*time.Second, "emqx-2 evacuating", func() bool {
-			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-			if err != nil {
+	f := features.New("webhook restart").
+		Assess("no duplicate start, nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			p := installWebhook(t, cfg, "--conn-evict-rate", "20")
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+			runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+			var started string
+			eventually(t, 20*time.Second, "emqx-2 evacuating", func() bool {
+				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+				if err != nil {
+					return false
+				}
+				started = pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"]
+				return started != ""
+			})
+			p.stop()
+			time.Sleep(2 * time.Second)
+			p.start()
+			eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
+				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					return true
+				}
+				if err == nil && pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"] != started {
+					t.Fatalf(
+						"the evacuation was started again after the restart (%s, was %s)",
+						pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"],
+						started,
+					)
+				}
 				return false
+			})
+			if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 1 {
+				t.Fatalf("%d EvacuationStarted events, want 1", n)
 			}
-			started = pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"]
-			return started != ""
-		})
-		p.stop()
-		time.Sleep(2 * time.Second)
-		p.start()
-		eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
-			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return true
-			}
-			if err == nil && pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"] != started {
-				t.Fatalf("the evacuation was started again after the restart (%s, was %s)", pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"], started)
-			}
-			return false
-		})
-		if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 1 {
-			t.Fatalf("%d EvacuationStarted events, want 1", n)
-		}
-		expectNothingLost(t, ns, 3000)
-		return ctx
-	}).Feature()
+			expectNothingLost(t, ns, 3000)
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 func TestManifestsApplyToTheAPIServer(t *testing.T) {
-	f := features.New("manifests").Assess("server-side dry run", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		cs := clientset(t, cfg)
-		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cs.CoreV1().Namespaces().Delete(context.Background(), "emqx-webhook", metav1.DeleteOptions{})
-		})
-		out := runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests"))
-		for _, want := range []string{"deployment.apps/emqx-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/emqx-webhook",
-			"poddisruptionbudget.policy/emqx-webhook", "clusterrole.rbac.authorization.k8s.io/emqx-webhook", "role.rbac.authorization.k8s.io/emqx-webhook"} {
-			if !strings.Contains(out, want) {
-				t.Fatalf("server-side dry run lacks %s:\n%s", want, out)
+	f := features.New("manifests").
+		Assess("server-side dry run", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs := clientset(t, cfg)
+			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook"}}, metav1.CreateOptions{}); err != nil &&
+				!apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
 			}
-		}
-		out = runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests", "autoscaling"))
-		for _, want := range []string{"apiservice.apiregistration.k8s.io/v1beta2.custom.metrics.k8s.io", "rolebinding.rbac.authorization.k8s.io/emqx-webhook-auth-reader",
-			"validatingadmissionpolicy.admissionregistration.k8s.io/emqx-webhook-apiservice-cabundle-only"} {
-			if !strings.Contains(out, want) {
-				t.Fatalf("server-side dry run of manifests/autoscaling lacks %s:\n%s", want, out)
+			t.Cleanup(func() {
+				_ = cs.CoreV1().Namespaces().Delete(context.Background(), "emqx-webhook", metav1.DeleteOptions{})
+			})
+			out := runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests"))
+			for _, want := range []string{"deployment.apps/emqx-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/emqx-webhook",
+				"poddisruptionbudget.policy/emqx-webhook", "clusterrole.rbac.authorization.k8s.io/emqx-webhook", "role.rbac.authorization.k8s.io/emqx-webhook"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("server-side dry run lacks %s:\n%s", want, out)
+				}
 			}
-		}
-		return ctx
-	}).Feature()
+			out = runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests", "autoscaling"))
+			for _, want := range []string{"apiservice.apiregistration.k8s.io/v1beta2.custom.metrics.k8s.io", "rolebinding.rbac.authorization.k8s.io/emqx-webhook-auth-reader",
+				"validatingadmissionpolicy.admissionregistration.k8s.io/emqx-webhook-apiservice-cabundle-only"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("server-side dry run of manifests/autoscaling lacks %s:\n%s", want, out)
+				}
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 // helm uninstall / kubectl delete sts while pods hold clients: the garbage collector's deletions
 // are let through at once, with an Event, instead of evacuating the pods into each other.
 func TestWebhookLetsAnUninstallThroughAtOnce(t *testing.T) {
-	f := features.New("uninstall").Assess("allowed at once", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-		start := time.Now()
-		runKubectl(t, "-n", ns, "delete", "statefulset", "emqx", "--wait=false")
-		eventually(t, 30*time.Second, "every EMQX pod gone", func() bool {
-			list, err := clientset(t, cfg).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: helmSelector})
-			return err == nil && len(list.Items) == 0
-		})
-		t.Logf("3 pods holding 3000 clients gone %v after kubectl delete statefulset", time.Since(start).Round(100*time.Millisecond))
-		if len(events(t, cfg, ns, "OwnerDeleting")) == 0 {
-			t.Fatal("no OwnerDeleting event")
-		}
-		if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 0 {
-			t.Fatalf("%d evacuations started for an uninstall", n)
-		}
-		return ctx
-	}).Feature()
+	f := features.New("uninstall").
+		Assess("allowed at once", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+			start := time.Now()
+			runKubectl(t, "-n", ns, "delete", "statefulset", "emqx", "--wait=false")
+			eventually(t, 30*time.Second, "every EMQX pod gone", func() bool {
+				list, err := clientset(
+					t,
+					cfg,
+				).CoreV1().
+					Pods(ns).
+					List(ctx, metav1.ListOptions{LabelSelector: helmSelector})
+				return err == nil && len(list.Items) == 0
+			})
+			t.Logf(
+				"3 pods holding 3000 clients gone %v after kubectl delete statefulset",
+				time.Since(start).Round(100*time.Millisecond),
+			)
+			if len(events(t, cfg, ns, "OwnerDeleting")) == 0 {
+				t.Fatal("no OwnerDeleting event")
+			}
+			if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 0 {
+				t.Fatalf("%d evacuations started for an uninstall", n)
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
 // A drain that gives up: the evacuation it started completes, nobody asks for the removal any more,
 // and within abandon-after the node accepts clients again. Nothing is lost.
 func TestWebhookAbandonedDrainReopensTheNode(t *testing.T) {
-	f := features.New("abandoned drain").Assess("node reopened", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg, "--abandon-after", "5s")
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-		pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node := pod.Spec.NodeName
-		t.Cleanup(func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() })
-		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
-			"--timeout=2s", "--pod-selector", helmSelector).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "retrying is safe") {
-			t.Fatalf("the drain was not held and given up: %v\n%s", err, out)
-		}
-		start := time.Now()
-		eventually(t, 90*time.Second, "emqx-1's node evacuated, then reopened", func() bool {
-			return len(events(t, cfg, ns, "EvacuationAbandoned")) > 0
-		})
-		for _, n := range simStats(t, ns+"/emqx").Nodes {
-			if strings.HasPrefix(n.Name, "emqx@emqx-1.") && (n.Evacuation != "" || !n.Accepting) {
-				t.Fatalf("node %+v still refuses clients after the abandonment", n)
+	f := features.New("abandoned drain").
+		Assess("node reopened", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg, "--abandon-after", "5s")
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		t.Logf("abandoned %v after the drain gave up", time.Since(start).Round(100*time.Millisecond))
-		runKubectl(t, "uncordon", node)
-		expectNothingLost(t, ns, 3000)
-		return ctx
-	}).Feature()
+			node := pod.Spec.NodeName
+			t.Cleanup(
+				func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() },
+			)
+			out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+				"--timeout=2s", "--pod-selector", helmSelector).
+				CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "retrying is safe") {
+				t.Fatalf("the drain was not held and given up: %v\n%s", err, out)
+			}
+			start := time.Now()
+			eventually(t, 90*time.Second, "emqx-1's node evacuated, then reopened", func() bool {
+				return len(events(t, cfg, ns, "EvacuationAbandoned")) > 0
+			})
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if strings.HasPrefix(n.Name, "emqx@emqx-1.") && (n.Evacuation != "" || !n.Accepting) {
+					t.Fatalf("node %+v still refuses clients after the abandonment", n)
+				}
+			}
+			t.Logf("abandoned %v after the drain gave up", time.Since(start).Round(100*time.Millisecond))
+			runKubectl(t, "uncordon", node)
+			expectNothingLost(t, ns, 3000)
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }
 
@@ -573,37 +669,41 @@ func TestWebhookAbandonedDrainReopensTheNode(t *testing.T) {
 // cannot say "annotations only"); the shipped admission policies make that all it can change.
 // The webhook's own writes pass them in every other e2e test, which runs it as that account.
 func TestServiceAccountMayChangeOnlyItsAnnotations(t *testing.T) {
-	f := features.New("least privilege").Assess("admission policy", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-		installWebhook(t, cfg)
-		ns := webhookCluster(t, cfg, "helm-emqx.yaml", 1, 0)
-		sa := serviceAccountKubeconfig(t, cfg)
-		as := func(args ...string) (string, error) {
-			out, err := exec.Command(kubectl, append([]string{"--kubeconfig", sa, "-n", ns}, args...)...).CombinedOutput()
-			return string(out), err
-		}
-		denied := "emqx-webhook may change only"
-		var out string
-		eventually(t, 30*time.Second, "the admission policy in force", func() bool {
-			var err error
-			out, err = as("set", "image", "pod/emqx-0", "emqx=evil.example/emqx:latest")
-			return err != nil && strings.Contains(out, denied)
-		})
-		t.Logf("kubectl set image as emqx-webhook: %s", strings.TrimSpace(out))
-		for _, args := range [][]string{
-			{"annotate", "pod", "emqx-0", "other.example/x=1"},
-			{"label", "pod", "emqx-0", "x=1"},
-			{"scale", "statefulset", "emqx", "--replicas=0"},
-			{"patch", "statefulset", "emqx", "--type=merge", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"emqx","image":"evil.example/emqx"}]}}}}`},
-			{"patch", "validatingwebhookconfiguration", webhookConfig, "--type=json", "-p", `[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]`},
-		} {
-			if out, err := as(args...); err == nil || !(strings.Contains(out, denied) || strings.Contains(out, "forbidden")) {
-				t.Fatalf("kubectl %s as emqx-webhook: %v %s", strings.Join(args, " "), err, out)
+	f := features.New("least privilege").
+		Assess("admission policy", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 1, 0)
+			sa := serviceAccountKubeconfig(t, cfg)
+			as := func(args ...string) (string, error) {
+				out, err := exec.Command(kubectl, append([]string{"--kubeconfig", sa, "-n", ns}, args...)...).
+					CombinedOutput()
+				return string(out), err
 			}
-		}
-		if out, err := as("annotate", "pod", "emqx-0", "emqx.kubectl-emqx.io/note=allowed"); err != nil {
-			t.Fatalf("its own annotation was refused: %s", out)
-		}
-		return ctx
-	}).Feature()
+			denied := "emqx-webhook may change only"
+			var out string
+			eventually(t, 30*time.Second, "the admission policy in force", func() bool {
+				var err error
+				out, err = as("set", "image", "pod/emqx-0", "emqx=evil.example/emqx:latest")
+				return err != nil && strings.Contains(out, denied)
+			})
+			t.Logf("kubectl set image as emqx-webhook: %s", strings.TrimSpace(out))
+			for _, args := range [][]string{
+				{"annotate", "pod", "emqx-0", "other.example/x=1"},
+				{"label", "pod", "emqx-0", "x=1"},
+				{"scale", "statefulset", "emqx", "--replicas=0"},
+				{"patch", "statefulset", "emqx", "--type=merge", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"emqx","image":"evil.example/emqx"}]}}}}`},
+				{"patch", "validatingwebhookconfiguration", webhookConfig, "--type=json", "-p", `[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]`},
+			} {
+				if out, err := as(args...); err == nil ||
+					!(strings.Contains(out, denied) || strings.Contains(out, "forbidden")) {
+					t.Fatalf("kubectl %s as emqx-webhook: %v %s", strings.Join(args, " "), err, out)
+				}
+			}
+			if out, err := as("annotate", "pod", "emqx-0", "emqx.kubectl-emqx.io/note=allowed"); err != nil {
+				t.Fatalf("its own annotation was refused: %s", out)
+			}
+			return ctx
+		}).
+		Feature()
 	testenv.Test(t, f)
 }

@@ -96,7 +96,11 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 			return r.install(ctx, data)
 		}
 		if apierrors.IsNotFound(err) {
-			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.SecretName, Namespace: r.Namespace}, Type: corev1.SecretTypeTLS, Data: data}
+			sec = &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: r.SecretName, Namespace: r.Namespace},
+				Type:       corev1.SecretTypeTLS,
+				Data:       data,
+			}
 			_, err = r.Kube.CoreV1().Secrets(r.Namespace).Create(ctx, sec, metav1.CreateOptions{})
 		} else {
 			sec.Data = data
@@ -108,7 +112,17 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("store the webhook certificate in Secret %s/%s: %w", r.Namespace, r.SecretName, err)
 		}
-		r.Log.Info("webhook certificate renewed", "what", what, "secret", r.Namespace+"/"+r.SecretName, "dnsNames", r.DNSNames, "ips", r.IPs)
+		r.Log.Info(
+			"webhook certificate renewed",
+			"what",
+			what,
+			"secret",
+			r.Namespace+"/"+r.SecretName,
+			"dnsNames",
+			r.DNSNames,
+			"ips",
+			r.IPs,
+		)
 		return r.install(ctx, data)
 	}
 	return fmt.Errorf("the webhook certificate Secret %s/%s keeps changing under us", r.Namespace, r.SecretName)
@@ -136,7 +150,12 @@ func (r *Rotator) next(data map[string][]byte) (map[string][]byte, bool, string,
 			kept = append(kept, c)
 		}
 	}
-	out := map[string][]byte{KeyCACert: encodeCerts(kept), KeyCAKey: encodeKey(caKey), KeyCert: data[KeyCert], KeyKey: data[KeyKey]}
+	out := map[string][]byte{
+		KeyCACert: encodeCerts(kept),
+		KeyCAKey:  encodeKey(caKey),
+		KeyCert:   data[KeyCert],
+		KeyKey:    data[KeyKey],
+	}
 	if !r.leafValid(data, ca) {
 		cert, key, err := r.newLeaf(ca, caKey)
 		if err != nil {
@@ -310,10 +329,16 @@ func (r *Rotator) watch(ctx context.Context, changes chan<- struct{}) {
 	}
 	adm := r.Kube.AdmissionregistrationV1()
 	for _, name := range r.ValidatingWebhooks {
-		starts = append(starts, func() (watch.Interface, error) { return adm.ValidatingWebhookConfigurations().Watch(ctx, byName(name)) })
+		starts = append(
+			starts,
+			func() (watch.Interface, error) { return adm.ValidatingWebhookConfigurations().Watch(ctx, byName(name)) },
+		)
 	}
 	for _, name := range r.MutatingWebhooks {
-		starts = append(starts, func() (watch.Interface, error) { return adm.MutatingWebhookConfigurations().Watch(ctx, byName(name)) })
+		starts = append(
+			starts,
+			func() (watch.Interface, error) { return adm.MutatingWebhookConfigurations().Watch(ctx, byName(name)) },
+		)
 	}
 	for _, name := range r.APIServices {
 		starts = append(starts, func() (watch.Interface, error) {
@@ -369,22 +394,42 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 	var errs []error
 	adm := r.Kube.AdmissionregistrationV1()
 	for _, name := range r.ValidatingWebhooks {
-		errs = append(errs, injectCA(ctx, r, adm.ValidatingWebhookConfigurations(), "ValidatingWebhookConfiguration", name, data[KeyCACert],
-			func(c *admissionregistrationv1.ValidatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
-				for _, w := range c.Webhooks {
-					out = append(out, w.ClientConfig)
-				}
-				return out
-			}))
+		errs = append(
+			errs,
+			injectCA(
+				ctx,
+				r,
+				adm.ValidatingWebhookConfigurations(),
+				"ValidatingWebhookConfiguration",
+				name,
+				data[KeyCACert],
+				func(c *admissionregistrationv1.ValidatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
+					for _, w := range c.Webhooks {
+						out = append(out, w.ClientConfig)
+					}
+					return out
+				},
+			),
+		)
 	}
 	for _, name := range r.MutatingWebhooks {
-		errs = append(errs, injectCA(ctx, r, adm.MutatingWebhookConfigurations(), "MutatingWebhookConfiguration", name, data[KeyCACert],
-			func(c *admissionregistrationv1.MutatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
-				for _, w := range c.Webhooks {
-					out = append(out, w.ClientConfig)
-				}
-				return out
-			}))
+		errs = append(
+			errs,
+			injectCA(
+				ctx,
+				r,
+				adm.MutatingWebhookConfigurations(),
+				"MutatingWebhookConfiguration",
+				name,
+				data[KeyCACert],
+				func(c *admissionregistrationv1.MutatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
+					for _, w := range c.Webhooks {
+						out = append(out, w.ClientConfig)
+					}
+					return out
+				},
+			),
+		)
 	}
 	for _, name := range r.APIServices {
 		errs = append(errs, r.injectAPIService(ctx, name, data[KeyCACert]))
@@ -393,7 +438,11 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 }
 
 // APIServiceResource is apiregistration.k8s.io/v1 apiservices.
-var APIServiceResource = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+var APIServiceResource = schema.GroupVersionResource{
+	Group:    "apiregistration.k8s.io",
+	Version:  "v1",
+	Resource: "apiservices",
+}
 
 // injectAPIService sets ca as the caBundle of an APIService.
 func (r *Rotator) injectAPIService(ctx context.Context, name string, ca []byte) error {
@@ -406,7 +455,9 @@ func (r *Rotator) injectAPIService(ctx context.Context, name string, ca []byte) 
 	if err != nil {
 		return fmt.Errorf("read APIService %s: %w", name, err)
 	}
-	if cur, _, _ := unstructured.NestedString(svc.Object, "spec", "caBundle"); cur == base64.StdEncoding.EncodeToString(ca) {
+	if cur, _, _ := unstructured.NestedString(svc.Object, "spec", "caBundle"); cur == base64.StdEncoding.EncodeToString(
+		ca,
+	) {
 		return nil
 	}
 	raw, _ := json.Marshal(map[string]any{"spec": map[string]any{"caBundle": ca}})
@@ -419,7 +470,14 @@ func (r *Rotator) injectAPIService(ctx context.Context, name string, ca []byte) 
 // configAPI is what injectCA needs of a webhook configuration client.
 type configAPI[T any] interface {
 	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
-	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+	Patch(
+		ctx context.Context,
+		name string,
+		pt types.PatchType,
+		data []byte,
+		opts metav1.PatchOptions,
+		subresources ...string,
+	) (T, error)
 }
 
 // injectCA sets ca as the caBundle of every webhook of one configuration.
@@ -427,7 +485,13 @@ func injectCA[T any](ctx context.Context, r *Rotator, api configAPI[T], kind, na
 	clientConfigs func(T) []admissionregistrationv1.WebhookClientConfig) error {
 	cfg, err := api.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		r.Log.Info("webhook configuration not found yet; its caBundle is set on the next rotation", "kind", kind, "name", name)
+		r.Log.Info(
+			"webhook configuration not found yet; its caBundle is set on the next rotation",
+			"kind",
+			kind,
+			"name",
+			name,
+		)
 		return nil
 	}
 	if err != nil {
@@ -436,7 +500,10 @@ func injectCA[T any](ctx context.Context, r *Rotator, api configAPI[T], kind, na
 	var ops []map[string]any
 	for i, c := range clientConfigs(cfg) {
 		if !bytes.Equal(c.CABundle, ca) {
-			ops = append(ops, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": ca})
+			ops = append(
+				ops,
+				map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": ca},
+			)
 		}
 	}
 	if len(ops) == 0 {

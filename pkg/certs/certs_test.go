@@ -34,15 +34,30 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	url := "https://127.0.0.1:9443/evict"
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "a.example", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url}}}}
-	return &world{t: t, kube: fake.NewClientset(cfg), clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			{Name: "a.example", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url}},
+		}}
+	return &world{
+		t:     t,
+		kube:  fake.NewClientset(cfg),
+		clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+	}
 }
 
 // replica is one webhook replica's rotator, with a certificate directory of its own.
 func (w *world) replica() *Rotator {
-	return &Rotator{Kube: w.kube, Namespace: "emqx-webhook", SecretName: "emqx-webhook-tls", DNSNames: []string{"emqx-webhook.emqx-webhook.svc"},
-		CertDir: w.t.TempDir(), ValidatingWebhooks: []string{"emqx-webhook"}, Validity: validity, RenewBefore: 30 * 24 * time.Hour,
-		Clock: w.clock, Log: logr.Discard()}
+	return &Rotator{
+		Kube:               w.kube,
+		Namespace:          "emqx-webhook",
+		SecretName:         "emqx-webhook-tls",
+		DNSNames:           []string{"emqx-webhook.emqx-webhook.svc"},
+		CertDir:            w.t.TempDir(),
+		ValidatingWebhooks: []string{"emqx-webhook"},
+		Validity:           validity,
+		RenewBefore:        30 * 24 * time.Hour,
+		Clock:              w.clock,
+		Log:                logr.Discard(),
+	}
 }
 
 func (w *world) ensure(r *Rotator) {
@@ -54,7 +69,9 @@ func (w *world) ensure(r *Rotator) {
 
 func (w *world) caBundle() []byte {
 	w.t.Helper()
-	cfg, err := w.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(context.Background(), "emqx-webhook", metav1.GetOptions{})
+	cfg, err := w.kube.AdmissionregistrationV1().
+		ValidatingWebhookConfigurations().
+		Get(context.Background(), "emqx-webhook", metav1.GetOptions{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -79,7 +96,10 @@ func served(t *testing.T, r *Rotator) *x509.Certificate {
 func (w *world) trusted(r *Rotator) bool {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(w.caBundle())
-	_, err := served(w.t, r).Verify(x509.VerifyOptions{Roots: pool, CurrentTime: w.clock.Now(), DNSName: "emqx-webhook.emqx-webhook.svc"})
+	_, err := served(
+		w.t,
+		r,
+	).Verify(x509.VerifyOptions{Roots: pool, CurrentTime: w.clock.Now(), DNSName: "emqx-webhook.emqx-webhook.svc"})
 	return err == nil
 }
 
@@ -144,7 +164,9 @@ func TestWipedCABundleIsRepairedAtOnce(t *testing.T) {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { _ = r.Start(ctx); close(done) }()
-	cfg, _ := w.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "emqx-webhook", metav1.GetOptions{})
+	cfg, _ := w.kube.AdmissionregistrationV1().
+		ValidatingWebhookConfigurations().
+		Get(ctx, "emqx-webhook", metav1.GetOptions{})
 	// The watches start asynchronously: wipe until the repair is seen, within a bound.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -166,7 +188,9 @@ func TestWipedCABundleIsRepairedAtOnce(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the wiped caBundle was not repaired")
 		}
-		cfg, _ = w.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "emqx-webhook", metav1.GetOptions{})
+		cfg, _ = w.kube.AdmissionregistrationV1().
+			ValidatingWebhookConfigurations().
+			Get(ctx, "emqx-webhook", metav1.GetOptions{})
 	}
 	cancel()
 	<-done
@@ -201,7 +225,8 @@ func TestAPIServiceCABundleIsInjected(t *testing.T) {
 	r.APIServices = []string{"v1beta2.custom.metrics.k8s.io", "absent.example.com"}
 	w.ensure(r)
 	bundle := func() string {
-		got, err := dyn.Resource(APIServiceResource).Get(context.Background(), "v1beta2.custom.metrics.k8s.io", metav1.GetOptions{})
+		got, err := dyn.Resource(APIServiceResource).
+			Get(context.Background(), "v1beta2.custom.metrics.k8s.io", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

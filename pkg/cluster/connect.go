@@ -60,8 +60,10 @@ type Conn struct {
 // IP, still running. A pod that went and a new one that has its IP now must not be sent the
 // cluster's credentials, nor believed.
 func (c *Conn) StillThrough(live *corev1.Pod) bool {
-	return c.Through != nil && live != nil && live.UID == c.Through.UID && live.Status.PodIP == c.Through.Status.PodIP &&
-		live.DeletionTimestamp == nil && Running(live)
+	return c.Through != nil && live != nil && live.UID == c.Through.UID &&
+		live.Status.PodIP == c.Through.Status.PodIP &&
+		live.DeletionTimestamp == nil &&
+		Running(live)
 }
 
 // Close ends the port-forward, if any.
@@ -85,7 +87,9 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	if a.URL != "" {
 		cands := []credential{{a.Creds, "the given credentials"}}
 		if a.Creds == (emqx.Credentials{}) {
-			cands = []credential{{emqx.Credentials{Username: "admin", Password: "public"}, "EMQX's default dashboard user admin"}}
+			cands = []credential{
+				{emqx.Credentials{Username: "admin", Password: "public"}, "EMQX's default dashboard user admin"},
+			}
 		}
 		return authenticate(ctx, a, a.URL, a.URL, a.URL, nil, cands)
 	}
@@ -128,8 +132,12 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 	if err != nil {
 		stop()
 		if emqx.IsUnreachable(err) && HardenedLoopback(Env(pod, KubeSources(ctx, a.Kube, pod.Namespace))) {
-			err = fmt.Errorf("%w; pod %s runs EMQX with EMQX_SECURITY_PROFILE=hardened, which binds the dashboard to 127.0.0.1 "+
-				"(EMQX 6.2.1+): set EMQX_DASHBOARD__LISTENERS__HTTP__BIND=0.0.0.0:18083 so the API can be reached", err, pod.Name)
+			err = fmt.Errorf(
+				"%w; pod %s runs EMQX with EMQX_SECURITY_PROFILE=hardened, which binds the dashboard to 127.0.0.1 "+
+					"(EMQX 6.2.1+): set EMQX_DASHBOARD__LISTENERS__HTTP__BIND=0.0.0.0:18083 so the API can be reached",
+				err,
+				pod.Name,
+			)
 		}
 		return nil, err
 	}
@@ -137,7 +145,13 @@ func Connect(ctx context.Context, a Access, cl *Cluster, avoid ...string) (*Conn
 }
 
 // authenticate tries each candidate in order; cluster names the EMQX cluster for a.Rejected.
-func authenticate(ctx context.Context, a Access, cluster, url, via string, stop func(), cands []credential) (*Conn, error) {
+func authenticate(
+	ctx context.Context,
+	a Access,
+	cluster, url, via string,
+	stop func(),
+	cands []credential,
+) (*Conn, error) {
 	var tried []string
 	var hint string
 	for _, cand := range cands {
@@ -146,7 +160,10 @@ func authenticate(ctx context.Context, a Access, cluster, url, via string, stop 
 			continue
 		}
 		if code := a.Rejected.refused(cluster, cand.creds); code != "" {
-			tried = append(tried, fmt.Sprintf("%s (refused earlier: %s; not tried again until it changes)", cand.source, code))
+			tried = append(
+				tried,
+				fmt.Sprintf("%s (refused earlier: %s; not tried again until it changes)", cand.source, code),
+			)
 			hint = cmp.Or(hint, emqx.RefusalHint(code))
 			continue
 		}
@@ -218,13 +235,25 @@ func clusterCredentials(ctx context.Context, kube kubernetes.Interface, cl *Clus
 					k = c
 				}
 			}
-			out = append(out, credential{emqx.Credentials{APIKey: k.Key, APISecret: k.Secret}, fmt.Sprintf("API key %q from Secret %s", k.Key, secretName)})
+			out = append(
+				out,
+				credential{
+					emqx.Credentials{APIKey: k.Key, APISecret: k.Secret},
+					fmt.Sprintf("API key %q from Secret %s", k.Key, secretName),
+				},
+			)
 		}
 	} else if cl.Style == Operator || !apierrors.IsNotFound(err) {
 		out = append(out, credential{source: fmt.Sprintf("Secret %s (%v)", secretName, shortErr(err))})
 	}
 	user, pw := DashboardUser(env)
-	out = append(out, credential{emqx.Credentials{Username: user, Password: pw}, fmt.Sprintf("dashboard user %q from pod %s's spec", user, pod.Name)})
+	out = append(
+		out,
+		credential{
+			emqx.Credentials{Username: user, Password: pw},
+			fmt.Sprintf("dashboard user %q from pod %s's spec", user, pod.Name),
+		},
+	)
 	return out
 }
 
@@ -280,8 +309,12 @@ func pickPod(cl *Cluster, avoid []string) (*corev1.Pod, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("EMQX cluster %q in namespace %q has no running pod to reach its API through; check: kubectl get pods -n %s",
-		cl.Name, cl.Namespace, cl.Namespace)
+	return nil, fmt.Errorf(
+		"EMQX cluster %q in namespace %q has no running pod to reach its API through; check: kubectl get pods -n %s",
+		cl.Name,
+		cl.Namespace,
+		cl.Namespace,
+	)
 }
 
 func dashboardPort(pod *corev1.Pod) int {
@@ -298,8 +331,20 @@ func dashboardPort(pod *corev1.Pod) int {
 // PortForward forwards a local loopback port to the pod's port through the API server, as
 // `kubectl port-forward` does (websocket, falling back to SPDY). It returns the local base URL
 // and a function that ends the forward.
-func PortForward(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, pod *corev1.Pod, port int) (string, func(), error) {
-	req := kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward")
+func PortForward(
+	ctx context.Context,
+	cfg *rest.Config,
+	kube kubernetes.Interface,
+	pod *corev1.Pod,
+	port int,
+) (string, func(), error) {
+	req := kube.CoreV1().
+		RESTClient().
+		Post().
+		Resource("pods").
+		Namespace(pod.Namespace).
+		Name(pod.Name).
+		SubResource("portforward")
 	transport, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
 		return "", nil, fmt.Errorf("port-forward to pod %s: %w", pod.Name, err)
@@ -312,7 +357,15 @@ func PortForward(ctx context.Context, cfg *rest.Config, kube kubernetes.Interfac
 	}
 	stop, ready := make(chan struct{}), make(chan struct{})
 	var errOut bytes.Buffer
-	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, &errOut)
+	fw, err := portforward.NewOnAddresses(
+		dialer,
+		[]string{"127.0.0.1"},
+		[]string{fmt.Sprintf("0:%d", port)},
+		stop,
+		ready,
+		io.Discard,
+		&errOut,
+	)
 	if err != nil {
 		return "", nil, fmt.Errorf("port-forward to pod %s: %w", pod.Name, err)
 	}
@@ -323,13 +376,24 @@ func PortForward(ctx context.Context, cfg *rest.Config, kube kubernetes.Interfac
 	select {
 	case <-ready:
 	case err := <-done:
-		return "", nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w (needs create on pods/portforward)", pod.Namespace, pod.Name, port, err)
+		return "", nil, fmt.Errorf(
+			"port-forward to pod %s/%s port %d: %w (needs create on pods/portforward)",
+			pod.Namespace,
+			pod.Name,
+			port,
+			err,
+		)
 	case <-ctx.Done():
 		close(stop)
 		return "", nil, ctx.Err()
 	case <-timer.C:
 		close(stop)
-		return "", nil, fmt.Errorf("port-forward to pod %s/%s port %d: not ready after 30s", pod.Namespace, pod.Name, port)
+		return "", nil, fmt.Errorf(
+			"port-forward to pod %s/%s port %d: not ready after 30s",
+			pod.Namespace,
+			pod.Name,
+			port,
+		)
 	}
 	ports, err := fw.GetPorts()
 	if err != nil || len(ports) == 0 {

@@ -29,7 +29,12 @@ const DashboardHTTPSPort = 18084
 
 // dashboardTLS is how to reach the cluster's API through pod: the port and, when a StatefulSet
 // names the dashboard's CA, the TLS configuration that verifies the pod's certificate (nil: HTTP).
-func dashboardTLS(ctx context.Context, kube kubernetes.Interface, cl *Cluster, pod *corev1.Pod) (int, *tls.Config, error) {
+func dashboardTLS(
+	ctx context.Context,
+	kube kubernetes.Interface,
+	cl *Cluster,
+	pod *corev1.Pod,
+) (int, *tls.Config, error) {
 	var secret, serverName, service string
 	for _, s := range cl.StatefulSets {
 		if v := s.Annotations[AnnDashboardCASecret]; v != "" {
@@ -41,11 +46,21 @@ func dashboardTLS(ctx context.Context, kube kubernetes.Interface, cl *Cluster, p
 		return dashboardPort(pod), nil, nil
 	}
 	if kube == nil {
-		return 0, nil, fmt.Errorf("the dashboard CA Secret %s/%s cannot be read without a Kubernetes client", cl.Namespace, secret)
+		return 0, nil, fmt.Errorf(
+			"the dashboard CA Secret %s/%s cannot be read without a Kubernetes client",
+			cl.Namespace,
+			secret,
+		)
 	}
 	s, err := kube.CoreV1().Secrets(cl.Namespace).Get(ctx, secret, metav1.GetOptions{})
 	if err != nil {
-		return 0, nil, fmt.Errorf("read the dashboard CA Secret %s/%s (annotation %s): %w", cl.Namespace, secret, AnnDashboardCASecret, err)
+		return 0, nil, fmt.Errorf(
+			"read the dashboard CA Secret %s/%s (annotation %s): %w",
+			cl.Namespace,
+			secret,
+			AnnDashboardCASecret,
+			err,
+		)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(s.Data["ca.crt"]) {
@@ -93,7 +108,11 @@ func verifyPod(pool *x509.CertPool, names []string) func([][]byte, [][]*x509.Cer
 		if slices.ContainsFunc(names, func(n string) bool { return n != "" && certs[0].VerifyHostname(n) == nil }) {
 			return nil
 		}
-		return fmt.Errorf("EMQX's dashboard certificate is for none of %v (set %s to the name it carries)", names, AnnDashboardServerName)
+		return fmt.Errorf(
+			"EMQX's dashboard certificate is for none of %v (set %s to the name it carries)",
+			names,
+			AnnDashboardServerName,
+		)
 	}
 }
 

@@ -36,8 +36,15 @@ type testCA struct {
 func newTestCA(t *testing.T) testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "emqx-ca"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "emqx-ca"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,9 @@ func (ca testCA) serving(t *testing.T, dns string, ip net.IP) tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dns}, DNSNames: []string{dns},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		NotBefore: time.Now().
+			Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	if ip != nil {
 		tmpl.IPAddresses = []net.IP{ip}
 	}
@@ -95,17 +104,31 @@ func TestDashboardOverHTTPSIsVerified(t *testing.T) {
 				Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",
 					Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
 			sts := appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: "mqtt",
-				Annotations: map[string]string{AnnDashboardCASecret: "emqx-dashboard-ca", AnnDashboardServerName: tc.serverName}},
+				Annotations: map[string]string{
+					AnnDashboardCASecret:   "emqx-dashboard-ca",
+					AnnDashboardServerName: tc.serverName,
+				}},
 				Spec: appsv1.StatefulSetSpec{ServiceName: "emqx-headless"}}
-			kube := kubefake.NewClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "emqx-dashboard-ca", Namespace: "mqtt"},
-				Data: map[string][]byte{"ca.crt": ca.pem}})
+			kube := kubefake.NewClientset(
+				&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "emqx-dashboard-ca", Namespace: "mqtt"},
+					Data: map[string][]byte{"ca.crt": ca.pem}},
+			)
 			var dialled string
 			a := Access{Kube: kube, Creds: emqx.Credentials{Username: "admin", Password: "public"},
 				Forward: func(_ context.Context, p *corev1.Pod, port int) (string, func(), error) {
 					dialled = net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port))
 					return "http://" + dialled, func() {}, nil
 				}}
-			conn, err := Connect(ctx, a, &Cluster{Name: "emqx", Namespace: "mqtt", StatefulSets: []appsv1.StatefulSet{sts}, Pods: []corev1.Pod{pod}})
+			conn, err := Connect(
+				ctx,
+				a,
+				&Cluster{
+					Name:         "emqx",
+					Namespace:    "mqtt",
+					StatefulSets: []appsv1.StatefulSet{sts},
+					Pods:         []corev1.Pod{pod},
+				},
+			)
 			if dialled != "127.0.0.1:"+port {
 				t.Fatalf("dialled %s, not the pod's HTTPS port %s", dialled, port)
 			}

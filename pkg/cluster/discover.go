@@ -121,7 +121,13 @@ func Group(ns string, m Matcher, sts []appsv1.StatefulSet, rs []appsv1.ReplicaSe
 
 func listError(what, ns string, err error) error {
 	if apierrors.IsForbidden(err) {
-		return fmt.Errorf("list %s in namespace %q: forbidden; your Kubernetes user needs get/list on %s there: %w", what, ns, what, err)
+		return fmt.Errorf(
+			"list %s in namespace %q: forbidden; your Kubernetes user needs get/list on %s there: %w",
+			what,
+			ns,
+			what,
+			err,
+		)
 	}
 	return fmt.Errorf("list %s in namespace %q: %w", what, ns, err)
 }
@@ -158,13 +164,23 @@ func Select(clusters []*Cluster, name, ns string) (*Cluster, error) {
 func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod string, m Matcher) (*Cluster, *corev1.Pod, error) {
 	p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("pod %q not found in namespace %q; list EMQX pods with: kubectl emqx status -n %s", pod, ns, ns)
+		return nil, nil, fmt.Errorf(
+			"pod %q not found in namespace %q; list EMQX pods with: kubectl emqx status -n %s",
+			pod,
+			ns,
+			ns,
+		)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("get pod %q in namespace %q: %w", pod, ns, err)
 	}
 	if !m.Match(p.Labels) {
-		return nil, nil, fmt.Errorf("pod %q in namespace %q is not an EMQX pod (it has neither app.kubernetes.io/name=emqx|emqx-enterprise nor apps.emqx.io/managed-by=emqx-operator); list EMQX pods with: kubectl emqx status -n %s", pod, ns, ns)
+		return nil, nil, fmt.Errorf(
+			"pod %q in namespace %q is not an EMQX pod (it has neither app.kubernetes.io/name=emqx|emqx-enterprise nor apps.emqx.io/managed-by=emqx-operator); list EMQX pods with: kubectl emqx status -n %s",
+			pod,
+			ns,
+			ns,
+		)
 	}
 	clusters, err := Discover(ctx, cs, ns, m)
 	if err != nil {

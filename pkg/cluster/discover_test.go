@@ -30,8 +30,15 @@ func objects(t *testing.T, fixture, ns string) []runtime.Object {
 	text := strings.NewReplacer("__NAMESPACE__", ns, "__REPLICAS__", "2").Replace(string(raw))
 	var out []runtime.Object
 	pod := func(name string, tmpl corev1.PodTemplateSpec, ip string) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: tmpl.Labels}, Spec: tmpl.Spec,
-			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: tmpl.Labels},
+			Spec:       tmpl.Spec,
+			Status: corev1.PodStatus{
+				Phase:      corev1.PodRunning,
+				PodIP:      ip,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			},
+		}
 	}
 	for _, doc := range strings.Split(text, "\n---\n") {
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
@@ -82,14 +89,16 @@ func TestDiscoverBothInstallStyles(t *testing.T) {
 	if broker.Name != "broker" || broker.Style != Helm || len(broker.StatefulSets) != 1 || len(broker.Pods) != 2 {
 		t.Fatalf("helm cluster %+v", broker)
 	}
-	if op.Name != "emqx" || op.Style != Operator || len(op.StatefulSets) != 1 || len(op.ReplicaSets) != 1 || len(op.Pods) != 4 {
+	if op.Name != "emqx" || op.Style != Operator || len(op.StatefulSets) != 1 || len(op.ReplicaSets) != 1 ||
+		len(op.Pods) != 4 {
 		t.Fatalf("operator cluster %+v", op)
 	}
 	_, err = Select(clusters, "", "mqtt")
 	if err == nil || !strings.Contains(err.Error(), "has 2 EMQX clusters (broker, emqx); name one") {
 		t.Fatalf("ambiguous: %v", err)
 	}
-	if _, err := Select(clusters, "nope", "mqtt"); err == nil || !strings.Contains(err.Error(), "there is: broker, emqx") {
+	if _, err := Select(clusters, "nope", "mqtt"); err == nil ||
+		!strings.Contains(err.Error(), "there is: broker, emqx") {
 		t.Fatalf("unknown: %v", err)
 	}
 	if _, err := Select(nil, "", "empty"); err == nil || !strings.Contains(err.Error(), NotFoundHint) {
@@ -98,9 +107,15 @@ func TestDiscoverBothInstallStyles(t *testing.T) {
 }
 
 func TestForPodRejectsNonEMQXPods(t *testing.T) {
-	objs := append(objects(t, "helm-emqx.yaml", "mqtt"), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "mqtt", Labels: map[string]string{"app": "web"}}})
+	objs := append(
+		objects(t, "helm-emqx.yaml", "mqtt"),
+		&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "mqtt", Labels: map[string]string{"app": "web"}},
+		},
+	)
 	cs := fake.NewClientset(objs...)
-	if _, _, err := ForPod(context.Background(), cs, "mqtt", "web", Matcher{}); err == nil || !strings.Contains(err.Error(), `pod "web" in namespace "mqtt" is not an EMQX pod`) {
+	if _, _, err := ForPod(context.Background(), cs, "mqtt", "web", Matcher{}); err == nil ||
+		!strings.Contains(err.Error(), `pod "web" in namespace "mqtt" is not an EMQX pod`) {
 		t.Fatalf("got %v", err)
 	}
 	c, p, err := ForPod(context.Background(), cs, "mqtt", "emqx-1", Matcher{})
@@ -112,7 +127,9 @@ func TestForPodRejectsNonEMQXPods(t *testing.T) {
 func TestConnectUsesTheOperatorBootstrapKey(t *testing.T) {
 	objs := objects(t, "operator-emqx.yaml", "mqtt")
 	secret := objs[0].(*corev1.Secret)
-	secret.Data = map[string][]byte{"bootstrap_api_key": []byte(secret.StringData["bootstrap_api_key"])} // the API server would do this
+	secret.Data = map[string][]byte{
+		"bootstrap_api_key": []byte(secret.StringData["bootstrap_api_key"]),
+	} // the API server would do this
 	cs := fake.NewClientset(objs...)
 	keys := ParseBootstrapFile(secret.StringData["bootstrap_api_key"])
 	sim, _ := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: "emqx@x"}}, NoLogin: true,
@@ -125,22 +142,32 @@ func TestConnectUsesTheOperatorBootstrapKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(conn.Creds, `API key "emqx-operator-controller" from Secret emqx-bootstrap-api-key`) || !strings.Contains(conn.Via, "emqx-core-5d4b8c7f9-1") {
+	if !strings.Contains(conn.Creds, `API key "emqx-operator-controller" from Secret emqx-bootstrap-api-key`) ||
+		!strings.Contains(conn.Via, "emqx-core-5d4b8c7f9-1") {
 		t.Fatalf("connected with %s via %s (the avoided pod must not be used)", conn.Creds, conn.Via)
 	}
 	// Remove the Secret: every way is tried and named, secrets never printed.
 	_ = cs.CoreV1().Secrets("mqtt").Delete(context.Background(), "emqx-bootstrap-api-key", metav1.DeleteOptions{})
 	_, err = Connect(context.Background(), Access{Kube: cs, Forward: forward}, clusters[0])
 	if err == nil || !strings.Contains(err.Error(), "Secret emqx-bootstrap-api-key (not found)") ||
-		!strings.Contains(err.Error(), `dashboard user "admin" from pod emqx-core-5d4b8c7f9-0's spec (BAD_USERNAME_OR_PWD)`) ||
+		!strings.Contains(
+			err.Error(),
+			`dashboard user "admin" from pod emqx-core-5d4b8c7f9-0's spec (BAD_USERNAME_OR_PWD)`,
+		) ||
 		!strings.Contains(err.Error(), "--api-key/--api-secret") || strings.Contains(err.Error(), keys[0].Secret) {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestPodOfNode(t *testing.T) {
-	core := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "emqx-core-abc-0"}, Status: corev1.PodStatus{PodIP: "198.18.1.4"}}
-	repl := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "emqx-replicant-x"}, Status: corev1.PodStatus{PodIP: "198.18.2.9"}}
+	core := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx-core-abc-0"},
+		Status:     corev1.PodStatus{PodIP: "198.18.1.4"},
+	}
+	repl := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx-replicant-x"},
+		Status:     corev1.PodStatus{PodIP: "198.18.2.9"},
+	}
 	for node, want := range map[string]*corev1.Pod{
 		"emqx@emqx-core-abc-0.emqx-headless.mqtt.svc.cluster.local": core, "emqx@198.18.2.9": repl, "emqx@emqx-core-abc-01.x": nil,
 		"my-emqx@emqx-core-abc-0": core, "nohost": nil,
@@ -174,10 +201,17 @@ func TestTheNamedCredentialsSecretComesFirst(t *testing.T) {
 	defer srv.Close()
 	forward := func(context.Context, *corev1.Pod, int) (string, func(), error) { return srv.URL, func() {}, nil }
 	_, err := Connect(context.Background(), Access{Kube: cs, Forward: forward}, cl)
-	if err == nil || !strings.Contains(err.Error(), "Secret emqx-api named by "+AnnCredentialsSecret+" on statefulset emqx (not found)") {
+	if err == nil ||
+		!strings.Contains(
+			err.Error(),
+			"Secret emqx-api named by "+AnnCredentialsSecret+" on statefulset emqx (not found)",
+		) {
 		t.Fatalf("missing named Secret: %v", err)
 	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "emqx-api", Namespace: "mqtt"}, Data: map[string][]byte{"token": []byte("x")}}
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx-api", Namespace: "mqtt"},
+		Data:       map[string][]byte{"token": []byte("x")},
+	}
 	if _, err := cs.CoreV1().Secrets("mqtt").Create(context.Background(), sec, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

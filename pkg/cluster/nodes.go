@@ -75,7 +75,12 @@ func NodeOfPod(nodes []emqx.Node, pod *corev1.Pod, expected string) (emqx.Node, 
 // FindNode is NodeOfPod reading the pod's environment (ConfigMaps and Secrets through kube) only
 // when the node's name shows nothing of the pod. The name the environment gives is returned when
 // it was read, for messages.
-func FindNode(ctx context.Context, kube kubernetes.Interface, nodes []emqx.Node, pod *corev1.Pod) (emqx.Node, string, bool) {
+func FindNode(
+	ctx context.Context,
+	kube kubernetes.Interface,
+	nodes []emqx.Node,
+	pod *corev1.Pod,
+) (emqx.Node, string, bool) {
 	if n, ok := NodeOfPod(nodes, pod, ""); ok {
 		return n, "", true
 	}

@@ -224,7 +224,8 @@ func derivedHost(pod *corev1.Pod, env map[string]string) string {
 	ns := Unquote(env["EMQX_CLUSTER__K8S__NAMESPACE"])
 	switch {
 	case strategy == "dns" && Unquote(env["EMQX_CLUSTER__DNS__RECORD_TYPE"]) == "srv" && fqdnPrefix != "":
-		if fqdn := hostname + "." + Unquote(env["EMQX_CLUSTER__DNS__NAME"]); strings.HasPrefix(fqdn, fqdnPrefix) && len(fqdn) > len(fqdnPrefix) {
+		if fqdn := hostname + "." + Unquote(env["EMQX_CLUSTER__DNS__NAME"]); strings.HasPrefix(fqdn, fqdnPrefix) &&
+			len(fqdn) > len(fqdnPrefix) {
 			return fqdn
 		}
 	case strategy == "k8s" && Unquote(env["EMQX_CLUSTER__K8S__ADDRESS_TYPE"]) == "dns" && ns != "":

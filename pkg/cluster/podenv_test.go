@@ -30,7 +30,9 @@ func TestNodeNameOverridesAndDefaults(t *testing.T) {
 }
 
 func TestParseBootstrapFile(t *testing.T) {
-	got := ParseBootstrapFile("a:1\n\nb:2:viewer\na:3\nc:4:administrator:cluster_operations, publish\ne:6:viewer:\nbroken\nd:5\n")
+	got := ParseBootstrapFile(
+		"a:1\n\nb:2:viewer\na:3\nc:4:administrator:cluster_operations, publish\ne:6:viewer:\nbroken\nd:5\n",
+	)
 	// Scopes: omitted is unrestricted (nil), a trailing empty field is "no scopes".
 	want := []BootstrapKey{{Key: "a", Secret: "3"}, {Key: "b", Secret: "2", Role: "viewer"},
 		{Key: "c", Secret: "4", Role: "administrator", Scopes: []string{"cluster_operations", "publish"}},
@@ -48,18 +50,56 @@ func TestEnvResolvesEnvFromAndValueFromAsKubeletDoes(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "emqx-0", Namespace: "mqtt", Labels: map[string]string{"tier": "mqtt"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "emqx",
 			EnvFrom: []corev1.EnvFromSource{
-				{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-env"}}},
-				{Prefix: "S_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-secret"}}},
-				{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "missing"}, Optional: ptrTo(true)}},
+				{
+					ConfigMapRef: &corev1.ConfigMapEnvSource{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-env"},
+					},
+				},
+				{
+					Prefix: "S_",
+					SecretRef: &corev1.SecretEnvSource{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-secret"},
+					},
+				},
+				{
+					ConfigMapRef: &corev1.ConfigMapEnvSource{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "missing"},
+						Optional:             ptrTo(true),
+					},
+				},
 			},
 			Env: []corev1.EnvVar{
 				{Name: "EMQX_NAME", Value: "override"},
 				{Name: "HOST", Value: "$(POD).$(EMQX_NAME).$(UNKNOWN).$$(POD)"},
-				{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{
+					Name:      "POD",
+					ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}},
+				},
 				{Name: "LATE", Value: "$(POD)"},
-				{Name: "TIER", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['tier']"}}},
-				{Name: "PW", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-secret"}, Key: "pw"}}},
-				{Name: "CM", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-env"}, Key: "EMQX_NAME"}}},
+				{
+					Name: "TIER",
+					ValueFrom: &corev1.EnvVarSource{
+						FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['tier']"},
+					},
+				},
+				{
+					Name: "PW",
+					ValueFrom: &corev1.EnvVarSource{
+						SecretKeyRef: &corev1.SecretKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-secret"},
+							Key:                  "pw",
+						},
+					},
+				},
+				{
+					Name: "CM",
+					ValueFrom: &corev1.EnvVarSource{
+						ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "emqx-env"},
+							Key:                  "EMQX_NAME",
+						},
+					},
+				},
 			},
 		}}},
 	}
@@ -98,8 +138,12 @@ func TestNodeNameDerivedAsTheEntrypointDoesWithoutEMQXHost(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "emqx-emqx-enterprise-0", Namespace: "mqtt"},
 		Spec:   corev1.PodSpec{Hostname: "emqx-emqx-enterprise-0", Subdomain: "emqx-emqx-enterprise-headless"},
 		Status: corev1.PodStatus{PodIP: "198.18.1.4"}}
-	dns := map[string]string{"EMQX_NAME": "emqx-emqx-enterprise", "EMQX_CLUSTER__DISCOVERY_STRATEGY": "dns", "EMQX_CLUSTER__DNS__RECORD_TYPE": "srv",
-		"EMQX_CLUSTER__DNS__NAME": "emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"}
+	dns := map[string]string{
+		"EMQX_NAME":                        "emqx-emqx-enterprise",
+		"EMQX_CLUSTER__DISCOVERY_STRATEGY": "dns",
+		"EMQX_CLUSTER__DNS__RECORD_TYPE":   "srv",
+		"EMQX_CLUSTER__DNS__NAME":          "emqx-emqx-enterprise-headless.mqtt.svc.cluster.local",
+	}
 	for _, tc := range []struct {
 		what string
 		env  map[string]string

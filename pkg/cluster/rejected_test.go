@@ -46,7 +46,8 @@ func TestRefusedPasswordIsNeverRetriedUntilItChanges(t *testing.T) {
 		if err == nil {
 			t.Fatal("a wrong password was accepted")
 		}
-		if i > 0 && !strings.Contains(err.Error(), "refused earlier: BAD_USERNAME_OR_PWD; not tried again until it changes") {
+		if i > 0 &&
+			!strings.Contains(err.Error(), "refused earlier: BAD_USERNAME_OR_PWD; not tried again until it changes") {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
@@ -72,7 +73,8 @@ func TestRefusedPasswordIsNeverRetriedUntilItChanges(t *testing.T) {
 		t.Fatal("the world cannot show the lockout: 20 failed logins did not lock admin")
 	}
 	_, err = Connect(ctx, Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "changed"}}, nil)
-	if err == nil || !strings.Contains(err.Error(), "LOGIN_LOCKED") || !strings.Contains(err.Error(), "locked the dashboard user") {
+	if err == nil || !strings.Contains(err.Error(), "LOGIN_LOCKED") ||
+		!strings.Contains(err.Error(), "locked the dashboard user") {
 		t.Fatalf("a locked user: %v, want LOGIN_LOCKED and what to do", err)
 	}
 }
@@ -86,7 +88,11 @@ func TestLockedLoginIsRetriedAfterTheLock(t *testing.T) {
 		_, _ = Connect(ctx, Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "public"}}, nil)
 	}
 	clk := clocktesting.NewFakePassiveClock(start)
-	a := Access{URL: url, Creds: emqx.Credentials{Username: "admin", Password: "changed"}, Rejected: &Rejected{Clock: clk}}
+	a := Access{
+		URL:      url,
+		Creds:    emqx.Credentials{Username: "admin", Password: "changed"},
+		Rejected: &Rejected{Clock: clk},
+	}
 	if _, err := Connect(ctx, a, nil); err == nil || !strings.Contains(err.Error(), "(LOGIN_LOCKED)") {
 		t.Fatalf("locked: %v", err)
 	}
@@ -137,12 +143,19 @@ func TestRefusalsArePrunedAndBounded(t *testing.T) {
 	}
 	for i := range 3 * maxRefusalsPerCluster {
 		clk.Step(time.Second)
-		r.remember("mqtt/emqx", emqx.Credentials{Username: "admin", Password: fmt.Sprint("try-", i)}, emqx.CodeBadUsernameOrPwd)
+		r.remember(
+			"mqtt/emqx",
+			emqx.Credentials{Username: "admin", Password: fmt.Sprint("try-", i)},
+			emqx.CodeBadUsernameOrPwd,
+		)
 	}
 	if n := len(r.seen["mqtt/emqx"]); n != maxRefusalsPerCluster {
 		t.Fatalf("%d refusals kept for one cluster, want %d", n, maxRefusalsPerCluster)
 	}
-	if r.refused("mqtt/emqx", emqx.Credentials{Username: "admin", Password: fmt.Sprint("try-", 3*maxRefusalsPerCluster-1)}) == "" {
+	if r.refused(
+		"mqtt/emqx",
+		emqx.Credentials{Username: "admin", Password: fmt.Sprint("try-", 3*maxRefusalsPerCluster-1)},
+	) == "" {
 		t.Fatal("the latest refusal was forgotten")
 	}
 }

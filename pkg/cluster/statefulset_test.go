@@ -10,7 +10,10 @@ import (
 
 func TestStatefulSetOrdinals(t *testing.T) {
 	three := int32(3)
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx"}, Spec: appsv1.StatefulSetSpec{Replicas: &three}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "emqx"},
+		Spec:       appsv1.StatefulSetSpec{Replicas: &three},
+	}
 	if got := strings.Join(ReplicaPods(sts, 1, 3), ","); got != "emqx-1,emqx-2" {
 		t.Fatalf("ReplicaPods %s", got)
 	}

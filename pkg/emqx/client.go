@@ -302,7 +302,11 @@ func (c *Client) login(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("log in to EMQX as %q: %w", c.creds.Username, err)
 	}
 	if out.Token == "" {
-		return "", &DecodeError{Method: http.MethodPost, Path: c.prefix + "/login", Err: errors.New("no token in the answer")}
+		return "", &DecodeError{
+			Method: http.MethodPost,
+			Path:   c.prefix + "/login",
+			Err:    errors.New("no token in the answer"),
+		}
 	}
 	return out.Token, nil
 }
@@ -341,7 +345,10 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
-		return &UnreachableError{URL: c.base.Redacted(), Err: fmt.Errorf("reading the answer to %s %s: %w", method, full, stripURL(err))}
+		return &UnreachableError{
+			URL: c.base.Redacted(),
+			Err: fmt.Errorf("reading the answer to %s %s: %w", method, full, stripURL(err)),
+		}
 	}
 	if int64(len(data)) > c.maxBody {
 		return &ResponseTooLargeError{Method: method, Path: full, Limit: c.maxBody}

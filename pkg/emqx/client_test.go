@@ -63,7 +63,8 @@ func TestClientDrivesAnEvacuationToTheEnd(t *testing.T) {
 	}})
 	c := env.client(t, nodeD, apiKey)
 	nodes, err := c.Nodes(ctx)
-	if err != nil || len(nodes) != 2 || nodes[0].LiveConnections != 120 || nodes[0].Connections != 120 || !nodes[0].Running() {
+	if err != nil || len(nodes) != 2 || nodes[0].LiveConnections != 120 || nodes[0].Connections != 120 ||
+		!nodes[0].Running() {
 		t.Fatalf("nodes = %+v, %v", nodes, err)
 	}
 	if ok, err := c.Available(ctx); !ok || err != nil {
@@ -77,7 +78,8 @@ func TestClientDrivesAnEvacuationToTheEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := c.LocalStatus(ctx)
-	if err != nil || st.Process != emqx.ProcessEvacuation || st.State != emqx.EvacuationWaitingHealthCheck || st.Stats.InitialConnected != 120 {
+	if err != nil || st.Process != emqx.ProcessEvacuation || st.State != emqx.EvacuationWaitingHealthCheck ||
+		st.Stats.InitialConnected != 120 {
 		t.Fatalf("local status %+v, %v", st, err)
 	}
 	if ok, err := c.Available(ctx); ok || err != nil {
@@ -161,9 +163,17 @@ func TestClientErrorPredicatesAgainstSimulator(t *testing.T) {
 		err  error
 		pred func(error) bool
 	}{
-		{"unknown node", c.StartEvacuation(ctx, "emqx@nowhere", emqx.EvacuationRequest{}), says("not running in this EMQX cluster")},
+		{
+			"unknown node",
+			c.StartEvacuation(ctx, "emqx@nowhere", emqx.EvacuationRequest{}),
+			says("not running in this EMQX cluster"),
+		},
 		{"nothing to balance", c.StartRebalance(ctx, nodeD, emqx.RebalanceRequest{}), emqx.IsNothingToBalance},
-		{"invalid nodes", c.StartRebalance(ctx, nodeD, emqx.RebalanceRequest{Nodes: []string{"emqx@typo"}}), says("Invalid nodes")},
+		{
+			"invalid nodes",
+			c.StartRebalance(ctx, nodeD, emqx.RebalanceRequest{Nodes: []string{"emqx@typo"}}),
+			says("Invalid nodes"),
+		},
 		{"not started", c.StopRebalance(ctx, nodeD), emqx.IsNotStarted},
 	}
 	for _, tc := range cases {
@@ -189,7 +199,10 @@ func TestClientErrorPredicatesAgainstSimulator(t *testing.T) {
 }
 
 func TestClientReportsMissingRebalanceAPI(t *testing.T) {
-	env := newSim(t, emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeD}}, Edition: "Opensource", Version: "5.8.9"})
+	env := newSim(
+		t,
+		emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: nodeD}}, Edition: "Opensource", Version: "5.8.9"},
+	)
 	_, err := env.client(t, nodeD, apiKey).GlobalStatus(context.Background())
 	if !says("no rebalance API")(err) || says("not running in this EMQX cluster")(err) {
 		t.Fatalf("got %v", err)
@@ -225,16 +238,46 @@ func TestErrorBodiesFromEMQX(t *testing.T) {
 		pred   func(error) bool
 		text   string
 	}{
-		{404, `{"code":"NOT_FOUND","message":"Node not found: emqx@emqx-core-9.emqx-headless.default.svc.cluster.local"}`, nil, "not running in this EMQX cluster"},
-		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@emqx-core-0.emqx-headless.default.svc.cluster.local': already_started"}`, emqx.IsAlreadyStarted, "already running"},
-		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@e': not_started"}`, emqx.IsNotStarted, "nothing is running"},
-		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@e': nothing_to_balance"}`, emqx.IsNothingToBalance, "lower the thresholds"},
+		{
+			404,
+			`{"code":"NOT_FOUND","message":"Node not found: emqx@emqx-core-9.emqx-headless.default.svc.cluster.local"}`,
+			nil,
+			"not running in this EMQX cluster",
+		},
+		{
+			400,
+			`{"code":"BAD_REQUEST","message":"error on node 'emqx@emqx-core-0.emqx-headless.default.svc.cluster.local': already_started"}`,
+			emqx.IsAlreadyStarted,
+			"already running",
+		},
+		{
+			400,
+			`{"code":"BAD_REQUEST","message":"error on node 'emqx@e': not_started"}`,
+			emqx.IsNotStarted,
+			"nothing is running",
+		},
+		{
+			400,
+			`{"code":"BAD_REQUEST","message":"error on node 'emqx@e': nothing_to_balance"}`,
+			emqx.IsNothingToBalance,
+			"lower the thresholds",
+		},
 		{400, `{"code":"BAD_REQUEST","message":"error on node 'emqx@10.244.2.17': eviction_agent_busy"}`, nil, "busy"},
 		{400, `{"code":"BAD_REQUEST","message":"Invalid nodes: [<<\"emqx@typo\">>]"}`, nil, "every named node"},
-		{400, `{"code":"NOT_FOUND","message":"Nodes unavailable: ['emqx@10.244.1.9']"}`, emqx.IsNodesUnavailable, "every named node"},
+		{
+			400,
+			`{"code":"NOT_FOUND","message":"Nodes unavailable: ['emqx@10.244.1.9']"}`,
+			emqx.IsNodesUnavailable,
+			"every named node",
+		},
 		{503, `{"code":"RPC_ERROR","message":"RPC error on node 'emqx@10.244.2.17': nodedown"}`, nil, "internal RPC"},
 		{401, `{"code":"BAD_API_KEY_OR_SECRET","message":"Check api_key/api_secret"}`, emqx.IsUnauthorized, "API key"},
-		{403, `{"code":"UNAUTHORIZED_ROLE","message":"This API Key don't have permission to access this resource"}`, nil, "administrator"},
+		{
+			403,
+			`{"code":"UNAUTHORIZED_ROLE","message":"This API Key don't have permission to access this resource"}`,
+			nil,
+			"administrator",
+		},
 		{404, `{"code": "NOT_FOUND", "message": "Request Path Not Found"}`, nil, "no rebalance API"},
 		{404, `<html><h1>404 - NOT FOUND</h1></html>`, nil, "no rebalance API"},
 	}
@@ -288,7 +331,8 @@ func TestGETsAreRetriedAndPOSTsAreNot(t *testing.T) {
 		t.Fatalf("GET after 2 failures: %v after %d tries", err, gets.Load())
 	}
 	var e *emqx.Error
-	if err := c.StopEvacuation(context.Background(), "emqx@e"); !errors.As(err, &e) || e.Code != "RPC_ERROR" || posts.Load() != 1 {
+	if err := c.StopEvacuation(context.Background(), "emqx@e"); !errors.As(err, &e) || e.Code != "RPC_ERROR" ||
+		posts.Load() != 1 {
 		t.Fatalf("POST: %v after %d tries", err, posts.Load())
 	}
 }
@@ -350,7 +394,11 @@ func TestRequestBodiesOmitUnsetFields(t *testing.T) {
 	if string(got) != `{}` {
 		t.Fatalf("got %s", got)
 	}
-	got, _ = emqx.RebalanceRequest{RelSessThreshold: ptr(1.5), SessEvictRPCTimeout: ptr(3 * time.Second), Nodes: []string{"a"}}.MarshalJSON()
+	got, _ = emqx.RebalanceRequest{
+		RelSessThreshold:    ptr(1.5),
+		SessEvictRPCTimeout: ptr(3 * time.Second),
+		Nodes:               []string{"a"},
+	}.MarshalJSON()
 	if string(got) != `{"nodes":["a"],"rel_sess_threshold":1.5,"sess_evict_rpc_timeout":3000}` {
 		t.Fatalf("got %s", got)
 	}

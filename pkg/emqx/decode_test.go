@@ -22,7 +22,12 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func stubBody(tb testing.TB, status int, body []byte) *emqx.Client {
 	tb.Helper()
 	rt := roundTripper(func(r *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: status, Body: io.NopCloser(bytes.NewReader(body)), Header: http.Header{}, Request: r}, nil
+		return &http.Response{
+			StatusCode: status,
+			Body:       io.NopCloser(bytes.NewReader(body)),
+			Header:     http.Header{},
+			Request:    r,
+		}, nil
 	})
 	c, err := emqx.New("http://emqx.invalid:18083", apiKey, emqx.WithHTTPClient(&http.Client{Transport: rt}),
 		emqx.WithGETRetries(1, 0))
@@ -51,7 +56,11 @@ func TestMalformedBodiesGiveTypedErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want a DecodeError", body, err)
 		}
 	}
-	c := stubBody(t, http.StatusOK, []byte(`{"rebalances":[{"node":"n","connection_goal":25.0,"donor_conn_avg":33.333333333333336}]}`))
+	c := stubBody(
+		t,
+		http.StatusOK,
+		[]byte(`{"rebalances":[{"node":"n","connection_goal":25.0,"donor_conn_avg":33.333333333333336}]}`),
+	)
 	g, err := c.GlobalStatus(context.Background())
 	if err != nil || *g.Rebalances[0].ConnectionGoal != 25 || *g.Rebalances[0].DonorConnAvg != 33.333333333333336 {
 		t.Fatalf("float goals: %+v %v", g, err)
@@ -92,7 +101,9 @@ func FuzzDecodeResponses(f *testing.F) {
 
 func BenchmarkDecodeGlobalStatus(b *testing.B) {
 	var sb strings.Builder
-	sb.WriteString(`{"purges":[],"rebalances":[{"node":"emqx@c","coordinator_node":"emqx@c","state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"donors":[`)
+	sb.WriteString(
+		`{"purges":[],"rebalances":[{"node":"emqx@c","coordinator_node":"emqx@c","state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"donors":[`,
+	)
 	for i := range 100 {
 		if i > 0 {
 			sb.WriteByte(',')
@@ -104,7 +115,11 @@ func BenchmarkDecodeGlobalStatus(b *testing.B) {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		fmt.Fprintf(&sb, `{"node":"emqx@emqx-%d.emqx-headless.default.svc.cluster.local","state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"connection_goal":0,"session_goal":0,"session_recipients":["emqx@emqx-0.emqx-headless.default.svc.cluster.local","emqx@emqx-1.emqx-headless.default.svc.cluster.local"],"stats":{"initial_connected":10000,"current_connected":5000,"initial_sessions":10000,"current_sessions":10000}}`, i)
+		fmt.Fprintf(
+			&sb,
+			`{"node":"emqx@emqx-%d.emqx-headless.default.svc.cluster.local","state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"connection_goal":0,"session_goal":0,"session_recipients":["emqx@emqx-0.emqx-headless.default.svc.cluster.local","emqx@emqx-1.emqx-headless.default.svc.cluster.local"],"stats":{"initial_connected":10000,"current_connected":5000,"initial_sessions":10000,"current_sessions":10000}}`,
+			i,
+		)
 	}
 	sb.WriteString(`]}`)
 	body := []byte(sb.String())

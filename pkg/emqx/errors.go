@@ -212,7 +212,11 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("emqx API at %s is unreachable: %v (check the address and that the dashboard listener, port 18083 by default, is reachable)", e.URL, e.Err)
+	return fmt.Sprintf(
+		"emqx API at %s is unreachable: %v (check the address and that the dashboard listener, port 18083 by default, is reachable)",
+		e.URL,
+		e.Err,
+	)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -231,7 +235,12 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("emqx %s %s: unexpected response body: %v (is this an EMQX dashboard listener of a supported version?)", e.Method, e.Path, e.Err)
+	return fmt.Sprintf(
+		"emqx %s %s: unexpected response body: %v (is this an EMQX dashboard listener of a supported version?)",
+		e.Method,
+		e.Path,
+		e.Err,
+	)
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
@@ -244,5 +253,10 @@ type ResponseTooLargeError struct {
 }
 
 func (e *ResponseTooLargeError) Error() string {
-	return fmt.Sprintf("emqx %s %s: response body larger than %d bytes; refusing to read it (raise the client's response limit if the cluster is that large)", e.Method, e.Path, e.Limit)
+	return fmt.Sprintf(
+		"emqx %s %s: response body larger than %d bytes; refusing to read it (raise the client's response limit if the cluster is that large)",
+		e.Method,
+		e.Path,
+		e.Limit,
+	)
 }

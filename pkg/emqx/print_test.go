@@ -25,9 +25,16 @@ func TestPrintingAClientNeverRevealsItsSecret(t *testing.T) {
 
 // Text from EMQX is one bounded line with no terminal escape left in it.
 func TestEMQXErrorTextIsEscapedAndBounded(t *testing.T) {
-	e := &Error{Method: "POST", Path: "/x", StatusCode: 400, Code: "BAD\x1b[31mREQUEST", Message: "line1\nline2 \x1b]0;title\x07" + strings.Repeat("a", 2000)}
+	e := &Error{
+		Method:     "POST",
+		Path:       "/x",
+		StatusCode: 400,
+		Code:       "BAD\x1b[31mREQUEST",
+		Message:    "line1\nline2 \x1b]0;title\x07" + strings.Repeat("a", 2000),
+	}
 	msg := e.Error()
-	if strings.ContainsAny(msg, "\x1b\x07\n") || len(msg) > 700 || !strings.Contains(msg, `\x1b[31m`) || !strings.HasSuffix(msg, "…") {
+	if strings.ContainsAny(msg, "\x1b\x07\n") || len(msg) > 700 || !strings.Contains(msg, `\x1b[31m`) ||
+		!strings.HasSuffix(msg, "…") {
 		t.Fatalf("%q", msg)
 	}
 }

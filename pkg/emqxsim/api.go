@@ -124,8 +124,19 @@ func (c *Cluster) serveAPI(n *Node, w http.ResponseWriter, r *http.Request, raw 
 		return
 	}
 	if r.Method == http.MethodPost && len(strings.TrimSpace(string(raw))) > 0 &&
-		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") && (route == "evac_start" || route == "reb_start") {
-		writeError(w, r, &apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "content-type:application/json Required"})
+		!strings.HasPrefix(
+			r.Header.Get("Content-Type"),
+			"application/json",
+		) && (route == "evac_start" || route == "reb_start") {
+		writeError(
+			w,
+			r,
+			&apiError{
+				http.StatusUnsupportedMediaType,
+				"UNSUPPORTED_MEDIA_TYPE",
+				"content-type:application/json Required",
+			},
+		)
 		return
 	}
 	switch route {
@@ -246,7 +257,10 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, "<html><head><title>404 - NOT FOUND</title></head><body><h1>404 - NOT FOUND</h1></body></html>")
+		_, _ = io.WriteString(
+			w,
+			"<html><head><title>404 - NOT FOUND</title></head><body><h1>404 - NOT FOUND</h1></body></html>",
+		)
 	}
 }
 
@@ -310,7 +324,11 @@ func (c *Cluster) scopeAllows(k APIKey, path string) *apiError {
 			return nil
 		}
 	}
-	return &apiError{http.StatusForbidden, "UNAUTHORIZED_ROLE", "This API Key don't have permission to access this resource"}
+	return &apiError{
+		http.StatusForbidden,
+		"UNAUTHORIZED_ROLE",
+		"This API Key don't have permission to access this resource",
+	}
 }
 
 const scopeClusterOperations = "cluster_operations"
@@ -334,7 +352,11 @@ func roleAllows(role, method string) *apiError {
 			return nil
 		}
 	}
-	return &apiError{http.StatusForbidden, "UNAUTHORIZED_ROLE", "This API Key don't have permission to access this resource"}
+	return &apiError{
+		http.StatusForbidden,
+		"UNAUTHORIZED_ROLE",
+		"This API Key don't have permission to access this resource",
+	}
 }
 
 func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
@@ -372,7 +394,11 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 	if slices.Contains(c.cfg.MFA, req.Username) && req.MFAToken == "" {
 		// emqx_dashboard_admin.erl, verify_mfa_token: a user with MFA needs a token; a program
 		// has none.
-		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_MFA_TOKEN", `{"error":"missing_mfa_token","mechanism":"totp"}`})
+		writeError(
+			w,
+			r,
+			&apiError{http.StatusUnauthorized, "BAD_MFA_TOKEN", `{"error":"missing_mfa_token","mechanism":"totp"}`},
+		)
 		return
 	}
 	delete(c.failedLogins, req.Username)
@@ -481,7 +507,11 @@ func (c *Cluster) checkNodeList(names []string) ([]*Node, *apiError) {
 func nodeError(n *Node, err error) *apiError {
 	var rpc *rpcError
 	if errors.As(err, &rpc) {
-		return &apiError{http.StatusServiceUnavailable, "RPC_ERROR", fmt.Sprintf("RPC error on node %s: %s", erlAtom(n.name), rpc.reason)}
+		return &apiError{
+			http.StatusServiceUnavailable,
+			"RPC_ERROR",
+			fmt.Sprintf("RPC error on node %s: %s", erlAtom(n.name), rpc.reason),
+		}
 	}
 	return badRequest(fmt.Sprintf("error on node %s: %s", erlAtom(n.name), err))
 }

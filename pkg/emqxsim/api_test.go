@@ -20,8 +20,13 @@ func TestEvacuationStartRejectsWhatEMQXRejects(t *testing.T) {
 		r := h.post(nodeD, "/evacuation/start", body)
 		expectStatus(t, r, http.StatusBadRequest, "BAD_REQUEST", "")
 	}
-	expectStatus(t, h.call(nodeD, http.MethodPost, "/api/v5/load_rebalance/bad@node/evacuation/start", map[string]any{}),
-		http.StatusNotFound, "NOT_FOUND", "Node not found: bad@node")
+	expectStatus(
+		t,
+		h.call(nodeD, http.MethodPost, "/api/v5/load_rebalance/bad@node/evacuation/start", map[string]any{}),
+		http.StatusNotFound,
+		"NOT_FOUND",
+		"Node not found: bad@node",
+	)
 	if l := h.list(nodeD, "evacuations"); len(l) != 0 {
 		t.Fatalf("a rejected start left an evacuation: %v", l)
 	}
@@ -46,8 +51,17 @@ func TestRebalanceStartRejectsWhatEMQXRejects(t *testing.T) {
 		"abs_conn_threshold", "rel_conn_threshold", "abs_sess_threshold", "rel_sess_threshold", "wait_takeover", "wait_health_check"} {
 		bad = append(bad, `{"`+f+`":"`+f+`"}`)
 	}
-	bad = append(bad, `{"nodes":"nodes"}`, `{"nodes":[]}`, `{"nodes":["bad_node"]}`, `{"nodes":["bad_node","`+nodeD+`"]}`,
-		`{"unknown":"Value"}`, `{"rel_conn_threshold":1.0}`, `{"rel_sess_threshold":0.5}`, `{"abs_conn_threshold":0}`)
+	bad = append(
+		bad,
+		`{"nodes":"nodes"}`,
+		`{"nodes":[]}`,
+		`{"nodes":["bad_node"]}`,
+		`{"nodes":["bad_node","`+nodeD+`"]}`,
+		`{"unknown":"Value"}`,
+		`{"rel_conn_threshold":1.0}`,
+		`{"rel_sess_threshold":0.5}`,
+		`{"abs_conn_threshold":0}`,
+	)
 	for _, body := range bad {
 		expectStatus(t, h.post(nodeD, "/start", body), http.StatusBadRequest, "BAD_REQUEST", "")
 	}
@@ -140,7 +154,8 @@ func TestRebalanceStartStatusStop(t *testing.T) {
 		t.Fatalf("start: %d %s", r.status, r.raw)
 	}
 	st := h.localStatus(nodeD)
-	if st["process"] != "rebalance" || num(st["connection_eviction_rate"]) != 10 || num(st["session_eviction_rate"]) != 20 {
+	if st["process"] != "rebalance" || num(st["connection_eviction_rate"]) != 10 ||
+		num(st["session_eviction_rate"]) != 20 {
 		t.Fatalf("donor status = %v", st)
 	}
 	if st := h.localStatus(nodeR); st["status"] != "disabled" {
@@ -202,21 +217,50 @@ func TestAvailabilityCheckFollowsTheEvictionAgent(t *testing.T) {
 func TestErrorBodiesMatchEMQX(t *testing.T) {
 	h := twoNodes(t, 0)
 	quoted := "'" + nodeD + "'"
-	expectStatus(t, h.post(nodeD, "/evacuation/stop", nil), http.StatusBadRequest, "BAD_REQUEST", "error on node "+quoted+": not_started")
-	expectStatus(t, h.post(nodeD, "/stop", nil), http.StatusBadRequest, "BAD_REQUEST", "error on node "+quoted+": not_started")
-	expectStatus(t, h.post(nodeD, "/start", nil), http.StatusBadRequest, "BAD_REQUEST", "error on node "+quoted+": nothing_to_balance")
+	expectStatus(
+		t,
+		h.post(nodeD, "/evacuation/stop", nil),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"error on node "+quoted+": not_started",
+	)
+	expectStatus(
+		t,
+		h.post(nodeD, "/stop", nil),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"error on node "+quoted+": not_started",
+	)
+	expectStatus(
+		t,
+		h.post(nodeD, "/start", nil),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"error on node "+quoted+": nothing_to_balance",
+	)
 	r := h.post(nodeD, "/evacuation/start", `{"migrate_to":["emqx@typo"]}`)
 	if r.str("message") != `Invalid nodes: [<<"emqx@typo">>]` {
 		t.Fatalf("invalid nodes message %q", r.str("message"))
 	}
 	r = h.post(nodeD, "/evacuation/start", `{"conn_evict_rate":"x"}`)
-	if !strings.Contains(r.str("message"), `"path":"root.conn_evict_rate"`) || !strings.Contains(r.str("message"), `"kind":"validation_error"`) {
+	if !strings.Contains(r.str("message"), `"path":"root.conn_evict_rate"`) ||
+		!strings.Contains(r.str("message"), `"kind":"validation_error"`) {
 		t.Fatalf("schema message %q", r.str("message"))
 	}
-	req, _ := http.NewRequest(http.MethodPost, h.urls[nodeD]+"/api/v5/load_rebalance/"+nodeD+"/evacuation/start", strings.NewReader("conn_evict_rate=1"))
+	req, _ := http.NewRequest(
+		http.MethodPost,
+		h.urls[nodeD]+"/api/v5/load_rebalance/"+nodeD+"/evacuation/start",
+		strings.NewReader("conn_evict_rate=1"),
+	)
 	req.SetBasicAuth(apiKey, apiSecret)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	expectStatus(t, h.send(req), http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "content-type:application/json Required")
+	expectStatus(
+		t,
+		h.send(req),
+		http.StatusUnsupportedMediaType,
+		"UNSUPPORTED_MEDIA_TYPE",
+		"content-type:application/json Required",
+	)
 	// A single-atom node name needs no quotes.
 	if erlAtom("emqx@host") != "emqx@host" || erlAtom("emqx@10.0.0.1") != "'emqx@10.0.0.1'" {
 		t.Fatal("atom quoting differs from Erlang's")
@@ -247,14 +291,23 @@ func TestAuthenticationErrors(t *testing.T) {
 	if r := send(http.MethodGet, url, func(q *http.Request) { q.SetBasicAuth("viewer", "v") }); r.status != http.StatusOK {
 		t.Fatalf("viewer GET: %d", r.status)
 	}
-	r = send(http.MethodPost, h.urls[nodeD]+"/api/v5/load_rebalance/"+nodeD+"/evacuation/start", func(q *http.Request) { q.SetBasicAuth("viewer", "v") })
+	r = send(
+		http.MethodPost,
+		h.urls[nodeD]+"/api/v5/load_rebalance/"+nodeD+"/evacuation/start",
+		func(q *http.Request) { q.SetBasicAuth("viewer", "v") },
+	)
 	expectStatus(t, r, http.StatusForbidden, "UNAUTHORIZED_ROLE", "")
 	if l := h.list(nodeD, "evacuations"); len(l) != 0 {
 		t.Fatal("a forbidden start took effect")
 	}
 
 	login := func(user, pw string) response {
-		return sendBody(http.MethodPost, h.urls[nodeD]+"/api/v5/login", `{"username":"`+user+`","password":"`+pw+`"}`, func(*http.Request) {})
+		return sendBody(
+			http.MethodPost,
+			h.urls[nodeD]+"/api/v5/login",
+			`{"username":"`+user+`","password":"`+pw+`"}`,
+			func(*http.Request) {},
+		)
 	}
 	expectStatus(t, login("admin", "nope"), http.StatusUnauthorized, "BAD_USERNAME_OR_PWD", "Auth failed")
 	lr := login("admin", "public")
@@ -306,7 +359,8 @@ func TestNodesListsRunningThenStoppedCores(t *testing.T) {
 	if len(nodes) != 2 || nodes[0]["node"] != nodeR || nodes[0]["node_status"] != "running" {
 		t.Fatalf("nodes = %v", nodes)
 	}
-	if stub := nodes[1]; stub["node"] != nodeD || stub["node_status"] != "stopped" || stub["role"] != "core" || len(stub) != 3 {
+	if stub := nodes[1]; stub["node"] != nodeD || stub["node_status"] != "stopped" || stub["role"] != "core" ||
+		len(stub) != 3 {
 		t.Fatalf("stopped core stub = %v (a stopped replicant is not listed)", stub)
 	}
 	expectStatus(t, h.get(nodeR, "/nodes/"+nodeD), http.StatusNotFound, "NOT_FOUND", "Node not found: "+nodeD)
@@ -364,7 +418,11 @@ func TestConfigsServeHOCONAndTakeUpdates(t *testing.T) {
 		t.Fatalf("GET configs json: %d %s", r.status, r.raw)
 	}
 	put := func(mode, body string) response {
-		req, _ := http.NewRequest(http.MethodPut, h.urls[nodeD]+"/api/v5/configs?mode="+mode+"&ignore_readonly=true", strings.NewReader(body))
+		req, _ := http.NewRequest(
+			http.MethodPut,
+			h.urls[nodeD]+"/api/v5/configs?mode="+mode+"&ignore_readonly=true",
+			strings.NewReader(body),
+		)
 		req.Header.Set("Content-Type", "text/plain")
 		req.SetBasicAuth(apiKey, apiSecret)
 		return h.send(req)
@@ -401,7 +459,10 @@ func TestStatusEndpointAnswersWhileEvacuating(t *testing.T) {
 // force_leave as recorded on EMQX 5.3.2: a stopped node is dropped (204); the serving node cannot
 // leave; an unknown or already removed node is not in the cluster; a running node is expelled.
 func TestForceLeaveAsEMQXAnswersIt(t *testing.T) {
-	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD}, {Name: nodeR}, {Name: "emqx@third", Connections: 5, Sessions: -1}}})
+	h := newHarness(
+		t,
+		Config{Nodes: []NodeConfig{{Name: nodeD}, {Name: nodeR}, {Name: "emqx@third", Connections: 5, Sessions: -1}}},
+	)
 	del := func(via, node string) response {
 		req, _ := http.NewRequest(http.MethodDelete, h.urls[via]+"/api/v5/cluster/"+node+"/force_leave", nil)
 		req.SetBasicAuth(apiKey, apiSecret)

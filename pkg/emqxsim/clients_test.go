@@ -22,7 +22,12 @@ func TestDisconnectEndsSessionsWithoutLoss(t *testing.T) {
 		persistent += n.PersistentSessions
 	}
 	if live != 150 || s.LostSessions != 0 || s.DisconnectedSessions != 0 {
-		t.Fatalf("after 250 of 400 left: %d live, %d lost, %d disconnected sessions", live, s.LostSessions, s.DisconnectedSessions)
+		t.Fatalf(
+			"after 250 of 400 left: %d live, %d lost, %d disconnected sessions",
+			live,
+			s.LostSessions,
+			s.DisconnectedSessions,
+		)
 	}
 	if persistent > 150 {
 		t.Fatalf("%d persistent sessions for 150 clients", persistent)
@@ -38,7 +43,12 @@ func TestDisconnectEndsSessionsWithoutLoss(t *testing.T) {
 	}
 	for _, n := range h.c.Snapshot().Nodes {
 		if n.LiveConnections != 0 || n.PersistentSessions != 0 {
-			t.Fatalf("%s keeps %d connections, %d sessions after everyone left", n.Name, n.LiveConnections, n.PersistentSessions)
+			t.Fatalf(
+				"%s keeps %d connections, %d sessions after everyone left",
+				n.Name,
+				n.LiveConnections,
+				n.PersistentSessions,
+			)
 		}
 	}
 }

@@ -192,7 +192,12 @@ func (c *Cluster) addNodeLocked(nc NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("node %q: role %q is neither core nor replicant", nc.Name, nc.Role)
 	}
 	if nc.Connections < 0 || nc.Sessions > nc.Connections {
-		return nil, fmt.Errorf("node %q: %d connections with %d sessions is impossible", nc.Name, nc.Connections, nc.Sessions)
+		return nil, fmt.Errorf(
+			"node %q: %d connections with %d sessions is impossible",
+			nc.Name,
+			nc.Connections,
+			nc.Sessions,
+		)
 	}
 	n := &Node{c: c, name: nc.Name, role: nc.Role, ready: true, data: newDataStore(nc.DataDir)}
 	c.nodes = append(c.nodes, n)

@@ -51,8 +51,15 @@ func (c *Cluster) serveConfigs(w http.ResponseWriter, r *http.Request, raw []byt
 	case http.MethodGet:
 		if strings.HasPrefix(r.Header.Get("Accept"), "application/json") {
 			writeJSON(w, http.StatusOK, map[string]any{
-				"alarm":         map[string]any{"actions": []string{"log", "publish"}, "size_limit": 1000, "validity_period": "24h"},
-				"dashboard":     map[string]any{"listeners": map[string]any{"http": map[string]any{"bind": 18083}}, "default_password": "******"},
+				"alarm": map[string]any{
+					"actions":         []string{"log", "publish"},
+					"size_limit":      1000,
+					"validity_period": "24h",
+				},
+				"dashboard": map[string]any{
+					"listeners":        map[string]any{"http": map[string]any{"bind": 18083}},
+					"default_password": "******",
+				},
 				"file_transfer": map[string]any{"enable": false},
 				"log":           map[string]any{"console": map[string]any{"level": "warning"}},
 				"sys_topics":    map[string]any{"sys_msg_interval": "1m"},
@@ -71,7 +78,11 @@ func (c *Cluster) serveConfigs(w http.ResponseWriter, r *http.Request, raw []byt
 		text := strings.TrimSpace(string(raw))
 		switch {
 		case mode != "merge" && mode != "replace":
-			writeError(w, r, &apiError{http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("mode %q: want merge or replace", mode)})
+			writeError(
+				w,
+				r,
+				&apiError{http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("mode %q: want merge or replace", mode)},
+			)
 			return
 		case text == "" || strings.Count(text, "{") != strings.Count(text, "}"):
 			writeError(w, r, &apiError{http.StatusBadRequest, "BAD_REQUEST", "invalid HOCON"})
@@ -92,7 +103,11 @@ func (c *Cluster) serveConfigs(w http.ResponseWriter, r *http.Request, raw []byt
 // emqx_zone_schema.erl with their values; durable_sessions is one of them from 5.8.
 func (c *Cluster) globalZoneDoc() map[string]any {
 	doc := map[string]any{
-		"mqtt":                map[string]any{"max_packet_size": "1MB", "session_expiry_interval": "2h", "max_inflight": 32},
+		"mqtt": map[string]any{
+			"max_packet_size":         "1MB",
+			"session_expiry_interval": "2h",
+			"max_inflight":            32,
+		},
 		"stats":               map[string]any{"enable": true},
 		"flapping_detect":     map[string]any{"enable": false, "max_count": 15, "window_time": "1m", "ban_time": "5m"},
 		"force_shutdown":      map[string]any{"enable": true, "max_mailbox_size": 1000, "max_heap_size": "32MB"},

@@ -134,8 +134,15 @@ func (c *Cluster) Snapshot() Stats {
 }
 
 func (c *Cluster) snapshotLocked() Stats {
-	s := Stats{Now: c.now.UTC().Format("2006-01-02T15:04:05.000Z"), LostSessions: c.lost, ReconnectingClients: c.pending,
-		RefusedConnects: c.refused, DurableSessions: c.durableOffline, ReplicasDown: c.dsReplicasDown(), Nodes: []NodeState{}}
+	s := Stats{
+		Now:                 c.now.UTC().Format("2006-01-02T15:04:05.000Z"),
+		LostSessions:        c.lost,
+		ReconnectingClients: c.pending,
+		RefusedConnects:     c.refused,
+		DurableSessions:     c.durableOffline,
+		ReplicasDown:        c.dsReplicasDown(),
+		Nodes:               []NodeState{},
+	}
 	for user, until := range c.lockedUntil {
 		if c.now.Before(until) {
 			s.LockedUsers = append(s.LockedUsers, user)

@@ -93,7 +93,12 @@ func (e *evacuation) doc() evacDoc {
 	return evacDoc{
 		State: e.state, ConnectionEvictionRate: e.opts.connRate, SessionEvictionRate: e.opts.sessRate,
 		SessionRecipients: recipients,
-		Stats:             evacStats{InitialConnected: e.initialConns, CurrentConnected: e.currentConns, InitialSessions: e.initialSess, CurrentSessions: e.currentSess},
+		Stats: evacStats{
+			InitialConnected: e.initialConns,
+			CurrentConnected: e.currentConns,
+			InitialSessions:  e.initialSess,
+			CurrentSessions:  e.currentSess,
+		},
 	}
 }
 
@@ -206,5 +211,8 @@ func (n *Node) evictionStatusDoc() any {
 	if n.agentKind == "" {
 		return map[string]string{"status": "disabled"}
 	}
-	return map[string]any{"status": "enabled", "stats": map[string]int64{"connections": n.live(), "sessions": n.evictionSessions()}}
+	return map[string]any{
+		"status": "enabled",
+		"stats":  map[string]int64{"connections": n.live(), "sessions": n.evictionSessions()},
+	}
 }

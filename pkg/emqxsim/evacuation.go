@@ -28,7 +28,12 @@ type evacOpts struct {
 }
 
 func defaultEvacOpts() evacOpts {
-	return evacOpts{connRate: defaultRate, sessRate: defaultRate, waitHealthCheck: defaultWait, waitTakeover: defaultWait}
+	return evacOpts{
+		connRate:        defaultRate,
+		sessRate:        defaultRate,
+		waitHealthCheck: defaultWait,
+		waitTakeover:    defaultWait,
+	}
 }
 
 type evacuation struct {

@@ -38,7 +38,13 @@ func TestEvacuationStartTwiceAndStopUnstarted(t *testing.T) {
 	if r := h.post(nodeD, "/evacuation/start", suiteEvacuation); r.status != http.StatusOK {
 		t.Fatalf("start: %s", r.raw)
 	}
-	expectStatus(t, h.post(nodeD, "/evacuation/start", suiteEvacuation), http.StatusBadRequest, "BAD_REQUEST", "already_started")
+	expectStatus(
+		t,
+		h.post(nodeD, "/evacuation/start", suiteEvacuation),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"already_started",
+	)
 }
 
 // E4 t_start and E7 t_conn_evicted
@@ -143,7 +149,11 @@ func TestEvacuationMovesSessionsToRecipient(t *testing.T) {
 // API.md §5.3: with no node to take sessions, the session phase retries every 30 s.
 func TestEvacuationWithoutTargetsRetriesEvery30s(t *testing.T) {
 	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, Connections: 5, Sessions: -1}}})
-	h.post(nodeD, "/evacuation/start", map[string]any{"wait_health_check": 0, "wait_takeover": 0, "conn_evict_rate": 10})
+	h.post(
+		nodeD,
+		"/evacuation/start",
+		map[string]any{"wait_health_check": 0, "wait_takeover": 0, "conn_evict_rate": 10},
+	)
 	h.c.Advance(2 * time.Second)
 	if s := evacState(h, nodeD); s != "evicting_sessions" {
 		t.Fatalf("state %s", s)
@@ -170,7 +180,11 @@ func TestEvacuationWithoutTargetsRetriesEvery30s(t *testing.T) {
 func TestPersistenceFile(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, DataDir: dir}, {Name: nodeR}}})
-	h.post(nodeD, "/evacuation/start", map[string]any{"conn_evict_rate": 1001, "sess_evict_rate": 1002, "wait_takeover": 1003})
+	h.post(
+		nodeD,
+		"/evacuation/start",
+		map[string]any{"conn_evict_rate": 1001, "sess_evict_rate": 1002, "wait_takeover": 1003},
+	)
 	raw, err := os.ReadFile(filepath.Join(dir, ".evacuation"))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +193,12 @@ func TestPersistenceFile(t *testing.T) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"server_reference": nil, "conn_evict_rate": 1001.0, "sess_evict_rate": 1002.0, "wait_takeover": 1003.0}
+	want := map[string]any{
+		"server_reference": nil,
+		"conn_evict_rate":  1001.0,
+		"sess_evict_rate":  1002.0,
+		"wait_takeover":    1003.0,
+	}
 	if len(m) != len(want) {
 		t.Fatalf("file %s, want exactly %v", raw, want)
 	}
@@ -200,8 +219,9 @@ func TestPersistenceFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := h.localStatus(nodeD)
-		if st["status"] != "enabled" || num(st["connection_eviction_rate"]) != defaultRate || st["state"] != "evicting_conns" &&
-			st["state"] != "waiting_takeover" {
+		if st["status"] != "enabled" || num(st["connection_eviction_rate"]) != defaultRate ||
+			st["state"] != "evicting_conns" &&
+				st["state"] != "waiting_takeover" {
 			t.Fatalf("file %q: status %v, want the defaults", content, st)
 		}
 	}

@@ -98,7 +98,12 @@ func (n *Node) startRebalance(o rebalanceOpts, participants []*Node) error {
 		if d.donorOf != nil || d.agentKind != "" && d.agentKind != kindRebalance {
 			// A busy donor crashes the coordinator (API.md §3.8): undo what was enabled.
 			co.release()
-			return &rpcError{reason: fmt.Sprintf("{'EXIT',{{bad_results,[{%s,{error,eviction_agent_busy}}]},{gen_statem,call,[emqx_node_rebalance,start]}}}", erlAtom(d.name))}
+			return &rpcError{
+				reason: fmt.Sprintf(
+					"{'EXIT',{{bad_results,[{%s,{error,eviction_agent_busy}}]},{gen_statem,call,[emqx_node_rebalance,start]}}}",
+					erlAtom(d.name),
+				),
+			}
 		}
 		_ = d.enableAgent(kindRebalance, true)
 		d.donorOf = co

@@ -67,7 +67,10 @@ func TestRebalanceAbortsWhenRecipientStops(t *testing.T) {
 }
 
 func TestRebalanceAbortsAtOnceWhenDonorStops(t *testing.T) {
-	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeX}, {Name: nodeD, Connections: 500, Sessions: -1}, {Name: nodeR}}})
+	h := newHarness(
+		t,
+		Config{Nodes: []NodeConfig{{Name: nodeX}, {Name: nodeD, Connections: 500, Sessions: -1}, {Name: nodeR}}},
+	)
 	h.post(nodeX, "/start", suiteRebalance(nodeD, nodeR))
 	if h.rebalanceGone(nodeX) {
 		t.Fatal("rebalance did not start")
@@ -83,11 +86,23 @@ func TestRebalanceAbortsAtOnceWhenDonorStops(t *testing.T) {
 // R3 t_no_need_to_rebalance
 func TestNothingToBalance(t *testing.T) {
 	h := twoNodes(t, 0)
-	expectStatus(t, h.post(nodeD, "/start", suiteRebalance(nodeD, nodeR)), http.StatusBadRequest, "BAD_REQUEST", "nothing_to_balance")
+	expectStatus(
+		t,
+		h.post(nodeD, "/start", suiteRebalance(nodeD, nodeR)),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"nothing_to_balance",
+	)
 	if err := h.c.Connect(nodeD, 50, 50); err != nil {
 		t.Fatal(err)
 	}
-	expectStatus(t, h.post(nodeD, "/start", suiteRebalance(nodeD, nodeR)), http.StatusBadRequest, "BAD_REQUEST", "nothing_to_balance")
+	expectStatus(
+		t,
+		h.post(nodeD, "/start", suiteRebalance(nodeD, nodeR)),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"nothing_to_balance",
+	)
 	h2 := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, Connections: 5000, Sessions: -1}}})
 	expectStatus(t, h2.post(nodeD, "/start", nil), http.StatusBadRequest, "BAD_REQUEST", "nothing_to_balance")
 }
@@ -140,7 +155,10 @@ func TestRebalanceDonorAcceptsUntilHealthCheckEnds(t *testing.T) {
 
 // G3 t_rebalance_agent_coordinator_fail: the coordinator's node dies; its donors reopen.
 func TestDonorsReopenWhenCoordinatorDies(t *testing.T) {
-	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeX}, {Name: nodeD, Connections: 500, Sessions: -1}, {Name: nodeR}}})
+	h := newHarness(
+		t,
+		Config{Nodes: []NodeConfig{{Name: nodeX}, {Name: nodeD, Connections: 500, Sessions: -1}, {Name: nodeR}}},
+	)
 	h.post(nodeX, "/start", suiteRebalance(nodeD, nodeR))
 	h.c.Advance(2 * time.Second)
 	if err := h.c.Connect(nodeD, 1, 1); !errors.Is(err, ErrRefused) {
@@ -168,7 +186,10 @@ func TestGlobalStatusFromReplicant(t *testing.T) {
 }
 
 func TestStopRebalanceOnlyOnCoordinator(t *testing.T) {
-	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeX}, {Name: nodeD, Connections: 500, Sessions: -1}, {Name: nodeR}}})
+	h := newHarness(
+		t,
+		Config{Nodes: []NodeConfig{{Name: nodeX}, {Name: nodeD, Connections: 500, Sessions: -1}, {Name: nodeR}}},
+	)
 	h.post(nodeX, "/start", suiteRebalance(nodeD, nodeR))
 	expectStatus(t, h.post(nodeD, "/stop", nil), http.StatusBadRequest, "BAD_REQUEST", "not_started")
 	st := h.localStatus(nodeD)
@@ -197,9 +218,18 @@ func TestGoalsAreFloats(t *testing.T) {
 // Per-tick eviction on every donor over the goal at once overshoots, as EMQX does (API.md §6.3).
 func TestRebalanceEvictsOnEveryDonorEachTick(t *testing.T) {
 	h := newHarness(t, Config{Nodes: []NodeConfig{
-		{Name: nodeD, Connections: 1200, Sessions: -1}, {Name: nodeX, Connections: 1100, Sessions: -1}, {Name: nodeR, Connections: 100, Sessions: -1},
+		{
+			Name:        nodeD,
+			Connections: 1200,
+			Sessions:    -1,
+		}, {Name: nodeX, Connections: 1100, Sessions: -1}, {Name: nodeR, Connections: 100, Sessions: -1},
 	}})
-	opts := map[string]any{"abs_conn_threshold": 100, "abs_sess_threshold": 100, "conn_evict_rate": 500, "wait_health_check": 0}
+	opts := map[string]any{
+		"abs_conn_threshold": 100,
+		"abs_sess_threshold": 100,
+		"conn_evict_rate":    500,
+		"wait_health_check":  0,
+	}
 	if r := h.post(nodeD, "/start", opts); r.status != http.StatusOK {
 		t.Fatal(r.raw)
 	}
@@ -218,7 +248,11 @@ func TestRebalanceEvictsOnEveryDonorEachTick(t *testing.T) {
 func TestBlogExampleEndsBalancedWithEveryClientConnected(t *testing.T) {
 	h := newHarness(t, Config{
 		Nodes: []NodeConfig{
-			{Name: "emqx@emqx-0.x", Connections: 3333, Sessions: -1}, {Name: "emqx@emqx-1.x", Connections: 3333, Sessions: -1},
+			{
+				Name:        "emqx@emqx-0.x",
+				Connections: 3333,
+				Sessions:    -1,
+			}, {Name: "emqx@emqx-1.x", Connections: 3333, Sessions: -1},
 			{Name: "emqx@emqx-2.x", Connections: 3334, Sessions: -1}, {Name: "emqx@emqx-3.x"},
 		},
 		Reconnect: DefaultReconnect,

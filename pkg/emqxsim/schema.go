@@ -59,7 +59,12 @@ type body struct {
 // validateBody applies the request schema as EMQX's dashboard swagger layer does: the first
 // offending field gives 400 BAD_REQUEST with a hocon-style validation error as the message.
 func validateBody(raw []byte, schema map[string]fieldKind) (body, *apiError) {
-	b := body{ints: map[string]int64{}, durs: map[string]time.Duration{}, rels: map[string]float64{}, lists: map[string][]string{}}
+	b := body{
+		ints:  map[string]int64{},
+		durs:  map[string]time.Duration{},
+		rels:  map[string]float64{},
+		lists: map[string][]string{},
+	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return b, nil
 	}
@@ -77,7 +82,14 @@ func validateBody(raw []byte, schema map[string]fieldKind) (body, *apiError) {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		msg, _ := json.Marshal(map[string]any{"kind": "validation_error", "path": "root", "reason": "unknown_fields", "unknown_fields": unknown})
+		msg, _ := json.Marshal(
+			map[string]any{
+				"kind":           "validation_error",
+				"path":           "root",
+				"reason":         "unknown_fields",
+				"unknown_fields": unknown,
+			},
+		)
 		return b, badRequest(string(msg))
 	}
 	keys := make([]string, 0, len(fields))

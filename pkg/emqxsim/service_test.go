@@ -9,8 +9,20 @@ import (
 // evacuates still receives clients, refuses them (CONNACK 0x9C), and they retry elsewhere. The
 // refusals are counted; nothing is lost.
 func TestServiceSendsClientsToReadyEvacuatingNodeWhichRefusesThem(t *testing.T) {
-	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD}, {Name: nodeR}}, Reconnect: ReconnectConfig{Share: 1, Delay: time.Second}})
-	expectStatus(t, h.post(nodeD, "/evacuation/start", map[string]any{"wait_health_check": 0, "wait_takeover": 0}), 200, "", "")
+	h := newHarness(
+		t,
+		Config{
+			Nodes:     []NodeConfig{{Name: nodeD}, {Name: nodeR}},
+			Reconnect: ReconnectConfig{Share: 1, Delay: time.Second},
+		},
+	)
+	expectStatus(
+		t,
+		h.post(nodeD, "/evacuation/start", map[string]any{"wait_health_check": 0, "wait_takeover": 0}),
+		200,
+		"",
+		"",
+	)
 	h.c.Advance(time.Second)
 	if err := h.c.Connect("", 1000, 1000); err != nil {
 		t.Fatal(err)
@@ -18,9 +30,14 @@ func TestServiceSendsClientsToReadyEvacuatingNodeWhichRefusesThem(t *testing.T) 
 	h.c.Advance(30 * time.Second)
 	s := h.c.Snapshot()
 	if s.RefusedConnects < 800 || s.RefusedConnects > 1200 {
-		t.Fatalf("refused connects = %d; each try hits the evacuating Ready node with odds 1/2: about 1000 refusals in all for 1000 clients", s.RefusedConnects)
+		t.Fatalf(
+			"refused connects = %d; each try hits the evacuating Ready node with odds 1/2: about 1000 refusals in all for 1000 clients",
+			s.RefusedConnects,
+		)
 	}
-	if d, r := h.node(nodeD), h.node(nodeR); d.LiveConnections != 0 || r.LiveConnections != 1000 || s.ReconnectingClients != 0 || s.LostSessions != 0 {
+	if d, r := h.node(nodeD), h.node(nodeR); d.LiveConnections != 0 || r.LiveConnections != 1000 ||
+		s.ReconnectingClients != 0 ||
+		s.LostSessions != 0 {
 		t.Fatalf("D %+v, R %+v, stats %+v: every client should end up on R, none lost", d, r, s)
 	}
 }
@@ -28,8 +45,20 @@ func TestServiceSendsClientsToReadyEvacuatingNodeWhichRefusesThem(t *testing.T) 
 // A NotReady pod is no endpoint: with readiness following the evacuation (an availability_check
 // probe, the operator's gate, our routing gate), no client is refused.
 func TestServiceSendsNoClientToNotReadyNode(t *testing.T) {
-	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD}, {Name: nodeR}}, Reconnect: ReconnectConfig{Share: 1, Delay: time.Second}})
-	expectStatus(t, h.post(nodeD, "/evacuation/start", map[string]any{"wait_health_check": 0, "wait_takeover": 0}), 200, "", "")
+	h := newHarness(
+		t,
+		Config{
+			Nodes:     []NodeConfig{{Name: nodeD}, {Name: nodeR}},
+			Reconnect: ReconnectConfig{Share: 1, Delay: time.Second},
+		},
+	)
+	expectStatus(
+		t,
+		h.post(nodeD, "/evacuation/start", map[string]any{"wait_health_check": 0, "wait_takeover": 0}),
+		200,
+		"",
+		"",
+	)
 	if err := h.c.SetReady(nodeD, false); err != nil {
 		t.Fatal(err)
 	}

@@ -189,7 +189,11 @@ func (c *Cluster) serveDS(w http.ResponseWriter, r *http.Request, p string, raw 
 	case len(parts) >= 2 && parts[0] == "storages":
 		shards, ok := c.ds.dbs[parts[1]]
 		if !ok && !slices.Contains(dsDBs, parts[1]) {
-			writeError(w, r, &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("DB '%s' does not exist", parts[1])})
+			writeError(
+				w,
+				r,
+				&apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("DB '%s' does not exist", parts[1])},
+			)
 			return
 		}
 		switch {
@@ -219,7 +223,10 @@ func (c *Cluster) serveSite(w http.ResponseWriter, r *http.Request, site string)
 			in, target := slices.Contains(sh.replicas, site), sh.target != nil && slices.Contains(sh.target, site)
 			switch {
 			case in && sh.target != nil && !target:
-				shards = append(shards, map[string]any{"storage": db, "id": sh.id, "status": c.siteStatus(site), "transition": "leaving"})
+				shards = append(
+					shards,
+					map[string]any{"storage": db, "id": sh.id, "status": c.siteStatus(site), "transition": "leaving"},
+				)
 			case in:
 				shards = append(shards, map[string]any{"storage": db, "id": sh.id, "status": c.siteStatus(site)})
 			case target:

@@ -15,7 +15,8 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 	h := newHarness(t, Config{Version: "6.2.2", DurableSessions: true,
 		Nodes: []NodeConfig{{Name: nodeD}, {Name: nodeR}, {Name: nodeX}}})
 	var sites []string
-	if r := h.get(nodeD, "/ds/sites"); r.status != http.StatusOK || json.Unmarshal([]byte(r.raw), &sites) != nil || len(sites) != 3 {
+	if r := h.get(nodeD, "/ds/sites"); r.status != http.StatusOK || json.Unmarshal([]byte(r.raw), &sites) != nil ||
+		len(sites) != 3 {
 		t.Fatalf("/ds/sites: %d %s", r.status, r.raw)
 	}
 	siteX := siteOf(nodeX)
@@ -55,7 +56,13 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 	if got := h.c.Snapshot().ReplicasDown; got != 2*dsShards {
 		t.Fatalf("replicas down with X stopped: %d", got)
 	}
-	expectStatus(t, h.call(nodeD, http.MethodPut, "/api/v5/ds/sites/"+siteX+"/forget", nil), http.StatusBadRequest, "BAD_REQUEST", "site_temporarily_down")
+	expectStatus(
+		t,
+		h.call(nodeD, http.MethodPut, "/api/v5/ds/sites/"+siteX+"/forget", nil),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"site_temporarily_down",
+	)
 	if err := h.c.Rejoin(NodeConfig{Name: nodeX}); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +74,8 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 			t.Fatalf("assign %s: %d %s", db, r.status, r.raw)
 		}
 	}
-	if r := h.get(nodeD, "/ds/storages/messages"); r.status != http.StatusOK || r.body["shards"].([]any)[0].(map[string]any)["transitions"] == nil {
+	if r := h.get(nodeD, "/ds/storages/messages"); r.status != http.StatusOK ||
+		r.body["shards"].([]any)[0].(map[string]any)["transitions"] == nil {
 		t.Fatalf("no transition shown: %s", r.raw)
 	}
 	h.advanceUntil(time.Minute, "X's replicas gone", func() bool { return settled() && shardsOn(siteX) == 0 })
@@ -77,7 +85,13 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 	if got := h.c.Snapshot().ReplicasDown; got != 0 {
 		t.Fatalf("replicas down after the move: %d", got)
 	}
-	expectStatus(t, h.call(nodeD, http.MethodPut, "/api/v5/ds/sites/"+siteX+"/forget", nil), http.StatusBadRequest, "BAD_REQUEST", "site_temporarily_down")
+	expectStatus(
+		t,
+		h.call(nodeD, http.MethodPut, "/api/v5/ds/sites/"+siteX+"/forget", nil),
+		http.StatusBadRequest,
+		"BAD_REQUEST",
+		"site_temporarily_down",
+	)
 	if r := h.call(nodeD, http.MethodDelete, "/api/v5/cluster/"+nodeX+"/force_leave", nil); r.status != http.StatusNoContent {
 		t.Fatalf("force_leave: %d %s", r.status, r.raw)
 	}

@@ -76,15 +76,25 @@ func TestDurableSessionsKeepEveryEvacuationCountingTheClustersOfflineSessions(t 
 	st := ev["stats"].(map[string]any)
 	// D's own clients were evicted (none reconnects here): as durable sessions, they joined the 30.
 	if ev["state"] != "evicting_sessions" || num(st["current_connected"]) != 0 || num(st["current_sessions"]) == 0 {
-		t.Fatalf("evacuation = %v, want evicting_sessions with 0 connections and the cluster's offline durable sessions", ev)
+		t.Fatalf(
+			"evacuation = %v, want evicting_sessions with 0 connections and the cluster's offline durable sessions",
+			ev,
+		)
 	}
 	n := nodeEntry(h, nodeD)
 	if num(n["connections"]) != 0 || num(n["live_connections"]) != 0 {
-		t.Fatalf("/nodes says D holds %v channels and %v connections, want none", n["connections"], n["live_connections"])
+		t.Fatalf(
+			"/nodes says D holds %v channels and %v connections, want none",
+			n["connections"],
+			n["live_connections"],
+		)
 	}
 	h.c.Advance(10 * time.Minute)
 	if ev := evacuationOf(h, nodeD); ev["state"] != "evicting_sessions" {
-		t.Fatalf("after 10 min the evacuation is %v: durable sessions cannot be evicted, it never finishes", ev["state"])
+		t.Fatalf(
+			"after 10 min the evacuation is %v: durable sessions cannot be evicted, it never finishes",
+			ev["state"],
+		)
 	}
 	// Removing D loses nothing: its clients' sessions are in durable storage.
 	if err := h.c.StopNode(nodeD); err != nil {
@@ -144,7 +154,10 @@ func TestDurableCountIsRefreshedEveryFiveSeconds(t *testing.T) {
 	}
 	h.c.Advance(durableTallyInterval)
 	if got := sessions(); got != 10 {
-		t.Fatalf("after the tally D's eviction agent counts %v sessions, want the cluster's 10 offline durable ones", got)
+		t.Fatalf(
+			"after the tally D's eviction agent counts %v sessions, want the cluster's 10 offline durable ones",
+			got,
+		)
 	}
 }
 
@@ -328,8 +341,11 @@ func TestMFAAndTheHardenedProfileRefuseLogins(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		return h.send(req)
 	}
-	h := newHarness(t, Config{Version: "6.2.2", MFA: []string{"ops"}, Users: map[string]string{"admin": "public", "ops": "pw"},
-		Nodes: []NodeConfig{{Name: nodeD}}})
+	h := newHarness(
+		t,
+		Config{Version: "6.2.2", MFA: []string{"ops"}, Users: map[string]string{"admin": "public", "ops": "pw"},
+			Nodes: []NodeConfig{{Name: nodeD}}},
+	)
 	for range 6 {
 		expectStatus(t, login(h, "ops", "pw"), http.StatusUnauthorized, "BAD_MFA_TOKEN", "missing_mfa_token")
 	}

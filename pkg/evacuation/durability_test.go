@@ -47,7 +47,17 @@ func TestAskDurability(t *testing.T) {
 		c.answer.asked = &n
 		got, err := AskDurability(context.Background(), c.answer, c.version)
 		if (err != nil) != c.fails || got != c.want || n != c.asks {
-			t.Errorf("%s %+v: %v %v after %d questions, want %v (fails %v) after %d", c.version, c.answer.err, got, err, n, c.want, c.fails, c.asks)
+			t.Errorf(
+				"%s %+v: %v %v after %d questions, want %v (fails %v) after %d",
+				c.version,
+				c.answer.err,
+				got,
+				err,
+				n,
+				c.want,
+				c.fails,
+				c.asks,
+			)
 		}
 	}
 }
@@ -56,7 +66,11 @@ func TestAskDurability(t *testing.T) {
 // a node past evicting_conns with no connection and no channel of its own is done too.
 func TestSafeToRemove(t *testing.T) {
 	ev := func(state string, conns, sessions int64) emqx.Evacuation {
-		return emqx.Evacuation{Node: "emqx@a", State: state, Stats: emqx.Stats{CurrentConnected: conns, CurrentSessions: sessions}}
+		return emqx.Evacuation{
+			Node:  "emqx@a",
+			State: state,
+			Stats: emqx.Stats{CurrentConnected: conns, CurrentSessions: sessions},
+		}
 	}
 	node := func(live, channels int64) emqx.Node {
 		return emqx.Node{Node: "emqx@a", NodeStatus: emqx.NodeRunning, LiveConnections: live, Connections: channels}

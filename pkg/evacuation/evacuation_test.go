@@ -14,9 +14,16 @@ import (
 
 // The worked example of API.md §6.6.
 func TestPlanRebalanceWorkedExample(t *testing.T) {
-	p := PlanRebalance([]Count{{Node: "A", Conns: 1200, Sessions: 1200}, {Node: "B", Conns: 1100, Sessions: 1100}, {Node: "C", Conns: 100, Sessions: 100}},
-		Thresholds{AbsConn: 100, AbsSess: 100, RelConn: 1.1, RelSess: 1.1})
-	if !p.Needed || len(p.Donors) != 2 || p.Donors[0].Node != "A" || p.Donors[1].Node != "B" || p.Recipients[0].Node != "C" {
+	p := PlanRebalance(
+		[]Count{
+			{Node: "A", Conns: 1200, Sessions: 1200},
+			{Node: "B", Conns: 1100, Sessions: 1100},
+			{Node: "C", Conns: 100, Sessions: 100},
+		},
+		Thresholds{AbsConn: 100, AbsSess: 100, RelConn: 1.1, RelSess: 1.1},
+	)
+	if !p.Needed || len(p.Donors) != 2 || p.Donors[0].Node != "A" || p.Donors[1].Node != "B" ||
+		p.Recipients[0].Node != "C" {
 		t.Fatalf("plan %+v", p)
 	}
 	// Donor average 1150, recipient 100: balanced once 1150 - m/2 <= 100 + m + 100, m >= 634.
@@ -49,10 +56,18 @@ func TestPlanAgreesWithSimulatorOnRandomLoads(t *testing.T) {
 		for j := range n {
 			conns := int64(rng.IntN(3000))
 			persistent := int64(rng.IntN(int(conns) + 1))
-			nodes = append(nodes, emqxsim.NodeConfig{Name: fmt.Sprintf("emqx@n%d", j), Connections: conns, Sessions: persistent})
+			nodes = append(
+				nodes,
+				emqxsim.NodeConfig{Name: fmt.Sprintf("emqx@n%d", j), Connections: conns, Sessions: persistent},
+			)
 			counts = append(counts, Count{Node: nodes[j].Name, Conns: conns, Sessions: conns})
 		}
-		th := Thresholds{AbsConn: int64(1 + rng.IntN(800)), AbsSess: int64(1 + rng.IntN(800)), RelConn: 1 + rng.Float64(), RelSess: 1 + rng.Float64()}
+		th := Thresholds{
+			AbsConn: int64(1 + rng.IntN(800)),
+			AbsSess: int64(1 + rng.IntN(800)),
+			RelConn: 1 + rng.Float64(),
+			RelSess: 1 + rng.Float64(),
+		}
 		c, err := emqxsim.New(emqxsim.Config{Nodes: nodes, APIKeys: []emqxsim.APIKey{{Key: "k", Secret: "s"}}})
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +80,14 @@ func TestPlanAgreesWithSimulatorOnRandomLoads(t *testing.T) {
 		srv.Close()
 		plan := PlanRebalance(counts, th)
 		if plan.Needed != (err == nil) || !plan.Needed && !emqx.IsNothingToBalance(err) {
-			t.Fatalf("case %d: counts %+v thresholds %+v: plan needed=%v, EMQX said %v", i, counts, th, plan.Needed, err)
+			t.Fatalf(
+				"case %d: counts %+v thresholds %+v: plan needed=%v, EMQX said %v",
+				i,
+				counts,
+				th,
+				plan.Needed,
+				err,
+			)
 		}
 	}
 }
@@ -83,7 +105,12 @@ func TestRemaining(t *testing.T) {
 }
 
 func TestRatesWithin(t *testing.T) {
-	c, s, ok := RatesWithin(2*time.Minute, Waits{HealthCheck: 10 * time.Second, Takeover: 10 * time.Second}, 10000, 5000)
+	c, s, ok := RatesWithin(
+		2*time.Minute,
+		Waits{HealthCheck: 10 * time.Second, Takeover: 10 * time.Second},
+		10000,
+		5000,
+	)
 	if !ok || c != 200 || s != 100 {
 		t.Fatalf("rates %d %d %v, want 200 and 100 (50 s per phase)", c, s, ok)
 	}

@@ -65,8 +65,10 @@ func (p Progress) Summary() string {
 		s += fmt.Sprintf(" (about %v)", p.Left)
 	}
 	if p.Durable && p.Counted > p.Sessions {
-		s += fmt.Sprintf("; EMQX counts %d sessions: the cluster's disconnected durable sessions, which stay in durable storage",
-			p.Counted)
+		s += fmt.Sprintf(
+			"; EMQX counts %d sessions: the cluster's disconnected durable sessions, which stay in durable storage",
+			p.Counted,
+		)
 	}
 	return s
 }

@@ -8,8 +8,18 @@ import (
 )
 
 func TestProgressReadsTheEvacuationOnce(t *testing.T) {
-	ev := emqx.Evacuation{Node: "emqx@a", State: emqx.EvacuationEvictingConns, ConnectionEvictionRate: 100, SessionEvictionRate: 100,
-		Stats: emqx.Stats{InitialConnected: 1000, CurrentConnected: 834, InitialSessions: 1100, CurrentSessions: 1034}}
+	ev := emqx.Evacuation{
+		Node:                   "emqx@a",
+		State:                  emqx.EvacuationEvictingConns,
+		ConnectionEvictionRate: 100,
+		SessionEvictionRate:    100,
+		Stats: emqx.Stats{
+			InitialConnected: 1000,
+			CurrentConnected: 834,
+			InitialSessions:  1100,
+			CurrentSessions:  1034,
+		},
+	}
 	p := ProgressOf(ev, emqx.Node{}, DurableOff, Waits{Takeover: 10 * time.Second})
 	if p.Done || p.Moved() != 232 || p.Left != 9*time.Second+10*time.Second+11*time.Second {
 		t.Fatalf("progress %+v moved %d", p, p.Moved())

@@ -13,7 +13,12 @@ type Thresholds struct {
 }
 
 // DefaultThresholds are EMQX's.
-var DefaultThresholds = Thresholds{AbsConn: DefaultThreshold, AbsSess: DefaultThreshold, RelConn: DefaultRelative, RelSess: DefaultRelative}
+var DefaultThresholds = Thresholds{
+	AbsConn: DefaultThreshold,
+	AbsSess: DefaultThreshold,
+	RelConn: DefaultRelative,
+	RelSess: DefaultRelative,
+}
 
 // Count is one node's load as /api/v5/nodes reports it.
 type Count struct {
@@ -25,7 +30,12 @@ type Count struct {
 
 // CountOf reads a node's counts.
 func CountOf(n emqx.Node) Count {
-	return Count{Node: n.Node, Conns: n.LiveConnections, Sessions: n.Connections, Disconnected: max(0, n.Connections-n.LiveConnections)}
+	return Count{
+		Node:         n.Node,
+		Conns:        n.LiveConnections,
+		Sessions:     n.Connections,
+		Disconnected: max(0, n.Connections-n.LiveConnections),
+	}
 }
 
 // Within is EMQX's balance test: v <= goal + abs or v <= goal * rel.

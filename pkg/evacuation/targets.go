@@ -34,7 +34,12 @@ func Targets(nodes []emqx.Node, gs emqx.GlobalStatus, going map[string]bool) []s
 // Request is the evacuation request for a node: the rates and waits of settings (nil: EMQX's
 // defaults) and migrate_to = Targets(nodes, gs, going). An empty MigrateTo means that no node can
 // take the sessions: nothing to send.
-func Request(settings emqx.EvacuationRequest, nodes []emqx.Node, gs emqx.GlobalStatus, going map[string]bool) emqx.EvacuationRequest {
+func Request(
+	settings emqx.EvacuationRequest,
+	nodes []emqx.Node,
+	gs emqx.GlobalStatus,
+	going map[string]bool,
+) emqx.EvacuationRequest {
 	req := settings
 	req.MigrateTo = Targets(nodes, gs, going)
 	return req

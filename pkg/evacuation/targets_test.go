@@ -18,7 +18,9 @@ func TestTargetsAreTheNodesThatStayAndAreAvailable(t *testing.T) {
 	}
 	gs := emqx.GlobalStatus{
 		Evacuations: []emqx.Evacuation{{Node: "e@5"}},
-		Rebalances:  []emqx.Rebalance{{CoordinatorNode: "e@0", Donors: []string{"e@6"}, Recipients: []string{"e@0", "e@1"}}},
+		Rebalances: []emqx.Rebalance{
+			{CoordinatorNode: "e@0", Donors: []string{"e@6"}, Recipients: []string{"e@0", "e@1"}},
+		},
 	}
 	// A 3→1 scale-down of e@0..e@2 evacuating e@2: e@1 goes too.
 	got := Targets(nodes, gs, map[string]bool{"e@2": true, "e@1": true})
@@ -30,7 +32,12 @@ func TestTargetsAreTheNodesThatStayAndAreAvailable(t *testing.T) {
 	}
 	// The request keeps the settings and takes the targets.
 	rate := int64(7)
-	req := Request(emqx.EvacuationRequest{ConnEvictRate: &rate, MigrateTo: []string{"e@6"}}, nodes, gs, map[string]bool{"e@2": true, "e@1": true})
+	req := Request(
+		emqx.EvacuationRequest{ConnEvictRate: &rate, MigrateTo: []string{"e@6"}},
+		nodes,
+		gs,
+		map[string]bool{"e@2": true, "e@1": true},
+	)
 	if *req.ConnEvictRate != 7 || !slices.Equal(req.MigrateTo, []string{"e@0", "e@4"}) {
 		t.Fatalf("request %+v", req)
 	}

@@ -43,8 +43,12 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 		return EvacuateResult{}, err
 	}
 	defer t.Close()
-	res := EvacuateResult{Pod: e.Pod, Node: node.Node, Undo: fmt.Sprintf("kubectl emqx evacuate stop %s%s", e.Pod, t.NSFlag()),
-		Watch: "kubectl emqx status" + t.NSFlag()}
+	res := EvacuateResult{
+		Pod:   e.Pod,
+		Node:  node.Node,
+		Undo:  fmt.Sprintf("kubectl emqx evacuate stop %s%s", e.Pod, t.NSFlag()),
+		Watch: "kubectl emqx status" + t.NSFlag(),
+	}
 	g, err := t.Conn.GlobalStatus(ctx)
 	if err != nil {
 		return res, err
@@ -69,8 +73,13 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 	}
 	ev, err := waitEvacuated(ctx, e.Waiting, e.deadline(), t, r, []emqx.Node{node}, evacuation.WaitsOf(e.Request))
 	if err != nil {
-		return res, stillRunning(ctx, err, fmt.Sprintf("EMQX node %s is still evacuating (state %s); it goes on without this command. Undo with: %s",
-			printable(node.Node), printable(ev[node.Node].State), res.Undo), e.Timeout)
+		return res, stillRunning(
+			ctx,
+			err,
+			fmt.Sprintf("EMQX node %s is still evacuating (state %s); it goes on without this command. Undo with: %s",
+				printable(node.Node), printable(ev[node.Node].State), res.Undo),
+			e.Timeout,
+		)
 	}
 	res.Waited = true
 	if e.ThenDelete {
@@ -84,14 +93,23 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 
 // request builds EMQX's request, resolving MigrateTo pods to nodes. Without MigrateTo, the
 // sessions go to every node EMQX accepts as a target (evacuation.Targets).
-func (e Evacuate) request(ctx context.Context, t *Target, node emqx.Node, g emqx.GlobalStatus) (emqx.EvacuationRequest, error) {
+func (e Evacuate) request(
+	ctx context.Context,
+	t *Target,
+	node emqx.Node,
+	g emqx.GlobalStatus,
+) (emqx.EvacuationRequest, error) {
 	req := e.Request
 	if e.Within > 0 {
 		waits := evacuation.WaitsOf(req)
 		c, s, ok := evacuation.RatesWithin(e.Within, waits, node.LiveConnections, node.Connections)
 		if !ok {
-			return req, fmt.Errorf("--within %v leaves no time after the waits (%v health check + %v takeover); lower --wait-health-check/--wait-takeover or raise --within",
-				e.Within, waits.HealthCheck, waits.Takeover)
+			return req, fmt.Errorf(
+				"--within %v leaves no time after the waits (%v health check + %v takeover); lower --wait-health-check/--wait-takeover or raise --within",
+				e.Within,
+				waits.HealthCheck,
+				waits.Takeover,
+			)
 		}
 		req.ConnEvictRate, req.SessEvictRate = &c, &s
 	}
@@ -103,7 +121,10 @@ func (e Evacuate) request(ctx context.Context, t *Target, node emqx.Node, g emqx
 	available := planned.MigrateTo
 	if len(e.MigrateTo) == 0 {
 		if len(available) == 0 {
-			return req, fmt.Errorf("no other EMQX node can take the sessions of %s (EMQX takes only running nodes that are not evacuating and not a rebalance donor); scale up first", e.Pod)
+			return req, fmt.Errorf(
+				"no other EMQX node can take the sessions of %s (EMQX takes only running nodes that are not evacuating and not a rebalance donor); scale up first",
+				e.Pod,
+			)
 		}
 		return planned, nil
 	}
@@ -120,8 +141,11 @@ func (e Evacuate) request(ctx context.Context, t *Target, node emqx.Node, g emqx
 			for i, a := range available {
 				labels[i] = t.PodLabel(a)
 			}
-			return req, fmt.Errorf("--migrate-to %s: EMQX would refuse it (it takes only running nodes that are not evacuating and not a rebalance donor); choose among %s",
-				m, printable(strings.Join(labels, ", ")))
+			return req, fmt.Errorf(
+				"--migrate-to %s: EMQX would refuse it (it takes only running nodes that are not evacuating and not a rebalance donor); choose among %s",
+				m,
+				printable(strings.Join(labels, ", ")),
+			)
 		}
 		req.MigrateTo = append(req.MigrateTo, n.Node)
 	}

@@ -57,13 +57,23 @@ func direct(t *testing.T, conns ...int64) (Access, *emqxsim.Cluster) {
 	}
 	srv := httptest.NewServer(sim.Handler(node(0)))
 	t.Cleanup(srv.Close)
-	return Access{EMQX: cluster.Access{URL: srv.URL, Creds: emqx.Credentials{Username: "admin", Password: "public"}}}, sim
+	return Access{
+		EMQX: cluster.Access{URL: srv.URL, Creds: emqx.Credentials{Username: "admin", Password: "public"}},
+	}, sim
 }
 
 func TestEvacuateStartsWithTheTargetsEMQXAccepts(t *testing.T) {
 	a, sim := direct(t, 100, 100, 100)
 	r := &recorder{}
-	res, err := Evacuate{Pod: node(2), NoWait: true, Waiting: Waiting{Clock: clock.RealClock{}, Interval: time.Second}}.Run(context.Background(), a, r)
+	res, err := Evacuate{
+		Pod:     node(2),
+		NoWait:  true,
+		Waiting: Waiting{Clock: clock.RealClock{}, Interval: time.Second},
+	}.Run(
+		context.Background(),
+		a,
+		r,
+	)
 	if err != nil || res.Waited || res.Undo != "kubectl emqx evacuate stop "+node(2) {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -74,13 +84,24 @@ func TestEvacuateStartsWithTheTargetsEMQXAccepts(t *testing.T) {
 		t.Fatal("not evacuating")
 	}
 	// A second one cannot take emqx-2's node as a target, and --migrate-to names what EMQX takes.
-	_, err = Evacuate{Pod: node(1), MigrateTo: []string{node(2)}, NoWait: true, Waiting: Waiting{Clock: clock.RealClock{}, Interval: time.Second}}.Run(context.Background(), a, r)
-	if err == nil || !strings.Contains(err.Error(), "EMQX would refuse it") || !strings.Contains(err.Error(), "choose among "+node(0)) {
+	_, err = Evacuate{
+		Pod:       node(1),
+		MigrateTo: []string{node(2)},
+		NoWait:    true,
+		Waiting:   Waiting{Clock: clock.RealClock{}, Interval: time.Second},
+	}.Run(
+		context.Background(),
+		a,
+		r,
+	)
+	if err == nil || !strings.Contains(err.Error(), "EMQX would refuse it") ||
+		!strings.Contains(err.Error(), "choose among "+node(0)) {
 		t.Fatalf("got %v", err)
 	}
 	// Joining a running one starts nothing.
 	r.events = nil
-	if _, err := (Evacuate{Pod: node(2), NoWait: true}).Run(context.Background(), a, r); err != nil || strings.Join(r.events, ";") != "joined "+node(2) {
+	if _, err := (Evacuate{Pod: node(2), NoWait: true}).Run(context.Background(), a, r); err != nil ||
+		strings.Join(r.events, ";") != "joined "+node(2) {
 		t.Fatalf("%v %v", err, r.events)
 	}
 	if _, stopped, err := StopEvacuation(context.Background(), a, node(2)); err != nil || !stopped {
@@ -91,8 +112,16 @@ func TestEvacuateStartsWithTheTargetsEMQXAccepts(t *testing.T) {
 func TestRebalanceDryRunPlansAndStartsNothing(t *testing.T) {
 	a, sim := direct(t, 1500, 1500, 0)
 	r := &recorder{}
-	res, err := Rebalance{Thresholds: evacuation.Thresholds{AbsConn: 50, RelConn: 1.1, AbsSess: 50, RelSess: 1.1}, DryRun: true}.Run(context.Background(), a, r)
-	if err != nil || !res.Planned || res.Started || r.plan == nil || len(r.plan.Donors) != 2 || len(r.plan.Recipients) != 1 {
+	res, err := Rebalance{
+		Thresholds: evacuation.Thresholds{AbsConn: 50, RelConn: 1.1, AbsSess: 50, RelSess: 1.1},
+		DryRun:     true,
+	}.Run(
+		context.Background(),
+		a,
+		r,
+	)
+	if err != nil || !res.Planned || res.Started || r.plan == nil || len(r.plan.Donors) != 2 ||
+		len(r.plan.Recipients) != 1 {
 		t.Fatalf("%+v %v plan %+v", res, err, r.plan)
 	}
 	for _, n := range sim.Snapshot().Nodes {

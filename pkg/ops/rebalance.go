@@ -125,7 +125,14 @@ func (b Rebalance) connRate() int64 {
 }
 
 // watch follows the rebalance until it disappears from global_status, then judges the counts.
-func (b Rebalance) watch(ctx context.Context, t *Target, r Reporter, coord string, donors, recipients []string, res *RebalanceResult) error {
+func (b Rebalance) watch(
+	ctx context.Context,
+	t *Target,
+	r Reporter,
+	coord string,
+	donors, recipients []string,
+	res *RebalanceResult,
+) error {
 	err := Poll(ctx, b.Clock, b.Interval, b.deadline(), func() (bool, error) {
 		g, err := t.Conn.GlobalStatus(ctx)
 		if err != nil {
@@ -170,7 +177,12 @@ func (b Rebalance) watch(ctx context.Context, t *Target, r Reporter, coord strin
 }
 
 // participants are the Nodes given, or every running node that is not evacuating.
-func (b Rebalance) participants(ctx context.Context, t *Target, nodes []emqx.Node, g emqx.GlobalStatus) ([]emqx.Node, error) {
+func (b Rebalance) participants(
+	ctx context.Context,
+	t *Target,
+	nodes []emqx.Node,
+	g emqx.GlobalStatus,
+) ([]emqx.Node, error) {
 	if len(b.Nodes) > 0 {
 		var out []emqx.Node
 		for _, name := range b.Nodes {
@@ -189,7 +201,10 @@ func (b Rebalance) participants(ctx context.Context, t *Target, nodes []emqx.Nod
 		}
 	}
 	if len(out) < 2 {
-		return nil, fmt.Errorf("a rebalance needs at least two running nodes that are not evacuating; this cluster has %d", len(out))
+		return nil, fmt.Errorf(
+			"a rebalance needs at least two running nodes that are not evacuating; this cluster has %d",
+			len(out),
+		)
 	}
 	return out, nil
 }

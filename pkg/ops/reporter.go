@@ -19,7 +19,12 @@ type Reporter interface {
 	// Evacuations is the progress of the evacuations waited for, each time they are read.
 	Evacuations([]Evacuating)
 	// RebalancePlanned: who gives, who takes, what is expected to move. label names a node.
-	RebalancePlanned(p evacuation.Plan, thresholds evacuation.Thresholds, connRate int64, label func(node string) string)
+	RebalancePlanned(
+		p evacuation.Plan,
+		thresholds evacuation.Thresholds,
+		connRate int64,
+		label func(node string) string,
+	)
 	// RebalanceJoined and RebalanceStarted name the coordinator's pod.
 	RebalanceJoined(coordinator string)
 	RebalanceStarted(coordinator string)

@@ -41,13 +41,21 @@ type ScaleResult struct {
 func (s Scale) Run(ctx context.Context, a Access, r Reporter) (ScaleResult, error) {
 	sts, err := a.Kube.AppsV1().StatefulSets(a.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return ScaleResult{}, fmt.Errorf("statefulset %q not found in namespace %q; list EMQX clusters with: kubectl emqx status -n %s", s.Name, a.Namespace, a.Namespace)
+		return ScaleResult{}, fmt.Errorf(
+			"statefulset %q not found in namespace %q; list EMQX clusters with: kubectl emqx status -n %s",
+			s.Name,
+			a.Namespace,
+			a.Namespace,
+		)
 	}
 	if err != nil {
 		return ScaleResult{}, fmt.Errorf("get statefulset %q: %w", s.Name, err)
 	}
 	if !a.Matcher.Match(sts.Labels) && !a.Matcher.Match(sts.Spec.Template.Labels) {
-		return ScaleResult{}, fmt.Errorf("statefulset %q is not an EMQX StatefulSet (no app.kubernetes.io/name=emqx or apps.emqx.io/managed-by=emqx-operator label, nor one of --emqx-selector); scale it with kubectl scale", s.Name)
+		return ScaleResult{}, fmt.Errorf(
+			"statefulset %q is not an EMQX StatefulSet (no app.kubernetes.io/name=emqx or apps.emqx.io/managed-by=emqx-operator label, nor one of --emqx-selector); scale it with kubectl scale",
+			s.Name,
+		)
 	}
 	res := ScaleResult{From: cluster.Replicas(sts), To: s.Replicas}
 	switch {
@@ -92,7 +100,11 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 	// or a rebalance donor (EMQX would answer "Nodes unavailable").
 	req := evacuation.Request(s.Request, nodes, g, isVictim)
 	if len(evacuate) > 0 && len(req.MigrateTo) == 0 {
-		return fmt.Errorf("scaling %s to %d leaves no EMQX node that can take the sessions (running, not evacuating, not a rebalance donor); scale to at least 1 first, or wait for the evacuation or rebalance under way", s.Name, s.Replicas)
+		return fmt.Errorf(
+			"scaling %s to %d leaves no EMQX node that can take the sessions (running, not evacuating, not a rebalance donor); scale to at least 1 first, or wait for the evacuation or rebalance under way",
+			s.Name,
+			s.Replicas,
+		)
 	}
 	for _, n := range evacuate {
 		if _, running := g.Evacuation(n.Node); running {
@@ -105,8 +117,16 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 	}
 	deadline := s.deadline()
 	if _, err := waitEvacuated(ctx, s.Waiting, deadline, t, r, evacuate, evacuation.WaitsOf(s.Request)); err != nil {
-		return stillRunning(ctx, err, fmt.Sprintf("the replicas are unchanged and %s still evacuating; reopen with: kubectl emqx evacuate stop POD -n %s",
-			strings.Join(gone, ", "), a.Namespace), s.Timeout)
+		return stillRunning(
+			ctx,
+			err,
+			fmt.Sprintf(
+				"the replicas are unchanged and %s still evacuating; reopen with: kubectl emqx evacuate stop POD -n %s",
+				strings.Join(gone, ", "),
+				a.Namespace,
+			),
+			s.Timeout,
+		)
 	}
 	if err := s.setReplicas(ctx, a); err != nil {
 		return err
@@ -130,7 +150,10 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 }
 
 func (s Scale) setReplicas(ctx context.Context, a Access) error {
-	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: a.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: s.Replicas}}
+	scale := &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: a.Namespace},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: s.Replicas},
+	}
 	if _, err := a.Kube.AppsV1().StatefulSets(a.Namespace).UpdateScale(ctx, s.Name, scale, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("scale statefulset %s to %d: %w", s.Name, s.Replicas, err)
 	}
@@ -171,7 +194,17 @@ func (s Scale) up(ctx context.Context, a Access, r Reporter, sts *appsv1.Statefu
 		return true, nil
 	})
 	if err != nil {
-		return stillRunning(ctx, err, fmt.Sprintf("statefulset %s was scaled to %d but %s are not all running EMQX nodes yet", s.Name, s.Replicas, strings.Join(added, ", ")), s.Timeout)
+		return stillRunning(
+			ctx,
+			err,
+			fmt.Sprintf(
+				"statefulset %s was scaled to %d but %s are not all running EMQX nodes yet",
+				s.Name,
+				s.Replicas,
+				strings.Join(added, ", "),
+			),
+			s.Timeout,
+		)
 	}
 	g, err := t.Conn.GlobalStatus(ctx)
 	if err != nil {
@@ -180,7 +213,11 @@ func (s Scale) up(ctx context.Context, a Access, r Reporter, sts *appsv1.Statefu
 	for _, n := range fresh {
 		if _, stale := g.Evacuation(n.Node); stale {
 			if err := t.Conn.StopEvacuation(ctx, n.Node); err != nil && !emqx.IsNotStarted(err) {
-				return fmt.Errorf("%s came back with an evacuation persisted on its volume; reopening it failed: %w", t.PodLabel(n.Node), err)
+				return fmt.Errorf(
+					"%s came back with an evacuation persisted on its volume; reopening it failed: %w",
+					t.PodLabel(n.Node),
+					err,
+				)
 			}
 			r.EvacuationReopened(t.PodLabel(n.Node))
 		}

@@ -66,7 +66,11 @@ func (a Access) Pod(ctx context.Context, pod string) (*Target, emqx.Node, error)
 	return t, node, nil
 }
 
-func (a Access) connect(ctx context.Context, find func(context.Context) (*cluster.Cluster, error), avoid ...string) (*Target, error) {
+func (a Access) connect(
+	ctx context.Context,
+	find func(context.Context) (*cluster.Cluster, error),
+	avoid ...string,
+) (*Target, error) {
 	t := &Target{Namespace: a.Namespace, Matcher: a.Matcher, Kube: a.Kube}
 	var err error
 	if a.Kube != nil {
@@ -95,15 +99,29 @@ func (t *Target) NodeAmong(ctx context.Context, nodes []emqx.Node, pod string) (
 		if n, ok := cluster.NodeByName(nodes, pod); ok && n.Running() {
 			return n, nil
 		}
-		return emqx.Node{}, fmt.Errorf("no running EMQX node %q at %s; list nodes with: kubectl emqx status --emqx-url %s", pod, t.Conn.Via, t.Conn.Via)
+		return emqx.Node{}, fmt.Errorf(
+			"no running EMQX node %q at %s; list nodes with: kubectl emqx status --emqx-url %s",
+			pod,
+			t.Conn.Via,
+			t.Conn.Via,
+		)
 	}
 	p, ok := t.Cluster.Pod(pod)
 	if !ok {
-		return emqx.Node{}, fmt.Errorf("pod %q is not part of EMQX cluster %q; list its pods with: kubectl emqx status -n %s", pod, t.Cluster.Name, t.Namespace)
+		return emqx.Node{}, fmt.Errorf(
+			"pod %q is not part of EMQX cluster %q; list its pods with: kubectl emqx status -n %s",
+			pod,
+			t.Cluster.Name,
+			t.Namespace,
+		)
 	}
 	n, ok := t.NodeOfPod(ctx, nodes, p)
 	if !ok || !n.Running() {
-		return emqx.Node{}, fmt.Errorf("pod %q has no running EMQX node (not started, or not part of the cluster yet); check: kubectl emqx status -n %s", pod, t.Namespace)
+		return emqx.Node{}, fmt.Errorf(
+			"pod %q has no running EMQX node (not started, or not part of the cluster yet); check: kubectl emqx status -n %s",
+			pod,
+			t.Namespace,
+		)
 	}
 	return n, nil
 }

@@ -31,7 +31,13 @@ func (w Waiting) deadline() time.Time {
 
 // Poll calls fn every interval until it returns done, an error, or ctx ends; past deadline (on
 // clk; zero: none) it returns context.DeadlineExceeded.
-func Poll(ctx context.Context, clk clock.WithTicker, interval time.Duration, deadline time.Time, fn func() (bool, error)) error {
+func Poll(
+	ctx context.Context,
+	clk clock.WithTicker,
+	interval time.Duration,
+	deadline time.Time,
+	fn func() (bool, error),
+) error {
 	tick := clk.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -71,7 +77,15 @@ type Evacuating struct {
 // waitEvacuated polls global_status until every node's evacuation is done, reporting progress. It
 // returns the last evacuation seen of each node. Where sessions may be durable (5.8+), EMQX's own
 // count may never reach 0, and the node list is read too: the node's own channels decide.
-func waitEvacuated(ctx context.Context, w Waiting, deadline time.Time, t *Target, r Reporter, nodes []emqx.Node, waits evacuation.Waits) (map[string]emqx.Evacuation, error) {
+func waitEvacuated(
+	ctx context.Context,
+	w Waiting,
+	deadline time.Time,
+	t *Target,
+	r Reporter,
+	nodes []emqx.Node,
+	waits evacuation.Waits,
+) (map[string]emqx.Evacuation, error) {
 	last := map[string]emqx.Evacuation{}
 	durable, err := evacuation.AskDurability(ctx, t.Conn, nodes[0].Version)
 	if err != nil {
@@ -93,7 +107,10 @@ func waitEvacuated(ctx context.Context, w Waiting, deadline time.Time, t *Target
 		for _, n := range nodes {
 			ev, ok := gs.Evacuation(n.Node)
 			if !ok {
-				return false, fmt.Errorf("the evacuation of %s is gone: someone stopped it, or the node restarted without its data", printable(n.Node))
+				return false, fmt.Errorf(
+					"the evacuation of %s is gone: someone stopped it, or the node restarted without its data",
+					printable(n.Node),
+				)
 			}
 			last[n.Node] = ev
 			now, _ := cluster.NodeByName(listed, n.Node)

@@ -93,7 +93,8 @@ func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod, durable ev
 		}
 		if p, ok := cluster.PodOfNode(pods, n.Node); ok {
 			row.Pod = p.Name
-			if strings.HasPrefix(row.State, "evacuation ") && strings.HasSuffix(p.Annotations[cluster.AnnSessionsLeft], cluster.StalledSuffix) {
+			if strings.HasPrefix(row.State, "evacuation ") &&
+				strings.HasSuffix(p.Annotations[cluster.AnnSessionsLeft], cluster.StalledSuffix) {
 				row.State += " (stalled)" // emqx-webhook found its session count unmoved for --stall-after
 			}
 			ready := cluster.Ready(p)

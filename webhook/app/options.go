@@ -79,7 +79,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory of tls.crt and tls.key")
 	fs.StringVar(&o.TLSMode, "tls", o.TLSMode, "self-signed: the built-in rotator issues the certificate and "+
 		"injects the CA; files: cert-dir is provided (cert-manager)")
-	fs.StringVar(&o.TLSSecret, "tls-secret", o.TLSSecret, "Secret holding the self-signed CA and certificate, shared by the replicas")
+	fs.StringVar(
+		&o.TLSSecret,
+		"tls-secret",
+		o.TLSSecret,
+		"Secret holding the self-signed CA and certificate, shared by the replicas",
+	)
 	fs.StringArrayVar(&o.DNSNames, "tls-dns-name", o.DNSNames, "DNS name of the serving certificate "+
 		"(repeatable; default emqx-webhook.<namespace>.svc)")
 	fs.StringArrayVar(&o.IPs, "tls-ip", o.IPs, "IP address of the serving certificate (repeatable)")
@@ -92,10 +97,20 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"the self-signed rotator keeps current")
 	fs.StringVar(&o.MutatingConfig, "mutating-webhook-config", o.MutatingConfig, "MutatingWebhookConfiguration "+
 		"(the routing gate) whose caBundle the self-signed rotator keeps current")
-	fs.BoolVar(&o.RoutingGate, "routing-gate", o.RoutingGate, "add the readiness gate "+string(webhook.ConditionServing)+
-		" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate)
-	fs.DurationVar(&o.AccessInterval, "access-check-interval", o.AccessInterval, "how often the webhook checks that it "+
-		"can authenticate to each EMQX cluster (new clusters within a minute)")
+	fs.BoolVar(
+		&o.RoutingGate,
+		"routing-gate",
+		o.RoutingGate,
+		"add the readiness gate "+string(webhook.ConditionServing)+
+			" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate,
+	)
+	fs.DurationVar(
+		&o.AccessInterval,
+		"access-check-interval",
+		o.AccessInterval,
+		"how often the webhook checks that it "+
+			"can authenticate to each EMQX cluster (new clusters within a minute)",
+	)
 	fs.BoolVar(&o.AutoRebalance, "auto-rebalance", o.AutoRebalance, "rebalance every EMQX cluster automatically after "+
 		"its membership changes, not only StatefulSets annotated "+webhook.AnnRebalance+"=auto")
 	fs.DurationVar(&o.Cooldown, "rebalance-cooldown", o.Cooldown, "how long a cluster's membership must be stable "+
@@ -169,7 +184,10 @@ func (o *Options) Complete() error {
 		}
 	}
 	if len(o.DNSNames) == 0 {
-		o.DNSNames = []string{"emqx-webhook." + o.Namespace + ".svc", "emqx-webhook." + o.Namespace + ".svc.cluster.local"}
+		o.DNSNames = []string{
+			"emqx-webhook." + o.Namespace + ".svc",
+			"emqx-webhook." + o.Namespace + ".svc.cluster.local",
+		}
 	}
 	m, err := cluster.NewMatcher(o.Selector)
 	if err != nil {
@@ -191,13 +209,17 @@ func (o *Options) Validate() error {
 	c := o.Decisions
 	switch {
 	case o.Namespace == "":
-		return errors.New("--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there")
+		return errors.New(
+			"--namespace (or POD_NAMESPACE) is required: the webhook keeps its certificate and lease there",
+		)
 	case o.TLSMode != "self-signed" && o.TLSMode != "files":
 		return fmt.Errorf("--tls must be self-signed or files, not %q", o.TLSMode)
 	case slices.ContainsFunc(o.Watch, func(ns string) bool { return len(validation.IsDNS1123Label(ns)) > 0 }):
 		return fmt.Errorf("--watch-namespace takes namespace names, not %q", strings.Join(o.Watch, ","))
 	case o.ClientCA == "" && len(o.ClientNames) > 0:
-		return errors.New("--client-cert-name needs --client-ca-file: the names are checked on certificates that CA signed")
+		return errors.New(
+			"--client-cert-name needs --client-ca-file: the names are checked on certificates that CA signed",
+		)
 	case o.Cooldown < time.Second:
 		return errors.New("--rebalance-cooldown must be at least 1s")
 	case o.AccessInterval < time.Minute:

@@ -39,7 +39,13 @@ func TestMetricsAreSecureByDefaultAndPlainOnlyOnLoopback(t *testing.T) {
 		}
 		m := o.metricsOptions()
 		if m.BindAddress != tc.addr || m.SecureServing != tc.secure || (m.FilterProvider != nil) != tc.secure {
-			t.Errorf("%v: address %q secure %v filter %v", tc.args, m.BindAddress, m.SecureServing, m.FilterProvider != nil)
+			t.Errorf(
+				"%v: address %q secure %v filter %v",
+				tc.args,
+				m.BindAddress,
+				m.SecureServing,
+				m.FilterProvider != nil,
+			)
 		}
 	}
 }
@@ -89,7 +95,17 @@ func TestWatchNamespacesNarrowTheCache(t *testing.T) {
 // The log level is a flag (controller-runtime's zap options), and an empty value turns client
 // authentication off again (as the e2e does after the default).
 func TestLogLevelAndClientAuthFlags(t *testing.T) {
-	o, err := parse([]string{"--namespace", "emqx-webhook", "--zap-log-level", "debug", "--client-ca-file", "x", "--client-ca-file="})
+	o, err := parse(
+		[]string{
+			"--namespace",
+			"emqx-webhook",
+			"--zap-log-level",
+			"debug",
+			"--client-ca-file",
+			"x",
+			"--client-ca-file=",
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,12 @@ func restConfig(path string) (*rest.Config, error) {
 
 // rotator is the self-signed certificate rotator (nil with --tls=files), its certificate made
 // before the webhook server starts.
-func (o *Options) rotator(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, log logr.Logger) (*certs.Rotator, error) {
+func (o *Options) rotator(
+	ctx context.Context,
+	cfg *rest.Config,
+	kube kubernetes.Interface,
+	log logr.Logger,
+) (*certs.Rotator, error) {
 	if o.TLSMode != "self-signed" {
 		return nil, nil
 	}
@@ -117,10 +122,22 @@ func (o *Options) rotator(ctx context.Context, cfg *rest.Config, kube kubernetes
 	for _, s := range o.IPs {
 		ips = append(ips, net.ParseIP(s)) // Validate checked them
 	}
-	rot := &certs.Rotator{Kube: kube, Dynamic: dyn, APIServices: apiServices, Namespace: o.Namespace, SecretName: o.TLSSecret,
-		DNSNames: o.DNSNames, IPs: ips, CertDir: o.CertDir, ValidatingWebhooks: []string{o.WebhookConfig},
-		MutatingWebhooks: []string{o.MutatingConfig}, Validity: 365 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour,
-		Clock: clock.RealClock{}, Log: log.WithName("certs")}
+	rot := &certs.Rotator{
+		Kube:               kube,
+		Dynamic:            dyn,
+		APIServices:        apiServices,
+		Namespace:          o.Namespace,
+		SecretName:         o.TLSSecret,
+		DNSNames:           o.DNSNames,
+		IPs:                ips,
+		CertDir:            o.CertDir,
+		ValidatingWebhooks: []string{o.WebhookConfig},
+		MutatingWebhooks:   []string{o.MutatingConfig},
+		Validity:           365 * 24 * time.Hour,
+		RenewBefore:        30 * 24 * time.Hour,
+		Clock:              clock.RealClock{},
+		Log:                log.WithName("certs"),
+	}
 	if err := rot.Ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -166,7 +183,12 @@ func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, kube kub
 	if err := (&webhook.Controller{Gate: gate, Poll: o.ControllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	membership := &webhook.Membership{Gate: gate, Poll: 15 * time.Second, AutoRebalance: o.AutoRebalance, Cooldown: o.Cooldown}
+	membership := &webhook.Membership{
+		Gate:          gate,
+		Poll:          15 * time.Second,
+		AutoRebalance: o.AutoRebalance,
+		Cooldown:      o.Cooldown,
+	}
 	if err := membership.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("membership controller: %w", err)
 	}

@@ -54,7 +54,12 @@ func (p *Provider) ListAllMetrics() []provider.CustomMetricInfo {
 }
 
 // GetMetricByName implements provider.CustomMetricsProvider.
-func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedName, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
+func (p *Provider) GetMetricByName(
+	ctx context.Context,
+	name types.NamespacedName,
+	info provider.CustomMetricInfo,
+	metricSelector labels.Selector,
+) (*custom_metrics.MetricValue, error) {
 	if err := check(info, metricSelector); err != nil {
 		return nil, err
 	}
@@ -70,7 +75,13 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 }
 
 // GetMetricBySelector implements provider.CustomMetricsProvider.
-func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
+func (p *Provider) GetMetricBySelector(
+	ctx context.Context,
+	namespace string,
+	selector labels.Selector,
+	info provider.CustomMetricInfo,
+	metricSelector labels.Selector,
+) (*custom_metrics.MetricValueList, error) {
 	if err := check(info, metricSelector); err != nil {
 		return nil, err
 	}
@@ -145,9 +156,14 @@ func value(pod *corev1.Pod, metric string, n emqx.Node, at metav1.Time) custom_m
 		v = n.Connections
 	}
 	return custom_metrics.MetricValue{
-		DescribedObject: custom_metrics.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name},
-		Metric:          custom_metrics.MetricIdentifier{Name: metric},
-		Timestamp:       at,
-		Value:           *resource.NewQuantity(v, resource.DecimalSI),
+		DescribedObject: custom_metrics.ObjectReference{
+			Kind:       "Pod",
+			APIVersion: "v1",
+			Namespace:  pod.Namespace,
+			Name:       pod.Name,
+		},
+		Metric:    custom_metrics.MetricIdentifier{Name: metric},
+		Timestamp: at,
+		Value:     *resource.NewQuantity(v, resource.DecimalSI),
 	}
 }

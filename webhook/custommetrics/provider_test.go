@@ -66,7 +66,13 @@ func newProvider(conn *connector, pods ...*corev1.Pod) *Provider {
 	for _, p := range pods {
 		b = b.WithObjects(p)
 	}
-	return &Provider{Reader: b.Build(), Kube: kubefake.NewClientset(), EMQX: conn, Clock: clocktesting.NewFakeClock(at), Log: logr.Discard()}
+	return &Provider{
+		Reader: b.Build(),
+		Kube:   kubefake.NewClientset(),
+		EMQX:   conn,
+		Clock:  clocktesting.NewFakeClock(at),
+		Log:    logr.Discard(),
+	}
 }
 
 func info(metric string) provider.CustomMetricInfo {
@@ -93,7 +99,13 @@ func TestConnectionsPerPod(t *testing.T) {
 		pod("emqx-3", "emqx", "", corev1.PodPending),
 		pod("broken-0", "broken", "198.18.1.3", corev1.PodRunning),
 		other)
-	list, err := p.GetMetricBySelector(context.Background(), "mqtt", labels.Everything(), info(LiveConnections), labels.Everything())
+	list, err := p.GetMetricBySelector(
+		context.Background(),
+		"mqtt",
+		labels.Everything(),
+		info(LiveConnections),
+		labels.Everything(),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +122,12 @@ func TestConnectionsPerPod(t *testing.T) {
 	if conn.forgotten != 1 {
 		t.Fatalf("the failing cluster's connection was forgotten %d times, want 1", conn.forgotten)
 	}
-	one, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "mqtt", Name: "emqx-0"}, info(Connections), labels.Everything())
+	one, err := p.GetMetricByName(
+		context.Background(),
+		types.NamespacedName{Namespace: "mqtt", Name: "emqx-0"},
+		info(Connections),
+		labels.Everything(),
+	)
 	if err != nil || one.Value.Value() != 1500 {
 		t.Fatalf("emqx_connections of emqx-0: %v %v, want 1500", one, err)
 	}

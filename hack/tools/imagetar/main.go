@@ -80,7 +80,9 @@ func run(args []string) error {
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture, cfg.Created = osName, arch, v1.Time{Time: epoch}
 	cfg.Config = v1.Config{User: "65532:65532", Entrypoint: []string{"/" + *as}, WorkingDir: "/",
-		Env: []string{"PATH=/"}, Labels: map[string]string{"org.opencontainers.image.source": "https://github.com/kubectl-emqx/kubectl-emqx"}}
+		Env: []string{
+			"PATH=/",
+		}, Labels: map[string]string{"org.opencontainers.image.source": "https://github.com/kubectl-emqx/kubectl-emqx"}}
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
 	}
@@ -112,11 +114,22 @@ func files(name string, bin []byte) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	add := func(name string, mode int64, body []byte) {
-		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body)), ModTime: epoch, Typeflag: tar.TypeReg, Format: tar.FormatPAX})
+		_ = tw.WriteHeader(
+			&tar.Header{
+				Name:     name,
+				Mode:     mode,
+				Size:     int64(len(body)),
+				ModTime:  epoch,
+				Typeflag: tar.TypeReg,
+				Format:   tar.FormatPAX,
+			},
+		)
 		_, _ = tw.Write(body)
 	}
 	dir := func(name string) {
-		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, ModTime: epoch, Typeflag: tar.TypeDir, Format: tar.FormatPAX})
+		_ = tw.WriteHeader(
+			&tar.Header{Name: name, Mode: 0o755, ModTime: epoch, Typeflag: tar.TypeDir, Format: tar.FormatPAX},
+		)
 	}
 	dir("etc/")
 	add("etc/passwd", 0o644, []byte("nonroot:x:65532:65532:nonroot:/:/sbin/nologin\n"))

@@ -93,8 +93,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
-	f := &Follower{opts: o, cs: cs, dyn: dyn, ctx: ctx, clusters: map[string]*simCluster{}, pods: map[types.UID]*podNode{},
-		probes: map[types.UID]*podProbes{}}
+	f := &Follower{
+		opts:     o,
+		cs:       cs,
+		dyn:      dyn,
+		ctx:      ctx,
+		clusters: map[string]*simCluster{},
+		pods:     map[types.UID]*podNode{},
+		probes:   map[types.UID]*podProbes{},
+	}
 	defer f.shutdown()
 
 	if o.Admin != "" {
@@ -186,7 +193,12 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 	if cluster.HardenedLoopback(env) && emqx.MayHave(Release(pod), emqx.Version.HasHardenedProfile) {
 		// The dashboard listens on the pod's loopback only: nothing outside the pod reaches it.
 		f.pods[pod.UID] = rec
-		f.opts.Log("pod %s: node %s (%s), its API on the pod's 127.0.0.1 only (hardened profile)", describe(pod), name, nc.Role)
+		f.opts.Log(
+			"pod %s: node %s (%s), its API on the pod's 127.0.0.1 only (hardened profile)",
+			describe(pod),
+			name,
+			nc.Role,
+		)
 		return rec, nil
 	}
 	var addrs []string
@@ -267,7 +279,9 @@ func (f *Follower) ensurePortForward(pod *corev1.Pod) {
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
 		"metadata": map[string]any{
 			"name": pod.Name, "namespace": pod.Namespace,
-			"ownerReferences": []any{map[string]any{"apiVersion": "v1", "kind": "Pod", "name": pod.Name, "uid": string(pod.UID)}},
+			"ownerReferences": []any{
+				map[string]any{"apiVersion": "v1", "kind": "Pod", "name": pod.Name, "uid": string(pod.UID)},
+			},
 		},
 		"spec": map[string]any{"forwards": []any{map[string]any{
 			"ports":  []any{int64(f.opts.Port)},
@@ -352,7 +366,8 @@ func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sc == nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(map[string]any{"code": "SIM_ERROR", "message": "name a cluster with ?cluster=NAMESPACE/INSTANCE", "clusters": keys})
+		_ = json.NewEncoder(w).
+			Encode(map[string]any{"code": "SIM_ERROR", "message": "name a cluster with ?cluster=NAMESPACE/INSTANCE", "clusters": keys})
 		return
 	}
 	sc.c.SimHandler().ServeHTTP(w, r)

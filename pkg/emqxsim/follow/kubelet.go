@@ -120,7 +120,8 @@ func (f *Follower) syncReadiness(ctx context.Context, pod *corev1.Pod) {
 	gates := true
 	for _, g := range pod.Spec.ReadinessGates {
 		val := condition(pod, g.ConditionType) == corev1.ConditionTrue
-		if g.ConditionType == OperatorGate && !f.opts.NoOperatorGate && pod.Labels["apps.emqx.io/managed-by"] == "emqx-operator" {
+		if g.ConditionType == OperatorGate && !f.opts.NoOperatorGate &&
+			pod.Labels["apps.emqx.io/managed-by"] == "emqx-operator" {
 			// The operator looks only once the containers are ready.
 			if containersReady {
 				val = available(ctx, pod, f.opts.Port)
@@ -139,7 +140,10 @@ func (f *Follower) syncReadiness(ctx context.Context, pod *corev1.Pod) {
 			status = corev1.ConditionTrue
 		}
 		if condition(pod, typ) != status {
-			changed = append(changed, corev1.PodCondition{Type: typ, Status: status, LastTransitionTime: metav1.NewTime(now)})
+			changed = append(
+				changed,
+				corev1.PodCondition{Type: typ, Status: status, LastTransitionTime: metav1.NewTime(now)},
+			)
 		}
 	}
 	if len(changed) == 0 {
@@ -180,7 +184,12 @@ func probe(ctx context.Context, pod *corev1.Pod, c *corev1.Container, p *corev1.
 		if p.HTTPGet.Scheme == corev1.URISchemeHTTPS {
 			scheme = "https"
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), p.HTTPGet.Path), nil)
+		req, err := http.NewRequestWithContext(
+			ctx,
+			http.MethodGet,
+			fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), p.HTTPGet.Path),
+			nil,
+		)
 		if err != nil {
 			return false
 		}
@@ -225,7 +234,10 @@ func containerPort(c *corev1.Container, port intstr.IntOrString) (int, bool) {
 func available(ctx context.Context, pod *corev1.Pod, port int) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	url := fmt.Sprintf("http://%s/api/v5/load_rebalance/availability_check", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)))
+	url := fmt.Sprintf(
+		"http://%s/api/v5/load_rebalance/availability_check",
+		net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)),
+	)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false

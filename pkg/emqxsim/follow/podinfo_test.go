@@ -75,9 +75,30 @@ func TestNodeNamesOfHelmAndOperatorPods(t *testing.T) {
 		apiKeys  int
 		password string
 	}{
-		{podOf(helm.Spec.Template, "emqx-2", "198.18.1.7"), "emqx@emqx-2.emqx-headless.mqtt.svc.cluster.local", "core", "mqtt/emqx", 0, "kemqx-dashboard-pw"},
-		{podOf(core.Spec.Template, "emqx-core-5d4b8c7f9-0", "198.18.2.3"), "emqx@emqx-core-5d4b8c7f9-0.emqx-headless.mqtt.svc.cluster.local", "core", "mqtt/emqx", 1, "public"},
-		{podOf(repl.Spec.Template, "emqx-replicant-7c9f6d5b4-x2kz9", "198.18.3.9"), "emqx@198.18.3.9", "replicant", "mqtt/emqx", 1, "public"},
+		{
+			podOf(helm.Spec.Template, "emqx-2", "198.18.1.7"),
+			"emqx@emqx-2.emqx-headless.mqtt.svc.cluster.local",
+			"core",
+			"mqtt/emqx",
+			0,
+			"kemqx-dashboard-pw",
+		},
+		{
+			podOf(core.Spec.Template, "emqx-core-5d4b8c7f9-0", "198.18.2.3"),
+			"emqx@emqx-core-5d4b8c7f9-0.emqx-headless.mqtt.svc.cluster.local",
+			"core",
+			"mqtt/emqx",
+			1,
+			"public",
+		},
+		{
+			podOf(repl.Spec.Template, "emqx-replicant-7c9f6d5b4-x2kz9", "198.18.3.9"),
+			"emqx@198.18.3.9",
+			"replicant",
+			"mqtt/emqx",
+			1,
+			"public",
+		},
 	}
 	for _, tc := range cases {
 		env := cluster.Env(tc.pod, secrets)
@@ -162,15 +183,23 @@ func TestReleaseFromTheImageTag(t *testing.T) {
 func TestDashboardHTTPSListenerFromTheEnvironment(t *testing.T) {
 	crt, key := selfSigned(t)
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
-		Containers: []corev1.Container{{Name: "emqx", VolumeMounts: []corev1.VolumeMount{{Name: "tls", MountPath: "/opt/emqx/etc/tls"}}}},
-		Volumes:    []corev1.Volume{{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "dash"}}}}}}
+		Containers: []corev1.Container{
+			{Name: "emqx", VolumeMounts: []corev1.VolumeMount{{Name: "tls", MountPath: "/opt/emqx/etc/tls"}}},
+		},
+		Volumes: []corev1.Volume{
+			{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "dash"}}},
+		}}}
 	src := cluster.Sources{Secret: func(name string) (map[string][]byte, bool) {
 		return map[string][]byte{"tls.crt": crt, "tls.key": key}, name == "dash"
 	}}
-	env := map[string]string{"EMQX_DASHBOARD__LISTENERS__HTTPS__ENABLE": "true", "EMQX_DASHBOARD__LISTENERS__HTTPS__BIND": "0.0.0.0:18085",
+	env := map[string]string{
+		"EMQX_DASHBOARD__LISTENERS__HTTPS__ENABLE":                "true",
+		"EMQX_DASHBOARD__LISTENERS__HTTPS__BIND":                  "0.0.0.0:18085",
 		"EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__CERTFILE": "/opt/emqx/etc/tls/tls.crt",
-		"EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__KEYFILE":  "/opt/emqx/etc/tls/tls.key"}
-	if port, cfg, err := DashboardHTTPS(pod, env, src); err != nil || port != 18085 || cfg == nil || len(cfg.Certificates) != 1 {
+		"EMQX_DASHBOARD__LISTENERS__HTTPS__SSL_OPTIONS__KEYFILE":  "/opt/emqx/etc/tls/tls.key",
+	}
+	if port, cfg, err := DashboardHTTPS(pod, env, src); err != nil || port != 18085 || cfg == nil ||
+		len(cfg.Certificates) != 1 {
 		t.Fatalf("enabled: port %d, config %v, %v", port, cfg != nil, err)
 	}
 	off := map[string]string{}
@@ -183,7 +212,8 @@ func TestDashboardHTTPSListenerFromTheEnvironment(t *testing.T) {
 	if _, _, err := DashboardHTTPS(pod, env, src); err == nil || !strings.Contains(err.Error(), "in no Secret volume") {
 		t.Fatalf("a key file in no Secret volume: %v", err)
 	}
-	if !DashboardHTTP(map[string]string{}) || DashboardHTTP(map[string]string{"EMQX_DASHBOARD__LISTENERS__HTTP__ENABLE": "false"}) {
+	if !DashboardHTTP(map[string]string{}) ||
+		DashboardHTTP(map[string]string{"EMQX_DASHBOARD__LISTENERS__HTTP__ENABLE": "false"}) {
 		t.Fatal("dashboard.listeners.http.enable")
 	}
 }
@@ -194,11 +224,20 @@ func selfSigned(t *testing.T) (crt, key []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "emqx"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "emqx"},
+		NotBefore:    time.Now(),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kb, _ := x509.MarshalECPrivateKey(k)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	return pem.EncodeToMemory(
+			&pem.Block{Type: "CERTIFICATE", Bytes: der},
+		), pem.EncodeToMemory(
+			&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb},
+		)
 }

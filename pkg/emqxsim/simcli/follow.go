@@ -32,11 +32,20 @@ func ParseFollow(args []string, stderr io.Writer) (*FollowOptions, error) {
 	var selectors multi
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster to follow")
 	fs.StringVar(&o.Namespace, "namespace", "", "namespace to watch (default: all)")
-	fs.Var(&selectors, "selector", "label selector of EMQX pods (repeatable; default: the Helm chart's and emqx-operator's)")
+	fs.Var(
+		&selectors,
+		"selector",
+		"label selector of EMQX pods (repeatable; default: the Helm chart's and emqx-operator's)",
+	)
 	fs.StringVar(&o.NetNS, "netns", "", "network namespace that owns the pod IPs (hack/cluster-up.sh makes \"kemqx\")")
 	fs.IntVar(&o.Port, "port", 18083, "dashboard port each node serves on its pod IP")
 	fs.StringVar(&o.Admin, "admin", "127.0.0.1:18999", "address of the simulator-only API (/sim/v1)")
-	fs.StringVar(&o.DataRoot, "data-dir", "", "where nodes keep the data of their persistent volumes (default: a temporary directory)")
+	fs.StringVar(
+		&o.DataRoot,
+		"data-dir",
+		"",
+		"where nodes keep the data of their persistent volumes (default: a temporary directory)",
+	)
 	fs.Float64Var(&o.TimeScale, "time-scale", 1, "simulated seconds per real second")
 	fs.Func("api-key", "API key KEY:SECRET[:ROLE] every cluster accepts (repeatable)", func(v string) error {
 		keys := cluster.ParseBootstrapFile(v)
@@ -46,9 +55,19 @@ func ParseFollow(args []string, stderr io.Writer) (*FollowOptions, error) {
 		o.APIKeys = append(o.APIKeys, emqxsim.APIKey{Key: keys[0].Key, Secret: keys[0].Secret, Role: keys[0].Role})
 		return nil
 	})
-	fs.BoolVar(&o.NoOperatorGate, "no-operator-gate", false, "leave emqx-operator's readiness gate apps.emqx.io/on-serving to a real emqx-operator")
+	fs.BoolVar(
+		&o.NoOperatorGate,
+		"no-operator-gate",
+		false,
+		"leave emqx-operator's readiness gate apps.emqx.io/on-serving to a real emqx-operator",
+	)
 	fs.Float64Var(&o.Reconnect.Share, "reconnect-share", 1, "share of evicted clients that reconnect (0..1)")
-	fs.DurationVar(&o.Reconnect.Delay, "reconnect-delay", time.Second, "simulated delay before evicted clients reconnect")
+	fs.DurationVar(
+		&o.Reconnect.Delay,
+		"reconnect-delay",
+		time.Second,
+		"simulated delay before evicted clients reconnect",
+	)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -69,7 +69,12 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	fs.StringVar(&o.Version, "emqx-version", "5.10.0", "EMQX version to report")
 	fs.StringVar(&o.Edition, "edition", "Enterprise", "Enterprise, or Opensource (no rebalance API before 5.9)")
 	fs.Float64Var(&o.ReconnectShare, "reconnect-share", 1, "share of evicted clients that reconnect (0..1)")
-	fs.DurationVar(&o.ReconnectDelay, "reconnect-delay", time.Second, "simulated delay before evicted clients reconnect")
+	fs.DurationVar(
+		&o.ReconnectDelay,
+		"reconnect-delay",
+		time.Second,
+		"simulated delay before evicted clients reconnect",
+	)
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the nodes' data (node i uses DIR/i); default in memory")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	if err := fs.Parse(args); err != nil {

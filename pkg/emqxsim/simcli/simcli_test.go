@@ -33,7 +33,10 @@ func TestParseRejectsBadFlags(t *testing.T) {
 
 // The CLI contract: one "NAME URL" line per node, node i on PORT+i, each answering /api/v5/nodes.
 func TestRunServesEachNodeOnItsOwnPort(t *testing.T) {
-	o, err := Parse(strings.Fields("--nodes 2 --listen 127.0.0.1:0 --connections 7,3 --api-key k:s --time-scale 100"), io.Discard)
+	o, err := Parse(
+		strings.Fields("--nodes 2 --listen 127.0.0.1:0 --connections 7,3 --api-key k:s --time-scale 100"),
+		io.Discard,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,3 +112,13 @@ func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Dura
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// stamp is a time as the webhook writes it into an annotation.
+func stamp(t time.Time) *string { return ptr(t.UTC().Format(time.RFC3339Nano)) }
+
+// stamped reads a time the webhook wrote into annotations[key]; false when there is none, it does
+// not parse, or it lies after now (a clock ahead, a hand edit: never trusted to stretch a hold).
+func stamped(annotations map[string]string, key string, now time.Time) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, annotations[key])
+	return t, err == nil && !t.After(now)
+}

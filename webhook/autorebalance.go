@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"k8s.io/klog/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,7 +229,7 @@ func (m *Membership) autoRebalance(
 		len(run.recipients),
 		coordPod,
 	)
-	m.Gate.Log.Info("automatic rebalance started", "statefulset", sts.Namespace+"/"+sts.Name, "coordinator", coord)
+	m.Gate.Log.Info("automatic rebalance started", "statefulset", klog.KObj(sts), "coordinator", coord)
 	m.Gate.Metrics.action(ReasonRebalanceStarted)
 	return followEvery
 }
@@ -302,7 +303,7 @@ func (m *Membership) judge(
 	m.Gate.Log.Info(
 		"automatic rebalance ended",
 		"statefulset",
-		sts.Namespace+"/"+sts.Name,
+		klog.KObj(sts),
 		"result",
 		reason,
 		"detail",

@@ -555,7 +555,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		return s.unreachable(fmt.Errorf("start evacuating %s: %w", node.Node, err), true)
 	}
 	set := map[string]*string{
-		AnnStartedAt:    ptr(s.Now.UTC().Format(time.RFC3339Nano)),
+		AnnStartedAt:    stamp(s.Now),
 		AnnNode:         ptr(node.Node),
 		AnnReason:       ptr(s.Cause),
 		AnnCompletedAt:  nil,
@@ -669,7 +669,7 @@ func evacuatedEffects(pod *corev1.Pod, now time.Time) []Effect {
 				"EMQX node %s is empty: the pod may go",
 				pod.Annotations[AnnNode],
 			),
-			Annotate{Set: map[string]*string{AnnCompletedAt: ptr(now.UTC().Format(time.RFC3339Nano))}},
+			Annotate{Set: map[string]*string{AnnCompletedAt: stamp(now)}},
 		)
 	}
 	return append(fx, RecordEvacuated{})

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -80,7 +81,7 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 			g.annotate(ctx, pod, e.Set)
 		case MarkSince:
 			since := g.marks.firstSeen(pod.UID, e.Key, e.Since)
-			g.annotate(ctx, pod, map[string]*string{e.Key: ptr(since.UTC().Format(time.RFC3339Nano))})
+			g.annotate(ctx, pod, map[string]*string{e.Key: stamp(since)})
 		case Remember:
 			g.marks.firstSeen(pod.UID, e.Key, e.Since)
 		case ClearMark:
@@ -105,10 +106,10 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 			g.annotate(ctx, pod, ann)
 		case RequeueOwner:
 			if owner != nil {
-				_ = g.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: ptr(g.Clock.Now().UTC().Format(time.RFC3339Nano))}) // logged
+				_ = g.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: stamp(g.Clock.Now())}) // logged
 			}
 		case Counted:
-			g.Log.Info(e.Log, "pod", pod.Namespace+"/"+pod.Name, "node", e.Node, "reason", e.Reason)
+			g.Log.Info(e.Log, "pod", klog.KObj(pod), "node", e.Node, "reason", e.Reason)
 			g.Metrics.action(e.Reason)
 		}
 	}
@@ -121,11 +122,11 @@ func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, 
 	for _, c := range req.Rebalances {
 		if err := conn.StopRebalance(ctx, c); err != nil && !emqx.IsNotStarted(err) {
 			out.StopErr = fmt.Errorf("stop the rebalance coordinated by %s before evacuating %s: %w", c, req.Node, err)
-			g.Log.Info("EMQX API failed", "pod", pod.Namespace+"/"+pod.Name, "error", out.StopErr.Error())
+			g.Log.Info("EMQX API failed", "pod", klog.KObj(pod), "error", out.StopErr.Error())
 			return out
 		}
 		out.Stopped = append(out.Stopped, c)
-		g.Log.Info("rebalance stopped for a removal", "coordinator", c, "pod", pod.Namespace+"/"+pod.Name)
+		g.Log.Info("rebalance stopped for a removal", "coordinator", c, "pod", klog.KObj(pod))
 		g.Metrics.action(ReasonRebalanceStopped)
 	}
 	out.Err = conn.StartEvacuation(ctx, req.Node, req.Request)
@@ -133,7 +134,7 @@ func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, 
 		g.Log.Info(
 			"EMQX refused the evacuation",
 			"pod",
-			pod.Namespace+"/"+pod.Name,
+			klog.KObj(pod),
 			"node",
 			req.Node,
 			"error",

@@ -131,11 +131,7 @@ func Follow(w Watch) Action {
 // for at least that long, whoever keeps asking.
 func (w Watch) abandonIfNobodyAsks(node string) Action {
 	var fx []Effect
-	parse := func(k string) (time.Time, bool) {
-		t, err := time.Parse(time.RFC3339Nano, w.Pod.Annotations[k])
-		return t, err == nil && !t.After(w.Now)
-	}
-	empty, ok := parse(AnnCompletedAt)
+	empty, ok := stamped(w.Pod.Annotations, AnnCompletedAt, w.Now)
 	if !ok {
 		empty = w.Now
 		if w.EmptySince.Known {
@@ -144,7 +140,7 @@ func (w Watch) abandonIfNobodyAsks(node string) Action {
 		fx = append(fx, Remember{Key: AnnCompletedAt, Since: empty})
 	}
 	last := empty // the node became empty, or the removal was last asked for within the limit
-	if asked, ok := parse(AnnLastRequest); ok && asked.After(last) {
+	if asked, ok := stamped(w.Pod.Annotations, AnnLastRequest, w.Now); ok && asked.After(last) {
 		last = minTime(asked, empty.Add(w.Settings.Timeout))
 	}
 	wait := w.Settings.AbandonAfter

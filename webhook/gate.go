@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -70,7 +71,7 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 		g.Log.Info(
 			"removal decided",
 			"pod",
-			pod.Namespace+"/"+pod.Name,
+			klog.KObj(pod),
 			"cause",
 			cause,
 			"allowed",
@@ -191,12 +192,10 @@ func (g *Gate) noteRequest(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	now := g.Clock.Now()
-	if last, err := time.Parse(time.RFC3339Nano, pod.Annotations[AnnLastRequest]); err == nil &&
-		now.Sub(last) < lastRequestEvery &&
-		!last.After(now) {
+	if last, ok := stamped(pod.Annotations, AnnLastRequest, now); ok && now.Sub(last) < lastRequestEvery {
 		return
 	}
-	g.annotate(ctx, pod, map[string]*string{AnnLastRequest: ptr(now.UTC().Format(time.RFC3339Nano))})
+	g.annotate(ctx, pod, map[string]*string{AnnLastRequest: stamp(now)})
 }
 
 func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"k8s.io/klog/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -102,7 +103,7 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	for _, node := range Leavers(&sts, pods.Items, nodes) {
 		if err := conn.ForceLeave(ctx, node); err != nil && !emqx.IsNotInCluster(err) {
-			m.Gate.Log.Error(err, "force_leave", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
+			m.Gate.Log.Error(err, "force_leave", "statefulset", klog.KObj(&sts), "node", node)
 			continue
 		}
 		m.Gate.event(
@@ -113,7 +114,7 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			node,
 			sts.Name,
 		)
-		m.Gate.Log.Info("node left the cluster", "statefulset", sts.Namespace+"/"+sts.Name, "node", node)
+		m.Gate.Log.Info("node left the cluster", "statefulset", klog.KObj(&sts), "node", node)
 		m.Gate.Metrics.action(ReasonNodeLeft)
 		m.forgetSite(ctx, conn, &sts, node)
 	}
@@ -147,7 +148,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn EMQX, sts *appsv1.Stat
 					err,
 					"forget durable-storage site",
 					"statefulset",
-					sts.Namespace+"/"+sts.Name,
+					klog.KObj(sts),
 					"node",
 					node,
 					"site",
@@ -167,7 +168,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn EMQX, sts *appsv1.Stat
 		m.Gate.Log.Info(
 			"durable-storage site forgotten",
 			"statefulset",
-			sts.Namespace+"/"+sts.Name,
+			klog.KObj(sts),
 			"node",
 			node,
 			"site",

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,6 +159,6 @@ func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Res
 	if err := c.Gate.Client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("set %s of pod %s/%s: %w", ConditionServing, pod.Namespace, pod.Name, err)
 	}
-	c.Gate.Log.Info("routing gate", "pod", pod.Namespace+"/"+pod.Name, "serving", serving, "why", why)
+	c.Gate.Log.Info("routing gate", "pod", klog.KObj(pod), "serving", serving, "why", why)
 	return ctrl.Result{RequeueAfter: c.Poll}, nil
 }

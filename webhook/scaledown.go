@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"k8s.io/klog/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +35,7 @@ func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	g.Log.Info(
 		"scale-down decided",
 		"statefulset",
-		sts.Namespace+"/"+sts.Name,
+		klog.KObj(sts),
 		"from",
 		old,
 		"to",

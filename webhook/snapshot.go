@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -75,7 +76,7 @@ func (g *Gate) snapshot(
 // the first time this replica saw it (a write that failed does not restart the clock; a dry run
 // counts from now).
 func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) Mark {
-	if since, err := time.Parse(time.RFC3339Nano, pod.Annotations[key]); err == nil && !since.After(now) {
+	if since, ok := stamped(pod.Annotations, key, now); ok {
 		return Mark{Since: since, OnPod: true, Known: true}
 	}
 	// None, unreadable, or in the future (a clock ahead, a hand edit): counted from when this
@@ -92,7 +93,7 @@ func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) M
 // the snapshot, not an error: the decision knows what to do with it.
 func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) {
 	failed := func(err error, stale bool) *EMQXState {
-		g.Log.Info("EMQX API failed", "pod", pod.Namespace+"/"+pod.Name, "error", err.Error())
+		g.Log.Info("EMQX API failed", "pod", klog.KObj(pod), "error", err.Error())
 		return &EMQXState{Err: err, Stale: stale}
 	}
 	o := Observe(ctx, g.EMQX, g.Kube, pod, Question{Status: true})

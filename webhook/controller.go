@@ -80,7 +80,7 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
 	owner := c.Gate.owner(ctx, pod)
-	w := Watch{Now: c.Gate.Clock.Now(), Pod: pod, Owner: owner, Settings: c.Gate.Config.For(owner), Poll: c.Poll}
+	w := FollowedPod{Now: c.Gate.Clock.Now(), Pod: pod, Owner: owner, Settings: c.Gate.Config.For(owner), Poll: c.Poll}
 	if pod.Annotations[AnnStartedAt] != "" {
 		if since, ok := c.Gate.marks.peek(pod.UID, AnnCompletedAt); ok {
 			w.EmptySince = Mark{Since: since, Known: true}
@@ -102,9 +102,9 @@ func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Resul
 // write timed out).
 func (c *Controller) act(
 	ctx context.Context,
-	w Watch,
-	decide func(Watch) Action,
-	see func(context.Context, *corev1.Pod) (EMQX, *Seen),
+	w FollowedPod,
+	decide func(FollowedPod) Action,
+	see func(context.Context, *corev1.Pod) (EMQX, *NodeSeen),
 ) (ctrl.Result, error) {
 	var conn EMQX
 	for {
@@ -125,22 +125,22 @@ func (c *Controller) act(
 }
 
 // seeEvacuation reads the global status for Follow: the evacuation of the node the pod records.
-func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen) {
+func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *NodeSeen) {
 	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Node: pod.Annotations[AnnNode], Status: true})
 	if o.Err != nil {
-		return nil, &Seen{Err: o.Err, Stale: o.Stale}
+		return nil, &NodeSeen{Err: o.Err, Stale: o.Stale}
 	}
 	return o.Conn, seen(o, pod.Annotations[AnnNode])
 }
 
 // seeNode finds the pod's node and its evacuation for Reopen.
-func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen) {
+func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *NodeSeen) {
 	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Status: true})
 	switch {
 	case o.Err != nil:
-		return nil, &Seen{Err: o.Err, Stale: o.Stale}
+		return nil, &NodeSeen{Err: o.Err, Stale: o.Stale}
 	case !o.Found || !o.Node.Running():
-		return o.Conn, &Seen{} // not joined yet
+		return o.Conn, &NodeSeen{} // not joined yet
 	}
 	s := seen(o, o.Node.Node)
 	s.Joined = true
@@ -149,8 +149,8 @@ func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *Seen)
 
 // seen is what Follow and Reopen judge of the node: its evacuation, the node as listed now and
 // how to read its session count.
-func seen(o NodeState, node string) *Seen {
-	s := &Seen{Node: node, Listed: o.Node, Durable: o.Durable}
+func seen(o NodeState, node string) *NodeSeen {
+	s := &NodeSeen{Node: node, Listed: o.Node, Durable: o.Durable}
 	s.Evacuation, s.Evacuating = o.Status.Evacuation(node)
 	return s
 }

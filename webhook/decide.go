@@ -43,7 +43,7 @@ type Snapshot struct {
 	Extra map[string]*string
 
 	EMQX    *EMQXState      // nil until asked for (NeedEMQX)
-	Going   map[string]bool // nil until asked for (NeedTargets): EMQX nodes of the pods that go
+	Leaving map[string]bool // nil until asked for (NeedTargets): EMQX nodes of the pods that go
 	Started *StartOutcome   // nil until the evacuation was asked to start (NeedStart)
 	// LeavesForGood: the pod's ordinal leaves its StatefulSet (a scale-down's victim), so its
 	// node's durable-storage site goes with it.
@@ -155,24 +155,33 @@ func decide(s Snapshot) Decision {
 	case pod.DeletionTimestamp != nil: // row 1
 		return final(allow(ReasonTerminating, "the pod is already terminating"))
 	case s.NamespaceTerminating: // row 2
-		return s.wayOut(ReasonNamespaceGone, "namespace %s is being deleted: not holding its EMQX pods", pod.Namespace)
+		return s.allowWithEvent(
+			ReasonNamespaceGone,
+			"namespace %s is being deleted: not holding its EMQX pods",
+			pod.Namespace,
+		)
 	case s.OwnerGone != "" && s.OwnerMissing && !garbageCollector(s.Requester): // row 2
 		// Someone other than the garbage collector removes a pod whose owner is missing: after an
 		// uninstall that is late, but an owner reference pointed at nothing is a way around the
 		// evacuation. Let go like row 2, with a Warning.
-		return s.wayOut(ReasonOwnerMissing, "%s and %s removes the pod: not holding it. If nobody deleted its owner, "+
-			"its owner reference was pointed away: the pod leaves without evacuation", s.OwnerGone, orSomeone(s.Requester))
+		return s.allowWithEvent(
+			ReasonOwnerMissing,
+			"%s and %s removes the pod: not holding it. If nobody deleted its owner, "+
+				"its owner reference was pointed away: the pod leaves without evacuation",
+			s.OwnerGone,
+			orSomeone(s.Requester),
+		)
 	case s.OwnerGone != "": // row 2
 		// helm uninstall, kubectl delete sts: the garbage collector removes the pods; evacuating
 		// them into each other one by one would only delay the inevitable.
-		return s.wayOut(ReasonOwnerGone, "%s: not holding its pods", s.OwnerGone)
+		return s.allowWithEvent(ReasonOwnerGone, "%s: not holding its pods", s.OwnerGone)
 	case pod.Annotations[AnnBypass] == "true" || s.Owner != nil && s.Owner.GetAnnotations()[AnnBypass] == "true": // row 3
-		return s.wayOut(ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
+		return s.allowWithEvent(ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
 	case !cluster.Running(pod): // row 4
 		// Readiness is no evidence: a pod turns NotReady *because* it evacuates (emqx-operator's
 		// on-serving gate, an availability_check probe). Only a pod whose containers never started
 		// or have ended holds nothing; for every other pod EMQX decides.
-		return s.wayOut(
+		return s.allowWithEvent(
 			ReasonNotStarted,
 			"pod is %s with no running container: its EMQX holds no client",
 			podPhase(pod),
@@ -187,7 +196,7 @@ func decide(s Snapshot) Decision {
 		// not hold its real removals for ever.
 		since, mark := s.mark(AnnWaitingSince)
 		if s.Now.Sub(since) >= s.Settings.Timeout {
-			return s.wayOut(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: removing the pod without evacuation",
+			return s.allowWithEvent(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: removing the pod without evacuation",
 				s.Now.Sub(since).Round(time.Second)).
 				with(mark...)
 		}
@@ -198,7 +207,7 @@ func decide(s Snapshot) Decision {
 	case e.Err != nil: // row 5
 		return s.unreachable(e.Err, e.Stale)
 	case !e.Node.Running(): // row 6
-		return s.wayOut(
+		return s.allowWithEvent(
 			ReasonNodeNotRunning,
 			"EMQX lists the pod's node %s as %s: nothing to evacuate",
 			e.Node.Node,
@@ -259,7 +268,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 	if !s.LeavesForGood || node.Role != emqx.RoleCore || !emqx.MayHave(node.Version, emqx.Version.HasDurableStorage) {
 		return allowed
 	}
-	if s.Going == nil {
+	if s.Leaving == nil {
 		return Decision{Need: NeedTargets}
 	}
 	if s.Storage == nil {
@@ -276,7 +285,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		if st.Err != nil {
 			what = fmt.Sprintf("replicas EMQX would not describe (%s)", shorten(st.Err))
 		}
-		return s.wayOut(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s after %v: removing the pod anyway; "+
+		return s.allowWithEvent(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s after %v: removing the pod anyway; "+
 			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).
 			with(mark...)
 	}
@@ -358,7 +367,7 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 	started, mark := s.mark(AnnStartedAt)
 	fx = append(fx, mark...)
 	if limit := s.Settings.Timeout; s.Now.Sub(started) >= limit {
-		return s.wayOut(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
+		return s.allowWithEvent(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
 			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).
 			with(fx...)
 	}
@@ -458,7 +467,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 			),
 		)
 	}
-	if s.Going == nil {
+	if s.Leaving == nil {
 		return Decision{Need: NeedTargets}
 	}
 	// The rebalances are stopped first: their donors are free then. A removal comes before a
@@ -466,9 +475,9 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	// sessions. Rebalances are ephemeral; run one again once the removal is done.
 	free := gs
 	free.Rebalances = nil
-	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Going)
+	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Leaving)
 	if len(req.MigrateTo) == 0 {
-		return s.wayOut(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).
+		return s.allowWithEvent(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).
 			with(fx...)
 	}
 	if s.DryRun {
@@ -532,7 +541,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		// bounded by the evacuation time limit; EMQX answered, so this is no unreachable API.
 		since, mark := s.mark(AnnWaitingSince)
 		if limit := s.Settings.Timeout; s.Now.Sub(since) >= limit {
-			return s.wayOut(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): removing the pod without evacuation",
+			return s.allowWithEvent(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): removing the pod without evacuation",
 				node.Node, limit, err).
 				with(mark...)
 		}
@@ -604,8 +613,9 @@ func (s Snapshot) unreachable(err error, stale bool) Decision {
 	since, mark := s.mark(AnnUnreachableSince)
 	fx = append(fx, mark...)
 	if s.Now.Sub(since) >= s.Settings.UnreachableGrace {
-		return s.wayOut(ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
-			s.Now.Sub(since).Round(time.Second), shorten(err)).with(fx...)
+		return s.allowWithEvent(ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
+			s.Now.Sub(since).Round(time.Second), shorten(err)).
+			with(fx...)
 	}
 	return Decision{
 		Verdict: hold(
@@ -617,9 +627,9 @@ func (s Snapshot) unreachable(err error, stale bool) Decision {
 	}
 }
 
-// wayOut allows a removal that is not safe, or not needed, and says so with an Event (the gate
+// allowWithEvent allows a removal that is not safe, or not needed, and says so with an Event (the gate
 // logs every decision).
-func (s Snapshot) wayOut(reason, format string, args ...any) Decision {
+func (s Snapshot) allowWithEvent(reason, format string, args ...any) Decision {
 	typ := corev1.EventTypeWarning
 	if reason == ReasonNotStarted || reason == ReasonNodeNotRunning || reason == ReasonNamespaceGone ||
 		reason == ReasonOwnerGone {

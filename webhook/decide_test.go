@@ -97,13 +97,13 @@ func TestDecisionTable(t *testing.T) {
 	evacuating := func(ev emqx.Evacuation) func(*Snapshot) {
 		return func(s *Snapshot) { s.EMQX.Status.Evacuations = append(s.EMQX.Status.Evacuations, ev) }
 	}
-	going := func(s *Snapshot) { s.Going = map[string]bool{node(1): true} }
+	nodeLeaves := func(s *Snapshot) { s.Leaving = map[string]bool{node(1): true} }
 	// leaving: node 1 (a 6.2 core) leaves for good; its site holds held shard replicas of one DB
 	// replicated on sites 0 to 2; moved is the answer to the move, nil when not asked yet.
 	leaving := func(held int, moved *error) func(*Snapshot) {
 		return func(s *Snapshot) {
 			s.EMQX.Node.Role, s.EMQX.Node.Version, s.LeavesForGood = emqx.RoleCore, "6.2.2", true
-			going(s)
+			nodeLeaves(s)
 			db := emqx.Storage{Name: "messages", Shards: []emqx.StorageShard{{ID: "0"}}}
 			for _, site := range []string{"site-0", "site-1", "site-2"} {
 				db.Shards[0].Replicas = append(db.Shards[0].Replicas, struct {
@@ -128,7 +128,7 @@ func TestDecisionTable(t *testing.T) {
 			s.EMQX.Durable, s.EMQX.Nodes[1], s.EMQX.Node = d, runningNode(1, 0), runningNode(1, 0)
 		}
 	}
-	started := func(o StartOutcome) func(*Snapshot) { return func(s *Snapshot) { going(s); s.Started = &o } }
+	started := func(o StartOutcome) func(*Snapshot) { return func(s *Snapshot) { nodeLeaves(s); s.Started = &o } }
 
 	for _, c := range []struct {
 		row      string
@@ -226,7 +226,7 @@ func TestDecisionTable(t *testing.T) {
 		{row: "8b an empty core leaving for good asks for durable storage", snap: snap(func(s *Snapshot) {
 			s.EMQX.Node = runningNode(1, 0)
 			s.EMQX.Node.Role, s.EMQX.Node.Version, s.LeavesForGood = emqx.RoleCore, "6.2.2", true
-			going(s)
+			nodeLeaves(s)
 		}), need: NeedStorage},
 		{row: "8 empty", snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }), allowed: true, reason: ReasonEmpty},
 		{row: "9 evacuating", snap: snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
@@ -292,10 +292,10 @@ func TestDecisionTable(t *testing.T) {
 		{row: "11 kept busy as long as the time limit: allowed", snap: snap(since(AnnWaitingSince, 30*time.Minute), func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }),
 			allowed: true, reason: ReasonTimedOut, message: "kept it busy for 30m0s", events: []string{ReasonTimedOut}},
 		{row: "12 no target", snap: snap(func(s *Snapshot) {
-			s.Going = map[string]bool{node(0): true, node(1): true, node(2): true}
+			s.Leaving = map[string]bool{node(0): true, node(1): true, node(2): true}
 		}), allowed: true, reason: ReasonNoTarget, events: []string{ReasonNoTarget}},
 		{row: "13 asks for the nodes that go", snap: snap(), need: NeedTargets},
-		{row: "13 starts, after the rebalance", snap: snap(going, func(s *Snapshot) {
+		{row: "13 starts, after the rebalance", snap: snap(nodeLeaves, func(s *Snapshot) {
 			s.EMQX.Status.Rebalances = []emqx.Rebalance{{CoordinatorNode: node(0), Donors: []string{node(0)}}}
 			s.Extra = map[string]*string{AnnScaleGeneration: ptr("4")}
 		}), need: NeedStart, evidence: func(t *testing.T, d Decision) {
@@ -311,7 +311,7 @@ func TestDecisionTable(t *testing.T) {
 					t.Fatalf("annotations %v", a.Set)
 				}
 			}},
-		{row: "13 dry run: no start", snap: snap(going, func(s *Snapshot) { s.DryRun = true }), reason: ReasonStarted, message: "(dry run)"},
+		{row: "13 dry run: no start", snap: snap(nodeLeaves, func(s *Snapshot) { s.DryRun = true }), reason: ReasonStarted, message: "(dry run)"},
 		{row: "13 a rebalance that cannot be stopped", snap: snap(started(StartOutcome{StopErr: errors.New("stop: HTTP 500")})), reason: ReasonUnreachable, message: "stop: HTTP 500"},
 		{row: "13 started a moment ago elsewhere", snap: snap(started(StartOutcome{Err: alreadyStarted})), reason: ReasonEvacuating, message: "just started"},
 		{row: "5 EMQX refuses the start", snap: snap(started(StartOutcome{Err: errors.New("rpc error")})), reason: ReasonUnreachable, message: "start evacuating " + node(1)},

@@ -13,12 +13,12 @@ import (
 )
 
 // The controller's decisions are pure like the gate's: Follow (a pod whose evacuation the webhook
-// recorded) and Reopen (a recreated pod that may have inherited one) read a Watch and return an
+// recorded) and Reopen (a recreated pod that may have inherited one) read a FollowedPod and return an
 // Action: effects, when to look again, or a request for EMQX's state or for a stop. The controller
 // gathers, stops and applies (controller.go).
 
-// Watch is what the controller sees of one pod.
-type Watch struct {
+// FollowedPod is what the controller sees of one pod.
+type FollowedPod struct {
 	Now      time.Time
 	Pod      *corev1.Pod // never modified here
 	Owner    client.Object
@@ -28,12 +28,12 @@ type Watch struct {
 	// annotations say nothing readable about it (Known false: none).
 	EmptySince Mark
 
-	EMQX    *Seen  // nil until asked for (NeedEMQX)
-	Stopped *error // nil until the stop was asked for (NeedStop); then its error, nil when it stopped
+	EMQX    *NodeSeen // nil until asked for (NeedEMQX)
+	Stopped *error    // nil until the stop was asked for (NeedStop); then its error, nil when it stopped
 }
 
-// Seen is what EMQX said about the pod's node.
-type Seen struct {
+// NodeSeen is what EMQX said about the pod's node.
+type NodeSeen struct {
 	Err        error // EMQX could not be asked (the pod is looked at again after Poll)
 	Stale      bool  // with Err: the cached connection should be dropped
 	Node       string
@@ -73,7 +73,7 @@ func (ClearRecord) effect()      {}
 func (Counted) effect()          {}
 
 // Follow decides about an evacuation the webhook recorded on the pod.
-func Follow(w Watch) Action {
+func Follow(w FollowedPod) Action {
 	if w.EMQX == nil {
 		return Action{Need: NeedEMQX}
 	}
@@ -129,7 +129,7 @@ func Follow(w Watch) Action {
 // limit, plus abandon-after (35 minutes by default). Then the pod records when (AnnAbandonedAt)
 // and no new evacuation of it starts for abandon-after (row 10c): its node accepts clients again
 // for at least that long, whoever keeps asking.
-func (w Watch) abandonIfNobodyAsks(node string) Action {
+func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 	var fx []Effect
 	empty, ok := stamped(w.Pod.Annotations, AnnCompletedAt, w.Now)
 	if !ok {
@@ -170,7 +170,7 @@ func (w Watch) abandonIfNobodyAsks(node string) Action {
 // Reopen decides about a pod that came back (same name, new UID) while its owner records the old
 // pod as removed evacuated: once its node has joined, an evacuation it inherited from its volume is
 // stopped, and the record goes.
-func Reopen(w Watch) Action {
+func Reopen(w FollowedPod) Action {
 	if w.EMQX == nil {
 		return Action{Need: NeedEMQX}
 	}

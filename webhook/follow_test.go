@@ -13,10 +13,10 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// The controller's decisions on Watches: no client, EMQX, clock or recorder.
+// The controller's decisions on FollowedPods: no client, EMQX, clock or recorder.
 
 // watch is emqx-1 evacuated by the webhook for a removal, its node still evacuating.
-func watch(mutate ...func(*Watch)) Watch {
+func watch(mutate ...func(*FollowedPod)) FollowedPod {
 	pod := readyPod(1, "uid-1")
 	pod.Annotations = map[string]string{
 		AnnStartedAt: t0.Add(-time.Minute).Format(time.RFC3339Nano),
@@ -26,17 +26,21 @@ func watch(mutate ...func(*Watch)) Watch {
 	sts := &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, UID: "sts-uid", Generation: 5},
 	}
-	w := Watch{Now: t0, Pod: pod, Owner: sts, Settings: DefaultConfig().For(sts), Poll: 2 * time.Second,
-		EMQX: &Seen{Node: node(1), Evacuating: true, Evacuation: evacuationOf(1, emqx.EvacuationEvictingConns, 5, 5)}}
+	w := FollowedPod{Now: t0, Pod: pod, Owner: sts, Settings: DefaultConfig().For(sts), Poll: 2 * time.Second,
+		EMQX: &NodeSeen{
+			Node:       node(1),
+			Evacuating: true,
+			Evacuation: evacuationOf(1, emqx.EvacuationEvictingConns, 5, 5),
+		}}
 	for _, m := range mutate {
 		m(&w)
 	}
 	return w
 }
 
-func done(w *Watch) { w.EMQX.Evacuation = evacuationOf(1, emqx.EvacuationProhibiting, 0, 0) }
+func done(w *FollowedPod) { w.EMQX.Evacuation = evacuationOf(1, emqx.EvacuationProhibiting, 0, 0) }
 
-func stopped(err error) func(*Watch) { return func(w *Watch) { w.Stopped = &err } }
+func stopped(err error) func(*FollowedPod) { return func(w *FollowedPod) { w.Stopped = &err } }
 
 func kinds(fx []Effect) []string {
 	var out []string
@@ -54,7 +58,7 @@ func kinds(fx []Effect) []string {
 // actionCase is one expected Action: a need, or (final) a requeue and the effects by kind.
 type actionCase struct {
 	name    string
-	w       Watch
+	w       FollowedPod
 	need    Need
 	requeue time.Duration
 	effects []string
@@ -62,7 +66,7 @@ type actionCase struct {
 	evidence func(*testing.T, Action)
 }
 
-func checkActions(t *testing.T, decide func(Watch) Action, cases []actionCase) {
+func checkActions(t *testing.T, decide func(FollowedPod) Action, cases []actionCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,28 +92,28 @@ func checkActions(t *testing.T, decide func(Watch) Action, cases []actionCase) {
 
 func TestFollowDecisions(t *testing.T) {
 	notStarted := &emqx.Error{StatusCode: 400, Code: "BAD_REQUEST", Message: "not_started"}
-	withdrawnScaleDown := func(w *Watch) {
+	withdrawnScaleDown := func(w *FollowedPod) {
 		w.Pod.Annotations[AnnReason], w.Pod.Annotations[AnnScaleGeneration] = CauseScaleDown, "3"
 		sts := w.Owner.(*appsv1.StatefulSet)
 		sts.Spec.Replicas = ptr(int32(3))
 	}
 	checkActions(t, Follow, []actionCase{
-		{name: "asks EMQX first", w: watch(func(w *Watch) { w.EMQX = nil }), need: NeedEMQX},
+		{name: "asks EMQX first", w: watch(func(w *FollowedPod) { w.EMQX = nil }), need: NeedEMQX},
 		{
 			name:    "EMQX failed: look again, drop the connection",
-			w:       watch(func(w *Watch) { w.EMQX = &Seen{Err: errors.New("x"), Stale: true} }),
+			w:       watch(func(w *FollowedPod) { w.EMQX = &NodeSeen{Err: errors.New("x"), Stale: true} }),
 			requeue: 2 * time.Second,
 			effects: []string{"ForgetConnection"},
 		},
 		{name: "in progress", w: watch(), requeue: 2 * time.Second},
 		{
 			name:    "stopped by someone else: forgotten",
-			w:       watch(func(w *Watch) { w.EMQX.Evacuating = false }),
+			w:       watch(func(w *FollowedPod) { w.EMQX.Evacuating = false }),
 			effects: []string{"ForgetEvacuation"},
 		},
 		{
 			name:    "not ours: left to whoever started it",
-			w:       watch(done, func(w *Watch) { w.Pod.Annotations[AnnStartedBy] = StartedByOther }),
+			w:       watch(done, func(w *FollowedPod) { w.Pod.Annotations[AnnStartedBy] = StartedByOther }),
 			requeue: 2 * time.Second,
 		},
 		{name: "scale-down withdrawn: stop", w: watch(withdrawnScaleDown), need: NeedStop},
@@ -124,22 +128,22 @@ func TestFollowDecisions(t *testing.T) {
 			effects: []string{"ForgetEvacuation", "Event " + ReasonStopped, "Counted"}},
 		{name: "empty: the owner retries the deletion, the record is written, the abandon clock starts", w: watch(done),
 			requeue: 2 * time.Second, effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated", "Remember"}},
-		{name: "empty a while, asked for lately: waits", w: watch(done, func(w *Watch) {
+		{name: "empty a while, asked for lately: waits", w: watch(done, func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-10 * time.Minute).Format(time.RFC3339Nano)
 			w.Pod.Annotations[AnnLastRequest] = t0.Add(-4 * time.Minute).Format(time.RFC3339Nano)
 		}), requeue: 2 * time.Second, effects: []string{"RecordEvacuated"}},
 		{
 			name: "asked for again and again long after it became empty (a replay): stop past the bound",
-			w: watch(done, func(w *Watch) {
+			w: watch(done, func(w *FollowedPod) {
 				w.Pod.Annotations[AnnCompletedAt] = t0.Add(-40 * time.Minute).Format(time.RFC3339Nano)
 				w.Pod.Annotations[AnnLastRequest] = t0.Add(-time.Minute).Format(time.RFC3339Nano)
 			}),
 			need: NeedStop,
 		},
-		{name: "empty for abandon-after and nobody asks: stop", w: watch(done, func(w *Watch) {
+		{name: "empty for abandon-after and nobody asks: stop", w: watch(done, func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
 		}), need: NeedStop},
-		{name: "abandoned", w: watch(done, stopped(nil), func(w *Watch) {
+		{name: "abandoned", w: watch(done, stopped(nil), func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
 		}), effects: []string{"RecordEvacuated", "ForgetEvacuation", "ClearRecord", "MarkSince", "Event " + ReasonAbandoned, "Counted"},
 			evidence: func(t *testing.T, a Action) {
@@ -149,7 +153,7 @@ func TestFollowDecisions(t *testing.T) {
 			}},
 		{
 			name: "this replica remembers when it became empty (its write failed)",
-			w: watch(done, stopped(nil), func(w *Watch) {
+			w: watch(done, stopped(nil), func(w *FollowedPod) {
 				w.Pod.Annotations[AnnCompletedAt] = "garbled"
 				w.EmptySince = Mark{Since: t0.Add(-6 * time.Minute), Known: true}
 			}),
@@ -167,10 +171,10 @@ func TestFollowDecisions(t *testing.T) {
 }
 
 func TestReopenDecisions(t *testing.T) {
-	back := func(w *Watch) { w.Pod.Annotations = nil; w.EMQX.Joined = true }
+	back := func(w *FollowedPod) { w.Pod.Annotations = nil; w.EMQX.Joined = true }
 	checkActions(t, Reopen, []actionCase{
-		{name: "asks EMQX first", w: watch(func(w *Watch) { w.EMQX = nil }), need: NeedEMQX},
-		{name: "not joined yet", w: watch(func(w *Watch) { w.EMQX.Joined = false }), requeue: 2 * time.Second},
+		{name: "asks EMQX first", w: watch(func(w *FollowedPod) { w.EMQX = nil }), need: NeedEMQX},
+		{name: "not joined yet", w: watch(func(w *FollowedPod) { w.EMQX.Joined = false }), requeue: 2 * time.Second},
 		{name: "inherited an evacuation: stop it", w: watch(back), need: NeedStop},
 		{
 			name:    "stopped",
@@ -180,7 +184,7 @@ func TestReopenDecisions(t *testing.T) {
 		{name: "the stop failed", w: watch(back, stopped(errors.New("HTTP 500"))), requeue: 2 * time.Second},
 		{
 			name:    "nothing inherited: only the record goes",
-			w:       watch(back, func(w *Watch) { w.EMQX.Evacuating = false }),
+			w:       watch(back, func(w *FollowedPod) { w.EMQX.Evacuating = false }),
 			effects: []string{"ClearRecord"},
 		},
 	})

@@ -114,11 +114,11 @@ func (g *Gate) removal(
 			defer unlock() // held until the effects are applied (reached once per decision)
 			conn, s.EMQX = g.askEMQX(ctx, pod)
 		case NeedTargets:
-			s.Going = g.going(ctx, s, replicas)
+			s.Leaving = g.leavingNodes(ctx, s, replicas)
 		case NeedStart:
 			s.Started = g.startEvacuation(ctx, conn, pod, d.Start)
 		case NeedStorage:
-			s.Storage = askStorage(ctx, conn, s.EMQX.Node.Node, s.Going)
+			s.Storage = askStorage(ctx, conn, s.EMQX.Node.Node, s.Leaving)
 		case NeedMove:
 			err := moveReplicas(ctx, conn, d.Moves)
 			s.Moved = &err

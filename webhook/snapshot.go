@@ -113,10 +113,10 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) 
 	return o.Conn, st
 }
 
-// going is the node being evacuated and the nodes of the other pods its StatefulSet no longer
+// leavingNodes is the node being evacuated and the nodes of the other pods its StatefulSet no longer
 // wants (the other victims of a scale-down): sessions must not move into a node that goes next.
 // replicas is what a scale-down sets (nil: the StatefulSet's spec).
-func (g *Gate) going(ctx context.Context, s Snapshot, replicas *int32) map[string]bool {
+func (g *Gate) leavingNodes(ctx context.Context, s Snapshot, replicas *int32) map[string]bool {
 	pod := s.Pod
 	out := map[string]bool{s.EMQX.Node.Node: true}
 	sts, ok := s.Owner.(*appsv1.StatefulSet)
@@ -199,9 +199,9 @@ func leavesForGood(owner client.Object, pod *corev1.Pod, replicas *int32) bool {
 }
 
 // askStorage reads durable storage for the removal of node's pod: its site and what it holds,
-// every site's node and state, and the DBs' replica sets. going are the EMQX nodes that go. A
+// every site's node and state, and the DBs' replica sets. leaving are the EMQX nodes that go. A
 // cluster without durable storage answers 404: nothing to move.
-func askStorage(ctx context.Context, conn EMQX, node string, going map[string]bool) *StorageState {
+func askStorage(ctx context.Context, conn EMQX, node string, leaving map[string]bool) *StorageState {
 	st := &StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
 	ids, err := conn.Sites(ctx)
 	if emqx.IsHTTPStatus(err, http.StatusNotFound) { // no durable storage
@@ -223,7 +223,7 @@ func askStorage(ctx context.Context, conn EMQX, node string, going map[string]bo
 		if site.Node == node {
 			st.Site, st.Held = id, len(site.Shards)
 		}
-		if going[site.Node] || site.Node == node {
+		if leaving[site.Node] || site.Node == node {
 			st.Going[id] = true
 		}
 	}

@@ -39,7 +39,7 @@ type Options struct {
 	WebhookConfig      string
 	MutatingConfig     string
 	APIService         string
-	Watch              []string
+	WatchNamespaces    []string
 	Selector           string
 	RoutingGate        bool
 	AutoRebalance      bool
@@ -131,9 +131,14 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.EMQXTimeout, "emqx-timeout", o.EMQXTimeout, "timeout of each EMQX API request")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "bound of one admission decision, "+
 		"EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
-	fs.StringArrayVar(&o.Watch, "watch-namespace", o.Watch, "read and guard only this namespace's EMQX pods "+
-		"(repeatable; default all): the namespaced install, whose RBAC grants Roles in these namespaces only "+
-		"(Helm value watchNamespaces)")
+	fs.StringArrayVar(
+		&o.WatchNamespaces,
+		"watch-namespace",
+		o.WatchNamespaces,
+		"read and guard only this namespace's EMQX pods "+
+			"(repeatable; default all): the namespaced install, whose RBAC grants Roles in these namespaces only "+
+			"(Helm value watchNamespaces)",
+	)
 	fs.StringVar(&o.Selector, "emqx-selector", o.Selector, "label selector of further EMQX pods and StatefulSets, "+
 		"besides the Helm chart's and emqx-operator's labels (widen the webhook configuration's matchConditions to match)")
 	fs.DurationVar(&o.ControllerPoll, "controller-poll", o.ControllerPoll, "how often the controller checks an "+
@@ -214,8 +219,8 @@ func (o *Options) Validate() error {
 		)
 	case o.TLSMode != "self-signed" && o.TLSMode != "files":
 		return fmt.Errorf("--tls must be self-signed or files, not %q", o.TLSMode)
-	case slices.ContainsFunc(o.Watch, func(ns string) bool { return len(validation.IsDNS1123Label(ns)) > 0 }):
-		return fmt.Errorf("--watch-namespace takes namespace names, not %q", strings.Join(o.Watch, ","))
+	case slices.ContainsFunc(o.WatchNamespaces, func(ns string) bool { return len(validation.IsDNS1123Label(ns)) > 0 }):
+		return fmt.Errorf("--watch-namespace takes namespace names, not %q", strings.Join(o.WatchNamespaces, ","))
 	case o.ClientCA == "" && len(o.ClientNames) > 0:
 		return errors.New(
 			"--client-cert-name needs --client-ca-file: the names are checked on certificates that CA signed",
@@ -270,9 +275,9 @@ func (o *Options) metricsOptions() metricsserver.Options {
 // workloads, budgets) are read from those namespaces only, so Roles there are all the RBAC needed.
 func (o *Options) cacheOptions() cache.Options {
 	c := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
-	if len(o.Watch) > 0 {
+	if len(o.WatchNamespaces) > 0 {
 		c.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range o.Watch {
+		for _, ns := range o.WatchNamespaces {
 			c.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}

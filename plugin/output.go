@@ -21,12 +21,14 @@ type ui struct {
 	color       bool // colour on Out
 	errColor    bool // colour on ErrOut
 	errTTY      bool // ErrOut is a terminal: progress redraws one line
+	outTTY      bool // Out is a terminal: status --watch redraws the screen
 }
 
 func (g *GlobalOptions) ui() *ui {
 	return &ui{
 		out: g.Out, errOut: g.ErrOut,
 		color: wantColor(g.Color, g.Out), errColor: wantColor(g.Color, g.ErrOut), errTTY: isTerminal(g.ErrOut),
+		outTTY: isTerminal(g.Out),
 	}
 }
 
@@ -60,6 +62,14 @@ func (u *ui) green(s string) string  { return paint(u.color, color.FgGreen)(s) }
 func (u *ui) yellow(s string) string { return paint(u.color, color.FgYellow)(s) }
 func (u *ui) red(s string) string    { return paint(u.color, color.FgRed)(s) }
 func (u *ui) bold(s string) string   { return paint(u.color, color.Bold)(s) }
+
+// defaultFg is SGR 39, the terminal's own foreground colour.
+const defaultFg = color.Attribute(39)
+
+// plainCell is an uncoloured table cell that carries as many invisible bytes as a coloured one
+// (tabwriter counts escape codes as width): every cell of a column that colours some is written
+// through plainCell or a colour, so the columns after it stay aligned.
+func (u *ui) plainCell(s string) string { return paint(u.color, defaultFg)(s) }
 
 // errGreen colours for ErrOut, where progress goes.
 func (u *ui) errGreen(s string) string { return paint(u.errColor, color.FgGreen)(s) }

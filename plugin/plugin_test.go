@@ -877,3 +877,49 @@ func TestDefaultCredentialsAndSecretFlags(t *testing.T) {
 		t.Fatalf("no warning for --api-secret (%v): %q", err, errOut)
 	}
 }
+
+// Colour changes nothing but colour: the table of a world with every kind of STATE cell (serving,
+// evacuating, stopped) is aligned the same with colour on, once its escape codes are taken out.
+func TestColouredStatusKeepsItsColumnsAligned(t *testing.T) {
+	e := newEnv(t, 3000, 1000, 500)
+	if err := e.sim.StopNode(nodeName(2)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, errOut, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"); err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	plain, _, err := e.run(ctx, "status", "-n", "mqtt", "--color", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coloured, _, err := e.run(ctx, "status", "-n", "mqtt", "--color", "always")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(coloured, "\x1b[33m") || !strings.Contains(coloured, "\x1b[31m") {
+		t.Fatalf("no yellow or red cell to test with:\n%q", coloured)
+	}
+	golden(t, "status-color.golden", coloured)
+	if stripped := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(coloured, ""); stripped != plain {
+		t.Fatalf("coloured, then stripped:\n%s\nwithout colour:\n%s", stripped, plain)
+	}
+}
+
+// status --watch redraws the screen only when the table is on a terminal, wherever progress goes.
+func TestWatchClearsOnlyTheTerminalItDrawsOn(t *testing.T) {
+	for _, c := range []struct {
+		outTTY, errTTY bool
+		output, want   string
+	}{
+		{true, false, "", "\033[H\033[2J"},
+		{false, true, "", "\n"},
+		{true, true, "json", "\n"},
+	} {
+		var buf bytes.Buffer
+		separate(&ui{out: &buf, outTTY: c.outTTY, errTTY: c.errTTY}, c.output)
+		if buf.String() != c.want {
+			t.Errorf("out a terminal %v, err a terminal %v, -o %q: %q, want %q", c.outTTY, c.errTTY, c.output, buf.String(), c.want)
+		}
+	}
+}

@@ -74,11 +74,8 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	u := o.ui()
 	st := ops.Status{Cluster: o.Cluster, Watch: o.Watch, Waiting: o.waiting(o.Interval, 0)}
 	return st.Run(ctx, a, func(r status.Report, first bool) error {
-		switch {
-		case !first && u.errTTY && o.Output == "":
-			fmt.Fprint(o.Out, "\033[H\033[2J")
-		case !first:
-			fmt.Fprintln(o.Out)
+		if !first {
+			separate(u, o.Output)
 		}
 		if o.Output != "" {
 			return printStructured(o.Out, o.Output, r)
@@ -88,28 +85,39 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	})
 }
 
+// separate comes between two reports of --watch: a table on a terminal is redrawn in place (Out is
+// that terminal, whatever ErrOut is), anything else follows after a blank line.
+func separate(u *ui, output string) {
+	if u.outTTY && output == "" {
+		fmt.Fprint(u.out, "\033[H\033[2J")
+		return
+	}
+	fmt.Fprintln(u.out)
+}
+
 // printReport writes the status table, totals and rebalances.
 func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 	tw := newTable(w)
 	if !noHeaders {
-		fmt.Fprintln(tw, "POD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\tSTATE\tSHARE")
+		fmt.Fprintf(tw, "POD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE\n", u.plainCell("STATE"))
 	}
 	for _, row := range r.Rows {
 		ready := "-"
 		if row.Ready != nil {
 			ready = fmt.Sprint(*row.Ready)
 		}
-		st := safe(row.State) // EMQX's words: escaped before they reach a terminal
+		st, paintState := safe(row.State), u.plainCell // EMQX's words: escaped before they reach a terminal
 		switch {
 		case row.NodeStatus == "missing":
-			st = u.yellow("no EMQX node")
+			st, paintState = "no EMQX node", u.yellow
 		case row.NodeStatus != "running":
-			st = u.red(safe(row.NodeStatus))
+			st, paintState = safe(row.NodeStatus), u.red
 		case strings.HasPrefix(st, "evacuat"), st == "prohibiting":
-			st = u.yellow(st)
+			paintState = u.yellow
 		case st == "":
 			st = "-"
 		}
+		st = paintState(st)
 		conns, sess := fmt.Sprint(row.Connections), fmt.Sprint(row.Sessions)
 		if row.NodeStatus != "running" {
 			conns, sess = "-", "-" // a stopped or missing node reports no counts: it holds nothing we know of
@@ -129,7 +137,7 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		)
 	}
 	if !noHeaders {
-		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t\t\n", r.Connections, r.Sessions)
+		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t%s\t\n", r.Connections, r.Sessions, u.plainCell(""))
 	}
 	_ = tw.Flush()
 	if r.AutoRebalance != "" {

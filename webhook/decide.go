@@ -175,6 +175,13 @@ func decide(s Snapshot) Decision {
 		// helm uninstall, kubectl delete sts: the garbage collector removes the pods; evacuating
 		// them into each other one by one would only delay the inevitable.
 		return s.allowWithEvent(ReasonOwnerGone, "%s: not holding its pods", s.OwnerGone)
+	case s.Requester == garbageCollectorAccount && len(pod.OwnerReferences) > 0: // row 2
+		// The garbage collector deletes a dependent only once its owners are gone or being deleted:
+		// its word is enough, whatever this replica's cache shows yet (an uninstall's deletions can
+		// arrive before the owner's own deletion reaches the cache). Only its own account: where
+		// controllers share one identity, the StatefulSet controller's deletions look the same.
+		return s.allowWithEvent(ReasonOwnerGone, "the garbage collector removes the pod: its owner is gone or being deleted; "+
+			"not holding it")
 	case pod.Annotations[AnnBypass] == "true" || s.Owner != nil && s.Owner.GetAnnotations()[AnnBypass] == "true": // row 3
 		return s.allowWithEvent(ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
 	case !cluster.Running(pod): // row 4
@@ -698,9 +705,12 @@ func evacuatedMessage(node string, ev emqx.Evacuation, d evacuation.Durability) 
 
 // garbageCollector: the user kube-controller-manager's garbage collector acts as (its own
 // ServiceAccount with --use-service-account-credentials, else the controller manager's user).
+// garbageCollectorAccount is the garbage collector's own identity (kube-controller-manager with
+// --use-service-account-credentials).
+const garbageCollectorAccount = "system:serviceaccount:kube-system:generic-garbage-collector"
+
 func garbageCollector(user string) bool {
-	return user == "system:serviceaccount:kube-system:generic-garbage-collector" ||
-		user == "system:kube-controller-manager"
+	return user == garbageCollectorAccount || user == "system:kube-controller-manager"
 }
 
 func orSomeone(user string) string {

@@ -145,6 +145,13 @@ func TestDecisionTable(t *testing.T) {
 		{row: "2 namespace", snap: snap(func(s *Snapshot) { s.NamespaceTerminating = true }), allowed: true, reason: ReasonNamespaceGone, events: []string{ReasonNamespaceGone}},
 		{row: "2 owner", snap: snap(func(s *Snapshot) { s.OwnerGone = "its statefulset emqx is being deleted" }), allowed: true, reason: ReasonOwnerGone,
 			message: "its statefulset emqx is being deleted", events: []string{ReasonOwnerGone}},
+		{row: "2 the garbage collector removes a pod whose owner the cache still shows", snap: snap(func(s *Snapshot) {
+			s.Requester = "system:serviceaccount:kube-system:generic-garbage-collector"
+		}), allowed: true, reason: ReasonOwnerGone, message: "the garbage collector removes the pod", events: []string{ReasonOwnerGone}},
+		{row: "2 controllers sharing one identity are not taken for the garbage collector", snap: snap(func(s *Snapshot) {
+			s.Requester = "system:kube-controller-manager"
+			s.EMQX = nil
+		}), need: NeedEMQX},
 		{row: "3 bypass", snap: snap(func(s *Snapshot) { s.Owner.SetAnnotations(map[string]string{AnnBypass: "true"}) }), allowed: true, reason: ReasonBypass, events: []string{ReasonBypass}},
 		{row: "4 not running", snap: snap(func(s *Snapshot) { s.Pod.Status.Phase = corev1.PodPending }), allowed: true, reason: ReasonNotStarted, message: "Pending", events: []string{ReasonNotStarted}},
 		{row: "4 NotReady is no evidence: EMQX is asked", snap: snap(func(s *Snapshot) {

@@ -919,7 +919,14 @@ func TestWatchClearsOnlyTheTerminalItDrawsOn(t *testing.T) {
 		var buf bytes.Buffer
 		separate(&ui{out: &buf, outTTY: c.outTTY, errTTY: c.errTTY}, c.output)
 		if buf.String() != c.want {
-			t.Errorf("out a terminal %v, err a terminal %v, -o %q: %q, want %q", c.outTTY, c.errTTY, c.output, buf.String(), c.want)
+			t.Errorf(
+				"out a terminal %v, err a terminal %v, -o %q: %q, want %q",
+				c.outTTY,
+				c.errTTY,
+				c.output,
+				buf.String(),
+				c.want,
+			)
 		}
 	}
 }

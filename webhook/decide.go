@@ -180,8 +180,11 @@ func decide(s Snapshot) Decision {
 		// its word is enough, whatever this replica's cache shows yet (an uninstall's deletions can
 		// arrive before the owner's own deletion reaches the cache). Only its own account: where
 		// controllers share one identity, the StatefulSet controller's deletions look the same.
-		return s.allowWithEvent(ReasonOwnerGone, "the garbage collector removes the pod: its owner is gone or being deleted; "+
-			"not holding it")
+		return s.allowWithEvent(
+			ReasonOwnerGone,
+			"the garbage collector removes the pod: its owner is gone or being deleted; "+
+				"not holding it",
+		)
 	case pod.Annotations[AnnBypass] == "true" || s.Owner != nil && s.Owner.GetAnnotations()[AnnBypass] == "true": // row 3
 		return s.allowWithEvent(ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
 	case !cluster.Running(pod): // row 4

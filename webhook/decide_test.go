@@ -147,8 +147,9 @@ func TestDecisionTable(t *testing.T) {
 			message: "its statefulset emqx is being deleted", events: []string{ReasonOwnerGone}},
 		{row: "2 the garbage collector removes a pod whose owner the cache still shows", snap: snap(func(s *Snapshot) {
 			s.Requester = "system:serviceaccount:kube-system:generic-garbage-collector"
-		}), allowed: true, reason: ReasonOwnerGone, message: "the garbage collector removes the pod", events: []string{ReasonOwnerGone}},
-		{row: "2 controllers sharing one identity are not taken for the garbage collector", snap: snap(func(s *Snapshot) {
+		}), allowed: true, reason: ReasonOwnerGone, message: "the garbage collector removes the pod",
+			events: []string{ReasonOwnerGone}},
+		{row: "2 controllers sharing one identity are not the garbage collector", snap: snap(func(s *Snapshot) {
 			s.Requester = "system:kube-controller-manager"
 			s.EMQX = nil
 		}), need: NeedEMQX},

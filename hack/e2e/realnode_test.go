@@ -124,8 +124,16 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 				"--set",
 				"tolerations[0].effect=NoSchedule",
 			)
-			if out, err := install.CombinedOutput(); err != nil {
-				t.Fatalf("helm install: %v\n%s", err, out)
+			notes, err := install.CombinedOutput()
+			if err != nil {
+				t.Fatalf("helm install: %v\n%s", err, notes)
+			}
+			// The chart's NOTES say what was installed and how safe it is.
+			for _, want := range []string{"It guards EMQX pods in every namespace but kube-system and " + webhookNS,
+				"answers only the API server's client certificate", "kubectl emqx status"} {
+				if !strings.Contains(string(notes), want) {
+					t.Errorf("helm install's notes lack %q:\n%s", want, notes)
+				}
 			}
 			t.Cleanup(func() {
 				_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").

@@ -21,6 +21,7 @@ type EvacuateOptions struct {
 	Timeout    time.Duration
 	ThenDelete bool
 	Interval   time.Duration
+	DryRun     bool
 }
 
 func newEvacuateCmd(g *GlobalOptions) *cobra.Command {
@@ -44,6 +45,7 @@ remaining sessions at --sess-evict-rate a second to the other nodes (or --migrat
 then refuses new clients until 'kubectl emqx evacuate stop'. If the node is already evacuating,
 this only watches it. Interrupting leaves the evacuation running and says how to undo it.`,
 		Example: `  kubectl emqx evacuate pod emqx-2 -n mqtt
+  kubectl emqx evacuate pod emqx-2 -n mqtt --dry-run
   kubectl emqx evacuate pod emqx-2 -n mqtt --within 5m --then-delete
   kubectl emqx evacuate pod emqx-2 -n mqtt --conn-evict-rate 100 --wait-takeover 30s --migrate-to emqx-0 --migrate-to emqx-1
   kubectl emqx evacuate pod emqx-2 --emqx-url http://127.0.0.1:18083 --api-key KEY --api-secret SECRET`,
@@ -68,6 +70,7 @@ this only watches it. Interrupting leaves the evacuation running and says how to
 	f.BoolVar(&o.NoWait, "no-wait", false, "start the evacuation and return")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long (the evacuation keeps going)")
 	f.BoolVar(&o.ThenDelete, "then-delete", false, "delete the pod once its node is empty")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print what would move where and about how long it would take; start nothing")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll EMQX")
 	return cmd
 }
@@ -103,6 +106,8 @@ func (o *EvacuateOptions) Validate() error {
 		return errors.New("--within computes the rates: give it or --conn-evict-rate/--sess-evict-rate, not both")
 	case o.ThenDelete && o.NoWait:
 		return errors.New("--then-delete waits for the node to be empty; it cannot go with --no-wait")
+	case o.DryRun && (o.ThenDelete || o.NoWait):
+		return errors.New("--dry-run starts nothing; --then-delete and --no-wait do not go with it")
 	case o.ThenDelete && o.direct():
 		return errors.New("--then-delete deletes a pod: it needs Kubernetes access, not --emqx-url")
 	}
@@ -117,11 +122,15 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 	}
 	u, rep := o.ui(), newReporter(o.GlobalOptions)
 	e := ops.Evacuate{Pod: o.Pod, Request: o.evacuationRequest(), MigrateTo: o.MigrateTo, Within: o.Within,
-		NoWait: o.NoWait, ThenDelete: o.ThenDelete, Waiting: o.waiting(o.Interval, o.Timeout)}
+		NoWait: o.NoWait, ThenDelete: o.ThenDelete, DryRun: o.DryRun, Waiting: o.waiting(o.Interval, o.Timeout)}
 	res, err := e.Run(ctx, a, rep)
 	rep.close()
 	if err != nil {
 		return err
+	}
+	if res.Plan != nil {
+		printPlans(o.Out, []ops.EvacuationPlan{*res.Plan})
+		return nil
 	}
 	if !res.Waited {
 		fmt.Fprintf(o.Out, "evacuating %s; watch with: %s; undo with: %s\n", o.Pod, res.Watch, res.Undo)

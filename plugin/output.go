@@ -8,11 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode"
 
 	"github.com/fatih/color"
 	"github.com/mattn/go-isatty"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 )
 
 // ui writes data to Out and progress to ErrOut, colouring only where it should.
@@ -150,4 +153,39 @@ func validateOutput(o string) error {
 		return nil
 	}
 	return fmt.Errorf("--output must be json or yaml, not %q", o)
+}
+
+// printPlans writes what evacuations would do (a dry run): nothing was started.
+func printPlans(w io.Writer, plans []ops.EvacuationPlan) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "POD\tNODE\tCONNECTIONS\tSESSIONS\tWOULD MOVE TO\tABOUT")
+	for _, p := range plans {
+		to, about := safe(strings.Join(p.Targets, ", ")), p.About.String()
+		if p.Running {
+			to, about = "(evacuating already)", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", safe(p.Pod), safe(p.Node), p.Connections, p.Sessions, to, about)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "dry run: nothing was started")
+}
+
+// printScalePlan writes what a scale would do (a dry run): the StatefulSet is unchanged.
+func printScalePlan(w io.Writer, name string, res ops.ScaleResult) {
+	if res.To > res.From {
+		fmt.Fprintf(w, "statefulset %s would scale from %d to %d, adding %s\ndry run: nothing was changed\n",
+			name, res.From, res.To, strings.Join(res.Added, ", "))
+		return
+	}
+	var longest time.Duration
+	for _, p := range res.Plans {
+		longest = max(longest, p.About)
+	}
+	verb := "is"
+	if len(res.Removed) > 1 {
+		verb = "are"
+	}
+	fmt.Fprintf(w, "statefulset %s would scale from %d to %d once %s %s empty (evacuations run at once: about %v)\n",
+		name, res.From, res.To, strings.Join(res.Removed, ", "), verb, longest)
+	printPlans(w, res.Plans)
 }

@@ -930,3 +930,38 @@ func TestWatchClearsOnlyTheTerminalItDrawsOn(t *testing.T) {
 		}
 	}
 }
+
+// A dry run says which pods would go, where their clients would move and about how long it would
+// take, and starts and changes nothing: EMQX evacuates no node and the StatefulSet keeps its
+// replicas.
+func TestDryRunsStartNothing(t *testing.T) {
+	e := newEnv(t, 1000, 400, 600)
+	ctx := context.Background()
+	out, errOut, err := e.run(ctx, "scale", "statefulset/emqx", "--replicas", "2", "-n", "mqtt", "--dry-run",
+		"--conn-evict-rate", "100", "--sess-evict-rate", "100", "--wait-health-check", "5s", "--wait-takeover", "5s")
+	if err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	golden(t, "scale-dry-run.golden", out)
+	out, errOut, err = e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--dry-run", "--migrate-to", "emqx-0")
+	if err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	golden(t, "evacuate-dry-run.golden", out)
+	c, _ := emqxClient(e.urls["emqx-0"])
+	g, err := c.GlobalStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Evacuations) != 0 {
+		t.Fatalf("a dry run started %d evacuations", len(g.Evacuations))
+	}
+	sts, err := e.kube.AppsV1().StatefulSets("mqtt").Get(ctx, "emqx", metav1.GetOptions{})
+	if err != nil || *sts.Spec.Replicas != 3 {
+		t.Fatalf("the StatefulSet changed: %v %v", err, sts.Spec.Replicas)
+	}
+	if _, _, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--dry-run", "--no-wait"); err == nil ||
+		!strings.Contains(err.Error(), "--dry-run starts nothing") {
+		t.Fatalf("--dry-run --no-wait: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ type ScaleOptions struct {
 	Rebalance bool
 	Timeout   time.Duration
 	Interval  time.Duration
+	DryRun    bool
 }
 
 func newScaleCmd(g *GlobalOptions) *cobra.Command {
@@ -35,6 +36,7 @@ stay, waits until their nodes are empty, then lowers the replicas. Scaling up ra
 waits for the new nodes, reopens any of them that came back with an evacuation persisted on its
 volume, and then rebalances (--rebalance) or says how to.`,
 		Example: `  kubectl emqx scale statefulset/emqx --replicas 2 -n mqtt
+  kubectl emqx scale statefulset/emqx --replicas 2 -n mqtt --dry-run
   kubectl emqx scale sts/emqx --replicas 2 -n mqtt --conn-evict-rate 200 --wait-takeover 20s
   kubectl emqx scale statefulset/emqx --replicas 4 -n mqtt --rebalance`,
 		Args: exactlyOne("statefulset/NAME"),
@@ -49,6 +51,8 @@ volume, and then rebalances (--rebalance) or says how to.`,
 		false,
 		"scale-up: rebalance onto the new nodes afterwards (EMQX's default thresholds)",
 	)
+	f.BoolVar(&o.DryRun, "dry-run", false, "print which pods would go, where their clients would move and about how "+
+		"long it would take; change nothing")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll")
 	return cmd
@@ -100,6 +104,7 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 		Name:     o.Name,
 		Replicas: o.Replicas,
 		Request:  o.evacuationRequest(),
+		DryRun:   o.DryRun,
 		Waiting:  o.waiting(o.Interval, o.Timeout),
 	}
 	if o.Rebalance {
@@ -112,6 +117,9 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 		return err
 	case res.From == res.To:
 		fmt.Fprintf(o.Out, "statefulset %s already has %d replicas; nothing to do\n", o.Name, res.From)
+		return nil
+	case o.DryRun:
+		printScalePlan(o.Out, o.Name, res)
 		return nil
 	case res.To < res.From:
 		fmt.Fprintf(

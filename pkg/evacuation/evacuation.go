@@ -106,6 +106,20 @@ func Remaining(ev emqx.Evacuation, sessions int64, w Waits) time.Duration {
 	return 0
 }
 
+// Estimate is how long an evacuation that req would start takes for a node holding conns live
+// connections and sessions sessions: both waits and the eviction ticks at req's rates (EMQX's
+// defaults where it names none).
+func Estimate(req emqx.EvacuationRequest, conns, sessions int64) time.Duration {
+	ev := emqx.Evacuation{State: emqx.EvacuationWaitingHealthCheck, Stats: emqx.Stats{CurrentConnected: conns}}
+	if req.ConnEvictRate != nil {
+		ev.ConnectionEvictionRate = *req.ConnEvictRate
+	}
+	if req.SessEvictRate != nil {
+		ev.SessionEvictionRate = *req.SessEvictRate
+	}
+	return Remaining(ev, sessions, WaitsOf(req))
+}
+
 func ticks(n, rate int64) time.Duration {
 	if n <= 0 {
 		return 0

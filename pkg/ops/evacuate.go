@@ -24,7 +24,18 @@ type Evacuate struct {
 	Within     time.Duration // choose the rates so the node is empty this long after the waits
 	NoWait     bool          // start and return
 	ThenDelete bool          // delete the pod once its node is empty
+	DryRun     bool          // plan only: what would move where and for how long; nothing started
 	Waiting
+}
+
+// EvacuationPlan is what an evacuation would do: the pod's node, what it holds, where its clients
+// would go and about how long it would take.
+type EvacuationPlan struct {
+	Pod, Node             string
+	Connections, Sessions int64
+	Targets               []string      // the pods (in direct mode, nodes) that would take them
+	About                 time.Duration // both waits and the evictions at the rates asked for
+	Running               bool          // the node is evacuating already: nothing to plan
 }
 
 // EvacuateResult is how an evacuation ended.
@@ -34,6 +45,7 @@ type EvacuateResult struct {
 	Watch     string // the command that shows it
 	Waited    bool   // false with NoWait
 	Deleted   bool
+	Plan      *EvacuationPlan // with DryRun: what would happen; nothing was started
 }
 
 // Run starts (or joins) the evacuation and, unless NoWait, waits until the node is empty.
@@ -51,6 +63,10 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 	}
 	g, err := t.Conn.GlobalStatus(ctx)
 	if err != nil {
+		return res, err
+	}
+	if e.DryRun {
+		res.Plan, err = e.plan(ctx, t, node, g)
 		return res, err
 	}
 	if _, running := g.Evacuation(node.Node); running {
@@ -89,6 +105,24 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 		res.Deleted = true
 	}
 	return res, nil
+}
+
+// plan is the dry run: the request a real run would send, read but not sent.
+func (e Evacuate) plan(ctx context.Context, t *Target, node emqx.Node, g emqx.GlobalStatus) (*EvacuationPlan, error) {
+	p := &EvacuationPlan{Pod: e.Pod, Node: node.Node, Connections: node.LiveConnections, Sessions: node.Connections}
+	if _, running := g.Evacuation(node.Node); running {
+		p.Running = true
+		return p, nil
+	}
+	req, err := e.request(ctx, t, node, g)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range req.MigrateTo {
+		p.Targets = append(p.Targets, t.PodLabel(n))
+	}
+	p.About = evacuation.Estimate(req, node.LiveConnections, node.Connections)
+	return p, nil
 }
 
 // request builds EMQX's request, resolving MigrateTo pods to nodes. Without MigrateTo, the

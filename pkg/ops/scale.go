@@ -24,6 +24,9 @@ type Scale struct {
 	Request emqx.EvacuationRequest
 	// Rebalance, after a scale-up: the rebalance to run onto the new nodes (nil: none).
 	Rebalance *Rebalance
+	// DryRun plans only: which pods would go, where their clients would move and for how long;
+	// the StatefulSet is not changed and nothing is started.
+	DryRun bool
 	Waiting
 }
 
@@ -33,6 +36,9 @@ type ScaleResult struct {
 	Removed   []string         // pods a scale-down emptied and removed
 	Added     []string         // pods a scale-up added
 	Rebalance *RebalanceResult // the rebalance after a scale-up, if asked for
+	// With DryRun: the evacuations a scale-down would run (at once; the longest sets the pace), or
+	// the pods a scale-up would add (Added).
+	Plans []EvacuationPlan
 }
 
 // Run scales: down evacuates the pods that go into the ones that stay, waits until they are
@@ -106,6 +112,20 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 			s.Replicas,
 		)
 	}
+	if s.DryRun {
+		var targets []string
+		for _, m := range req.MigrateTo {
+			targets = append(targets, t.PodLabel(m))
+		}
+		for _, n := range evacuate {
+			_, running := g.Evacuation(n.Node)
+			res.Plans = append(res.Plans, EvacuationPlan{Pod: t.PodLabel(n.Node), Node: n.Node, Connections: n.LiveConnections,
+				Sessions: n.Connections, Targets: targets, About: evacuation.Estimate(req, n.LiveConnections, n.Connections),
+				Running: running})
+		}
+		res.Removed = gone
+		return nil
+	}
 	for _, n := range evacuate {
 		if _, running := g.Evacuation(n.Node); running {
 			continue
@@ -161,6 +181,10 @@ func (s Scale) setReplicas(ctx context.Context, a Access) error {
 }
 
 func (s Scale) up(ctx context.Context, a Access, r Reporter, sts *appsv1.StatefulSet, res *ScaleResult) error {
+	if s.DryRun {
+		res.Added = cluster.ReplicaPods(sts, res.From, s.Replicas)
+		return nil
+	}
 	t, err := a.Cluster(ctx, cluster.Instance(sts.Labels))
 	if err != nil {
 		return err

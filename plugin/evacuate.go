@@ -70,7 +70,8 @@ this only watches it. Interrupting leaves the evacuation running and says how to
 	f.BoolVar(&o.NoWait, "no-wait", false, "start the evacuation and return")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long (the evacuation keeps going)")
 	f.BoolVar(&o.ThenDelete, "then-delete", false, "delete the pod once its node is empty")
-	f.BoolVar(&o.DryRun, "dry-run", false, "print what would move where and about how long it would take; start nothing")
+	f.BoolVar(&o.DryRun, "dry-run", false,
+		"print what would move where and about how long it would take; start nothing")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll EMQX")
 	return cmd
 }

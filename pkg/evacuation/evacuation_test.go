@@ -107,11 +107,12 @@ func TestRemaining(t *testing.T) {
 // A dry run's estimate: both waits, then the ticks of connections and of sessions at the rates.
 func TestEstimate(t *testing.T) {
 	rate, wait := int64(200), 2*time.Second
-	req := emqx.EvacuationRequest{ConnEvictRate: &rate, SessEvictRate: &rate, WaitHealthCheck: &wait, WaitTakeover: &wait}
+	req := emqx.EvacuationRequest{ConnEvictRate: &rate, SessEvictRate: &rate,
+		WaitHealthCheck: &wait, WaitTakeover: &wait}
 	if got := Estimate(req, 1000, 700); got != 2*time.Second+5*time.Second+2*time.Second+4*time.Second {
 		t.Fatalf("estimate %v, want 2s + 5s + 2s + 4s", got)
 	}
-	if got := Estimate(emqx.EvacuationRequest{}, 0, 0); got != 2*DefaultWaits.HealthCheck-DefaultWaits.HealthCheck+DefaultWaits.Takeover {
+	if got := Estimate(emqx.EvacuationRequest{}, 0, 0); got != DefaultWaits.HealthCheck+DefaultWaits.Takeover {
 		t.Fatalf("an empty node with EMQX's defaults: %v, want the two waits", got)
 	}
 }

@@ -119,9 +119,10 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 		}
 		for _, n := range evacuate {
 			_, running := g.Evacuation(n.Node)
-			res.Plans = append(res.Plans, EvacuationPlan{Pod: t.PodLabel(n.Node), Node: n.Node, Connections: n.LiveConnections,
-				Sessions: n.Connections, Targets: targets, About: evacuation.Estimate(req, n.LiveConnections, n.Connections),
-				Running: running})
+			res.Plans = append(res.Plans, EvacuationPlan{
+				Pod: t.PodLabel(n.Node), Node: n.Node, Connections: n.LiveConnections, Sessions: n.Connections,
+				Targets: targets, About: evacuation.Estimate(req, n.LiveConnections, n.Connections), Running: running,
+			})
 		}
 		res.Removed = gone
 		return nil

@@ -5,16 +5,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -32,6 +26,8 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs/certstest"
 )
 
 // A drain whose eviction a PodDisruptionBudget refuses starts no evacuation: the webhook runs
@@ -237,7 +233,8 @@ func TestForgedReviewsRefusedAtTLS(t *testing.T) {
 		Assess("forged reviews refused at TLS", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			p := installWebhook(t, cfg)
 			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 600)
-			other := selfSignedClient(t)
+			other := certstest.NewCA(t, "other").
+				Issue(t, "kube-apiserver-webhook-client", x509.ExtKeyUsageClientAuth, nil)
 			for what, body := range map[string][]byte{"eviction": evictionReview(ns, "emqx-1"), "scale": scaleReview(ns, "emqx", 3, 2)} {
 				path := map[string]string{"eviction": "/evict", "scale": "/scale"}[what]
 				for who, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's certificate": {other}} {
@@ -281,31 +278,6 @@ func TestForgedReviewsRefusedAtTLS(t *testing.T) {
 		}).
 		Feature()
 	testenv.Test(t, f)
-}
-
-// selfSignedClient is a client certificate of a CA the webhook does not trust.
-func selfSignedClient(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: "kube-apiserver-webhook-client"},
-		NotBefore: time.Now().
-			Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // With client authentication off (managed control planes), a replayed eviction — the same review
@@ -473,13 +445,14 @@ func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
 		Assess("the dashboard's CA verified", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			installWebhook(t, cfg)
 			cs := clientset(t, cfg)
-			emqxHTTPS := func(ca, named testCA) string {
+			emqxHTTPS := func(ca, named certstest.CA) string {
 				ns := newNamespace(t, cfg)
 				labelWatched(t, cfg, ns)
-				crt, key := ca.serving(t, "*.emqx-headless."+ns+".svc")
+				dns := "*.emqx-headless." + ns + ".svc"
+				crt, key := certstest.PEM(t, ca.Issue(t, dns, x509.ExtKeyUsageServerAuth, []string{dns}))
 				for name, data := range map[string]map[string][]byte{
 					"emqx-dashboard-tls": {"tls.crt": crt, "tls.key": key},
-					"emqx-dashboard-ca":  {"ca.crt": named.pem},
+					"emqx-dashboard-ca":  {"ca.crt": named.PEM},
 				} {
 					if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: data}, metav1.CreateOptions{}); err != nil {
 						t.Fatal(err)
@@ -531,7 +504,7 @@ func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
 				connectClients(t, ns+"/emqx", 600)
 				return ns
 			}
-			ca := newTestCA(t)
+			ca := certstest.NewCA(t, "emqx-dashboard-ca")
 			ns := emqxHTTPS(ca, ca)
 			scaleDownTo(t, cs, ns, 2, 600)
 			if len(events(t, cfg, ns, "EvacuationStarted")) != 1 {
@@ -539,7 +512,7 @@ func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
 			}
 
 			// The control: the CA named is not the one that signed the dashboard's certificate.
-			wrong := emqxHTTPS(newTestCA(t), newTestCA(t))
+			wrong := emqxHTTPS(certstest.NewCA(t, "signer"), certstest.NewCA(t, "named"))
 			out, err := runKubectlErr("-n", wrong, "delete", "pod", "emqx-1", "--wait=false")
 			if err == nil || !strings.Contains(out, "is not from the CA") {
 				t.Fatalf("a deletion with EMQX's certificate unverifiable: %v\n%s", err, out)
@@ -551,63 +524,4 @@ func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
 		}).
 		Feature()
 	testenv.Test(t, f)
-}
-
-// testCA signs the EMQX dashboard's serving certificate.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T) testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "emqx-dashboard-ca"},
-		NotBefore: time.Now().
-			Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return testCA{cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serving is a certificate and key (PEM) for dns, signed by ca.
-func (ca testCA) serving(t *testing.T, dns string) (crt, key []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: dns},
-		DNSNames:     []string{dns},
-		NotBefore: time.Now().
-			Add(-time.Hour),
-		NotAfter:    time.Now().Add(24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(k)
-	return pem.EncodeToMemory(
-			&pem.Block{Type: "CERTIFICATE", Bytes: der},
-		), pem.EncodeToMemory(
-			&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb},
-		)
 }

@@ -1,13 +1,8 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"net"
 	"os"
@@ -15,52 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs/certstest"
 )
-
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return testCA{cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // serve runs a TLS server configured by auth on loopback and answers "ok" to each connection that
 // passes the handshake.
 func serve(t *testing.T, auth *ClientAuth) string {
 	t.Helper()
-	server := newTestCA(t, "server-ca").issue(t, "localhost", x509.ExtKeyUsageServerAuth)
+	server := certstest.NewCA(t, "server-ca").Issue(t, "localhost", x509.ExtKeyUsageServerAuth, nil)
 	cfg := &tls.Config{Certificates: []tls.Certificate{server}, MinVersion: tls.VersionTLS12}
 	auth.Apply(cfg)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
@@ -99,9 +57,9 @@ func answered(addr string, certs ...tls.Certificate) bool {
 }
 
 func TestClientAuthAdmitsOnlyClientsOfItsCA(t *testing.T) {
-	ca, other := newTestCA(t, "apiserver-client-ca"), newTestCA(t, "other")
+	ca, other := certstest.NewCA(t, "apiserver-client-ca"), certstest.NewCA(t, "other")
 	file := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(file, ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(file, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	auth, err := NewClientAuth(file, nil)
@@ -109,15 +67,15 @@ func TestClientAuthAdmitsOnlyClientsOfItsCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serve(t, auth)
-	apiserver := ca.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)
+	apiserver := ca.Issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth, nil)
 	for name, c := range map[string]struct {
 		certs []tls.Certificate
 		want  bool
 	}{
 		"the API server's certificate":         {[]tls.Certificate{apiserver}, true},
 		"no certificate":                       {nil, false},
-		"a certificate of another CA":          {[]tls.Certificate{other.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)}, false},
-		"a serving certificate of the same CA": {[]tls.Certificate{ca.issue(t, "kube-apiserver", x509.ExtKeyUsageServerAuth)}, false},
+		"a certificate of another CA":          {[]tls.Certificate{other.Issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth, nil)}, false},
+		"a serving certificate of the same CA": {[]tls.Certificate{ca.Issue(t, "kube-apiserver", x509.ExtKeyUsageServerAuth, nil)}, false},
 	} {
 		if got := answered(addr, c.certs...); got != c.want {
 			t.Errorf("%s: answered %v, want %v", name, got, c.want)
@@ -137,18 +95,18 @@ func TestClientAuthAdmitsOnlyClientsOfItsCA(t *testing.T) {
 	}
 
 	// A new CA published in place is read at the next handshake; the old one's clients are refused.
-	if err := os.WriteFile(file, other.pem, 0o600); err != nil {
+	if err := os.WriteFile(file, other.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if answered(addr, apiserver) || !answered(addr, other.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)) {
+	if answered(addr, apiserver) || !answered(addr, other.Issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth, nil)) {
 		t.Error("the CA file's new content was not used")
 	}
 }
 
 func TestClientAuthNamesRestrictTheCAsClients(t *testing.T) {
-	ca := newTestCA(t, "cluster-ca")
+	ca := certstest.NewCA(t, "cluster-ca")
 	file := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(file, ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(file, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	auth, err := NewClientAuth(file, []string{"kube-apiserver-webhook-client"})
@@ -156,10 +114,10 @@ func TestClientAuthNamesRestrictTheCAsClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serve(t, auth)
-	if !answered(addr, ca.issue(t, "kube-apiserver-webhook-client", x509.ExtKeyUsageClientAuth)) {
+	if !answered(addr, ca.Issue(t, "kube-apiserver-webhook-client", x509.ExtKeyUsageClientAuth, nil)) {
 		t.Error("the allowed name was refused")
 	}
-	if answered(addr, ca.issue(t, "some-user", x509.ExtKeyUsageClientAuth)) {
+	if answered(addr, ca.Issue(t, "some-user", x509.ExtKeyUsageClientAuth, nil)) {
 		t.Error("another client of the same CA was admitted")
 	}
 }

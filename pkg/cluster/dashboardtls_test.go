@@ -2,72 +2,31 @@ package cluster
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs/certstest"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
 
-// testCA signs certificates for the dashboard's HTTPS listener.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T) testCA {
+// serving is a serving certificate of ca for dns (and ip, when given).
+func serving(t *testing.T, ca certstest.CA, dns string, ip net.IP) tls.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "emqx-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
+	if ip == nil {
+		return ca.Issue(t, dns, x509.ExtKeyUsageServerAuth, []string{dns})
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return testCA{cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca testCA) serving(t *testing.T, dns string, ip net.IP) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dns}, DNSNames: []string{dns},
-		NotBefore: time.Now().
-			Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	if ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return ca.Issue(t, dns, x509.ExtKeyUsageServerAuth, []string{dns}, ip)
 }
 
 // With the dashboard's CA named on the StatefulSet, EMQX's API is reached over HTTPS at the pod's
@@ -75,7 +34,7 @@ func (ca testCA) serving(t *testing.T, dns string, ip net.IP) tls.Certificate {
 // under the headless Service) or for the name the StatefulSet gives; anything else is refused
 // before a credential is sent.
 func TestDashboardOverHTTPSIsVerified(t *testing.T) {
-	ca, other := newTestCA(t), newTestCA(t)
+	ca, other := certstest.NewCA(t, "emqx-ca"), certstest.NewCA(t, "other")
 	c, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: simNode}}})
 	if err != nil {
 		t.Fatal(err)
@@ -86,11 +45,11 @@ func TestDashboardOverHTTPSIsVerified(t *testing.T) {
 		serverName string
 		want       string // "" connects
 	}{
-		"signed for the pod's DNS name":             {ca.serving(t, "emqx-0.emqx-headless.mqtt.svc", nil), "", ""},
-		"signed for the pod's IP":                   {ca.serving(t, "emqx", net.ParseIP("127.0.0.1")), "", ""},
-		"signed for the name the StatefulSet gives": {ca.serving(t, "emqx.example.com", nil), "emqx.example.com", ""},
-		"signed for another name":                   {ca.serving(t, "emqx.example.com", nil), "", "is for none of"},
-		"signed by another CA":                      {other.serving(t, "emqx-0.emqx-headless.mqtt.svc", nil), "", "is not from the CA"},
+		"signed for the pod's DNS name":             {serving(t, ca, "emqx-0.emqx-headless.mqtt.svc", nil), "", ""},
+		"signed for the pod's IP":                   {serving(t, ca, "emqx", net.ParseIP("127.0.0.1")), "", ""},
+		"signed for the name the StatefulSet gives": {serving(t, ca, "emqx.example.com", nil), "emqx.example.com", ""},
+		"signed for another name":                   {serving(t, ca, "emqx.example.com", nil), "", "is for none of"},
+		"signed by another CA":                      {serving(t, other, "emqx-0.emqx-headless.mqtt.svc", nil), "", "is not from the CA"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(c.Handler(simNode))
@@ -111,7 +70,7 @@ func TestDashboardOverHTTPSIsVerified(t *testing.T) {
 				Spec: appsv1.StatefulSetSpec{ServiceName: "emqx-headless"}}
 			kube := kubefake.NewClientset(
 				&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "emqx-dashboard-ca", Namespace: "mqtt"},
-					Data: map[string][]byte{"ca.crt": ca.pem}},
+					Data: map[string][]byte{"ca.crt": ca.PEM}},
 			)
 			var dialled string
 			a := Access{Kube: kube, Creds: emqx.Credentials{Username: "admin", Password: "public"},

@@ -1,19 +1,12 @@
 package follow
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"maps"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs/certstest"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 )
 
@@ -181,7 +175,7 @@ func TestReleaseFromTheImageTag(t *testing.T) {
 // with the certificate and key of the Secret volume mounted at the configured files; a file in no
 // Secret volume fails it, as EMQX fails to start that listener.
 func TestDashboardHTTPSListenerFromTheEnvironment(t *testing.T) {
-	crt, key := selfSigned(t)
+	crt, key := certstest.PEM(t, certstest.NewCA(t, "ca").Issue(t, "emqx", x509.ExtKeyUsageServerAuth, nil))
 	pod := &corev1.Pod{Spec: corev1.PodSpec{
 		Containers: []corev1.Container{
 			{Name: "emqx", VolumeMounts: []corev1.VolumeMount{{Name: "tls", MountPath: "/opt/emqx/etc/tls"}}},
@@ -216,28 +210,4 @@ func TestDashboardHTTPSListenerFromTheEnvironment(t *testing.T) {
 		DashboardHTTP(map[string]string{"EMQX_DASHBOARD__LISTENERS__HTTP__ENABLE": "false"}) {
 		t.Fatal("dashboard.listeners.http.enable")
 	}
-}
-
-func selfSigned(t *testing.T) (crt, key []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "emqx"},
-		NotBefore:    time.Now(),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(k)
-	return pem.EncodeToMemory(
-			&pem.Block{Type: "CERTIFICATE", Bytes: der},
-		), pem.EncodeToMemory(
-			&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb},
-		)
 }

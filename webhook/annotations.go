@@ -53,14 +53,23 @@ const (
 	AnnEvacuatedPods = prefix + "evacuated-pods"
 	AnnRequeuedAt    = prefix + "requeued-at"
 	// Per-StatefulSet settings.
-	AnnConnRate          = prefix + "conn-evict-rate"
-	AnnSessRate          = prefix + "sess-evict-rate"
-	AnnWaitHealthCheck   = prefix + "wait-health-check"
-	AnnWaitTakeover      = prefix + "wait-takeover"
-	AnnTimeout           = prefix + "evacuation-timeout"
-	AnnAbandonAfter      = prefix + "abandon-after"
-	AnnScaleDown         = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
+	AnnConnRate        = prefix + "conn-evict-rate"
+	AnnSessRate        = prefix + "sess-evict-rate"
+	AnnWaitHealthCheck = prefix + "wait-health-check"
+	AnnWaitTakeover    = prefix + "wait-takeover"
+	AnnTimeout         = prefix + "evacuation-timeout"
+	AnnAbandonAfter    = prefix + "abandon-after"
+	AnnScaleDown       = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
+	// AnnMode "audit" makes the webhook observe only for this StatefulSet (or ReplicaSet): every
+	// removal is allowed, and what it would have held is an Event; "enforce" overrides --audit.
+	AnnMode              = prefix + "mode"
 	AnnCredentialsSecret = cluster.AnnCredentialsSecret
+)
+
+// AnnMode's values.
+const (
+	ModeAudit   = "audit"
+	ModeEnforce = "enforce"
 )
 
 // StartedByOther is AnnStartedBy's value for evacuations the webhook did not start.

@@ -24,6 +24,8 @@ type Config struct {
 	DecisionTimeout time.Duration
 	// StallAfter: a session eviction whose count has not moved this long is reported stalled.
 	StallAfter time.Duration
+	// Audit: observe only; every removal is allowed and what would have been held is an Event.
+	Audit bool
 }
 
 // DefaultConfig is the webhook's default configuration.
@@ -49,6 +51,7 @@ type Settings struct {
 	MaxConcurrent    int                    // evacuations at once per EMQX cluster (at least 1)
 	StallAfter       time.Duration          // a session count unchanged this long is a stalled eviction
 	Request          emqx.EvacuationRequest // rates and waits; MigrateTo is the plan's
+	Audit            bool                   // observe only: allow everything, report what would be held
 }
 
 // For resolves the settings for owner (a StatefulSet or ReplicaSet; nil: the defaults).
@@ -66,6 +69,15 @@ func (c Config) For(owner client.Object) Settings {
 	}
 	if r := intAnnotation(owner, AnnSessRate, c.SessEvictRate); r > 0 {
 		s.Request.SessEvictRate = &r
+	}
+	s.Audit = c.Audit
+	if owner != nil {
+		switch owner.GetAnnotations()[AnnMode] {
+		case ModeAudit:
+			s.Audit = true
+		case ModeEnforce:
+			s.Audit = false
+		}
 	}
 	s.Request.WaitHealthCheck = durAnnotation(owner, AnnWaitHealthCheck, c.WaitHealthCheck)
 	s.Request.WaitTakeover = durAnnotation(owner, AnnWaitTakeover, c.WaitTakeover)

@@ -495,10 +495,12 @@ func (s Snapshot) start(node emqx.Node) Decision {
 			hold(
 				ReasonStarted,
 				fmt.Sprintf(
-					"EMQX node %s holds %d connections and %d sessions: the pod would be evacuated first (dry run)",
+					"EMQX node %s holds %d connections and %d sessions: "+
+						"the pod would be evacuated first, for about %v (dry run)",
 					node.Node,
 					node.LiveConnections,
 					node.Connections,
+					evacuation.Estimate(req, node.LiveConnections, node.Connections),
 				),
 			),
 		)

@@ -101,6 +101,10 @@ func (g *Gate) removal(
 ) Verdict {
 	s := g.snapshot(ctx, pod, dryRun, cause, extra)
 	s.LeavesForGood = leavesForGood(s.Owner, pod, replicas)
+	// Audit mode decides as a dry run does (nothing started, nothing written), then lets go what it
+	// would have held, and says so.
+	audit := s.Settings.Audit && !dryRun
+	s.DryRun = s.DryRun || audit
 	var conn EMQX
 	for {
 		d := Decide(s)
@@ -123,6 +127,9 @@ func (g *Gate) removal(
 			err := moveReplicas(ctx, conn, d.Moves)
 			s.Moved = &err
 		default:
+			if audit {
+				return g.wouldHold(pod, d.Verdict)
+			}
 			if !dryRun {
 				_ = g.apply(ctx, pod, s.Owner, d.Effects) // logged; the controller retries the owner's record
 			}
@@ -199,3 +206,14 @@ func (g *Gate) noteRequest(ctx context.Context, pod *corev1.Pod) {
 }
 
 func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }
+
+// wouldHold is audit mode's answer: allowed, and what would have been held is an Event on the pod
+// (the decision's log line and metric carry the reason AuditWouldHold).
+func (g *Gate) wouldHold(pod *corev1.Pod, v Verdict) Verdict {
+	if v.Allowed {
+		return v
+	}
+	msg := "audit mode (" + AnnMode + "=" + ModeAudit + " or --audit): allowed; would hold: " + v.Message
+	g.event(pod, corev1.EventTypeWarning, ReasonWouldHold, "%s", msg)
+	return allow(ReasonWouldHold, msg)
+}

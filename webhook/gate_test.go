@@ -503,7 +503,7 @@ func TestWaitingForAnEvacuationThatNeverEndsHasAWayOut(t *testing.T) {
 func TestDryRunHasNoSideEffects(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	v := f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
-	expect(t, v, false, ReasonStarted, "would be evacuated first (dry run)")
+	expect(t, v, false, ReasonStarted, "would be evacuated first, for about 2s (dry run)")
 	if f.evacuation(0) != "" || f.pod(0).Annotations[AnnStartedAt] != "" || f.events() != "" {
 		t.Fatal("a dry run had side effects")
 	}
@@ -838,5 +838,35 @@ func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 	f.sim.Advance(10 * time.Minute) // emqx-2's evacuation ends: the concurrency limit is free
 	if v := f.removal(1); v.Reason != ReasonStarted && v.Reason != ReasonWaiting {
 		t.Fatalf("allowed by the budget: %+v", v)
+	}
+}
+
+// Audit mode (the StatefulSet's emqx.kubectl-emqx.io/mode=audit, or --audit) observes only: a busy
+// pod's removal is allowed, nothing is started or written, and a Warning Event says what would
+// have been held and for about how long; mode=enforce on a StatefulSet overrides --audit.
+func TestAuditModeAllowsAndSaysWhatItWouldHold(t *testing.T) {
+	f := newFixture(t, 100, 100, 100)
+	f.sts.Annotations = map[string]string{AnnMode: ModeAudit}
+	f.update(f.sts)
+	v := f.gate.Removal(context.Background(), f.pod(1), false, CauseEviction)
+	expect(t, v, true, ReasonWouldHold, "would hold: EMQX node "+node(1)+" holds 100 connections and 100 sessions")
+	if !strings.Contains(v.Message, "for about") {
+		t.Fatalf("no estimate: %s", v.Message)
+	}
+	if ev := f.events(); !strings.Contains(ev, "Warning AuditWouldHold audit mode") {
+		t.Fatalf("events %q", ev)
+	}
+	if f.evacuation(1) != "" || f.pod(1).Annotations[AnnStartedAt] != "" {
+		t.Fatal("audit mode started an evacuation")
+	}
+
+	// --audit for every cluster, and one StatefulSet that enforces.
+	f.gate.Config.Audit = true
+	f.sts.Annotations = map[string]string{AnnMode: ModeEnforce}
+	f.update(f.sts)
+	v = f.gate.Removal(context.Background(), f.pod(1), false, CauseEviction)
+	expect(t, v, false, ReasonStarted, "is evacuating")
+	if f.evacuation(1) == "" {
+		t.Fatal("mode=enforce under --audit started nothing")
 	}
 }

@@ -31,6 +31,7 @@ const (
 	ReasonStalled          = "SessionEvictionStalled"
 	ReasonBudget           = "DisruptionBudgetExhausted"
 	ReasonCoolingDown      = "EvacuationCoolingDown"
+	ReasonWouldHold        = "AuditWouldHold"
 	// Durable storage (5.9+): a leaving core's shard replicas move before its pod goes.
 	ReasonReplicasMoving   = "DurableStorageReplicasMoving"
 	ReasonReplicasTimedOut = "DurableStorageReplicasTimedOut"

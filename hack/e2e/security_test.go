@@ -454,7 +454,8 @@ func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
 					"emqx-dashboard-tls": {"tls.crt": crt, "tls.key": key},
 					"emqx-dashboard-ca":  {"ca.crt": named.PEM},
 				} {
-					if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: data}, metav1.CreateOptions{}); err != nil {
+					secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: data}
+					if _, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -707,3 +707,36 @@ func TestServiceAccountMayChangeOnlyItsAnnotations(t *testing.T) {
 		Feature()
 	testenv.Test(t, f)
 }
+
+// Audit mode (emqx.kubectl-emqx.io/mode=audit on the StatefulSet): the deletion of a busy EMQX
+// pod goes through at once with a Warning Event that says what would have been held; nothing is
+// evacuated, so its sessions are lost as without the webhook (observe only, as documented).
+func TestAuditModeAllowsABusyPodsDeletionWithAWouldHoldEvent(t *testing.T) {
+	f := features.New("audit mode").
+		Assess("would hold", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			installWebhook(t, cfg)
+			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 900)
+			runKubectl(t, "-n", ns, "annotate", "statefulset", "emqx", "emqx.kubectl-emqx.io/mode=audit")
+			// The webhook reads the annotation from its cache.
+			time.Sleep(time.Second)
+			runKubectl(t, "-n", ns, "delete", "pod", "emqx-1", "--wait=false")
+			var would []corev1.Event
+			eventually(t, 10*time.Second, "an AuditWouldHold Event", func() bool {
+				would = events(t, cfg, ns, "AuditWouldHold")
+				return len(would) > 0
+			})
+			if msg := would[0].Message; !strings.Contains(msg, "would hold: EMQX node emqx@emqx-1.") ||
+				!strings.Contains(msg, "for about") {
+				t.Fatalf("the Event does not say what would be held and for how long: %s", msg)
+			}
+			if len(events(t, cfg, ns, "EvacuationStarted")) != 0 {
+				t.Fatal("audit mode started an evacuation")
+			}
+			eventually(t, 20*time.Second, "emqx-1's sessions lost: audit mode holds nothing", func() bool {
+				return simStats(t, ns+"/emqx").LostSessions > 0
+			})
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}

@@ -72,10 +72,12 @@ func TestClientAuthAdmitsOnlyClientsOfItsCA(t *testing.T) {
 		certs []tls.Certificate
 		want  bool
 	}{
-		"the API server's certificate":         {[]tls.Certificate{apiserver}, true},
-		"no certificate":                       {nil, false},
-		"a certificate of another CA":          {[]tls.Certificate{other.Issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth, nil)}, false},
-		"a serving certificate of the same CA": {[]tls.Certificate{ca.Issue(t, "kube-apiserver", x509.ExtKeyUsageServerAuth, nil)}, false},
+		"the API server's certificate": {[]tls.Certificate{apiserver}, true},
+		"no certificate":               {nil, false},
+		"a certificate of another CA": {
+			[]tls.Certificate{other.Issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth, nil)}, false},
+		"a serving certificate of the same CA": {
+			[]tls.Certificate{ca.Issue(t, "kube-apiserver", x509.ExtKeyUsageServerAuth, nil)}, false},
 	} {
 		if got := answered(addr, c.certs...); got != c.want {
 			t.Errorf("%s: answered %v, want %v", name, got, c.want)

@@ -159,6 +159,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"API has not answered this long (0: at once)")
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent-evacuations", c.MaxConcurrent, "evacuations at once per EMQX cluster; "+
 		"other removals wait")
+	fs.BoolVar(&c.Audit, "audit", c.Audit, "observe only: allow every removal and report what would have been held "+
+		"(Warning Event "+webhook.ReasonWouldHold+"); StatefulSet annotation "+webhook.AnnMode+"=audit|enforce")
 	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report an evacuation whose session count has not "+
 		"moved this long (Event SessionEvictionStalled; EMQX before 5.8.4 can loop on a lost session); 0 disables")
 	zfs := flag.NewFlagSet("zap", flag.ContinueOnError)

@@ -86,6 +86,8 @@ func helmTemplate(t *testing.T, ns string, set ...string) string {
 		filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
 		"-n",
 		ns,
+		"--kube-version",
+		kubeVersion,
 		"--set",
 		anySource,
 	}
@@ -179,7 +181,7 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 		"networkPolicy.admissionFrom=null": "networkPolicy.admissionFrom is empty and the API server's addresses could not be read",
 	} {
 		bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
-			"--set", anySource, "--set", set).
+			"--kube-version", kubeVersion, "--set", anySource, "--set", set).
 			CombinedOutput()
 		if err == nil || !strings.Contains(string(bad), want) {
 			t.Errorf("%s: %v\n%s", set, err, bad)

@@ -348,9 +348,9 @@ func TestReplayedEvictionCannotKeepANodeEvacuated(t *testing.T) {
 				abandoned.Sub(empty).Round(time.Second),
 				timeLimit+abandonAfter,
 			)
-			if len(events(t, cfg, ns, "EvacuationAbandoned")) != 1 {
-				t.Fatal("no EvacuationAbandoned Event")
-			}
+			eventually(t, 10*time.Second, "one EvacuationAbandoned Event", func() bool {
+				return len(events(t, cfg, ns, "EvacuationAbandoned")) == 1
+			})
 			// The node takes clients again; the replays go on, and for abandon-after none starts a new
 			// evacuation of it.
 			connectClients(t, ns+"/emqx", 300)
@@ -413,6 +413,16 @@ func TestNamespacedInstall(t *testing.T) {
 			}
 			emqxIn(t, cfg, ns, "helm-emqx.yaml", 3, 900)
 			emqxIn(t, cfg, elsewhere, "helm-emqx.yaml", 2, 600)
+			// Clients reach only Ready pods: until emqx-1 holds sessions, its loss could show nothing.
+			eventually(t, 20*time.Second, "sessions on emqx-1 elsewhere", func() bool {
+				for _, n := range simStats(t, elsewhere+"/emqx").Nodes {
+					if strings.HasPrefix(n.Name, "emqx@emqx-1.") && n.PersistentSessions > 0 {
+						return true
+					}
+				}
+				connectClients(t, elsewhere+"/emqx", 50)
+				return false
+			})
 			cs := clientset(t, cfg)
 			scaleDownTo(t, cs, ns, 2, 900)
 			if len(events(t, cfg, ns, "EvacuationStarted")) != 1 {

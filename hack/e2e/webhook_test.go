@@ -320,6 +320,18 @@ func expectNothingLost(t *testing.T, ns string, clients int64) {
 	}
 }
 
+// waitEvents waits until ns has Events of reason (the recorder sends them asynchronously) and
+// returns them.
+func waitEvents(t *testing.T, cfg *envconf.Config, ns, reason string) []corev1.Event {
+	t.Helper()
+	var evs []corev1.Event
+	eventually(t, 10*time.Second, "an Event "+reason, func() bool {
+		evs = events(t, cfg, ns, reason)
+		return len(evs) > 0
+	})
+	return evs
+}
+
 func events(t *testing.T, cfg *envconf.Config, ns, reason string) []corev1.Event {
 	t.Helper()
 	list, err := clientset(
@@ -508,8 +520,8 @@ func TestWebhookEMQXAPIDownTakesTheConfiguredWayOut(t *testing.T) {
 			if waited := time.Since(start); waited < 3*time.Second {
 				t.Fatalf("allowed after %v, before the 3s grace period", waited)
 			}
-			evs := events(t, cfg, ns, "EMQXUnreachable")
-			if len(evs) == 0 || evs[0].Type != corev1.EventTypeWarning ||
+			evs := waitEvents(t, cfg, ns, "EMQXUnreachable")
+			if evs[0].Type != corev1.EventTypeWarning ||
 				!strings.Contains(evs[0].Message, "removing the pod without evacuation") {
 				t.Fatalf("events %+v", evs)
 			}
@@ -720,11 +732,7 @@ func TestAuditModeAllowsABusyPodsDeletionWithAWouldHoldEvent(t *testing.T) {
 			// The webhook reads the annotation from its cache.
 			time.Sleep(time.Second)
 			runKubectl(t, "-n", ns, "delete", "pod", "emqx-1", "--wait=false")
-			var would []corev1.Event
-			eventually(t, 10*time.Second, "an AuditWouldHold Event", func() bool {
-				would = events(t, cfg, ns, "AuditWouldHold")
-				return len(would) > 0
-			})
+			would := waitEvents(t, cfg, ns, "AuditWouldHold")
 			if msg := would[0].Message; !strings.Contains(msg, "would hold: EMQX node emqx@emqx-1.") ||
 				!strings.Contains(msg, "for about") {
 				t.Fatalf("the Event does not say what would be held and for how long: %s", msg)

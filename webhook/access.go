@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // The access check: the webhook tries each EMQX cluster it may guard before anything is removed
@@ -53,9 +54,10 @@ func AccessFinding(err error) (result, detail string) {
 			"; ",
 		) +
 			"); removals of its pods would be held for the grace period, then allowed without evacuation. Give the webhook an API key: " +
-			"a Secret with keys api-key and api-secret, named on the StatefulSet by annotation " + AnnCredentialsSecret
+			"a Secret with keys api-key and api-secret, named on the StatefulSet by annotation " +
+			decide.AnnCredentialsSecret
 	}
-	return AccessUnreachable, "EMQX's API did not answer the webhook: " + shorten(err)
+	return AccessUnreachable, "EMQX's API did not answer the webhook: " + decide.Shorten(err)
 }
 
 // AccessChecker runs the access check on the elected leader.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -36,7 +37,7 @@ func TestAccessCheckReportsRejectedCredentialsBeforeAnythingIsRemoved(t *testing
 	a.CheckDue(context.Background())
 	got := f.statefulSet().Annotations[AnnAPIAccess]
 	if !strings.HasPrefix(got, "credentials-rejected ") || !strings.Contains(got, "BAD_USERNAME_OR_PWD") ||
-		!strings.Contains(got, AnnCredentialsSecret) {
+		!strings.Contains(got, decide.AnnCredentialsSecret) {
 		t.Fatalf("annotation %q", got)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Warning EMQXCredentialsRejected") {

@@ -3,11 +3,13 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"k8s.io/klog/v2"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +18,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // Automatic rebalance (opt-in: StatefulSet annotation AnnRebalance: "auto", or --auto-rebalance):
@@ -25,7 +28,7 @@ import (
 // rebalance (never while an evacuation or another rebalance runs), follows it and judges its end
 // itself: EMQX forgets a finished rebalance, and a completed, stopped or aborted one look the same.
 const (
-	AnnRebalance = prefix + "rebalance" // "auto"
+	AnnRebalance = decide.AnnotationPrefix + "rebalance" // "auto"
 	// AnnRebalanceRun: the rebalance the controller started and follows: "<coordinator> <RFC3339>
 	// <donor,...> <recipient,...>".
 	AnnRebalanceRun = cluster.AnnRebalanceRun
@@ -34,12 +37,12 @@ const (
 	AnnRebalanceResult = cluster.AnnRebalanceResult
 	// AnnMembership: the running nodes' fingerprint, since when it holds, and whether a rebalance
 	// was considered for it: "<fingerprint> <RFC3339> <considered|pending>".
-	AnnMembership = prefix + "membership"
+	AnnMembership = decide.AnnotationPrefix + "membership"
 	// Thresholds of EMQX's rebalance (EMQX's defaults when absent: 1000 and 1.1).
-	AnnAbsConnThreshold = prefix + "abs-conn-threshold"
-	AnnRelConnThreshold = prefix + "rel-conn-threshold"
-	AnnAbsSessThreshold = prefix + "abs-sess-threshold"
-	AnnRelSessThreshold = prefix + "rel-sess-threshold"
+	AnnAbsConnThreshold = decide.AnnotationPrefix + "abs-conn-threshold"
+	AnnRelConnThreshold = decide.AnnotationPrefix + "rel-conn-threshold"
+	AnnAbsSessThreshold = decide.AnnotationPrefix + "abs-sess-threshold"
+	AnnRelSessThreshold = decide.AnnotationPrefix + "rel-sess-threshold"
 )
 
 // Events and results of the automatic rebalance.
@@ -152,7 +155,7 @@ func (m *Membership) autoRebalance(
 		m.setAnnotations(
 			ctx,
 			sts,
-			map[string]*string{AnnMembership: ptr(fingerprint + " " + now.UTC().Format(time.RFC3339) + " pending")},
+			map[string]*string{AnnMembership: ptr.To(fingerprint + " " + now.UTC().Format(time.RFC3339) + " pending")},
 		)
 		return m.Cooldown
 	}
@@ -165,7 +168,7 @@ func (m *Membership) autoRebalance(
 	case len(gs.Rebalances) > 0 || len(gs.Evacuations) > 0 || !settled(sts, pods, nodes):
 		return 0 // another rebalance, an evacuation, a scale or an update under way: later
 	}
-	considered := map[string]*string{AnnMembership: ptr(fingerprint + " " + f[1] + " considered")}
+	considered := map[string]*string{AnnMembership: ptr.To(fingerprint + " " + f[1] + " considered")}
 	t, err := thresholds(sts)
 	if err != nil {
 		m.Gate.event(sts, corev1.EventTypeWarning, ReasonRebalanceConfig, "automatic rebalance not started: %v", err)
@@ -190,19 +193,19 @@ func (m *Membership) autoRebalance(
 		RelConnThreshold: &t.RelConn,
 		AbsSessThreshold: &t.AbsSess,
 		RelSessThreshold: &t.RelSess,
-		ConnEvictRate:    positiveOrNil(intAnnotation(sts, AnnConnRate, m.Gate.Config.ConnEvictRate)),
-		SessEvictRate:    positiveOrNil(intAnnotation(sts, AnnSessRate, m.Gate.Config.SessEvictRate)),
-		WaitHealthCheck:  durAnnotation(sts, AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
-		WaitTakeover:     durAnnotation(sts, AnnWaitTakeover, m.Gate.Config.WaitTakeover),
+		ConnEvictRate:    positiveOrNil(decide.IntAnnotation(sts, decide.AnnConnRate, m.Gate.Config.ConnEvictRate)),
+		SessEvictRate:    positiveOrNil(decide.IntAnnotation(sts, decide.AnnSessRate, m.Gate.Config.SessEvictRate)),
+		WaitHealthCheck:  decide.DurationAnnotation(sts, decide.AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
+		WaitTakeover:     decide.DurationAnnotation(sts, decide.AnnWaitTakeover, m.Gate.Config.WaitTakeover),
 	}
 	if err := conn.StartRebalance(ctx, coord, req); err != nil {
-		what := "EMQX refused it: " + shorten(err)
+		what := "EMQX refused it: " + decide.Shorten(err)
 		if emqx.IsNothingToBalance(err) {
 			what = "EMQX says there is nothing to balance"
 		}
 		m.Gate.event(sts, corev1.EventTypeWarning, ReasonRebalanceRefused, "automatic rebalance not started: %s", what)
 		m.Gate.Metrics.action(ReasonRebalanceRefused)
-		considered[AnnRebalanceResult] = ptr("refused " + now.UTC().Format(time.RFC3339) + ": " + what)
+		considered[AnnRebalanceResult] = ptr.To("refused " + now.UTC().Format(time.RFC3339) + ": " + what)
 		m.setAnnotations(ctx, sts, considered)
 		return 0
 	}
@@ -213,7 +216,7 @@ func (m *Membership) autoRebalance(
 	for _, c := range plan.Recipients {
 		run.recipients = append(run.recipients, c.Node)
 	}
-	considered[AnnRebalanceRun] = ptr(run.String())
+	considered[AnnRebalanceRun] = ptr.To(run.String())
 	m.setAnnotations(ctx, sts, considered)
 	coordPod := coord
 	if p, ok := cluster.PodOfNode(pods, coord); ok {
@@ -296,7 +299,7 @@ func (m *Membership) judge(
 	}
 	now := m.Gate.Clock.Now()
 	m.setAnnotations(ctx, sts, map[string]*string{AnnRebalanceRun: nil,
-		AnnRebalanceResult: ptr(
+		AnnRebalanceResult: ptr.To(
 			fmt.Sprintf("%s %s: %s", strings.TrimPrefix(reason, "Rebalance"), now.UTC().Format(time.RFC3339), detail),
 		)})
 	m.Gate.event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
@@ -17,8 +18,8 @@ func autoFixture(t *testing.T) (*fixture, *Membership) {
 		AnnRebalance:        "auto",
 		AnnAbsConnThreshold: "100",
 		AnnAbsSessThreshold: "100",
-		AnnConnRate:         "500",
-		AnnSessRate:         "500",
+		decide.AnnConnRate:  "500",
+		decide.AnnSessRate:  "500",
 	}
 	f.update(f.sts)
 	f.sts.Status.ReadyReplicas = 4

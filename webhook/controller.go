@@ -2,10 +2,8 @@ package webhook
 
 import (
 	"context"
-	"strconv"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -13,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // Controller closes the loops admission cannot:
@@ -27,24 +26,17 @@ type Controller struct {
 	Poll time.Duration // how often an evacuation in progress is checked
 }
 
-// Events of the controller.
-const (
-	ReasonStopped      = "EvacuationStopped"
-	ReasonStaleStopped = "StaleEvacuationStopped"
-	ReasonAbandoned    = "EvacuationAbandoned"
-)
-
 // evacuationMarks are the annotations of an evacuation on its pod; forgetting one clears them all.
 var evacuationMarks = []string{
-	AnnStartedAt,
-	AnnNode,
-	AnnReason,
-	AnnCompletedAt,
-	AnnStartedBy,
-	AnnLastRequest,
-	AnnScaleGeneration,
-	AnnSessionsLeft,
-	AnnStalledSince,
+	decide.AnnStartedAt,
+	decide.AnnNode,
+	decide.AnnReason,
+	decide.AnnCompletedAt,
+	decide.AnnStartedBy,
+	decide.AnnLastRequest,
+	decide.AnnScaleGeneration,
+	decide.AnnSessionsLeft,
+	decide.AnnStalledSince,
 }
 
 // SetupWithManager registers the controller for EMQX pods.
@@ -80,17 +72,24 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
 	owner := c.Gate.owner(ctx, pod)
-	w := FollowedPod{Now: c.Gate.Clock.Now(), Pod: pod, Owner: owner, Settings: c.Gate.Config.For(owner), Poll: c.Poll}
-	if pod.Annotations[AnnStartedAt] != "" {
-		if since, ok := c.Gate.marks.peek(pod.UID, AnnCompletedAt); ok {
-			w.EmptySince = Mark{Since: since, Known: true}
+	w := decide.FollowedPod{
+		Now:      c.Gate.Clock.Now(),
+		Pod:      pod,
+		Owner:    owner,
+		Settings: c.Gate.Config.For(owner),
+		Poll:     c.Poll,
+	}
+	if pod.Annotations[decide.AnnStartedAt] != "" {
+		if since, ok := c.Gate.marks.peek(pod.UID, decide.AnnCompletedAt); ok {
+			w.EmptySince = decide.Mark{Since: since, Known: true}
 		}
-		return c.act(ctx, w, Follow, c.seeEvacuation)
+		return c.act(ctx, w, decide.Follow, c.seeEvacuation)
 	}
 	// Running, not Ready: a pod that came back refusing clients may be NotReady for that very reason.
 	if owner != nil && cluster.Running(pod) {
-		if uid, ok := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])[pod.Name]; ok && uid != string(pod.UID) {
-			return c.act(ctx, w, Reopen, c.seeNode)
+		if uid, ok := decide.ParseRecords(owner.GetAnnotations()[decide.AnnEvacuatedPods])[pod.Name]; ok &&
+			uid != string(pod.UID) {
+			return c.act(ctx, w, decide.Reopen, c.seeNode)
 		}
 	}
 	return ctrl.Result{}, nil
@@ -102,17 +101,17 @@ func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Resul
 // write timed out).
 func (c *Controller) act(
 	ctx context.Context,
-	w FollowedPod,
-	decide func(FollowedPod) Action,
-	see func(context.Context, *corev1.Pod) (EMQX, *NodeSeen),
+	w decide.FollowedPod,
+	judge func(decide.FollowedPod) decide.Action,
+	see func(context.Context, *corev1.Pod) (EMQX, *decide.NodeSeen),
 ) (ctrl.Result, error) {
 	var conn EMQX
 	for {
-		a := decide(w)
+		a := judge(w)
 		switch a.Need {
-		case NeedEMQX:
+		case decide.NeedEMQX:
 			conn, w.EMQX = see(ctx, w.Pod)
-		case NeedStop:
+		case decide.NeedStop:
 			err := conn.StopEvacuation(ctx, a.Stop)
 			w.Stopped = &err
 		default:
@@ -125,22 +124,22 @@ func (c *Controller) act(
 }
 
 // seeEvacuation reads the global status for Follow: the evacuation of the node the pod records.
-func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *NodeSeen) {
-	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Node: pod.Annotations[AnnNode], Status: true})
+func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *decide.NodeSeen) {
+	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Node: pod.Annotations[decide.AnnNode], Status: true})
 	if o.Err != nil {
-		return nil, &NodeSeen{Err: o.Err, Stale: o.Stale}
+		return nil, &decide.NodeSeen{Err: o.Err, Stale: o.Stale}
 	}
-	return o.Conn, seen(o, pod.Annotations[AnnNode])
+	return o.Conn, seen(o, pod.Annotations[decide.AnnNode])
 }
 
 // seeNode finds the pod's node and its evacuation for Reopen.
-func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *NodeSeen) {
+func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *decide.NodeSeen) {
 	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Status: true})
 	switch {
 	case o.Err != nil:
-		return nil, &NodeSeen{Err: o.Err, Stale: o.Stale}
+		return nil, &decide.NodeSeen{Err: o.Err, Stale: o.Stale}
 	case !o.Found || !o.Node.Running():
-		return o.Conn, &NodeSeen{} // not joined yet
+		return o.Conn, &decide.NodeSeen{} // not joined yet
 	}
 	s := seen(o, o.Node.Node)
 	s.Joined = true
@@ -149,15 +148,8 @@ func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *NodeS
 
 // seen is what Follow and Reopen judge of the node: its evacuation, the node as listed now and
 // how to read its session count.
-func seen(o NodeState, node string) *NodeSeen {
-	s := &NodeSeen{Node: node, Listed: o.Node, Durable: o.Durable}
+func seen(o NodeState, node string) *decide.NodeSeen {
+	s := &decide.NodeSeen{Node: node, Listed: o.Node, Durable: o.Durable}
 	s.Evacuation, s.Evacuating = o.Status.Evacuation(node)
 	return s
-}
-
-// withdrawn: a StatefulSet generation after the scale-down's keeps the pod. Until the admitted
-// scale-down has landed in the cache, nothing is judged.
-func withdrawn(sts *appsv1.StatefulSet, pod *corev1.Pod) bool {
-	before, err := strconv.ParseInt(pod.Annotations[AnnScaleGeneration], 10, 64)
-	return err == nil && sts.Generation > before+1 && cluster.Stays(sts, pod.Name)
 }

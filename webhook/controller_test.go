@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 func (f *fixture) reconcile(i int) ctrl.Result {
@@ -48,7 +51,7 @@ func TestControllerTouchesOwnerWhenEvacuationCompletes(t *testing.T) {
 	}
 	f.events()
 	f.reconcile(0)
-	if f.statefulSet().Annotations[AnnRequeuedAt] == "" || f.pod(0).Annotations[AnnCompletedAt] == "" {
+	if f.statefulSet().Annotations[decide.AnnRequeuedAt] == "" || f.pod(0).Annotations[decide.AnnCompletedAt] == "" {
 		t.Fatalf("owner %v pod %v", f.statefulSet().Annotations, f.pod(0).Annotations)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationCompleted") {
@@ -61,7 +64,7 @@ func TestControllerStopsEvacuationsOfAWithdrawnScaleDown(t *testing.T) {
 	f.sts.Generation = 4
 	f.update(f.sts)
 	f.gate.ScaleDown(context.Background(), f.statefulSet(), 3, 2, false)
-	if f.evacuation(2) == "" || f.pod(2).Annotations[AnnScaleGeneration] != "4" {
+	if f.evacuation(2) == "" || f.pod(2).Annotations[decide.AnnScaleGeneration] != "4" {
 		t.Fatalf("no evacuation, or no generation recorded: %v", f.pod(2).Annotations)
 	}
 	// The controller sees the pod before the admitted scale-down lands: nothing is judged.
@@ -70,18 +73,18 @@ func TestControllerStopsEvacuationsOfAWithdrawnScaleDown(t *testing.T) {
 		t.Fatal("stopped before the scale-down landed")
 	}
 	down := f.statefulSet() // the scale-down lands (the API server bumps the generation)
-	down.Spec.Replicas, down.Generation = ptr(int32(2)), 5
+	down.Spec.Replicas, down.Generation = ptr.To(int32(2)), 5
 	f.update(down)
 	f.reconcile(2)
 	if f.evacuation(2) == "" {
 		t.Fatal("stopped while the scale-down stands")
 	}
 	s := f.statefulSet() // withdrawn
-	s.Spec.Replicas, s.Generation = ptr(int32(3)), 6
+	s.Spec.Replicas, s.Generation = ptr.To(int32(3)), 6
 	f.update(s)
 	f.events()
 	f.reconcile(2)
-	if f.evacuation(2) != "" || f.pod(2).Annotations[AnnStartedAt] != "" {
+	if f.evacuation(2) != "" || f.pod(2).Annotations[decide.AnnStartedAt] != "" {
 		t.Fatal("the evacuation of a pod that stays was not stopped")
 	}
 	if ev := f.events(); !strings.Contains(
@@ -97,7 +100,7 @@ func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
 	// emqx-0 was removed while evacuated (old UID) and came back as uid-0 with the evacuation
 	// persisted on its volume.
 	s := f.statefulSet()
-	s.Annotations = map[string]string{AnnEvacuatedPods: "emqx-0=old-uid,emqx-9=other"}
+	s.Annotations = map[string]string{decide.AnnEvacuatedPods: "emqx-0=old-uid,emqx-9=other"}
 	f.update(s)
 	c, _ := f.conn.Connect(context.Background(), f.pod(1))
 	if err := c.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
@@ -107,7 +110,7 @@ func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
 	if f.evacuation(0) != "" {
 		t.Fatal("the stale evacuation is still running")
 	}
-	if got := f.statefulSet().Annotations[AnnEvacuatedPods]; got != "emqx-9=other" {
+	if got := f.statefulSet().Annotations[decide.AnnEvacuatedPods]; got != "emqx-9=other" {
 		t.Fatalf("records %q", got)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Normal StaleEvacuationStopped") {
@@ -132,7 +135,7 @@ func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
 		f.sim.Advance(time.Second)
 	}
 	f.reconcile(0) // node empty: completed
-	if f.pod(0).Annotations[AnnCompletedAt] == "" {
+	if f.pod(0).Annotations[decide.AnnCompletedAt] == "" {
 		t.Fatal("not marked completed")
 	}
 	f.clock.Step(4 * time.Minute)
@@ -160,7 +163,7 @@ func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
 		t.Fatalf("events %q", ev)
 	}
 	// A later removal starts afresh, with a clock of its own.
-	expect(t, f.removal(0), true, ReasonEmpty, "holds no connection and no session")
+	expect(t, f.removal(0), true, decide.ReasonEmpty, "holds no connection and no session")
 }
 
 // Evacuations the webhook found running (kubectl emqx evacuate pod) are left to whoever started them.
@@ -171,7 +174,7 @@ func TestControllerLeavesEvacuationsItDidNotStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.removal(0)
-	if f.pod(0).Annotations[AnnStartedBy] != StartedByOther {
+	if f.pod(0).Annotations[decide.AnnStartedBy] != decide.StartedByOther {
 		t.Fatalf("annotations %v", f.pod(0).Annotations)
 	}
 	for f.evacuation(0) != "prohibiting" {
@@ -201,8 +204,8 @@ func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	for f.evacuation(0) != "prohibiting" {
 		f.sim.Advance(time.Second)
 	}
-	expect(t, f.removal(0), true, ReasonEvacuated, "")
-	if recs := f.statefulSet().Annotations[AnnEvacuatedPods]; recs != "" {
+	expect(t, f.removal(0), true, decide.ReasonEvacuated, "")
+	if recs := f.statefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "" {
 		t.Fatalf("record %q written although writes fail", recs)
 	}
 	c := &Controller{Gate: f.gate, Poll: time.Second}
@@ -214,7 +217,7 @@ func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	if _, err := c.Reconcile(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if recs := f.statefulSet().Annotations[AnnEvacuatedPods]; recs != "emqx-0=uid-0" {
+	if recs := f.statefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "emqx-0=uid-0" {
 		t.Fatalf("record %q", recs)
 	}
 }

@@ -1,9 +1,9 @@
-// Package webhook holds emqx-webhook's admission handlers (pod evictions, pod deletions,
-// StatefulSet scale-downs) and the small controller beside them. A removal decision is the pure
-// function Decide (decide.go: a Snapshot in, a verdict and its effects out, row by row the
-// decision table of the README); snapshot.go gathers the facts it asks for, effects.go applies
-// its effects, gate.go runs the two (nothing applied in a dry run). The controller's decisions
-// (follow.go: Follow and Reopen) are pure the same way; controller.go gathers and applies.
+// Package webhook carries out emqx-webhook's decisions: the admission handlers (pod evictions,
+// pod deletions, StatefulSet scale-downs, the routing gate), the snapshot that gathers the facts a
+// decision asks for (snapshot.go, Observe for every question to EMQX), the executor that applies
+// its effects (effects.go: the only writer of annotations, Events and owner records), and the
+// controllers beside them (evacuations, membership, automatic rebalance, access check, pruning).
+// The judgement itself is webhook/decide: pure, a Snapshot in and a Decision out.
 //
 // It may import pkg/ packages, never the plugin; webhook/app wires it, webhook/custommetrics sits beside it.
 package webhook

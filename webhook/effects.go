@@ -6,66 +6,24 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
-
-// Effect is one side effect of a decision, applied by the gate's executor (never in a dry run).
-type Effect interface{ effect() }
-
-// Annotate merges annotations into the pod (nil removes) and drops the in-memory marks Forget
-// names (a new evacuation restarts its clock).
-type Annotate struct {
-	Set    map[string]*string
-	Forget []string
-}
-
-// MarkSince records, in memory and on the pod, that the state timed under Key began at Since.
-type MarkSince struct {
-	Key   string
-	Since time.Time
-}
-
-// Remember records, in this replica's memory only, that the state timed under Key began at Since.
-type Remember struct {
-	Key   string
-	Since time.Time
-}
-
-// ClearMark ends the state timed under Key.
-type ClearMark struct{ Key string }
-
-// Event is an Event on the pod.
-type Event struct{ Type, Reason, Message string }
-
-// RecordEvacuated puts the pod in its owner's record of pods removed while evacuated.
-type RecordEvacuated struct{}
-
-// ForgetConnection drops the cached connection to the pod's EMQX cluster (it failed).
-type ForgetConnection struct{}
-
-func (Annotate) effect()         {}
-func (MarkSince) effect()        {}
-func (Remember) effect()         {}
-func (ClearMark) effect()        {}
-func (Event) effect()            {}
-func (RecordEvacuated) effect()  {}
-func (ForgetConnection) effect() {}
-
-// event builds an Event effect; EMQX-provided text is escaped and bounded.
-func event(typ, reason, format string, args ...any) Event {
-	return Event{Type: typ, Reason: reason, Message: emqx.Printable(fmt.Sprintf(format, args...), maxMessage)}
-}
 
 // apply is the executor: it carries out effects on the pod (and its owner) in order. Failed
 // annotation writes are logged and the decision stands: the in-memory marks keep the clocks
 // running, and the next request rebuilds what it needs from EMQX. The first failed write of the
 // owner's record is returned (the admission path logs it; the controller retries it).
-func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, effects []Effect) error {
+func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, ownerMeta metav1.Object, effects []decide.Effect) error {
+	owner, _ := ownerMeta.(client.Object) // the decisions see metadata; the writes need the object
 	var failed error
 	record := func(uid string) {
 		if err := g.setRecord(ctx, owner, pod.Name, uid); err != nil && failed == nil {
@@ -74,41 +32,42 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 	}
 	for _, e := range effects {
 		switch e := e.(type) {
-		case Annotate:
+		case decide.Annotate:
 			for _, k := range e.Forget {
 				g.marks.forget(pod.UID, k)
 			}
 			g.annotate(ctx, pod, e.Set)
-		case MarkSince:
+		case decide.MarkSince:
 			since := g.marks.firstSeen(pod.UID, e.Key, e.Since)
-			g.annotate(ctx, pod, map[string]*string{e.Key: stamp(since)})
-		case Remember:
+			g.annotate(ctx, pod, map[string]*string{e.Key: decide.Stamp(since)})
+		case decide.Remember:
 			g.marks.firstSeen(pod.UID, e.Key, e.Since)
-		case ClearMark:
+		case decide.ClearMark:
 			g.marks.forget(pod.UID, e.Key)
 			if pod.Annotations[e.Key] != "" {
 				g.annotate(ctx, pod, map[string]*string{e.Key: nil})
 			}
-		case Event:
+		case decide.Event:
 			g.event(pod, e.Type, e.Reason, "%s", e.Message)
-		case RecordEvacuated:
+		case decide.RecordEvacuated:
 			record(string(pod.UID))
-		case ClearRecord:
+		case decide.ClearRecord:
 			record("")
-		case ForgetConnection:
+		case decide.ForgetConnection:
 			g.EMQX.Forget(pod)
-		case ForgetEvacuation:
+		case decide.ForgetEvacuation:
 			ann := map[string]*string{}
 			for _, k := range evacuationMarks {
 				ann[k] = nil
 				g.marks.forget(pod.UID, k)
 			}
 			g.annotate(ctx, pod, ann)
-		case RequeueOwner:
+		case decide.RequeueOwner:
 			if owner != nil {
-				_ = g.patchAnnotations(ctx, owner, map[string]*string{AnnRequeuedAt: stamp(g.Clock.Now())}) // logged
+				touch := map[string]*string{decide.AnnRequeuedAt: decide.Stamp(g.Clock.Now())}
+				_ = g.patchAnnotations(ctx, owner, touch) // logged
 			}
-		case Counted:
+		case decide.Counted:
 			g.Log.Info(e.Log, "pod", klog.KObj(pod), "node", e.Node, "reason", e.Reason)
 			g.Metrics.action(e.Reason)
 		}
@@ -117,8 +76,13 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, owner client.Object, 
 }
 
 // startEvacuation carries out a decision's StartRequest: the rebalances first, then the evacuation.
-func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, req *StartRequest) *StartOutcome {
-	out := &StartOutcome{}
+func (g *Gate) startEvacuation(
+	ctx context.Context,
+	conn EMQX,
+	pod *corev1.Pod,
+	req *decide.StartRequest,
+) *decide.StartOutcome {
+	out := &decide.StartOutcome{}
 	for _, c := range req.Rebalances {
 		if err := conn.StopRebalance(ctx, c); err != nil && !emqx.IsNotStarted(err) {
 			out.StopErr = fmt.Errorf("stop the rebalance coordinated by %s before evacuating %s: %w", c, req.Node, err)
@@ -127,7 +91,7 @@ func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, 
 		}
 		out.Stopped = append(out.Stopped, c)
 		g.Log.Info("rebalance stopped for a removal", "coordinator", c, "pod", klog.KObj(pod))
-		g.Metrics.action(ReasonRebalanceStopped)
+		g.Metrics.action(decide.ReasonRebalanceStopped)
 	}
 	out.Err = conn.StartEvacuation(ctx, req.Node, req.Request)
 	if out.Err != nil && !emqx.IsAlreadyStarted(out.Err) {
@@ -146,7 +110,7 @@ func (g *Gate) startEvacuation(ctx context.Context, conn EMQX, pod *corev1.Pod, 
 
 func (g *Gate) event(obj client.Object, typ, reason, format string, args ...any) {
 	if g.Recorder != nil {
-		g.Recorder.Event(obj, typ, reason, emqx.Printable(fmt.Sprintf(format, args...), maxMessage))
+		g.Recorder.Event(obj, typ, reason, emqx.Printable(fmt.Sprintf(format, args...), decide.MaxMessage))
 	}
 }
 
@@ -155,7 +119,7 @@ func (g *Gate) setRecord(ctx context.Context, owner client.Object, pod, uid stri
 	if owner == nil {
 		return nil
 	}
-	recs := parseRecords(owner.GetAnnotations()[AnnEvacuatedPods])
+	recs := decide.ParseRecords(owner.GetAnnotations()[decide.AnnEvacuatedPods])
 	if recs[pod] == uid {
 		return nil
 	}
@@ -166,9 +130,9 @@ func (g *Gate) setRecord(ctx context.Context, owner client.Object, pod, uid stri
 	}
 	var val *string
 	if len(recs) > 0 {
-		val = ptr(formatRecords(recs))
+		val = ptr.To(decide.FormatRecords(recs))
 	}
-	return g.patchAnnotations(ctx, owner, map[string]*string{AnnEvacuatedPods: val})
+	return g.patchAnnotations(ctx, owner, map[string]*string{decide.AnnEvacuatedPods: val})
 }
 
 // annotate merges annotations into the pod (nil removes), on the server and in the copy at hand;

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,7 +27,7 @@ type Gate struct {
 	EMQX     Connector
 	Recorder record.EventRecorder
 	Clock    clock.PassiveClock
-	Config   Config
+	Config   decide.Config
 	Log      logr.Logger
 	Metrics  *Metrics
 
@@ -59,7 +60,7 @@ func (g *Gate) bounded(ctx context.Context) (context.Context, context.CancelFunc
 
 // Removal decides whether an EMQX pod may be removed (evicted or deleted) now. dryRun answers
 // without side effects.
-func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) Verdict {
+func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause string) decide.Verdict {
 	ctx, cancel := g.bounded(ctx)
 	defer cancel()
 	v := g.removal(ctx, pod, dryRun, cause, nil, nil)
@@ -67,7 +68,7 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	if !dryRun {
 		g.noteRequest(ctx, pod)
 	}
-	if v.Reason != ReasonNotEMQX {
+	if v.Reason != decide.ReasonNotEMQX {
 		g.Log.Info(
 			"removal decided",
 			"pod",
@@ -98,7 +99,7 @@ func (g *Gate) removal(
 	cause string,
 	extra map[string]*string,
 	replicas *int32,
-) Verdict {
+) decide.Verdict {
 	s := g.snapshot(ctx, pod, dryRun, cause, extra)
 	s.LeavesForGood = leavesForGood(s.Owner, pod, replicas)
 	// Audit mode decides as a dry run does (nothing started, nothing written), then lets go what it
@@ -107,23 +108,23 @@ func (g *Gate) removal(
 	s.DryRun = s.DryRun || audit
 	var conn EMQX
 	for {
-		d := Decide(s)
+		d := decide.Decide(s)
 		switch d.Need {
-		case NeedEMQX:
+		case decide.NeedEMQX:
 			unlock, ok := g.lock(ctx, pod)
 			if !ok {
-				s.EMQX = &EMQXState{Busy: true}
+				s.EMQX = &decide.EMQXState{Busy: true}
 				continue
 			}
 			defer unlock() // held until the effects are applied (reached once per decision)
 			conn, s.EMQX = g.askEMQX(ctx, pod)
-		case NeedTargets:
+		case decide.NeedTargets:
 			s.Leaving = g.leavingNodes(ctx, s, replicas)
-		case NeedStart:
+		case decide.NeedStart:
 			s.Started = g.startEvacuation(ctx, conn, pod, d.Start)
-		case NeedStorage:
+		case decide.NeedStorage:
 			s.Storage = askStorage(ctx, conn, s.EMQX.Node.Node, s.Leaving)
-		case NeedMove:
+		case decide.NeedMove:
 			err := moveReplicas(ctx, conn, d.Moves)
 			s.Moved = &err
 		default:
@@ -139,38 +140,48 @@ func (g *Gate) removal(
 }
 
 // NotInCache answers an eviction of a pod the synced cache does not have.
-func (g *Gate) NotInCache(ns, name string) Verdict {
+func (g *Gate) NotInCache(ns, name string) decide.Verdict {
 	// The answer of a pod that is not EMQX's: a caller learns nothing of what exists.
-	v := allow(ReasonNotInCache, "")
-	g.Metrics.observe(CauseEviction, v)
-	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", CauseEviction, "allowed", true, "reason", v.Reason)
+	v := decide.Allow(decide.ReasonNotInCache, "")
+	g.Metrics.observe(decide.CauseEviction, v)
+	g.Log.Info(
+		"removal decided",
+		"pod",
+		ns+"/"+name,
+		"cause",
+		decide.CauseEviction,
+		"allowed",
+		true,
+		"reason",
+		v.Reason,
+	)
 	return v
 }
 
 // ReadFailed answers a removal whose pod the webhook could not read: held like an EMQX API that
 // does not answer, then, past the grace period, allowed with a Warning Event. Never a silent allow.
-func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) Verdict {
+func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) decide.Verdict {
 	now := g.Clock.Now()
 	key := types.UID("read:" + ns + "/" + name)
 	since := g.marks.firstSeen(key, "read", now)
-	var v Verdict
+	var v decide.Verdict
 	if now.Sub(since) >= g.Config.UnreachableGrace {
 		g.marks.forget(key, "read")
-		v = allow(
-			ReasonUnreachable,
+		v = decide.Allow(
+			decide.ReasonUnreachable,
 			fmt.Sprintf("the webhook could not read pod %s/%s for %v (%s): removing it without evacuation",
-				ns, name, now.Sub(since).Round(time.Second), shorten(err)),
+				ns, name, now.Sub(since).Round(time.Second), decide.Shorten(err)),
 		)
 		g.event(
 			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
 			corev1.EventTypeWarning,
-			ReasonUnreachable,
+			decide.ReasonUnreachable,
 			"%s",
 			v.Message,
 		)
 	} else {
-		v = hold(ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s (%s); the removal is held for up to %v, then allowed; retrying is safe",
-			ns, name, shorten(err), g.Config.UnreachableGrace))
+		v = decide.Hold(decide.ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s (%s); the removal is held for up to %v, then allowed; retrying is safe",
+			ns, name, decide.Shorten(err), g.Config.UnreachableGrace))
 	}
 	g.Metrics.observe(cause, v)
 	g.Log.Info(
@@ -195,25 +206,25 @@ const lastRequestEvery = 30 * time.Second
 // noteRequest records that the removal of a pod the webhook evacuates was asked for again: the
 // controller abandons only evacuations whose removal nobody asks for any more.
 func (g *Gate) noteRequest(ctx context.Context, pod *corev1.Pod) {
-	if pod.Annotations[AnnReason] == "" || pod.DeletionTimestamp != nil {
+	if pod.Annotations[decide.AnnReason] == "" || pod.DeletionTimestamp != nil {
 		return
 	}
 	now := g.Clock.Now()
-	if last, ok := stamped(pod.Annotations, AnnLastRequest, now); ok && now.Sub(last) < lastRequestEvery {
+	if last, ok := decide.Stamped(pod.Annotations, decide.AnnLastRequest, now); ok && now.Sub(last) < lastRequestEvery {
 		return
 	}
-	g.annotate(ctx, pod, map[string]*string{AnnLastRequest: stamp(now)})
+	g.annotate(ctx, pod, map[string]*string{decide.AnnLastRequest: decide.Stamp(now)})
 }
 
 func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }
 
 // wouldHold is audit mode's answer: allowed, and what would have been held is an Event on the pod
 // (the decision's log line and metric carry the reason AuditWouldHold).
-func (g *Gate) wouldHold(pod *corev1.Pod, v Verdict) Verdict {
+func (g *Gate) wouldHold(pod *corev1.Pod, v decide.Verdict) decide.Verdict {
 	if v.Allowed {
 		return v
 	}
-	msg := "audit mode (" + AnnMode + "=" + ModeAudit + " or --audit): allowed; would hold: " + v.Message
-	g.event(pod, corev1.EventTypeWarning, ReasonWouldHold, "%s", msg)
-	return allow(ReasonWouldHold, msg)
+	msg := "audit mode (" + decide.AnnMode + "=" + decide.ModeAudit + " or --audit): allowed; would hold: " + v.Message
+	g.event(pod, corev1.EventTypeWarning, decide.ReasonWouldHold, "%s", msg)
+	return decide.Allow(decide.ReasonWouldHold, msg)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -29,6 +31,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 const ns = "mqtt"
@@ -90,7 +93,7 @@ func readyPod(i int, uid string) *corev1.Pod {
 			Labels:    emqxLabels,
 			UID:       types.UID(uid),
 			OwnerReferences: []metav1.OwnerReference{
-				{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr(true)},
+				{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr.To(true)},
 			},
 		},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
@@ -138,8 +141,8 @@ func newFixture(t testing.TB, conns ...int64) *fixture {
 		t.Cleanup(srv.Close)
 		f.conn.urls[fmt.Sprintf("emqx-%d", i)] = srv.URL
 	}
-	cfg := DefaultConfig()
-	cfg.WaitHealthCheck, cfg.WaitTakeover = ptr(time.Duration(0)), ptr(time.Duration(0))
+	cfg := decide.DefaultConfig()
+	cfg.WaitHealthCheck, cfg.WaitTakeover = ptr.To(time.Duration(0)), ptr.To(time.Duration(0))
 	f.gate = &Gate{Client: f.kube, EMQX: f.conn, Recorder: f.rec, Clock: f.clock, Config: cfg, Log: logr.Discard(),
 		Metrics: NewMetrics(prometheus.NewRegistry())}
 	return f
@@ -168,7 +171,7 @@ func (f *fixture) updateStatus(obj client.Object) {
 	}
 }
 
-func (f *fixture) removal(i int) Verdict {
+func (f *fixture) removal(i int) decide.Verdict {
 	return f.gate.Removal(context.Background(), f.pod(i), false, "eviction")
 }
 
@@ -190,7 +193,7 @@ func (f *fixture) evacuation(i int) string {
 	return st.Evacuation
 }
 
-func expect(t *testing.T, v Verdict, allowed bool, reason, msg string) {
+func expect(t *testing.T, v decide.Verdict, allowed bool, reason, msg string) {
 	t.Helper()
 	if v.Allowed != allowed || v.Reason != reason || !strings.Contains(v.Message, msg) {
 		t.Fatalf("verdict %+v; want allowed=%v reason=%s message containing %q", v, allowed, reason, msg)
@@ -203,14 +206,14 @@ func TestNonEMQXPodIsAllowed(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	p := f.pod(0)
 	p.Labels = map[string]string{"app": "web"}
-	expect(t, f.gate.Removal(context.Background(), p, false, "eviction"), true, ReasonNotEMQX, "")
+	expect(t, f.gate.Removal(context.Background(), p, false, "eviction"), true, decide.ReasonNotEMQX, "")
 }
 
 func TestTerminatingPodIsAllowed(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	p := f.pod(0)
 	p.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()}
-	expect(t, f.gate.Removal(context.Background(), p, false, "delete"), true, ReasonTerminating, "")
+	expect(t, f.gate.Removal(context.Background(), p, false, "delete"), true, decide.ReasonTerminating, "")
 	if f.evacuation(0) != "" {
 		t.Fatal("a terminating pod was evacuated")
 	}
@@ -222,7 +225,7 @@ func TestNamespaceTerminatingIsAWayOut(t *testing.T) {
 	_ = f.kube.Get(context.Background(), client.ObjectKey{Name: ns}, &n)
 	n.Status.Phase = corev1.NamespaceTerminating
 	f.updateStatus(&n)
-	expect(t, f.removal(0), true, ReasonNamespaceGone, "namespace mqtt is being deleted")
+	expect(t, f.removal(0), true, decide.ReasonNamespaceGone, "namespace mqtt is being deleted")
 	if ev := f.events(); !strings.Contains(ev, "Normal NamespaceTerminating") {
 		t.Fatalf("events %q", ev)
 	}
@@ -235,7 +238,7 @@ func TestOwnerBeingDeletedIsAWayOut(t *testing.T) {
 	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(0), true, ReasonOwnerGone, "statefulset emqx is being deleted")
+	expect(t, f.removal(0), true, decide.ReasonOwnerGone, "statefulset emqx is being deleted")
 }
 
 // helm uninstall, kubectl delete sts: the owner is already gone when the garbage collector deletes
@@ -252,7 +255,13 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 				Username: "system:serviceaccount:kube-system:generic-garbage-collector",
 			}}},
 	)
-	expect(t, f.gate.Removal(gc, f.pod(0), false, "delete"), true, ReasonOwnerGone, "its statefulset emqx is gone")
+	expect(
+		t,
+		f.gate.Removal(gc, f.pod(0), false, "delete"),
+		true,
+		decide.ReasonOwnerGone,
+		"its statefulset emqx is gone",
+	)
 	if f.evacuation(0) != "" {
 		t.Fatal("an evacuation started for a pod whose owner is gone")
 	}
@@ -261,7 +270,7 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	}
 	// Anyone else removing a pod whose owner is missing (an owner reference pointed at nothing is a
 	// way around the evacuation): let go too, with a Warning.
-	expect(t, f.removal(0), true, ReasonOwnerMissing, "its owner reference was pointed away")
+	expect(t, f.removal(0), true, decide.ReasonOwnerMissing, "its owner reference was pointed away")
 	if ev := f.events(); !strings.Contains(ev, "Warning OwnerMissing") {
 		t.Fatalf("events %q", ev)
 	}
@@ -274,7 +283,7 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 		t,
 		f.gate.Removal(gc, f.pod(1), false, "delete"),
 		true,
-		ReasonOwnerGone,
+		decide.ReasonOwnerGone,
 		"one of that name is another object now",
 	)
 }
@@ -283,14 +292,14 @@ func TestBypassAnnotationIsAWayOut(t *testing.T) {
 	for _, onOwner := range []bool{false, true} {
 		f := newFixture(t, 100, 100)
 		if onOwner {
-			f.sts.Annotations = map[string]string{AnnBypass: "true"}
+			f.sts.Annotations = map[string]string{decide.AnnBypass: "true"}
 			f.update(f.sts)
 		} else {
 			p := f.pod(0)
-			p.Annotations = map[string]string{AnnBypass: "true"}
+			p.Annotations = map[string]string{decide.AnnBypass: "true"}
 			f.update(p)
 		}
-		expect(t, f.removal(0), true, ReasonBypass, "bypass annotation")
+		expect(t, f.removal(0), true, decide.ReasonBypass, "bypass annotation")
 		if ev := f.events(); !strings.Contains(ev, "Warning EvacuationBypassed") {
 			t.Fatalf("events %q", ev)
 		}
@@ -305,10 +314,10 @@ func TestNotReadyPodWithSessionsIsHeldUntilEMQXSaysEmpty(t *testing.T) {
 	p := f.pod(0)
 	p.Status.Conditions[0].Status = corev1.ConditionFalse
 	f.updateStatus(p)
-	expect(t, f.removal(0), false, ReasonStarted, "100 connections and 100 sessions left")
-	expect(t, f.removal(0), false, ReasonEvacuating, "is evacuating")
+	expect(t, f.removal(0), false, decide.ReasonStarted, "100 connections and 100 sessions left")
+	expect(t, f.removal(0), false, decide.ReasonEvacuating, "is evacuating")
 	f.sim.Advance(10 * time.Second)
-	expect(t, f.removal(0), true, ReasonEvacuated, "no connection and no session left")
+	expect(t, f.removal(0), true, decide.ReasonEvacuated, "no connection and no session left")
 }
 
 func TestPodWithNoRunningContainerIsAllowed(t *testing.T) {
@@ -317,7 +326,7 @@ func TestPodWithNoRunningContainerIsAllowed(t *testing.T) {
 		p := f.pod(0)
 		p.Status.Phase = phase
 		f.updateStatus(p)
-		expect(t, f.removal(0), true, ReasonNotStarted, "is "+string(phase)+" with no running container")
+		expect(t, f.removal(0), true, decide.ReasonNotStarted, "is "+string(phase)+" with no running container")
 		if f.evacuation(0) != "" {
 			t.Fatalf("%s: an evacuation started", phase)
 		}
@@ -332,10 +341,10 @@ func TestPodWhoseNodeEMQXDoesNotListIsHeldThenAllowedAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2 pods, 1 node: the message names the likely causes (a single-node licence, discovery).
-	expect(t, f.removal(0), false, ReasonUnreachable, "EMQX lists no node of pod emqx-0")
-	expect(t, f.removal(0), false, ReasonUnreachable, "EMQX lists 1 node while 2 EMQX pods run")
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "EMQX lists no node of pod emqx-0")
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "EMQX lists 1 node while 2 EMQX pods run")
 	f.clock.Step(f.gate.Config.UnreachableGrace)
-	expect(t, f.removal(0), true, ReasonUnreachable, "removing the pod without evacuation")
+	expect(t, f.removal(0), true, decide.ReasonUnreachable, "removing the pod without evacuation")
 	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
 		t.Fatalf("events %q", ev)
 	}
@@ -368,7 +377,13 @@ func TestNodeFoundByTheNameThePodsEnvironmentGives(t *testing.T) {
 		},
 	}
 	f.update(p)
-	expect(t, f.removal(0), false, ReasonStarted, "EMQX node broker@mqtt-a.example is evacuating: 50 connections")
+	expect(
+		t,
+		f.removal(0),
+		false,
+		decide.ReasonStarted,
+		"EMQX node broker@mqtt-a.example is evacuating: 50 connections",
+	)
 }
 
 func TestNodeNotRunningIsAllowed(t *testing.T) {
@@ -376,12 +391,12 @@ func TestNodeNotRunningIsAllowed(t *testing.T) {
 	if err := f.sim.StopNode(node(0)); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "delete"), true, ReasonNodeNotRunning, "")
+	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "delete"), true, decide.ReasonNodeNotRunning, "")
 }
 
 func TestEmptyNodeIsAllowedWithoutEvacuation(t *testing.T) {
 	f := newFixture(t, 0, 100)
-	expect(t, f.removal(0), true, ReasonEmpty, "holds no connection and no session")
+	expect(t, f.removal(0), true, decide.ReasonEmpty, "holds no connection and no session")
 	if f.evacuation(0) != "" {
 		t.Fatal("an empty node was evacuated")
 	}
@@ -390,13 +405,19 @@ func TestEmptyNodeIsAllowedWithoutEvacuation(t *testing.T) {
 func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	v := f.removal(0)
-	expect(t, v, false, ReasonStarted, "EMQX node "+node(0)+" is evacuating: 100 connections and 100 sessions left")
+	expect(
+		t,
+		v,
+		false,
+		decide.ReasonStarted,
+		"EMQX node "+node(0)+" is evacuating: 100 connections and 100 sessions left",
+	)
 	if f.evacuation(0) == "" {
 		t.Fatal("no evacuation started")
 	}
 	p := f.pod(0)
-	if p.Annotations[AnnStartedAt] == "" || p.Annotations[AnnNode] != node(0) ||
-		p.Annotations[AnnReason] != "eviction" {
+	if p.Annotations[decide.AnnStartedAt] == "" || p.Annotations[decide.AnnNode] != node(0) ||
+		p.Annotations[decide.AnnReason] != "eviction" {
 		t.Fatalf("annotations %v", p.Annotations)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
@@ -409,15 +430,15 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 	}
 	// A retry while it runs: still held, with progress; no second start.
 	f.sim.Advance(0)
-	expect(t, f.removal(0), false, ReasonEvacuating, "left (about")
+	expect(t, f.removal(0), false, decide.ReasonEvacuating, "left (about")
 	// Once empty, allowed, recorded on the owner.
 	for f.evacuation(0) != "prohibiting" {
 		f.sim.Advance(time.Second)
 	}
-	expect(t, f.removal(0), true, ReasonEvacuated, "is evacuated")
+	expect(t, f.removal(0), true, decide.ReasonEvacuated, "is evacuated")
 	var sts appsv1.StatefulSet
 	_ = f.kube.Get(context.Background(), client.ObjectKeyFromObject(f.sts), &sts)
-	if parseRecords(sts.Annotations[AnnEvacuatedPods])["emqx-0"] != "uid-0" {
+	if decide.ParseRecords(sts.Annotations[decide.AnnEvacuatedPods])["emqx-0"] != "uid-0" {
 		t.Fatalf("owner annotations %v", sts.Annotations)
 	}
 	if s := f.sim.Snapshot(); s.LostSessions != 0 {
@@ -429,54 +450,54 @@ func TestEvacuationPastItsTimeLimitIsAWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.removal(0)
 	f.clock.Step(f.gate.Config.EvacuationTimeout + time.Second)
-	expect(t, f.removal(0), true, ReasonTimedOut, "past its limit of 30m0s")
+	expect(t, f.removal(0), true, decide.ReasonTimedOut, "past its limit of 30m0s")
 	if ev := f.events(); !strings.Contains(ev, "Warning EvacuationTimedOut") {
 		t.Fatalf("events %q", ev)
 	}
 	// A per-StatefulSet limit overrides the flag.
 	f = newFixture(t, 100, 100)
-	f.sts.Annotations = map[string]string{AnnTimeout: "10s"}
+	f.sts.Annotations = map[string]string{decide.AnnTimeout: "10s"}
 	f.update(f.sts)
 	f.removal(0)
 	f.clock.Step(11 * time.Second)
-	expect(t, f.removal(0), true, ReasonTimedOut, "limit of 10s")
+	expect(t, f.removal(0), true, decide.ReasonTimedOut, "limit of 10s")
 }
 
 func TestEMQXUnreachableHoldsForGraceThenAllows(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.conn.down = true
-	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to 1m0s")
-	if f.pod(0).Annotations[AnnUnreachableSince] == "" {
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to 1m0s")
+	if f.pod(0).Annotations[decide.AnnUnreachableSince] == "" {
 		t.Fatal("the first failure was not recorded on the pod")
 	}
 	f.clock.Step(30 * time.Second)
-	expect(t, f.removal(0), false, ReasonUnreachable, "")
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "")
 	f.clock.Step(31 * time.Second)
-	expect(t, f.removal(0), true, ReasonUnreachable, "has failed for 1m1s")
+	expect(t, f.removal(0), true, decide.ReasonUnreachable, "has failed for 1m1s")
 	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
 		t.Fatalf("events %q", ev)
 	}
 	// Back up: the mark is cleared.
 	f.conn.down = false
 	f.removal(0)
-	if f.pod(0).Annotations[AnnUnreachableSince] != "" {
+	if f.pod(0).Annotations[decide.AnnUnreachableSince] != "" {
 		t.Fatal("the unreachable mark stayed")
 	}
 }
 
 func TestOneEvacuationAtATimeOthersWait(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	expect(t, f.removal(2), false, ReasonStarted, "")
-	expect(t, f.removal(1), false, ReasonWaiting, "once "+node(2)+" finishes (at most 1 evacuation at a time)")
+	expect(t, f.removal(2), false, decide.ReasonStarted, "")
+	expect(t, f.removal(1), false, decide.ReasonWaiting, "once "+node(2)+" finishes (at most 1 evacuation at a time)")
 	if f.evacuation(1) != "" {
 		t.Fatal("a second evacuation started")
 	}
-	if f.pod(1).Annotations[AnnWaitingSince] == "" {
+	if f.pod(1).Annotations[decide.AnnWaitingSince] == "" {
 		t.Fatal("the wait was not recorded")
 	}
 	f.gate.Config.MaxConcurrent = 2
-	expect(t, f.removal(1), false, ReasonStarted, "")
-	if f.pod(1).Annotations[AnnWaitingSince] != "" {
+	expect(t, f.removal(1), false, decide.ReasonStarted, "")
+	if f.pod(1).Annotations[decide.AnnWaitingSince] != "" {
 		t.Fatal("the wait mark stayed after the start")
 	}
 }
@@ -489,9 +510,9 @@ func TestWaitingForAnEvacuationThatNeverEndsHasAWayOut(t *testing.T) {
 	if err := c.StartEvacuation(context.Background(), node(2), emqx.EvacuationRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(1), false, ReasonWaiting, "once "+node(2)+" finishes")
+	expect(t, f.removal(1), false, decide.ReasonWaiting, "once "+node(2)+" finishes")
 	f.clock.Step(f.gate.Config.EvacuationTimeout)
-	expect(t, f.removal(1), false, ReasonStarted, "")
+	expect(t, f.removal(1), false, decide.ReasonStarted, "")
 	if f.evacuation(1) == "" {
 		t.Fatal("no evacuation started after the wait ran out")
 	}
@@ -503,26 +524,26 @@ func TestWaitingForAnEvacuationThatNeverEndsHasAWayOut(t *testing.T) {
 func TestDryRunHasNoSideEffects(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	v := f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
-	expect(t, v, false, ReasonStarted, "would be evacuated first, for about 2s (dry run)")
-	if f.evacuation(0) != "" || f.pod(0).Annotations[AnnStartedAt] != "" || f.events() != "" {
+	expect(t, v, false, decide.ReasonStarted, "would be evacuated first, for about 2s (dry run)")
+	if f.evacuation(0) != "" || f.pod(0).Annotations[decide.AnnStartedAt] != "" || f.events() != "" {
 		t.Fatal("a dry run had side effects")
 	}
 	f.conn.down = true
 	f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
-	if f.pod(0).Annotations[AnnUnreachableSince] != "" {
+	if f.pod(0).Annotations[decide.AnnUnreachableSince] != "" {
 		t.Fatal("a dry run wrote the unreachable mark")
 	}
 }
 
 func TestLastNodeCannotBeEvacuatedSoItIsAllowed(t *testing.T) {
 	f := newFixture(t, 100)
-	expect(t, f.removal(0), true, ReasonNoTarget, "no other running EMQX node can take the sessions")
+	expect(t, f.removal(0), true, decide.ReasonNoTarget, "no other running EMQX node can take the sessions")
 }
 
 func TestRequestUsesFlagsAndStatefulSetAnnotations(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	f.gate.Config.ConnEvictRate = 7
-	f.sts.Annotations = map[string]string{AnnSessRate: "9", AnnWaitTakeover: "3s"}
+	f.sts.Annotations = map[string]string{decide.AnnSessRate: "9", decide.AnnWaitTakeover: "3s"}
 	f.update(f.sts)
 	f.removal(0)
 	g, _ := mustClient(t, f).GlobalStatus(context.Background())
@@ -568,26 +589,26 @@ func TestScaleDownIsAdmittedAndEvacuatesTheVictims(t *testing.T) {
 	if strings.Join(ev.SessionRecipients, ",") != node(0)+","+node(1) {
 		t.Fatalf("sessions go to %v, want the pods that stay", ev.SessionRecipients)
 	}
-	if f.pod(3).Annotations[AnnReason] != CauseScaleDown {
+	if f.pod(3).Annotations[decide.AnnReason] != decide.CauseScaleDown {
 		t.Fatal("the cause is not recorded")
 	}
 }
 
 func TestStrictScaleDownIsHeldUntilVictimsAreEmpty(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Annotations = map[string]string{AnnScaleDown: "strict"}
+	f.sts.Annotations = map[string]string{decide.AnnScaleDown: "strict"}
 	f.update(f.sts)
 	expect(
 		t,
 		f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false),
 		false,
-		ReasonEvacuating,
+		decide.ReasonEvacuating,
 		"strict scale-down of statefulset emqx from 3 to 2",
 	)
 	for f.evacuation(2) != "prohibiting" {
 		f.sim.Advance(time.Second)
 	}
-	expect(t, f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false), true, ReasonEvacuated, "emqx-2")
+	expect(t, f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false), true, decide.ReasonEvacuated, "emqx-2")
 }
 
 func TestOrderedReadyScaleDownEvacuatesHighestFirst(t *testing.T) {
@@ -611,7 +632,7 @@ func TestVictimsRespectOrdinalsStart(t *testing.T) {
 
 func TestConcurrentRemovalsStartOnceAndRespectTheLimit(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	results := make(chan Verdict, 6)
+	results := make(chan decide.Verdict, 6)
 	for range 3 {
 		for _, i := range []int{1, 2} {
 			go func() { results <- f.gate.Removal(context.Background(), f.pod(i), false, "delete") }()
@@ -619,7 +640,7 @@ func TestConcurrentRemovalsStartOnceAndRespectTheLimit(t *testing.T) {
 	}
 	started := 0
 	for range 6 {
-		if v := <-results; v.Reason == ReasonStarted {
+		if v := <-results; v.Reason == decide.ReasonStarted {
 			started++
 		}
 	}
@@ -656,8 +677,8 @@ func TestAlreadyStartedElsewhereIsHeldWithoutASecondStart(t *testing.T) {
 	}
 	f.gate.EMQX = staleConnector{f.conn}
 	v := f.removal(0)
-	if v.Allowed || v.Reason != ReasonEvacuating || !strings.Contains(v.Message, "just started") ||
-		strings.Contains(f.events(), "EvacuationStarted") || f.pod(0).Annotations[AnnStartedAt] != "" {
+	if v.Allowed || v.Reason != decide.ReasonEvacuating || !strings.Contains(v.Message, "just started") ||
+		strings.Contains(f.events(), "EvacuationStarted") || f.pod(0).Annotations[decide.AnnStartedAt] != "" {
 		t.Fatalf("verdict %+v", v)
 	}
 }
@@ -669,12 +690,12 @@ func TestUnexpectedEMQXAnswerTakesTheSameWayOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := f.removal(0)
-	expect(t, v, false, ReasonUnreachable, "eviction_agent_busy")
+	expect(t, v, false, decide.ReasonUnreachable, "eviction_agent_busy")
 	if !strings.Contains(v.Message, "BAD_REQUEST") {
 		t.Fatalf("the message lacks EMQX's code: %s", v.Message)
 	}
 	f.clock.Step(f.gate.Config.UnreachableGrace)
-	expect(t, f.removal(0), true, ReasonUnreachable, "eviction_agent_busy")
+	expect(t, f.removal(0), true, decide.ReasonUnreachable, "eviction_agent_busy")
 }
 
 func TestExtraSelectorMarksFurtherPodsAsEMQX(t *testing.T) {
@@ -682,10 +703,10 @@ func TestExtraSelectorMarksFurtherPodsAsEMQX(t *testing.T) {
 	p := f.pod(0)
 	p.Labels = map[string]string{"app": "my-broker", "app.kubernetes.io/instance": "emqx"}
 	f.update(p)
-	expect(t, f.removal(0), true, ReasonNotEMQX, "")
+	expect(t, f.removal(0), true, decide.ReasonNotEMQX, "")
 	sel, _ := labels.Parse("app=my-broker")
 	f.gate.Matcher = Matcher{Extra: sel}
-	expect(t, f.removal(0), false, ReasonStarted, "")
+	expect(t, f.removal(0), false, decide.ReasonStarted, "")
 }
 
 // blockingEMQX never answers until its context ends: an EMQX API that hangs.
@@ -704,7 +725,7 @@ func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.gate.EMQX = blockingConnector{}
 	f.gate.Config.DecisionTimeout = 200 * time.Millisecond
-	results := make(chan Verdict, 3)
+	results := make(chan decide.Verdict, 3)
 	start := time.Now()
 	for range 3 {
 		go func() { results <- f.gate.Removal(context.Background(), f.pod(0), false, "eviction") }()
@@ -718,16 +739,16 @@ func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
 		t.Fatalf("three concurrent decisions took %v; each must end by its own deadline, not queue", took)
 	}
 	// The first failure was recorded despite the expired deadline, so the grace period runs out.
-	if f.pod(0).Annotations[AnnUnreachableSince] == "" {
+	if f.pod(0).Annotations[decide.AnnUnreachableSince] == "" {
 		t.Fatal("a hanging API left no mark: the removal would be held for ever")
 	}
 	f.clock.Step(f.gate.Config.UnreachableGrace)
-	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "eviction"), true, ReasonUnreachable, "")
+	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "eviction"), true, decide.ReasonUnreachable, "")
 }
 
 // A node name EMQX reports with terminal escapes reaches no message or Event unescaped.
 func TestEMQXProvidedTextIsEscapedInMessagesAndEvents(t *testing.T) {
-	v := hold(ReasonEvacuating, "EMQX node emqx@\x1b]0;pwned\x07evil is evacuating")
+	v := decide.Hold(decide.ReasonEvacuating, "EMQX node emqx@\x1b]0;pwned\x07evil is evacuating")
 	if strings.ContainsAny(v.Message, "\x1b\x07") || !strings.Contains(v.Message, `\x1b]0;pwned\a`) {
 		t.Fatalf("%q", v.Message)
 	}
@@ -748,7 +769,7 @@ func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 	if err := conn.(*emqx.Client).StartRebalance(context.Background(), node(2), emqx.RebalanceRequest{AbsConnThreshold: &abs, AbsSessThreshold: &abs}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(0), false, ReasonStarted, "is evacuating")
+	expect(t, f.removal(0), false, decide.ReasonStarted, "is evacuating")
 	if f.evacuation(0) == "" {
 		t.Fatal("no evacuation started")
 	}
@@ -784,7 +805,7 @@ func TestScaleDownNeverMigratesIntoTheNextVictim(t *testing.T) {
 	f.sts.Spec.Replicas = &one
 	f.update(f.sts)
 	f.gate.Config.MaxConcurrent = 2
-	expect(t, f.removal(1), false, ReasonStarted, "")
+	expect(t, f.removal(1), false, decide.ReasonStarted, "")
 	g, _ = mustClient(t, f).GlobalStatus(context.Background())
 	ev, _ = g.Evacuation(node(1))
 	if strings.Join(ev.SessionRecipients, ",") != node(0) {
@@ -800,12 +821,12 @@ func TestUnavailableTargetsAreAWaitNotAnOutage(t *testing.T) {
 	if err := f.sim.HoldEvictionAgent(node(0), "purge"); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(1), false, ReasonWaiting, "a node to move them to became unavailable")
-	if f.pod(1).Annotations[AnnUnreachableSince] != "" {
+	expect(t, f.removal(1), false, decide.ReasonWaiting, "a node to move them to became unavailable")
+	if f.pod(1).Annotations[decide.AnnUnreachableSince] != "" {
 		t.Fatal("an EMQX answer was taken for an unreachable API")
 	}
 	f.clock.Step(f.gate.Config.EvacuationTimeout)
-	expect(t, f.removal(1), true, ReasonTimedOut, "refused every set of target nodes")
+	expect(t, f.removal(1), true, decide.ReasonTimedOut, "refused every set of target nodes")
 }
 
 // An eviction a PodDisruptionBudget will refuse starts no evacuation: the webhook runs before the
@@ -822,12 +843,18 @@ func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 	if err := f.kube.Status().Update(context.Background(), pdb); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.removal(1), false, ReasonBudget, "PodDisruptionBudget emqx allows no disruption of pod emqx-1 now")
+	expect(
+		t,
+		f.removal(1),
+		false,
+		decide.ReasonBudget,
+		"PodDisruptionBudget emqx allows no disruption of pod emqx-1 now",
+	)
 	if ev := f.sim.Snapshot(); ev.Nodes[1].Evacuation != "" {
 		t.Fatalf("an evacuation started behind a refusing budget: %+v", ev.Nodes[1])
 	}
 	// A deletion is no eviction: budgets do not apply.
-	if v := f.gate.Removal(context.Background(), f.pod(2), false, "delete"); v.Reason != ReasonStarted {
+	if v := f.gate.Removal(context.Background(), f.pod(2), false, "delete"); v.Reason != decide.ReasonStarted {
 		t.Fatalf("a deletion: %+v", v)
 	}
 	// The budget allows one: the eviction starts the evacuation.
@@ -836,7 +863,7 @@ func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.sim.Advance(10 * time.Minute) // emqx-2's evacuation ends: the concurrency limit is free
-	if v := f.removal(1); v.Reason != ReasonStarted && v.Reason != ReasonWaiting {
+	if v := f.removal(1); v.Reason != decide.ReasonStarted && v.Reason != decide.ReasonWaiting {
 		t.Fatalf("allowed by the budget: %+v", v)
 	}
 }
@@ -846,26 +873,32 @@ func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 // have been held and for about how long; mode=enforce on a StatefulSet overrides --audit.
 func TestAuditModeAllowsAndSaysWhatItWouldHold(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Annotations = map[string]string{AnnMode: ModeAudit}
+	f.sts.Annotations = map[string]string{decide.AnnMode: decide.ModeAudit}
 	f.update(f.sts)
-	v := f.gate.Removal(context.Background(), f.pod(1), false, CauseEviction)
-	expect(t, v, true, ReasonWouldHold, "would hold: EMQX node "+node(1)+" holds 100 connections and 100 sessions")
+	v := f.gate.Removal(context.Background(), f.pod(1), false, decide.CauseEviction)
+	expect(
+		t,
+		v,
+		true,
+		decide.ReasonWouldHold,
+		"would hold: EMQX node "+node(1)+" holds 100 connections and 100 sessions",
+	)
 	if !strings.Contains(v.Message, "for about") {
 		t.Fatalf("no estimate: %s", v.Message)
 	}
 	if ev := f.events(); !strings.Contains(ev, "Warning AuditWouldHold audit mode") {
 		t.Fatalf("events %q", ev)
 	}
-	if f.evacuation(1) != "" || f.pod(1).Annotations[AnnStartedAt] != "" {
+	if f.evacuation(1) != "" || f.pod(1).Annotations[decide.AnnStartedAt] != "" {
 		t.Fatal("audit mode started an evacuation")
 	}
 
 	// --audit for every cluster, and one StatefulSet that enforces.
 	f.gate.Config.Audit = true
-	f.sts.Annotations = map[string]string{AnnMode: ModeEnforce}
+	f.sts.Annotations = map[string]string{decide.AnnMode: decide.ModeEnforce}
 	f.update(f.sts)
-	v = f.gate.Removal(context.Background(), f.pod(1), false, CauseEviction)
-	expect(t, v, false, ReasonStarted, "is evacuating")
+	v = f.gate.Removal(context.Background(), f.pod(1), false, decide.CauseEviction)
+	expect(t, v, false, decide.ReasonStarted, "is evacuating")
 	if f.evacuation(1) == "" {
 		t.Fatal("mode=enforce under --audit started nothing")
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // Paths the handlers are served on.
@@ -28,7 +29,7 @@ const (
 // way, so kubectl drain, Karpenter and cluster-autoscaler retry. No Retry-After is given: with
 // one, client-go retries inside the call, which would block the StatefulSet controller's workers
 // (and kubectl) instead of letting them back off and come again.
-func response(v Verdict) admission.Response {
+func response(v decide.Verdict) admission.Response {
 	if v.Allowed {
 		return admission.Allowed(v.Message).WithWarnings(v.Warnings...)
 	}
@@ -109,7 +110,7 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 			// answers 404, or the pod is too new to hold clients.
 			return response(h.Gate.NotInCache(ns, name))
 		}
-		return response(h.Gate.ReadFailed(ctx, ns, name, CauseEviction, err))
+		return response(h.Gate.ReadFailed(ctx, ns, name, decide.CauseEviction, err))
 	}
 	if ev.DeleteOptions.uidMismatch(&pod) {
 		return h.Gate.unmatched(
@@ -119,7 +120,7 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 			"the eviction's UID precondition names another pod; the API server rejects it",
 		)
 	}
-	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), CauseEviction))
+	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), decide.CauseEviction))
 }
 
 // PodDeleteHandler holds deletions of EMQX pods (controllers, rolling updates, kubectl delete).

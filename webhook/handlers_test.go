@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -203,7 +205,7 @@ func TestScaleHandler(t *testing.T) {
 	}
 	// kubectl apply/patch on the StatefulSet itself.
 	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
-	upd.Spec.Replicas = ptr(int32(1))
+	upd.Spec.Replicas = ptr.To(int32(1))
 	req := admission.Request{
 		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
 			Kind: metav1.GroupVersionKind{
@@ -219,10 +221,10 @@ func TestScaleHandler(t *testing.T) {
 	// Not EMQX: ignored.
 	web := &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"app": "web"}},
-		Spec:       appsv1.StatefulSetSpec{Replicas: ptr(int32(3))},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To(int32(3))},
 	}
 	web2 := web.DeepCopy()
-	web2.Spec.Replicas = ptr(int32(0))
+	web2.Spec.Replicas = ptr.To(int32(0))
 	req.OldObject, req.Object = raw(web), raw(web2)
 	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Warnings) != 0 {
 		t.Fatalf("non-EMQX statefulset: %+v", resp)
@@ -370,7 +372,7 @@ func TestForgedReviewsStartNothing(t *testing.T) {
 	}
 	scale := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
 	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
-	old.Spec.Replicas, upd.Spec.Replicas = ptr(int32(5)), ptr(int32(1))
+	old.Spec.Replicas, upd.Spec.Replicas = ptr.To(int32(5)), ptr.To(int32(1))
 	req := admission.Request{
 		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
 			Kind: metav1.GroupVersionKind{
@@ -401,7 +403,7 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 	plain := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns, UID: "web-uid"}}
 	web := &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, UID: "web-sts"},
-		Spec:       appsv1.StatefulSetSpec{Replicas: ptr(int32(3))},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To(int32(3))},
 	}
 	for _, o := range []client.Object{plain, web} {
 		if err := f.kube.Create(ctx, o); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // failWrites makes every patch of the gate's client fail, as writes timing out under load do.
@@ -26,11 +27,11 @@ func TestFailedWritesDoNotStretchTheUnreachableGrace(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.failWrites()
 	f.conn.down = true
-	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to")
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to")
 	f.clock.Step(f.gate.Config.UnreachableGrace / 2)
-	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to")
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to")
 	f.clock.Step(f.gate.Config.UnreachableGrace / 2)
-	expect(t, f.removal(0), true, ReasonUnreachable, "has failed for 1m0s")
+	expect(t, f.removal(0), true, decide.ReasonUnreachable, "has failed for 1m0s")
 }
 
 // Nor does it stretch the evacuation time limit of an evacuation the webhook found running.
@@ -42,9 +43,9 @@ func TestFailedWritesDoNotStretchTheEvacuationTimeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.failWrites()
-	expect(t, f.removal(0), false, ReasonEvacuating, "is evacuating")
+	expect(t, f.removal(0), false, decide.ReasonEvacuating, "is evacuating")
 	f.clock.Step(f.gate.Config.EvacuationTimeout)
-	expect(t, f.removal(0), true, ReasonTimedOut, "past its limit")
+	expect(t, f.removal(0), true, decide.ReasonTimedOut, "past its limit")
 }
 
 // A time in the future on the pod (a clock ahead, a hand edit) is not trusted: the clock runs from
@@ -52,12 +53,14 @@ func TestFailedWritesDoNotStretchTheEvacuationTimeLimit(t *testing.T) {
 func TestFutureTimestampIsCountedFromWhenFirstSeen(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	p := f.pod(0)
-	p.Annotations = map[string]string{AnnUnreachableSince: f.clock.Now().Add(100 * time.Hour).Format(time.RFC3339Nano)}
+	p.Annotations = map[string]string{
+		decide.AnnUnreachableSince: f.clock.Now().Add(100 * time.Hour).Format(time.RFC3339Nano),
+	}
 	f.update(p)
 	f.conn.down = true
-	expect(t, f.removal(0), false, ReasonUnreachable, "held for up to")
+	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to")
 	f.clock.Step(f.gate.Config.UnreachableGrace)
-	expect(t, f.removal(0), true, ReasonUnreachable, "removing the pod without evacuation")
+	expect(t, f.removal(0), true, decide.ReasonUnreachable, "removing the pod without evacuation")
 }
 
 // A decision that never asked EMQX (it timed out waiting for the cluster's lock) does not clear
@@ -66,21 +69,21 @@ func TestOnlyAnAnswerFromEMQXClearsTheUnreachableMark(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.conn.down = true
 	f.removal(0)
-	since := f.pod(0).Annotations[AnnUnreachableSince]
+	since := f.pod(0).Annotations[decide.AnnUnreachableSince]
 	if since == "" {
 		t.Fatal("no unreachable mark")
 	}
 	unlock, _ := f.gate.lock(context.Background(), f.pod(0))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	expect(t, f.gate.removal(ctx, f.pod(0), false, "delete", nil, nil), false, ReasonWaiting, "another decision")
+	expect(t, f.gate.removal(ctx, f.pod(0), false, "delete", nil, nil), false, decide.ReasonWaiting, "another decision")
 	unlock()
-	if got := f.pod(0).Annotations[AnnUnreachableSince]; got != since {
+	if got := f.pod(0).Annotations[decide.AnnUnreachableSince]; got != since {
 		t.Fatalf("mark %q after a decision that never asked EMQX, want %q", got, since)
 	}
 	f.conn.down = false
 	f.removal(0)
-	if got := f.pod(0).Annotations[AnnUnreachableSince]; got != "" {
+	if got := f.pod(0).Annotations[decide.AnnUnreachableSince]; got != "" {
 		t.Fatalf("mark %q after EMQX answered", got)
 	}
 }
@@ -89,23 +92,23 @@ func TestOnlyAnAnswerFromEMQXClearsTheUnreachableMark(t *testing.T) {
 func TestWaitingMarkIsClearedWhenTheWaitEnds(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	f.removal(0) // evacuating emqx-0: emqx-1 must wait
-	expect(t, f.removal(1), false, ReasonWaiting, "will be evacuated once")
-	if f.pod(1).Annotations[AnnWaitingSince] == "" {
+	expect(t, f.removal(1), false, decide.ReasonWaiting, "will be evacuated once")
+	if f.pod(1).Annotations[decide.AnnWaitingSince] == "" {
 		t.Fatal("no waiting mark")
 	}
 	p := f.pod(1)
-	p.Annotations[AnnBypass] = "true"
+	p.Annotations[decide.AnnBypass] = "true"
 	f.update(p)
-	expect(t, f.removal(1), true, ReasonBypass, "")
-	if got := f.pod(1).Annotations[AnnWaitingSince]; got != "" {
+	expect(t, f.removal(1), true, decide.ReasonBypass, "")
+	if got := f.pod(1).Annotations[decide.AnnWaitingSince]; got != "" {
 		t.Fatalf("waiting mark %q left after the wait ended", got)
 	}
 }
 
 func TestPerStatefulSetTimeLimitIsCapped(t *testing.T) {
 	f := newFixture(t, 100)
-	f.sts.Annotations = map[string]string{AnnTimeout: "1000h"}
-	if got := f.gate.Config.For(f.sts).Timeout; got != MaxEvacuationTimeout {
-		t.Fatalf("timeout %v, want the cap %v", got, MaxEvacuationTimeout)
+	f.sts.Annotations = map[string]string{decide.AnnTimeout: "1000h"}
+	if got := f.gate.Config.For(f.sts).Timeout; got != decide.MaxEvacuationTimeout {
+		t.Fatalf("timeout %v, want the cap %v", got, decide.MaxEvacuationTimeout)
 	}
 }

@@ -2,10 +2,11 @@ package webhook
 
 import (
 	"context"
-	"k8s.io/klog/v2"
 	"net/http"
 	"strings"
 	"time"
+
+	"k8s.io/klog/v2"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // Membership makes the core nodes of pods a StatefulSet scaled away for good leave the EMQX
@@ -50,7 +52,7 @@ func (m *Membership) setAnnotations(ctx context.Context, sts *appsv1.StatefulSet
 }
 
 // AnnForceLeave "false" on a StatefulSet keeps its removed nodes listed as EMQX does by itself.
-const AnnForceLeave = prefix + "force-leave"
+const AnnForceLeave = decide.AnnotationPrefix + "force-leave"
 
 // ReasonNodeLeft is the Event of a node made to leave.
 const ReasonNodeLeft = "NodeLeftCluster"

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/utils/ptr"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +19,7 @@ import (
 func TestLeaversAreOnlyStoppedNodesOfPodsScaledAwayForGood(t *testing.T) {
 	sts := &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "emqx"},
-		Spec:       appsv1.StatefulSetSpec{Replicas: ptr(int32(2))},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To(int32(2))},
 	}
 	pods := []corev1.Pod{
 		{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0"}},
@@ -53,7 +55,7 @@ func TestLeaversAreOnlyStoppedNodesOfPodsScaledAwayForGood(t *testing.T) {
 // After a scale-down the removed core node leaves the EMQX cluster once its pod is gone.
 func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 	f := newFixture(t, 10, 10, 10)
-	f.sts.Spec.Replicas = ptr(int32(2))
+	f.sts.Spec.Replicas = ptr.To(int32(2))
 	f.update(f.sts)
 	if err := f.kube.Delete(context.Background(), f.pod(2)); err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 	}
 	// Opted out: nothing leaves.
 	f.sts.Annotations = map[string]string{AnnForceLeave: "false"}
-	f.sts.Spec.Replicas = ptr(int32(1))
+	f.sts.Spec.Replicas = ptr.To(int32(1))
 	f.update(f.sts)
 	if err := f.kube.Delete(context.Background(), f.pod(1)); err != nil {
 		t.Fatal(err)

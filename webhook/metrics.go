@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,8 +45,8 @@ func (m *Metrics) action(reason string) {
 	}
 }
 
-func (m *Metrics) observe(cause string, v Verdict) {
-	if m == nil || v.Reason == ReasonNotEMQX {
+func (m *Metrics) observe(cause string, v decide.Verdict) {
+	if m == nil || v.Reason == decide.ReasonNotEMQX {
 		return
 	}
 	verdict := "held"

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -34,7 +36,7 @@ import (
 // creation (failurePolicy Ignore) the pod simply has no gate. Where EMQX cannot be asked, the
 // condition is True: the gate never keeps a pod out of service on its own doubt.
 const (
-	AnnRouting           = prefix + "routing"
+	AnnRouting           = decide.AnnotationPrefix + "routing"
 	RoutingReadinessGate = "readiness-gate"
 	// ConditionServing is the readiness gate's condition type.
 	ConditionServing corev1.PodConditionType = "emqx.kubectl-emqx.io/serving"
@@ -70,6 +72,8 @@ type PodCreateHandler struct {
 	Reader  client.Reader // the StatefulSet cache
 	All     bool          // --routing-gate: every EMQX pod
 	Alive   ControllerAlive
+	// Live reads a StatefulSet the cache does not hold yet (uncached; nil: the cache only).
+	Live client.Reader
 }
 
 // Handle implements admission.Handler.
@@ -116,10 +120,14 @@ func (h *PodCreateHandler) optedIn(ctx context.Context, ns string, pod *corev1.P
 		return false
 	}
 	var sts appsv1.StatefulSet
-	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &sts); err != nil {
-		return false
+	key := client.ObjectKey{Namespace: ns, Name: ref.Name}
+	err := h.Reader.Get(ctx, key, &sts)
+	if (err != nil && apierrors.IsNotFound(err) || err == nil && sts.UID != ref.UID) && h.Live != nil {
+		// A StatefulSet creates its first pods at once: the cache may not hold it (or holds the one
+		// it replaced) yet. One uncached read decides.
+		err = h.Live.Get(ctx, key, &sts)
 	}
-	return sts.Annotations[AnnRouting] == RoutingReadinessGate
+	return err == nil && sts.Annotations[AnnRouting] == RoutingReadinessGate
 }
 
 func hasGate(pod *corev1.Pod) bool {

@@ -3,10 +3,11 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"k8s.io/klog/v2"
 	"sort"
 	"strconv"
 	"strings"
+
+	"k8s.io/klog/v2"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,24 +15,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
-
-// CauseScaleDown marks evacuations started for a StatefulSet scale-down.
-const CauseScaleDown = "scale-down"
-
-// CauseEviction is the cause of a removal asked through pods/eviction (kubectl drain, autoscalers).
-const CauseEviction = "eviction"
 
 // ScaleDown decides a StatefulSet scale-down from old to new replicas (sts as it was before: its
 // generation is the one the scale-down replaces): it is admitted (the
 // user's intent stays in spec.replicas) and the pods that will go start evacuating at once,
 // migrating to the pods that stay; a warning names them. With the StatefulSet annotation
 // scale-down=strict it is held (429) until they are all empty.
-func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) Verdict {
+func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) decide.Verdict {
 	ctx, cancel := g.bounded(ctx)
 	defer cancel()
 	v := g.scaleDown(ctx, sts, old, new, dryRun)
-	g.Metrics.observe(CauseScaleDown, v)
+	g.Metrics.observe(decide.CauseScaleDown, v)
 	g.Log.Info(
 		"scale-down decided",
 		"statefulset",
@@ -52,11 +48,11 @@ func (g *Gate) ScaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	return v
 }
 
-func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) Verdict {
+func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new int32, dryRun bool) decide.Verdict {
 	victims, err := g.victims(ctx, sts, old, new)
 	if err != nil {
-		return allow(
-			ReasonUnreachable,
+		return decide.Allow(
+			decide.ReasonUnreachable,
 			fmt.Sprintf(
 				"could not list the pods of statefulset %s (%v): admitted; their deletions are still held one by one",
 				sts.Name,
@@ -65,7 +61,7 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 		)
 	}
 	if len(victims) == 0 {
-		return allow(ReasonEmpty, "no running pod is removed")
+		return decide.Allow(decide.ReasonEmpty, "no running pod is removed")
 	}
 	// OrderedReady removes one pod at a time, highest ordinal first: evacuate that one now; the
 	// deletion of each next one starts its own. Parallel removes them all at once.
@@ -76,7 +72,7 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	var empty, busy []string
 	for i := range victims {
 		p := &victims[i]
-		v := g.removal(ctx, p, dryRun, CauseScaleDown, map[string]*string{AnnScaleGeneration: &gen}, &new)
+		v := g.removal(ctx, p, dryRun, decide.CauseScaleDown, map[string]*string{decide.AnnScaleGeneration: &gen}, &new)
 		if v.Allowed {
 			empty = append(empty, p.Name)
 		} else {
@@ -85,11 +81,14 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 	}
 	watch := fmt.Sprintf("watch with: kubectl emqx status -n %s", sts.Namespace)
 	if len(busy) == 0 {
-		return allow(ReasonEvacuated, fmt.Sprintf("the removed EMQX pods hold nothing: %s", strings.Join(empty, ", ")))
+		return decide.Allow(
+			decide.ReasonEvacuated,
+			fmt.Sprintf("the removed EMQX pods hold nothing: %s", strings.Join(empty, ", ")),
+		)
 	}
-	if sts.Annotations[AnnScaleDown] == "strict" {
-		return hold(
-			ReasonEvacuating,
+	if sts.Annotations[decide.AnnScaleDown] == "strict" {
+		return decide.Hold(
+			decide.ReasonEvacuating,
 			fmt.Sprintf(
 				"strict scale-down of statefulset %s from %d to %d: waiting until the removed pods are empty: %s; retrying is safe, %s",
 				sts.Name,
@@ -100,8 +99,8 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 			),
 		)
 	}
-	v := allow(
-		ReasonStarted,
+	v := decide.Allow(
+		decide.ReasonStarted,
 		fmt.Sprintf("scale-down of statefulset %s admitted; its removed pods are evacuated first", sts.Name),
 	)
 	names := make([]string, 0, len(busy))

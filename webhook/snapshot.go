@@ -22,18 +22,19 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
 
 // timedStates are the annotations that time a pod's states.
 var timedStates = []string{
-	AnnUnreachableSince,
-	AnnWaitingSince,
-	AnnStartedAt,
-	AnnReplicasMovingSince,
-	AnnStalledSince,
-	AnnAbandonedAt,
+	decide.AnnUnreachableSince,
+	decide.AnnWaitingSince,
+	decide.AnnStartedAt,
+	decide.AnnReplicasMovingSince,
+	decide.AnnStalledSince,
+	decide.AnnAbandonedAt,
 }
 
 // snapshot reads what every removal decision needs: the pod's surroundings from the cache and the
@@ -44,8 +45,8 @@ func (g *Gate) snapshot(
 	dryRun bool,
 	cause string,
 	extra map[string]*string,
-) Snapshot {
-	s := Snapshot{
+) decide.Snapshot {
+	s := decide.Snapshot{
 		Now:     g.Clock.Now(),
 		Cause:   cause,
 		DryRun:  dryRun,
@@ -62,10 +63,10 @@ func (g *Gate) snapshot(
 		s.Requester = req.UserInfo.Username
 	}
 	s.Settings = g.Config.For(s.Owner)
-	if cause == CauseEviction {
+	if cause == decide.CauseEviction {
 		s.Budget = g.refusingBudget(ctx, pod)
 	}
-	s.Marks = map[string]Mark{}
+	s.Marks = map[string]decide.Mark{}
 	for _, key := range timedStates {
 		s.Marks[key] = g.markOf(pod, key, s.Now, dryRun)
 	}
@@ -75,26 +76,26 @@ func (g *Gate) snapshot(
 // markOf is when the pod entered the state timed under key: the time recorded on the pod, else
 // the first time this replica saw it (a write that failed does not restart the clock; a dry run
 // counts from now).
-func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) Mark {
-	if since, ok := stamped(pod.Annotations, key, now); ok {
-		return Mark{Since: since, OnPod: true, Known: true}
+func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) decide.Mark {
+	if since, ok := decide.Stamped(pod.Annotations, key, now); ok {
+		return decide.Mark{Since: since, OnPod: true, Known: true}
 	}
 	// None, unreadable, or in the future (a clock ahead, a hand edit): counted from when this
 	// replica first saw it.
 	if !dryRun {
 		if since, ok := g.marks.peek(pod.UID, key); ok {
-			return Mark{Since: since, Known: true}
+			return decide.Mark{Since: since, Known: true}
 		}
 	}
-	return Mark{Since: now}
+	return decide.Mark{Since: now}
 }
 
 // askEMQX reads the pod's node and the cluster's global status (Observe). A failure is a fact of
 // the snapshot, not an error: the decision knows what to do with it.
-func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) {
-	failed := func(err error, stale bool) *EMQXState {
+func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *decide.EMQXState) {
+	failed := func(err error, stale bool) *decide.EMQXState {
 		g.Log.Info("EMQX API failed", "pod", klog.KObj(pod), "error", err.Error())
-		return &EMQXState{Err: err, Stale: stale}
+		return &decide.EMQXState{Err: err, Stale: stale}
 	}
 	o := Observe(ctx, g.EMQX, g.Kube, pod, Question{Status: true})
 	switch {
@@ -109,14 +110,20 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *EMQXState) 
 		}
 		return nil, failed(err, false)
 	}
-	st := &EMQXState{Nodes: o.Nodes, Node: o.Node, Status: o.Status, Durable: o.Durable, Answered: o.Node.Running()}
+	st := &decide.EMQXState{
+		Nodes:    o.Nodes,
+		Node:     o.Node,
+		Status:   o.Status,
+		Durable:  o.Durable,
+		Answered: o.Node.Running(),
+	}
 	return o.Conn, st
 }
 
 // leavingNodes is the node being evacuated and the nodes of the other pods its StatefulSet no longer
 // wants (the other victims of a scale-down): sessions must not move into a node that goes next.
 // replicas is what a scale-down sets (nil: the StatefulSet's spec).
-func (g *Gate) leavingNodes(ctx context.Context, s Snapshot, replicas *int32) map[string]bool {
+func (g *Gate) leavingNodes(ctx context.Context, s decide.Snapshot, replicas *int32) map[string]bool {
 	pod := s.Pod
 	out := map[string]bool{s.EMQX.Node.Node: true}
 	sts, ok := s.Owner.(*appsv1.StatefulSet)
@@ -188,7 +195,7 @@ func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (obj client.Object,
 // leavesForGood: the pod's ordinal leaves its StatefulSet (replicas: what a scale-down sets, nil:
 // the spec), so its data and its durable-storage site go with it. A restart, a drain or a rolling
 // update brings the ordinal back with its volume.
-func leavesForGood(owner client.Object, pod *corev1.Pod, replicas *int32) bool {
+func leavesForGood(owner metav1.Object, pod *corev1.Pod, replicas *int32) bool {
 	sts, ok := owner.(*appsv1.StatefulSet)
 	if !ok {
 		return false
@@ -201,8 +208,8 @@ func leavesForGood(owner client.Object, pod *corev1.Pod, replicas *int32) bool {
 // askStorage reads durable storage for the removal of node's pod: its site and what it holds,
 // every site's node and state, and the DBs' replica sets. leaving are the EMQX nodes that go. A
 // cluster without durable storage answers 404: nothing to move.
-func askStorage(ctx context.Context, conn EMQX, node string, leaving map[string]bool) *StorageState {
-	st := &StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
+func askStorage(ctx context.Context, conn EMQX, node string, leaving map[string]bool) *decide.StorageState {
+	st := &decide.StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
 	ids, err := conn.Sites(ctx)
 	if emqx.IsHTTPStatus(err, http.StatusNotFound) { // no durable storage
 		return st

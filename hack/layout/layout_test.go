@@ -56,6 +56,8 @@ func TestImportRules(t *testing.T) {
 		"pkg/emqx":       {module},
 		"pkg/evacuation": append([]string{module + "pkg/cluster", module + "webhook", module + "plugin"}, client...),
 		"pkg/status":     append([]string{module + "webhook", module + "plugin"}, client...),
+		// The webhook's judgement decides and never writes: no client, no clock, no executor.
+		"webhook/decide": append([]string{module + "webhook", module + "plugin"}, client...),
 		"pkg/version":    {module},
 	}
 	var all []pkg

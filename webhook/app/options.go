@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // Options are emqx-webhook's flags and what Complete derives from them.
@@ -54,7 +55,7 @@ type Options struct {
 	ControllerPoll     time.Duration
 	WaitHealthCheck    string
 	WaitTakeover       string
-	Decisions          webhook.Config
+	Decisions          decide.Config
 	Log                zap.Options
 	clientAuth         *certs.ClientAuth // Complete: nil answers any caller of the admission port
 	matcher            webhook.Matcher
@@ -66,7 +67,7 @@ func NewOptions() *Options {
 		TLSMode: "self-signed", TLSSecret: "emqx-webhook-tls", WebhookConfig: "emqx-webhook", MutatingConfig: "emqx-webhook",
 		APIService: "v1beta2.custom.metrics.k8s.io", AccessInterval: 10 * time.Minute, Cooldown: time.Minute,
 		MetricsSecure: true, CustomMetricsAddr: "0", HealthAddr: ":8081", LeaderElect: true, EMQXTimeout: 3 * time.Second,
-		ControllerPoll: 2 * time.Second, Decisions: webhook.DefaultConfig()}
+		ControllerPoll: 2 * time.Second, Decisions: decide.DefaultConfig()}
 }
 
 // AddFlags registers the flags on fs, with controller-runtime's zap flags (--zap-log-level …).
@@ -144,23 +145,23 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ControllerPoll, "controller-poll", o.ControllerPoll, "how often the controller checks an "+
 		"evacuation in progress")
 	fs.Int64Var(&c.ConnEvictRate, "conn-evict-rate", c.ConnEvictRate, "connections evicted per second "+
-		"(default: EMQX's, 500); StatefulSet annotation "+webhook.AnnConnRate)
+		"(default: EMQX's, 500); StatefulSet annotation "+decide.AnnConnRate)
 	fs.Int64Var(&c.SessEvictRate, "sess-evict-rate", c.SessEvictRate, "sessions migrated per second "+
-		"(default: EMQX's, 500); annotation "+webhook.AnnSessRate)
+		"(default: EMQX's, 500); annotation "+decide.AnnSessRate)
 	fs.StringVar(&o.WaitHealthCheck, "wait-health-check", o.WaitHealthCheck, "evacuation wait_health_check "+
-		"(default: EMQX's, 60s); annotation "+webhook.AnnWaitHealthCheck)
+		"(default: EMQX's, 60s); annotation "+decide.AnnWaitHealthCheck)
 	fs.StringVar(&o.WaitTakeover, "wait-takeover", o.WaitTakeover, "evacuation wait_takeover (default: EMQX's, 60s); "+
-		"annotation "+webhook.AnnWaitTakeover)
+		"annotation "+decide.AnnWaitTakeover)
 	fs.DurationVar(&c.EvacuationTimeout, "evacuation-timeout", c.EvacuationTimeout, "allow a removal whose "+
-		"evacuation ran this long; annotation "+webhook.AnnTimeout)
+		"evacuation ran this long; annotation "+decide.AnnTimeout)
 	fs.DurationVar(&c.AbandonAfter, "abandon-after", c.AbandonAfter, "stop an evacuation the webhook started when "+
-		"nobody asked to remove its pod for this long after its node became empty; annotation "+webhook.AnnAbandonAfter)
+		"nobody asked to remove its pod for this long after its node became empty; annotation "+decide.AnnAbandonAfter)
 	fs.DurationVar(&c.UnreachableGrace, "api-unreachable-grace", c.UnreachableGrace, "allow a removal once EMQX's "+
 		"API has not answered this long (0: at once)")
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent-evacuations", c.MaxConcurrent, "evacuations at once per EMQX cluster; "+
 		"other removals wait")
 	fs.BoolVar(&c.Audit, "audit", c.Audit, "observe only: allow every removal and report what would have been held "+
-		"(Warning Event "+webhook.ReasonWouldHold+"); StatefulSet annotation "+webhook.AnnMode+"=audit|enforce")
+		"(Warning Event "+decide.ReasonWouldHold+"); StatefulSet annotation "+decide.AnnMode+"=audit|enforce")
 	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report an evacuation whose session count has not "+
 		"moved this long (Event SessionEvictionStalled; EMQX before 5.8.4 can loop on a lost session); 0 disables")
 	zfs := flag.NewFlagSet("zap", flag.ContinueOnError)

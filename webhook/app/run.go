@@ -161,7 +161,8 @@ func (o *Options) serverTLS(log logr.Logger) []func(*tls.Config) {
 func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface) {
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	reader := mgr.GetClient()
-	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: reader, All: o.RoutingGate}
+	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: reader, All: o.RoutingGate,
+		Live: mgr.GetAPIReader()}
 	if o.LeaderElect {
 		routing.Alive = webhook.LeaseAlive(kube, o.Namespace, leaderElectionID, clock.RealClock{})
 	}

@@ -1,4 +1,4 @@
-package webhook
+package decide
 
 import (
 	corev1 "k8s.io/api/core/v1"
@@ -47,17 +47,17 @@ type Verdict struct {
 
 // Messages carry EMQX-provided text (node names, error messages): escaped and bounded, as they are
 // shown by kubectl after the API server's prefix.
-const maxMessage = 1024
+const MaxMessage = 1024
 
-func allow(reason, msg string) Verdict {
-	return Verdict{Allowed: true, Reason: reason, Message: emqx.Printable(msg, maxMessage)}
+func Allow(reason, msg string) Verdict {
+	return Verdict{Allowed: true, Reason: reason, Message: emqx.Printable(msg, MaxMessage)}
 }
-func hold(reason, msg string) Verdict {
-	return Verdict{Reason: reason, Message: emqx.Printable(msg, maxMessage)}
+func Hold(reason, msg string) Verdict {
+	return Verdict{Reason: reason, Message: emqx.Printable(msg, MaxMessage)}
 }
 
-// shorten keeps error text in one readable, escaped line for messages shown by kubectl.
-func shorten(err error) string { return emqx.Printable(err.Error(), 300) }
+// Shorten keeps error text in one readable, escaped line for messages shown by kubectl.
+func Shorten(err error) string { return emqx.Printable(err.Error(), 300) }
 
 func podPhase(pod *corev1.Pod) string {
 	if pod.Status.Phase == "" {
@@ -65,3 +65,16 @@ func podPhase(pod *corev1.Pod) string {
 	}
 	return string(pod.Status.Phase)
 }
+
+// CauseScaleDown marks evacuations started for a StatefulSet scale-down.
+const CauseScaleDown = "scale-down"
+
+// CauseEviction is the cause of a removal asked through pods/eviction (kubectl drain, autoscalers).
+const CauseEviction = "eviction"
+
+// Events of the controller.
+const (
+	ReasonStopped      = "EvacuationStopped"
+	ReasonStaleStopped = "StaleEvacuationStopped"
+	ReasonAbandoned    = "EvacuationAbandoned"
+)

@@ -1,4 +1,4 @@
-package webhook
+package decide
 
 import (
 	"fmt"
@@ -7,8 +7,11 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/utils/ptr"
+
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -29,7 +32,7 @@ type Snapshot struct {
 
 	EMQXPod              bool          // the matcher calls it an EMQX pod
 	NamespaceTerminating bool          // its namespace is being deleted
-	Owner                client.Object // its StatefulSet or ReplicaSet, nil when none
+	Owner                metav1.Object // its StatefulSet or ReplicaSet, nil when none
 	OwnerGone            string        // why its owner is going or gone, "" when it is not
 	OwnerMissing         bool          // gone rather than being deleted
 	Requester            string        // who asks for the removal (the admission request's user), "" when unknown
@@ -151,9 +154,9 @@ func decide(s Snapshot) Decision {
 	pod := s.Pod
 	switch {
 	case !s.EMQXPod: // row 1
-		return final(allow(ReasonNotEMQX, "")) // the answer of a pod that does not exist too (NotInCache)
+		return final(Allow(ReasonNotEMQX, "")) // the answer of a pod that does not exist too (NotInCache)
 	case pod.DeletionTimestamp != nil: // row 1
-		return final(allow(ReasonTerminating, "the pod is already terminating"))
+		return final(Allow(ReasonTerminating, "the pod is already terminating"))
 	case s.NamespaceTerminating: // row 2
 		return s.allowWithEvent(
 			ReasonNamespaceGone,
@@ -211,7 +214,7 @@ func decide(s Snapshot) Decision {
 				with(mark...)
 		}
 		return Decision{
-			Verdict: hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"),
+			Verdict: Hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"),
 			Effects: mark,
 		}
 	case e.Err != nil: // row 5
@@ -230,20 +233,20 @@ func decide(s Snapshot) Decision {
 	case evacuating && e.safe(ev): // row 7
 		return s.unlessReplicas(
 			node,
-			Decision{Verdict: allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)),
+			Decision{Verdict: Allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)),
 				Effects: evacuatedEffects(pod, s.Now)},
 		)
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
 		return s.unlessReplicas(
 			node,
-			final(allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))),
+			final(Allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))),
 		)
 	case evacuating: // rows 9 and 10
 		return s.evacuating(node, ev)
 	}
 	if s.Budget != "" { // row 10b
 		return final(
-			hold(
+			Hold(
 				ReasonBudget,
 				fmt.Sprintf("PodDisruptionBudget %s allows no disruption of pod %s now: the eviction would be "+
 					"refused anyway, so EMQX node %s is not evacuated; retrying is safe", s.Budget, pod.Name, node.Node),
@@ -253,7 +256,7 @@ func decide(s Snapshot) Decision {
 	if m := s.Marks[AnnAbandonedAt]; m.Known { // row 10c
 		if at, again := m.Since, m.Since.Add(s.Settings.AbandonAfter); s.Now.Before(again) {
 			return final(
-				hold(
+				Hold(
 					ReasonCoolingDown,
 					fmt.Sprintf(
 						"the evacuation of EMQX node %s was abandoned at %s (nobody asked to "+
@@ -293,7 +296,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 	if waited >= s.Settings.Timeout {
 		what := fmt.Sprintf("%d shard replicas", st.Held)
 		if st.Err != nil {
-			what = fmt.Sprintf("replicas EMQX would not describe (%s)", shorten(st.Err))
+			what = fmt.Sprintf("replicas EMQX would not describe (%s)", Shorten(st.Err))
 		}
 		return s.allowWithEvent(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s after %v: removing the pod anyway; "+
 			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).
@@ -301,10 +304,10 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 	}
 	if st.Err != nil {
 		return Decision{
-			Verdict: hold(
+			Verdict: Hold(
 				ReasonReplicasMoving,
 				fmt.Sprintf("EMQX node %s is empty, but its durable storage could not be read (%s); "+
-					"held for up to %v; retrying is safe", node.Node, shorten(st.Err), s.Settings.Timeout),
+					"held for up to %v; retrying is safe", node.Node, Shorten(st.Err), s.Settings.Timeout),
 			),
 			Effects: mark,
 		}
@@ -312,7 +315,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 	moves, ok := st.Moves()
 	if !ok {
 		return Decision{
-			Verdict: hold(
+			Verdict: Hold(
 				ReasonReplicasMoving,
 				fmt.Sprintf("EMQX node %s is empty, but its durable-storage site %s holds %d shard "+
 					"replicas and no site that stays can take them; held for up to %v; retrying is safe", node.Node, st.Site, st.Held, s.Settings.Timeout),
@@ -326,10 +329,10 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		}
 		if err := *s.Moved; err != nil {
 			return Decision{
-				Verdict: hold(
+				Verdict: Hold(
 					ReasonReplicasMoving,
 					fmt.Sprintf("EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
-						"of its durable-storage site %s (%s); held for up to %v; retrying is safe", node.Node, st.Held, st.Site, shorten(err),
+						"of its durable-storage site %s (%s); held for up to %v; retrying is safe", node.Node, st.Held, st.Site, Shorten(err),
 						s.Settings.Timeout),
 				),
 				Effects: mark,
@@ -337,7 +340,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		}
 		fx := append(
 			mark,
-			event(
+			NewEvent(
 				corev1.EventTypeNormal,
 				ReasonReplicasMoving,
 				"moving the %d durable-storage shard replicas of site %s "+
@@ -348,7 +351,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 			),
 		)
 		return Decision{
-			Verdict: hold(
+			Verdict: Hold(
 				ReasonReplicasMoving,
 				fmt.Sprintf("EMQX node %s is empty; the %d shard replicas of its durable-storage "+
 					"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site),
@@ -357,7 +360,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		}
 	}
 	return Decision{
-		Verdict: hold(
+		Verdict: Hold(
 			ReasonReplicasMoving,
 			fmt.Sprintf("EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
 				"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held),
@@ -372,7 +375,8 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 	if s.Pod.Annotations[AnnStartedAt] == "" {
 		// Started by someone else (kubectl emqx evacuate): the clock starts now, and the pod is
 		// marked so that the controller leaves that evacuation to whoever started it.
-		fx = append(fx, Annotate{Set: map[string]*string{AnnNode: ptr(node.Node), AnnStartedBy: ptr(StartedByOther)}})
+		fx = append(fx, Annotate{Set: map[string]*string{AnnNode: ptr.To(node.Node),
+			AnnStartedBy: ptr.To(StartedByOther)}})
 	}
 	started, mark := s.mark(AnnStartedAt)
 	fx = append(fx, mark...)
@@ -382,7 +386,7 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 			with(fx...)
 	}
 	p := evacuation.ProgressOf(ev, node, s.EMQX.Durable, evacuation.WaitsOf(s.Settings.Request))
-	d := Decision{Verdict: hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
+	d := Decision{Verdict: Hold(ReasonEvacuating, fmt.Sprintf("EMQX node %s is evacuating (%s): %s; retrying is safe",
 		node.Node, p.State, p.Summary())), Effects: fx}
 	return s.stalled(d, node, ev, started)
 }
@@ -409,7 +413,7 @@ func (s Snapshot) stalled(d Decision, node emqx.Node, ev emqx.Evacuation, starte
 	if s.Now.Sub(since) < s.Settings.StallAfter {
 		return d
 	}
-	d.Verdict = hold(
+	d.Verdict = Hold(
 		ReasonStalled,
 		fmt.Sprintf("EMQX node %s is evacuating, but its %s sessions have not moved for %v: EMQX before 5.8.4 "+
 			"can loop on a session whose process died (upgrade, or stop the evacuation and restart the node); the time limit lets the pod go %v "+
@@ -420,7 +424,7 @@ func (s Snapshot) stalled(d Decision, node emqx.Node, ev emqx.Evacuation, starte
 		d.Effects = append(
 			d.Effects,
 			Annotate{Set: map[string]*string{AnnSessionsLeft: &stalled}},
-			event(
+			NewEvent(
 				corev1.EventTypeWarning,
 				ReasonStalled,
 				"the session eviction of EMQX node %s has not moved for %v (%s sessions left, "+
@@ -453,7 +457,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 		// removal for ever. After the evacuation time limit, this one starts anyway.
 		if s.Now.Sub(since) < s.Settings.Timeout {
 			return Decision{
-				Verdict: hold(ReasonWaiting, fmt.Sprintf(
+				Verdict: Hold(ReasonWaiting, fmt.Sprintf(
 					"EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
 					node.Node,
 					node.LiveConnections,
@@ -467,7 +471,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 		fx = append(fx, mark...)
 		fx = append(
 			fx,
-			event(
+			NewEvent(
 				corev1.EventTypeWarning,
 				ReasonLimitExceeded,
 				"waited %v for %s to finish: evacuating %s anyway, beyond --max-concurrent-evacuations",
@@ -492,7 +496,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	}
 	if s.DryRun {
 		return final(
-			hold(
+			Hold(
 				ReasonStarted,
 				fmt.Sprintf(
 					"EMQX node %s holds %d connections and %d sessions: "+
@@ -515,7 +519,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	for _, c := range s.Started.Stopped {
 		fx = append(
 			fx,
-			event(
+			NewEvent(
 				corev1.EventTypeNormal,
 				ReasonRebalanceStopped,
 				"stopped the rebalance coordinated by %s: evacuating EMQX node %s for the removal of pod %s comes first",
@@ -537,7 +541,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 	case emqx.IsAlreadyStarted(err):
 		// Someone (another replica, kubectl emqx) started it a moment ago.
 		return final(
-			hold(
+			Hold(
 				ReasonEvacuating,
 				fmt.Sprintf(
 					"EMQX node %s is evacuating (just started): %d connections and %d sessions left; retrying is safe",
@@ -558,7 +562,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 				with(mark...)
 		}
 		return Decision{
-			Verdict: hold(
+			Verdict: Hold(
 				ReasonWaiting,
 				fmt.Sprintf(
 					"EMQX node %s holds %d connections and %d sessions, and a node to move them to became unavailable (%s); retrying is safe",
@@ -576,9 +580,9 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		return s.unreachable(fmt.Errorf("start evacuating %s: %w", node.Node, err), true)
 	}
 	set := map[string]*string{
-		AnnStartedAt:    stamp(s.Now),
-		AnnNode:         ptr(node.Node),
-		AnnReason:       ptr(s.Cause),
+		AnnStartedAt:    Stamp(s.Now),
+		AnnNode:         ptr.To(node.Node),
+		AnnReason:       ptr.To(s.Cause),
 		AnnCompletedAt:  nil,
 		AnnWaitingSince: nil,
 		AnnStartedBy:    nil,
@@ -591,7 +595,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		set[k] = v
 	}
 	return Decision{
-		Verdict: hold(
+		Verdict: Hold(
 			ReasonStarted,
 			fmt.Sprintf(
 				"EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
@@ -602,7 +606,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		),
 		Effects: []Effect{
 			Annotate{Set: set, Forget: []string{AnnStartedAt, AnnAbandonedAt}},
-			event(
+			NewEvent(
 				corev1.EventTypeNormal,
 				ReasonStarted,
 				"evacuating EMQX node %s (%d connections, %d sessions) before the pod is removed (%s)",
@@ -626,14 +630,14 @@ func (s Snapshot) unreachable(err error, stale bool) Decision {
 	fx = append(fx, mark...)
 	if s.Now.Sub(since) >= s.Settings.UnreachableGrace {
 		return s.allowWithEvent(ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
-			s.Now.Sub(since).Round(time.Second), shorten(err)).
+			s.Now.Sub(since).Round(time.Second), Shorten(err)).
 			with(fx...)
 	}
 	return Decision{
-		Verdict: hold(
+		Verdict: Hold(
 			ReasonUnreachable,
 			fmt.Sprintf("EMQX's API failed (%v); the removal is held for up to %v, then allowed; retrying is safe",
-				shorten(err), s.Settings.UnreachableGrace),
+				Shorten(err), s.Settings.UnreachableGrace),
 		),
 		Effects: fx,
 	}
@@ -648,7 +652,7 @@ func (s Snapshot) allowWithEvent(reason, format string, args ...any) Decision {
 		typ = corev1.EventTypeNormal
 	}
 	msg := fmt.Sprintf(format, args...)
-	return Decision{Verdict: allow(reason, msg), Effects: []Effect{event(typ, reason, "%s", msg)}}
+	return Decision{Verdict: Allow(reason, msg), Effects: []Effect{NewEvent(typ, reason, "%s", msg)}}
 }
 
 // mark is when the pod entered the state timed under key, and the effect that records it when only
@@ -685,13 +689,13 @@ func evacuatedEffects(pod *corev1.Pod, now time.Time) []Effect {
 	if pod.Annotations[AnnCompletedAt] == "" {
 		fx = append(
 			fx,
-			event(
+			NewEvent(
 				corev1.EventTypeNormal,
 				ReasonEvacuated,
 				"EMQX node %s is empty: the pod may go",
 				pod.Annotations[AnnNode],
 			),
-			Annotate{Set: map[string]*string{AnnCompletedAt: stamp(now)}},
+			Annotate{Set: map[string]*string{AnnCompletedAt: Stamp(now)}},
 		)
 	}
 	return append(fx, RecordEvacuated{})

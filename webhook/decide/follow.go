@@ -1,13 +1,16 @@
-package webhook
+package decide
 
 import (
 	"fmt"
+	"strconv"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
@@ -21,7 +24,7 @@ import (
 type FollowedPod struct {
 	Now      time.Time
 	Pod      *corev1.Pod // never modified here
-	Owner    client.Object
+	Owner    metav1.Object
 	Settings Settings
 	Poll     time.Duration // how often an evacuation in progress is checked
 	// EmptySince is this replica's memory of when the pod's node was found empty, for a pod whose
@@ -91,7 +94,7 @@ func Follow(w FollowedPod) Action {
 			return Action{Requeue: w.Poll}
 		}
 		return Action{Effects: []Effect{ForgetEvacuation{},
-			event(
+			NewEvent(
 				corev1.EventTypeNormal,
 				ReasonStopped,
 				"the scale-down of statefulset %s was withdrawn: EMQX node %s accepts clients again",
@@ -131,7 +134,7 @@ func Follow(w FollowedPod) Action {
 // for at least that long, whoever keeps asking.
 func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 	var fx []Effect
-	empty, ok := stamped(w.Pod.Annotations, AnnCompletedAt, w.Now)
+	empty, ok := Stamped(w.Pod.Annotations, AnnCompletedAt, w.Now)
 	if !ok {
 		empty = w.Now
 		if w.EmptySince.Known {
@@ -140,7 +143,7 @@ func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 		fx = append(fx, Remember{Key: AnnCompletedAt, Since: empty})
 	}
 	last := empty // the node became empty, or the removal was last asked for within the limit
-	if asked, ok := stamped(w.Pod.Annotations, AnnLastRequest, w.Now); ok && asked.After(last) {
+	if asked, ok := Stamped(w.Pod.Annotations, AnnLastRequest, w.Now); ok && asked.After(last) {
 		last = minTime(asked, empty.Add(w.Settings.Timeout))
 	}
 	wait := w.Settings.AbandonAfter
@@ -155,7 +158,7 @@ func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 	}
 	return Action{Effects: append(fx, ForgetEvacuation{}, ClearRecord{},
 		MarkSince{Key: AnnAbandonedAt, Since: w.Now},
-		event(
+		NewEvent(
 			corev1.EventTypeWarning,
 			ReasonAbandoned,
 			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients "+
@@ -187,7 +190,7 @@ func Reopen(w FollowedPod) Action {
 	}
 	var fx []Effect
 	if w.Stopped != nil {
-		fx = append(fx, event(
+		fx = append(fx, NewEvent(
 			corev1.EventTypeNormal,
 			ReasonStaleStopped,
 			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again",
@@ -216,4 +219,11 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// withdrawn: a StatefulSet generation after the scale-down's keeps the pod. Until the admitted
+// scale-down has landed in the cache, nothing is judged.
+func withdrawn(sts *appsv1.StatefulSet, pod *corev1.Pod) bool {
+	before, err := strconv.ParseInt(pod.Annotations[AnnScaleGeneration], 10, 64)
+	return err == nil && sts.Generation > before+1 && cluster.Stays(sts, pod.Name)
 }

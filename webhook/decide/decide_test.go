@@ -1,4 +1,4 @@
-package webhook
+package decide
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/utils/ptr"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -214,7 +216,7 @@ func TestDecisionTable(t *testing.T) {
 		}},
 		{row: "7b replicas asked to move: held", snap: snap(leaving(32, new(error)), evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))),
 			reason: ReasonReplicasMoving, message: "32 shard replicas of its durable-storage site site-1 are moving", events: []string{ReasonReplicasMoving}},
-		{row: "7b EMQX refuses the move: held", snap: snap(leaving(32, ptr(errors.New("HTTP 400 BAD_REQUEST"))),
+		{row: "7b EMQX refuses the move: held", snap: snap(leaving(32, ptr.To(errors.New("HTTP 400 BAD_REQUEST"))),
 			evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 0))), reason: ReasonReplicasMoving, message: "EMQX refused to move"},
 		{row: "7b moving already: held, nothing asked", snap: snap(leaving(32, nil), func(s *Snapshot) {
 			s.Storage.DBs[0].Shards[0].Transitions = append(s.Storage.DBs[0].Shards[0].Transitions, struct {
@@ -305,14 +307,14 @@ func TestDecisionTable(t *testing.T) {
 		{row: "13 asks for the nodes that go", snap: snap(), need: NeedTargets},
 		{row: "13 starts, after the rebalance", snap: snap(nodeLeaves, func(s *Snapshot) {
 			s.EMQX.Status.Rebalances = []emqx.Rebalance{{CoordinatorNode: node(0), Donors: []string{node(0)}}}
-			s.Extra = map[string]*string{AnnScaleGeneration: ptr("4")}
+			s.Extra = map[string]*string{AnnScaleGeneration: ptr.To("4")}
 		}), need: NeedStart, evidence: func(t *testing.T, d Decision) {
 			want := &StartRequest{Rebalances: []string{node(0)}, Node: node(1), Request: emqx.EvacuationRequest{MigrateTo: []string{node(0), node(2)}}}
 			if !reflect.DeepEqual(d.Start, want) {
 				t.Fatalf("start %#v, want %#v", d.Start, want)
 			}
 		}},
-		{row: "13 started", snap: snap(started(StartOutcome{Stopped: []string{node(0)}}), func(s *Snapshot) { s.Extra = map[string]*string{AnnScaleGeneration: ptr("4")} }),
+		{row: "13 started", snap: snap(started(StartOutcome{Stopped: []string{node(0)}}), func(s *Snapshot) { s.Extra = map[string]*string{AnnScaleGeneration: ptr.To("4")} }),
 			reason: ReasonStarted, message: "evacuation just started", events: []string{ReasonRebalanceStopped, ReasonStarted}, evidence: func(t *testing.T, d Decision) {
 				a := d.Effects[1].(Annotate)
 				if *a.Set[AnnStartedAt] != t0.Format(time.RFC3339Nano) || *a.Set[AnnScaleGeneration] != "4" || a.Set[AnnCompletedAt] != nil {

@@ -1,4 +1,4 @@
-package webhook
+package decide
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"k8s.io/utils/ptr"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,7 +97,7 @@ func TestFollowDecisions(t *testing.T) {
 	withdrawnScaleDown := func(w *FollowedPod) {
 		w.Pod.Annotations[AnnReason], w.Pod.Annotations[AnnScaleGeneration] = CauseScaleDown, "3"
 		sts := w.Owner.(*appsv1.StatefulSet)
-		sts.Spec.Replicas = ptr(int32(3))
+		sts.Spec.Replicas = ptr.To(int32(3))
 	}
 	checkActions(t, Follow, []actionCase{
 		{name: "asks EMQX first", w: watch(func(w *FollowedPod) { w.EMQX = nil }), need: NeedEMQX},

@@ -1,9 +1,9 @@
-package webhook
+package decide
 
 import (
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
@@ -55,19 +55,19 @@ type Settings struct {
 }
 
 // For resolves the settings for owner (a StatefulSet or ReplicaSet; nil: the defaults).
-func (c Config) For(owner client.Object) Settings {
+func (c Config) For(owner metav1.Object) Settings {
 	s := Settings{Timeout: c.EvacuationTimeout, AbandonAfter: c.AbandonAfter, UnreachableGrace: c.UnreachableGrace,
 		MaxConcurrent: max(1, c.MaxConcurrent), StallAfter: c.StallAfter}
-	if d := durAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
+	if d := DurationAnnotation(owner, AnnTimeout, nil); d != nil && *d > 0 {
 		s.Timeout = min(*d, MaxEvacuationTimeout)
 	}
-	if d := durAnnotation(owner, AnnAbandonAfter, nil); d != nil && *d > 0 {
+	if d := DurationAnnotation(owner, AnnAbandonAfter, nil); d != nil && *d > 0 {
 		s.AbandonAfter = min(*d, MaxEvacuationTimeout)
 	}
-	if r := intAnnotation(owner, AnnConnRate, c.ConnEvictRate); r > 0 {
+	if r := IntAnnotation(owner, AnnConnRate, c.ConnEvictRate); r > 0 {
 		s.Request.ConnEvictRate = &r
 	}
-	if r := intAnnotation(owner, AnnSessRate, c.SessEvictRate); r > 0 {
+	if r := IntAnnotation(owner, AnnSessRate, c.SessEvictRate); r > 0 {
 		s.Request.SessEvictRate = &r
 	}
 	s.Audit = c.Audit
@@ -79,7 +79,7 @@ func (c Config) For(owner client.Object) Settings {
 			s.Audit = false
 		}
 	}
-	s.Request.WaitHealthCheck = durAnnotation(owner, AnnWaitHealthCheck, c.WaitHealthCheck)
-	s.Request.WaitTakeover = durAnnotation(owner, AnnWaitTakeover, c.WaitTakeover)
+	s.Request.WaitHealthCheck = DurationAnnotation(owner, AnnWaitHealthCheck, c.WaitHealthCheck)
+	s.Request.WaitTakeover = DurationAnnotation(owner, AnnWaitTakeover, c.WaitTakeover)
 	return s
 }

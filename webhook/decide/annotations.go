@@ -1,4 +1,4 @@
-package webhook
+package decide
 
 import (
 	"fmt"
@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
@@ -15,54 +17,54 @@ import (
 // Annotations the webhook reads and writes. State lives in the cluster, so every replica and any
 // restart sees it.
 const (
-	prefix = "emqx.kubectl-emqx.io/"
+	AnnotationPrefix = "emqx.kubectl-emqx.io/"
 	// AnnBypass "true" on a pod or its StatefulSet/ReplicaSet: never hold its removal.
-	AnnBypass = prefix + "bypass"
+	AnnBypass = AnnotationPrefix + "bypass"
 	// On a pod whose evacuation the webhook started.
-	AnnStartedAt   = prefix + "evacuation-started-at"
-	AnnNode        = prefix + "evacuation-node"
-	AnnReason      = prefix + "evacuation-reason" // eviction, delete, scale-down
-	AnnCompletedAt = prefix + "evacuation-completed-at"
+	AnnStartedAt   = AnnotationPrefix + "evacuation-started-at"
+	AnnNode        = AnnotationPrefix + "evacuation-node"
+	AnnReason      = AnnotationPrefix + "evacuation-reason" // eviction, delete, scale-down
+	AnnCompletedAt = AnnotationPrefix + "evacuation-completed-at"
 	// AnnStartedBy "other" marks an evacuation the webhook found running (kubectl emqx evacuate,
 	// another tool): it times the hold, and leaves the evacuation to whoever started it.
-	AnnStartedBy = prefix + "evacuation-started-by"
+	AnnStartedBy = AnnotationPrefix + "evacuation-started-by"
 	// AnnLastRequest: the last removal request for a pod the webhook evacuates (written at most
 	// every lastRequestEvery): when none has come for abandon-after since its node became empty,
 	// the removal was abandoned.
-	AnnLastRequest = prefix + "last-request-at"
+	AnnLastRequest = AnnotationPrefix + "last-request-at"
 	// AnnAbandonedAt: when the webhook abandoned the pod's evacuation (row 10c): a new one starts
 	// only abandon-after later, so requests that keep coming (a replayed eviction) cannot keep the
 	// node evacuated for good.
-	AnnAbandonedAt = prefix + "evacuation-abandoned-at"
+	AnnAbandonedAt = AnnotationPrefix + "evacuation-abandoned-at"
 	// AnnScaleGeneration: the StatefulSet's generation before the scale-down that started the
 	// evacuation; a withdrawal can only show in a later generation.
-	AnnScaleGeneration = prefix + "scale-down-generation"
+	AnnScaleGeneration = AnnotationPrefix + "scale-down-generation"
 	// On a pod whose EMQX API did not answer: when that began.
-	AnnUnreachableSince = prefix + "api-unreachable-since"
+	AnnUnreachableSince = AnnotationPrefix + "api-unreachable-since"
 	// On a pod waiting for another evacuation (the concurrency limit): since when.
-	AnnWaitingSince = prefix + "waiting-since"
+	AnnWaitingSince = AnnotationPrefix + "waiting-since"
 	// On a core pod that leaves for good while its durable-storage site still holds replicas: since
 	// when the removal waits for them to move.
-	AnnReplicasMovingSince = prefix + "replicas-moving-since"
+	AnnReplicasMovingSince = AnnotationPrefix + "replicas-moving-since"
 	// On a pod whose evacuation moves sessions: the last count seen, and since when it has not
 	// moved.
 	AnnSessionsLeft = cluster.AnnSessionsLeft
-	AnnStalledSince = prefix + "sessions-stalled-since"
+	AnnStalledSince = AnnotationPrefix + "sessions-stalled-since"
 	// On a StatefulSet/ReplicaSet: pods removed while evacuated (name=uid,...), and the last touch
 	// that made its controller resync.
-	AnnEvacuatedPods = prefix + "evacuated-pods"
-	AnnRequeuedAt    = prefix + "requeued-at"
+	AnnEvacuatedPods = AnnotationPrefix + "evacuated-pods"
+	AnnRequeuedAt    = AnnotationPrefix + "requeued-at"
 	// Per-StatefulSet settings.
-	AnnConnRate        = prefix + "conn-evict-rate"
-	AnnSessRate        = prefix + "sess-evict-rate"
-	AnnWaitHealthCheck = prefix + "wait-health-check"
-	AnnWaitTakeover    = prefix + "wait-takeover"
-	AnnTimeout         = prefix + "evacuation-timeout"
-	AnnAbandonAfter    = prefix + "abandon-after"
-	AnnScaleDown       = prefix + "scale-down" // "strict": deny scale-downs until the victims are empty
+	AnnConnRate        = AnnotationPrefix + "conn-evict-rate"
+	AnnSessRate        = AnnotationPrefix + "sess-evict-rate"
+	AnnWaitHealthCheck = AnnotationPrefix + "wait-health-check"
+	AnnWaitTakeover    = AnnotationPrefix + "wait-takeover"
+	AnnTimeout         = AnnotationPrefix + "evacuation-timeout"
+	AnnAbandonAfter    = AnnotationPrefix + "abandon-after"
+	AnnScaleDown       = AnnotationPrefix + "scale-down" // "strict": deny scale-downs until the victims are empty
 	// AnnMode "audit" makes the webhook observe only for this StatefulSet (or ReplicaSet): every
 	// removal is allowed, and what it would have held is an Event; "enforce" overrides --audit.
-	AnnMode              = prefix + "mode"
+	AnnMode              = AnnotationPrefix + "mode"
 	AnnCredentialsSecret = cluster.AnnCredentialsSecret
 )
 
@@ -77,7 +79,7 @@ const StartedByOther = "other"
 
 // The record of evacuated pods on an owner: "name=uid,...", sorted by name.
 
-func parseRecords(s string) map[string]string {
+func ParseRecords(s string) map[string]string {
 	out := map[string]string{}
 	for _, kv := range strings.Split(s, ",") {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -87,7 +89,7 @@ func parseRecords(s string) map[string]string {
 	return out
 }
 
-func formatRecords(m map[string]string) string {
+func FormatRecords(m map[string]string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -100,7 +102,7 @@ func formatRecords(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-func intAnnotation(obj client.Object, key string, def int64) int64 {
+func IntAnnotation(obj metav1.Object, key string, def int64) int64 {
 	if obj != nil {
 		var v int64
 		if _, err := fmt.Sscan(obj.GetAnnotations()[key], &v); err == nil && v > 0 {
@@ -110,8 +112,8 @@ func intAnnotation(obj client.Object, key string, def int64) int64 {
 	return def
 }
 
-// durAnnotation reads a duration annotation: seconds as in EMQX ("10") or a duration ("10s").
-func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Duration {
+// DurationAnnotation reads a duration annotation: seconds as in EMQX ("10") or a duration ("10s").
+func DurationAnnotation(obj metav1.Object, key string, def *time.Duration) *time.Duration {
 	if obj != nil {
 		if d, err := evacuation.ParseWait(obj.GetAnnotations()[key]); err == nil {
 			return &d
@@ -120,14 +122,12 @@ func durAnnotation(obj client.Object, key string, def *time.Duration) *time.Dura
 	return def
 }
 
-func ptr[T any](v T) *T { return &v }
+// Stamp is a time as the webhook writes it into an annotation.
+func Stamp(t time.Time) *string { return ptr.To(t.UTC().Format(time.RFC3339Nano)) }
 
-// stamp is a time as the webhook writes it into an annotation.
-func stamp(t time.Time) *string { return ptr(t.UTC().Format(time.RFC3339Nano)) }
-
-// stamped reads a time the webhook wrote into annotations[key]; false when there is none, it does
+// Stamped reads a time the webhook wrote into annotations[key]; false when there is none, it does
 // not parse, or it lies after now (a clock ahead, a hand edit: never trusted to stretch a hold).
-func stamped(annotations map[string]string, key string, now time.Time) (time.Time, bool) {
+func Stamped(annotations map[string]string, key string, now time.Time) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, annotations[key])
 	return t, err == nil && !t.After(now)
 }

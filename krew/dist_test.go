@@ -55,7 +55,10 @@ func TestDistArtifactsInstallAndRunThroughKubectl(t *testing.T) {
 		}
 	}
 	sums, _ := os.ReadFile(filepath.Join(dist, "checksums.txt"))
-	for _, want := range []string{"emqx-webhook_" + version + "_linux_amd64.tar.gz", "kubectl-emqx_" + version + "_windows_arm64.zip"} {
+	for _, want := range []string{
+		"emqx-webhook_" + version + "_linux_amd64.tar.gz",
+		"kubectl-emqx_" + version + "_windows_arm64.zip",
+	} {
 		if !strings.Contains(string(sums), want) {
 			t.Fatalf("checksums.txt lacks %s", want)
 		}

@@ -136,7 +136,10 @@ func (o *RebalanceOptions) Validate() error {
 func (o *RebalanceOptions) request() emqx.RebalanceRequest {
 	e := o.evacuationRequest()
 	return emqx.RebalanceRequest{
-		ConnEvictRate: e.ConnEvictRate, SessEvictRate: e.SessEvictRate, WaitHealthCheck: e.WaitHealthCheck, WaitTakeover: e.WaitTakeover,
+		ConnEvictRate:    e.ConnEvictRate,
+		SessEvictRate:    e.SessEvictRate,
+		WaitHealthCheck:  e.WaitHealthCheck,
+		WaitTakeover:     e.WaitTakeover,
 		AbsConnThreshold: given(&o.evictionFlags, "abs-conn-threshold", &o.Thresholds.AbsConn),
 		RelConnThreshold: given(&o.evictionFlags, "rel-conn-threshold", &o.Thresholds.RelConn),
 		AbsSessThreshold: given(&o.evictionFlags, "abs-sess-threshold", &o.Thresholds.AbsSess),

@@ -151,7 +151,10 @@ func newFixture(t testing.TB, conns ...int64) *fixture {
 func (f *fixture) pod(i int) *corev1.Pod {
 	f.t.Helper()
 	var p corev1.Pod
-	if err := f.kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("emqx-%d", i)}, &p); err != nil {
+	if err := f.kube.Get(context.Background(), client.ObjectKey{
+		Namespace: ns,
+		Name:      fmt.Sprintf("emqx-%d", i),
+	}, &p); err != nil {
 		f.t.Fatal(err)
 	}
 	return &p
@@ -766,7 +769,10 @@ func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 	f := newFixture(t, 1000, 1000, 0)
 	conn, _ := f.conn.Connect(context.Background(), f.pod(2))
 	abs := int64(10)
-	if err := conn.(*emqx.Client).StartRebalance(context.Background(), node(2), emqx.RebalanceRequest{AbsConnThreshold: &abs, AbsSessThreshold: &abs}); err != nil {
+	if err := conn.(*emqx.Client).StartRebalance(context.Background(), node(2), emqx.RebalanceRequest{
+		AbsConnThreshold: &abs,
+		AbsSessThreshold: &abs,
+	}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, f.removal(0), false, decide.ReasonStarted, "is evacuating")

@@ -259,8 +259,17 @@ func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 			Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
 	})
 	var out, errOut bytes.Buffer
-	helper := &drain.Helper{Ctx: context.Background(), Client: cs, Out: &out, ErrOut: &errOut, GracePeriodSeconds: -1,
-		Timeout: time.Minute, EvictErrorRetryDelay: time.Millisecond, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true}
+	helper := &drain.Helper{
+		Ctx:                  context.Background(),
+		Client:               cs,
+		Out:                  &out,
+		ErrOut:               &errOut,
+		GracePeriodSeconds:   -1,
+		Timeout:              time.Minute,
+		EvictErrorRetryDelay: time.Millisecond,
+		IgnoreAllDaemonSets:  true,
+		DeleteEmptyDirData:   true,
+	}
 	if err := drain.RunNodeDrain(helper, "kwok-node-0"); err != nil {
 		t.Fatalf("drain: %v\n%s", err, errOut.String())
 	}
@@ -446,7 +455,11 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		"an eviction of a pod not EMQX's":              evict.Handle(ctx, eviction("web-0", "")),
 		"an eviction naming another UID":               evict.Handle(ctx, eviction("emqx-1", "forged")),
 		"a deletion of the pod with another UID": del.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-			Operation: admissionv1.Delete, Namespace: ns, Name: "emqx-1", OldObject: raw(wrongUID)}}),
+			Operation: admissionv1.Delete,
+			Namespace: ns,
+			Name:      "emqx-1",
+			OldObject: raw(wrongUID),
+		}}),
 	} {
 		if !answersNothing(resp) {
 			t.Errorf("%s: %+v %v", name, resp.Result, resp.Warnings)

@@ -39,7 +39,10 @@ func TestFailedWritesDoNotStretchTheEvacuationTimeLimit(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	rate := int64(1)
 	conn, _ := f.conn.Connect(context.Background(), f.pod(1))
-	if err := conn.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{ConnEvictRate: &rate, SessEvictRate: &rate}); err != nil {
+	if err := conn.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{
+		ConnEvictRate: &rate,
+		SessEvictRate: &rate,
+	}); err != nil {
 		t.Fatal(err)
 	}
 	f.failWrites()

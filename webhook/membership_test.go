@@ -65,7 +65,10 @@ func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 	}
 	delete(f.conn.urls, "emqx-2") // its pod is gone
 	m := &Membership{Gate: f.gate}
-	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}}); err != nil {
+	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
+		Namespace: ns,
+		Name:      "emqx",
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.sim.Node(node(2)); ok {
@@ -83,7 +86,10 @@ func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 	}
 	_ = f.sim.StopNode(node(1))
 	delete(f.conn.urls, "emqx-1")
-	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}}); err != nil {
+	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
+		Namespace: ns,
+		Name:      "emqx",
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.sim.Node(node(1)); !ok {

@@ -162,7 +162,11 @@ func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Res
 		}
 	}
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.PodCondition{{
-		Type: ConditionServing, Status: status, Reason: reason, Message: why, LastTransitionTime: metav1.NewTime(c.Gate.Clock.Now()),
+		Type:               ConditionServing,
+		Status:             status,
+		Reason:             reason,
+		Message:            why,
+		LastTransitionTime: metav1.NewTime(c.Gate.Clock.Now()),
 	}}}})
 	if err := c.Gate.Client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("set %s of pod %s/%s: %w", ConditionServing, pod.Namespace, pod.Name, err)

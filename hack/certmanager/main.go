@@ -155,7 +155,12 @@ func startInjector(ctx context.Context, kubeconfig string, wg *sync.WaitGroup, e
 	// The injector's field manager (server-side apply of caBundle) comes from the user agent.
 	cfg = util.RestConfigWithUserAgent(cfg, "cainjector")
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiext.AddToScheme, apireg.AddToScheme, cmapi.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme,
+		apiext.AddToScheme,
+		apireg.AddToScheme,
+		cmapi.AddToScheme,
+	} {
 		if err := add(scheme); err != nil {
 			return fmt.Errorf("scheme: %w", err)
 		}

@@ -26,7 +26,12 @@ func TestChartREADMEValuesAreGenerated(t *testing.T) {
 	if !bytes.Equal(doc, want) {
 		t.Fatal("the chart README's values table is not values.yaml's: run make chart-docs")
 	}
-	for _, v := range []string{"`watchNamespaces`", "`clientAuth.enabled`", "`networkPolicy.admissionFrom`", "`image.digest`"} {
+	for _, v := range []string{
+		"`watchNamespaces`",
+		"`clientAuth.enabled`",
+		"`networkPolicy.admissionFrom`",
+		"`image.digest`",
+	} {
 		if !bytes.Contains([]byte(table), []byte(v)) {
 			t.Errorf("the table lacks %s", v)
 		}

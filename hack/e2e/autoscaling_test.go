@@ -43,7 +43,11 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 	out := runKubectl(t, "kustomize", filepath.Join(repoRoot, "manifests", "autoscaling"))
 	var docs []string
 	for _, doc := range strings.Split(out, "\n---\n") {
-		for _, want := range []string{"name: emqx-webhook-auth-reader", "name: emqx-webhook-apiservice", "name: " + apiService} {
+		for _, want := range []string{
+			"name: emqx-webhook-auth-reader",
+			"name: emqx-webhook-apiservice",
+			"name: " + apiService,
+		} {
 			if strings.Contains(doc, want) {
 				docs = append(docs, doc)
 				break

@@ -239,7 +239,11 @@ func TestAdmissionPoliciesFollowTheNamespace(t *testing.T) {
 					if !binds(expr, "system:serviceaccount:mqtt-guard:emqx-webhook") {
 						t.Errorf("%s: policy %v does not bind the webhook's account in mqtt-guard", name, o["metadata"])
 					}
-					for _, other := range []string{"system:serviceaccount:mqtt-guard:default", "system:serviceaccount:mqtt-guard:emqx-webhook-x", "admin"} {
+					for _, other := range []string{
+						"system:serviceaccount:mqtt-guard:default",
+						"system:serviceaccount:mqtt-guard:emqx-webhook-x",
+						"admin",
+					} {
 						if binds(expr, other) {
 							t.Errorf("%s: policy %v binds %s", name, o["metadata"], other)
 						}

@@ -52,7 +52,15 @@ func TestPluginStatusAndEvacuateThroughKubectl(t *testing.T) {
 		Assess("works through port-forward", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			ns := helmCluster(t, cfg, 3, 3000)
 			out := mustEMQX(t, "status", "-n", ns)
-			for _, want := range []string{"POD", "emqx-0", "emqx-1", "emqx-2", "emqx@emqx-2.emqx-headless." + ns + ".svc.cluster.local", "TOTAL", "3000"} {
+			for _, want := range []string{
+				"POD",
+				"emqx-0",
+				"emqx-1",
+				"emqx-2",
+				"emqx@emqx-2.emqx-headless." + ns + ".svc.cluster.local",
+				"TOTAL",
+				"3000",
+			} {
 				if !strings.Contains(out, want) {
 					t.Fatalf("status lacks %q:\n%s", want, out)
 				}

@@ -145,7 +145,10 @@ func TestReadinessFollowsEvacuationAndNotReadyPodsStillHoldSessions(t *testing.T
 						t.Fatalf("node of %s holds no session: %+v", victim.Name, nodes)
 					}
 					rate := int64(1)
-					if err := c.StartEvacuation(ctx, node.Node, emqx.EvacuationRequest{ConnEvictRate: &rate, SessEvictRate: &rate}); err != nil {
+					if err := c.StartEvacuation(ctx, node.Node, emqx.EvacuationRequest{
+						ConnEvictRate: &rate,
+						SessEvictRate: &rate,
+					}); err != nil {
 						t.Fatal(err)
 					}
 					if !s.followsEvacuation {

@@ -245,9 +245,16 @@ func TestCertManagerOnARealNode(t *testing.T) {
 			}
 
 			// cert-manager keeps the certificate and the caBundle: the webhook's account may not.
-			for _, what := range []string{"patch validatingwebhookconfigurations/emqx-webhook", "create secrets -n " + webhookNS,
-				"update secrets/emqx-webhook-tls -n " + webhookNS} {
-				if out, _ := runKubectlErr(append([]string{"auth", "can-i", "--as=system:serviceaccount:" + webhookNS + ":emqx-webhook"},
+			for _, what := range []string{
+				"patch validatingwebhookconfigurations/emqx-webhook",
+				"create secrets -n " + webhookNS,
+				"update secrets/emqx-webhook-tls -n " + webhookNS,
+			} {
+				if out, _ := runKubectlErr(append([]string{
+					"auth",
+					"can-i",
+					"--as=system:serviceaccount:" + webhookNS + ":emqx-webhook",
+				},
 					strings.Fields(what)...)...); !strings.HasSuffix(
 					strings.TrimSpace(out),
 					"\nno",

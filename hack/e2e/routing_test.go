@@ -142,7 +142,10 @@ func TestRoutingGateFailsSafe(t *testing.T) {
 				}
 			})
 
-			for _, policy := range []policyv1.UnhealthyPodEvictionPolicyType{policyv1.IfHealthyBudget, policyv1.AlwaysAllow} {
+			for _, policy := range []policyv1.UnhealthyPodEvictionPolicyType{
+				policyv1.IfHealthyBudget,
+				policyv1.AlwaysAllow,
+			} {
 				t.Run("drain with a PDB, "+string(policy), func(t *testing.T) {
 					ns, pods := shapeCluster(t, cfg, s, 2000, true)
 					one := intstr.FromInt32(1)

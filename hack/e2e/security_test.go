@@ -235,9 +235,15 @@ func TestForgedReviewsRefusedAtTLS(t *testing.T) {
 			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 600)
 			other := certstest.NewCA(t, "other").
 				Issue(t, "kube-apiserver-webhook-client", x509.ExtKeyUsageClientAuth, nil)
-			for what, body := range map[string][]byte{"eviction": evictionReview(ns, "emqx-1"), "scale": scaleReview(ns, "emqx", 3, 2)} {
+			for what, body := range map[string][]byte{
+				"eviction": evictionReview(ns, "emqx-1"),
+				"scale":    scaleReview(ns, "emqx", 3, 2),
+			} {
 				path := map[string]string{"eviction": "/evict", "scale": "/scale"}[what]
-				for who, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's certificate": {other}} {
+				for who, certs := range map[string][]tls.Certificate{
+					"no certificate":           nil,
+					"another CA's certificate": {other},
+				} {
 					if a, err := postReview(p.port, path, body, certs...); err == nil {
 						t.Errorf("a forged %s with %s was answered: %+v", what, who, a.Response)
 					} else if !strings.Contains(err.Error(), "certificate") {

@@ -290,7 +290,10 @@ func changePassword(t *testing.T, pod corev1.Pod, old, updated string) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("change_pwd: %d", resp.StatusCode)
 	}
-	if _, err := nodeClient(t, pod, emqx.Credentials{Username: "admin", Password: updated}).Nodes(context.Background()); err != nil {
+	if _, err := nodeClient(t, pod, emqx.Credentials{
+		Username: "admin",
+		Password: updated,
+	}).Nodes(context.Background()); err != nil {
 		t.Fatalf("the new password: %v", err)
 	}
 }

@@ -585,15 +585,23 @@ func TestManifestsApplyToTheAPIServer(t *testing.T) {
 				_ = cs.CoreV1().Namespaces().Delete(context.Background(), "emqx-webhook", metav1.DeleteOptions{})
 			})
 			out := runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests"))
-			for _, want := range []string{"deployment.apps/emqx-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/emqx-webhook",
-				"poddisruptionbudget.policy/emqx-webhook", "clusterrole.rbac.authorization.k8s.io/emqx-webhook", "role.rbac.authorization.k8s.io/emqx-webhook"} {
+			for _, want := range []string{
+				"deployment.apps/emqx-webhook",
+				"validatingwebhookconfiguration.admissionregistration.k8s.io/emqx-webhook",
+				"poddisruptionbudget.policy/emqx-webhook",
+				"clusterrole.rbac.authorization.k8s.io/emqx-webhook",
+				"role.rbac.authorization.k8s.io/emqx-webhook",
+			} {
 				if !strings.Contains(out, want) {
 					t.Fatalf("server-side dry run lacks %s:\n%s", want, out)
 				}
 			}
 			out = runKubectl(t, "apply", "--dry-run=server", "-k", filepath.Join(repoRoot, "manifests", "autoscaling"))
-			for _, want := range []string{"apiservice.apiregistration.k8s.io/v1beta2.custom.metrics.k8s.io", "rolebinding.rbac.authorization.k8s.io/emqx-webhook-auth-reader",
-				"validatingadmissionpolicy.admissionregistration.k8s.io/emqx-webhook-apiservice-cabundle-only"} {
+			for _, want := range []string{
+				"apiservice.apiregistration.k8s.io/v1beta2.custom.metrics.k8s.io",
+				"rolebinding.rbac.authorization.k8s.io/emqx-webhook-auth-reader",
+				"validatingadmissionpolicy.admissionregistration.k8s.io/emqx-webhook-apiservice-cabundle-only",
+			} {
 				if !strings.Contains(out, want) {
 					t.Fatalf("server-side dry run of manifests/autoscaling lacks %s:\n%s", want, out)
 				}
@@ -703,8 +711,22 @@ func TestServiceAccountMayChangeOnlyItsAnnotations(t *testing.T) {
 				{"annotate", "pod", "emqx-0", "other.example/x=1"},
 				{"label", "pod", "emqx-0", "x=1"},
 				{"scale", "statefulset", "emqx", "--replicas=0"},
-				{"patch", "statefulset", "emqx", "--type=merge", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"emqx","image":"evil.example/emqx"}]}}}}`},
-				{"patch", "validatingwebhookconfiguration", webhookConfig, "--type=json", "-p", `[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]`},
+				{
+					"patch",
+					"statefulset",
+					"emqx",
+					"--type=merge",
+					"-p",
+					`{"spec":{"template":{"spec":{"containers":[{"name":"emqx","image":"evil.example/emqx"}]}}}}`,
+				},
+				{
+					"patch",
+					"validatingwebhookconfiguration",
+					webhookConfig,
+					"--type=json",
+					"-p",
+					`[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]`,
+				},
 			} {
 				if out, err := as(args...); err == nil ||
 					!(strings.Contains(out, denied) || strings.Contains(out, "forbidden")) {

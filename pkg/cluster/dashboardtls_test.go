@@ -49,7 +49,11 @@ func TestDashboardOverHTTPSIsVerified(t *testing.T) {
 		"signed for the pod's IP":                   {serving(t, ca, "emqx", net.ParseIP("127.0.0.1")), "", ""},
 		"signed for the name the StatefulSet gives": {serving(t, ca, "emqx.example.com", nil), "emqx.example.com", ""},
 		"signed for another name":                   {serving(t, ca, "emqx.example.com", nil), "", "is for none of"},
-		"signed by another CA":                      {serving(t, other, "emqx-0.emqx-headless.mqtt.svc", nil), "", "is not from the CA"},
+		"signed by another CA": {
+			serving(t, other, "emqx-0.emqx-headless.mqtt.svc", nil),
+			"",
+			"is not from the CA",
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(c.Handler(simNode))

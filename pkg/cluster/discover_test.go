@@ -169,8 +169,11 @@ func TestPodOfNode(t *testing.T) {
 		Status:     corev1.PodStatus{PodIP: "198.18.2.9"},
 	}
 	for node, want := range map[string]*corev1.Pod{
-		"emqx@emqx-core-abc-0.emqx-headless.mqtt.svc.cluster.local": core, "emqx@198.18.2.9": repl, "emqx@emqx-core-abc-01.x": nil,
-		"my-emqx@emqx-core-abc-0": core, "nohost": nil,
+		"emqx@emqx-core-abc-0.emqx-headless.mqtt.svc.cluster.local": core,
+		"emqx@198.18.2.9":         repl,
+		"emqx@emqx-core-abc-01.x": nil,
+		"my-emqx@emqx-core-abc-0": core,
+		"nohost":                  nil,
 	} {
 		got, ok := PodOfNode([]corev1.Pod{*core, *repl}, node)
 		if want == nil && ok || want != nil && (!ok || got.Name != want.Name) {

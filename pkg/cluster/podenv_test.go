@@ -119,8 +119,15 @@ func TestEnvResolvesEnvFromAndValueFromAsKubeletDoes(t *testing.T) {
 	}
 	env := Env(pod, src)
 	want := map[string]string{
-		"EMQX_NAME": "override", "EMQX_CLUSTER__DNS__NAME": "x", "S_pw": "s3cret",
-		"HOST": "$(POD).override.$(UNKNOWN).$(POD)", "POD": "emqx-0", "LATE": "emqx-0", "TIER": "mqtt", "PW": "s3cret", "CM": "from-cm",
+		"EMQX_NAME":               "override",
+		"EMQX_CLUSTER__DNS__NAME": "x",
+		"S_pw":                    "s3cret",
+		"HOST":                    "$(POD).override.$(UNKNOWN).$(POD)",
+		"POD":                     "emqx-0",
+		"LATE":                    "emqx-0",
+		"TIER":                    "mqtt",
+		"PW":                      "s3cret",
+		"CM":                      "from-cm",
 	}
 	if len(env) != len(want) {
 		t.Fatalf("env %v, want %v", env, want)
@@ -150,16 +157,53 @@ func TestNodeNameDerivedAsTheEntrypointDoesWithoutEMQXHost(t *testing.T) {
 		sub  string
 		want string
 	}{
-		{"dns srv, FQDN in /etc/hosts", dns, "emqx-emqx-enterprise-headless", "emqx-emqx-enterprise@emqx-emqx-enterprise-0.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"},
+		{
+			"dns srv, FQDN in /etc/hosts",
+			dns,
+			"emqx-emqx-enterprise-headless",
+			"emqx-emqx-enterprise@emqx-emqx-enterprise-0.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local",
+		},
 		{"dns srv, no subdomain: no FQDN in /etc/hosts", dns, "", "emqx-emqx-enterprise@198.18.1.4"},
-		{"dns srv, another service", map[string]string{"EMQX_CLUSTER__DISCOVERY_STRATEGY": "dns", "EMQX_CLUSTER__DNS__RECORD_TYPE": "srv", "EMQX_CLUSTER__DNS__NAME": "other.mqtt.svc.cluster.local"},
-			"emqx-emqx-enterprise-headless", "emqx@198.18.1.4"},
-		{"dns a records", map[string]string{"EMQX_CLUSTER__DISCOVERY_STRATEGY": "dns", "EMQX_CLUSTER__DNS__RECORD_TYPE": "a", "EMQX_CLUSTER__DNS__NAME": "emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"},
-			"emqx-emqx-enterprise-headless", "emqx@198.18.1.4"},
-		{"k8s dns", map[string]string{"EMQX_CLUSTER__DISCOVERY_STRATEGY": "k8s", "EMQX_CLUSTER__K8S__ADDRESS_TYPE": "dns", "EMQX_CLUSTER__K8S__NAMESPACE": "mqtt"},
-			"", "emqx@198-18-1-4.mqtt.pod.cluster.local"},
-		{"k8s hostname", map[string]string{"EMQX_CLUSTER__DISCOVERY_STRATEGY": "k8s", "EMQX_CLUSTER__K8S__ADDRESS_TYPE": "hostname", "EMQX_CLUSTER__K8S__NAMESPACE": "mqtt"},
-			"emqx-emqx-enterprise-headless", "emqx@emqx-emqx-enterprise-0.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"},
+		{
+			"dns srv, another service",
+			map[string]string{
+				"EMQX_CLUSTER__DISCOVERY_STRATEGY": "dns",
+				"EMQX_CLUSTER__DNS__RECORD_TYPE":   "srv",
+				"EMQX_CLUSTER__DNS__NAME":          "other.mqtt.svc.cluster.local",
+			},
+			"emqx-emqx-enterprise-headless",
+			"emqx@198.18.1.4",
+		},
+		{
+			"dns a records",
+			map[string]string{
+				"EMQX_CLUSTER__DISCOVERY_STRATEGY": "dns",
+				"EMQX_CLUSTER__DNS__RECORD_TYPE":   "a",
+				"EMQX_CLUSTER__DNS__NAME":          "emqx-emqx-enterprise-headless.mqtt.svc.cluster.local",
+			},
+			"emqx-emqx-enterprise-headless",
+			"emqx@198.18.1.4",
+		},
+		{
+			"k8s dns",
+			map[string]string{
+				"EMQX_CLUSTER__DISCOVERY_STRATEGY": "k8s",
+				"EMQX_CLUSTER__K8S__ADDRESS_TYPE":  "dns",
+				"EMQX_CLUSTER__K8S__NAMESPACE":     "mqtt",
+			},
+			"",
+			"emqx@198-18-1-4.mqtt.pod.cluster.local",
+		},
+		{
+			"k8s hostname",
+			map[string]string{
+				"EMQX_CLUSTER__DISCOVERY_STRATEGY": "k8s",
+				"EMQX_CLUSTER__K8S__ADDRESS_TYPE":  "hostname",
+				"EMQX_CLUSTER__K8S__NAMESPACE":     "mqtt",
+			},
+			"emqx-emqx-enterprise-headless",
+			"emqx@emqx-emqx-enterprise-0.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local",
+		},
 	} {
 		p := pod.DeepCopy()
 		p.Spec.Subdomain = tc.sub

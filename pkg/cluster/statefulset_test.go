@@ -20,7 +20,14 @@ func TestStatefulSetOrdinals(t *testing.T) {
 	if got := strings.Join(ReplicaPods(sts, 2, 4), ","); got != "emqx-2,emqx-3" {
 		t.Fatalf("a scale-down from 4 to 2 removes %s", got)
 	}
-	for pod, want := range map[string]bool{"emqx-0": true, "emqx-2": true, "emqx-3": false, "emqx-x": false, "other-0": false, "emqx--1": false} {
+	for pod, want := range map[string]bool{
+		"emqx-0":  true,
+		"emqx-2":  true,
+		"emqx-3":  false,
+		"emqx-x":  false,
+		"other-0": false,
+		"emqx--1": false,
+	} {
 		if Stays(sts, pod) != want {
 			t.Errorf("Stays(%s) = %v", pod, !want)
 		}

@@ -8,7 +8,10 @@ import (
 
 // Nothing that prints a client reveals its secret or its token.
 func TestPrintingAClientNeverRevealsItsSecret(t *testing.T) {
-	for _, creds := range []Credentials{{APIKey: "key", APISecret: "s3cret-api"}, {Username: "admin", Password: "s3cret-pw"}} {
+	for _, creds := range []Credentials{
+		{APIKey: "key", APISecret: "s3cret-api"},
+		{Username: "admin", Password: "s3cret-pw"},
+	} {
 		c, err := New("http://198.18.0.1:18083", creds)
 		if err != nil {
 			t.Fatal(err)

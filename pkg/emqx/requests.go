@@ -100,17 +100,26 @@ func (r RebalanceRequest) Validate() error {
 			return err
 		}
 	}
-	for name, v := range map[string]*float64{"rel_conn_threshold": r.RelConnThreshold, "rel_sess_threshold": r.RelSessThreshold} {
+	for name, v := range map[string]*float64{
+		"rel_conn_threshold": r.RelConnThreshold,
+		"rel_sess_threshold": r.RelSessThreshold,
+	} {
 		if v != nil && !(*v > 1.0) {
 			return fmt.Errorf("%s must be greater than 1.0, got %v", name, *v)
 		}
 	}
-	for name, v := range map[string]*time.Duration{"wait_health_check": r.WaitHealthCheck, "wait_takeover": r.WaitTakeover} {
+	for name, v := range map[string]*time.Duration{
+		"wait_health_check": r.WaitHealthCheck,
+		"wait_takeover":     r.WaitTakeover,
+	} {
 		if err := secondsInRange(name, v); err != nil {
 			return err
 		}
 	}
-	for name, v := range map[string]*time.Duration{"conn_evict_rpc_timeout": r.ConnEvictRPCTimeout, "sess_evict_rpc_timeout": r.SessEvictRPCTimeout} {
+	for name, v := range map[string]*time.Duration{
+		"conn_evict_rpc_timeout": r.ConnEvictRPCTimeout,
+		"sess_evict_rpc_timeout": r.SessEvictRPCTimeout,
+	} {
 		if v != nil && (*v < 0 || v.Milliseconds() > math.MaxUint32) {
 			return fmt.Errorf("%s must be between 0 and %dms, got %v", name, uint32(math.MaxUint32), *v)
 		}

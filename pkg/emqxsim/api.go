@@ -407,7 +407,10 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 	bearer := hex.EncodeToString(b)
 	c.tokens[bearer] = token{user: req.Username, expires: c.now.Add(c.cfg.TokenTTL)}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"token": bearer, "version": c.version.String(), "role": "administrator", "license": map[string]string{"edition": "ee"},
+		"token":   bearer,
+		"version": c.version.String(),
+		"role":    "administrator",
+		"license": map[string]string{"edition": "ee"},
 	})
 }
 

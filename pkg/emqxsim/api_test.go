@@ -47,8 +47,18 @@ func TestEvacuationStartRejectsWhatEMQXRejects(t *testing.T) {
 func TestRebalanceStartRejectsWhatEMQXRejects(t *testing.T) {
 	h := twoNodes(t, 0)
 	var bad []string
-	for _, f := range []string{"conn_evict_rate", "sess_evict_rate", "conn_evict_rpc_timeout", "sess_evict_rpc_timeout",
-		"abs_conn_threshold", "rel_conn_threshold", "abs_sess_threshold", "rel_sess_threshold", "wait_takeover", "wait_health_check"} {
+	for _, f := range []string{
+		"conn_evict_rate",
+		"sess_evict_rate",
+		"conn_evict_rpc_timeout",
+		"sess_evict_rpc_timeout",
+		"abs_conn_threshold",
+		"rel_conn_threshold",
+		"abs_sess_threshold",
+		"rel_sess_threshold",
+		"wait_takeover",
+		"wait_health_check",
+	} {
 		bad = append(bad, `{"`+f+`":"`+f+`"}`)
 	}
 	bad = append(
@@ -166,8 +176,14 @@ func TestRebalanceStartStatusStop(t *testing.T) {
 		t.Fatalf("global = %v", g)
 	}
 	rb := g["rebalances"].([]any)[0].(map[string]any)
-	want := map[string]any{"node": nodeD, "coordinator_node": nodeD, "connection_eviction_rate": 10.0,
-		"connection_eviction_rpc_timeout": 15000.0, "session_eviction_rate": 20.0, "session_eviction_rpc_timeout": 15000.0}
+	want := map[string]any{
+		"node":                            nodeD,
+		"coordinator_node":                nodeD,
+		"connection_eviction_rate":        10.0,
+		"connection_eviction_rpc_timeout": 15000.0,
+		"session_eviction_rate":           20.0,
+		"session_eviction_rpc_timeout":    15000.0,
+	}
 	for k, v := range want {
 		if rb[k] != v {
 			t.Errorf("rebalance[%s] = %v, want %v", k, rb[k], v)

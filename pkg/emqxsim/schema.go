@@ -194,7 +194,13 @@ func parseDuration(v any, kind fieldKind) (time.Duration, bool) {
 		if err != nil {
 			return 0, false
 		}
-		per := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[2]]
+		per := map[string]time.Duration{
+			"ms": time.Millisecond,
+			"s":  time.Second,
+			"m":  time.Minute,
+			"h":  time.Hour,
+			"d":  24 * time.Hour,
+		}[m[2]]
 		d := time.Duration(n) * per
 		if kind == kindSeconds {
 			d = time.Duration(math.Ceil(d.Seconds())) * time.Second

@@ -235,7 +235,16 @@ func TestAPIKeyScopes(t *testing.T) {
 	for _, tc := range []struct {
 		version string
 		none    int
-	}{{"5.10.3", 200}, {"5.10.4", 403}, {"6.0.1", 200}, {"6.1.1", 200}, {"6.1.2", 403}, {"6.2.0", 200}, {"6.2.1", 403}, {"6.3.0", 403}} {
+	}{
+		{"5.10.3", 200},
+		{"5.10.4", 403},
+		{"6.0.1", 200},
+		{"6.1.1", 200},
+		{"6.1.2", 403},
+		{"6.2.0", 200},
+		{"6.2.1", 403},
+		{"6.3.0", 403},
+	} {
 		h := newHarness(t, Config{Version: tc.version, APIKeys: keys, Nodes: []NodeConfig{{Name: nodeD}}})
 		for key, want := range map[string]int{"none": tc.none, "ops": 200, "all": 200} {
 			req, _ := http.NewRequest(http.MethodGet, h.urls[nodeD]+"/api/v5/nodes", nil)
@@ -300,7 +309,10 @@ func TestChangePasswordEndsTheUsersTokens(t *testing.T) {
 		http.StatusUnauthorized, "API_KEY_NOT_ALLOW", "")
 	expectStatus(t, post("/users/admin/change_pwd", bearer, map[string]string{"old_pwd": "wrong", "new_pwd": "x"}),
 		http.StatusBadRequest, "ERROR_PWD_NOT_MATCH", "")
-	if r := post("/users/admin/change_pwd", bearer, map[string]string{"old_pwd": "public", "new_pwd": "x"}); r.status != http.StatusNoContent {
+	if r := post("/users/admin/change_pwd", bearer, map[string]string{
+		"old_pwd": "public",
+		"new_pwd": "x",
+	}); r.status != http.StatusNoContent {
 		t.Fatalf("change_pwd: %d %s", r.status, r.raw)
 	}
 	if got := nodes(); got != http.StatusUnauthorized {

@@ -91,7 +91,13 @@ func TestSafeToRemove(t *testing.T) {
 		{"live connections left", ev(emqx.EvacuationWaitingTakeover, 0, 500), node(1, 1), DurableOn, false},
 		{"still accepting clients", ev(emqx.EvacuationWaitingHealthCheck, 0, 500), node(0, 0), DurableOn, false},
 		{"evicting connections", ev(emqx.EvacuationEvictingConns, 0, 500), node(0, 0), DurableOn, false},
-		{"another node's entry", ev(emqx.EvacuationEvictingSessions, 0, 500), emqx.Node{Node: "emqx@b", NodeStatus: emqx.NodeRunning}, DurableOn, false},
+		{
+			"another node's entry",
+			ev(emqx.EvacuationEvictingSessions, 0, 500),
+			emqx.Node{Node: "emqx@b", NodeStatus: emqx.NodeRunning},
+			DurableOn,
+			false,
+		},
 		{"not listed", ev(emqx.EvacuationEvictingSessions, 0, 500), emqx.Node{}, DurableOn, false},
 	} {
 		if got := SafeToRemove(c.ev, c.node, c.d); got != c.want {

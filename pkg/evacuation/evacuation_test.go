@@ -75,7 +75,10 @@ func TestPlanAgreesWithSimulatorOnRandomLoads(t *testing.T) {
 		srv := httptest.NewServer(c.Handler(nodes[0].Name))
 		cl, _ := emqx.New(srv.URL, emqx.Credentials{APIKey: "k", APISecret: "s"})
 		err = cl.StartRebalance(context.Background(), nodes[0].Name, emqx.RebalanceRequest{
-			AbsConnThreshold: &th.AbsConn, AbsSessThreshold: &th.AbsSess, RelConnThreshold: &th.RelConn, RelSessThreshold: &th.RelSess,
+			AbsConnThreshold: &th.AbsConn,
+			AbsSessThreshold: &th.AbsSess,
+			RelConnThreshold: &th.RelConn,
+			RelSessThreshold: &th.RelSess,
 		})
 		srv.Close()
 		plan := PlanRebalance(counts, th)
@@ -147,7 +150,13 @@ func TestBalanced(t *testing.T) {
 
 // Flags named after EMQX's parameters take EMQX's units: seconds, or a duration.
 func TestParseWaitTakesSecondsAsEMQXDoesAndDurations(t *testing.T) {
-	for in, want := range map[string]time.Duration{"10": 10 * time.Second, "0": 0, "10s": 10 * time.Second, "1m": time.Minute, "500ms": 500 * time.Millisecond} {
+	for in, want := range map[string]time.Duration{
+		"10":    10 * time.Second,
+		"0":     0,
+		"10s":   10 * time.Second,
+		"1m":    time.Minute,
+		"500ms": 500 * time.Millisecond,
+	} {
 		if got, err := ParseWait(in); err != nil || got != want {
 			t.Errorf("ParseWait(%q) = %v, %v; want %v", in, got, err, want)
 		}

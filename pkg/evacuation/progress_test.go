@@ -39,7 +39,10 @@ func TestWaitsOfARequestAreItsOwnElseEMQXsDefaults(t *testing.T) {
 	if w := WaitsOf(emqx.EvacuationRequest{WaitTakeover: &ten}); w != (Waits{HealthCheck: DefaultWait, Takeover: ten}) {
 		t.Fatalf("waits %+v", w)
 	}
-	if w := WaitsOf(emqx.EvacuationRequest{WaitHealthCheck: &ten}); w != (Waits{HealthCheck: ten, Takeover: DefaultWait}) {
+	if w := WaitsOf(emqx.EvacuationRequest{WaitHealthCheck: &ten}); w != (Waits{
+		HealthCheck: ten,
+		Takeover:    DefaultWait,
+	}) {
 		t.Fatalf("waits %+v", w)
 	}
 }

@@ -63,11 +63,25 @@ type Options struct {
 
 // NewOptions are the defaults.
 func NewOptions() *Options {
-	return &Options{Namespace: os.Getenv("POD_NAMESPACE"), Port: 9443, CertDir: "/tmp/k8s-webhook-server/serving-certs",
-		TLSMode: "self-signed", TLSSecret: "emqx-webhook-tls", WebhookConfig: "emqx-webhook", MutatingConfig: "emqx-webhook",
-		APIService: "v1beta2.custom.metrics.k8s.io", AccessInterval: 10 * time.Minute, Cooldown: time.Minute,
-		MetricsSecure: true, CustomMetricsAddr: "0", HealthAddr: ":8081", LeaderElect: true, EMQXTimeout: 3 * time.Second,
-		ControllerPoll: 2 * time.Second, Decisions: decide.DefaultConfig()}
+	return &Options{
+		Namespace:         os.Getenv("POD_NAMESPACE"),
+		Port:              9443,
+		CertDir:           "/tmp/k8s-webhook-server/serving-certs",
+		TLSMode:           "self-signed",
+		TLSSecret:         "emqx-webhook-tls",
+		WebhookConfig:     "emqx-webhook",
+		MutatingConfig:    "emqx-webhook",
+		APIService:        "v1beta2.custom.metrics.k8s.io",
+		AccessInterval:    10 * time.Minute,
+		Cooldown:          time.Minute,
+		MetricsSecure:     true,
+		CustomMetricsAddr: "0",
+		HealthAddr:        ":8081",
+		LeaderElect:       true,
+		EMQXTimeout:       3 * time.Second,
+		ControllerPoll:    2 * time.Second,
+		Decisions:         decide.DefaultConfig(),
+	}
 }
 
 // AddFlags registers the flags on fs, with controller-runtime's zap flags (--zap-log-level …).

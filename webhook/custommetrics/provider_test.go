@@ -133,11 +133,17 @@ func TestConnectionsPerPod(t *testing.T) {
 	}
 	for name, call := range map[string]func() error{
 		"stopped node": func() error {
-			_, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "mqtt", Name: "emqx-2"}, info(LiveConnections), labels.Everything())
+			_, err := p.GetMetricByName(context.Background(), types.NamespacedName{
+				Namespace: "mqtt",
+				Name:      "emqx-2",
+			}, info(LiveConnections), labels.Everything())
 			return err
 		},
 		"missing pod": func() error {
-			_, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "mqtt", Name: "emqx-9"}, info(LiveConnections), labels.Everything())
+			_, err := p.GetMetricByName(context.Background(), types.NamespacedName{
+				Namespace: "mqtt",
+				Name:      "emqx-9",
+			}, info(LiveConnections), labels.Everything())
 			return err
 		},
 		"no EMQX pod selected": func() error {

@@ -128,8 +128,12 @@ func TestFollowDecisions(t *testing.T) {
 		},
 		{name: "scale-down withdrawn, someone stopped it first", w: watch(withdrawnScaleDown, stopped(notStarted)),
 			effects: []string{"ForgetEvacuation", "Event " + ReasonStopped, "Counted"}},
-		{name: "empty: the owner retries the deletion, the record is written, the abandon clock starts", w: watch(done),
-			requeue: 2 * time.Second, effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated", "Remember"}},
+		{
+			name:    "empty: the owner retries the deletion, the record is written, the abandon clock starts",
+			w:       watch(done),
+			requeue: 2 * time.Second,
+			effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated", "Remember"},
+		},
 		{name: "empty a while, asked for lately: waits", w: watch(done, func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-10 * time.Minute).Format(time.RFC3339Nano)
 			w.Pod.Annotations[AnnLastRequest] = t0.Add(-4 * time.Minute).Format(time.RFC3339Nano)
@@ -145,14 +149,25 @@ func TestFollowDecisions(t *testing.T) {
 		{name: "empty for abandon-after and nobody asks: stop", w: watch(done, func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
 		}), need: NeedStop},
-		{name: "abandoned", w: watch(done, stopped(nil), func(w *FollowedPod) {
-			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
-		}), effects: []string{"RecordEvacuated", "ForgetEvacuation", "ClearRecord", "MarkSince", "Event " + ReasonAbandoned, "Counted"},
+		{
+			name: "abandoned",
+			w: watch(done, stopped(nil), func(w *FollowedPod) {
+				w.Pod.Annotations[AnnCompletedAt] = t0.Add(-5 * time.Minute).Format(time.RFC3339Nano)
+			}),
+			effects: []string{
+				"RecordEvacuated",
+				"ForgetEvacuation",
+				"ClearRecord",
+				"MarkSince",
+				"Event " + ReasonAbandoned,
+				"Counted",
+			},
 			evidence: func(t *testing.T, a Action) {
 				if !slices.Contains(a.Effects, Effect(MarkSince{Key: AnnAbandonedAt, Since: t0})) {
 					t.Fatalf("no abandonment mark at now (the cool-down of row 10c): %#v", a.Effects)
 				}
-			}},
+			},
+		},
 		{
 			name: "this replica remembers when it became empty (its write failed)",
 			w: watch(done, stopped(nil), func(w *FollowedPod) {

@@ -367,7 +367,11 @@ func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
 		_ = json.NewEncoder(w).
-			Encode(map[string]any{"code": "SIM_ERROR", "message": "name a cluster with ?cluster=NAMESPACE/INSTANCE", "clusters": keys})
+			Encode(map[string]any{
+				"code":     "SIM_ERROR",
+				"message":  "name a cluster with ?cluster=NAMESPACE/INSTANCE",
+				"clusters": keys,
+			})
 		return
 	}
 	sc.c.SimHandler().ServeHTTP(w, r)

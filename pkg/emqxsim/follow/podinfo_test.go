@@ -161,8 +161,12 @@ func TestNodeNameAndCredentialsOfTheHelmChartsPods(t *testing.T) {
 // The release a pod plays comes from its image's tag; a tag that names none plays the default.
 func TestReleaseFromTheImageTag(t *testing.T) {
 	for image, want := range map[string]string{
-		"emqx/emqx:6.2.2": "6.2.2", "emqx/emqx-enterprise:5.8.4@sha256:abc": "5.8.4", "registry:5000/emqx/emqx:5.3.2": "5.3.2",
-		"emqx/emqx:latest": defaultRelease, "registry:5000/emqx/emqx": defaultRelease, "emqx/emqx@sha256:abc": defaultRelease,
+		"emqx/emqx:6.2.2":                       "6.2.2",
+		"emqx/emqx-enterprise:5.8.4@sha256:abc": "5.8.4",
+		"registry:5000/emqx/emqx:5.3.2":         "5.3.2",
+		"emqx/emqx:latest":                      defaultRelease,
+		"registry:5000/emqx/emqx":               defaultRelease,
+		"emqx/emqx@sha256:abc":                  defaultRelease,
 	} {
 		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "emqx", Image: image}}}}
 		if got := Release(pod); got != want {

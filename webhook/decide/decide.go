@@ -302,71 +302,43 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).
 			with(mark...)
 	}
+	// Every answer below holds the removal while the replicas move, timed from the same mark.
+	hold := func(effects []Effect, format string, args ...any) Decision {
+		return Decision{Verdict: Hold(ReasonReplicasMoving, fmt.Sprintf(format, args...)), Effects: effects}
+	}
 	if st.Err != nil {
-		return Decision{
-			Verdict: Hold(
-				ReasonReplicasMoving,
-				fmt.Sprintf("EMQX node %s is empty, but its durable storage could not be read (%s); "+
-					"held for up to %v; retrying is safe", node.Node, Shorten(st.Err), s.Settings.Timeout),
-			),
-			Effects: mark,
-		}
+		return hold(mark, "EMQX node %s is empty, but its durable storage could not be read (%s); "+
+			"held for up to %v; retrying is safe", node.Node, Shorten(st.Err), s.Settings.Timeout)
 	}
 	moves, ok := st.Moves()
 	if !ok {
-		return Decision{
-			Verdict: Hold(
-				ReasonReplicasMoving,
-				fmt.Sprintf("EMQX node %s is empty, but its durable-storage site %s holds %d shard "+
-					"replicas and no site that stays can take them; held for up to %v; retrying is safe", node.Node, st.Site, st.Held, s.Settings.Timeout),
-			),
-			Effects: mark,
-		}
+		return hold(mark, "EMQX node %s is empty, but its durable-storage site %s holds %d shard replicas "+
+			"and no site that stays can take them; held for up to %v; retrying is safe",
+			node.Node, st.Site, st.Held, s.Settings.Timeout)
 	}
 	if len(moves) > 0 && !s.DryRun {
 		if s.Moved == nil {
 			return Decision{Need: NeedMove, Moves: moves}
 		}
 		if err := *s.Moved; err != nil {
-			return Decision{
-				Verdict: Hold(
-					ReasonReplicasMoving,
-					fmt.Sprintf("EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
-						"of its durable-storage site %s (%s); held for up to %v; retrying is safe", node.Node, st.Held, st.Site, Shorten(err),
-						s.Settings.Timeout),
-				),
-				Effects: mark,
-			}
+			return hold(mark, "EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
+				"of its durable-storage site %s (%s); held for up to %v; retrying is safe",
+				node.Node, st.Held, st.Site, Shorten(err), s.Settings.Timeout)
 		}
-		fx := append(
-			mark,
-			NewEvent(
-				corev1.EventTypeNormal,
-				ReasonReplicasMoving,
-				"moving the %d durable-storage shard replicas of site %s "+
-					"(EMQX node %s) to the sites that stay before the pod leaves for good",
-				st.Held,
-				st.Site,
-				node.Node,
-			),
-		)
-		return Decision{
-			Verdict: Hold(
-				ReasonReplicasMoving,
-				fmt.Sprintf("EMQX node %s is empty; the %d shard replicas of its durable-storage "+
-					"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site),
-			),
-			Effects: fx,
-		}
-	}
-	return Decision{
-		Verdict: Hold(
+		started := NewEvent(
+			corev1.EventTypeNormal,
 			ReasonReplicasMoving,
-			fmt.Sprintf("EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
-				"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held),
-		),
-		Effects: mark,
+			"moving the %d durable-storage shard replicas of site %s "+
+				"(EMQX node %s) to the sites that stay before the pod leaves for good",
+			st.Held,
+			st.Site,
+			node.Node,
+		)
+		return hold(append(mark, started), "EMQX node %s is empty; the %d shard replicas of its durable-storage "+
+			"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site)
 	}
+	return hold(mark, "EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
+		"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held)
 }
 
 // evacuating holds the removal while the evacuation runs, up to the time limit.

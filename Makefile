@@ -16,10 +16,9 @@ unit:
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@# Lines over 120 columns (a tab counts 4) may only become fewer: golines did what it could,
-	@# the rest are long strings and statement headers to rewrite by hand.
-	@n=$$(git ls-files '*.go' | xargs awk '{ gsub(/\t/, "    "); if (length($$0) > 120) print FILENAME }' | wc -l); \
-		if [ "$$n" -gt 150 ]; then echo "$$n Go lines over 120 columns; at most 150, and falling"; exit 1; fi
+	@# No Go line over 120 columns (a tab counts 4).
+	@out=$$(git ls-files '*.go' | xargs awk '{ gsub(/\t/, "    "); if (length($$0) > 120) print FILENAME ":" FNR }'); \
+		if [ -n "$$out" ]; then echo "Go lines over 120 columns (a tab counts 4):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./hack/e2e/...
 	$(GO) vet -tags dist ./krew/... ./cmd/emqx-webhook/...

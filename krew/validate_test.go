@@ -59,7 +59,8 @@ func validate(file string, raw []byte) (*manifest, error) {
 		return nil, fmt.Errorf("plugin name %q does not match the file name %s", m.Metadata.Name, filepath.Base(file))
 	case !semver.IsValid(m.Spec.Version) || !strings.HasPrefix(m.Spec.Version, "v"):
 		return nil, fmt.Errorf("version %q is not a semantic version with a leading v", m.Spec.Version)
-	case m.Spec.ShortDescription == "" || strings.Contains(strings.TrimSpace(m.Spec.ShortDescription), "\n") || len(m.Spec.ShortDescription) > 50:
+	case m.Spec.ShortDescription == "" || strings.Contains(strings.TrimSpace(m.Spec.ShortDescription), "\n") ||
+		len(m.Spec.ShortDescription) > 50:
 		return nil, fmt.Errorf("shortDescription %q must be one line of at most 50 characters", m.Spec.ShortDescription)
 	case strings.TrimSpace(m.Spec.Description) == "":
 		return nil, fmt.Errorf("description is empty")
@@ -84,7 +85,8 @@ func validate(file string, raw []byte) (*manifest, error) {
 		}
 		seen[pair] = true
 		switch {
-		case !strings.HasPrefix(p.URI, "https://") || !(strings.HasSuffix(p.URI, ".tar.gz") || strings.HasSuffix(p.URI, ".zip")):
+		case !strings.HasPrefix(p.URI, "https://") ||
+			!(strings.HasSuffix(p.URI, ".tar.gz") || strings.HasSuffix(p.URI, ".zip")):
 			return nil, fmt.Errorf("platform %d: uri %q must be an https .tar.gz or .zip", i, p.URI)
 		case !sha256RE.MatchString(p.SHA256):
 			return nil, fmt.Errorf("platform %d: sha256 %q is not 64 lowercase hex digits", i, p.SHA256)

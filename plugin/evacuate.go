@@ -47,7 +47,8 @@ this only watches it. Interrupting leaves the evacuation running and says how to
 		Example: `  kubectl emqx evacuate pod emqx-2 -n mqtt
   kubectl emqx evacuate pod emqx-2 -n mqtt --dry-run
   kubectl emqx evacuate pod emqx-2 -n mqtt --within 5m --then-delete
-  kubectl emqx evacuate pod emqx-2 -n mqtt --conn-evict-rate 100 --wait-takeover 30s --migrate-to emqx-0 --migrate-to emqx-1
+  kubectl emqx evacuate pod emqx-2 -n mqtt --conn-evict-rate 100 --wait-takeover 30s \
+    --migrate-to emqx-0 --migrate-to emqx-1
   kubectl emqx evacuate pod emqx-2 --emqx-url http://127.0.0.1:18083 --api-key KEY --api-secret SECRET`,
 		Args:              exactlyOne("POD"),
 		ValidArgsFunction: completePods(g),

@@ -61,12 +61,14 @@ func (e *evictionFlags) add(fs *pflag.FlagSet, scope string) {
 	fs.Var(
 		evacuation.WaitValue{D: &e.WaitHealth},
 		"wait-health-check",
-		scope+"time a node reports unhealthy, still accepting clients, before evicting: seconds as in EMQX (10) or a duration (10s) (default 1m0s)",
+		scope+"time a node reports unhealthy, still accepting clients, before evicting: seconds as in EMQX (10) "+
+			"or a duration (10s) (default 1m0s)",
 	)
 	fs.Var(
 		evacuation.WaitValue{D: &e.WaitTake},
 		"wait-takeover",
-		scope+"time left to clients to take their sessions over elsewhere before sessions are migrated: seconds (10) or a duration (10s) (default 1m0s)",
+		scope+"time left to clients to take their sessions over elsewhere before sessions are migrated: seconds (10) "+
+			"or a duration (10s) (default 1m0s)",
 	)
 }
 

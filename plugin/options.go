@@ -73,7 +73,8 @@ func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 		&g.Selector,
 		"emqx-selector",
 		"",
-		"label selector of further EMQX StatefulSets and pods, besides the Helm chart's and emqx-operator's labels (as the webhook's --emqx-selector)",
+		"label selector of further EMQX StatefulSets and pods, besides the Helm chart's and emqx-operator's labels "+
+			"(as the webhook's --emqx-selector)",
 	)
 	fs.StringVar(
 		&g.Color,
@@ -85,7 +86,8 @@ func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 		&g.AllowDefaultCredentials,
 		"allow-default-credentials",
 		false,
-		"with --emqx-url http:// to a host other than this machine and no credentials, send EMQX's default admin/public in clear anyway",
+		"with --emqx-url http:// to a host other than this machine and no credentials, "+
+			"send EMQX's default admin/public in clear anyway",
 	)
 }
 
@@ -137,9 +139,9 @@ func (g *GlobalOptions) checkDefaultCredentials(c emqx.Credentials) error {
 	if ip := net.ParseIP(host); u.Scheme != "http" || host == "localhost" || ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--emqx-url %s is plain HTTP to another host and no credentials were given: EMQX's default "+
-		"admin/public would cross the network in clear. Pass an API key (EMQX_API_KEY, EMQX_API_SECRET), use https://, "+
-		"or --allow-default-credentials", g.EMQXURL)
+	return fmt.Errorf("--emqx-url %s is plain HTTP to another host and no credentials were given: "+
+		"EMQX's default admin/public would cross the network in clear. "+
+		"Pass an API key (EMQX_API_KEY, EMQX_API_SECRET), use https://, or --allow-default-credentials", g.EMQXURL)
 }
 
 // matcher is --emqx-selector's Matcher; Validate has refused a selector that does not parse.

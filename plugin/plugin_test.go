@@ -168,9 +168,12 @@ func TestStatusShowsThatTheWebhookCannotAuthenticate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sts.Annotations = map[string]string{
-		cluster.AnnAPIAccess: "credentials-rejected 2026-12-01T10:00:00Z: EMQX accepts none of the credentials the webhook found (dashboard user \"admin\" from pod emqx-0's spec (BAD_USERNAME_OR_PWD)); give the webhook an API key",
+		cluster.AnnAPIAccess: "credentials-rejected 2026-12-01T10:00:00Z: EMQX accepts none of the credentials the " +
+			"webhook found (dashboard user \"admin\" from pod emqx-0's spec (BAD_USERNAME_OR_PWD)); " +
+			"give the webhook an API key",
 	}
-	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
+	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts,
+		metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never")
@@ -179,7 +182,8 @@ func TestStatusShowsThatTheWebhookCannotAuthenticate(t *testing.T) {
 	}
 	golden(t, "status-webhook-access.golden", out)
 	sts.Annotations[cluster.AnnAPIAccess] = "ok 2026-12-01T10:05:00Z: the webhook authenticates to this EMQX cluster"
-	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
+	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts,
+		metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if out, _, _ := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never"); strings.Contains(
@@ -379,14 +383,16 @@ func TestRebalanceNothingToBalanceAndDryRun(t *testing.T) {
 
 func TestBadInputIsOneLineAndStartsNothing(t *testing.T) {
 	e := newEnv(t, 100, 100)
+	notFound := `pod "nope" not found in namespace "mqtt"; list EMQX pods with: kubectl emqx status -n mqtt`
+	notMember := `--nodes emqx-9: pod "emqx-9" is not part of EMQX cluster "emqx"`
 	for args, want := range map[string]string{
-		"evacuate pod nope -n mqtt":                           `pod "nope" not found in namespace "mqtt"; list EMQX pods with: kubectl emqx status -n mqtt`,
+		"evacuate pod nope -n mqtt":                           notFound,
 		"evacuate pod emqx-0 -n mqtt --migrate-to emqx-0":     "--migrate-to emqx-0 is the node being evacuated",
 		"evacuate pod emqx-0 -n mqtt --within 1s":             "--within 1s leaves no time after the waits",
 		"evacuate pod emqx-0 -n mqtt --conn-evict-rate 0":     "must be at least 1",
 		"evacuate pod emqx-0 -n mqtt --then-delete --no-wait": "cannot go with --no-wait",
 		"rebalance -n mqtt --rel-sess-threshold 1":            "greater than 1.0",
-		"rebalance -n mqtt --nodes emqx-9":                    `--nodes emqx-9: pod "emqx-9" is not part of EMQX cluster "emqx"`,
+		"rebalance -n mqtt --nodes emqx-9":                    notMember,
 		"status -n other":                                     `no EMQX cluster in namespace "other"`,
 		"status -n mqtt --username admin":                     "--username needs --password",
 		"status -n mqtt --username admin --password wrong":    "tried: the given credentials (BAD_USERNAME_OR_PWD)",
@@ -448,7 +454,8 @@ func TestDirectModeAcceptsPodOrNodeNames(t *testing.T) {
 		if err != nil || !strings.Contains(out, "watch with: kubectl emqx status;") {
 			t.Fatalf("%s: %v %q", name, err, out)
 		}
-		if _, _, err := e.run(context.Background(), "evacuate", "stop", name, "--emqx-url", url, "--username", "admin", "--password", "kemqx-dashboard-pw"); err != nil {
+		if _, _, err := e.run(context.Background(), "evacuate", "stop", name, "--emqx-url", url, "--username", "admin",
+			"--password", "kemqx-dashboard-pw"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -522,9 +529,11 @@ func TestStatusShowsTheAutomaticRebalance(t *testing.T) {
 	e := newEnv(t, 3000, 1000, 0)
 	sts, _ := e.kube.AppsV1().StatefulSets("mqtt").Get(context.Background(), "emqx", metav1.GetOptions{})
 	sts.Annotations = map[string]string{
-		cluster.AnnRebalanceResult: "Completed 2026-12-01T10:00:00Z: balanced by EMQX's rule; connections per node: a 1000, b 1000",
+		cluster.AnnRebalanceResult: "Completed 2026-12-01T10:00:00Z: balanced by EMQX's rule; " +
+			"connections per node: a 1000, b 1000",
 	}
-	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts, metav1.UpdateOptions{}); err != nil {
+	if _, err := e.kube.AppsV1().StatefulSets("mqtt").Update(context.Background(), sts,
+		metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "--color", "never")

@@ -51,7 +51,8 @@ judges the end itself from the final counts: "balanced" (exit 0), or "ended with
 balance" (exit 2). A cluster already within the thresholds is reported as balanced. Small
 clusters need smaller thresholds than EMQX's defaults (1000 connections).`,
 		Example: `  kubectl emqx rebalance -n mqtt --dry-run
-  kubectl emqx rebalance -n mqtt --abs-conn-threshold 100 --rel-conn-threshold 1.1 --wait-health-check 10s --wait-takeover 10s
+  kubectl emqx rebalance -n mqtt --abs-conn-threshold 100 --rel-conn-threshold 1.1 \
+    --wait-health-check 10s --wait-takeover 10s
   kubectl emqx rebalance emqx -n mqtt --nodes emqx-0,emqx-3 --conn-evict-rate 50
   kubectl emqx rebalance stop -n mqtt`,
 		Args:              cobra.MaximumNArgs(1),

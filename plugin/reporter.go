@@ -83,7 +83,8 @@ func (r *reporter) RebalancePlanned(
 	if p.Needed {
 		fmt.Fprintf(
 			r.out,
-			"at least %d connections to move, up to %d: EMQX evicts %d per donor each second and checks after each step (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
+			"at least %d connections to move, up to %d: EMQX evicts %d per donor each second and checks after each "+
+				"step (thresholds: %d or ×%.3g connections, %d or ×%.3g sessions)\n",
 			p.ExpectedConnMoves,
 			p.MostConnMoves(connRate),
 			connRate,

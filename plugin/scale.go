@@ -145,7 +145,8 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 	if res.Rebalance == nil {
 		fmt.Fprintf(
 			o.Out,
-			"existing connections stay where they are; move some to the new nodes with: kubectl emqx rebalance -n %s --dry-run\n",
+			"existing connections stay where they are; move some to the new nodes with: "+
+				"kubectl emqx rebalance -n %s --dry-run\n",
 			a.Namespace,
 		)
 		return nil

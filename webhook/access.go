@@ -53,7 +53,8 @@ func AccessFinding(err error) (result, detail string) {
 			ce.Tried,
 			"; ",
 		) +
-			"); removals of its pods would be held for the grace period, then allowed without evacuation. Give the webhook an API key: " +
+			"); removals of its pods would be held for the grace period, then allowed without evacuation. Give " +
+			"the webhook an API key: " +
 			"a Secret with keys api-key and api-secret, named on the StatefulSet by annotation " +
 			decide.AnnCredentialsSecret
 	}
@@ -73,7 +74,8 @@ func NewAccessChecker(g *Gate, interval time.Duration, reg prometheus.Registerer
 	a := &AccessChecker{Gate: g, Interval: interval, checked: map[string]time.Time{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "emqx_webhook_cluster_api_access",
-			Help: "1 for the result of the last access check of each EMQX cluster (ok, credentials-rejected, unreachable), 0 for the others.",
+			Help: "1 for the result of the last access check of each EMQX cluster (ok, credentials-rejected, " +
+				"unreachable), 0 for the others.",
 		}, []string{"namespace", "cluster", "result"})}
 	reg.MustRegister(a.gauge)
 	return a

@@ -226,7 +226,8 @@ func (m *Membership) autoRebalance(
 		sts,
 		corev1.EventTypeNormal,
 		ReasonRebalanceStarted,
-		"rebalancing after the cluster changed: at least %d connections to move from %d donors to %d recipients, coordinated by %s",
+		"rebalancing after the cluster changed: at least %d connections to move from %d donors to %d "+
+			"recipients, coordinated by %s",
 		plan.ExpectedConnMoves,
 		len(run.donors),
 		len(run.recipients),
@@ -292,7 +293,8 @@ func (m *Membership) judge(
 		)
 	case !evacuation.Balanced(donors, recipients, t):
 		reason, typ = ReasonRebalanceNotBalanced, corev1.EventTypeWarning
-		detail = "it ended (stopped, or EMQX gave up) with the donors still outside the thresholds; connections per node: " + strings.Join(
+		detail = "it ended (stopped, or EMQX gave up) " +
+			"with the donors still outside the thresholds; connections per node: " + strings.Join(
 			spread,
 			", ",
 		)

@@ -148,7 +148,8 @@ func (c *PodConnector) cluster(ctx context.Context, pod *corev1.Pod) (*cluster.C
 		return nil, fmt.Errorf("list statefulsets of %s: %w", ClusterKey(pod), err)
 	}
 	var rs appsv1.ReplicaSetList
-	if err := c.Reader.List(ctx, &rs, client.InNamespace(pod.Namespace), client.MatchingLabels{cluster.LabelOperatorManaged: "emqx-operator"}); err != nil {
+	if err := c.Reader.List(ctx, &rs, client.InNamespace(pod.Namespace),
+		client.MatchingLabels{cluster.LabelOperatorManaged: "emqx-operator"}); err != nil {
 		return nil, fmt.Errorf("list replicasets of %s: %w", ClusterKey(pod), err)
 	}
 	inst := cluster.Instance(pod.Labels)

@@ -43,9 +43,12 @@ var evacuationMarks = []string{
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("emqx-evacuation").
-		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return c.Gate.Matcher.Match(o.GetLabels()) }))).
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(c.isEMQX))).
 		Complete(c)
 }
+
+// isEMQX says whether an object carries the labels of an EMQX pod.
+func (c *Controller) isEMQX(o client.Object) bool { return c.Gate.Matcher.Match(o.GetLabels()) }
 
 // Reconcile implements reconcile.Reconciler.
 func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -193,7 +193,8 @@ func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	failing := true
 	f.gate.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch,
+			opts ...client.PatchOption) error {
 			if _, isSts := obj.(*appsv1.StatefulSet); isSts && failing {
 				return errors.New("context deadline exceeded")
 			}

@@ -180,7 +180,8 @@ func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) 
 			v.Message,
 		)
 	} else {
-		v = decide.Hold(decide.ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s (%s); the removal is held for up to %v, then allowed; retrying is safe",
+		v = decide.Hold(decide.ReasonUnreachable, fmt.Sprintf("the webhook could not read pod %s/%s (%s); "+
+			"the removal is held for up to %v, then allowed; retrying is safe",
 			ns, name, decide.Shorten(err), g.Config.UnreachableGrace))
 	}
 	g.Metrics.observe(cause, v)

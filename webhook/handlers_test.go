@@ -64,12 +64,13 @@ func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
 func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
-	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"preconditions":{"uid":"another-pod"}}}`
+	const eviction = `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},`
+	body := eviction + `"deleteOptions":{"preconditions":{"uid":"another-pod"}}}`
 	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); !resp.Allowed ||
 		f.evacuation(0) != "" {
 		t.Fatalf("%+v, evacuation %q", resp, f.evacuation(0))
 	}
-	body = `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"preconditions":{"uid":"uid-0"}}}`
+	body = eviction + `"deleteOptions":{"preconditions":{"uid":"uid-0"}}}`
 	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); resp.Allowed {
 		t.Fatal("a matching UID precondition must be held like any eviction")
 	}
@@ -78,7 +79,8 @@ func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 func TestEvictionDryRunInDeleteOptions(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
-	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},"deleteOptions":{"dryRun":["All"]}}`
+	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},` +
+		`"deleteOptions":{"dryRun":["All"]}}`
 	resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
 	if resp.Allowed || !strings.Contains(resp.Result.Message, "dry run") || f.evacuation(0) != "" {
 		t.Fatalf("%+v", resp.Result)
@@ -439,7 +441,8 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		}
 	}
 	eviction := func(name, uid string) admission.Request {
-		body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"` + name + `","namespace":"` + ns + `"}`
+		body := `{"apiVersion":"policy/v1","kind":"Eviction",` +
+			`"metadata":{"name":"` + name + `","namespace":"` + ns + `"}`
 		if uid != "" {
 			body += `,"deleteOptions":{"preconditions":{"uid":"` + uid + `"}}`
 		}
@@ -454,12 +457,13 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		"an eviction of a pod that does not exist":     evict.Handle(ctx, eviction("nope", "")),
 		"an eviction of a pod not EMQX's":              evict.Handle(ctx, eviction("web-0", "")),
 		"an eviction naming another UID":               evict.Handle(ctx, eviction("emqx-1", "forged")),
-		"a deletion of the pod with another UID": del.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-			Operation: admissionv1.Delete,
-			Namespace: ns,
-			Name:      "emqx-1",
-			OldObject: raw(wrongUID),
-		}}),
+		"a deletion of the pod with another UID": del.Handle(ctx,
+			admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+				Operation: admissionv1.Delete,
+				Namespace: ns,
+				Name:      "emqx-1",
+				OldObject: raw(wrongUID),
+			}}),
 	} {
 		if !answersNothing(resp) {
 			t.Errorf("%s: %+v %v", name, resp.Result, resp.Warnings)

@@ -65,7 +65,9 @@ func (m *Membership) SetupWithManager(mgr ctrl.Manager) error {
 			sts, ok := o.(*appsv1.StatefulSet)
 			return ok && m.Gate.isEMQXWorkload(sts)
 		}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1.StatefulSet{}, handler.OnlyControllerOwner())).
+		Watches(&corev1.Pod{},
+			handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1.StatefulSet{},
+				handler.OnlyControllerOwner())).
 		Complete(m)
 }
 

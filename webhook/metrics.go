@@ -16,15 +16,18 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "emqx_webhook_decisions_total",
-		Help: "Admission decisions on EMQX pod removals and scale-downs, by cause, verdict and reason (the way out taken, when allowed).",
+		Help: "Admission decisions on EMQX pod removals and scale-downs, by cause, " +
+			"verdict and reason (the way out taken, when allowed).",
 	}, []string{"cause", "verdict", "reason"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "emqx_webhook_controller_actions_total",
-			Help: "What the controller did to evacuations it owns, by reason (EvacuationAbandoned, EvacuationStopped, StaleEvacuationStopped).",
+			Help: "What the controller did to evacuations it owns, by reason (EvacuationAbandoned, " +
+				"EvacuationStopped, StaleEvacuationStopped).",
 		}, []string{"reason"}),
 		clientAuth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "emqx_webhook_client_auth_required",
-			Help: "1 when the admission port requires the API server's client certificate (--client-ca-file); 0 when any caller that reaches it may send reviews.",
+			Help: "1 when the admission port requires the API server's client certificate (--client-ca-file); " +
+				"0 when any caller that reaches it may send reviews.",
 		})}
 	reg.MustRegister(m.decisions, m.actions, m.clientAuth)
 	return m

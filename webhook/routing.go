@@ -168,7 +168,8 @@ func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Res
 		Message:            why,
 		LastTransitionTime: metav1.NewTime(c.Gate.Clock.Now()),
 	}}}})
-	if err := c.Gate.Client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+	if err := c.Gate.Client.Status().Patch(ctx, pod,
+		client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("set %s of pod %s/%s: %w", ConditionServing, pod.Namespace, pod.Name, err)
 	}
 	c.Gate.Log.Info("routing gate", "pod", klog.KObj(pod), "serving", serving, "why", why)

@@ -90,7 +90,8 @@ func (g *Gate) scaleDown(ctx context.Context, sts *appsv1.StatefulSet, old, new 
 		return decide.Hold(
 			decide.ReasonEvacuating,
 			fmt.Sprintf(
-				"strict scale-down of statefulset %s from %d to %d: waiting until the removed pods are empty: %s; retrying is safe, %s",
+				"strict scale-down of statefulset %s from %d to %d: waiting until the removed pods are empty: "+
+					"%s; retrying is safe, %s",
 				sts.Name,
 				old,
 				new,

@@ -36,7 +36,8 @@ func serveCustomMetrics(t *testing.T, cfg *envconf.Config) []string {
 	cs := clientset(t, cfg)
 	ctx := context.Background()
 	waitWebhookNamespace(t, cs)
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}, metav1.CreateOptions{}); err != nil &&
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}},
+		metav1.CreateOptions{}); err != nil &&
 		!apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
@@ -107,7 +108,8 @@ func TestHorizontalPodAutoscalerBothWays(t *testing.T) {
 			})
 			// The API server authorizes each caller: one without a grant reads nothing.
 			if out, err := runKubectlErr("--as=system:serviceaccount:default:default", "get", "--raw",
-				"/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/emqx_live_connections"); err == nil || !strings.Contains(out, "forbidden") {
+				"/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/emqx_live_connections"); err == nil ||
+				!strings.Contains(out, "forbidden") {
 				t.Fatalf("a ServiceAccount without a grant read the metrics: %v\n%s", err, out)
 			}
 			cs := clientset(t, cfg)
@@ -133,7 +135,8 @@ func TestHorizontalPodAutoscalerBothWays(t *testing.T) {
 						ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &zero},
 					},
 				}}
-			if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+			if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa,
+				metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			stop := timeline(t, cfg, ns)
@@ -200,7 +203,8 @@ func timeline(t *testing.T, cfg *envconf.Config, ns string) func() {
 		if s, err := cs.AppsV1().StatefulSets(ns).Get(context.Background(), "emqx", metav1.GetOptions{}); err == nil {
 			line += fmt.Sprintf(" replicas %d (ready %d)", *s.Spec.Replicas, s.Status.ReadyReplicas)
 		}
-		if h, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(context.Background(), "emqx", metav1.GetOptions{}); err == nil {
+		if h, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(context.Background(), "emqx",
+			metav1.GetOptions{}); err == nil {
 			line += fmt.Sprintf(" hpa desired %d", h.Status.DesiredReplicas)
 			for _, m := range h.Status.CurrentMetrics {
 				if m.Pods != nil && m.Pods.Current.AverageValue != nil {

@@ -181,14 +181,16 @@ func TestEvacuationPersistsAcrossRecreationOnlyWithPVC(t *testing.T) {
 				applyFixture(t, cfg, tc.fixture, ns, 2)
 				pods := waitPods(t, cfg, ns, helmSelector, 2)
 				node := "emqx@emqx-0.emqx-headless." + ns + ".svc.cluster.local"
-				if err := nodeClient(t, pods[0], helmDashboard).StartEvacuation(ctx, node, emqx.EvacuationRequest{WaitHealthCheck: new(time.Duration)}); err != nil {
+				if err := nodeClient(t, pods[0], helmDashboard).StartEvacuation(ctx, node,
+					emqx.EvacuationRequest{WaitHealthCheck: new(time.Duration)}); err != nil {
 					t.Fatal(err)
 				}
 				old := map[string]bool{}
 				for _, p := range pods {
 					old[string(p.UID)] = true
 				}
-				if err := clientset(t, cfg).CoreV1().Pods(ns).Delete(ctx, "emqx-0", metav1.DeleteOptions{}); err != nil {
+				if err := clientset(t, cfg).CoreV1().Pods(ns).Delete(ctx, "emqx-0",
+					metav1.DeleteOptions{}); err != nil {
 					t.Fatal(err)
 				}
 				var evacuating bool

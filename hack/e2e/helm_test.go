@@ -105,7 +105,8 @@ func helmTemplate(t *testing.T, ns string, set ...string) string {
 // (the Namespace aside: helm install --create-namespace makes it); it passes helm lint, refuses bad
 // values with a message naming them, and follows the release's namespace.
 func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
-	lint, err := exec.Command(helmBin(t), "lint", "--strict", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook")).
+	lint, err := exec.Command(helmBin(t), "lint", "--strict",
+		filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook")).
 		CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, lint)
@@ -176,11 +177,14 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 		// A mistyped value is refused by the schema, not ignored.
 		"replica=3":              "additional properties 'replica' not allowed",
 		"evacuationTimeout=soon": "'soon' does not match pattern",
-		"clientAuth.allowedNames={kube-apiserver}": "clientAuth.caBundle and clientAuth.allowedNames need clientAuth.enabled=true",
+		"clientAuth.allowedNames={kube-apiserver}": "clientAuth.caBundle and clientAuth.allowedNames " +
+			"need clientAuth.enabled=true",
 		// Never any source silently: without a cluster to read, the value must be given.
-		"networkPolicy.admissionFrom=null": "networkPolicy.admissionFrom is empty and the API server's addresses could not be read",
+		"networkPolicy.admissionFrom=null": "networkPolicy.admissionFrom is empty and the API server's " +
+			"addresses could not be read",
 	} {
-		bad, err := exec.Command(helmBin(t), "template", "x", filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+		bad, err := exec.Command(helmBin(t), "template", "x",
+			filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
 			"--kube-version", kubeVersion, "--set", anySource, "--set", set).
 			CombinedOutput()
 		if err == nil || !strings.Contains(string(bad), want) {
@@ -198,7 +202,8 @@ func TestAdmissionPoliciesFollowTheNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	overlay := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: mqtt-guard\nresources:\n- " + base + "\n"
+	overlay := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
+		"namespace: mqtt-guard\nresources:\n- " + base + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,8 @@ func newNamespace(t *testing.T, cfg *envconf.Config) string {
 		rand.IntN(10000),
 	)
 	cs := clientset(t, cfg)
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -122,7 +123,8 @@ func makePVs(t *testing.T, cfg *envconf.Config, ns string, n int) {
 	for i := range n {
 		raw, _ := os.ReadFile(filepath.Join(repoRoot, "hack", "fixtures", "pvs.yaml"))
 		text := strings.NewReplacer("__NAMESPACE__", ns, "__INDEX__", fmt.Sprint(i)).Replace(string(raw))
-		if err := decoder.DecodeEach(context.Background(), strings.NewReader(text), decoder.CreateHandler(cfg.Client().Resources())); err != nil {
+		if err := decoder.DecodeEach(context.Background(), strings.NewReader(text),
+			decoder.CreateHandler(cfg.Client().Resources())); err != nil {
 			t.Fatalf("create PV: %v", err)
 		}
 	}

@@ -101,8 +101,9 @@ func lastLine(s string) string {
 }
 
 func clusterReady() bool {
-	out, err := exec.Command("bash", "-c", `source "$0/hack/lib.sh" && test -f "$STATE_DIR/ready" && "$CONTROLPLANE_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz`, repoRoot).
-		CombinedOutput()
+	script := `source "$0/hack/lib.sh" && test -f "$STATE_DIR/ready" &&
+		"$CONTROLPLANE_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz`
+	out, err := exec.Command("bash", "-c", script, repoRoot).CombinedOutput()
 	return err == nil && strings.Contains(string(out), "ok")
 }
 

@@ -49,55 +49,56 @@ func helmCluster(t *testing.T, cfg *envconf.Config, n, clients int) string {
 
 func TestPluginStatusAndEvacuateThroughKubectl(t *testing.T) {
 	f := features.New("kubectl emqx status, evacuate").
-		Assess("works through port-forward", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			ns := helmCluster(t, cfg, 3, 3000)
-			out := mustEMQX(t, "status", "-n", ns)
-			for _, want := range []string{
-				"POD",
-				"emqx-0",
-				"emqx-1",
-				"emqx-2",
-				"emqx@emqx-2.emqx-headless." + ns + ".svc.cluster.local",
-				"TOTAL",
-				"3000",
-			} {
-				if !strings.Contains(out, want) {
-					t.Fatalf("status lacks %q:\n%s", want, out)
+		Assess("works through port-forward",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				ns := helmCluster(t, cfg, 3, 3000)
+				out := mustEMQX(t, "status", "-n", ns)
+				for _, want := range []string{
+					"POD",
+					"emqx-0",
+					"emqx-1",
+					"emqx-2",
+					"emqx@emqx-2.emqx-headless." + ns + ".svc.cluster.local",
+					"TOTAL",
+					"3000",
+				} {
+					if !strings.Contains(out, want) {
+						t.Fatalf("status lacks %q:\n%s", want, out)
+					}
 				}
-			}
-			out = mustEMQX(
-				t,
-				"evacuate",
-				"pod",
-				"emqx-2",
-				"-n",
-				ns,
-				"--wait-health-check",
-				"2s",
-				"--wait-takeover",
-				"2s",
-				"--conn-evict-rate",
-				"200",
-			)
-			if !strings.Contains(out, "evacuated: emqx-2 is empty") {
-				t.Fatalf("evacuate:\n%s", out)
-			}
-			s := simStats(t, ns+"/emqx")
-			for _, n := range s.Nodes {
-				if strings.HasPrefix(n.Name, "emqx@emqx-2.") &&
-					(n.PersistentSessions != 0 || n.Evacuation != "prohibiting") {
-					t.Fatalf("emqx-2 after evacuate: %+v", n)
+				out = mustEMQX(
+					t,
+					"evacuate",
+					"pod",
+					"emqx-2",
+					"-n",
+					ns,
+					"--wait-health-check",
+					"2s",
+					"--wait-takeover",
+					"2s",
+					"--conn-evict-rate",
+					"200",
+				)
+				if !strings.Contains(out, "evacuated: emqx-2 is empty") {
+					t.Fatalf("evacuate:\n%s", out)
 				}
-			}
-			// Clients the evacuating node refused through the Service may still be retrying.
-			expectNothingLost(t, ns, 3000)
-			out = mustEMQX(t, "status", "-n", ns, "-o", "json")
-			if !strings.Contains(out, `"state": "evacuated"`) {
-				t.Fatalf("status -o json after evacuate:\n%s", out)
-			}
-			mustEMQX(t, "evacuate", "stop", "emqx-2", "-n", ns)
-			return ctx
-		}).
+				s := simStats(t, ns+"/emqx")
+				for _, n := range s.Nodes {
+					if strings.HasPrefix(n.Name, "emqx@emqx-2.") &&
+						(n.PersistentSessions != 0 || n.Evacuation != "prohibiting") {
+						t.Fatalf("emqx-2 after evacuate: %+v", n)
+					}
+				}
+				// Clients the evacuating node refused through the Service may still be retrying.
+				expectNothingLost(t, ns, 3000)
+				out = mustEMQX(t, "status", "-n", ns, "-o", "json")
+				if !strings.Contains(out, `"state": "evacuated"`) {
+					t.Fatalf("status -o json after evacuate:\n%s", out)
+				}
+				mustEMQX(t, "evacuate", "stop", "emqx-2", "-n", ns)
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -143,33 +144,34 @@ func TestPluginRebalanceAfterScaleUp(t *testing.T) {
 
 func TestPluginSafeScaleDownLosesNothing(t *testing.T) {
 	f := features.New("kubectl emqx scale").
-		Assess("3→2 with zero lost sessions", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			ns := helmCluster(t, cfg, 3, 3000)
-			out := mustEMQX(
-				t,
-				"scale",
-				"statefulset/emqx",
-				"--replicas",
-				"2",
-				"-n",
-				ns,
-				"--wait-health-check",
-				"2s",
-				"--wait-takeover",
-				"2s",
-				"--conn-evict-rate",
-				"200",
-			)
-			if !strings.Contains(out, "scaled: statefulset emqx scaled from 3 to 2") {
-				t.Fatalf("scale:\n%s", out)
-			}
-			waitPods(t, cfg, ns, helmSelector, 2)
-			s := simStats(t, ns+"/emqx")
-			if s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 3000 {
-				t.Fatalf("lost %d sessions; %d clients connected", s.LostSessions, s.ConnectedClients)
-			}
-			return ctx
-		}).
+		Assess("3→2 with zero lost sessions",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				ns := helmCluster(t, cfg, 3, 3000)
+				out := mustEMQX(
+					t,
+					"scale",
+					"statefulset/emqx",
+					"--replicas",
+					"2",
+					"-n",
+					ns,
+					"--wait-health-check",
+					"2s",
+					"--wait-takeover",
+					"2s",
+					"--conn-evict-rate",
+					"200",
+				)
+				if !strings.Contains(out, "scaled: statefulset emqx scaled from 3 to 2") {
+					t.Fatalf("scale:\n%s", out)
+				}
+				waitPods(t, cfg, ns, helmSelector, 2)
+				s := simStats(t, ns+"/emqx")
+				if s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 3000 {
+					t.Fatalf("lost %d sessions; %d clients connected", s.LostSessions, s.ConnectedClients)
+				}
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -233,9 +232,7 @@ func TestWebhookHoldsEveryInstallShapeWithZeroLostSessions(t *testing.T) {
 				t.Run(s.name+"/drain", func(t *testing.T) {
 					ns, pods := shapeCluster(t, cfg, s, clients, true)
 					node := pods[len(pods)-1].Spec.NodeName
-					t.Cleanup(
-						func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() },
-					)
+					t.Cleanup(func() { _ = runKubectlQuiet("uncordon", node) })
 					out := runKubectl(
 						t,
 						"drain",

@@ -53,7 +53,8 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 			var first string
 			eventually(t, 60*time.Second, "a leader", func() bool { first = leader(); return first != "" })
 			zero := int64(0)
-			if err := cs.CoreV1().Pods(webhookNS).Delete(ctx, first, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			if err := cs.CoreV1().Pods(webhookNS).Delete(ctx, first,
+				metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, 90*time.Second, "another replica to lead", func() bool {
@@ -136,7 +137,8 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 				}
 			}
 			t.Cleanup(func() {
-				_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS, "--wait").
+				_ = exec.Command(helmBin(t), "uninstall", "emqx-webhook", "--kubeconfig", kubeconfig, "-n", webhookNS,
+					"--wait").
 					Run()
 				_ = runKubectlQuiet("delete", "namespace", webhookNS, "--ignore-not-found", "--wait=false")
 			})

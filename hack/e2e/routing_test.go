@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +156,8 @@ func TestRoutingGateFailsSafe(t *testing.T) {
 								MatchLabels: map[string]string{"app.kubernetes.io/instance": "emqx"},
 							},
 						}}
-					if _, err := clientset(t, cfg).PolicyV1().PodDisruptionBudgets(ns).Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+					if _, err := clientset(t, cfg).PolicyV1().PodDisruptionBudgets(ns).Create(ctx, pdb,
+						metav1.CreateOptions{}); err != nil {
 						t.Fatal(err)
 					}
 					for _, pod := range pods {
@@ -166,9 +166,7 @@ func TestRoutingGateFailsSafe(t *testing.T) {
 						}
 					}
 					node := pods[0].Spec.NodeName
-					t.Cleanup(
-						func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() },
-					)
+					t.Cleanup(func() { _ = runKubectlQuiet("uncordon", node) })
 					out := runKubectl(
 						t,
 						"drain",

@@ -22,9 +22,9 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
 
-// EMQX releases whose numbers mean something else than 5.3's (the webhook guide, manifests/helm/emqx-webhook/README.md, "EMQX versions"): the
-// simulated EMQX plays the release of the pod's image tag and the durable_sessions setting of its
-// environment, as EMQX does.
+// EMQX releases whose numbers mean something else than 5.3's (the webhook guide,
+// manifests/helm/emqx-webhook/README.md, "EMQX versions"): the simulated EMQX plays the release
+// of the pod's image tag and the durable_sessions setting of its environment, as EMQX does.
 
 // release sets the EMQX image's tag and adds environment variables to the fixture's StatefulSet.
 func release(tag string, env ...corev1.EnvVar) func(k8s.Object) {
@@ -58,109 +58,109 @@ func releaseCluster(t *testing.T, cfg *envconf.Config, n int, mutate func(k8s.Ob
 // anyway; the negative control shows, on the same world, EMQX's rule still unmet afterwards.
 func TestDurableSessionsDrainAndScaleDownFinishAtEMQXsPace(t *testing.T) {
 	f := features.New("EMQX 6.2 with durable sessions").
-		Assess("drain, scale-down, evacuate", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			installWebhook(t, cfg)
-			ns := releaseCluster(t, cfg, 3, release("6.2.2", durableSessionsOn))
-			cluster := ns + "/emqx"
-			connectClients(t, cluster, 5000)
-			// Devices that sleep: their durable sessions wait in durable storage, on no node.
-			sim(
-				t,
-				http.MethodPost,
-				"/sim/v1/disconnect",
-				cluster,
-				map[string]any{"clients": 1000, "keep_session": true},
-			)
-			if s := simStats(t, cluster); s.DurableSessions != 1000 {
-				t.Fatalf("durable sessions offline: %d, want 1000", s.DurableSessions)
-			}
-			time.Sleep(time.Second) // EMQX's bookkeeper counts them every 5 s (0.5 s here)
-
-			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			node := pod.Spec.NodeName
-			t.Cleanup(func() { _, _ = runKubectlErr("uncordon", node) })
-			start := time.Now()
-			out := runKubectl(
-				t,
-				"drain",
-				node,
-				"--ignore-daemonsets",
-				"--delete-emptydir-data",
-				"--timeout=120s",
-				"--pod-selector",
-				helmSelector,
-			)
-			took := time.Since(start)
-			if !strings.Contains(out, "drained") {
-				t.Fatalf("kubectl drain did not finish:\n%s", out)
-			}
-			// EMQX's pace here: 2 s + ~1700 connections at 200/s + 2 s, simulated 10× faster; the
-			// webhook's time limit is 30 min.
-			if took > 60*time.Second {
-				t.Fatalf("the drain took %v: it waited for something other than EMQX's eviction", took)
-			}
-			t.Logf("drain with 1000 durable sessions offline: %v", took.Round(100*time.Millisecond))
-			done := events(t, cfg, ns, "EvacuationCompleted")
-			if len(done) == 0 || len(events(t, cfg, ns, "EvacuationTimedOut")) != 0 {
-				t.Fatalf("want EvacuationCompleted and no time-out: %v", done)
-			}
-			waitPods(t, cfg, ns, helmSelector, 3)
-			expectNothingLost(t, ns, 4000)
-
-			out = runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
-			if !strings.Contains(out, "evacuated before they are removed") {
-				t.Fatalf("no admission warning:\n%s", out)
-			}
-			eventually(t, 60*time.Second, "emqx-2 gone", func() bool {
-				_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-				return apierrors.IsNotFound(err)
-			})
-			expectNothingLost(t, ns, 4000)
-
-			// The plugin judges alike, and says what EMQX's count is.
-			out = mustEMQX(
-				t,
-				"evacuate",
-				"pod",
-				"emqx-0",
-				"-n",
-				ns,
-				"--wait-health-check",
-				"2s",
-				"--wait-takeover",
-				"2s",
-				"--conn-evict-rate",
-				"500",
-				"--timeout",
-				"60s",
-			)
-			if !strings.Contains(out, "evacuated: emqx-0 is empty") {
-				t.Fatalf("evacuate:\n%s", out)
-			}
-			// Negative control: EMQX's own rule is still not met, and would not be for as long as a
-			// durable session stays offline: the old rule would have held every removal to its limit.
-			pods := waitPods(t, cfg, ns, helmSelector, 2)
-			gs, err := nodeClient(t, pods[1], helmDashboard).GlobalStatus(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(gs.Evacuations) != 1 || gs.Evacuations[0].Done() || gs.Evacuations[0].Stats.CurrentSessions < 1000 {
-				t.Fatalf(
-					"EMQX's own evacuation document: %+v, want not done, counting the 1000 offline durable sessions",
-					gs.Evacuations,
+		Assess("drain, scale-down, evacuate",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				installWebhook(t, cfg)
+				ns := releaseCluster(t, cfg, 3, release("6.2.2", durableSessionsOn))
+				cluster := ns + "/emqx"
+				connectClients(t, cluster, 5000)
+				// Devices that sleep: their durable sessions wait in durable storage, on no node.
+				sim(
+					t,
+					http.MethodPost,
+					"/sim/v1/disconnect",
+					cluster,
+					map[string]any{"clients": 1000, "keep_session": true},
 				)
-			}
-			status := mustEMQX(t, "status", "-n", ns)
-			if !strings.Contains(status, "evacuated") {
-				t.Fatalf("status does not call emqx-0 evacuated:\n%s", status)
-			}
-			mustEMQX(t, "evacuate", "stop", "emqx-0", "-n", ns)
-			expectNothingLost(t, ns, 4000)
-			return ctx
-		}).
+				if s := simStats(t, cluster); s.DurableSessions != 1000 {
+					t.Fatalf("durable sessions offline: %d, want 1000", s.DurableSessions)
+				}
+				time.Sleep(time.Second) // EMQX's bookkeeper counts them every 5 s (0.5 s here)
+
+				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				node := pod.Spec.NodeName
+				t.Cleanup(func() { _, _ = runKubectlErr("uncordon", node) })
+				start := time.Now()
+				out := runKubectl(
+					t,
+					"drain",
+					node,
+					"--ignore-daemonsets",
+					"--delete-emptydir-data",
+					"--timeout=120s",
+					"--pod-selector",
+					helmSelector,
+				)
+				took := time.Since(start)
+				if !strings.Contains(out, "drained") {
+					t.Fatalf("kubectl drain did not finish:\n%s", out)
+				}
+				// EMQX's pace here: 2 s + ~1700 connections at 200/s + 2 s, simulated 10× faster; the
+				// webhook's time limit is 30 min.
+				if took > 60*time.Second {
+					t.Fatalf("the drain took %v: it waited for something other than EMQX's eviction", took)
+				}
+				t.Logf("drain with 1000 durable sessions offline: %v", took.Round(100*time.Millisecond))
+				done := events(t, cfg, ns, "EvacuationCompleted")
+				if len(done) == 0 || len(events(t, cfg, ns, "EvacuationTimedOut")) != 0 {
+					t.Fatalf("want EvacuationCompleted and no time-out: %v", done)
+				}
+				waitPods(t, cfg, ns, helmSelector, 3)
+				expectNothingLost(t, ns, 4000)
+
+				out = runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+				if !strings.Contains(out, "evacuated before they are removed") {
+					t.Fatalf("no admission warning:\n%s", out)
+				}
+				eventually(t, 60*time.Second, "emqx-2 gone", func() bool {
+					_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+					return apierrors.IsNotFound(err)
+				})
+				expectNothingLost(t, ns, 4000)
+
+				// The plugin judges alike, and says what EMQX's count is.
+				out = mustEMQX(
+					t,
+					"evacuate",
+					"pod",
+					"emqx-0",
+					"-n",
+					ns,
+					"--wait-health-check",
+					"2s",
+					"--wait-takeover",
+					"2s",
+					"--conn-evict-rate",
+					"500",
+					"--timeout",
+					"60s",
+				)
+				if !strings.Contains(out, "evacuated: emqx-0 is empty") {
+					t.Fatalf("evacuate:\n%s", out)
+				}
+				// Negative control: EMQX's own rule is still not met, and would not be for as long as a
+				// durable session stays offline: the old rule would have held every removal to its limit.
+				pods := waitPods(t, cfg, ns, helmSelector, 2)
+				gs, err := nodeClient(t, pods[1], helmDashboard).GlobalStatus(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(gs.Evacuations) != 1 || gs.Evacuations[0].Done() ||
+					gs.Evacuations[0].Stats.CurrentSessions < 1000 {
+					t.Fatalf("EMQX's own evacuation document: %+v, "+
+						"want not done, counting the 1000 offline durable sessions", gs.Evacuations)
+				}
+				status := mustEMQX(t, "status", "-n", ns)
+				if !strings.Contains(status, "evacuated") {
+					t.Fatalf("status does not call emqx-0 evacuated:\n%s", status)
+				}
+				mustEMQX(t, "evacuate", "stop", "emqx-0", "-n", ns)
+				expectNothingLost(t, ns, 4000)
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -381,9 +381,8 @@ func TestCoreScaleDownMovesDurableStorageReplicasFirst(t *testing.T) {
 				return apierrors.IsNotFound(err)
 			})
 			if s := simStats(t, unguarded+"/emqx"); s.ReplicasDown == 0 {
-				t.Fatal(
-					"negative control: the unguarded scale-down left no replica behind; this world cannot show the loss",
-				)
+				t.Fatal("negative control: the unguarded scale-down left no replica behind; " +
+					"this world cannot show the loss")
 			}
 			return ctx
 		}).
@@ -396,53 +395,54 @@ func TestCoreScaleDownMovesDurableStorageReplicasFirst(t *testing.T) {
 // hold's message, kubectl emqx status) long before its time limit lets the pod go.
 func TestStalledSessionEvictionIsReportedBeforeTheTimeLimit(t *testing.T) {
 	f := features.New("EMQX 5.8.3, a lost session").
-		Assess("stalled, then the time limit", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			installWebhook(t, cfg, "--stall-after", "5s", "--evacuation-timeout", "45s")
-			ns := releaseCluster(t, cfg, 3, release("5.8.3"))
-			cluster := ns + "/emqx"
-			connectClients(t, cluster, 900)
-			node := "emqx@emqx-1.emqx-headless." + ns + ".svc.cluster.local"
-			sim(t, http.MethodPost, "/sim/v1/nodes/"+node+"/lost-sessions", cluster, map[string]any{"sessions": 2})
-			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _, _ = runKubectlErr("uncordon", pod.Spec.NodeName) })
-			done := make(chan string, 1)
-			go func() {
-				out, _ := runKubectlErr(
-					"drain",
-					pod.Spec.NodeName,
-					"--ignore-daemonsets",
-					"--delete-emptydir-data",
-					"--timeout=120s",
-					"--pod-selector",
-					helmSelector,
+		Assess("stalled, then the time limit",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				installWebhook(t, cfg, "--stall-after", "5s", "--evacuation-timeout", "45s")
+				ns := releaseCluster(t, cfg, 3, release("5.8.3"))
+				cluster := ns + "/emqx"
+				connectClients(t, cluster, 900)
+				node := "emqx@emqx-1.emqx-headless." + ns + ".svc.cluster.local"
+				sim(t, http.MethodPost, "/sim/v1/nodes/"+node+"/lost-sessions", cluster, map[string]any{"sessions": 2})
+				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _, _ = runKubectlErr("uncordon", pod.Spec.NodeName) })
+				done := make(chan string, 1)
+				go func() {
+					out, _ := runKubectlErr(
+						"drain",
+						pod.Spec.NodeName,
+						"--ignore-daemonsets",
+						"--delete-emptydir-data",
+						"--timeout=120s",
+						"--pod-selector",
+						helmSelector,
+					)
+					done <- out
+				}()
+				eventually(
+					t,
+					40*time.Second,
+					"a SessionEvictionStalled Event",
+					func() bool { return len(events(t, cfg, ns, "SessionEvictionStalled")) > 0 },
 				)
-				done <- out
-			}()
-			eventually(
-				t,
-				40*time.Second,
-				"a SessionEvictionStalled Event",
-				func() bool { return len(events(t, cfg, ns, "SessionEvictionStalled")) > 0 },
-			)
-			status := mustEMQX(t, "status", "-n", ns)
-			if !strings.Contains(status, "(stalled)") {
-				t.Fatalf("status does not show the stalled eviction:\n%s", status)
-			}
-			if len(events(t, cfg, ns, "EvacuationTimedOut")) != 0 {
-				t.Fatal("the time limit came before the stall was reported")
-			}
-			out := <-done
-			if !strings.Contains(out, "have not moved for") || !strings.Contains(out, "drained") {
-				t.Fatalf("the drain did not show the stall, or did not end at the time limit:\n%s", out)
-			}
-			if len(events(t, cfg, ns, "EvacuationTimedOut")) == 0 {
-				t.Fatal("no EvacuationTimedOut: the pod went another way")
-			}
-			return ctx
-		}).
+				status := mustEMQX(t, "status", "-n", ns)
+				if !strings.Contains(status, "(stalled)") {
+					t.Fatalf("status does not show the stalled eviction:\n%s", status)
+				}
+				if len(events(t, cfg, ns, "EvacuationTimedOut")) != 0 {
+					t.Fatal("the time limit came before the stall was reported")
+				}
+				out := <-done
+				if !strings.Contains(out, "have not moved for") || !strings.Contains(out, "drained") {
+					t.Fatalf("the drain did not show the stall, or did not end at the time limit:\n%s", out)
+				}
+				if len(events(t, cfg, ns, "EvacuationTimedOut")) == 0 {
+					t.Fatal("no EvacuationTimedOut: the pod went another way")
+				}
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }

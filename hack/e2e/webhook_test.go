@@ -95,8 +95,10 @@ func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelector
 			vwc = o
 		case *admissionregistrationv1.MutatingWebhookConfiguration:
 			mwc = o
-		case *corev1.Namespace, *corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding,
-			*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		case *corev1.Namespace, *corev1.ServiceAccount,
+			*rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding,
+			*admissionregistrationv1.ValidatingAdmissionPolicy,
+			*admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 			rbac = append(rbac, doc)
 		}
 	}
@@ -348,39 +350,38 @@ func events(t *testing.T, cfg *envconf.Config, ns, reason string) []corev1.Event
 
 func TestWebhookDrainCompletesWithZeroLostSessions(t *testing.T) {
 	f := features.New("kubectl drain").
-		Assess("waits for the evacuation", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			installWebhook(t, cfg)
-			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-			pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			node := pod.Spec.NodeName
-			t.Cleanup(
-				func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() },
-			)
-			out := runKubectl(
-				t,
-				"drain",
-				node,
-				"--ignore-daemonsets",
-				"--delete-emptydir-data",
-				"--timeout=120s",
-				"--pod-selector",
-				helmSelector,
-			)
-			if !strings.Contains(out, "drained") || !strings.Contains(out, "will retry after") ||
-				!strings.Contains(out, "retrying is safe") {
-				t.Fatalf("kubectl drain was not held, or did not finish:\n%s", out)
-			}
-			waitPods(t, cfg, ns, helmSelector, 3) // recreated elsewhere
-			expectNothingLost(t, ns, 3000)
-			if len(events(t, cfg, ns, "EvacuationStarted")) == 0 ||
-				len(events(t, cfg, ns, "EvacuationCompleted")) == 0 {
-				t.Fatal("no EvacuationStarted/EvacuationCompleted events")
-			}
-			return ctx
-		}).
+		Assess("waits for the evacuation",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				installWebhook(t, cfg)
+				ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-1", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				node := pod.Spec.NodeName
+				t.Cleanup(func() { _ = runKubectlQuiet("uncordon", node) })
+				out := runKubectl(
+					t,
+					"drain",
+					node,
+					"--ignore-daemonsets",
+					"--delete-emptydir-data",
+					"--timeout=120s",
+					"--pod-selector",
+					helmSelector,
+				)
+				if !strings.Contains(out, "drained") || !strings.Contains(out, "will retry after") ||
+					!strings.Contains(out, "retrying is safe") {
+					t.Fatalf("kubectl drain was not held, or did not finish:\n%s", out)
+				}
+				waitPods(t, cfg, ns, helmSelector, 3) // recreated elsewhere
+				expectNothingLost(t, ns, 3000)
+				if len(events(t, cfg, ns, "EvacuationStarted")) == 0 ||
+					len(events(t, cfg, ns, "EvacuationCompleted")) == 0 {
+					t.Fatal("no EvacuationStarted/EvacuationCompleted events")
+				}
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -507,68 +508,70 @@ func TestWebhookReopensRecreatedPodWithPersistedEvacuation(t *testing.T) {
 
 func TestWebhookEMQXAPIDownTakesTheConfiguredWayOut(t *testing.T) {
 	f := features.New("EMQX API down").
-		Assess("allowed after the grace period, with an Event", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			installWebhook(t, cfg, "--api-unreachable-grace", "3s")
-			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
-			sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=true", nil)
-			t.Cleanup(func() { sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=false", nil) })
-			start := time.Now()
-			refusal := deleteUntilAllowed(t, ns, "emqx-1", 30*time.Second)
-			if !strings.Contains(refusal, "EMQX's API failed") {
-				t.Fatalf("first refusal %q", refusal)
-			}
-			if waited := time.Since(start); waited < 3*time.Second {
-				t.Fatalf("allowed after %v, before the 3s grace period", waited)
-			}
-			evs := waitEvents(t, cfg, ns, "EMQXUnreachable")
-			if evs[0].Type != corev1.EventTypeWarning ||
-				!strings.Contains(evs[0].Message, "removing the pod without evacuation") {
-				t.Fatalf("events %+v", evs)
-			}
-			return ctx
-		}).
+		Assess("allowed after the grace period, with an Event",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				installWebhook(t, cfg, "--api-unreachable-grace", "3s")
+				ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
+				sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=true", nil)
+				t.Cleanup(func() { sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=false", nil) })
+				start := time.Now()
+				refusal := deleteUntilAllowed(t, ns, "emqx-1", 30*time.Second)
+				if !strings.Contains(refusal, "EMQX's API failed") {
+					t.Fatalf("first refusal %q", refusal)
+				}
+				if waited := time.Since(start); waited < 3*time.Second {
+					t.Fatalf("allowed after %v, before the 3s grace period", waited)
+				}
+				evs := waitEvents(t, cfg, ns, "EMQXUnreachable")
+				if evs[0].Type != corev1.EventTypeWarning ||
+					!strings.Contains(evs[0].Message, "removing the pod without evacuation") {
+					t.Fatalf("events %+v", evs)
+				}
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }
 
 func TestWebhookRestartMidEvacuation(t *testing.T) {
 	f := features.New("webhook restart").
-		Assess("no duplicate start, nothing lost", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			p := installWebhook(t, cfg, "--conn-evict-rate", "20")
-			ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
-			runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
-			var started string
-			eventually(t, 20*time.Second, "emqx-2 evacuating", func() bool {
-				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-				if err != nil {
+		Assess("no duplicate start, nothing lost",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				p := installWebhook(t, cfg, "--conn-evict-rate", "20")
+				ns := webhookCluster(t, cfg, "helm-emqx.yaml", 3, 3000)
+				runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=2")
+				var started string
+				eventually(t, 20*time.Second, "emqx-2 evacuating", func() bool {
+					pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+					if err != nil {
+						return false
+					}
+					started = pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"]
+					return started != ""
+				})
+				p.stop()
+				time.Sleep(2 * time.Second)
+				p.start()
+				eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
+					pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
+					if apierrors.IsNotFound(err) {
+						return true
+					}
+					if err == nil && pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"] != started {
+						t.Fatalf(
+							"the evacuation was started again after the restart (%s, was %s)",
+							pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"],
+							started,
+						)
+					}
 					return false
+				})
+				if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 1 {
+					t.Fatalf("%d EvacuationStarted events, want 1", n)
 				}
-				started = pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"]
-				return started != ""
-			})
-			p.stop()
-			time.Sleep(2 * time.Second)
-			p.start()
-			eventually(t, 120*time.Second, "emqx-2 gone", func() bool {
-				pod, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-				if apierrors.IsNotFound(err) {
-					return true
-				}
-				if err == nil && pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"] != started {
-					t.Fatalf(
-						"the evacuation was started again after the restart (%s, was %s)",
-						pod.Annotations["emqx.kubectl-emqx.io/evacuation-started-at"],
-						started,
-					)
-				}
-				return false
-			})
-			if n := len(events(t, cfg, ns, "EvacuationStarted")); n != 1 {
-				t.Fatalf("%d EvacuationStarted events, want 1", n)
-			}
-			expectNothingLost(t, ns, 3000)
-			return ctx
-		}).
+				expectNothingLost(t, ns, 3000)
+				return ctx
+			}).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -577,7 +580,8 @@ func TestManifestsApplyToTheAPIServer(t *testing.T) {
 	f := features.New("manifests").
 		Assess("server-side dry run", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			cs := clientset(t, cfg)
-			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook"}}, metav1.CreateOptions{}); err != nil &&
+			webhookNamespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emqx-webhook"}}
+			if _, err := cs.CoreV1().Namespaces().Create(ctx, webhookNamespace, metav1.CreateOptions{}); err != nil &&
 				!apierrors.IsAlreadyExists(err) {
 				t.Fatal(err)
 			}
@@ -661,7 +665,8 @@ func TestWebhookAbandonedDrainReopensTheNode(t *testing.T) {
 			t.Cleanup(
 				func() { _, _ = exec.Command(kubectl, "--kubeconfig", kubeconfig, "uncordon", node).CombinedOutput() },
 			)
-			out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+			out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "drain", node, "--ignore-daemonsets",
+				"--delete-emptydir-data",
 				"--timeout=2s", "--pod-selector", helmSelector).
 				CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "retrying is safe") {

@@ -46,6 +46,9 @@ const (
 	KeyKey    = "tls.key"
 )
 
+// webhookClients are the client configurations of one webhook configuration's webhooks.
+type webhookClients = []admissionregistrationv1.WebhookClientConfig
+
 // Rotator keeps the serving certificate valid. The CA outlives many serving certificates: a
 // renewal of the serving certificate keeps the CA, so the caBundle does not change and a replica
 // that has not reloaded yet is still trusted. When the CA itself nears its end, a new CA is made
@@ -403,7 +406,7 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 				"ValidatingWebhookConfiguration",
 				name,
 				data[KeyCACert],
-				func(c *admissionregistrationv1.ValidatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
+				func(c *admissionregistrationv1.ValidatingWebhookConfiguration) (out webhookClients) {
 					for _, w := range c.Webhooks {
 						out = append(out, w.ClientConfig)
 					}
@@ -422,7 +425,7 @@ func (r *Rotator) install(ctx context.Context, data map[string][]byte) error {
 				"MutatingWebhookConfiguration",
 				name,
 				data[KeyCACert],
-				func(c *admissionregistrationv1.MutatingWebhookConfiguration) (out []admissionregistrationv1.WebhookClientConfig) {
+				func(c *admissionregistrationv1.MutatingWebhookConfiguration) (out webhookClients) {
 					for _, w := range c.Webhooks {
 						out = append(out, w.ClientConfig)
 					}
@@ -482,7 +485,7 @@ type configAPI[T any] interface {
 
 // injectCA sets ca as the caBundle of every webhook of one configuration.
 func injectCA[T any](ctx context.Context, r *Rotator, api configAPI[T], kind, name string, ca []byte,
-	clientConfigs func(T) []admissionregistrationv1.WebhookClientConfig) error {
+	clientConfigs func(T) webhookClients) error {
 	cfg, err := api.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		r.Log.Info(

@@ -171,7 +171,8 @@ func TestWipedCABundleIsRepairedAtOnce(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cfg.Webhooks[0].ClientConfig.CABundle = nil
-		if _, err := w.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
+		if _, err := w.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, cfg,
+			metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		repaired := false
@@ -239,7 +240,8 @@ func TestAPIServiceCABundleIsInjected(t *testing.T) {
 	}
 	blank := svc.DeepCopy()
 	_ = unstructured.SetNestedField(blank.Object, "", "spec", "caBundle")
-	if _, err := dyn.Resource(APIServiceResource).Update(context.Background(), blank, metav1.UpdateOptions{}); err != nil {
+	if _, err := dyn.Resource(APIServiceResource).Update(context.Background(), blank,
+		metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	w.ensure(r)

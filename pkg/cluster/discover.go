@@ -49,7 +49,8 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher
 		return nil
 	})
 	g.Go(func() (err error) {
-		if rs, err = cs.AppsV1().ReplicaSets(ns).List(gctx, metav1.ListOptions{LabelSelector: OperatorSelector}); err != nil {
+		if rs, err = cs.AppsV1().ReplicaSets(ns).List(gctx,
+			metav1.ListOptions{LabelSelector: OperatorSelector}); err != nil {
 			return listError("replicasets", ns, err)
 		}
 		return nil
@@ -176,7 +177,8 @@ func ForPod(ctx context.Context, cs kubernetes.Interface, ns, pod string, m Matc
 	}
 	if !m.Match(p.Labels) {
 		return nil, nil, fmt.Errorf(
-			"pod %q in namespace %q is not an EMQX pod (it has neither app.kubernetes.io/name=emqx|emqx-enterprise nor apps.emqx.io/managed-by=emqx-operator); list EMQX pods with: kubectl emqx status -n %s",
+			"pod %q in namespace %q is not an EMQX pod (it has neither app.kubernetes.io/name=emqx|emqx-enterprise "+
+				"nor apps.emqx.io/managed-by=emqx-operator); list EMQX pods with: kubectl emqx status -n %s",
 			pod,
 			ns,
 			ns,

@@ -49,11 +49,13 @@ func objects(t *testing.T, fixture, ns string) []runtime.Object {
 		switch w := obj.(type) {
 		case *appsv1.StatefulSet:
 			for i := range *w.Spec.Replicas {
-				out = append(out, pod(fmt.Sprintf("%s-%d", w.Name, i), w.Spec.Template, fmt.Sprintf("198.18.1.%d", 10+i)))
+				out = append(out, pod(fmt.Sprintf("%s-%d", w.Name, i), w.Spec.Template,
+					fmt.Sprintf("198.18.1.%d", 10+i)))
 			}
 		case *appsv1.ReplicaSet:
 			for i := range *w.Spec.Replicas {
-				out = append(out, pod(fmt.Sprintf("%s-r%d", w.Name, i), w.Spec.Template, fmt.Sprintf("198.18.2.%d", 10+i)))
+				out = append(out, pod(fmt.Sprintf("%s-r%d", w.Name, i), w.Spec.Template,
+					fmt.Sprintf("198.18.2.%d", 10+i)))
 			}
 		}
 	}

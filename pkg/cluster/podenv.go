@@ -234,7 +234,8 @@ func derivedHost(pod *corev1.Pod, env map[string]string) string {
 			suffix = "pod.cluster.local"
 		}
 		return strings.ReplaceAll(pod.Status.PodIP, ".", "-") + "." + ns + "." + suffix
-	case strategy == "k8s" && Unquote(env["EMQX_CLUSTER__K8S__ADDRESS_TYPE"]) == "hostname" && ns != "" && fqdnPrefix != "":
+	case strategy == "k8s" && Unquote(env["EMQX_CLUSTER__K8S__ADDRESS_TYPE"]) == "hostname" && ns != "" &&
+		fqdnPrefix != "":
 		suffix := Unquote(env["EMQX_CLUSTER__K8S__SUFFIX"])
 		if suffix == "" {
 			suffix = "svc.cluster.local"

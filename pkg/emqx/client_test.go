@@ -246,7 +246,8 @@ func TestErrorBodiesFromEMQX(t *testing.T) {
 		},
 		{
 			400,
-			`{"code":"BAD_REQUEST","message":"error on node 'emqx@emqx-core-0.emqx-headless.default.svc.cluster.local': already_started"}`,
+			`{"code":"BAD_REQUEST","message":"error on node ` +
+				`'emqx@emqx-core-0.emqx-headless.default.svc.cluster.local': already_started"}`,
 			emqx.IsAlreadyStarted,
 			"already running",
 		},

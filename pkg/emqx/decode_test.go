@@ -101,9 +101,8 @@ func FuzzDecodeResponses(f *testing.F) {
 
 func BenchmarkDecodeGlobalStatus(b *testing.B) {
 	var sb strings.Builder
-	sb.WriteString(
-		`{"purges":[],"rebalances":[{"node":"emqx@c","coordinator_node":"emqx@c","state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"donors":[`,
-	)
+	sb.WriteString(`{"purges":[],"rebalances":[{"node":"emqx@c","coordinator_node":"emqx@c",` +
+		`"state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"donors":[`)
 	for i := range 100 {
 		if i > 0 {
 			sb.WriteByte(',')
@@ -115,11 +114,14 @@ func BenchmarkDecodeGlobalStatus(b *testing.B) {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		fmt.Fprintf(
-			&sb,
-			`{"node":"emqx@emqx-%d.emqx-headless.default.svc.cluster.local","state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,"connection_goal":0,"session_goal":0,"session_recipients":["emqx@emqx-0.emqx-headless.default.svc.cluster.local","emqx@emqx-1.emqx-headless.default.svc.cluster.local"],"stats":{"initial_connected":10000,"current_connected":5000,"initial_sessions":10000,"current_sessions":10000}}`,
-			i,
-		)
+		fmt.Fprintf(&sb, `{"node":"emqx@emqx-%d.emqx-headless.default.svc.cluster.local",`+
+			`"state":"evicting_conns","connection_eviction_rate":500,"session_eviction_rate":500,`+
+			`"connection_goal":0,"session_goal":0,"session_recipients":[`+
+			`"emqx@emqx-0.emqx-headless.default.svc.cluster.local",`+
+			`"emqx@emqx-1.emqx-headless.default.svc.cluster.local"],`+
+			`"stats":{"initial_connected":10000,"current_connected":5000,`+
+			`"initial_sessions":10000,"current_sessions":10000}}`,
+			i)
 	}
 	sb.WriteString(`]}`)
 	body := []byte(sb.String())

@@ -73,7 +73,8 @@ func (e *Error) Hint() string {
 	case e.StatusCode == http.StatusUnauthorized:
 		return "check the API key and secret, or the dashboard username and password"
 	case e.StatusCode == http.StatusForbidden:
-		return "these credentials may not do this: use an administrator API key (with scope cluster_operations on EMQX 5.10.4+)"
+		return "these credentials may not do this: use an administrator API key (with scope " +
+			"cluster_operations on EMQX 5.10.4+)"
 	case e.nodeNotFound():
 		return "that node is not running in this EMQX cluster; check the name against the cluster's node list"
 	case e.hasReason(reasonAlreadyStarted):
@@ -186,8 +187,9 @@ func RefusalHint(code string) string {
 	case CodeBadMFAToken:
 		return "the dashboard user has multi-factor authentication, which a program cannot pass; use an API key"
 	case CodeUnauthorizedRole:
-		return "the API key's role or scopes do not allow it: give it role administrator and, on EMQX 5.10.4+, 6.1.2+ " +
-			"and 6.2.1+, the scope cluster_operations (bootstrap file line key:secret:administrator:cluster_operations)"
+		return "the API key's role or scopes do not allow it: give it role administrator and, " +
+			"on EMQX 5.10.4+, 6.1.2+ and 6.2.1+, the scope cluster_operations " +
+			"(bootstrap file line key:secret:administrator:cluster_operations)"
 	}
 	return ""
 }
@@ -213,7 +215,8 @@ type UnreachableError struct {
 
 func (e *UnreachableError) Error() string {
 	return fmt.Sprintf(
-		"emqx API at %s is unreachable: %v (check the address and that the dashboard listener, port 18083 by default, is reachable)",
+		"emqx API at %s is unreachable: %v (check the address and that the dashboard listener, "+
+			"port 18083 by default, is reachable)",
 		e.URL,
 		e.Err,
 	)
@@ -254,7 +257,8 @@ type ResponseTooLargeError struct {
 
 func (e *ResponseTooLargeError) Error() string {
 	return fmt.Sprintf(
-		"emqx %s %s: response body larger than %d bytes; refusing to read it (raise the client's response limit if the cluster is that large)",
+		"emqx %s %s: response body larger than %d bytes; refusing to read it (raise the client's response limit if "+
+			"the cluster is that large)",
 		e.Method,
 		e.Path,
 		e.Limit,

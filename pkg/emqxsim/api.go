@@ -387,7 +387,8 @@ func (c *Cluster) login(w http.ResponseWriter, r *http.Request, raw []byte) {
 		// emqx_dashboard_admin.erl, check_unchanged_default_credentials/1 under the hardened
 		// profile; not a password error, so it does not count towards the lock.
 		writeError(w, r, &apiError{http.StatusUnauthorized, "BAD_USERNAME_OR_PWD",
-			"Default admin password must be changed before login is allowed.\nRun: emqx ctl admins passwd admin <a-strong-password>.\n" +
+			"Default admin password must be changed before login is allowed.\nRun: " +
+				"emqx ctl admins passwd admin <a-strong-password>.\n" +
 				"Or configure: dashboard.default_password = \"<a-strong-password>\".\n"})
 		return
 	}

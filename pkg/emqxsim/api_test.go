@@ -304,7 +304,8 @@ func TestAuthenticationErrors(t *testing.T) {
 	expectStatus(t, r, http.StatusUnauthorized, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret")
 	r = send(http.MethodGet, url, func(q *http.Request) { q.SetBasicAuth("admin", "public") })
 	expectStatus(t, r, http.StatusUnauthorized, "BAD_API_KEY_OR_SECRET", "")
-	if r := send(http.MethodGet, url, func(q *http.Request) { q.SetBasicAuth("viewer", "v") }); r.status != http.StatusOK {
+	if r := send(http.MethodGet, url,
+		func(q *http.Request) { q.SetBasicAuth("viewer", "v") }); r.status != http.StatusOK {
 		t.Fatalf("viewer GET: %d", r.status)
 	}
 	r = send(

@@ -100,7 +100,8 @@ func (n *Node) startRebalance(o rebalanceOpts, participants []*Node) error {
 			co.release()
 			return &rpcError{
 				reason: fmt.Sprintf(
-					"{'EXIT',{{bad_results,[{%s,{error,eviction_agent_busy}}]},{gen_statem,call,[emqx_node_rebalance,start]}}}",
+					"{'EXIT',{{bad_results,[{%s,{error,eviction_agent_busy}}]},"+
+						"{gen_statem,call,[emqx_node_rebalance,start]}}}",
 					erlAtom(d.name),
 				),
 			}

@@ -31,7 +31,8 @@ func TestServiceSendsClientsToReadyEvacuatingNodeWhichRefusesThem(t *testing.T) 
 	s := h.c.Snapshot()
 	if s.RefusedConnects < 800 || s.RefusedConnects > 1200 {
 		t.Fatalf(
-			"refused connects = %d; each try hits the evacuating Ready node with odds 1/2: about 1000 refusals in all for 1000 clients",
+			"refused connects = %d; each try hits the evacuating Ready node with odds 1/2: "+
+				"about 1000 refusals in all for 1000 clients",
 			s.RefusedConnects,
 		)
 	}

@@ -182,7 +182,8 @@ func (c *Cluster) serveDS(w http.ResponseWriter, r *http.Request, p string, raw 
 		writeJSON(w, http.StatusOK, sites)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "sites":
 		c.serveSite(w, r, parts[1])
-	case r.Method == http.MethodPut && len(parts) == 3 && parts[0] == "sites" && parts[2] == "forget" && c.version.ForgetsSites():
+	case r.Method == http.MethodPut && len(parts) == 3 && parts[0] == "sites" && parts[2] == "forget" &&
+		c.version.ForgetsSites():
 		c.forgetSite(w, r, parts[1])
 	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] == "storages":
 		writeJSON(w, http.StatusOK, dsDBs)

@@ -31,7 +31,8 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 		t.Fatalf("after allocation D holds %d replicas and X %d, want %d and 0", got, shardsOn(siteX), 2*dsShards)
 	}
 	for _, db := range dsDBs {
-		if r := h.call(nodeD, http.MethodPut, "/api/v5/ds/storages/"+db+"/replicas", sites); r.status != http.StatusAccepted {
+		r := h.call(nodeD, http.MethodPut, "/api/v5/ds/storages/"+db+"/replicas", sites)
+		if r.status != http.StatusAccepted {
 			t.Fatalf("assign %s: %d %s", db, r.status, r.raw)
 		}
 	}
@@ -70,7 +71,8 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 	others := []string{siteOf(nodeD), siteOf(nodeR)}
 	sort.Strings(others)
 	for _, db := range dsDBs {
-		if r := h.call(nodeD, http.MethodPut, "/api/v5/ds/storages/"+db+"/replicas", others); r.status != http.StatusAccepted {
+		r := h.call(nodeD, http.MethodPut, "/api/v5/ds/storages/"+db+"/replicas", others)
+		if r.status != http.StatusAccepted {
 			t.Fatalf("assign %s: %d %s", db, r.status, r.raw)
 		}
 	}
@@ -92,7 +94,8 @@ func TestDurableStorageReplicasMoveBeforeACoreLeaves(t *testing.T) {
 		"BAD_REQUEST",
 		"site_temporarily_down",
 	)
-	if r := h.call(nodeD, http.MethodDelete, "/api/v5/cluster/"+nodeX+"/force_leave", nil); r.status != http.StatusNoContent {
+	r := h.call(nodeD, http.MethodDelete, "/api/v5/cluster/"+nodeX+"/force_leave", nil)
+	if r.status != http.StatusNoContent {
 		t.Fatalf("force_leave: %d %s", r.status, r.raw)
 	}
 	if r := h.call(nodeD, http.MethodPut, "/api/v5/ds/sites/"+siteX+"/forget", nil); r.status != http.StatusNoContent {

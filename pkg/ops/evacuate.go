@@ -139,7 +139,8 @@ func (e Evacuate) request(
 		c, s, ok := evacuation.RatesWithin(e.Within, waits, node.LiveConnections, node.Connections)
 		if !ok {
 			return req, fmt.Errorf(
-				"--within %v leaves no time after the waits (%v health check + %v takeover); lower --wait-health-check/--wait-takeover or raise --within",
+				"--within %v leaves no time after the waits (%v health check + %v takeover); "+
+					"lower --wait-health-check/--wait-takeover or raise --within",
 				e.Within,
 				waits.HealthCheck,
 				waits.Takeover,
@@ -156,7 +157,8 @@ func (e Evacuate) request(
 	if len(e.MigrateTo) == 0 {
 		if len(available) == 0 {
 			return req, fmt.Errorf(
-				"no other EMQX node can take the sessions of %s (EMQX takes only running nodes that are not evacuating and not a rebalance donor); scale up first",
+				"no other EMQX node can take the sessions of %s (EMQX takes only running nodes that are not "+
+					"evacuating and not a rebalance donor); scale up first",
 				e.Pod,
 			)
 		}
@@ -176,7 +178,8 @@ func (e Evacuate) request(
 				labels[i] = t.PodLabel(a)
 			}
 			return req, fmt.Errorf(
-				"--migrate-to %s: EMQX would refuse it (it takes only running nodes that are not evacuating and not a rebalance donor); choose among %s",
+				"--migrate-to %s: EMQX would refuse it (it takes only running nodes that are not evacuating and not "+
+					"a rebalance donor); choose among %s",
 				m,
 				printable(strings.Join(labels, ", ")),
 			)

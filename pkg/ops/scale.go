@@ -59,7 +59,8 @@ func (s Scale) Run(ctx context.Context, a Access, r Reporter) (ScaleResult, erro
 	}
 	if !a.Matcher.Match(sts.Labels) && !a.Matcher.Match(sts.Spec.Template.Labels) {
 		return ScaleResult{}, fmt.Errorf(
-			"statefulset %q is not an EMQX StatefulSet (no app.kubernetes.io/name=emqx or apps.emqx.io/managed-by=emqx-operator label, nor one of --emqx-selector); scale it with kubectl scale",
+			"statefulset %q is not an EMQX StatefulSet (no app.kubernetes.io/name=emqx or "+
+				"apps.emqx.io/managed-by=emqx-operator label, nor one of --emqx-selector); scale it with kubectl scale",
 			s.Name,
 		)
 	}
@@ -107,7 +108,8 @@ func (s Scale) down(ctx context.Context, a Access, r Reporter, sts *appsv1.State
 	req := evacuation.Request(s.Request, nodes, g, isVictim)
 	if len(evacuate) > 0 && len(req.MigrateTo) == 0 {
 		return fmt.Errorf(
-			"scaling %s to %d leaves no EMQX node that can take the sessions (running, not evacuating, not a rebalance donor); scale to at least 1 first, or wait for the evacuation or rebalance under way",
+			"scaling %s to %d leaves no EMQX node that can take the sessions (running, not evacuating, "+
+				"not a rebalance donor); scale to at least 1 first, or wait for the evacuation or rebalance under way",
 			s.Name,
 			s.Replicas,
 		)
@@ -175,7 +177,8 @@ func (s Scale) setReplicas(ctx context.Context, a Access) error {
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: a.Namespace},
 		Spec:       autoscalingv1.ScaleSpec{Replicas: s.Replicas},
 	}
-	if _, err := a.Kube.AppsV1().StatefulSets(a.Namespace).UpdateScale(ctx, s.Name, scale, metav1.UpdateOptions{}); err != nil {
+	if _, err := a.Kube.AppsV1().StatefulSets(a.Namespace).UpdateScale(ctx, s.Name, scale,
+		metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("scale statefulset %s to %d: %w", s.Name, s.Replicas, err)
 	}
 	return nil

@@ -118,7 +118,8 @@ func (t *Target) NodeAmong(ctx context.Context, nodes []emqx.Node, pod string) (
 	n, ok := t.NodeOfPod(ctx, nodes, p)
 	if !ok || !n.Running() {
 		return emqx.Node{}, fmt.Errorf(
-			"pod %q has no running EMQX node (not started, or not part of the cluster yet); check: kubectl emqx status -n %s",
+			"pod %q has no running EMQX node (not started, or not part of the cluster yet); check: "+
+				"kubectl emqx status -n %s",
 			pod,
 			t.Namespace,
 		)

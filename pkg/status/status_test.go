@@ -61,7 +61,8 @@ func TestReportShowsAStalledEviction(t *testing.T) {
 		Evacuations: []emqx.Evacuation{{Node: "emqx@198.18.1.2", State: emqx.EvacuationEvictingSessions,
 			Stats: emqx.Stats{CurrentSessions: 2}}},
 	}
-	if r := Build(nodes, g, []corev1.Pod{pod}, evacuation.DurableOff); r.Rows[0].State != "evacuation evicting_sessions (stalled)" {
+	r := Build(nodes, g, []corev1.Pod{pod}, evacuation.DurableOff)
+	if r.Rows[0].State != "evacuation evicting_sessions (stalled)" {
 		t.Fatalf("state %q", r.Rows[0].State)
 	}
 }

@@ -105,7 +105,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.IPs, "tls-ip", o.IPs, "IP address of the serving certificate (repeatable)")
 	fs.StringVar(&o.ClientCA, "client-ca-file", o.ClientCA, "require every caller of the admission port to present a "+
 		"client certificate signed by this CA (PEM; re-read when it changes): the API server's, from its "+
-		"AdmissionConfiguration's kubeConfigFile (manifests/helm/emqx-webhook/README.md, \"Who can reach the webhook\")")
+		"AdmissionConfiguration's kubeConfigFile "+
+		"(manifests/helm/emqx-webhook/README.md, \"Who can reach the webhook\")")
 	fs.StringArrayVar(&o.ClientNames, "client-cert-name", o.ClientNames, "with --client-ca-file, accept only client "+
 		"certificates with this common name or DNS name (repeatable; default: any the CA signed)")
 	fs.StringVar(&o.WebhookConfig, "webhook-config", o.WebhookConfig, "ValidatingWebhookConfiguration whose caBundle "+
@@ -117,7 +118,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"routing-gate",
 		o.RoutingGate,
 		"add the readiness gate "+string(webhook.ConditionServing)+
-			" to every EMQX pod, not only to those of StatefulSets annotated "+webhook.AnnRouting+"="+webhook.RoutingReadinessGate,
+			" to every EMQX pod, not only to those of StatefulSets annotated "+
+			webhook.AnnRouting+"="+webhook.RoutingReadinessGate,
 	)
 	fs.DurationVar(
 		&o.AccessInterval,
@@ -155,7 +157,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 			"(Helm value watchNamespaces)",
 	)
 	fs.StringVar(&o.Selector, "emqx-selector", o.Selector, "label selector of further EMQX pods and StatefulSets, "+
-		"besides the Helm chart's and emqx-operator's labels (widen the webhook configuration's matchConditions to match)")
+		"besides the Helm chart's and emqx-operator's labels (widen the webhook configuration's "+
+		"matchConditions to match)")
 	fs.DurationVar(&o.ControllerPoll, "controller-poll", o.ControllerPoll, "how often the controller checks an "+
 		"evacuation in progress")
 	fs.Int64Var(&c.ConnEvictRate, "conn-evict-rate", c.ConnEvictRate, "connections evicted per second "+

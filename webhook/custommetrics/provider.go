@@ -86,7 +86,8 @@ func (p *Provider) GetMetricBySelector(
 		return nil, err
 	}
 	var list corev1.PodList
-	if err := p.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+	if err := p.Reader.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		return nil, fmt.Errorf("list pods in %s matching %s: %w", namespace, selector, err)
 	}
 	vals := p.values(ctx, list.Items, info.Metric)

@@ -147,15 +147,18 @@ func TestConnectionsPerPod(t *testing.T) {
 			return err
 		},
 		"no EMQX pod selected": func() error {
-			_, err := p.GetMetricBySelector(context.Background(), "mqtt", labels.SelectorFromSet(labels.Set{"app": "web"}), info(LiveConnections), labels.Everything())
+			_, err := p.GetMetricBySelector(context.Background(), "mqtt",
+				labels.SelectorFromSet(labels.Set{"app": "web"}), info(LiveConnections), labels.Everything())
 			return err
 		},
 		"unknown metric": func() error {
-			_, err := p.GetMetricBySelector(context.Background(), "mqtt", labels.Everything(), info("cpu"), labels.Everything())
+			_, err := p.GetMetricBySelector(context.Background(), "mqtt", labels.Everything(), info("cpu"),
+				labels.Everything())
 			return err
 		},
 		"metric labels": func() error {
-			_, err := p.GetMetricBySelector(context.Background(), "mqtt", labels.Everything(), info(LiveConnections), labels.SelectorFromSet(labels.Set{"a": "b"}))
+			_, err := p.GetMetricBySelector(context.Background(), "mqtt", labels.Everything(), info(LiveConnections),
+				labels.SelectorFromSet(labels.Set{"a": "b"}))
 			return err
 		},
 	} {

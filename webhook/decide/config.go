@@ -15,7 +15,7 @@ type Config struct {
 	WaitHealthCheck   *time.Duration // nil: EMQX's default (60 s)
 	WaitTakeover      *time.Duration // nil: EMQX's default (60 s)
 	EvacuationTimeout time.Duration  // then the removal is allowed anyway
-	AbandonAfter      time.Duration  // no removal request this long after the node became empty: the evacuation is stopped
+	AbandonAfter      time.Duration  // no removal asked this long after the node was empty: evacuation stopped
 	UnreachableGrace  time.Duration  // EMQX API down this long: allow
 	MaxConcurrent     int            // evacuations at once per EMQX cluster
 	// DecisionTimeout bounds one decision's EMQX calls, well inside the API server's admission

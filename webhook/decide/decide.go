@@ -188,7 +188,8 @@ func decide(s Snapshot) Decision {
 			"the garbage collector removes the pod: its owner is gone or being deleted; "+
 				"not holding it",
 		)
-	case pod.Annotations[AnnBypass] == "true" || s.Owner != nil && s.Owner.GetAnnotations()[AnnBypass] == "true": // row 3
+	case pod.Annotations[AnnBypass] == "true" || s.Owner != nil &&
+		s.Owner.GetAnnotations()[AnnBypass] == "true": // row 3
 		return s.allowWithEvent(ReasonBypass, "bypass annotation %s=true: removed without evacuation", AnnBypass)
 	case !cluster.Running(pod): // row 4
 		// Readiness is no evidence: a pod turns NotReady *because* it evacuates (emqx-operator's
@@ -209,7 +210,8 @@ func decide(s Snapshot) Decision {
 		// not hold its real removals for ever.
 		since, mark := s.mark(AnnWaitingSince)
 		if s.Now.Sub(since) >= s.Settings.Timeout {
-			return s.allowWithEvent(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: removing the pod without evacuation",
+			return s.allowWithEvent(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: "+
+				"removing the pod without evacuation",
 				s.Now.Sub(since).Round(time.Second)).
 				with(mark...)
 		}
@@ -249,7 +251,8 @@ func decide(s Snapshot) Decision {
 			Hold(
 				ReasonBudget,
 				fmt.Sprintf("PodDisruptionBudget %s allows no disruption of pod %s now: the eviction would be "+
-					"refused anyway, so EMQX node %s is not evacuated; retrying is safe", s.Budget, pod.Name, node.Node),
+					"refused anyway, so EMQX node %s is not evacuated; retrying is safe",
+					s.Budget, pod.Name, node.Node),
 			),
 		)
 	}
@@ -260,7 +263,8 @@ func decide(s Snapshot) Decision {
 					ReasonCoolingDown,
 					fmt.Sprintf(
 						"the evacuation of EMQX node %s was abandoned at %s (nobody asked to "+
-							"remove the pod for %v after its node was empty); a new one starts from %s; retrying is safe",
+							"remove the pod for %v after its node was empty); "+
+							"a new one starts from %s; retrying is safe",
 						node.Node,
 						at.UTC().Format(time.RFC3339),
 						s.Settings.AbandonAfter,
@@ -298,8 +302,9 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		if st.Err != nil {
 			what = fmt.Sprintf("replicas EMQX would not describe (%s)", Shorten(st.Err))
 		}
-		return s.allowWithEvent(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s after %v: removing the pod anyway; "+
-			"the cluster has lost that redundancy until it re-replicates", st.Site, node.Node, what, waited.Round(time.Second)).
+		return s.allowWithEvent(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s "+
+			"after %v: removing the pod anyway; the cluster has lost that redundancy until it re-replicates",
+			st.Site, node.Node, what, waited.Round(time.Second)).
 			with(mark...)
 	}
 	// Every answer below holds the removal while the replicas move, timed from the same mark.
@@ -353,8 +358,10 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 	started, mark := s.mark(AnnStartedAt)
 	fx = append(fx, mark...)
 	if limit := s.Settings.Timeout; s.Now.Sub(started) >= limit {
-		return s.allowWithEvent(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: removing the pod anyway (%d connections, %d sessions left)",
-			node.Node, s.Now.Sub(started).Round(time.Second), limit, ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).
+		return s.allowWithEvent(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: "+
+			"removing the pod anyway (%d connections, %d sessions left)",
+			node.Node, s.Now.Sub(started).Round(time.Second), limit,
+			ev.Stats.CurrentConnected, ev.Stats.CurrentSessions).
 			with(fx...)
 	}
 	p := evacuation.ProgressOf(ev, node, s.EMQX.Durable, evacuation.WaitsOf(s.Settings.Request))
@@ -388,8 +395,9 @@ func (s Snapshot) stalled(d Decision, node emqx.Node, ev emqx.Evacuation, starte
 	d.Verdict = Hold(
 		ReasonStalled,
 		fmt.Sprintf("EMQX node %s is evacuating, but its %s sessions have not moved for %v: EMQX before 5.8.4 "+
-			"can loop on a session whose process died (upgrade, or stop the evacuation and restart the node); the time limit lets the pod go %v "+
-			"after the evacuation started; retrying is safe", node.Node, left, s.Now.Sub(since).Round(time.Second), s.Settings.Timeout),
+			"can loop on a session whose process died (upgrade, or stop the evacuation and restart the node); "+
+			"the time limit lets the pod go %v after the evacuation started; retrying is safe",
+			node.Node, left, s.Now.Sub(since).Round(time.Second), s.Settings.Timeout),
 	)
 	if !strings.HasSuffix(seen, cluster.StalledSuffix) {
 		stalled := left + cluster.StalledSuffix
@@ -430,7 +438,8 @@ func (s Snapshot) start(node emqx.Node) Decision {
 		if s.Now.Sub(since) < s.Settings.Timeout {
 			return Decision{
 				Verdict: Hold(ReasonWaiting, fmt.Sprintf(
-					"EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at most %d evacuation at a time); retrying is safe",
+					"EMQX node %s holds %d connections and %d sessions; it will be evacuated once %s finishes (at "+
+						"most %d evacuation at a time); retrying is safe",
 					node.Node,
 					node.LiveConnections,
 					node.Connections,
@@ -463,7 +472,8 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	free.Rebalances = nil
 	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Leaving)
 	if len(req.MigrateTo) == 0 {
-		return s.allowWithEvent(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: removing it without evacuation", node.Node).
+		return s.allowWithEvent(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: "+
+			"removing it without evacuation", node.Node).
 			with(fx...)
 	}
 	if s.DryRun {
@@ -494,7 +504,8 @@ func (s Snapshot) start(node emqx.Node) Decision {
 			NewEvent(
 				corev1.EventTypeNormal,
 				ReasonRebalanceStopped,
-				"stopped the rebalance coordinated by %s: evacuating EMQX node %s for the removal of pod %s comes first",
+				"stopped the rebalance coordinated by %s: "+
+					"evacuating EMQX node %s for the removal of pod %s comes first",
 				c,
 				node.Node,
 				s.Pod.Name,
@@ -529,7 +540,8 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		// bounded by the evacuation time limit; EMQX answered, so this is no unreachable API.
 		since, mark := s.mark(AnnWaitingSince)
 		if limit := s.Settings.Timeout; s.Now.Sub(since) >= limit {
-			return s.allowWithEvent(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): removing the pod without evacuation",
+			return s.allowWithEvent(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): "+
+				"removing the pod without evacuation",
 				node.Node, limit, err).
 				with(mark...)
 		}
@@ -537,7 +549,8 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 			Verdict: Hold(
 				ReasonWaiting,
 				fmt.Sprintf(
-					"EMQX node %s holds %d connections and %d sessions, and a node to move them to became unavailable (%s); retrying is safe",
+					"EMQX node %s holds %d connections and %d sessions, "+
+						"and a node to move them to became unavailable (%s); retrying is safe",
 					node.Node,
 					node.LiveConnections,
 					node.Connections,
@@ -570,7 +583,8 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		Verdict: Hold(
 			ReasonStarted,
 			fmt.Sprintf(
-				"EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just started); retrying is safe",
+				"EMQX node %s is evacuating: %d connections and %d sessions left (evacuation just "+
+					"started); retrying is safe",
 				node.Node,
 				node.LiveConnections,
 				node.Connections,
@@ -601,7 +615,8 @@ func (s Snapshot) unreachable(err error, stale bool) Decision {
 	since, mark := s.mark(AnnUnreachableSince)
 	fx = append(fx, mark...)
 	if s.Now.Sub(since) >= s.Settings.UnreachableGrace {
-		return s.allowWithEvent(ReasonUnreachable, "EMQX's API has failed for %v (%v): removing the pod without evacuation",
+		return s.allowWithEvent(ReasonUnreachable, "EMQX's API has failed for %v (%v): "+
+			"removing the pod without evacuation",
 			s.Now.Sub(since).Round(time.Second), Shorten(err)).
 			with(fx...)
 	}

@@ -209,8 +209,9 @@ func TestDecisionTable(t *testing.T) {
 			},
 		},
 		{
-			row:     "5 unreachable, past grace",
-			snap:    snap(since(AnnUnreachableSince, time.Minute), func(s *Snapshot) { s.EMQX = &EMQXState{Err: errors.New("connection refused")} }),
+			row: "5 unreachable, past grace",
+			snap: snap(since(AnnUnreachableSince, time.Minute),
+				func(s *Snapshot) { s.EMQX = &EMQXState{Err: errors.New("connection refused")} }),
 			allowed: true,
 			reason:  ReasonUnreachable,
 			message: "has failed for 1m0s",
@@ -248,8 +249,9 @@ func TestDecisionTable(t *testing.T) {
 			reason:  ReasonEvacuated,
 		},
 		{
-			row:     "7 prohibiting with sessions left is not done",
-			snap:    snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 3))),
+			row: "7 prohibiting with sessions left is not done",
+			snap: snap(since(AnnStartedAt, time.Minute),
+				evacuating(evacuationOf(1, emqx.EvacuationProhibiting, 0, 3))),
 			reason:  ReasonEvacuating,
 			message: "3 sessions left",
 		},
@@ -264,7 +266,8 @@ func TestDecisionTable(t *testing.T) {
 		{
 			row: "7 durable sessions unknown (no scope to read them): judged as on",
 			snap: snap(since(AnnStartedAt, time.Minute),
-				drained(evacuation.DurableUnknown), evacuating(evacuationOf(1, emqx.EvacuationWaitingTakeover, 0, 812))),
+				drained(evacuation.DurableUnknown),
+				evacuating(evacuationOf(1, emqx.EvacuationWaitingTakeover, 0, 812))),
 			allowed: true,
 			reason:  ReasonEvacuated,
 		},
@@ -375,8 +378,9 @@ func TestDecisionTable(t *testing.T) {
 			reason:  ReasonEmpty,
 		},
 		{
-			row:     "9 evacuating",
-			snap:    snap(since(AnnStartedAt, time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
+			row: "9 evacuating",
+			snap: snap(since(AnnStartedAt, time.Minute),
+				evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
 			reason:  ReasonEvacuating,
 			message: "7 connections and 9 sessions left",
 		},
@@ -442,8 +446,9 @@ func TestDecisionTable(t *testing.T) {
 			},
 		},
 		{
-			row:     "10 past the time limit",
-			snap:    snap(since(AnnStartedAt, 30*time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
+			row: "10 past the time limit",
+			snap: snap(since(AnnStartedAt, 30*time.Minute),
+				evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),
 			allowed: true,
 			reason:  ReasonTimedOut,
 			message: "past its limit of 30m0s",
@@ -451,9 +456,12 @@ func TestDecisionTable(t *testing.T) {
 		},
 		{
 			row: "10 the StatefulSet's own limit",
-			snap: snap(since(AnnStartedAt, 2*time.Minute), evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9)), func(s *Snapshot) {
-				s.Settings = DefaultConfig().For(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnTimeout: "90s"}}})
-			}),
+			snap: snap(since(AnnStartedAt, 2*time.Minute),
+				evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9)), func(s *Snapshot) {
+					own := &appsv1.StatefulSet{}
+					own.Annotations = map[string]string{AnnTimeout: "90s"}
+					s.Settings = DefaultConfig().For(own)
+				}),
 			allowed: true,
 			reason:  ReasonTimedOut,
 			message: "past its limit of 1m30s",
@@ -496,8 +504,9 @@ func TestDecisionTable(t *testing.T) {
 				}
 			}},
 		{
-			row:    "11 waited as long as the time limit: starts anyway",
-			snap:   snap(since(AnnWaitingSince, 30*time.Minute), evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5)), started(StartOutcome{})),
+			row: "11 waited as long as the time limit: starts anyway",
+			snap: snap(since(AnnWaitingSince, 30*time.Minute),
+				evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5)), started(StartOutcome{})),
 			reason: ReasonStarted,
 			events: []string{ReasonLimitExceeded, ReasonStarted},
 		},
@@ -508,8 +517,9 @@ func TestDecisionTable(t *testing.T) {
 			message: "another decision",
 		},
 		{
-			row:     "11 kept busy as long as the time limit: allowed",
-			snap:    snap(since(AnnWaitingSince, 30*time.Minute), func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }),
+			row: "11 kept busy as long as the time limit: allowed",
+			snap: snap(since(AnnWaitingSince, 30*time.Minute),
+				func(s *Snapshot) { s.EMQX = &EMQXState{Busy: true} }),
 			allowed: true,
 			reason:  ReasonTimedOut,
 			message: "kept it busy for 30m0s",
@@ -533,14 +543,16 @@ func TestDecisionTable(t *testing.T) {
 			}
 		}},
 		{
-			row:     "13 started",
-			snap:    snap(started(StartOutcome{Stopped: []string{node(0)}}), func(s *Snapshot) { s.Extra = map[string]*string{AnnScaleGeneration: ptr.To("4")} }),
+			row: "13 started",
+			snap: snap(started(StartOutcome{Stopped: []string{node(0)}}),
+				func(s *Snapshot) { s.Extra = map[string]*string{AnnScaleGeneration: ptr.To("4")} }),
 			reason:  ReasonStarted,
 			message: "evacuation just started",
 			events:  []string{ReasonRebalanceStopped, ReasonStarted},
 			evidence: func(t *testing.T, d Decision) {
 				a := d.Effects[1].(Annotate)
-				if *a.Set[AnnStartedAt] != t0.Format(time.RFC3339Nano) || *a.Set[AnnScaleGeneration] != "4" || a.Set[AnnCompletedAt] != nil {
+				if *a.Set[AnnStartedAt] != t0.Format(time.RFC3339Nano) || *a.Set[AnnScaleGeneration] != "4" ||
+					a.Set[AnnCompletedAt] != nil {
 					t.Fatalf("annotations %v", a.Set)
 				}
 			},

@@ -161,7 +161,8 @@ func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 		NewEvent(
 			corev1.EventTypeWarning,
 			ReasonAbandoned,
-			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, the node accepts clients "+
+			"EMQX node %s was empty for %v and nobody asked to remove the pod any more: evacuation stopped, "+
+				"the node accepts clients "+
 				"again; a new evacuation of it starts no sooner than %v from now",
 			node,
 			wait,
@@ -193,7 +194,8 @@ func Reopen(w FollowedPod) Action {
 		fx = append(fx, NewEvent(
 			corev1.EventTypeNormal,
 			ReasonStaleStopped,
-			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, the node accepts clients again",
+			"pod %s came back with the evacuation of EMQX node %s persisted on its volume: stopped it, "+
+				"the node accepts clients again",
 			w.Pod.Name,
 			e.Node,
 		))

@@ -150,7 +150,8 @@ func (f *Follower) syncReadiness(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": changed}})
-	if _, err := f.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+	if _, err := f.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch,
+		metav1.PatchOptions{}, "status"); err != nil {
 		f.opts.Log("pod %s: write readiness: %v", describe(pod), err)
 	}
 }

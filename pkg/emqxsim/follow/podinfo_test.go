@@ -146,14 +146,16 @@ func TestNodeNameAndCredentialsOfTheHelmChartsPods(t *testing.T) {
 	pod.Spec.Hostname, pod.Spec.Subdomain = pod.Name, sts.Spec.ServiceName
 	src := cluster.Sources{ConfigMap: func(name string) (map[string]string, bool) { return cm.Data, name == cm.Name }}
 	env := cluster.Env(pod, src)
-	if got, want := cluster.NodeName(pod, env), "emqx-emqx-enterprise@emqx-emqx-enterprise-2.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"; got != want {
+	want := "emqx-emqx-enterprise@emqx-emqx-enterprise-2.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"
+	if got := cluster.NodeName(pod, env); got != want {
 		t.Fatalf("node %q, want %q", got, want)
 	}
 	if users, _ := Credentials(pod, env, src); users["admin"] != "kemqx-dashboard-pw" {
 		t.Fatalf("users %v: the chart's password comes from its ConfigMap", users)
 	}
 	// Read without its ConfigMap, as this project once did, the name is wrong: EMQX_NAME's default.
-	if got := cluster.NodeName(pod, cluster.Env(pod, cluster.Sources{})); got != "emqx@emqx-emqx-enterprise-2.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local" {
+	want = "emqx@emqx-emqx-enterprise-2.emqx-emqx-enterprise-headless.mqtt.svc.cluster.local"
+	if got := cluster.NodeName(pod, cluster.Env(pod, cluster.Sources{})); got != want {
 		t.Fatalf("node without the ConfigMap %q", got)
 	}
 }

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // The webhook learns on day one that it cannot authenticate to a cluster: a Warning Event on the

@@ -19,6 +19,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // Automatic rebalance (opt-in: StatefulSet annotation AnnRebalance: "auto", or --auto-rebalance):
@@ -119,7 +120,7 @@ func (m *Membership) autoRebalance(
 	ctx context.Context,
 	sts *appsv1.StatefulSet,
 	pods []corev1.Pod,
-	conn EMQX,
+	conn observe.EMQX,
 	nodes []emqx.Node,
 ) time.Duration {
 	if !m.AutoRebalance && sts.Annotations[AnnRebalance] != "auto" {

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // autoFixture: a StatefulSet of 4 whose fourth pod just joined empty, opted into auto-rebalance.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // Controller closes the loops admission cannot:
@@ -106,9 +107,9 @@ func (c *Controller) act(
 	ctx context.Context,
 	w decide.FollowedPod,
 	judge func(decide.FollowedPod) decide.Action,
-	see func(context.Context, *corev1.Pod) (EMQX, *decide.NodeSeen),
+	see func(context.Context, *corev1.Pod) (observe.EMQX, *decide.NodeSeen),
 ) (ctrl.Result, error) {
-	var conn EMQX
+	var conn observe.EMQX
 	for {
 		a := judge(w)
 		switch a.Need {
@@ -127,8 +128,9 @@ func (c *Controller) act(
 }
 
 // seeEvacuation reads the global status for Follow: the evacuation of the node the pod records.
-func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, *decide.NodeSeen) {
-	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Node: pod.Annotations[decide.AnnNode], Status: true})
+func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *decide.NodeSeen) {
+	q := observe.Question{Node: pod.Annotations[decide.AnnNode], Status: true}
+	o := observe.Node(ctx, c.Gate.EMQX, c.Gate.Kube, pod, q)
 	if o.Err != nil {
 		return nil, &decide.NodeSeen{Err: o.Err, Stale: o.Stale}
 	}
@@ -136,8 +138,8 @@ func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (EMQX, 
 }
 
 // seeNode finds the pod's node and its evacuation for Reopen.
-func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *decide.NodeSeen) {
-	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Status: true})
+func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *decide.NodeSeen) {
+	o := observe.Node(ctx, c.Gate.EMQX, c.Gate.Kube, pod, observe.Question{Status: true})
 	switch {
 	case o.Err != nil:
 		return nil, &decide.NodeSeen{Err: o.Err, Stale: o.Stale}
@@ -151,7 +153,7 @@ func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (EMQX, *decid
 
 // seen is what Follow and Reopen judge of the node: its evacuation, the node as listed now and
 // how to read its session count.
-func seen(o NodeState, node string) *decide.NodeSeen {
+func seen(o observe.NodeState, node string) *decide.NodeSeen {
 	s := &decide.NodeSeen{Node: node, Listed: o.Node, Durable: o.Durable}
 	s.Evacuation, s.Evacuating = o.Status.Evacuation(node)
 	return s

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // apply is the executor: it carries out effects on the pod (and its owner) in order. Failed
@@ -78,7 +79,7 @@ func (g *Gate) apply(ctx context.Context, pod *corev1.Pod, ownerMeta metav1.Obje
 // startEvacuation carries out a decision's StartRequest: the rebalances first, then the evacuation.
 func (g *Gate) startEvacuation(
 	ctx context.Context,
-	conn EMQX,
+	conn observe.EMQX,
 	pod *corev1.Pod,
 	req *decide.StartRequest,
 ) *decide.StartOutcome {

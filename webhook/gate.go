@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,14 +16,18 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // Gate makes the decisions. Its clients, recorder and clock are injected.
 type Gate struct {
-	Matcher  Matcher              // which pods are EMQX
+	Matcher  cluster.Matcher      // which pods are EMQX
 	Client   client.Client        // cached reads; writes annotations
 	Kube     kubernetes.Interface // uncached reads of the ConfigMaps and Secrets a pod's environment names (nil: none)
-	EMQX     Connector
+	EMQX     observe.Connector
 	Recorder record.EventRecorder
 	Clock    clock.PassiveClock
 	Config   decide.Config
@@ -40,7 +43,7 @@ type Gate struct {
 // limit. It waits only as long as ctx allows. Replicas are not coordinated: EMQX's
 // already_started keeps a node from starting twice.
 func (g *Gate) lock(ctx context.Context, pod *corev1.Pod) (func(), bool) {
-	m, _ := g.locks.LoadOrStore(ClusterKey(pod), make(chan struct{}, 1))
+	m, _ := g.locks.LoadOrStore(observe.ClusterKey(pod), make(chan struct{}, 1))
 	sem := m.(chan struct{})
 	select {
 	case sem <- struct{}{}:
@@ -106,7 +109,7 @@ func (g *Gate) removal(
 	// would have held, and says so.
 	audit := s.Settings.Audit && !dryRun
 	s.DryRun = s.DryRun || audit
-	var conn EMQX
+	var conn observe.EMQX
 	for {
 		d := decide.Decide(s)
 		switch d.Need {

@@ -32,6 +32,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 const ns = "mqtt"
@@ -47,7 +48,7 @@ type simConnector struct {
 	rejected bool // EMQX refuses every credential
 }
 
-func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (EMQX, error) {
+func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (observe.EMQX, error) {
 	if s.rejected {
 		return nil, &cluster.CredentialsError{
 			Via:   "pod " + pod.Name,
@@ -556,7 +557,7 @@ func TestRequestUsesFlagsAndStatefulSetAnnotations(t *testing.T) {
 	}
 }
 
-func mustClient(t *testing.T, f *fixture) EMQX {
+func mustClient(t *testing.T, f *fixture) observe.EMQX {
 	c, err := f.conn.Connect(context.Background(), f.pod(1))
 	if err != nil {
 		t.Fatal(err)
@@ -657,7 +658,7 @@ func TestConcurrentRemovalsStartOnceAndRespectTheLimit(t *testing.T) {
 
 // staleEMQX reads a global_status from before someone else's start: the race in which the
 // webhook's own start meets already_started.
-type staleEMQX struct{ EMQX }
+type staleEMQX struct{ observe.EMQX }
 
 func (s staleEMQX) GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error) {
 	g, err := s.EMQX.GlobalStatus(ctx)
@@ -667,7 +668,7 @@ func (s staleEMQX) GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error) 
 
 type staleConnector struct{ *simConnector }
 
-func (s staleConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error) {
+func (s staleConnector) Connect(ctx context.Context, pod *corev1.Pod) (observe.EMQX, error) {
 	c, err := s.simConnector.Connect(ctx, pod)
 	return staleEMQX{c}, err
 }
@@ -708,14 +709,14 @@ func TestExtraSelectorMarksFurtherPodsAsEMQX(t *testing.T) {
 	f.update(p)
 	expect(t, f.removal(0), true, decide.ReasonNotEMQX, "")
 	sel, _ := labels.Parse("app=my-broker")
-	f.gate.Matcher = Matcher{Extra: sel}
+	f.gate.Matcher = cluster.Matcher{Extra: sel}
 	expect(t, f.removal(0), false, decide.ReasonStarted, "")
 }
 
 // blockingEMQX never answers until its context ends: an EMQX API that hangs.
 type blockingConnector struct{}
 
-func (blockingConnector) Connect(ctx context.Context, _ *corev1.Pod) (EMQX, error) {
+func (blockingConnector) Connect(ctx context.Context, _ *corev1.Pod) (observe.EMQX, error) {
 	<-ctx.Done()
 	return nil, &emqx.UnreachableError{URL: "http://198.18.1.2:18083", Err: ctx.Err()}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // Membership makes the core nodes of pods a StatefulSet scaled away for good leave the EMQX
@@ -136,7 +137,7 @@ const ReasonSiteForgotten = "DurableStorageSiteForgotten"
 // emqx-operator 3 does): EMQX keeps listing it otherwise. Nothing to do without durable storage
 // (404) or before 6.0 (no such endpoint: 404 too). A site that still holds replicas is refused by
 // EMQX and logged.
-func (m *Membership) forgetSite(ctx context.Context, conn EMQX, sts *appsv1.StatefulSet, node string) {
+func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *appsv1.StatefulSet, node string) {
 	ids, err := conn.Sites(ctx)
 	if err != nil {
 		return

@@ -1,8 +1,9 @@
 package webhook
 
 import (
-	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 // Metrics count the webhook's decisions, ways out included.

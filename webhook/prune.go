@@ -5,6 +5,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // Pruner forgets, in every replica, what the webhook keeps per EMQX cluster once the cluster is
@@ -42,7 +44,7 @@ func (p *Pruner) Prune(ctx context.Context) error {
 	live := map[string]bool{}
 	for i := range pods.Items {
 		if pod := &pods.Items[i]; p.Gate.Matcher.Match(pod.Labels) {
-			live[ClusterKey(pod)] = true
+			live[observe.ClusterKey(pod)] = true
 		}
 	}
 	p.Gate.locks.Range(func(k, _ any) bool {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +19,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 
 	"gomodules.xyz/jsonpatch/v2"
 )
@@ -68,7 +71,7 @@ func LeaseAlive(kube kubernetes.Interface, namespace, name string, clk clock.Pas
 
 // PodCreateHandler adds the serving readiness gate to EMQX pods whose routing is opted in.
 type PodCreateHandler struct {
-	Matcher Matcher
+	Matcher cluster.Matcher
 	Reader  client.Reader // the StatefulSet cache
 	All     bool          // --routing-gate: every EMQX pod
 	Alive   ControllerAlive
@@ -143,7 +146,7 @@ func hasGate(pod *corev1.Pod) bool {
 // otherwise, and True when EMQX cannot be asked (the gate never holds a pod out on doubt).
 func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
 	serving, why := true, "EMQX node serves clients"
-	o := Observe(ctx, c.Gate.EMQX, c.Gate.Kube, pod, Question{Status: true})
+	o := observe.Node(ctx, c.Gate.EMQX, c.Gate.Kube, pod, observe.Question{Status: true})
 	if o.Err != nil {
 		if o.Stale {
 			c.Gate.EMQX.Forget(pod)

@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // The gate's reads: what a Snapshot holds, gathered from the cache, EMQX and this replica's memory.
@@ -92,12 +93,12 @@ func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) d
 
 // askEMQX reads the pod's node and the cluster's global status (Observe). A failure is a fact of
 // the snapshot, not an error: the decision knows what to do with it.
-func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (EMQX, *decide.EMQXState) {
+func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *decide.EMQXState) {
 	failed := func(err error, stale bool) *decide.EMQXState {
 		g.Log.Info("EMQX API failed", "pod", klog.KObj(pod), "error", err.Error())
 		return &decide.EMQXState{Err: err, Stale: stale}
 	}
-	o := Observe(ctx, g.EMQX, g.Kube, pod, Question{Status: true})
+	o := observe.Node(ctx, g.EMQX, g.Kube, pod, observe.Question{Status: true})
 	switch {
 	case o.Err != nil:
 		return nil, failed(o.Err, o.Stale)
@@ -208,7 +209,7 @@ func leavesForGood(owner metav1.Object, pod *corev1.Pod, replicas *int32) bool {
 // askStorage reads durable storage for the removal of node's pod: its site and what it holds,
 // every site's node and state, and the DBs' replica sets. leaving are the EMQX nodes that go. A
 // cluster without durable storage answers 404: nothing to move.
-func askStorage(ctx context.Context, conn EMQX, node string, leaving map[string]bool) *decide.StorageState {
+func askStorage(ctx context.Context, conn observe.EMQX, node string, leaving map[string]bool) *decide.StorageState {
 	st := &decide.StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
 	ids, err := conn.Sites(ctx)
 	if emqx.IsHTTPStatus(err, http.StatusNotFound) { // no durable storage
@@ -251,7 +252,7 @@ func askStorage(ctx context.Context, conn EMQX, node string, leaving map[string]
 }
 
 // moveReplicas asks EMQX to keep each DB's replicas on the given sites.
-func moveReplicas(ctx context.Context, conn EMQX, moves map[string][]string) error {
+func moveReplicas(ctx context.Context, conn observe.EMQX, moves map[string][]string) error {
 	for _, db := range slices.Sorted(maps.Keys(moves)) {
 		if err := conn.SetReplicaSites(ctx, db, moves[db]); err != nil {
 			return fmt.Errorf("move the replicas of durable storage %s: %w", db, err)

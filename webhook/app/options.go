@@ -58,7 +58,7 @@ type Options struct {
 	Decisions          decide.Config
 	Log                zap.Options
 	clientAuth         *certs.ClientAuth // Complete: nil answers any caller of the admission port
-	matcher            webhook.Matcher
+	matcher            cluster.Matcher
 }
 
 // NewOptions are the defaults.

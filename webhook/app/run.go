@@ -31,6 +31,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // leaderElectionID names the controller's lease; the routing gate reads it to know a controller runs.
@@ -73,7 +74,7 @@ func (o *Options) Run(ctx context.Context) error {
 		Matcher: o.matcher,
 		Client:  mgr.GetClient(),
 		Kube:    kube,
-		EMQX: &webhook.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
+		EMQX: &observe.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
 			Rejected: cluster.Rejected{Clock: clock.RealClock{}}},
 		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
 		Clock:    clock.RealClock{},

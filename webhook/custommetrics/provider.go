@@ -20,7 +20,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
-	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // The metrics, per pod, from GET /api/v5/nodes of the pod's EMQX cluster.
@@ -37,10 +37,10 @@ var pods = schema.GroupResource{Resource: "pods"}
 
 // Provider implements provider.CustomMetricsProvider for EMQX pods.
 type Provider struct {
-	Matcher webhook.Matcher
+	Matcher cluster.Matcher
 	Reader  client.Reader        // cached reads of pods
 	Kube    kubernetes.Interface // a pod's ConfigMaps and Secrets, when its node name needs its environment
-	EMQX    webhook.Connector
+	EMQX    observe.Connector
 	Clock   clock.PassiveClock
 	Log     logr.Logger
 }
@@ -120,7 +120,7 @@ func (p *Provider) values(ctx context.Context, list []corev1.Pod, metric string)
 		if !p.Matcher.Match(pod.Labels) || !cluster.Running(pod) || pod.DeletionTimestamp != nil {
 			continue
 		}
-		key := webhook.ClusterKey(pod)
+		key := observe.ClusterKey(pod)
 		if groups[key] == nil {
 			keys = append(keys, key)
 		}
@@ -129,7 +129,7 @@ func (p *Provider) values(ctx context.Context, list []corev1.Pod, metric string)
 	now := metav1.NewTime(p.Clock.Now())
 	var out []custom_metrics.MetricValue
 	for _, key := range keys {
-		o := webhook.Observe(ctx, p.EMQX, p.Kube, groups[key][0], webhook.Question{})
+		o := observe.Node(ctx, p.EMQX, p.Kube, groups[key][0], observe.Question{})
 		if o.Err != nil {
 			if o.Stale {
 				p.EMQX.Forget(groups[key][0])

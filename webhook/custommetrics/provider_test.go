@@ -17,12 +17,12 @@ import (
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
-	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // fakeEMQX answers GET /api/v5/nodes with nodes, or fails with err.
 type fakeEMQX struct {
-	webhook.EMQX
+	observe.EMQX
 	nodes []emqx.Node
 	err   error
 }
@@ -35,7 +35,7 @@ type connector struct {
 	forgotten  int
 }
 
-func (c *connector) Connect(_ context.Context, pod *corev1.Pod) (webhook.EMQX, error) {
+func (c *connector) Connect(_ context.Context, pod *corev1.Pod) (observe.EMQX, error) {
 	f, ok := c.byInstance[pod.Labels["app.kubernetes.io/instance"]]
 	if !ok {
 		return nil, errors.New("no such cluster")

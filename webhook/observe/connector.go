@@ -1,9 +1,10 @@
-package webhook
+package observe
 
 import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -16,9 +17,6 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 )
-
-// Matcher tells EMQX pods and workloads by their labels (one rule with the plugin).
-type Matcher = cluster.Matcher
 
 // EMQX is what the webhook asks of an EMQX cluster.
 type EMQX interface {
@@ -50,7 +48,7 @@ type Connector interface {
 // PodConnector reaches EMQX at pod IPs (the webhook runs inside the cluster), with the
 // credentials the cluster carries, and keeps one working connection per EMQX cluster.
 type PodConnector struct {
-	Matcher Matcher              // which pods and StatefulSets are EMQX
+	Matcher cluster.Matcher      // which pods and StatefulSets are EMQX
 	Reader  client.Reader        // cached reads of pods and workloads
 	Secrets kubernetes.Interface // uncached reads of Secrets (no list/watch on Secrets)
 	Timeout time.Duration        // per EMQX request
@@ -87,7 +85,7 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 		},
 	}
 	if c.Timeout > 0 {
-		access.Options = append(access.Options, emqx.WithHTTPClient(httpClient(c.Timeout)))
+		access.Options = append(access.Options, emqx.WithHTTPClient(&http.Client{Timeout: c.Timeout}))
 	}
 	// Prefer any other pod: the one being removed may go away under us.
 	conn, err = cluster.Connect(ctx, access, cl, pod.Name)

@@ -1,7 +1,8 @@
-package webhook
+package observe
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"strconv"
@@ -12,10 +13,35 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
+
+const ns = "mqtt"
+
+var emqxLabels = map[string]string{"app.kubernetes.io/name": "emqx", "app.kubernetes.io/instance": "emqx"}
+
+func node(i int) string { return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.svc.cluster.local", i) }
+
+// readyPod is emqx-i of StatefulSet emqx, Running and Ready.
+func readyPod(i int, uid string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      fmt.Sprintf("emqx-%d", i),
+			Namespace: ns,
+			Labels:    emqxLabels,
+			UID:       types.UID(uid),
+			OwnerReferences: []metav1.OwnerReference{
+				{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr.To(true)},
+			},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+}
 
 // A cached connection is reused only while the pod it goes through is the same pod (UID) at the
 // same IP: a pod that went and another that has its IP now gets neither the credentials nor trust.
@@ -49,7 +75,7 @@ func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
 		},
 	}
 	kube := fake.NewClientBuilder().WithObjects(sts, pods[0], pods[1]).Build()
-	c := &PodConnector{Matcher: Matcher{}, Reader: kube, Secrets: kubefake.NewClientset()}
+	c := &PodConnector{Matcher: cluster.Matcher{}, Reader: kube, Secrets: kubefake.NewClientset()}
 	ctx := context.Background()
 	first, err := c.Connect(ctx, pods[1]) // any pod but the one removed: through emqx-0
 	if err != nil {
@@ -74,5 +100,18 @@ func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
 	}
 	if next == first {
 		t.Fatal("the connection was reused through another pod at the same IP")
+	}
+}
+
+// Prune drops the connections of clusters that are not live, and only those.
+func TestPruneDropsConnectionsOfGoneClusters(t *testing.T) {
+	c := &PodConnector{conns: map[string]*cluster.Conn{"mqtt/emqx": {}, "gone/emqx": {}}}
+	c.Prune(map[string]bool{"mqtt/emqx": true})
+	if c.conns["mqtt/emqx"] == nil || c.conns["gone/emqx"] != nil {
+		t.Fatalf("after a prune: %v", c.conns)
+	}
+	c.Prune(map[string]bool{})
+	if len(c.conns) != 0 {
+		t.Fatalf("the last cluster is gone, its connection stays: %v", c.conns)
 	}
 }

@@ -1,4 +1,4 @@
-package webhook
+package observe
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 )
 
-// Question says what Observe asks EMQX beyond the cluster's nodes.
+// Question says what Node asks EMQX beyond the cluster's nodes.
 type Question struct {
 	// Node names the pod's node when it is known (the controller records it on the pod): its
 	// nodes are then read only when an evacuation needs judging. Empty: found among the nodes.
@@ -35,9 +35,9 @@ type NodeState struct {
 	Durable  evacuation.Durability
 }
 
-// Observe is the one place the webhook asks EMQX about a pod's node: the gate's snapshot, the
+// Node is the one place the webhook asks EMQX about a pod's node: the gate's snapshot, the
 // controller's Follow and Reopen, the routing gate and the custom metrics all come through it.
-func Observe(ctx context.Context, c Connector, kube kubernetes.Interface, pod *corev1.Pod, q Question) NodeState {
+func Node(ctx context.Context, c Connector, kube kubernetes.Interface, pod *corev1.Pod, q Question) NodeState {
 	conn, err := c.Connect(ctx, pod)
 	if err != nil {
 		return NodeState{Err: err}

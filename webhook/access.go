@@ -177,14 +177,14 @@ func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.St
 		}
 		switch {
 		case result == AccessRejected:
-			a.Gate.event(s, corev1.EventTypeWarning, ReasonCredentialsRejected, "%s", detail)
+			a.Gate.Exec.Event(s, corev1.EventTypeWarning, ReasonCredentialsRejected, "%s", detail)
 		case result == AccessUnreachable:
-			a.Gate.event(s, corev1.EventTypeWarning, ReasonAccessUnreachable, "%s", detail)
+			a.Gate.Exec.Event(s, corev1.EventTypeWarning, ReasonAccessUnreachable, "%s", detail)
 		case prev != "":
-			a.Gate.event(s, corev1.EventTypeNormal, ReasonAccessRestored, "%s", detail)
+			a.Gate.Exec.Event(s, corev1.EventTypeNormal, ReasonAccessRestored, "%s", detail)
 		}
 		a.Gate.Log.Info("EMQX API access", "cluster", key, "result", result, "detail", detail)
-		_ = a.Gate.patchAnnotations(ctx, s, map[string]*string{AnnAPIAccess: &value}) // logged; checked again next time
+		_ = a.Gate.Exec.PatchAnnotations(ctx, s, map[string]*string{AnnAPIAccess: &value}) // logged; checked again next time
 	}
 	return true
 }

@@ -172,7 +172,7 @@ func (m *Membership) autoRebalance(
 	considered := map[string]*string{AnnMembership: ptr.To(fingerprint + " " + f[1] + " considered")}
 	t, err := thresholds(sts)
 	if err != nil {
-		m.Gate.event(sts, corev1.EventTypeWarning, ReasonRebalanceConfig, "automatic rebalance not started: %v", err)
+		m.Gate.Exec.Event(sts, corev1.EventTypeWarning, ReasonRebalanceConfig, "automatic rebalance not started: %v", err)
 		m.setAnnotations(ctx, sts, considered)
 		return 0
 	}
@@ -199,13 +199,13 @@ func (m *Membership) autoRebalance(
 		WaitHealthCheck:  decide.DurationAnnotation(sts, decide.AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
 		WaitTakeover:     decide.DurationAnnotation(sts, decide.AnnWaitTakeover, m.Gate.Config.WaitTakeover),
 	}
-	if err := conn.StartRebalance(ctx, coord, req); err != nil {
+	if err := m.Gate.Exec.StartRebalance(ctx, conn, coord, req); err != nil {
 		what := "EMQX refused it: " + decide.Shorten(err)
 		if emqx.IsNothingToBalance(err) {
 			what = "EMQX says there is nothing to balance"
 		}
-		m.Gate.event(sts, corev1.EventTypeWarning, ReasonRebalanceRefused, "automatic rebalance not started: %s", what)
-		m.Gate.Metrics.action(ReasonRebalanceRefused)
+		m.Gate.Exec.Event(sts, corev1.EventTypeWarning, ReasonRebalanceRefused, "automatic rebalance not started: %s", what)
+		m.Gate.Exec.Count(ReasonRebalanceRefused)
 		considered[AnnRebalanceResult] = ptr.To("refused " + now.UTC().Format(time.RFC3339) + ": " + what)
 		m.setAnnotations(ctx, sts, considered)
 		return 0
@@ -223,7 +223,7 @@ func (m *Membership) autoRebalance(
 	if p, ok := cluster.PodOfNode(pods, coord); ok {
 		coordPod = p.Name
 	}
-	m.Gate.event(
+	m.Gate.Exec.Event(
 		sts,
 		corev1.EventTypeNormal,
 		ReasonRebalanceStarted,
@@ -235,7 +235,7 @@ func (m *Membership) autoRebalance(
 		coordPod,
 	)
 	m.Gate.Log.Info("automatic rebalance started", "statefulset", klog.KObj(sts), "coordinator", coord)
-	m.Gate.Metrics.action(ReasonRebalanceStarted)
+	m.Gate.Exec.Count(ReasonRebalanceStarted)
 	return followEvery
 }
 
@@ -305,7 +305,7 @@ func (m *Membership) judge(
 		AnnRebalanceResult: ptr.To(
 			fmt.Sprintf("%s %s: %s", strings.TrimPrefix(reason, "Rebalance"), now.UTC().Format(time.RFC3339), detail),
 		)})
-	m.Gate.event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)
+	m.Gate.Exec.Event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)
 	m.Gate.Log.Info(
 		"automatic rebalance ended",
 		"statefulset",
@@ -315,7 +315,7 @@ func (m *Membership) judge(
 		"detail",
 		detail,
 	)
-	m.Gate.Metrics.action(reason)
+	m.Gate.Exec.Count(reason)
 }
 
 // settled: every pod the StatefulSet wants exists, runs, is Ready and has its node running, and

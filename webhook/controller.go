@@ -27,19 +27,6 @@ type Controller struct {
 	Poll time.Duration // how often an evacuation in progress is checked
 }
 
-// evacuationMarks are the annotations of an evacuation on its pod; forgetting one clears them all.
-var evacuationMarks = []string{
-	decide.AnnStartedAt,
-	decide.AnnNode,
-	decide.AnnReason,
-	decide.AnnCompletedAt,
-	decide.AnnStartedBy,
-	decide.AnnLastRequest,
-	decide.AnnScaleGeneration,
-	decide.AnnSessionsLeft,
-	decide.AnnStalledSince,
-}
-
 // SetupWithManager registers the controller for EMQX pods.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
@@ -84,7 +71,7 @@ func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Resul
 		Poll:     c.Poll,
 	}
 	if pod.Annotations[decide.AnnStartedAt] != "" {
-		if since, ok := c.Gate.marks.peek(pod.UID, decide.AnnCompletedAt); ok {
+		if since, ok := c.Gate.Exec.Marks.Peek(pod.UID, decide.AnnCompletedAt); ok {
 			w.EmptySince = decide.Mark{Since: since, Known: true}
 		}
 		return c.act(ctx, w, decide.Follow, c.seeEvacuation)
@@ -116,10 +103,10 @@ func (c *Controller) act(
 		case decide.NeedEMQX:
 			conn, w.EMQX = see(ctx, w.Pod)
 		case decide.NeedStop:
-			err := conn.StopEvacuation(ctx, a.Stop)
+			err := c.Gate.Exec.StopEvacuation(ctx, conn, a.Stop)
 			w.Stopped = &err
 		default:
-			if err := c.Gate.apply(ctx, w.Pod, w.Owner, a.Effects); err != nil {
+			if err := c.Gate.Exec.Apply(ctx, w.Pod, w.Owner, a.Effects); err != nil {
 				return ctrl.Result{}, err
 			}
 			return ctrl.Result{RequeueAfter: a.Requeue}, nil

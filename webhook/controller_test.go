@@ -154,7 +154,7 @@ func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
 	if f.evacuation(0) != "" {
 		t.Fatalf("evacuation %q still running after abandon-after without a request", f.evacuation(0))
 	}
-	for _, k := range evacuationMarks {
+	for _, k := range decide.EvacuationAnnotations() {
 		if v := f.pod(0).Annotations[k]; v != "" {
 			t.Fatalf("annotation %s=%q left behind", k, v)
 		}
@@ -192,7 +192,7 @@ func TestControllerLeavesEvacuationsItDidNotStart(t *testing.T) {
 func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	failing := true
-	f.gate.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
+	f.gate.Exec.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch,
 			opts ...client.PatchOption) error {
 			if _, isSts := obj.(*appsv1.StatefulSet); isSts && failing {
@@ -201,6 +201,7 @@ func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 			return c.Patch(ctx, obj, p, opts...)
 		},
 	})
+	f.gate.Client = f.gate.Exec.Client
 	f.removal(0)
 	for f.evacuation(0) != "prohibiting" {
 		f.sim.Advance(time.Second)

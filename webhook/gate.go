@@ -12,30 +12,29 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // Gate makes the decisions. Its clients, recorder and clock are injected.
 type Gate struct {
-	Matcher  cluster.Matcher      // which pods are EMQX
-	Client   client.Client        // cached reads; writes annotations
-	Kube     kubernetes.Interface // uncached reads of the ConfigMaps and Secrets a pod's environment names (nil: none)
-	EMQX     observe.Connector
-	Recorder record.EventRecorder
-	Clock    clock.PassiveClock
-	Config   decide.Config
-	Log      logr.Logger
-	Metrics  *Metrics
+	Matcher cluster.Matcher      // which pods are EMQX
+	Client  client.Client        // cached reads; writes annotations
+	Kube    kubernetes.Interface // uncached reads of the ConfigMaps and Secrets a pod's environment names (nil: none)
+	EMQX    observe.Connector
+	Exec    *effects.Executor // the only writer; its marks keep the first-seen times of timed states
+	Clock   clock.PassiveClock
+	Config  decide.Config
+	Log     logr.Logger
+	Metrics *Metrics
 
 	locks sync.Map // per EMQX cluster: a semaphore; decisions that may start an evacuation run one at a time
-	marks marks    // first-seen times of timed states, in case an annotation write fails
 }
 
 // lock serialises decisions about one EMQX cluster within this replica, so concurrent requests
@@ -124,18 +123,19 @@ func (g *Gate) removal(
 		case decide.NeedTargets:
 			s.Leaving = g.leavingNodes(ctx, s, replicas)
 		case decide.NeedStart:
-			s.Started = g.startEvacuation(ctx, conn, pod, d.Start)
+			s.Started = g.Exec.StartEvacuation(ctx, conn, pod, d.Start)
 		case decide.NeedStorage:
-			s.Storage = askStorage(ctx, conn, s.EMQX.Node.Node, s.Leaving)
+			st, err := observe.Storage(ctx, conn, s.EMQX.Node.Node, s.Leaving)
+			s.Storage = &decide.StorageState{Storage: st, Err: err}
 		case decide.NeedMove:
-			err := moveReplicas(ctx, conn, d.Moves)
+			err := g.Exec.MoveReplicas(ctx, conn, d.Moves)
 			s.Moved = &err
 		default:
 			if audit {
 				return g.wouldHold(pod, d.Verdict)
 			}
 			if !dryRun {
-				_ = g.apply(ctx, pod, s.Owner, d.Effects) // logged; the controller retries the owner's record
+				_ = g.Exec.Apply(ctx, pod, s.Owner, d.Effects) // logged; the controller retries the owner's record
 			}
 			return d.Verdict
 		}
@@ -166,16 +166,16 @@ func (g *Gate) NotInCache(ns, name string) decide.Verdict {
 func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) decide.Verdict {
 	now := g.Clock.Now()
 	key := types.UID("read:" + ns + "/" + name)
-	since := g.marks.firstSeen(key, "read", now)
+	since := g.Exec.Marks.FirstSeen(key, "read", now)
 	var v decide.Verdict
 	if now.Sub(since) >= g.Config.UnreachableGrace {
-		g.marks.forget(key, "read")
+		g.Exec.Marks.Forget(key, "read")
 		v = decide.Allow(
 			decide.ReasonUnreachable,
 			fmt.Sprintf("the webhook could not read pod %s/%s for %v (%s): removing it without evacuation",
 				ns, name, now.Sub(since).Round(time.Second), decide.Shorten(err)),
 		)
-		g.event(
+		g.Exec.Event(
 			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
 			corev1.EventTypeWarning,
 			decide.ReasonUnreachable,
@@ -217,7 +217,7 @@ func (g *Gate) noteRequest(ctx context.Context, pod *corev1.Pod) {
 	if last, ok := decide.Stamped(pod.Annotations, decide.AnnLastRequest, now); ok && now.Sub(last) < lastRequestEvery {
 		return
 	}
-	g.annotate(ctx, pod, map[string]*string{decide.AnnLastRequest: decide.Stamp(now)})
+	g.Exec.Annotate(ctx, pod, map[string]*string{decide.AnnLastRequest: decide.Stamp(now)})
 }
 
 func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }
@@ -229,6 +229,6 @@ func (g *Gate) wouldHold(pod *corev1.Pod, v decide.Verdict) decide.Verdict {
 		return v
 	}
 	msg := "audit mode (" + decide.AnnMode + "=" + decide.ModeAudit + " or --audit): allowed; would hold: " + v.Message
-	g.event(pod, corev1.EventTypeWarning, decide.ReasonWouldHold, "%s", msg)
+	g.Exec.Event(pod, corev1.EventTypeWarning, decide.ReasonWouldHold, "%s", msg)
 	return decide.Allow(decide.ReasonWouldHold, msg)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
@@ -144,8 +145,11 @@ func newFixture(t testing.TB, conns ...int64) *fixture {
 	}
 	cfg := decide.DefaultConfig()
 	cfg.WaitHealthCheck, cfg.WaitTakeover = ptr.To(time.Duration(0)), ptr.To(time.Duration(0))
-	f.gate = &Gate{Client: f.kube, EMQX: f.conn, Recorder: f.rec, Clock: f.clock, Config: cfg, Log: logr.Discard(),
-		Metrics: NewMetrics(prometheus.NewRegistry())}
+	metrics := NewMetrics(prometheus.NewRegistry())
+	exec := &effects.Executor{Client: f.kube, Recorder: f.rec, Clock: f.clock, Log: logr.Discard(), EMQX: f.conn,
+		Marks: &effects.Marks{}, Counted: metrics.Action}
+	f.gate = &Gate{Client: f.kube, EMQX: f.conn, Exec: exec, Clock: f.clock, Config: cfg, Log: logr.Discard(),
+		Metrics: metrics}
 	return f
 }
 
@@ -757,7 +761,7 @@ func TestEMQXProvidedTextIsEscapedInMessagesAndEvents(t *testing.T) {
 		t.Fatalf("%q", v.Message)
 	}
 	f := newFixture(t, 0)
-	f.gate.event(f.pod(0), corev1.EventTypeNormal, "X", "node %s", "a\x1b[2Jb")
+	f.gate.Exec.Event(f.pod(0), corev1.EventTypeNormal, "X", "node %s", "a\x1b[2Jb")
 	if ev := f.events(); strings.Contains(ev, "\x1b") {
 		t.Fatalf("event %q", ev)
 	}

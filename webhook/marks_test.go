@@ -15,11 +15,12 @@ import (
 
 // failWrites makes every patch of the gate's client fail, as writes timing out under load do.
 func (f *fixture) failWrites() {
-	f.gate.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
+	f.gate.Exec.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
 		Patch: func(context.Context, client.WithWatch, client.Object, client.Patch, ...client.PatchOption) error {
 			return errors.New("context deadline exceeded")
 		},
 	})
+	f.gate.Client = f.gate.Exec.Client
 }
 
 // A failed annotation write does not restart the clock: the unreachable grace still ends.

@@ -38,7 +38,7 @@ type Membership struct {
 
 // setAnnotations writes annotations on the StatefulSet (logged on failure; looked at again soon).
 func (m *Membership) setAnnotations(ctx context.Context, sts *appsv1.StatefulSet, ann map[string]*string) {
-	if err := m.Gate.patchAnnotations(ctx, sts, ann); err == nil {
+	if err := m.Gate.Exec.PatchAnnotations(ctx, sts, ann); err == nil {
 		if sts.Annotations == nil {
 			sts.Annotations = map[string]string{}
 		}
@@ -107,11 +107,11 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: m.Poll}, nil
 	}
 	for _, node := range Leavers(&sts, pods.Items, nodes) {
-		if err := conn.ForceLeave(ctx, node); err != nil && !emqx.IsNotInCluster(err) {
+		if err := m.Gate.Exec.ForceLeave(ctx, conn, node); err != nil && !emqx.IsNotInCluster(err) {
 			m.Gate.Log.Error(err, "force_leave", "statefulset", klog.KObj(&sts), "node", node)
 			continue
 		}
-		m.Gate.event(
+		m.Gate.Exec.Event(
 			&sts,
 			corev1.EventTypeNormal,
 			ReasonNodeLeft,
@@ -120,7 +120,7 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			sts.Name,
 		)
 		m.Gate.Log.Info("node left the cluster", "statefulset", klog.KObj(&sts), "node", node)
-		m.Gate.Metrics.action(ReasonNodeLeft)
+		m.Gate.Exec.Count(ReasonNodeLeft)
 		m.forgetSite(ctx, conn, &sts, node)
 	}
 	next := m.Poll
@@ -147,7 +147,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 		if err != nil || site.Node != node {
 			continue
 		}
-		if err := conn.ForgetSite(ctx, id); err != nil {
+		if err := m.Gate.Exec.ForgetSite(ctx, conn, id); err != nil {
 			if !emqx.IsHTTPStatus(err, http.StatusNotFound) {
 				m.Gate.Log.Error(
 					err,
@@ -162,7 +162,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 			}
 			return
 		}
-		m.Gate.event(
+		m.Gate.Exec.Event(
 			sts,
 			corev1.EventTypeNormal,
 			ReasonSiteForgotten,
@@ -179,7 +179,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 			"site",
 			id,
 		)
-		m.Gate.Metrics.action(ReasonSiteForgotten)
+		m.Gate.Exec.Count(ReasonSiteForgotten)
 		return
 	}
 }

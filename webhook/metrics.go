@@ -43,7 +43,8 @@ func (m *Metrics) ClientAuth(required bool) {
 	}
 }
 
-func (m *Metrics) action(reason string) {
+// Action counts one thing the controllers did, by reason.
+func (m *Metrics) Action(reason string) {
 	if m != nil {
 		m.actions.WithLabelValues(reason).Inc()
 	}

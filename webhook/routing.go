@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -164,16 +163,15 @@ func (c *Controller) syncServing(ctx context.Context, pod *corev1.Pod) (ctrl.Res
 			return ctrl.Result{RequeueAfter: c.Poll}, nil
 		}
 	}
-	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.PodCondition{{
+	cond := corev1.PodCondition{
 		Type:               ConditionServing,
 		Status:             status,
 		Reason:             reason,
 		Message:            why,
 		LastTransitionTime: metav1.NewTime(c.Gate.Clock.Now()),
-	}}}})
-	if err := c.Gate.Client.Status().Patch(ctx, pod,
-		client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("set %s of pod %s/%s: %w", ConditionServing, pod.Namespace, pod.Name, err)
+	}
+	if err := c.Gate.Exec.SetCondition(ctx, pod, cond); err != nil {
+		return ctrl.Result{}, err
 	}
 	c.Gate.Log.Info("routing gate", "pod", klog.KObj(pod), "serving", serving, "why", why)
 	return ctrl.Result{RequeueAfter: c.Poll}, nil

@@ -3,9 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"maps"
-	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,8 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
@@ -84,7 +79,7 @@ func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) d
 	// None, unreadable, or in the future (a clock ahead, a hand edit): counted from when this
 	// replica first saw it.
 	if !dryRun {
-		if since, ok := g.marks.peek(pod.UID, key); ok {
+		if since, ok := g.Exec.Marks.Peek(pod.UID, key); ok {
 			return decide.Mark{Since: since, Known: true}
 		}
 	}
@@ -204,61 +199,6 @@ func leavesForGood(owner metav1.Object, pod *corev1.Pod, replicas *int32) bool {
 	sts = scaledTo(sts, replicas)
 	_, member := cluster.Ordinal(sts, pod.Name)
 	return member && !cluster.Stays(sts, pod.Name)
-}
-
-// askStorage reads durable storage for the removal of node's pod: its site and what it holds,
-// every site's node and state, and the DBs' replica sets. leaving are the EMQX nodes that go. A
-// cluster without durable storage answers 404: nothing to move.
-func askStorage(ctx context.Context, conn observe.EMQX, node string, leaving map[string]bool) *decide.StorageState {
-	st := &decide.StorageState{Storage: evacuation.Storage{Going: map[string]bool{}, Up: map[string]bool{}}}
-	ids, err := conn.Sites(ctx)
-	if emqx.IsHTTPStatus(err, http.StatusNotFound) { // no durable storage
-		return st
-	}
-	if err != nil {
-		st.Err = err
-		return st
-	}
-	for _, id := range ids {
-		site, err := conn.Site(ctx, id)
-		if err != nil {
-			st.Err = err
-			return st
-		}
-		if site.Up {
-			st.Up[id] = true
-		}
-		if site.Node == node {
-			st.Site, st.Held = id, len(site.Shards)
-		}
-		if leaving[site.Node] || site.Node == node {
-			st.Going[id] = true
-		}
-	}
-	dbs, err := conn.Storages(ctx)
-	if err != nil {
-		st.Err = err
-		return st
-	}
-	for _, name := range dbs {
-		db, err := conn.Storage(ctx, name)
-		if err != nil {
-			st.Err = err
-			return st
-		}
-		st.DBs = append(st.DBs, db)
-	}
-	return st
-}
-
-// moveReplicas asks EMQX to keep each DB's replicas on the given sites.
-func moveReplicas(ctx context.Context, conn observe.EMQX, moves map[string][]string) error {
-	for _, db := range slices.Sorted(maps.Keys(moves)) {
-		if err := conn.SetReplicaSites(ctx, db, moves[db]); err != nil {
-			return fmt.Errorf("move the replicas of durable storage %s: %w", db, err)
-		}
-	}
-	return nil
 }
 
 // runningPodsOf counts the running EMQX pods of the pod's install, from the cache (0 when it

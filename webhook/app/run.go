@@ -31,6 +31,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
@@ -70,17 +71,28 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
+	conns := &observe.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
+		Rejected: cluster.Rejected{Clock: clock.RealClock{}}}
+	metrics := webhook.NewMetrics(crmetrics.Registry)
+	exec := &effects.Executor{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
+		Clock:    clock.RealClock{},
+		Log:      log.WithName("effects"),
+		EMQX:     conns,
+		Marks:    &effects.Marks{},
+		Counted:  metrics.Action,
+	}
 	gate := &webhook.Gate{
 		Matcher: o.matcher,
 		Client:  mgr.GetClient(),
 		Kube:    kube,
-		EMQX: &observe.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
-			Rejected: cluster.Rejected{Clock: clock.RealClock{}}},
-		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
-		Clock:    clock.RealClock{},
-		Config:   o.Decisions,
-		Log:      log.WithName("gate"),
-		Metrics:  webhook.NewMetrics(crmetrics.Registry),
+		EMQX:    conns,
+		Exec:    exec,
+		Clock:   clock.RealClock{},
+		Config:  o.Decisions,
+		Log:     log.WithName("gate"),
+		Metrics: metrics,
 	}
 	gate.Metrics.ClientAuth(o.clientAuth != nil)
 	o.register(mgr, gate, kube)

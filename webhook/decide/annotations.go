@@ -131,3 +131,19 @@ func Stamped(annotations map[string]string, key string, now time.Time) (time.Tim
 	t, err := time.Parse(time.RFC3339Nano, annotations[key])
 	return t, err == nil && !t.After(now)
 }
+
+// EvacuationAnnotations are the annotations of an evacuation on its pod; forgetting the
+// evacuation clears them all.
+func EvacuationAnnotations() []string {
+	return []string{
+		AnnStartedAt,
+		AnnNode,
+		AnnReason,
+		AnnCompletedAt,
+		AnnStartedBy,
+		AnnLastRequest,
+		AnnScaleGeneration,
+		AnnSessionsLeft,
+		AnnStalledSince,
+	}
+}

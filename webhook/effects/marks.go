@@ -1,4 +1,4 @@
-package webhook
+package effects
 
 import (
 	"sync"
@@ -7,11 +7,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// marks remembers, in memory, the first time this replica saw a pod enter a timed state (an
+// Marks remembers, in memory, the first time this replica saw a pod enter a timed state (an
 // evacuation, an API failure, a concurrency wait). Annotations carry that time across replicas and
 // restarts; this copy keeps the clock running when an annotation write fails, so a failed write
-// never stretches a hold.
-type marks struct {
+// never stretches a hold. The zero value is ready to use.
+type Marks struct {
 	mu   sync.Mutex
 	seen map[markKey]time.Time
 }
@@ -24,8 +24,8 @@ type markKey struct {
 // marksTTL: a mark older than this is forgotten (its pod is long gone, or its hold long over).
 const marksTTL = 48 * time.Hour
 
-// firstSeen returns the remembered time of (pod, key), remembering now when there is none.
-func (m *marks) firstSeen(pod types.UID, key string, now time.Time) time.Time {
+// FirstSeen returns the remembered time of (pod, key), remembering now when there is none.
+func (m *Marks) FirstSeen(pod types.UID, key string, now time.Time) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.seen == nil {
@@ -44,15 +44,15 @@ func (m *marks) firstSeen(pod types.UID, key string, now time.Time) time.Time {
 	return now
 }
 
-// forget drops the remembered time of (pod, key): the state it timed has ended.
-func (m *marks) forget(pod types.UID, key string) {
+// Forget drops the remembered time of (pod, key): the state it timed has ended.
+func (m *Marks) Forget(pod types.UID, key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.seen, markKey{pod, key})
 }
 
-// peek returns the remembered time of (pod, key), if any, remembering nothing.
-func (m *marks) peek(pod types.UID, key string) (time.Time, bool) {
+// Peek returns the remembered time of (pod, key), if any, remembering nothing.
+func (m *Marks) Peek(pod types.UID, key string) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.seen[markKey{pod, key}]

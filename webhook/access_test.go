@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/internal/webhooktest"
 )
 
 // The webhook learns on day one that it cannot authenticate to a cluster: a Warning Event on the
@@ -19,45 +20,45 @@ func TestAccessCheckReportsRejectedCredentialsBeforeAnythingIsRemoved(t *testing
 	f := newFixture(t, 10, 10)
 	reg := prometheus.NewRegistry()
 	a := NewAccessChecker(f.gate, 10*time.Minute, reg)
-	f.sts.Labels["app.kubernetes.io/name"] = "emqx"
-	f.sts.Spec.Template.Labels = emqxLabels
-	f.update(f.sts)
+	f.Sts.Labels["app.kubernetes.io/name"] = "emqx"
+	f.Sts.Spec.Template.Labels = webhooktest.Labels()
+	f.Update(f.Sts)
 	a.CheckDue(context.Background())
-	if got := f.statefulSet().Annotations[AnnAPIAccess]; !strings.HasPrefix(got, "ok ") {
+	if got := f.StatefulSet().Annotations[AnnAPIAccess]; !strings.HasPrefix(got, "ok ") {
 		t.Fatalf("annotation %q", got)
 	}
-	if ev := f.events(); ev != "" {
+	if ev := f.Events(); ev != "" {
 		t.Fatalf("a first ok check raised events: %q", ev)
 	}
-	f.conn.rejected = true
+	f.Conn.Rejected = true
 	a.CheckDue(context.Background()) // not due yet
-	if got := f.statefulSet().Annotations[AnnAPIAccess]; !strings.HasPrefix(got, "ok ") {
+	if got := f.StatefulSet().Annotations[AnnAPIAccess]; !strings.HasPrefix(got, "ok ") {
 		t.Fatalf("checked before the interval: %q", got)
 	}
-	f.clock.Step(10 * time.Minute)
+	f.Clock.Step(10 * time.Minute)
 	a.CheckDue(context.Background())
-	got := f.statefulSet().Annotations[AnnAPIAccess]
+	got := f.StatefulSet().Annotations[AnnAPIAccess]
 	if !strings.HasPrefix(got, "credentials-rejected ") || !strings.Contains(got, "BAD_USERNAME_OR_PWD") ||
 		!strings.Contains(got, decide.AnnCredentialsSecret) {
 		t.Fatalf("annotation %q", got)
 	}
-	if ev := f.events(); !strings.Contains(ev, "Warning EMQXCredentialsRejected") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning EMQXCredentialsRejected") {
 		t.Fatalf("events %q", ev)
 	}
 	if v := testutil.ToFloat64(a.gauge.WithLabelValues(ns, "emqx", AccessRejected)); v != 1 {
 		t.Fatalf("gauge rejected = %v", v)
 	}
-	f.conn.rejected = false
-	f.clock.Step(10 * time.Minute)
+	f.Conn.Rejected = false
+	f.Clock.Step(10 * time.Minute)
 	a.CheckDue(context.Background())
-	if ev := f.events(); !strings.Contains(ev, "Normal EMQXAPIAccessRestored") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal EMQXAPIAccessRestored") {
 		t.Fatalf("events %q", ev)
 	}
 	if v := testutil.ToFloat64(a.gauge.WithLabelValues(ns, "emqx", AccessRejected)); v != 0 {
 		t.Fatalf("gauge rejected = %v after access came back", v)
 	}
 	// The StatefulSet goes: so do its series and its last check.
-	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
+	if err := f.Kube.Delete(context.Background(), f.Sts); err != nil {
 		t.Fatal(err)
 	}
 	a.CheckDue(context.Background())

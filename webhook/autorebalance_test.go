@@ -15,33 +15,33 @@ import (
 // autoFixture: a StatefulSet of 4 whose fourth pod just joined empty, opted into auto-rebalance.
 func autoFixture(t *testing.T) (*fixture, *Membership) {
 	f := newFixture(t, 3000, 3000, 3000, 0)
-	f.sts.Annotations = map[string]string{
+	f.Sts.Annotations = map[string]string{
 		AnnRebalance:        "auto",
 		AnnAbsConnThreshold: "100",
 		AnnAbsSessThreshold: "100",
 		decide.AnnConnRate:  "500",
 		decide.AnnSessRate:  "500",
 	}
-	f.update(f.sts)
-	f.sts.Status.ReadyReplicas = 4
-	f.updateStatus(f.sts)
+	f.Update(f.Sts)
+	f.Sts.Status.ReadyReplicas = 4
+	f.UpdateStatus(f.Sts)
 	return f, &Membership{Gate: f.gate, Poll: 15 * time.Second, Cooldown: time.Minute}
 }
 
 func (f *fixture) reconcileMembership(m *Membership) ctrl.Result {
-	f.t.Helper()
+	f.T.Helper()
 	res, err := m.Reconcile(
 		context.Background(),
 		ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx"}},
 	)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return res
 }
 
 func (f *fixture) rebalancing() bool {
-	conn, _ := f.conn.Connect(context.Background(), f.pod(0))
+	conn, _ := f.Conn.Connect(context.Background(), f.Pod(0))
 	gs, err := conn.GlobalStatus(context.Background())
 	return err == nil && len(gs.Rebalances) > 0
 }
@@ -54,23 +54,23 @@ func TestAutoRebalanceAfterANodeJoinsEndsBalanced(t *testing.T) {
 	if res := f.reconcileMembership(m); f.rebalancing() || res.RequeueAfter != 15*time.Second {
 		t.Fatalf("started before the cool-down (requeue %v)", res.RequeueAfter)
 	}
-	f.clock.Step(time.Minute)
+	f.Clock.Step(time.Minute)
 	f.reconcileMembership(m)
-	if !f.rebalancing() || !strings.Contains(f.events(), "Normal RebalanceStarted") {
+	if !f.rebalancing() || !strings.Contains(f.Events(), "Normal RebalanceStarted") {
 		t.Fatal("no rebalance after the cool-down")
 	}
 	for i := 0; f.rebalancing() && i < 600; i++ {
-		f.sim.Advance(time.Second)
+		f.Sim.Advance(time.Second)
 	}
 	f.reconcileMembership(m)
-	if ev := f.events(); !strings.Contains(ev, "Normal RebalanceCompleted") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal RebalanceCompleted") {
 		t.Fatalf("events %q", ev)
 	}
-	if got := f.statefulSet().Annotations[AnnRebalanceResult]; !strings.HasPrefix(got, "Completed ") ||
+	if got := f.StatefulSet().Annotations[AnnRebalanceResult]; !strings.HasPrefix(got, "Completed ") ||
 		!strings.Contains(got, "connections per node") {
 		t.Fatalf("result %q", got)
 	}
-	f.clock.Step(time.Hour)
+	f.Clock.Step(time.Hour)
 	f.reconcileMembership(m)
 	if f.rebalancing() {
 		t.Fatal("a second rebalance for the same membership")
@@ -81,18 +81,18 @@ func TestAutoRebalanceAfterANodeJoinsEndsBalanced(t *testing.T) {
 func TestAutoRebalanceAbortedIsReportedAsAborted(t *testing.T) {
 	f, m := autoFixture(t)
 	f.reconcileMembership(m)
-	f.clock.Step(time.Minute)
+	f.Clock.Step(time.Minute)
 	f.reconcileMembership(m)
 	if !f.rebalancing() {
 		t.Fatal("no rebalance")
 	}
-	if err := f.sim.StopNode(node(3)); err != nil {
+	if err := f.Sim.StopNode(node(3)); err != nil {
 		t.Fatal(err)
 	}
-	delete(f.conn.urls, "emqx-3")
-	f.sim.Advance(5 * time.Second) // EMQX notices at its next RPC, and the coordinator gives up
+	delete(f.Conn.URLs, "emqx-3")
+	f.Sim.Advance(5 * time.Second) // EMQX notices at its next RPC, and the coordinator gives up
 	f.reconcileMembership(m)
-	if ev := f.events(); !strings.Contains(ev, "Warning RebalanceAborted") ||
+	if ev := f.Events(); !strings.Contains(ev, "Warning RebalanceAborted") ||
 		strings.Contains(ev, "RebalanceCompleted") {
 		t.Fatalf("events %q", ev)
 	}
@@ -101,12 +101,12 @@ func TestAutoRebalanceAbortedIsReportedAsAborted(t *testing.T) {
 // Thresholds EMQX would reject are refused with a clear Event, and nothing starts.
 func TestAutoRebalanceRefusesThresholdsEMQXWouldReject(t *testing.T) {
 	f, m := autoFixture(t)
-	f.sts.Annotations[AnnRelConnThreshold] = "1.0"
-	f.update(f.sts)
+	f.Sts.Annotations[AnnRelConnThreshold] = "1.0"
+	f.Update(f.Sts)
 	f.reconcileMembership(m)
-	f.clock.Step(time.Minute)
+	f.Clock.Step(time.Minute)
 	f.reconcileMembership(m)
-	if ev := f.events(); f.rebalancing() || !strings.Contains(ev, "Warning RebalanceConfigInvalid") ||
+	if ev := f.Events(); f.rebalancing() || !strings.Contains(ev, "Warning RebalanceConfigInvalid") ||
 		!strings.Contains(ev, "greater than 1.0") {
 		t.Fatalf("events %q", ev)
 	}
@@ -115,10 +115,10 @@ func TestAutoRebalanceRefusesThresholdsEMQXWouldReject(t *testing.T) {
 // Not opted in: nothing.
 func TestAutoRebalanceIsOptIn(t *testing.T) {
 	f, m := autoFixture(t)
-	delete(f.sts.Annotations, AnnRebalance)
-	f.update(f.sts)
+	delete(f.Sts.Annotations, AnnRebalance)
+	f.Update(f.Sts)
 	f.reconcileMembership(m)
-	f.clock.Step(time.Hour)
+	f.Clock.Step(time.Hour)
 	f.reconcileMembership(m)
 	if f.rebalancing() {
 		t.Fatal("rebalanced without opting in")
@@ -129,13 +129,13 @@ func TestAutoRebalanceIsOptIn(t *testing.T) {
 func TestAutoRebalanceEventsNamePods(t *testing.T) {
 	f, m := autoFixture(t)
 	f.reconcileMembership(m)
-	f.clock.Step(time.Minute)
+	f.Clock.Step(time.Minute)
 	f.reconcileMembership(m)
 	for i := 0; f.rebalancing() && i < 600; i++ {
-		f.sim.Advance(time.Second)
+		f.Sim.Advance(time.Second)
 	}
 	f.reconcileMembership(m)
-	ev := f.events()
+	ev := f.Events()
 	if !strings.Contains(ev, "coordinated by emqx-0") || !strings.Contains(ev, "emqx-3 ") ||
 		strings.Contains(ev, "svc.cluster.local") {
 		t.Fatalf("events %q", ev)

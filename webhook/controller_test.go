@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,31 +12,22 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
 func (f *fixture) reconcile(i int) ctrl.Result {
-	f.t.Helper()
+	f.T.Helper()
 	c := &Controller{Gate: f.gate, Poll: time.Second}
 	res, err := c.Reconcile(
 		context.Background(),
-		ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: f.pod(i).Name}},
+		ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: f.Pod(i).Name}},
 	)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return res
-}
-
-func (f *fixture) statefulSet() *appsv1.StatefulSet {
-	var s appsv1.StatefulSet
-	if err := f.kube.Get(context.Background(), client.ObjectKeyFromObject(f.sts), &s); err != nil {
-		f.t.Fatal(err)
-	}
-	return &s
 }
 
 func TestControllerTouchesOwnerWhenEvacuationCompletes(t *testing.T) {
@@ -46,48 +36,48 @@ func TestControllerTouchesOwnerWhenEvacuationCompletes(t *testing.T) {
 	if res := f.reconcile(0); res.RequeueAfter == 0 {
 		t.Fatal("an evacuation in progress is polled")
 	}
-	for f.evacuation(0) != "prohibiting" {
-		f.sim.Advance(time.Second)
+	for f.Evacuation(0) != "prohibiting" {
+		f.Sim.Advance(time.Second)
 	}
-	f.events()
+	f.Events()
 	f.reconcile(0)
-	if f.statefulSet().Annotations[decide.AnnRequeuedAt] == "" || f.pod(0).Annotations[decide.AnnCompletedAt] == "" {
-		t.Fatalf("owner %v pod %v", f.statefulSet().Annotations, f.pod(0).Annotations)
+	if f.StatefulSet().Annotations[decide.AnnRequeuedAt] == "" || f.Pod(0).Annotations[decide.AnnCompletedAt] == "" {
+		t.Fatalf("owner %v pod %v", f.StatefulSet().Annotations, f.Pod(0).Annotations)
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationCompleted") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal EvacuationCompleted") {
 		t.Fatalf("events %q", ev)
 	}
 }
 
 func TestControllerStopsEvacuationsOfAWithdrawnScaleDown(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Generation = 4
-	f.update(f.sts)
-	f.gate.ScaleDown(context.Background(), f.statefulSet(), 3, 2, false)
-	if f.evacuation(2) == "" || f.pod(2).Annotations[decide.AnnScaleGeneration] != "4" {
-		t.Fatalf("no evacuation, or no generation recorded: %v", f.pod(2).Annotations)
+	f.Sts.Generation = 4
+	f.Update(f.Sts)
+	f.gate.ScaleDown(context.Background(), f.StatefulSet(), 3, 2, false)
+	if f.Evacuation(2) == "" || f.Pod(2).Annotations[decide.AnnScaleGeneration] != "4" {
+		t.Fatalf("no evacuation, or no generation recorded: %v", f.Pod(2).Annotations)
 	}
 	// The controller sees the pod before the admitted scale-down lands: nothing is judged.
 	f.reconcile(2)
-	if f.evacuation(2) == "" {
+	if f.Evacuation(2) == "" {
 		t.Fatal("stopped before the scale-down landed")
 	}
-	down := f.statefulSet() // the scale-down lands (the API server bumps the generation)
+	down := f.StatefulSet() // the scale-down lands (the API server bumps the generation)
 	down.Spec.Replicas, down.Generation = ptr.To(int32(2)), 5
-	f.update(down)
+	f.Update(down)
 	f.reconcile(2)
-	if f.evacuation(2) == "" {
+	if f.Evacuation(2) == "" {
 		t.Fatal("stopped while the scale-down stands")
 	}
-	s := f.statefulSet() // withdrawn
+	s := f.StatefulSet() // withdrawn
 	s.Spec.Replicas, s.Generation = ptr.To(int32(3)), 6
-	f.update(s)
-	f.events()
+	f.Update(s)
+	f.Events()
 	f.reconcile(2)
-	if f.evacuation(2) != "" || f.pod(2).Annotations[decide.AnnStartedAt] != "" {
+	if f.Evacuation(2) != "" || f.Pod(2).Annotations[decide.AnnStartedAt] != "" {
 		t.Fatal("the evacuation of a pod that stays was not stopped")
 	}
-	if ev := f.events(); !strings.Contains(
+	if ev := f.Events(); !strings.Contains(
 		ev,
 		"Normal EvacuationStopped the scale-down of statefulset emqx was withdrawn",
 	) {
@@ -99,21 +89,21 @@ func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	// emqx-0 was removed while evacuated (old UID) and came back as uid-0 with the evacuation
 	// persisted on its volume.
-	s := f.statefulSet()
+	s := f.StatefulSet()
 	s.Annotations = map[string]string{decide.AnnEvacuatedPods: "emqx-0=old-uid,emqx-9=other"}
-	f.update(s)
-	c, _ := f.conn.Connect(context.Background(), f.pod(1))
+	f.Update(s)
+	c, _ := f.Conn.Connect(context.Background(), f.Pod(1))
 	if err := c.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcile(0)
-	if f.evacuation(0) != "" {
+	if f.Evacuation(0) != "" {
 		t.Fatal("the stale evacuation is still running")
 	}
-	if got := f.statefulSet().Annotations[decide.AnnEvacuatedPods]; got != "emqx-9=other" {
+	if got := f.StatefulSet().Annotations[decide.AnnEvacuatedPods]; got != "emqx-9=other" {
 		t.Fatalf("records %q", got)
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal StaleEvacuationStopped") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal StaleEvacuationStopped") {
 		t.Fatalf("events %q", ev)
 	}
 	// An evacuation of a pod with no such record (kubectl emqx evacuate) is left alone.
@@ -121,7 +111,7 @@ func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.reconcile(0)
-	if f.evacuation(0) == "" {
+	if f.Evacuation(0) == "" {
 		t.Fatal("a deliberate evacuation was stopped")
 	}
 }
@@ -131,35 +121,35 @@ func TestControllerReopensARecreatedPodsPersistedEvacuation(t *testing.T) {
 func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.removal(0)
-	for f.evacuation(0) != "prohibiting" {
-		f.sim.Advance(time.Second)
+	for f.Evacuation(0) != "prohibiting" {
+		f.Sim.Advance(time.Second)
 	}
 	f.reconcile(0) // node empty: completed
-	if f.pod(0).Annotations[decide.AnnCompletedAt] == "" {
+	if f.Pod(0).Annotations[decide.AnnCompletedAt] == "" {
 		t.Fatal("not marked completed")
 	}
-	f.clock.Step(4 * time.Minute)
+	f.Clock.Step(4 * time.Minute)
 	f.removal(0) // the drain asks again (and is allowed), but the pod is not removed
 	f.reconcile(0)
-	f.clock.Step(4 * time.Minute)
-	if res := f.reconcile(0); res.RequeueAfter == 0 || f.evacuation(0) != "prohibiting" {
+	f.Clock.Step(4 * time.Minute)
+	if res := f.reconcile(0); res.RequeueAfter == 0 || f.Evacuation(0) != "prohibiting" {
 		t.Fatalf(
 			"abandoned within abandon-after of the last request (requeue %v, state %q)",
 			res.RequeueAfter,
-			f.evacuation(0),
+			f.Evacuation(0),
 		)
 	}
-	f.clock.Step(time.Minute)
+	f.Clock.Step(time.Minute)
 	f.reconcile(0)
-	if f.evacuation(0) != "" {
-		t.Fatalf("evacuation %q still running after abandon-after without a request", f.evacuation(0))
+	if f.Evacuation(0) != "" {
+		t.Fatalf("evacuation %q still running after abandon-after without a request", f.Evacuation(0))
 	}
 	for _, k := range decide.EvacuationAnnotations() {
-		if v := f.pod(0).Annotations[k]; v != "" {
+		if v := f.Pod(0).Annotations[k]; v != "" {
 			t.Fatalf("annotation %s=%q left behind", k, v)
 		}
 	}
-	if ev := f.events(); !strings.Contains(ev, "Warning EvacuationAbandoned") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning EvacuationAbandoned") {
 		t.Fatalf("events %q", ev)
 	}
 	// A later removal starts afresh, with a clock of its own.
@@ -169,20 +159,20 @@ func TestControllerAbandonsAnEvacuationWhoseRemovalNeverCame(t *testing.T) {
 // Evacuations the webhook found running (kubectl emqx evacuate pod) are left to whoever started them.
 func TestControllerLeavesEvacuationsItDidNotStart(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	conn, _ := f.conn.Connect(context.Background(), f.pod(1))
+	conn, _ := f.Conn.Connect(context.Background(), f.Pod(1))
 	if err := conn.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	f.removal(0)
-	if f.pod(0).Annotations[decide.AnnStartedBy] != decide.StartedByOther {
-		t.Fatalf("annotations %v", f.pod(0).Annotations)
+	if f.Pod(0).Annotations[decide.AnnStartedBy] != decide.StartedByOther {
+		t.Fatalf("annotations %v", f.Pod(0).Annotations)
 	}
-	for f.evacuation(0) != "prohibiting" {
-		f.sim.Advance(time.Second)
+	for f.Evacuation(0) != "prohibiting" {
+		f.Sim.Advance(time.Second)
 	}
-	f.clock.Step(time.Hour)
+	f.Clock.Step(time.Hour)
 	f.reconcile(0)
-	if f.evacuation(0) != "prohibiting" {
+	if f.Evacuation(0) != "prohibiting" {
 		t.Fatal("the controller stopped an evacuation it did not start")
 	}
 }
@@ -192,22 +182,16 @@ func TestControllerLeavesEvacuationsItDidNotStart(t *testing.T) {
 func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	failing := true
-	f.gate.Exec.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch,
-			opts ...client.PatchOption) error {
-			if _, isSts := obj.(*appsv1.StatefulSet); isSts && failing {
-				return errors.New("context deadline exceeded")
-			}
-			return c.Patch(ctx, obj, p, opts...)
-		},
+	f.FailWrites(func(obj client.Object) bool {
+		_, isSts := obj.(*appsv1.StatefulSet)
+		return isSts && failing
 	})
-	f.gate.Client = f.gate.Exec.Client
 	f.removal(0)
-	for f.evacuation(0) != "prohibiting" {
-		f.sim.Advance(time.Second)
+	for f.Evacuation(0) != "prohibiting" {
+		f.Sim.Advance(time.Second)
 	}
 	expect(t, f.removal(0), true, decide.ReasonEvacuated, "")
-	if recs := f.statefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "" {
+	if recs := f.StatefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "" {
 		t.Fatalf("record %q written although writes fail", recs)
 	}
 	c := &Controller{Gate: f.gate, Poll: time.Second}
@@ -219,7 +203,7 @@ func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	if _, err := c.Reconcile(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if recs := f.statefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "emqx-0=uid-0" {
+	if recs := f.StatefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "emqx-0=uid-0" {
 		t.Fatalf("record %q", recs)
 	}
 }

@@ -2,15 +2,11 @@ package webhook
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"k8s.io/utils/ptr"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,208 +17,63 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
-	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
-	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/internal/webhooktest"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
-const ns = "mqtt"
+const ns = webhooktest.NS
 
-var emqxLabels = map[string]string{"app.kubernetes.io/name": "emqx", "app.kubernetes.io/instance": "emqx"}
+func node(i int) string { return webhooktest.Node(i) }
 
-func node(i int) string { return fmt.Sprintf("emqx@emqx-%d.emqx-headless.mqtt.svc.cluster.local", i) }
-
-// simConnector reaches the simulated node of a pod by its name.
-type simConnector struct {
-	urls     map[string]string
-	down     bool
-	rejected bool // EMQX refuses every credential
-}
-
-func (s *simConnector) Connect(_ context.Context, pod *corev1.Pod) (observe.EMQX, error) {
-	if s.rejected {
-		return nil, &cluster.CredentialsError{
-			Via:   "pod " + pod.Name,
-			Tried: []string{`dashboard user "admin" from pod ` + pod.Name + `'s spec (BAD_USERNAME_OR_PWD)`},
-		}
-	}
-	if s.down {
-		return nil, &emqx.UnreachableError{
-			URL: "http://" + pod.Status.PodIP + ":18083",
-			Err: errors.New("connection refused"),
-		}
-	}
-	// Like PodConnector, reach the cluster through another pod than the one being removed.
-	url := s.urls[pod.Name]
-	for name, u := range s.urls {
-		if name != pod.Name && (url == s.urls[pod.Name] || u < url) {
-			url = u
-		}
-	}
-	return emqx.New(url, emqx.Credentials{APIKey: "k", APISecret: "s"}, emqx.WithGETRetries(1, 0))
-}
-
-func (s *simConnector) Forget(*corev1.Pod) {}
-
-func (s *simConnector) Prune(map[string]bool) {}
-
-type fixture struct {
-	t     testing.TB
-	gate  *Gate
-	sim   *emqxsim.Cluster
-	conn  *simConnector
-	clock *clocktesting.FakeClock
-	rec   *record.FakeRecorder
-	kube  client.Client
-	sts   *appsv1.StatefulSet
-}
-
-func readyPod(i int, uid string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("emqx-%d", i),
-			Namespace: ns,
-			Labels:    emqxLabels,
-			UID:       types.UID(uid),
-			OwnerReferences: []metav1.OwnerReference{
-				{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "sts-uid", Controller: ptr.To(true)},
-			},
-		},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.1.%d", i+2),
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
-	}
-}
-
-// newFixture: a StatefulSet emqx with one Ready pod and one simulated node per entry of conns.
-func newFixture(t testing.TB, conns ...int64) *fixture {
-	t.Helper()
-	f := &fixture{
-		t:     t,
-		conn:  &simConnector{urls: map[string]string{}},
-		clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
-		rec:   record.NewFakeRecorder(100),
-	}
-	n := int32(len(conns))
-	f.sts = &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, Labels: emqxLabels, UID: "sts-uid"},
-		Spec:       appsv1.StatefulSetSpec{Replicas: &n, PodManagementPolicy: appsv1.ParallelPodManagement},
-	}
-	objs := []client.Object{f.sts, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
-	var nodes []emqxsim.NodeConfig
-	for i, c := range conns {
-		objs = append(objs, readyPod(i, fmt.Sprintf("uid-%d", i)))
-		nodes = append(nodes, emqxsim.NodeConfig{Name: node(i), Connections: c, Sessions: -1})
-	}
-	f.kube = fake.NewClientBuilder().
-		WithObjects(objs...).
-		WithStatusSubresource(&corev1.Pod{}, &corev1.Namespace{}, &appsv1.StatefulSet{}).
-		Build()
-	var err error
-	f.sim, err = emqxsim.New(
-		emqxsim.Config{
-			Nodes:     nodes,
-			APIKeys:   []emqxsim.APIKey{{Key: "k", Secret: "s"}},
-			Reconnect: emqxsim.DefaultReconnect,
-		},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range conns {
-		srv := httptest.NewServer(f.sim.Handler(node(i)))
-		t.Cleanup(srv.Close)
-		f.conn.urls[fmt.Sprintf("emqx-%d", i)] = srv.URL
-	}
-	cfg := decide.DefaultConfig()
-	cfg.WaitHealthCheck, cfg.WaitTakeover = ptr.To(time.Duration(0)), ptr.To(time.Duration(0))
-	metrics := NewMetrics(prometheus.NewRegistry())
-	exec := &effects.Executor{Client: f.kube, Recorder: f.rec, Clock: f.clock, Log: logr.Discard(), EMQX: f.conn,
-		Marks: &effects.Marks{}, Counted: metrics.Action}
-	f.gate = &Gate{Client: f.kube, EMQX: f.conn, Exec: exec, Clock: f.clock, Config: cfg, Log: logr.Discard(),
-		Metrics: metrics}
-	return f
-}
-
-func (f *fixture) pod(i int) *corev1.Pod {
-	f.t.Helper()
-	var p corev1.Pod
-	if err := f.kube.Get(context.Background(), client.ObjectKey{
-		Namespace: ns,
-		Name:      fmt.Sprintf("emqx-%d", i),
-	}, &p); err != nil {
-		f.t.Fatal(err)
-	}
-	return &p
-}
-
-func (f *fixture) update(obj client.Object) {
-	f.t.Helper()
-	if err := f.kube.Update(context.Background(), obj); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-func (f *fixture) updateStatus(obj client.Object) {
-	f.t.Helper()
-	if err := f.kube.Status().Update(context.Background(), obj); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-func (f *fixture) removal(i int) decide.Verdict {
-	return f.gate.Removal(context.Background(), f.pod(i), false, "eviction")
-}
-
-// events drains the recorder.
-func (f *fixture) events() string {
-	var out []string
-	for {
-		select {
-		case e := <-f.rec.Events:
-			out = append(out, e)
-		default:
-			return strings.Join(out, "\n")
-		}
-	}
-}
-
-func (f *fixture) evacuation(i int) string {
-	st, _ := f.sim.Node(node(i))
-	return st.Evacuation
-}
+func readyPod(i int, uid string) *corev1.Pod { return webhooktest.ReadyPod(i, uid) }
 
 func expect(t *testing.T, v decide.Verdict, allowed bool, reason, msg string) {
 	t.Helper()
-	if v.Allowed != allowed || v.Reason != reason || !strings.Contains(v.Message, msg) {
-		t.Fatalf("verdict %+v; want allowed=%v reason=%s message containing %q", v, allowed, reason, msg)
-	}
+	webhooktest.Expect(t, v, allowed, reason, msg)
+}
+
+// fixture is the test world with a gate over it.
+type fixture struct {
+	*webhooktest.World
+	gate *Gate
+}
+
+func newFixture(t testing.TB, conns ...int64) *fixture {
+	t.Helper()
+	w := webhooktest.New(t, conns...)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	w.Exec.Counted = metrics.Action
+	g := &Gate{Client: w.Kube, EMQX: w.Conn, Exec: w.Exec, Clock: w.Clock, Config: w.Config, Log: logr.Discard(),
+		Metrics: metrics}
+	return &fixture{World: w, gate: g}
+}
+
+func (f *fixture) removal(i int) decide.Verdict {
+	return f.gate.Removal(context.Background(), f.Pod(i), false, "eviction")
 }
 
 // The decision table, row by row.
 
 func TestNonEMQXPodIsAllowed(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	p := f.pod(0)
+	p := f.Pod(0)
 	p.Labels = map[string]string{"app": "web"}
 	expect(t, f.gate.Removal(context.Background(), p, false, "eviction"), true, decide.ReasonNotEMQX, "")
 }
 
 func TestTerminatingPodIsAllowed(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	p := f.pod(0)
-	p.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()}
+	p := f.Pod(0)
+	p.DeletionTimestamp = &metav1.Time{Time: f.Clock.Now()}
 	expect(t, f.gate.Removal(context.Background(), p, false, "delete"), true, decide.ReasonTerminating, "")
-	if f.evacuation(0) != "" {
+	if f.Evacuation(0) != "" {
 		t.Fatal("a terminating pod was evacuated")
 	}
 }
@@ -230,20 +81,20 @@ func TestTerminatingPodIsAllowed(t *testing.T) {
 func TestNamespaceTerminatingIsAWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	var n corev1.Namespace
-	_ = f.kube.Get(context.Background(), client.ObjectKey{Name: ns}, &n)
+	_ = f.Kube.Get(context.Background(), client.ObjectKey{Name: ns}, &n)
 	n.Status.Phase = corev1.NamespaceTerminating
-	f.updateStatus(&n)
+	f.UpdateStatus(&n)
 	expect(t, f.removal(0), true, decide.ReasonNamespaceGone, "namespace mqtt is being deleted")
-	if ev := f.events(); !strings.Contains(ev, "Normal NamespaceTerminating") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal NamespaceTerminating") {
 		t.Fatalf("events %q", ev)
 	}
 }
 
 func TestOwnerBeingDeletedIsAWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	f.sts.Finalizers = []string{"test"}
-	f.update(f.sts)
-	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
+	f.Sts.Finalizers = []string{"test"}
+	f.Update(f.Sts)
+	if err := f.Kube.Delete(context.Background(), f.Sts); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, f.removal(0), true, decide.ReasonOwnerGone, "statefulset emqx is being deleted")
@@ -253,7 +104,7 @@ func TestOwnerBeingDeletedIsAWayOut(t *testing.T) {
 // the pods. They are let go at once, with an Event, not evacuated into each other one by one.
 func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	if err := f.kube.Delete(context.Background(), f.sts); err != nil {
+	if err := f.Kube.Delete(context.Background(), f.Sts); err != nil {
 		t.Fatal(err)
 	}
 	gc := admission.NewContextWithRequest(
@@ -265,31 +116,31 @@ func TestOwnerAlreadyGoneIsAWayOut(t *testing.T) {
 	)
 	expect(
 		t,
-		f.gate.Removal(gc, f.pod(0), false, "delete"),
+		f.gate.Removal(gc, f.Pod(0), false, "delete"),
 		true,
 		decide.ReasonOwnerGone,
 		"its statefulset emqx is gone",
 	)
-	if f.evacuation(0) != "" {
+	if f.Evacuation(0) != "" {
 		t.Fatal("an evacuation started for a pod whose owner is gone")
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal OwnerDeleting") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal OwnerDeleting") {
 		t.Fatalf("events %q", ev)
 	}
 	// Anyone else removing a pod whose owner is missing (an owner reference pointed at nothing is a
 	// way around the evacuation): let go too, with a Warning.
 	expect(t, f.removal(0), true, decide.ReasonOwnerMissing, "its owner reference was pointed away")
-	if ev := f.events(); !strings.Contains(ev, "Warning OwnerMissing") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning OwnerMissing") {
 		t.Fatalf("events %q", ev)
 	}
 	// Re-created under the same name: the old pods' owner is still gone.
-	f.sts.ResourceVersion, f.sts.UID = "", "another-uid"
-	if err := f.kube.Create(context.Background(), f.sts); err != nil {
+	f.Sts.ResourceVersion, f.Sts.UID = "", "another-uid"
+	if err := f.Kube.Create(context.Background(), f.Sts); err != nil {
 		t.Fatal(err)
 	}
 	expect(
 		t,
-		f.gate.Removal(gc, f.pod(1), false, "delete"),
+		f.gate.Removal(gc, f.Pod(1), false, "delete"),
 		true,
 		decide.ReasonOwnerGone,
 		"one of that name is another object now",
@@ -300,15 +151,15 @@ func TestBypassAnnotationIsAWayOut(t *testing.T) {
 	for _, onOwner := range []bool{false, true} {
 		f := newFixture(t, 100, 100)
 		if onOwner {
-			f.sts.Annotations = map[string]string{decide.AnnBypass: "true"}
-			f.update(f.sts)
+			f.Sts.Annotations = map[string]string{decide.AnnBypass: "true"}
+			f.Update(f.Sts)
 		} else {
-			p := f.pod(0)
+			p := f.Pod(0)
 			p.Annotations = map[string]string{decide.AnnBypass: "true"}
-			f.update(p)
+			f.Update(p)
 		}
 		expect(t, f.removal(0), true, decide.ReasonBypass, "bypass annotation")
-		if ev := f.events(); !strings.Contains(ev, "Warning EvacuationBypassed") {
+		if ev := f.Events(); !strings.Contains(ev, "Warning EvacuationBypassed") {
 			t.Fatalf("events %q", ev)
 		}
 	}
@@ -319,23 +170,23 @@ func TestBypassAnnotationIsAWayOut(t *testing.T) {
 // is empty. (The old rule, "not Ready: nothing to evacuate", lost sessions on operator installs.)
 func TestNotReadyPodWithSessionsIsHeldUntilEMQXSaysEmpty(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	p := f.pod(0)
+	p := f.Pod(0)
 	p.Status.Conditions[0].Status = corev1.ConditionFalse
-	f.updateStatus(p)
+	f.UpdateStatus(p)
 	expect(t, f.removal(0), false, decide.ReasonStarted, "100 connections and 100 sessions left")
 	expect(t, f.removal(0), false, decide.ReasonEvacuating, "is evacuating")
-	f.sim.Advance(10 * time.Second)
+	f.Sim.Advance(10 * time.Second)
 	expect(t, f.removal(0), true, decide.ReasonEvacuated, "no connection and no session left")
 }
 
 func TestPodWithNoRunningContainerIsAllowed(t *testing.T) {
 	for _, phase := range []corev1.PodPhase{corev1.PodPending, corev1.PodFailed, corev1.PodSucceeded} {
 		f := newFixture(t, 100, 100)
-		p := f.pod(0)
+		p := f.Pod(0)
 		p.Status.Phase = phase
-		f.updateStatus(p)
+		f.UpdateStatus(p)
 		expect(t, f.removal(0), true, decide.ReasonNotStarted, "is "+string(phase)+" with no running container")
-		if f.evacuation(0) != "" {
+		if f.Evacuation(0) != "" {
 			t.Fatalf("%s: an evacuation started", phase)
 		}
 	}
@@ -345,15 +196,15 @@ func TestPodWithNoRunningContainerIsAllowed(t *testing.T) {
 // unreachable way out after its grace period, with a Warning Event.
 func TestPodWhoseNodeEMQXDoesNotListIsHeldThenAllowedAfterGrace(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	if err := f.sim.RemoveNode(node(0)); err != nil {
+	if err := f.Sim.RemoveNode(node(0)); err != nil {
 		t.Fatal(err)
 	}
 	// 2 pods, 1 node: the message names the likely causes (a single-node licence, discovery).
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "EMQX lists no node of pod emqx-0")
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "EMQX lists 1 node while 2 EMQX pods run")
-	f.clock.Step(f.gate.Config.UnreachableGrace)
+	f.Clock.Step(f.gate.Config.UnreachableGrace)
 	expect(t, f.removal(0), true, decide.ReasonUnreachable, "removing the pod without evacuation")
-	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
 		t.Fatalf("events %q", ev)
 	}
 }
@@ -376,15 +227,15 @@ func TestNodeFoundByTheNameThePodsEnvironmentGives(t *testing.T) {
 	}
 	srv := httptest.NewServer(other.Handler("broker@mqtt-b.example"))
 	t.Cleanup(srv.Close)
-	f.conn.urls = map[string]string{"emqx-0": srv.URL}
-	p := f.pod(0)
+	f.Conn.URLs = map[string]string{"emqx-0": srv.URL}
+	p := f.Pod(0)
 	p.Spec.Containers = []corev1.Container{
 		{
 			Name: "emqx",
 			Env:  []corev1.EnvVar{{Name: "EMQX_NAME", Value: "broker"}, {Name: "EMQX_HOST", Value: "mqtt-a.example"}},
 		},
 	}
-	f.update(p)
+	f.Update(p)
 	expect(
 		t,
 		f.removal(0),
@@ -396,16 +247,16 @@ func TestNodeFoundByTheNameThePodsEnvironmentGives(t *testing.T) {
 
 func TestNodeNotRunningIsAllowed(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	if err := f.sim.StopNode(node(0)); err != nil {
+	if err := f.Sim.StopNode(node(0)); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "delete"), true, decide.ReasonNodeNotRunning, "")
+	expect(t, f.gate.Removal(context.Background(), f.Pod(0), false, "delete"), true, decide.ReasonNodeNotRunning, "")
 }
 
 func TestEmptyNodeIsAllowedWithoutEvacuation(t *testing.T) {
 	f := newFixture(t, 0, 100)
 	expect(t, f.removal(0), true, decide.ReasonEmpty, "holds no connection and no session")
-	if f.evacuation(0) != "" {
+	if f.Evacuation(0) != "" {
 		t.Fatal("an empty node was evacuated")
 	}
 }
@@ -420,15 +271,15 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 		decide.ReasonStarted,
 		"EMQX node "+node(0)+" is evacuating: 100 connections and 100 sessions left",
 	)
-	if f.evacuation(0) == "" {
+	if f.Evacuation(0) == "" {
 		t.Fatal("no evacuation started")
 	}
-	p := f.pod(0)
+	p := f.Pod(0)
 	if p.Annotations[decide.AnnStartedAt] == "" || p.Annotations[decide.AnnNode] != node(0) ||
 		p.Annotations[decide.AnnReason] != "eviction" {
 		t.Fatalf("annotations %v", p.Annotations)
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
+	if ev := f.Events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
 		t.Fatalf("events %q", ev)
 	}
 	resp := response(v)
@@ -437,19 +288,19 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 		t.Fatalf("response %+v", resp.Result)
 	}
 	// A retry while it runs: still held, with progress; no second start.
-	f.sim.Advance(0)
+	f.Sim.Advance(0)
 	expect(t, f.removal(0), false, decide.ReasonEvacuating, "left (about")
 	// Once empty, allowed, recorded on the owner.
-	for f.evacuation(0) != "prohibiting" {
-		f.sim.Advance(time.Second)
+	for f.Evacuation(0) != "prohibiting" {
+		f.Sim.Advance(time.Second)
 	}
 	expect(t, f.removal(0), true, decide.ReasonEvacuated, "is evacuated")
 	var sts appsv1.StatefulSet
-	_ = f.kube.Get(context.Background(), client.ObjectKeyFromObject(f.sts), &sts)
+	_ = f.Kube.Get(context.Background(), client.ObjectKeyFromObject(f.Sts), &sts)
 	if decide.ParseRecords(sts.Annotations[decide.AnnEvacuatedPods])["emqx-0"] != "uid-0" {
 		t.Fatalf("owner annotations %v", sts.Annotations)
 	}
-	if s := f.sim.Snapshot(); s.LostSessions != 0 {
+	if s := f.Sim.Snapshot(); s.LostSessions != 0 {
 		t.Fatalf("lost %d", s.LostSessions)
 	}
 }
@@ -457,38 +308,38 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 func TestEvacuationPastItsTimeLimitIsAWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	f.removal(0)
-	f.clock.Step(f.gate.Config.EvacuationTimeout + time.Second)
+	f.Clock.Step(f.gate.Config.EvacuationTimeout + time.Second)
 	expect(t, f.removal(0), true, decide.ReasonTimedOut, "past its limit of 30m0s")
-	if ev := f.events(); !strings.Contains(ev, "Warning EvacuationTimedOut") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning EvacuationTimedOut") {
 		t.Fatalf("events %q", ev)
 	}
 	// A per-StatefulSet limit overrides the flag.
 	f = newFixture(t, 100, 100)
-	f.sts.Annotations = map[string]string{decide.AnnTimeout: "10s"}
-	f.update(f.sts)
+	f.Sts.Annotations = map[string]string{decide.AnnTimeout: "10s"}
+	f.Update(f.Sts)
 	f.removal(0)
-	f.clock.Step(11 * time.Second)
+	f.Clock.Step(11 * time.Second)
 	expect(t, f.removal(0), true, decide.ReasonTimedOut, "limit of 10s")
 }
 
 func TestEMQXUnreachableHoldsForGraceThenAllows(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	f.conn.down = true
+	f.Conn.Down = true
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to 1m0s")
-	if f.pod(0).Annotations[decide.AnnUnreachableSince] == "" {
+	if f.Pod(0).Annotations[decide.AnnUnreachableSince] == "" {
 		t.Fatal("the first failure was not recorded on the pod")
 	}
-	f.clock.Step(30 * time.Second)
+	f.Clock.Step(30 * time.Second)
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "")
-	f.clock.Step(31 * time.Second)
+	f.Clock.Step(31 * time.Second)
 	expect(t, f.removal(0), true, decide.ReasonUnreachable, "has failed for 1m1s")
-	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning EMQXUnreachable") {
 		t.Fatalf("events %q", ev)
 	}
 	// Back up: the mark is cleared.
-	f.conn.down = false
+	f.Conn.Down = false
 	f.removal(0)
-	if f.pod(0).Annotations[decide.AnnUnreachableSince] != "" {
+	if f.Pod(0).Annotations[decide.AnnUnreachableSince] != "" {
 		t.Fatal("the unreachable mark stayed")
 	}
 }
@@ -497,15 +348,15 @@ func TestOneEvacuationAtATimeOthersWait(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	expect(t, f.removal(2), false, decide.ReasonStarted, "")
 	expect(t, f.removal(1), false, decide.ReasonWaiting, "once "+node(2)+" finishes (at most 1 evacuation at a time)")
-	if f.evacuation(1) != "" {
+	if f.Evacuation(1) != "" {
 		t.Fatal("a second evacuation started")
 	}
-	if f.pod(1).Annotations[decide.AnnWaitingSince] == "" {
+	if f.Pod(1).Annotations[decide.AnnWaitingSince] == "" {
 		t.Fatal("the wait was not recorded")
 	}
 	f.gate.Config.MaxConcurrent = 2
 	expect(t, f.removal(1), false, decide.ReasonStarted, "")
-	if f.pod(1).Annotations[decide.AnnWaitingSince] != "" {
+	if f.Pod(1).Annotations[decide.AnnWaitingSince] != "" {
 		t.Fatal("the wait mark stayed after the start")
 	}
 }
@@ -514,31 +365,31 @@ func TestWaitingForAnEvacuationThatNeverEndsHasAWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	// emqx-2's node is being evacuated by hand, and that evacuation never ends (the simulator's
 	// clock does not move here).
-	c, _ := f.conn.Connect(context.Background(), f.pod(0))
+	c, _ := f.Conn.Connect(context.Background(), f.Pod(0))
 	if err := c.StartEvacuation(context.Background(), node(2), emqx.EvacuationRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, f.removal(1), false, decide.ReasonWaiting, "once "+node(2)+" finishes")
-	f.clock.Step(f.gate.Config.EvacuationTimeout)
+	f.Clock.Step(f.gate.Config.EvacuationTimeout)
 	expect(t, f.removal(1), false, decide.ReasonStarted, "")
-	if f.evacuation(1) == "" {
+	if f.Evacuation(1) == "" {
 		t.Fatal("no evacuation started after the wait ran out")
 	}
-	if ev := f.events(); !strings.Contains(ev, "Warning ConcurrencyLimitExceeded") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning ConcurrencyLimitExceeded") {
 		t.Fatalf("events %q", ev)
 	}
 }
 
 func TestDryRunHasNoSideEffects(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	v := f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
+	v := f.gate.Removal(context.Background(), f.Pod(0), true, "eviction")
 	expect(t, v, false, decide.ReasonStarted, "would be evacuated first, for about 2s (dry run)")
-	if f.evacuation(0) != "" || f.pod(0).Annotations[decide.AnnStartedAt] != "" || f.events() != "" {
+	if f.Evacuation(0) != "" || f.Pod(0).Annotations[decide.AnnStartedAt] != "" || f.Events() != "" {
 		t.Fatal("a dry run had side effects")
 	}
-	f.conn.down = true
-	f.gate.Removal(context.Background(), f.pod(0), true, "eviction")
-	if f.pod(0).Annotations[decide.AnnUnreachableSince] != "" {
+	f.Conn.Down = true
+	f.gate.Removal(context.Background(), f.Pod(0), true, "eviction")
+	if f.Pod(0).Annotations[decide.AnnUnreachableSince] != "" {
 		t.Fatal("a dry run wrote the unreachable mark")
 	}
 }
@@ -551,8 +402,8 @@ func TestLastNodeCannotBeEvacuatedSoItIsAllowed(t *testing.T) {
 func TestRequestUsesFlagsAndStatefulSetAnnotations(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	f.gate.Config.ConnEvictRate = 7
-	f.sts.Annotations = map[string]string{decide.AnnSessRate: "9", decide.AnnWaitTakeover: "3s"}
-	f.update(f.sts)
+	f.Sts.Annotations = map[string]string{decide.AnnSessRate: "9", decide.AnnWaitTakeover: "3s"}
+	f.Update(f.Sts)
 	f.removal(0)
 	g, _ := mustClient(t, f).GlobalStatus(context.Background())
 	ev, _ := g.Evacuation(node(0))
@@ -562,7 +413,7 @@ func TestRequestUsesFlagsAndStatefulSetAnnotations(t *testing.T) {
 }
 
 func mustClient(t *testing.T, f *fixture) observe.EMQX {
-	c, err := f.conn.Connect(context.Background(), f.pod(1))
+	c, err := f.Conn.Connect(context.Background(), f.Pod(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +424,7 @@ func mustClient(t *testing.T, f *fixture) observe.EMQX {
 // them (it once built every name in the range: about 237 GiB).
 func TestScaleDownVictimsComeFromExistingPodsWhateverTheClaim(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	v := f.gate.ScaleDown(context.Background(), f.sts, math.MaxInt32, 1, true)
+	v := f.gate.ScaleDown(context.Background(), f.Sts, math.MaxInt32, 1, true)
 	if !v.Allowed || len(v.Warnings) != 1 ||
 		!strings.Contains(v.Warnings[0], "EMQX pods emqx-2, emqx-1 are evacuated") {
 		t.Fatalf("verdict %+v", v)
@@ -583,13 +434,13 @@ func TestScaleDownVictimsComeFromExistingPodsWhateverTheClaim(t *testing.T) {
 func TestScaleDownIsAdmittedAndEvacuatesTheVictims(t *testing.T) {
 	f := newFixture(t, 100, 100, 100, 100)
 	f.gate.Config.MaxConcurrent = 2
-	v := f.gate.ScaleDown(context.Background(), f.sts, 4, 2, false)
+	v := f.gate.ScaleDown(context.Background(), f.Sts, 4, 2, false)
 	if !v.Allowed || len(v.Warnings) != 1 ||
 		!strings.Contains(v.Warnings[0], "EMQX pods emqx-3, emqx-2 are evacuated before they are removed") ||
 		!strings.Contains(v.Warnings[0], "kubectl emqx status -n mqtt") {
 		t.Fatalf("verdict %+v", v)
 	}
-	if f.evacuation(3) == "" || f.evacuation(2) == "" || f.evacuation(1) != "" {
+	if f.Evacuation(3) == "" || f.Evacuation(2) == "" || f.Evacuation(1) != "" {
 		t.Fatal("the victims (ordinals 2 and 3) were not the ones evacuated")
 	}
 	g, _ := mustClient(t, f).GlobalStatus(context.Background())
@@ -597,42 +448,42 @@ func TestScaleDownIsAdmittedAndEvacuatesTheVictims(t *testing.T) {
 	if strings.Join(ev.SessionRecipients, ",") != node(0)+","+node(1) {
 		t.Fatalf("sessions go to %v, want the pods that stay", ev.SessionRecipients)
 	}
-	if f.pod(3).Annotations[decide.AnnReason] != decide.CauseScaleDown {
+	if f.Pod(3).Annotations[decide.AnnReason] != decide.CauseScaleDown {
 		t.Fatal("the cause is not recorded")
 	}
 }
 
 func TestStrictScaleDownIsHeldUntilVictimsAreEmpty(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Annotations = map[string]string{decide.AnnScaleDown: "strict"}
-	f.update(f.sts)
+	f.Sts.Annotations = map[string]string{decide.AnnScaleDown: "strict"}
+	f.Update(f.Sts)
 	expect(
 		t,
-		f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false),
+		f.gate.ScaleDown(context.Background(), f.Sts, 3, 2, false),
 		false,
 		decide.ReasonEvacuating,
 		"strict scale-down of statefulset emqx from 3 to 2",
 	)
-	for f.evacuation(2) != "prohibiting" {
-		f.sim.Advance(time.Second)
+	for f.Evacuation(2) != "prohibiting" {
+		f.Sim.Advance(time.Second)
 	}
-	expect(t, f.gate.ScaleDown(context.Background(), f.sts, 3, 2, false), true, decide.ReasonEvacuated, "emqx-2")
+	expect(t, f.gate.ScaleDown(context.Background(), f.Sts, 3, 2, false), true, decide.ReasonEvacuated, "emqx-2")
 }
 
 func TestOrderedReadyScaleDownEvacuatesHighestFirst(t *testing.T) {
 	f := newFixture(t, 100, 100, 100, 100)
-	f.sts.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
+	f.Sts.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
 	f.gate.Config.MaxConcurrent = 3
-	f.gate.ScaleDown(context.Background(), f.sts, 4, 1, false)
-	if f.evacuation(3) == "" || f.evacuation(2) != "" || f.evacuation(1) != "" {
+	f.gate.ScaleDown(context.Background(), f.Sts, 4, 1, false)
+	if f.Evacuation(3) == "" || f.Evacuation(2) != "" || f.Evacuation(1) != "" {
 		t.Fatal("OrderedReady: only the highest ordinal goes first")
 	}
 }
 
 func TestVictimsRespectOrdinalsStart(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 1}
-	got, err := f.gate.victims(context.Background(), f.sts, 2, 1) // ordinals 1..2 → keep 1, remove 2
+	f.Sts.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 1}
+	got, err := f.gate.victims(context.Background(), f.Sts, 2, 1) // ordinals 1..2 → keep 1, remove 2
 	if err != nil || len(got) != 1 || got[0].Name != "emqx-2" {
 		t.Fatalf("victims %v %v", got, err)
 	}
@@ -643,7 +494,7 @@ func TestConcurrentRemovalsStartOnceAndRespectTheLimit(t *testing.T) {
 	results := make(chan decide.Verdict, 6)
 	for range 3 {
 		for _, i := range []int{1, 2} {
-			go func() { results <- f.gate.Removal(context.Background(), f.pod(i), false, "delete") }()
+			go func() { results <- f.gate.Removal(context.Background(), f.Pod(i), false, "delete") }()
 		}
 	}
 	started := 0
@@ -652,10 +503,10 @@ func TestConcurrentRemovalsStartOnceAndRespectTheLimit(t *testing.T) {
 			started++
 		}
 	}
-	if started != 1 || (f.evacuation(1) == "") == (f.evacuation(2) == "") {
-		t.Fatalf("%d starts; evacuations %q %q: want exactly one", started, f.evacuation(1), f.evacuation(2))
+	if started != 1 || (f.Evacuation(1) == "") == (f.Evacuation(2) == "") {
+		t.Fatalf("%d starts; evacuations %q %q: want exactly one", started, f.Evacuation(1), f.Evacuation(2))
 	}
-	if ev := f.events(); strings.Count(ev, "EvacuationStarted") != 1 {
+	if ev := f.Events(); strings.Count(ev, "EvacuationStarted") != 1 {
 		t.Fatalf("events %q", ev)
 	}
 }
@@ -670,23 +521,23 @@ func (s staleEMQX) GlobalStatus(ctx context.Context) (emqx.GlobalStatus, error) 
 	return g, err
 }
 
-type staleConnector struct{ *simConnector }
+type staleConnector struct{ *webhooktest.SimConnector }
 
 func (s staleConnector) Connect(ctx context.Context, pod *corev1.Pod) (observe.EMQX, error) {
-	c, err := s.simConnector.Connect(ctx, pod)
+	c, err := s.SimConnector.Connect(ctx, pod)
 	return staleEMQX{c}, err
 }
 
 func TestAlreadyStartedElsewhereIsHeldWithoutASecondStart(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	c, _ := f.conn.Connect(context.Background(), f.pod(0))
+	c, _ := f.Conn.Connect(context.Background(), f.Pod(0))
 	if err := c.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	f.gate.EMQX = staleConnector{f.conn}
+	f.gate.EMQX = staleConnector{f.Conn}
 	v := f.removal(0)
 	if v.Allowed || v.Reason != decide.ReasonEvacuating || !strings.Contains(v.Message, "just started") ||
-		strings.Contains(f.events(), "EvacuationStarted") || f.pod(0).Annotations[decide.AnnStartedAt] != "" {
+		strings.Contains(f.Events(), "EvacuationStarted") || f.Pod(0).Annotations[decide.AnnStartedAt] != "" {
 		t.Fatalf("verdict %+v", v)
 	}
 }
@@ -694,7 +545,7 @@ func TestAlreadyStartedElsewhereIsHeldWithoutASecondStart(t *testing.T) {
 func TestUnexpectedEMQXAnswerTakesTheSameWayOut(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	// emqx-0's node is held by another operation: EMQX answers eviction_agent_busy.
-	if err := f.sim.HoldEvictionAgent(node(0), "purge"); err != nil {
+	if err := f.Sim.HoldEvictionAgent(node(0), "purge"); err != nil {
 		t.Fatal(err)
 	}
 	v := f.removal(0)
@@ -702,15 +553,15 @@ func TestUnexpectedEMQXAnswerTakesTheSameWayOut(t *testing.T) {
 	if !strings.Contains(v.Message, "BAD_REQUEST") {
 		t.Fatalf("the message lacks EMQX's code: %s", v.Message)
 	}
-	f.clock.Step(f.gate.Config.UnreachableGrace)
+	f.Clock.Step(f.gate.Config.UnreachableGrace)
 	expect(t, f.removal(0), true, decide.ReasonUnreachable, "eviction_agent_busy")
 }
 
 func TestExtraSelectorMarksFurtherPodsAsEMQX(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	p := f.pod(0)
+	p := f.Pod(0)
 	p.Labels = map[string]string{"app": "my-broker", "app.kubernetes.io/instance": "emqx"}
-	f.update(p)
+	f.Update(p)
 	expect(t, f.removal(0), true, decide.ReasonNotEMQX, "")
 	sel, _ := labels.Parse("app=my-broker")
 	f.gate.Matcher = cluster.Matcher{Extra: sel}
@@ -736,7 +587,7 @@ func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
 	results := make(chan decide.Verdict, 3)
 	start := time.Now()
 	for range 3 {
-		go func() { results <- f.gate.Removal(context.Background(), f.pod(0), false, "eviction") }()
+		go func() { results <- f.gate.Removal(context.Background(), f.Pod(0), false, "eviction") }()
 	}
 	for range 3 {
 		if v := <-results; v.Allowed {
@@ -747,11 +598,11 @@ func TestDecisionsEndInsideTheAdmissionTimeout(t *testing.T) {
 		t.Fatalf("three concurrent decisions took %v; each must end by its own deadline, not queue", took)
 	}
 	// The first failure was recorded despite the expired deadline, so the grace period runs out.
-	if f.pod(0).Annotations[decide.AnnUnreachableSince] == "" {
+	if f.Pod(0).Annotations[decide.AnnUnreachableSince] == "" {
 		t.Fatal("a hanging API left no mark: the removal would be held for ever")
 	}
-	f.clock.Step(f.gate.Config.UnreachableGrace)
-	expect(t, f.gate.Removal(context.Background(), f.pod(0), false, "eviction"), true, decide.ReasonUnreachable, "")
+	f.Clock.Step(f.gate.Config.UnreachableGrace)
+	expect(t, f.gate.Removal(context.Background(), f.Pod(0), false, "eviction"), true, decide.ReasonUnreachable, "")
 }
 
 // A node name EMQX reports with terminal escapes reaches no message or Event unescaped.
@@ -761,8 +612,8 @@ func TestEMQXProvidedTextIsEscapedInMessagesAndEvents(t *testing.T) {
 		t.Fatalf("%q", v.Message)
 	}
 	f := newFixture(t, 0)
-	f.gate.Exec.Event(f.pod(0), corev1.EventTypeNormal, "X", "node %s", "a\x1b[2Jb")
-	if ev := f.events(); strings.Contains(ev, "\x1b") {
+	f.gate.Exec.Event(f.Pod(0), corev1.EventTypeNormal, "X", "node %s", "a\x1b[2Jb")
+	if ev := f.Events(); strings.Contains(ev, "\x1b") {
 		t.Fatalf("event %q", ev)
 	}
 }
@@ -772,7 +623,7 @@ func TestEMQXProvidedTextIsEscapedInMessagesAndEvents(t *testing.T) {
 // evacuation starts.
 func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 	f := newFixture(t, 1000, 1000, 0)
-	conn, _ := f.conn.Connect(context.Background(), f.pod(2))
+	conn, _ := f.Conn.Connect(context.Background(), f.Pod(2))
 	abs := int64(10)
 	if err := conn.(*emqx.Client).StartRebalance(context.Background(), node(2), emqx.RebalanceRequest{
 		AbsConnThreshold: &abs,
@@ -781,10 +632,10 @@ func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, f.removal(0), false, decide.ReasonStarted, "is evacuating")
-	if f.evacuation(0) == "" {
+	if f.Evacuation(0) == "" {
 		t.Fatal("no evacuation started")
 	}
-	if ev := f.events(); !strings.Contains(
+	if ev := f.Events(); !strings.Contains(
 		ev,
 		"Normal RebalanceStopped stopped the rebalance coordinated by "+node(2),
 	) {
@@ -800,11 +651,11 @@ func TestRemovalDuringARebalanceStopsItAndEvacuates(t *testing.T) {
 // into emqx-1, which is removed next; later, emqx-1's deletion sends its sessions to emqx-0 too.
 func TestScaleDownNeverMigratesIntoTheNextVictim(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
-	f.update(f.sts)
-	v := f.gate.ScaleDown(context.Background(), f.sts, 3, 1, false)
-	if !v.Allowed || f.evacuation(2) == "" || f.evacuation(1) != "" {
-		t.Fatalf("verdict %+v; evacuations: emqx-2 %q, emqx-1 %q", v, f.evacuation(2), f.evacuation(1))
+	f.Sts.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
+	f.Update(f.Sts)
+	v := f.gate.ScaleDown(context.Background(), f.Sts, 3, 1, false)
+	if !v.Allowed || f.Evacuation(2) == "" || f.Evacuation(1) != "" {
+		t.Fatalf("verdict %+v; evacuations: emqx-2 %q, emqx-1 %q", v, f.Evacuation(2), f.Evacuation(1))
 	}
 	g, _ := mustClient(t, f).GlobalStatus(context.Background())
 	ev, _ := g.Evacuation(node(2))
@@ -813,8 +664,8 @@ func TestScaleDownNeverMigratesIntoTheNextVictim(t *testing.T) {
 	}
 	// The scale-down is admitted: the StatefulSet now wants one replica, and deletes emqx-1 next.
 	one := int32(1)
-	f.sts.Spec.Replicas = &one
-	f.update(f.sts)
+	f.Sts.Spec.Replicas = &one
+	f.Update(f.Sts)
 	f.gate.Config.MaxConcurrent = 2
 	expect(t, f.removal(1), false, decide.ReasonStarted, "")
 	g, _ = mustClient(t, f).GlobalStatus(context.Background())
@@ -829,14 +680,14 @@ func TestScaleDownNeverMigratesIntoTheNextVictim(t *testing.T) {
 // retried, not treated as an unreachable API, and the wait ends at the evacuation time limit.
 func TestUnavailableTargetsAreAWaitNotAnOutage(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	if err := f.sim.HoldEvictionAgent(node(0), "purge"); err != nil {
+	if err := f.Sim.HoldEvictionAgent(node(0), "purge"); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, f.removal(1), false, decide.ReasonWaiting, "a node to move them to became unavailable")
-	if f.pod(1).Annotations[decide.AnnUnreachableSince] != "" {
+	if f.Pod(1).Annotations[decide.AnnUnreachableSince] != "" {
 		t.Fatal("an EMQX answer was taken for an unreachable API")
 	}
-	f.clock.Step(f.gate.Config.EvacuationTimeout)
+	f.Clock.Step(f.gate.Config.EvacuationTimeout)
 	expect(t, f.removal(1), true, decide.ReasonTimedOut, "refused every set of target nodes")
 }
 
@@ -846,12 +697,12 @@ func TestUnavailableTargetsAreAWaitNotAnOutage(t *testing.T) {
 func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns},
-		Spec:   policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: emqxLabels}},
+		Spec:   policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: webhooktest.Labels()}},
 		Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 0, CurrentHealthy: 3, DesiredHealthy: 3}}
-	if err := f.kube.Create(context.Background(), pdb); err != nil {
+	if err := f.Kube.Create(context.Background(), pdb); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.kube.Status().Update(context.Background(), pdb); err != nil {
+	if err := f.Kube.Status().Update(context.Background(), pdb); err != nil {
 		t.Fatal(err)
 	}
 	expect(
@@ -861,19 +712,19 @@ func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 		decide.ReasonBudget,
 		"PodDisruptionBudget emqx allows no disruption of pod emqx-1 now",
 	)
-	if ev := f.sim.Snapshot(); ev.Nodes[1].Evacuation != "" {
+	if ev := f.Sim.Snapshot(); ev.Nodes[1].Evacuation != "" {
 		t.Fatalf("an evacuation started behind a refusing budget: %+v", ev.Nodes[1])
 	}
 	// A deletion is no eviction: budgets do not apply.
-	if v := f.gate.Removal(context.Background(), f.pod(2), false, "delete"); v.Reason != decide.ReasonStarted {
+	if v := f.gate.Removal(context.Background(), f.Pod(2), false, "delete"); v.Reason != decide.ReasonStarted {
 		t.Fatalf("a deletion: %+v", v)
 	}
 	// The budget allows one: the eviction starts the evacuation.
 	pdb.Status.DisruptionsAllowed = 1
-	if err := f.kube.Status().Update(context.Background(), pdb); err != nil {
+	if err := f.Kube.Status().Update(context.Background(), pdb); err != nil {
 		t.Fatal(err)
 	}
-	f.sim.Advance(10 * time.Minute) // emqx-2's evacuation ends: the concurrency limit is free
+	f.Sim.Advance(10 * time.Minute) // emqx-2's evacuation ends: the concurrency limit is free
 	if v := f.removal(1); v.Reason != decide.ReasonStarted && v.Reason != decide.ReasonWaiting {
 		t.Fatalf("allowed by the budget: %+v", v)
 	}
@@ -884,9 +735,9 @@ func TestEvictionTheBudgetRefusesStartsNothing(t *testing.T) {
 // have been held and for about how long; mode=enforce on a StatefulSet overrides --audit.
 func TestAuditModeAllowsAndSaysWhatItWouldHold(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	f.sts.Annotations = map[string]string{decide.AnnMode: decide.ModeAudit}
-	f.update(f.sts)
-	v := f.gate.Removal(context.Background(), f.pod(1), false, decide.CauseEviction)
+	f.Sts.Annotations = map[string]string{decide.AnnMode: decide.ModeAudit}
+	f.Update(f.Sts)
+	v := f.gate.Removal(context.Background(), f.Pod(1), false, decide.CauseEviction)
 	expect(
 		t,
 		v,
@@ -897,20 +748,20 @@ func TestAuditModeAllowsAndSaysWhatItWouldHold(t *testing.T) {
 	if !strings.Contains(v.Message, "for about") {
 		t.Fatalf("no estimate: %s", v.Message)
 	}
-	if ev := f.events(); !strings.Contains(ev, "Warning AuditWouldHold audit mode") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning AuditWouldHold audit mode") {
 		t.Fatalf("events %q", ev)
 	}
-	if f.evacuation(1) != "" || f.pod(1).Annotations[decide.AnnStartedAt] != "" {
+	if f.Evacuation(1) != "" || f.Pod(1).Annotations[decide.AnnStartedAt] != "" {
 		t.Fatal("audit mode started an evacuation")
 	}
 
 	// --audit for every cluster, and one StatefulSet that enforces.
 	f.gate.Config.Audit = true
-	f.sts.Annotations = map[string]string{decide.AnnMode: decide.ModeEnforce}
-	f.update(f.sts)
-	v = f.gate.Removal(context.Background(), f.pod(1), false, decide.CauseEviction)
+	f.Sts.Annotations = map[string]string{decide.AnnMode: decide.ModeEnforce}
+	f.Update(f.Sts)
+	v = f.gate.Removal(context.Background(), f.Pod(1), false, decide.CauseEviction)
 	expect(t, v, false, decide.ReasonStarted, "is evacuating")
-	if f.evacuation(1) == "" {
+	if f.Evacuation(1) == "" {
 		t.Fatal("mode=enforce under --audit started nothing")
 	}
 }

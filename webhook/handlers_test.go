@@ -50,12 +50,12 @@ func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
 		`{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"emqx-0"}}`, // no namespace in the body
 	} {
 		f := newFixture(t, 100, 100)
-		h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+		h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
 		resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
 		if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || resp.Result.Details != nil {
 			t.Fatalf("%s: %+v", body, resp.Result)
 		}
-		if f.evacuation(0) == "" {
+		if f.Evacuation(0) == "" {
 			t.Fatalf("%s: no evacuation started", body)
 		}
 	}
@@ -63,12 +63,12 @@ func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
 
 func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
 	const eviction = `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},`
 	body := eviction + `"deleteOptions":{"preconditions":{"uid":"another-pod"}}}`
 	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); !resp.Allowed ||
-		f.evacuation(0) != "" {
-		t.Fatalf("%+v, evacuation %q", resp, f.evacuation(0))
+		f.Evacuation(0) != "" {
+		t.Fatalf("%+v, evacuation %q", resp, f.Evacuation(0))
 	}
 	body = eviction + `"deleteOptions":{"preconditions":{"uid":"uid-0"}}}`
 	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); resp.Allowed {
@@ -78,11 +78,11 @@ func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 
 func TestEvictionDryRunInDeleteOptions(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
 	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},` +
 		`"deleteOptions":{"dryRun":["All"]}}`
 	resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
-	if resp.Allowed || !strings.Contains(resp.Result.Message, "dry run") || f.evacuation(0) != "" {
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "dry run") || f.Evacuation(0) != "" {
 		t.Fatalf("%+v", resp.Result)
 	}
 }
@@ -90,9 +90,9 @@ func TestEvictionDryRunInDeleteOptions(t *testing.T) {
 func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	dec := admission.NewDecoder(scheme.Scheme)
-	ev := &EvictionHandler{Gate: f.gate, Reader: f.kube}
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
-	sc := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
+	ev := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube}
+	sc := &ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec}
 	cases := map[string]admission.Response{
 		"eviction garbage": ev.Handle(context.Background(), evictionRequest(`{"metadata":`, ns, false)),
 		"eviction no name": ev.Handle(
@@ -118,7 +118,7 @@ func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 			admission.Request{
 				AdmissionRequest: admissionv1.AdmissionRequest{
 					Operation: admissionv1.Delete,
-					OldObject: raw(f.pod(0)),
+					OldObject: raw(f.Pod(0)),
 					Options:   runtime.RawExtension{Raw: []byte(`{"dryRun":7}`)},
 				},
 			},
@@ -141,14 +141,14 @@ func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 			t.Errorf("%s: %+v", name, resp.AdmissionResponse)
 		}
 	}
-	if f.evacuation(0) != "" {
+	if f.Evacuation(0) != "" {
 		t.Fatal("a malformed request started an evacuation")
 	}
 }
 
 func TestPodDeleteHandler(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: f.kube}
+	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: f.Kube}
 	req := func(pod *corev1.Pod, opts string) admission.Request {
 		r := admission.Request{
 			AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: pod.Name,
@@ -159,15 +159,15 @@ func TestPodDeleteHandler(t *testing.T) {
 		}
 		return r
 	}
-	if resp := h.Handle(context.Background(), req(f.pod(0), `{"dryRun":["All"]}`)); resp.Allowed ||
-		f.evacuation(0) != "" {
+	if resp := h.Handle(context.Background(), req(f.Pod(0), `{"dryRun":["All"]}`)); resp.Allowed ||
+		f.Evacuation(0) != "" {
 		t.Fatalf("dry run: %+v", resp.Result)
 	}
-	if resp := h.Handle(context.Background(), req(f.pod(0), "")); resp.Allowed || resp.Result.Code != 429 {
+	if resp := h.Handle(context.Background(), req(f.Pod(0), "")); resp.Allowed || resp.Result.Code != 429 {
 		t.Fatalf("delete: %+v", resp.Result)
 	}
 	// The final grace-0 delete of a pod already terminating always passes.
-	p := f.pod(0)
+	p := f.Pod(0)
 	p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
 	if resp := h.Handle(context.Background(), req(p, `{"gracePeriodSeconds":0}`)); !resp.Allowed {
 		t.Fatalf("grace-0 delete of a terminating pod: %+v", resp.Result)
@@ -176,7 +176,7 @@ func TestPodDeleteHandler(t *testing.T) {
 
 func TestScaleHandler(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
-	h := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: admission.NewDecoder(scheme.Scheme)}
+	h := &ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: admission.NewDecoder(scheme.Scheme)}
 	scale := func(old, new int32) admission.Request {
 		return admission.Request{
 			AdmissionRequest: admissionv1.AdmissionRequest{
@@ -197,16 +197,16 @@ func TestScaleHandler(t *testing.T) {
 	}
 	// A review whose old replicas are not the StatefulSet's (forged, or stale) starts nothing.
 	if resp := h.Handle(context.Background(), scale(2147483647, 1)); !answersNothing(resp) ||
-		f.evacuation(1) != "" || f.evacuation(2) != "" {
+		f.Evacuation(1) != "" || f.Evacuation(2) != "" {
 		t.Fatalf("forged scale: %+v", resp)
 	}
 	resp := h.Handle(context.Background(), scale(3, 2))
 	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "emqx-2") ||
-		f.evacuation(2) == "" {
+		f.Evacuation(2) == "" {
 		t.Fatalf("scale-down: %+v", resp)
 	}
 	// kubectl apply/patch on the StatefulSet itself.
-	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
+	old, upd := f.Sts.DeepCopy(), f.Sts.DeepCopy()
 	upd.Spec.Replicas = ptr.To(int32(1))
 	req := admission.Request{
 		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
@@ -217,7 +217,7 @@ func TestScaleHandler(t *testing.T) {
 			}, OldObject: raw(old), Object: raw(upd)},
 	}
 	f.gate.Config.MaxConcurrent = 3
-	if resp := h.Handle(context.Background(), req); !resp.Allowed || f.evacuation(1) == "" {
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || f.Evacuation(1) == "" {
 		t.Fatalf("statefulset update: %+v", resp)
 	}
 	// Not EMQX: ignored.
@@ -237,12 +237,12 @@ func TestScaleHandler(t *testing.T) {
 // once the node is empty, with nothing lost.
 func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 	f := newFixture(t, 300, 300)
-	pod := f.pod(0)
+	pod := f.Pod(0)
 	pod.Spec.NodeName = "kwok-node-0"
 	cs := fake.NewClientset(pod, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "kwok-node-0"}})
 	cs.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
 		{Name: "pods/eviction", Kind: "Eviction", Group: "policy", Version: "v1"}}}}
-	h := &EvictionHandler{Gate: f.gate, Reader: f.kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
 	held := 0
 	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		ca, ok := a.(k8stesting.CreateAction)
@@ -253,10 +253,10 @@ func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 		resp := h.Handle(context.Background(), evictionRequest(string(raw(ev).Raw), ev.Namespace, false))
 		if !resp.Allowed {
 			held++
-			f.sim.Advance(2 * time.Second) // time passes between retries
+			f.Sim.Advance(2 * time.Second) // time passes between retries
 			return true, nil, &apierrors.StatusError{ErrStatus: *resp.Result}
 		}
-		_ = f.sim.RemoveNode(node(0)) // the pod goes, and its node with it
+		_ = f.Sim.RemoveNode(node(0)) // the pod goes, and its node with it
 		return true, nil, cs.Tracker().
 			Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
 	})
@@ -279,7 +279,7 @@ func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 		!strings.Contains(errOut.String(), "retrying is safe") {
 		t.Fatalf("drain was never held: %s", errOut.String())
 	}
-	if s := f.sim.Snapshot(); s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 600 {
+	if s := f.Sim.Snapshot(); s.LostSessions != 0 || s.ConnectedClients+s.ReconnectingClients != 600 {
 		t.Fatalf("lost %d, clients %d", s.LostSessions, s.ConnectedClients)
 	}
 }
@@ -292,9 +292,9 @@ func FuzzAdmissionHandlers(fz *testing.F) {
 	f := newFixture(fz, 0, 0)
 	dec := admission.NewDecoder(scheme.Scheme)
 	handlers := []admission.Handler{
-		&EvictionHandler{Gate: f.gate, Reader: f.kube},
-		&PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube},
-		&ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec},
+		&EvictionHandler{Gate: f.gate, Reader: f.Kube},
+		&PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube},
+		&ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec},
 	}
 	fz.Fuzz(func(t *testing.T, obj, old []byte, sub string) {
 		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Delete, admissionv1.Update} {
@@ -325,7 +325,7 @@ func FuzzAdmissionHandlers(fz *testing.F) {
 // never a silent allow.
 func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing.T) {
 	f := newFixture(t, 100)
-	broken := interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
+	broken := interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
 		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 			return errors.New("the informer cache is not synced")
 		},
@@ -340,15 +340,15 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 		!strings.Contains(resp.Result.Message, "could not read pod mqtt/emqx-0") {
 		t.Fatalf("response %+v", resp.Result)
 	}
-	f.clock.Step(f.gate.Config.UnreachableGrace)
+	f.Clock.Step(f.gate.Config.UnreachableGrace)
 	if resp := h.Handle(context.Background(), req); !resp.Allowed {
 		t.Fatalf("still held after the grace period: %+v", resp.Result)
 	}
-	if ev := f.events(); !strings.Contains(ev, "Warning EMQXUnreachable the webhook could not read pod mqtt/emqx-0") {
+	if ev := f.Events(); !strings.Contains(ev, "Warning EMQXUnreachable the webhook could not read pod mqtt/emqx-0") {
 		t.Fatalf("events %q", ev)
 	}
 	// A pod the synced cache does not know: the API server answers.
-	h.Reader = f.kube
+	h.Reader = f.Kube
 	req = evictionRequest(
 		`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope","namespace":"mqtt"}}`,
 		ns,
@@ -365,15 +365,15 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 func TestForgedReviewsStartNothing(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	dec := admission.NewDecoder(scheme.Scheme)
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
-	forged := f.pod(0).DeepCopy()
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube}
+	forged := f.Pod(0).DeepCopy()
 	forged.UID = "not-the-live-one"
 	r := admission.Request{
 		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: forged.Name,
 			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(forged)},
 	}
-	if resp := del.Handle(context.Background(), r); !resp.Allowed || f.evacuation(0) != "" {
-		t.Fatalf("forged pod delete: %+v, evacuation %q", resp.Result, f.evacuation(0))
+	if resp := del.Handle(context.Background(), r); !resp.Allowed || f.Evacuation(0) != "" {
+		t.Fatalf("forged pod delete: %+v, evacuation %q", resp.Result, f.Evacuation(0))
 	}
 	ghost := forged.DeepCopy()
 	ghost.Name = "emqx-9"
@@ -381,8 +381,8 @@ func TestForgedReviewsStartNothing(t *testing.T) {
 	if resp := del.Handle(context.Background(), r); !resp.Allowed {
 		t.Fatalf("delete of a pod that does not exist: %+v", resp.Result)
 	}
-	scale := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
-	old, upd := f.sts.DeepCopy(), f.sts.DeepCopy()
+	scale := &ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec}
+	old, upd := f.Sts.DeepCopy(), f.Sts.DeepCopy()
 	old.Spec.Replicas, upd.Spec.Replicas = ptr.To(int32(5)), ptr.To(int32(1))
 	req := admission.Request{
 		AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Update, Namespace: ns, Name: "emqx",
@@ -393,7 +393,7 @@ func TestForgedReviewsStartNothing(t *testing.T) {
 			}, OldObject: raw(old), Object: raw(upd)},
 	}
 	if resp := scale.Handle(context.Background(), req); !answersNothing(resp) ||
-		f.evacuation(1) != "" || f.evacuation(2) != "" {
+		f.Evacuation(1) != "" || f.Evacuation(2) != "" {
 		t.Fatalf("forged statefulset update: %+v", resp.Result)
 	}
 }
@@ -417,14 +417,14 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To(int32(3))},
 	}
 	for _, o := range []client.Object{plain, web} {
-		if err := f.kube.Create(ctx, o); err != nil {
+		if err := f.Kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dec := admission.NewDecoder(scheme.Scheme)
-	scale := &ScaleHandler{Gate: f.gate, Reader: f.kube, Decoder: dec}
-	evict := &EvictionHandler{Gate: f.gate, Reader: f.kube}
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.kube}
+	scale := &ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec}
+	evict := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube}
 	scaleOf := func(name string, old, new int32) admission.Request {
 		return admission.Request{
 			AdmissionRequest: admissionv1.AdmissionRequest{
@@ -448,7 +448,7 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		}
 		return evictionRequest(body+"}", ns, false)
 	}
-	wrongUID := f.pod(1).DeepCopy()
+	wrongUID := f.Pod(1).DeepCopy()
 	wrongUID.UID = "forged"
 	for name, resp := range map[string]admission.Response{
 		"a scale with a wrong replica count":           scale.Handle(ctx, scaleOf("emqx", 7, 1)),
@@ -470,7 +470,7 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		if f.evacuation(i) != "" {
+		if f.Evacuation(i) != "" {
 			t.Fatalf("emqx-%d evacuates", i)
 		}
 	}

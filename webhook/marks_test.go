@@ -2,36 +2,24 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
-// failWrites makes every patch of the gate's client fail, as writes timing out under load do.
-func (f *fixture) failWrites() {
-	f.gate.Exec.Client = interceptor.NewClient(f.kube.(client.WithWatch), interceptor.Funcs{
-		Patch: func(context.Context, client.WithWatch, client.Object, client.Patch, ...client.PatchOption) error {
-			return errors.New("context deadline exceeded")
-		},
-	})
-	f.gate.Client = f.gate.Exec.Client
-}
-
 // A failed annotation write does not restart the clock: the unreachable grace still ends.
 func TestFailedWritesDoNotStretchTheUnreachableGrace(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	f.failWrites()
-	f.conn.down = true
+	f.FailWrites(func(client.Object) bool { return true })
+	f.Conn.Down = true
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to")
-	f.clock.Step(f.gate.Config.UnreachableGrace / 2)
+	f.Clock.Step(f.gate.Config.UnreachableGrace / 2)
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to")
-	f.clock.Step(f.gate.Config.UnreachableGrace / 2)
+	f.Clock.Step(f.gate.Config.UnreachableGrace / 2)
 	expect(t, f.removal(0), true, decide.ReasonUnreachable, "has failed for 1m0s")
 }
 
@@ -39,16 +27,16 @@ func TestFailedWritesDoNotStretchTheUnreachableGrace(t *testing.T) {
 func TestFailedWritesDoNotStretchTheEvacuationTimeLimit(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	rate := int64(1)
-	conn, _ := f.conn.Connect(context.Background(), f.pod(1))
+	conn, _ := f.Conn.Connect(context.Background(), f.Pod(1))
 	if err := conn.StartEvacuation(context.Background(), node(0), emqx.EvacuationRequest{
 		ConnEvictRate: &rate,
 		SessEvictRate: &rate,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f.failWrites()
+	f.FailWrites(func(client.Object) bool { return true })
 	expect(t, f.removal(0), false, decide.ReasonEvacuating, "is evacuating")
-	f.clock.Step(f.gate.Config.EvacuationTimeout)
+	f.Clock.Step(f.gate.Config.EvacuationTimeout)
 	expect(t, f.removal(0), true, decide.ReasonTimedOut, "past its limit")
 }
 
@@ -56,14 +44,14 @@ func TestFailedWritesDoNotStretchTheEvacuationTimeLimit(t *testing.T) {
 // when the webhook first saw the state.
 func TestFutureTimestampIsCountedFromWhenFirstSeen(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	p := f.pod(0)
+	p := f.Pod(0)
 	p.Annotations = map[string]string{
-		decide.AnnUnreachableSince: f.clock.Now().Add(100 * time.Hour).Format(time.RFC3339Nano),
+		decide.AnnUnreachableSince: f.Clock.Now().Add(100 * time.Hour).Format(time.RFC3339Nano),
 	}
-	f.update(p)
-	f.conn.down = true
+	f.Update(p)
+	f.Conn.Down = true
 	expect(t, f.removal(0), false, decide.ReasonUnreachable, "held for up to")
-	f.clock.Step(f.gate.Config.UnreachableGrace)
+	f.Clock.Step(f.gate.Config.UnreachableGrace)
 	expect(t, f.removal(0), true, decide.ReasonUnreachable, "removing the pod without evacuation")
 }
 
@@ -71,23 +59,23 @@ func TestFutureTimestampIsCountedFromWhenFirstSeen(t *testing.T) {
 // an API failure recorded earlier; an answer from EMQX does.
 func TestOnlyAnAnswerFromEMQXClearsTheUnreachableMark(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	f.conn.down = true
+	f.Conn.Down = true
 	f.removal(0)
-	since := f.pod(0).Annotations[decide.AnnUnreachableSince]
+	since := f.Pod(0).Annotations[decide.AnnUnreachableSince]
 	if since == "" {
 		t.Fatal("no unreachable mark")
 	}
-	unlock, _ := f.gate.lock(context.Background(), f.pod(0))
+	unlock, _ := f.gate.lock(context.Background(), f.Pod(0))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	expect(t, f.gate.removal(ctx, f.pod(0), false, "delete", nil, nil), false, decide.ReasonWaiting, "another decision")
+	expect(t, f.gate.removal(ctx, f.Pod(0), false, "delete", nil, nil), false, decide.ReasonWaiting, "another decision")
 	unlock()
-	if got := f.pod(0).Annotations[decide.AnnUnreachableSince]; got != since {
+	if got := f.Pod(0).Annotations[decide.AnnUnreachableSince]; got != since {
 		t.Fatalf("mark %q after a decision that never asked EMQX, want %q", got, since)
 	}
-	f.conn.down = false
+	f.Conn.Down = false
 	f.removal(0)
-	if got := f.pod(0).Annotations[decide.AnnUnreachableSince]; got != "" {
+	if got := f.Pod(0).Annotations[decide.AnnUnreachableSince]; got != "" {
 		t.Fatalf("mark %q after EMQX answered", got)
 	}
 }
@@ -97,22 +85,22 @@ func TestWaitingMarkIsClearedWhenTheWaitEnds(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	f.removal(0) // evacuating emqx-0: emqx-1 must wait
 	expect(t, f.removal(1), false, decide.ReasonWaiting, "will be evacuated once")
-	if f.pod(1).Annotations[decide.AnnWaitingSince] == "" {
+	if f.Pod(1).Annotations[decide.AnnWaitingSince] == "" {
 		t.Fatal("no waiting mark")
 	}
-	p := f.pod(1)
+	p := f.Pod(1)
 	p.Annotations[decide.AnnBypass] = "true"
-	f.update(p)
+	f.Update(p)
 	expect(t, f.removal(1), true, decide.ReasonBypass, "")
-	if got := f.pod(1).Annotations[decide.AnnWaitingSince]; got != "" {
+	if got := f.Pod(1).Annotations[decide.AnnWaitingSince]; got != "" {
 		t.Fatalf("waiting mark %q left after the wait ended", got)
 	}
 }
 
 func TestPerStatefulSetTimeLimitIsCapped(t *testing.T) {
 	f := newFixture(t, 100)
-	f.sts.Annotations = map[string]string{decide.AnnTimeout: "1000h"}
-	if got := f.gate.Config.For(f.sts).Timeout; got != decide.MaxEvacuationTimeout {
+	f.Sts.Annotations = map[string]string{decide.AnnTimeout: "1000h"}
+	if got := f.gate.Config.For(f.Sts).Timeout; got != decide.MaxEvacuationTimeout {
 		t.Fatalf("timeout %v, want the cap %v", got, decide.MaxEvacuationTimeout)
 	}
 }

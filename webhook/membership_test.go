@@ -55,15 +55,15 @@ func TestLeaversAreOnlyStoppedNodesOfPodsScaledAwayForGood(t *testing.T) {
 // After a scale-down the removed core node leaves the EMQX cluster once its pod is gone.
 func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 	f := newFixture(t, 10, 10, 10)
-	f.sts.Spec.Replicas = ptr.To(int32(2))
-	f.update(f.sts)
-	if err := f.kube.Delete(context.Background(), f.pod(2)); err != nil {
+	f.Sts.Spec.Replicas = ptr.To(int32(2))
+	f.Update(f.Sts)
+	if err := f.Kube.Delete(context.Background(), f.Pod(2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.sim.StopNode(node(2)); err != nil {
+	if err := f.Sim.StopNode(node(2)); err != nil {
 		t.Fatal(err)
 	}
-	delete(f.conn.urls, "emqx-2") // its pod is gone
+	delete(f.Conn.URLs, "emqx-2") // its pod is gone
 	m := &Membership{Gate: f.gate}
 	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
 		Namespace: ns,
@@ -71,28 +71,28 @@ func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.sim.Node(node(2)); ok {
+	if _, ok := f.Sim.Node(node(2)); ok {
 		t.Fatal("the scaled-away node is still listed")
 	}
-	if ev := f.events(); !strings.Contains(ev, "Normal NodeLeftCluster") {
+	if ev := f.Events(); !strings.Contains(ev, "Normal NodeLeftCluster") {
 		t.Fatalf("events %q", ev)
 	}
 	// Opted out: nothing leaves.
-	f.sts.Annotations = map[string]string{AnnForceLeave: "false"}
-	f.sts.Spec.Replicas = ptr.To(int32(1))
-	f.update(f.sts)
-	if err := f.kube.Delete(context.Background(), f.pod(1)); err != nil {
+	f.Sts.Annotations = map[string]string{AnnForceLeave: "false"}
+	f.Sts.Spec.Replicas = ptr.To(int32(1))
+	f.Update(f.Sts)
+	if err := f.Kube.Delete(context.Background(), f.Pod(1)); err != nil {
 		t.Fatal(err)
 	}
-	_ = f.sim.StopNode(node(1))
-	delete(f.conn.urls, "emqx-1")
+	_ = f.Sim.StopNode(node(1))
+	delete(f.Conn.URLs, "emqx-1")
 	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
 		Namespace: ns,
 		Name:      "emqx",
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.sim.Node(node(1)); !ok {
+	if _, ok := f.Sim.Node(node(1)); !ok {
 		t.Fatal("force_leave despite the opt-out")
 	}
 }

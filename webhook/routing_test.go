@@ -40,14 +40,14 @@ func gatePatch(t *testing.T, resp admission.Response) string {
 func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
 	f := newFixture(t, 100)
 	alive := true
-	h := &PodCreateHandler{Reader: f.kube, Alive: func(context.Context) bool { return alive }}
-	pod := f.pod(0)
+	h := &PodCreateHandler{Reader: f.Kube, Alive: func(context.Context) bool { return alive }}
+	pod := f.Pod(0)
 	pod.Namespace = "" // pods of a controller are created without one in the body
 	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p != "" {
 		t.Fatalf("a StatefulSet without the annotation got a patch: %s", p)
 	}
-	f.sts.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
-	f.update(f.sts)
+	f.Sts.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
+	f.Update(f.Sts)
 	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(
 		p,
 		`"path":"/spec/readinessGates","value":[{"conditionType":"emqx.kubectl-emqx.io/serving"}]`,
@@ -123,29 +123,29 @@ func servingCondition(p *corev1.Pod) corev1.ConditionStatus {
 // EMQX cannot be asked.
 func TestControllerKeepsServingConditionFalseOnlyWhileEvacuating(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	p := f.pod(0)
+	p := f.Pod(0)
 	p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: ConditionServing}}
-	f.update(p)
-	if res := f.reconcile(0); res.RequeueAfter == 0 || servingCondition(f.pod(0)) != corev1.ConditionTrue {
-		t.Fatalf("a gated pod whose node serves: condition %q, requeue %v", servingCondition(f.pod(0)), res)
+	f.Update(p)
+	if res := f.reconcile(0); res.RequeueAfter == 0 || servingCondition(f.Pod(0)) != corev1.ConditionTrue {
+		t.Fatalf("a gated pod whose node serves: condition %q, requeue %v", servingCondition(f.Pod(0)), res)
 	}
 	f.removal(0) // the webhook starts the evacuation
 	f.reconcile(0)
-	if servingCondition(f.pod(0)) != corev1.ConditionFalse {
-		t.Fatalf("evacuating: condition %q", servingCondition(f.pod(0)))
+	if servingCondition(f.Pod(0)) != corev1.ConditionFalse {
+		t.Fatalf("evacuating: condition %q", servingCondition(f.Pod(0)))
 	}
-	f.conn.down = true
+	f.Conn.Down = true
 	f.reconcile(0)
-	if servingCondition(f.pod(0)) != corev1.ConditionTrue {
+	if servingCondition(f.Pod(0)) != corev1.ConditionTrue {
 		t.Fatalf(
 			"EMQX unreachable: condition %q, want True (never out of service on doubt)",
-			servingCondition(f.pod(0)),
+			servingCondition(f.Pod(0)),
 		)
 	}
 	// A pod without the gate is never given the condition.
-	f.conn.down = false
+	f.Conn.Down = false
 	f.reconcile(1)
-	if servingCondition(f.pod(1)) != "" {
+	if servingCondition(f.Pod(1)) != "" {
 		t.Fatal("ungated pod got the condition")
 	}
 }
@@ -155,11 +155,11 @@ func TestControllerKeepsServingConditionFalseOnlyWhileEvacuating(t *testing.T) {
 // e2e before: the first pod of a new StatefulSet went without the gate).
 func TestRoutingGateReadsANewStatefulSetPastTheCache(t *testing.T) {
 	f := newFixture(t, 100)
-	annotated := f.sts.DeepCopy()
+	annotated := f.Sts.DeepCopy()
 	annotated.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
 	live := fake.NewClientBuilder().WithObjects(annotated).Build()
 	empty := fake.NewClientBuilder().Build() // the cache has not seen the StatefulSet yet
-	pod := f.pod(0)
+	pod := f.Pod(0)
 	h := &PodCreateHandler{Reader: empty, Alive: func(context.Context) bool { return true }}
 	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p != "" {
 		t.Fatalf("the world cannot show the race: gated from an empty cache alone: %s", p)

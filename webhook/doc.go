@@ -1,10 +1,9 @@
-// Package webhook carries out emqx-webhook's decisions: the admission handlers (pod evictions,
-// pod deletions, StatefulSet scale-downs, the routing gate), the snapshot that gathers the facts a
-// decision asks for (snapshot.go; every question to EMQX goes through webhook/observe), the
-// executor that applies its effects (effects.go: the only writer of annotations, Events and owner
-// records), and the controllers beside them (evacuations, membership, automatic rebalance, access
-// check, pruning). The judgement itself is webhook/decide: pure, a Snapshot in and a Decision out.
+// Package webhook is emqx-webhook's admission gate: the admission handlers (pod evictions, pod
+// deletions, StatefulSet scale-downs, the routing gate) and the Gate they call, which gathers the
+// facts a decision asks for (snapshot.go: the cache, and EMQX through webhook/observe), asks
+// webhook/decide for the decision, and has webhook/effects carry out its effects. The controllers
+// beside it are webhook/controller.
 //
-// It may import pkg/ packages, webhook/decide and webhook/observe, never the plugin; webhook/app
-// wires it.
+// It may import pkg/ packages, webhook/decide, webhook/observe and webhook/effects; never the
+// controllers or the plugin. webhook/app wires it.
 package webhook

@@ -52,6 +52,17 @@ func (g *Gate) lock(ctx context.Context, pod *corev1.Pod) (func(), bool) {
 	}
 }
 
+// Prune drops the decision locks of EMQX clusters live does not name (by observe.ClusterKey):
+// they are gone.
+func (g *Gate) Prune(live map[string]bool) {
+	g.locks.Range(func(k, _ any) bool {
+		if !live[k.(string)] {
+			g.locks.Delete(k)
+		}
+		return true
+	})
+}
+
 // bounded gives a decision its deadline.
 func (g *Gate) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	if g.Config.DecisionTimeout <= 0 {

@@ -246,7 +246,7 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 	default:
 		return admission.Allowed("")
 	}
-	if !h.Gate.isEMQXWorkload(&sts) {
+	if !h.Gate.Matcher.Workload(&sts) {
 		return admission.Allowed("")
 	}
 	dry := req.DryRun != nil && *req.DryRun

@@ -9,6 +9,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+
 	admissionv1 "k8s.io/api/admission/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,7 +48,7 @@ func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
 	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p != "" {
 		t.Fatalf("a StatefulSet without the annotation got a patch: %s", p)
 	}
-	f.Sts.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
+	f.Sts.Annotations = map[string]string{decide.AnnRouting: decide.RoutingReadinessGate}
 	f.Update(f.Sts)
 	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); !strings.Contains(
 		p,
@@ -61,7 +63,8 @@ func TestRoutingGateAddedToOptedInEMQXPodsWhileAControllerRuns(t *testing.T) {
 	) {
 		t.Fatalf("patch appending to existing gates: %s", p)
 	}
-	pod.Spec.ReadinessGates = append(pod.Spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: ConditionServing})
+	serving := corev1.PodReadinessGate{ConditionType: decide.ConditionServing}
+	pod.Spec.ReadinessGates = append(pod.Spec.ReadinessGates, serving)
 	if p := gatePatch(t, h.Handle(context.Background(), podCreate(pod))); p != "" {
 		t.Fatalf("a pod that has the gate got another: %s", p)
 	}
@@ -110,53 +113,13 @@ func TestLeaseAliveOnlyWhileRenewed(t *testing.T) {
 	}
 }
 
-func servingCondition(p *corev1.Pod) corev1.ConditionStatus {
-	for _, c := range p.Status.Conditions {
-		if c.Type == ConditionServing {
-			return c.Status
-		}
-	}
-	return ""
-}
-
-// The controller keeps the serving condition True except while the node evacuates, and True when
-// EMQX cannot be asked.
-func TestControllerKeepsServingConditionFalseOnlyWhileEvacuating(t *testing.T) {
-	f := newFixture(t, 100, 100)
-	p := f.Pod(0)
-	p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: ConditionServing}}
-	f.Update(p)
-	if res := f.reconcile(0); res.RequeueAfter == 0 || servingCondition(f.Pod(0)) != corev1.ConditionTrue {
-		t.Fatalf("a gated pod whose node serves: condition %q, requeue %v", servingCondition(f.Pod(0)), res)
-	}
-	f.removal(0) // the webhook starts the evacuation
-	f.reconcile(0)
-	if servingCondition(f.Pod(0)) != corev1.ConditionFalse {
-		t.Fatalf("evacuating: condition %q", servingCondition(f.Pod(0)))
-	}
-	f.Conn.Down = true
-	f.reconcile(0)
-	if servingCondition(f.Pod(0)) != corev1.ConditionTrue {
-		t.Fatalf(
-			"EMQX unreachable: condition %q, want True (never out of service on doubt)",
-			servingCondition(f.Pod(0)),
-		)
-	}
-	// A pod without the gate is never given the condition.
-	f.Conn.Down = false
-	f.reconcile(1)
-	if servingCondition(f.Pod(1)) != "" {
-		t.Fatal("ungated pod got the condition")
-	}
-}
-
 // A StatefulSet creates its first pods at once, before the webhook's cache may hold it: the opt-in
 // is then read once without the cache, so its first pod is gated like the others (seen flaking in
 // e2e before: the first pod of a new StatefulSet went without the gate).
 func TestRoutingGateReadsANewStatefulSetPastTheCache(t *testing.T) {
 	f := newFixture(t, 100)
 	annotated := f.Sts.DeepCopy()
-	annotated.Annotations = map[string]string{AnnRouting: RoutingReadinessGate}
+	annotated.Annotations = map[string]string{decide.AnnRouting: decide.RoutingReadinessGate}
 	live := fake.NewClientBuilder().WithObjects(annotated).Build()
 	empty := fake.NewClientBuilder().Build() // the cache has not seen the StatefulSet yet
 	pod := f.Pod(0)

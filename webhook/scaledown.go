@@ -136,7 +136,3 @@ func (g *Gate) victims(ctx context.Context, sts *appsv1.StatefulSet, old, new in
 	})
 	return out, nil
 }
-
-func (g *Gate) isEMQXWorkload(sts *appsv1.StatefulSet) bool {
-	return g.Matcher.Match(sts.Labels) || g.Matcher.Match(sts.Spec.Template.Labels)
-}

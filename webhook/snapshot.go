@@ -3,13 +3,11 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
@@ -54,7 +52,7 @@ func (g *Gate) snapshot(
 		return s
 	}
 	s.NamespaceTerminating = g.namespaceTerminating(ctx, pod.Namespace)
-	s.Owner, s.OwnerGone, s.OwnerMissing = g.ownerOf(ctx, pod)
+	s.Owner, s.OwnerGone, s.OwnerMissing = observe.Owner(ctx, g.Client, pod)
 	if req, err := admission.RequestFromContext(ctx); err == nil {
 		s.Requester = req.UserInfo.Username
 	}
@@ -149,43 +147,6 @@ func (g *Gate) namespaceTerminating(ctx context.Context, name string) bool {
 		return false
 	}
 	return ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
-}
-
-// owner is the pod's StatefulSet or ReplicaSet, from the cache, or nil.
-func (g *Gate) owner(ctx context.Context, pod *corev1.Pod) client.Object {
-	obj, _, _ := g.ownerOf(ctx, pod)
-	return obj
-}
-
-// ownerOf is the pod's StatefulSet or ReplicaSet, from the cache, or nil; gone says why the pod's
-// owner is going or gone (being deleted, deleted, or replaced by another of the same name), "" when
-// it is not; missing: gone rather than being deleted (no such object, or another one now).
-func (g *Gate) ownerOf(ctx context.Context, pod *corev1.Pod) (obj client.Object, gone string, missing bool) {
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return nil, "", false
-	}
-	switch ref.Kind {
-	case "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case "ReplicaSet":
-		obj = &appsv1.ReplicaSet{}
-	default:
-		return nil, "", false
-	}
-	kind := strings.ToLower(ref.Kind)
-	err := g.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Sprintf("its %s %s is gone", kind, ref.Name), true
-	case err != nil:
-		return nil, "", false
-	case obj.GetUID() != ref.UID:
-		return nil, fmt.Sprintf("its %s %s was deleted (one of that name is another object now)", kind, ref.Name), true
-	case obj.GetDeletionTimestamp() != nil:
-		return obj, fmt.Sprintf("its %s %s is being deleted", kind, ref.Name), false
-	}
-	return obj, "", false
 }
 
 // leavesForGood: the pod's ordinal leaves its StatefulSet (replicas: what a scale-down sets, nil:

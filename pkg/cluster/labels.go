@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -59,6 +60,11 @@ func NewMatcher(selector string) (Matcher, error) {
 // Match reports whether labels l mark an EMQX pod or workload.
 func (m Matcher) Match(l map[string]string) bool {
 	return IsEMQX(l) || m.Extra != nil && !m.Extra.Empty() && m.Extra.Matches(labels.Set(l))
+}
+
+// Workload reports whether a StatefulSet is EMQX's: its own labels or its pods' say so.
+func (m Matcher) Workload(sts *appsv1.StatefulSet) bool {
+	return m.Match(sts.Labels) || m.Match(sts.Spec.Template.Labels)
 }
 
 // OfInstance reports whether labels l mark an EMQX pod or workload of the install instance.

@@ -21,7 +21,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/evacuation"
-	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/controller"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
@@ -117,9 +117,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		&o.RoutingGate,
 		"routing-gate",
 		o.RoutingGate,
-		"add the readiness gate "+string(webhook.ConditionServing)+
+		"add the readiness gate "+string(decide.ConditionServing)+
 			" to every EMQX pod, not only to those of StatefulSets annotated "+
-			webhook.AnnRouting+"="+webhook.RoutingReadinessGate,
+			decide.AnnRouting+"="+decide.RoutingReadinessGate,
 	)
 	fs.DurationVar(
 		&o.AccessInterval,
@@ -129,7 +129,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 			"can authenticate to each EMQX cluster (new clusters within a minute)",
 	)
 	fs.BoolVar(&o.AutoRebalance, "auto-rebalance", o.AutoRebalance, "rebalance every EMQX cluster automatically after "+
-		"its membership changes, not only StatefulSets annotated "+webhook.AnnRebalance+"=auto")
+		"its membership changes, not only StatefulSets annotated "+controller.AnnRebalance+"=auto")
 	fs.DurationVar(&o.Cooldown, "rebalance-cooldown", o.Cooldown, "how long a cluster's membership must be stable "+
 		"before an automatic rebalance starts; at most one per cool-down")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Prometheus metrics address "+

@@ -30,6 +30,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/controller"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
@@ -95,8 +96,18 @@ func (o *Options) Run(ctx context.Context) error {
 		Metrics: metrics,
 	}
 	gate.Metrics.ClientAuth(o.clientAuth != nil)
+	env := &controller.Env{
+		Matcher: o.matcher,
+		Client:  mgr.GetClient(),
+		Kube:    kube,
+		EMQX:    conns,
+		Exec:    exec,
+		Clock:   clock.RealClock{},
+		Config:  o.Decisions,
+		Log:     log.WithName("controller"),
+	}
 	o.register(mgr, gate, kube)
-	if err := o.addRunnables(mgr, gate, kube, rot, log); err != nil {
+	if err := o.addRunnables(mgr, gate, env, rot, log); err != nil {
 		return err
 	}
 	if err := o.addChecks(mgr); err != nil {
@@ -192,13 +203,13 @@ func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kuberne
 
 // addRunnables adds the controllers, the access check, the pruner, the rotator and the custom
 // metrics API to the manager.
-func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface, rot *certs.Rotator,
+func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, env *controller.Env, rot *certs.Rotator,
 	log logr.Logger) error {
-	if err := (&webhook.Controller{Gate: gate, Poll: o.ControllerPoll}).SetupWithManager(mgr); err != nil {
+	if err := (&controller.Controller{Env: env, Poll: o.ControllerPoll}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	membership := &webhook.Membership{
-		Gate:          gate,
+	membership := &controller.Membership{
+		Env:           env,
 		Poll:          15 * time.Second,
 		AutoRebalance: o.AutoRebalance,
 		Cooldown:      o.Cooldown,
@@ -206,14 +217,14 @@ func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, kube kub
 	if err := membership.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("membership controller: %w", err)
 	}
-	runnables := []manager.Runnable{&webhook.Pruner{Gate: gate, Every: time.Minute},
-		webhook.NewAccessChecker(gate, o.AccessInterval, crmetrics.Registry)}
+	runnables := []manager.Runnable{&controller.Pruner{Env: env, Every: time.Minute, Locks: gate},
+		controller.NewAccessChecker(env, o.AccessInterval, crmetrics.Registry)}
 	if rot != nil {
 		runnables = append(runnables, rot)
 	}
 	if o.CustomMetricsAddr != "0" {
 		// After the certificate exists: the server loads it (and reloads it when it changes).
-		p := &custommetrics.Provider{Matcher: o.matcher, Reader: mgr.GetClient(), Kube: kube, EMQX: gate.EMQX,
+		p := &custommetrics.Provider{Matcher: o.matcher, Reader: mgr.GetClient(), Kube: env.Kube, EMQX: env.EMQX,
 			Clock: clock.RealClock{}, Log: log.WithName("custom-metrics")}
 		cm, err := custommetrics.NewServer(custommetrics.ServerOptions{Address: o.CustomMetricsAddr, CertDir: o.CertDir,
 			Kubeconfig: cmp.Or(o.Kubeconfig, os.Getenv("KUBECONFIG"))}, p)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/utils/ptr"
@@ -146,4 +147,23 @@ func EvacuationAnnotations() []string {
 		AnnSessionsLeft,
 		AnnStalledSince,
 	}
+}
+
+// Routing by readiness gate (see the webhook guide): AnnRouting=RoutingReadinessGate on a
+// StatefulSet opts its pods in; they get the readiness gate ConditionServing at creation.
+const (
+	AnnRouting           = AnnotationPrefix + "routing"
+	RoutingReadinessGate = "readiness-gate"
+	// ConditionServing is the readiness gate's condition type.
+	ConditionServing corev1.PodConditionType = "emqx.kubectl-emqx.io/serving"
+)
+
+// HasServingGate says whether the pod waits for ConditionServing to be Ready.
+func HasServingGate(pod *corev1.Pod) bool {
+	for _, g := range pod.Spec.ReadinessGates {
+		if g.ConditionType == ConditionServing {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 func TestAccessCheckReportsRejectedCredentialsBeforeAnythingIsRemoved(t *testing.T) {
 	f := newFixture(t, 10, 10)
 	reg := prometheus.NewRegistry()
-	a := NewAccessChecker(f.gate, 10*time.Minute, reg)
+	a := NewAccessChecker(f.env, 10*time.Minute, reg)
 	f.Sts.Labels["app.kubernetes.io/name"] = "emqx"
 	f.Sts.Spec.Template.Labels = webhooktest.Labels()
 	f.Update(f.Sts)

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -63,15 +63,15 @@ func AccessFinding(err error) (result, detail string) {
 
 // AccessChecker runs the access check on the elected leader.
 type AccessChecker struct {
-	Gate     *Gate
+	*Env
 	Interval time.Duration // every cluster, this often
 	gauge    *prometheus.GaugeVec
 	checked  map[string]time.Time // cluster key → last check
 }
 
 // NewAccessChecker registers the checker's gauge with reg.
-func NewAccessChecker(g *Gate, interval time.Duration, reg prometheus.Registerer) *AccessChecker {
-	a := &AccessChecker{Gate: g, Interval: interval, checked: map[string]time.Time{},
+func NewAccessChecker(env *Env, interval time.Duration, reg prometheus.Registerer) *AccessChecker {
+	a := &AccessChecker{Env: env, Interval: interval, checked: map[string]time.Time{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "emqx_webhook_cluster_api_access",
 			Help: "1 for the result of the last access check of each EMQX cluster (ok, credentials-rejected, " +
@@ -102,14 +102,14 @@ func (a *AccessChecker) Start(ctx context.Context) error {
 // CheckDue checks every cluster not checked within the interval.
 func (a *AccessChecker) CheckDue(ctx context.Context) {
 	var list appsv1.StatefulSetList
-	if err := a.Gate.Client.List(ctx, &list); err != nil {
-		a.Gate.Log.Error(err, "access check: list StatefulSets")
+	if err := a.Client.List(ctx, &list); err != nil {
+		a.Log.Error(err, "access check: list StatefulSets")
 		return
 	}
 	byCluster := map[string][]*appsv1.StatefulSet{}
 	for i := range list.Items {
 		s := &list.Items[i]
-		if a.Gate.isEMQXWorkload(s) && s.DeletionTimestamp == nil {
+		if a.Matcher.Workload(s) && s.DeletionTimestamp == nil {
 			k := s.Namespace + "/" + cluster.Instance(s.Spec.Template.Labels)
 			byCluster[k] = append(byCluster[k], s)
 		}
@@ -128,7 +128,7 @@ func (a *AccessChecker) CheckDue(ctx context.Context) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	now := a.Gate.Clock.Now()
+	now := a.Clock.Now()
 	for _, k := range keys {
 		if last, ok := a.checked[k]; ok && now.Sub(last) < a.Interval {
 			continue
@@ -143,13 +143,13 @@ func (a *AccessChecker) CheckDue(ctx context.Context) {
 func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.StatefulSet) bool {
 	ns, inst, _ := strings.Cut(key, "/")
 	var pods corev1.PodList
-	if err := a.Gate.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+	if err := a.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 		return false
 	}
 	var pod *corev1.Pod
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if a.Gate.Matcher.OfInstance(p.Labels, inst) && cluster.Running(p) {
+		if a.Matcher.OfInstance(p.Labels, inst) && cluster.Running(p) {
 			pod = p
 			break
 		}
@@ -159,8 +159,8 @@ func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.St
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	a.Gate.EMQX.Forget(pod) // a fresh connection: credentials may have changed
-	_, err := a.Gate.EMQX.Connect(cctx, pod)
+	a.EMQX.Forget(pod) // a fresh connection: credentials may have changed
+	_, err := a.EMQX.Connect(cctx, pod)
 	result, detail := AccessFinding(err)
 	for _, r := range []string{AccessOK, AccessRejected, AccessUnreachable} {
 		v := 0.0
@@ -169,7 +169,7 @@ func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.St
 		}
 		a.gauge.WithLabelValues(ns, inst, r).Set(v)
 	}
-	value := fmt.Sprintf("%s %s: %s", result, a.Gate.Clock.Now().UTC().Format(time.RFC3339), detail)
+	value := fmt.Sprintf("%s %s: %s", result, a.Clock.Now().UTC().Format(time.RFC3339), detail)
 	for _, s := range sets {
 		prev, _, _ := strings.Cut(s.Annotations[AnnAPIAccess], " ")
 		if prev == result {
@@ -177,14 +177,14 @@ func (a *AccessChecker) check(ctx context.Context, key string, sets []*appsv1.St
 		}
 		switch {
 		case result == AccessRejected:
-			a.Gate.Exec.Event(s, corev1.EventTypeWarning, ReasonCredentialsRejected, "%s", detail)
+			a.Exec.Event(s, corev1.EventTypeWarning, ReasonCredentialsRejected, "%s", detail)
 		case result == AccessUnreachable:
-			a.Gate.Exec.Event(s, corev1.EventTypeWarning, ReasonAccessUnreachable, "%s", detail)
+			a.Exec.Event(s, corev1.EventTypeWarning, ReasonAccessUnreachable, "%s", detail)
 		case prev != "":
-			a.Gate.Exec.Event(s, corev1.EventTypeNormal, ReasonAccessRestored, "%s", detail)
+			a.Exec.Event(s, corev1.EventTypeNormal, ReasonAccessRestored, "%s", detail)
 		}
-		a.Gate.Log.Info("EMQX API access", "cluster", key, "result", result, "detail", detail)
-		_ = a.Gate.Exec.PatchAnnotations(ctx, s, map[string]*string{AnnAPIAccess: &value}) // logged; checked again next time
+		a.Log.Info("EMQX API access", "cluster", key, "result", result, "detail", detail)
+		_ = a.Exec.PatchAnnotations(ctx, s, map[string]*string{AnnAPIAccess: &value}) // logged; checked again next time
 	}
 	return true
 }

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 func (f *fixture) reconcile(i int) ctrl.Result {
 	f.T.Helper()
-	c := &Controller{Gate: f.gate, Poll: time.Second}
+	c := &Controller{Env: f.env, Poll: time.Second}
 	res, err := c.Reconcile(
 		context.Background(),
 		ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: f.Pod(i).Name}},
@@ -194,7 +194,7 @@ func TestEvacuatedRecordIsRetriedByTheControllerUntilItLands(t *testing.T) {
 	if recs := f.StatefulSet().Annotations[decide.AnnEvacuatedPods]; recs != "" {
 		t.Fatalf("record %q written although writes fail", recs)
 	}
-	c := &Controller{Gate: f.gate, Poll: time.Second}
+	c := &Controller{Env: f.env, Poll: time.Second}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "emqx-0"}}
 	if _, err := c.Reconcile(context.Background(), req); err == nil {
 		t.Fatal("a failed record is not retried")

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func TestMembershipMakesAScaledAwayNodeLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(f.Conn.URLs, "emqx-2") // its pod is gone
-	m := &Membership{Gate: f.gate}
+	m := &Membership{Env: f.env}
 	if _, err := m.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
 		Namespace: ns,
 		Name:      "emqx",

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -130,7 +130,7 @@ func (m *Membership) autoRebalance(
 	if err != nil {
 		return 0
 	}
-	now := m.Gate.Clock.Now()
+	now := m.Clock.Now()
 	if run, ok := parseRun(sts.Annotations[AnnRebalanceRun]); ok {
 		for _, rb := range gs.Rebalances {
 			if rb.CoordinatorNode == run.coordinator {
@@ -172,7 +172,7 @@ func (m *Membership) autoRebalance(
 	considered := map[string]*string{AnnMembership: ptr.To(fingerprint + " " + f[1] + " considered")}
 	t, err := thresholds(sts)
 	if err != nil {
-		m.Gate.Exec.Event(sts, corev1.EventTypeWarning, ReasonRebalanceConfig, "automatic rebalance not started: %v", err)
+		m.Exec.Event(sts, corev1.EventTypeWarning, ReasonRebalanceConfig, "automatic rebalance not started: %v", err)
 		m.setAnnotations(ctx, sts, considered)
 		return 0
 	}
@@ -194,18 +194,18 @@ func (m *Membership) autoRebalance(
 		RelConnThreshold: &t.RelConn,
 		AbsSessThreshold: &t.AbsSess,
 		RelSessThreshold: &t.RelSess,
-		ConnEvictRate:    positiveOrNil(decide.IntAnnotation(sts, decide.AnnConnRate, m.Gate.Config.ConnEvictRate)),
-		SessEvictRate:    positiveOrNil(decide.IntAnnotation(sts, decide.AnnSessRate, m.Gate.Config.SessEvictRate)),
-		WaitHealthCheck:  decide.DurationAnnotation(sts, decide.AnnWaitHealthCheck, m.Gate.Config.WaitHealthCheck),
-		WaitTakeover:     decide.DurationAnnotation(sts, decide.AnnWaitTakeover, m.Gate.Config.WaitTakeover),
+		ConnEvictRate:    positiveOrNil(decide.IntAnnotation(sts, decide.AnnConnRate, m.Config.ConnEvictRate)),
+		SessEvictRate:    positiveOrNil(decide.IntAnnotation(sts, decide.AnnSessRate, m.Config.SessEvictRate)),
+		WaitHealthCheck:  decide.DurationAnnotation(sts, decide.AnnWaitHealthCheck, m.Config.WaitHealthCheck),
+		WaitTakeover:     decide.DurationAnnotation(sts, decide.AnnWaitTakeover, m.Config.WaitTakeover),
 	}
-	if err := m.Gate.Exec.StartRebalance(ctx, conn, coord, req); err != nil {
+	if err := m.Exec.StartRebalance(ctx, conn, coord, req); err != nil {
 		what := "EMQX refused it: " + decide.Shorten(err)
 		if emqx.IsNothingToBalance(err) {
 			what = "EMQX says there is nothing to balance"
 		}
-		m.Gate.Exec.Event(sts, corev1.EventTypeWarning, ReasonRebalanceRefused, "automatic rebalance not started: %s", what)
-		m.Gate.Exec.Count(ReasonRebalanceRefused)
+		m.Exec.Event(sts, corev1.EventTypeWarning, ReasonRebalanceRefused, "automatic rebalance not started: %s", what)
+		m.Exec.Count(ReasonRebalanceRefused)
 		considered[AnnRebalanceResult] = ptr.To("refused " + now.UTC().Format(time.RFC3339) + ": " + what)
 		m.setAnnotations(ctx, sts, considered)
 		return 0
@@ -223,7 +223,7 @@ func (m *Membership) autoRebalance(
 	if p, ok := cluster.PodOfNode(pods, coord); ok {
 		coordPod = p.Name
 	}
-	m.Gate.Exec.Event(
+	m.Exec.Event(
 		sts,
 		corev1.EventTypeNormal,
 		ReasonRebalanceStarted,
@@ -234,8 +234,8 @@ func (m *Membership) autoRebalance(
 		len(run.recipients),
 		coordPod,
 	)
-	m.Gate.Log.Info("automatic rebalance started", "statefulset", klog.KObj(sts), "coordinator", coord)
-	m.Gate.Exec.Count(ReasonRebalanceStarted)
+	m.Log.Info("automatic rebalance started", "statefulset", klog.KObj(sts), "coordinator", coord)
+	m.Exec.Count(ReasonRebalanceStarted)
 	return followEvery
 }
 
@@ -300,13 +300,13 @@ func (m *Membership) judge(
 			", ",
 		)
 	}
-	now := m.Gate.Clock.Now()
+	now := m.Clock.Now()
 	m.setAnnotations(ctx, sts, map[string]*string{AnnRebalanceRun: nil,
 		AnnRebalanceResult: ptr.To(
 			fmt.Sprintf("%s %s: %s", strings.TrimPrefix(reason, "Rebalance"), now.UTC().Format(time.RFC3339), detail),
 		)})
-	m.Gate.Exec.Event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)
-	m.Gate.Log.Info(
+	m.Exec.Event(sts, typ, reason, "rebalance coordinated by %s: %s", label(run.coordinator), detail)
+	m.Log.Info(
 		"automatic rebalance ended",
 		"statefulset",
 		klog.KObj(sts),
@@ -315,7 +315,7 @@ func (m *Membership) judge(
 		"detail",
 		detail,
 	)
-	m.Gate.Exec.Count(reason)
+	m.Exec.Count(reason)
 }
 
 // settled: every pod the StatefulSet wants exists, runs, is Ready and has its node running, and

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -14,8 +14,10 @@ import (
 // credential refusals. Clusters are named by users' labels; without it each one ever seen would
 // stay in memory for the life of the process.
 type Pruner struct {
-	Gate  *Gate
+	*Env
 	Every time.Duration
+	// Locks is the gate's memory per EMQX cluster (its decision locks).
+	Locks interface{ Prune(live map[string]bool) }
 }
 
 // NeedLeaderElection: each replica prunes its own memory.
@@ -30,7 +32,7 @@ func (p *Pruner) Start(ctx context.Context) error {
 		case <-time.After(p.Every):
 		}
 		if err := p.Prune(ctx); err != nil {
-			p.Gate.Log.Error(err, "prune the memory of gone EMQX clusters")
+			p.Log.Error(err, "prune the memory of gone EMQX clusters")
 		}
 	}
 }
@@ -38,21 +40,16 @@ func (p *Pruner) Start(ctx context.Context) error {
 // Prune drops what is kept for clusters that have no EMQX pod any more.
 func (p *Pruner) Prune(ctx context.Context) error {
 	var pods corev1.PodList
-	if err := p.Gate.Client.List(ctx, &pods); err != nil {
+	if err := p.Client.List(ctx, &pods); err != nil {
 		return err
 	}
 	live := map[string]bool{}
 	for i := range pods.Items {
-		if pod := &pods.Items[i]; p.Gate.Matcher.Match(pod.Labels) {
+		if pod := &pods.Items[i]; p.Matcher.Match(pod.Labels) {
 			live[observe.ClusterKey(pod)] = true
 		}
 	}
-	p.Gate.locks.Range(func(k, _ any) bool {
-		if !live[k.(string)] {
-			p.Gate.locks.Delete(k)
-		}
-		return true
-	})
-	p.Gate.EMQX.Prune(live)
+	p.Locks.Prune(live)
+	p.EMQX.Prune(live)
 	return nil
 }

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 //   - a pod comes back (same name, new UID) while its node still evacuates from the old pod's
 //     persisted data: it stops that evacuation once the pod runs and its node has joined.
 type Controller struct {
-	Gate *Gate
+	*Env
 	Poll time.Duration // how often an evacuation in progress is checked
 }
 
@@ -36,19 +36,19 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // isEMQX says whether an object carries the labels of an EMQX pod.
-func (c *Controller) isEMQX(o client.Object) bool { return c.Gate.Matcher.Match(o.GetLabels()) }
+func (c *Controller) isEMQX(o client.Object) bool { return c.Matcher.Match(o.GetLabels()) }
 
 // Reconcile implements reconcile.Reconciler.
 func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var pod corev1.Pod
-	if err := c.Gate.Client.Get(ctx, req.NamespacedName, &pod); err != nil {
+	if err := c.Client.Get(ctx, req.NamespacedName, &pod); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if pod.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
 	var serving ctrl.Result
-	if hasGate(&pod) && cluster.Running(&pod) {
+	if decide.HasServingGate(&pod) && cluster.Running(&pod) {
 		var err error
 		if serving, err = c.syncServing(ctx, &pod); err != nil {
 			return ctrl.Result{}, err
@@ -62,16 +62,16 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Result, error) {
-	owner := c.Gate.owner(ctx, pod)
+	owner, _, _ := observe.Owner(ctx, c.Client, pod)
 	w := decide.FollowedPod{
-		Now:      c.Gate.Clock.Now(),
+		Now:      c.Clock.Now(),
 		Pod:      pod,
 		Owner:    owner,
-		Settings: c.Gate.Config.For(owner),
+		Settings: c.Config.For(owner),
 		Poll:     c.Poll,
 	}
 	if pod.Annotations[decide.AnnStartedAt] != "" {
-		if since, ok := c.Gate.Exec.Marks.Peek(pod.UID, decide.AnnCompletedAt); ok {
+		if since, ok := c.Exec.Marks.Peek(pod.UID, decide.AnnCompletedAt); ok {
 			w.EmptySince = decide.Mark{Since: since, Known: true}
 		}
 		return c.act(ctx, w, decide.Follow, c.seeEvacuation)
@@ -103,10 +103,10 @@ func (c *Controller) act(
 		case decide.NeedEMQX:
 			conn, w.EMQX = see(ctx, w.Pod)
 		case decide.NeedStop:
-			err := c.Gate.Exec.StopEvacuation(ctx, conn, a.Stop)
+			err := c.Exec.StopEvacuation(ctx, conn, a.Stop)
 			w.Stopped = &err
 		default:
-			if err := c.Gate.Exec.Apply(ctx, w.Pod, w.Owner, a.Effects); err != nil {
+			if err := c.Exec.Apply(ctx, w.Pod, w.Owner, a.Effects); err != nil {
 				return ctrl.Result{}, err
 			}
 			return ctrl.Result{RequeueAfter: a.Requeue}, nil
@@ -117,7 +117,7 @@ func (c *Controller) act(
 // seeEvacuation reads the global status for Follow: the evacuation of the node the pod records.
 func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *decide.NodeSeen) {
 	q := observe.Question{Node: pod.Annotations[decide.AnnNode], Status: true}
-	o := observe.Node(ctx, c.Gate.EMQX, c.Gate.Kube, pod, q)
+	o := observe.Node(ctx, c.EMQX, c.Kube, pod, q)
 	if o.Err != nil {
 		return nil, &decide.NodeSeen{Err: o.Err, Stale: o.Stale}
 	}
@@ -126,7 +126,7 @@ func (c *Controller) seeEvacuation(ctx context.Context, pod *corev1.Pod) (observ
 
 // seeNode finds the pod's node and its evacuation for Reopen.
 func (c *Controller) seeNode(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *decide.NodeSeen) {
-	o := observe.Node(ctx, c.Gate.EMQX, c.Gate.Kube, pod, observe.Question{Status: true})
+	o := observe.Node(ctx, c.EMQX, c.Kube, pod, observe.Question{Status: true})
 	switch {
 	case o.Err != nil:
 		return nil, &decide.NodeSeen{Err: o.Err, Stale: o.Stale}

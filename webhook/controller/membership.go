@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -29,7 +29,7 @@ import (
 // running node expels it and wipes its data). A restart, a drain or a rolling update, where the
 // ordinal comes back, is left alone. Off for a StatefulSet annotated AnnForceLeave: "false".
 type Membership struct {
-	Gate *Gate
+	*Env
 	Poll time.Duration // how often a StatefulSet is looked at besides its pods' changes
 	// AutoRebalance: every EMQX StatefulSet, not only those annotated AnnRebalance: "auto".
 	AutoRebalance bool
@@ -38,7 +38,7 @@ type Membership struct {
 
 // setAnnotations writes annotations on the StatefulSet (logged on failure; looked at again soon).
 func (m *Membership) setAnnotations(ctx context.Context, sts *appsv1.StatefulSet, ann map[string]*string) {
-	if err := m.Gate.Exec.PatchAnnotations(ctx, sts, ann); err == nil {
+	if err := m.Exec.PatchAnnotations(ctx, sts, ann); err == nil {
 		if sts.Annotations == nil {
 			sts.Annotations = map[string]string{}
 		}
@@ -64,7 +64,7 @@ func (m *Membership) SetupWithManager(mgr ctrl.Manager) error {
 		Named("emqx-membership").
 		For(&appsv1.StatefulSet{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			sts, ok := o.(*appsv1.StatefulSet)
-			return ok && m.Gate.isEMQXWorkload(sts)
+			return ok && m.Matcher.Workload(sts)
 		}))).
 		Watches(&corev1.Pod{},
 			handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1.StatefulSet{},
@@ -75,21 +75,21 @@ func (m *Membership) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile implements reconcile.Reconciler.
 func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var sts appsv1.StatefulSet
-	if err := m.Gate.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
+	if err := m.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if sts.DeletionTimestamp != nil || sts.Annotations[AnnForceLeave] == "false" {
 		return ctrl.Result{}, nil
 	}
 	var pods corev1.PodList
-	if err := m.Gate.Client.List(ctx, &pods, client.InNamespace(sts.Namespace)); err != nil {
+	if err := m.Client.List(ctx, &pods, client.InNamespace(sts.Namespace)); err != nil {
 		return ctrl.Result{}, err
 	}
 	var via *corev1.Pod // any running pod of the cluster answers for it
 	inst := cluster.Instance(sts.Spec.Template.Labels)
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if m.Gate.Matcher.OfInstance(p.Labels, inst) && cluster.Running(p) {
+		if m.Matcher.OfInstance(p.Labels, inst) && cluster.Running(p) {
 			via = p
 			break
 		}
@@ -97,21 +97,21 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if via == nil {
 		return ctrl.Result{RequeueAfter: m.Poll}, nil
 	}
-	conn, err := m.Gate.EMQX.Connect(ctx, via)
+	conn, err := m.EMQX.Connect(ctx, via)
 	if err != nil {
 		return ctrl.Result{RequeueAfter: m.Poll}, nil
 	}
 	nodes, err := conn.Nodes(ctx)
 	if err != nil {
-		m.Gate.EMQX.Forget(via)
+		m.EMQX.Forget(via)
 		return ctrl.Result{RequeueAfter: m.Poll}, nil
 	}
 	for _, node := range Leavers(&sts, pods.Items, nodes) {
-		if err := m.Gate.Exec.ForceLeave(ctx, conn, node); err != nil && !emqx.IsNotInCluster(err) {
-			m.Gate.Log.Error(err, "force_leave", "statefulset", klog.KObj(&sts), "node", node)
+		if err := m.Exec.ForceLeave(ctx, conn, node); err != nil && !emqx.IsNotInCluster(err) {
+			m.Log.Error(err, "force_leave", "statefulset", klog.KObj(&sts), "node", node)
 			continue
 		}
-		m.Gate.Exec.Event(
+		m.Exec.Event(
 			&sts,
 			corev1.EventTypeNormal,
 			ReasonNodeLeft,
@@ -119,8 +119,8 @@ func (m *Membership) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			node,
 			sts.Name,
 		)
-		m.Gate.Log.Info("node left the cluster", "statefulset", klog.KObj(&sts), "node", node)
-		m.Gate.Exec.Count(ReasonNodeLeft)
+		m.Log.Info("node left the cluster", "statefulset", klog.KObj(&sts), "node", node)
+		m.Exec.Count(ReasonNodeLeft)
 		m.forgetSite(ctx, conn, &sts, node)
 	}
 	next := m.Poll
@@ -147,9 +147,9 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 		if err != nil || site.Node != node {
 			continue
 		}
-		if err := m.Gate.Exec.ForgetSite(ctx, conn, id); err != nil {
+		if err := m.Exec.ForgetSite(ctx, conn, id); err != nil {
 			if !emqx.IsHTTPStatus(err, http.StatusNotFound) {
-				m.Gate.Log.Error(
+				m.Log.Error(
 					err,
 					"forget durable-storage site",
 					"statefulset",
@@ -162,7 +162,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 			}
 			return
 		}
-		m.Gate.Exec.Event(
+		m.Exec.Event(
 			sts,
 			corev1.EventTypeNormal,
 			ReasonSiteForgotten,
@@ -170,7 +170,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 			id,
 			node,
 		)
-		m.Gate.Log.Info(
+		m.Log.Info(
 			"durable-storage site forgotten",
 			"statefulset",
 			klog.KObj(sts),
@@ -179,7 +179,7 @@ func (m *Membership) forgetSite(ctx context.Context, conn observe.EMQX, sts *app
 			"site",
 			id,
 		)
-		m.Gate.Exec.Count(ReasonSiteForgotten)
+		m.Exec.Count(ReasonSiteForgotten)
 		return
 	}
 }

@@ -1,4 +1,4 @@
-package webhook
+package controller
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func autoFixture(t *testing.T) (*fixture, *Membership) {
 	f.Update(f.Sts)
 	f.Sts.Status.ReadyReplicas = 4
 	f.UpdateStatus(f.Sts)
-	return f, &Membership{Gate: f.gate, Poll: 15 * time.Second, Cooldown: time.Minute}
+	return f, &Membership{Env: f.env, Poll: 15 * time.Second, Cooldown: time.Minute}
 }
 
 func (f *fixture) reconcileMembership(m *Membership) ctrl.Result {

@@ -63,6 +63,15 @@ func (g *Gate) Prune(live map[string]bool) {
 	})
 }
 
+// Unmatched answers a review that does not match live state (forged, or stale) or names an object
+// the webhook's cache does not hold: allowed, nothing started, and the same empty answer as for any
+// object that is not EMQX's, so that a caller learns nothing of what exists or of its state (no
+// replica count, node name or pod existence). The log says which it was.
+func (g *Gate) Unmatched(kind, ns, name, why string) decide.Verdict {
+	g.Log.Info("review not acted on: nothing started", "kind", kind, "object", ns+"/"+name, "why", why)
+	return decide.Verdict{Allowed: true}
+}
+
 // bounded gives a decision its deadline.
 func (g *Gate) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	if g.Config.DecisionTimeout <= 0 {

@@ -282,10 +282,8 @@ func TestEvictionStartsEvacuationAndHoldsWith429UntilNodeEmpty(t *testing.T) {
 	if ev := f.Events(); !strings.Contains(ev, "Normal EvacuationStarted evacuating EMQX node "+node(0)) {
 		t.Fatalf("events %q", ev)
 	}
-	resp := response(v)
-	if resp.Allowed || resp.Result.Code != 429 || resp.Result.Reason != metav1.StatusReasonTooManyRequests ||
-		!strings.Contains(resp.Result.Message, "retrying is safe") {
-		t.Fatalf("response %+v", resp.Result)
+	if v.Allowed || !strings.Contains(v.Message, "retrying is safe") {
+		t.Fatalf("verdict %+v", v)
 	}
 	// A retry while it runs: still held, with progress; no second start.
 	f.Sim.Advance(0)

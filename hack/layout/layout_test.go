@@ -2,6 +2,10 @@ package layout
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"go/types"
 	"io"
 	"os"
 	"os/exec"
@@ -61,8 +65,22 @@ func TestImportRules(t *testing.T) {
 		"pkg/version":    {module},
 		// The one way to EMQX reads and never decides: no webhook package, no decision.
 		"webhook/observe": {module + "webhook"},
+		// The only writer carries out decisions; it does not make them or call who makes them.
+		"webhook/effects": {module + "webhook$", module + "webhook/admission", module + "webhook/controller",
+			module + "webhook/app"},
+		// The gate decides and has the executor write; it knows nothing of handlers or controllers.
+		"webhook": {module + "webhook/admission", module + "webhook/controller", module + "webhook/app",
+			module + "webhook/custommetrics", module + "webhook/internal"},
+		// Handlers read reviews and the cache and ask the gate: they neither write nor ask EMQX.
+		"webhook/admission": {module + "webhook/effects", module + "webhook/observe", module + "webhook/controller",
+			module + "webhook/app"},
+		// Controllers are on the same read, judge, write path as the gate, without the gate.
+		"webhook/controller": {module + "webhook$", module + "webhook/admission", module + "webhook/app"},
 		// The custom metrics ask through observe only: not the gate, not its decisions.
 		"webhook/custommetrics": {module + "webhook$", module + "webhook/decide"},
+		// The tests' world serves every package's tests, so it imports none of them.
+		"webhook/internal/webhooktest": {module + "webhook$", module + "webhook/admission",
+			module + "webhook/controller", module + "webhook/app"},
 	}
 	var all []pkg
 	for _, p := range packages(t) {
@@ -101,5 +119,50 @@ func TestEveryPackageHasADocGo(t *testing.T) {
 		if !strings.Contains(string(b), "// Package ") && !strings.Contains(string(b), "// Command ") {
 			t.Errorf("%s/doc.go names no package or command", p.ImportPath)
 		}
+	}
+}
+
+// writes are the calls that change something: Kubernetes objects, Events, EMQX.
+var writes = map[string]bool{
+	"Patch": true, "Update": true, "Create": true, "Delete": true, "Event": true, "Eventf": true,
+	"AnnotatedEventf": true, "StartEvacuation": true, "StopEvacuation": true, "StartRebalance": true,
+	"StopRebalance": true, "ForceLeave": true, "ForgetSite": true, "SetReplicaSites": true,
+}
+
+// Every write the webhook makes is in webhook/effects: elsewhere in webhook/ a write is a call of
+// the executor (a receiver named Exec). webhook/app wires; the certificate rotator is pkg/certs.
+func TestOnlyTheExecutorWrites(t *testing.T) {
+	checked := 0
+	for _, p := range packages(t) {
+		if !strings.HasPrefix(p.ImportPath, "webhook") || p.ImportPath == "webhook/effects" ||
+			p.ImportPath == "webhook/app" || strings.HasPrefix(p.ImportPath, "webhook/internal") {
+			continue
+		}
+		for _, name := range p.GoFiles {
+			file, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked++
+			ast.Inspect(file, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || !writes[sel.Sel.Name] {
+					return true
+				}
+				if recv, ok := sel.X.(*ast.SelectorExpr); ok && (recv.Sel.Name == "Exec" || recv.Sel.Name == "locks") {
+					return true // the executor; or the gate's in-memory lock map
+				}
+				t.Errorf("%s/%s: %s is a write outside webhook/effects; call it through the executor",
+					p.ImportPath, name, types.ExprString(sel))
+				return true
+			})
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d files checked", checked)
 	}
 }

@@ -24,12 +24,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/certs"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/version"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/admission"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/controller"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
@@ -183,21 +184,21 @@ func (o *Options) serverTLS(log logr.Logger) []func(*tls.Config) {
 
 // register puts the admission handlers on the webhook server.
 func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface) {
-	decoder := admission.NewDecoder(mgr.GetScheme())
+	decoder := cradmission.NewDecoder(mgr.GetScheme())
 	reader := mgr.GetClient()
-	routing := &webhook.PodCreateHandler{Matcher: o.matcher, Reader: reader, All: o.RoutingGate,
+	routing := &admission.PodCreateHandler{Matcher: o.matcher, Reader: reader, All: o.RoutingGate,
 		Live: mgr.GetAPIReader()}
 	if o.LeaderElect {
-		routing.Alive = webhook.LeaseAlive(kube, o.Namespace, leaderElectionID, clock.RealClock{})
+		routing.Alive = admission.LeaseAlive(kube, o.Namespace, leaderElectionID, clock.RealClock{})
 	}
 	srv := mgr.GetWebhookServer()
-	for path, h := range map[string]admission.Handler{
-		webhook.PathEviction:  &webhook.EvictionHandler{Gate: gate, Reader: reader},
-		webhook.PathPodDelete: &webhook.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader},
-		webhook.PathScale:     &webhook.ScaleHandler{Gate: gate, Reader: reader, Decoder: decoder},
-		webhook.PathPodCreate: routing,
+	for path, h := range map[string]cradmission.Handler{
+		admission.PathEviction:  &admission.EvictionHandler{Gate: gate, Reader: reader},
+		admission.PathPodDelete: &admission.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader},
+		admission.PathScale:     &admission.ScaleHandler{Gate: gate, Reader: reader, Decoder: decoder},
+		admission.PathPodCreate: routing,
 	} {
-		srv.Register(path, webhook.Bounded(&crwebhook.Admission{Handler: h}))
+		srv.Register(path, admission.Bounded(&crwebhook.Admission{Handler: h}))
 	}
 }
 
@@ -256,5 +257,5 @@ func (o *Options) addChecks(mgr manager.Manager) error {
 	if err := mgr.AddReadyzCheck("webhook", started); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("informers", webhook.CachesSynced(mgr.GetCache()))
+	return mgr.AddReadyzCheck("informers", admission.CachesSynced(mgr.GetCache()))
 }

@@ -1,4 +1,4 @@
-package webhook
+package admission
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 )
 
@@ -43,15 +44,6 @@ func response(v decide.Verdict) admission.Response {
 	}}
 }
 
-// unmatched answers a review that does not match live state (forged, or stale) or names an object
-// the webhook's cache does not hold: allowed, nothing started, and the same empty answer as for any
-// object that is not EMQX's, so that a caller learns nothing of what exists or of its state (no
-// replica count, node name or pod existence). The log says which it was.
-func (g *Gate) unmatched(kind, ns, name, why string) admission.Response {
-	g.Log.Info("review not acted on: nothing started", "kind", kind, "object", ns+"/"+name, "why", why)
-	return admission.Allowed("")
-}
-
 // deleteOptions is what the handlers read of a DeleteOptions (in an Eviction, or a DELETE's options).
 type deleteOptions struct {
 	DryRun        []string `json:"dryRun"`
@@ -70,7 +62,7 @@ func dryRun(req admission.Request, o *deleteOptions) bool {
 
 // EvictionHandler holds evictions (policy/v1 and v1beta1) of EMQX pods until their node is empty.
 type EvictionHandler struct {
-	Gate   *Gate
+	Gate   *webhook.Gate
 	Reader client.Reader // the pod cache: an Eviction carries no labels
 }
 
@@ -113,19 +105,19 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 		return response(h.Gate.ReadFailed(ctx, ns, name, decide.CauseEviction, err))
 	}
 	if ev.DeleteOptions.uidMismatch(&pod) {
-		return h.Gate.unmatched(
+		return response(h.Gate.Unmatched(
 			"pod",
 			ns,
 			name,
 			"the eviction's UID precondition names another pod; the API server rejects it",
-		)
+		))
 	}
 	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), decide.CauseEviction))
 }
 
 // PodDeleteHandler holds deletions of EMQX pods (controllers, rolling updates, kubectl delete).
 type PodDeleteHandler struct {
-	Gate    *Gate
+	Gate    *webhook.Gate
 	Decoder admission.Decoder
 	Reader  client.Reader // the pod cache: a review is checked against live state before anything starts
 }
@@ -148,12 +140,12 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 		}
 	}
 	if opts.uidMismatch(&pod) {
-		return h.Gate.unmatched(
+		return response(h.Gate.Unmatched(
 			"pod",
 			req.Namespace,
 			pod.Name,
 			"the deletion's UID precondition names another pod; the API server rejects it",
-		)
+		))
 	}
 	if pod.DeletionTimestamp != nil {
 		// Already terminating (the final grace-0 delete): allowed, nothing to start; the cache may
@@ -170,7 +162,8 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 		return response(h.Gate.ReadFailed(ctx, req.Namespace, pod.Name, "delete", err))
 	}
 	if live.UID != pod.UID {
-		return h.Gate.unmatched("pod", req.Namespace, pod.Name, "the review's pod is not the pod of that name")
+		why := "the review's pod is not the pod of that name"
+		return response(h.Gate.Unmatched("pod", req.Namespace, pod.Name, why))
 	}
 	return response(h.Gate.Removal(ctx, &live, dryRun(req, opts), "delete"))
 }
@@ -178,7 +171,7 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 // ScaleHandler sees StatefulSet scale-downs: UPDATE of statefulsets/scale (kubectl scale, HPA)
 // and of statefulsets (kubectl apply/patch, GitOps).
 type ScaleHandler struct {
-	Gate    *Gate
+	Gate    *webhook.Gate
 	Reader  client.Reader
 	Decoder admission.Decoder
 }
@@ -209,13 +202,13 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 			return admission.Allowed("")
 		}
 		if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &sts); err != nil {
-			return h.Gate.unmatched("statefulset", req.Namespace, req.Name, "not in the webhook's cache")
+			return response(h.Gate.Unmatched("statefulset", req.Namespace, req.Name, "not in the webhook's cache"))
 		}
 		if cur := cluster.Replicas(&sts); cur != oldR {
 			// A Scale whose old replicas are not the StatefulSet's starts nothing: the controller's
 			// deletions are still held one by one.
-			return h.Gate.unmatched("statefulset", req.Namespace, req.Name,
-				fmt.Sprintf("the scale's old replicas (%d) are not the statefulset's (%d)", oldR, cur))
+			return response(h.Gate.Unmatched("statefulset", req.Namespace, req.Name,
+				fmt.Sprintf("the scale's old replicas (%d) are not the statefulset's (%d)", oldR, cur)))
 		}
 	case "":
 		var old appsv1.StatefulSet
@@ -236,12 +229,12 @@ func (h *ScaleHandler) Handle(ctx context.Context, req admission.Request) admiss
 			cluster.Replicas(&live) != oldR {
 			// Not the StatefulSet as it is (forged, or stale): nothing started; the controller's
 			// deletions are still held one by one.
-			return h.Gate.unmatched(
+			return response(h.Gate.Unmatched(
 				"statefulset",
 				req.Namespace,
 				req.Name,
 				"the review's statefulset is not the statefulset as it is",
-			)
+			))
 		}
 	default:
 		return admission.Allowed("")

@@ -1,4 +1,4 @@
-package webhook
+package admission
 
 import (
 	"bytes"
@@ -473,5 +473,16 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 		if f.Evacuation(i) != "" {
 			t.Fatalf("emqx-%d evacuates", i)
 		}
+	}
+}
+
+// A held removal is answered 429 TooManyRequests, so drainers retry, and says retrying is safe.
+func TestAHeldRemovalIsTooManyRequests(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	resp := response(f.removal(0))
+	if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests ||
+		resp.Result.Reason != metav1.StatusReasonTooManyRequests ||
+		!strings.Contains(resp.Result.Message, "retrying is safe") {
+		t.Fatalf("response %+v", resp.Result)
 	}
 }

@@ -186,10 +186,10 @@ func (g *Gate) NotInCache(ns, name string) decide.Verdict {
 func (g *Gate) ReadFailed(_ context.Context, ns, name, cause string, err error) decide.Verdict {
 	now := g.Clock.Now()
 	key := types.UID("read:" + ns + "/" + name)
-	since := g.Exec.Marks.FirstSeen(key, "read", now)
+	since := g.Exec.Starts.FirstSeen(key, "read", now)
 	var v decide.Verdict
 	if now.Sub(since) >= g.Config.UnreachableGrace {
-		g.Exec.Marks.Forget(key, "read")
+		g.Exec.Starts.Forget(key, "read")
 		v = decide.Allow(
 			decide.ReasonUnreachable,
 			fmt.Sprintf("the webhook could not read pod %s/%s for %v (%s): removing it without evacuation",

@@ -60,28 +60,28 @@ func (g *Gate) snapshot(
 	if cause == decide.CauseEviction {
 		s.Budget = g.refusingBudget(ctx, pod)
 	}
-	s.Marks = map[string]decide.Mark{}
+	s.Timed = map[string]decide.TimedState{}
 	for _, key := range timedStates {
-		s.Marks[key] = g.markOf(pod, key, s.Now, dryRun)
+		s.Timed[key] = g.timedState(pod, key, s.Now, dryRun)
 	}
 	return s
 }
 
-// markOf is when the pod entered the state timed under key: the time recorded on the pod, else
+// timedState is when the pod entered the state timed under key: the time recorded on the pod, else
 // the first time this replica saw it (a write that failed does not restart the clock; a dry run
 // counts from now).
-func (g *Gate) markOf(pod *corev1.Pod, key string, now time.Time, dryRun bool) decide.Mark {
+func (g *Gate) timedState(pod *corev1.Pod, key string, now time.Time, dryRun bool) decide.TimedState {
 	if since, ok := decide.Stamped(pod.Annotations, key, now); ok {
-		return decide.Mark{Since: since, OnPod: true, Known: true}
+		return decide.TimedState{Since: since, OnPod: true, Known: true}
 	}
 	// None, unreadable, or in the future (a clock ahead, a hand edit): counted from when this
 	// replica first saw it.
 	if !dryRun {
-		if since, ok := g.Exec.Marks.Peek(pod.UID, key); ok {
-			return decide.Mark{Since: since, Known: true}
+		if since, ok := g.Exec.Starts.Peek(pod.UID, key); ok {
+			return decide.TimedState{Since: since, Known: true}
 		}
 	}
-	return decide.Mark{Since: now}
+	return decide.TimedState{Since: now}
 }
 
 // askEMQX reads the pod's node and the cluster's global status (Observe). A failure is a fact of

@@ -82,7 +82,7 @@ func (o *Options) Run(ctx context.Context) error {
 		Clock:    clock.RealClock{},
 		Log:      log.WithName("effects"),
 		EMQX:     conns,
-		Marks:    &effects.Marks{},
+		Starts:   &effects.StartTimes{},
 		Counted:  metrics.Action,
 	}
 	gate := &webhook.Gate{

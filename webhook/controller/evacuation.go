@@ -71,8 +71,8 @@ func (c *Controller) reconcile(ctx context.Context, pod *corev1.Pod) (ctrl.Resul
 		Poll:     c.Poll,
 	}
 	if pod.Annotations[decide.AnnStartedAt] != "" {
-		if since, ok := c.Exec.Marks.Peek(pod.UID, decide.AnnCompletedAt); ok {
-			w.EmptySince = decide.Mark{Since: since, Known: true}
+		if since, ok := c.Exec.Starts.Peek(pod.UID, decide.AnnCompletedAt); ok {
+			w.EmptySince = decide.TimedState{Since: since, Known: true}
 		}
 		return c.act(ctx, w, decide.Follow, c.seeEvacuation)
 	}

@@ -40,8 +40,8 @@ type Snapshot struct {
 	// Budget names the PodDisruptionBudget that refuses this eviction now ("" when none does, and
 	// for removals that are not evictions): the API server would refuse it after the webhook.
 	Budget string
-	// Marks are the pod's timed states (AnnUnreachableSince, AnnWaitingSince, AnnStartedAt).
-	Marks map[string]Mark
+	// Timed are the pod's timed states (AnnUnreachableSince, AnnWaitingSince, AnnStartedAt).
+	Timed map[string]TimedState
 	// Extra annotations an evacuation started by this decision carries (a scale-down's generation).
 	Extra map[string]*string
 
@@ -61,8 +61,8 @@ type StorageState struct {
 	Err error
 }
 
-// Mark is when a timed state began, as far as this replica knows.
-type Mark struct {
+// TimedState is when a timed state began, as far as this replica knows.
+type TimedState struct {
 	Since time.Time
 	// OnPod: Since comes from the pod's annotation; otherwise from this replica's memory (a write
 	// that failed), and the decision that uses it records it.
@@ -136,16 +136,16 @@ func Decide(s Snapshot) Decision {
 	// such as one that waited for the cluster's lock, proves nothing.) A wait for another
 	// evacuation ends with any other answer.
 	if s.EMQX != nil && s.EMQX.Answered && d.Verdict.Reason != ReasonUnreachable && s.known(d, AnnUnreachableSince) {
-		d.Effects = append(d.Effects, ClearMark{Key: AnnUnreachableSince})
+		d.Effects = append(d.Effects, ForgetStart{Key: AnnUnreachableSince})
 	}
 	if d.Verdict.Reason != ReasonWaiting && s.known(d, AnnWaitingSince) {
-		d.Effects = append(d.Effects, ClearMark{Key: AnnWaitingSince})
+		d.Effects = append(d.Effects, ForgetStart{Key: AnnWaitingSince})
 	}
 	if d.Verdict.Reason != ReasonReplicasMoving && s.known(d, AnnReplicasMovingSince) {
-		d.Effects = append(d.Effects, ClearMark{Key: AnnReplicasMovingSince})
+		d.Effects = append(d.Effects, ForgetStart{Key: AnnReplicasMovingSince})
 	}
 	if d.Verdict.Reason != ReasonEvacuating && d.Verdict.Reason != ReasonStalled && s.known(d, AnnStalledSince) {
-		d.Effects = append(d.Effects, ClearMark{Key: AnnStalledSince})
+		d.Effects = append(d.Effects, ForgetStart{Key: AnnStalledSince})
 	}
 	return d
 }
@@ -208,16 +208,16 @@ func decide(s Snapshot) Decision {
 	case e.Busy: // row 11
 		// A wait like the others, with the same timed end: a flood of reviews for one cluster must
 		// not hold its real removals for ever.
-		since, mark := s.mark(AnnWaitingSince)
+		since, recordStart := s.timed(AnnWaitingSince)
 		if s.Now.Sub(since) >= s.Settings.Timeout {
 			return s.allowWithEvent(ReasonTimedOut, "other decisions about this EMQX cluster kept it busy for %v: "+
 				"removing the pod without evacuation",
 				s.Now.Sub(since).Round(time.Second)).
-				with(mark...)
+				with(recordStart...)
 		}
 		return Decision{
 			Verdict: Hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"),
-			Effects: mark,
+			Effects: recordStart,
 		}
 	case e.Err != nil: // row 5
 		return s.unreachable(e.Err, e.Stale)
@@ -256,7 +256,7 @@ func decide(s Snapshot) Decision {
 			),
 		)
 	}
-	if m := s.Marks[AnnAbandonedAt]; m.Known { // row 10c
+	if m := s.Timed[AnnAbandonedAt]; m.Known { // row 10c
 		if at, again := m.Since, m.Since.Add(s.Settings.AbandonAfter); s.Now.Before(again) {
 			return final(
 				Hold(
@@ -292,7 +292,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		return Decision{Need: NeedStorage}
 	}
 	st := s.Storage
-	since, mark := s.mark(AnnReplicasMovingSince)
+	since, recordStart := s.timed(AnnReplicasMovingSince)
 	waited := s.Now.Sub(since)
 	if st.Err == nil && st.Held == 0 {
 		return allowed
@@ -305,19 +305,19 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 		return s.allowWithEvent(ReasonReplicasTimedOut, "the durable-storage site %s of EMQX node %s still holds %s "+
 			"after %v: removing the pod anyway; the cluster has lost that redundancy until it re-replicates",
 			st.Site, node.Node, what, waited.Round(time.Second)).
-			with(mark...)
+			with(recordStart...)
 	}
-	// Every answer below holds the removal while the replicas move, timed from the same mark.
+	// Every answer below holds the removal while the replicas move, timed from the same start.
 	hold := func(effects []Effect, format string, args ...any) Decision {
 		return Decision{Verdict: Hold(ReasonReplicasMoving, fmt.Sprintf(format, args...)), Effects: effects}
 	}
 	if st.Err != nil {
-		return hold(mark, "EMQX node %s is empty, but its durable storage could not be read (%s); "+
+		return hold(recordStart, "EMQX node %s is empty, but its durable storage could not be read (%s); "+
 			"held for up to %v; retrying is safe", node.Node, Shorten(st.Err), s.Settings.Timeout)
 	}
 	moves, ok := st.Moves()
 	if !ok {
-		return hold(mark, "EMQX node %s is empty, but its durable-storage site %s holds %d shard replicas "+
+		return hold(recordStart, "EMQX node %s is empty, but its durable-storage site %s holds %d shard replicas "+
 			"and no site that stays can take them; held for up to %v; retrying is safe",
 			node.Node, st.Site, st.Held, s.Settings.Timeout)
 	}
@@ -326,7 +326,7 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 			return Decision{Need: NeedMove, Moves: moves}
 		}
 		if err := *s.Moved; err != nil {
-			return hold(mark, "EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
+			return hold(recordStart, "EMQX node %s is empty, but EMQX refused to move the %d shard replicas "+
 				"of its durable-storage site %s (%s); held for up to %v; retrying is safe",
 				node.Node, st.Held, st.Site, Shorten(err), s.Settings.Timeout)
 		}
@@ -339,10 +339,10 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 			st.Site,
 			node.Node,
 		)
-		return hold(append(mark, started), "EMQX node %s is empty; the %d shard replicas of its durable-storage "+
+		return hold(append(recordStart, started), "EMQX node %s is empty; the %d shard replicas of its durable-storage "+
 			"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site)
 	}
-	return hold(mark, "EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
+	return hold(recordStart, "EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
 		"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held)
 }
 
@@ -355,8 +355,8 @@ func (s Snapshot) evacuating(node emqx.Node, ev emqx.Evacuation) Decision {
 		fx = append(fx, Annotate{Set: map[string]*string{AnnNode: ptr.To(node.Node),
 			AnnStartedBy: ptr.To(StartedByOther)}})
 	}
-	started, mark := s.mark(AnnStartedAt)
-	fx = append(fx, mark...)
+	started, recordStart := s.timed(AnnStartedAt)
+	fx = append(fx, recordStart...)
 	if limit := s.Settings.Timeout; s.Now.Sub(started) >= limit {
 		return s.allowWithEvent(ReasonTimedOut, "the evacuation of EMQX node %s has run %v, past its limit of %v: "+
 			"removing the pod anyway (%d connections, %d sessions left)",
@@ -382,13 +382,13 @@ func (s Snapshot) stalled(d Decision, node emqx.Node, ev emqx.Evacuation, starte
 	seen := s.Pod.Annotations[AnnSessionsLeft]
 	if strings.TrimSuffix(seen, cluster.StalledSuffix) != left {
 		d.Effects = append(d.Effects, Annotate{Set: map[string]*string{AnnSessionsLeft: &left}})
-		if s.Marks[AnnStalledSince].Known {
-			d.Effects = append(d.Effects, ClearMark{Key: AnnStalledSince})
+		if s.Timed[AnnStalledSince].Known {
+			d.Effects = append(d.Effects, ForgetStart{Key: AnnStalledSince})
 		}
 		return d
 	}
-	since, mark := s.mark(AnnStalledSince)
-	d.Effects = append(d.Effects, mark...)
+	since, recordStart := s.timed(AnnStalledSince)
+	d.Effects = append(d.Effects, recordStart...)
 	if s.Now.Sub(since) < s.Settings.StallAfter {
 		return d
 	}
@@ -432,7 +432,7 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	}
 	if len(busy) >= s.Settings.MaxConcurrent {
 		sort.Strings(busy)
-		since, mark := s.mark(AnnWaitingSince)
+		since, recordStart := s.timed(AnnWaitingSince)
 		// The limit has a way out too: an evacuation that never ends must not hold every other
 		// removal for ever. After the evacuation time limit, this one starts anyway.
 		if s.Now.Sub(since) < s.Settings.Timeout {
@@ -446,10 +446,10 @@ func (s Snapshot) start(node emqx.Node) Decision {
 					strings.Join(busy, ", "),
 					s.Settings.MaxConcurrent,
 				)),
-				Effects: mark,
+				Effects: recordStart,
 			}
 		}
-		fx = append(fx, mark...)
+		fx = append(fx, recordStart...)
 		fx = append(
 			fx,
 			NewEvent(
@@ -538,12 +538,12 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 		// A target stopped taking sessions between our read and EMQX's check (it began evacuating,
 		// donating or purging): the next retry computes the targets again. A wait like any other,
 		// bounded by the evacuation time limit; EMQX answered, so this is no unreachable API.
-		since, mark := s.mark(AnnWaitingSince)
+		since, recordStart := s.timed(AnnWaitingSince)
 		if limit := s.Settings.Timeout; s.Now.Sub(since) >= limit {
 			return s.allowWithEvent(ReasonTimedOut, "EMQX refused every set of target nodes for %s for %v (%v): "+
 				"removing the pod without evacuation",
 				node.Node, limit, err).
-				with(mark...)
+				with(recordStart...)
 		}
 		return Decision{
 			Verdict: Hold(
@@ -557,7 +557,7 @@ func (s Snapshot) started(node emqx.Node, err error) Decision {
 					err,
 				),
 			),
-			Effects: mark,
+			Effects: recordStart,
 		}
 	case err != nil:
 		// Unexpected answers (a busy node, an RPC error, a refusal) take the same way out as an API
@@ -612,8 +612,8 @@ func (s Snapshot) unreachable(err error, stale bool) Decision {
 	if stale {
 		fx = append(fx, ForgetConnection{})
 	}
-	since, mark := s.mark(AnnUnreachableSince)
-	fx = append(fx, mark...)
+	since, recordStart := s.timed(AnnUnreachableSince)
+	fx = append(fx, recordStart...)
 	if s.Now.Sub(since) >= s.Settings.UnreachableGrace {
 		return s.allowWithEvent(ReasonUnreachable, "EMQX's API has failed for %v (%v): "+
 			"removing the pod without evacuation",
@@ -642,26 +642,26 @@ func (s Snapshot) allowWithEvent(reason, format string, args ...any) Decision {
 	return Decision{Verdict: Allow(reason, msg), Effects: []Effect{NewEvent(typ, reason, "%s", msg)}}
 }
 
-// mark is when the pod entered the state timed under key, and the effect that records it when only
+// timed is when the pod entered the state timed under key, and the effect that records it when only
 // this replica's memory had it (a write failed) or nobody did (it begins now).
-func (s Snapshot) mark(key string) (time.Time, []Effect) {
-	m, ok := s.Marks[key]
+func (s Snapshot) timed(key string) (time.Time, []Effect) {
+	m, ok := s.Timed[key]
 	if !ok || !m.Known {
-		return s.Now, []Effect{MarkSince{Key: key, Since: s.Now}}
+		return s.Now, []Effect{RecordStart{Key: key, Since: s.Now}}
 	}
 	if m.OnPod {
 		return m.Since, nil
 	}
-	return m.Since, []Effect{MarkSince{Key: key, Since: m.Since}}
+	return m.Since, []Effect{RecordStart{Key: key, Since: m.Since}}
 }
 
 // known: the state timed under key has begun, before or in decision d.
 func (s Snapshot) known(d Decision, key string) bool {
-	if s.Marks[key].Known {
+	if s.Timed[key].Known {
 		return true
 	}
 	for _, e := range d.Effects {
-		if m, ok := e.(MarkSince); ok && m.Key == key {
+		if m, ok := e.(RecordStart); ok && m.Key == key {
 			return true
 		}
 	}

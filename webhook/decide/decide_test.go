@@ -27,7 +27,7 @@ func snap(mutate ...func(*Snapshot)) Snapshot {
 	pod := readyPod(1, "uid-1")
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "emqx", Namespace: ns, UID: "sts-uid"}}
 	s := Snapshot{Now: t0, Cause: "eviction", Pod: pod, EMQXPod: true, Owner: sts, Settings: DefaultConfig().For(sts),
-		Marks: map[string]Mark{
+		Timed: map[string]TimedState{
 			AnnUnreachableSince: {Since: t0},
 			AnnWaitingSince:     {Since: t0},
 			AnnStartedAt:        {Since: t0},
@@ -94,7 +94,7 @@ func TestDecisionTable(t *testing.T) {
 		Message:    "already_started",
 	}
 	since := func(key string, d time.Duration) func(*Snapshot) {
-		return func(s *Snapshot) { s.Marks[key] = Mark{Since: t0.Add(-d), OnPod: true, Known: true} }
+		return func(s *Snapshot) { s.Timed[key] = TimedState{Since: t0.Add(-d), OnPod: true, Known: true} }
 	}
 	evacuating := func(ev emqx.Evacuation) func(*Snapshot) {
 		return func(s *Snapshot) { s.EMQX.Status.Evacuations = append(s.EMQX.Status.Evacuations, ev) }
@@ -202,7 +202,7 @@ func TestDecisionTable(t *testing.T) {
 			reason:  ReasonUnreachable,
 			message: "held for up to 1m0s",
 			evidence: func(t *testing.T, d Decision) {
-				want := []Effect{ForgetConnection{}, MarkSince{Key: AnnUnreachableSince, Since: t0}}
+				want := []Effect{ForgetConnection{}, RecordStart{Key: AnnUnreachableSince, Since: t0}}
 				if !reflect.DeepEqual(d.Effects, want) {
 					t.Fatalf("effects %#v, want %#v", d.Effects, want)
 				}
@@ -218,7 +218,7 @@ func TestDecisionTable(t *testing.T) {
 			events:  []string{ReasonUnreachable},
 		},
 		{row: "5 a failure this replica remembers (its write failed) keeps its time", snap: snap(func(s *Snapshot) {
-			s.Marks[AnnUnreachableSince] = Mark{Since: t0.Add(-2 * time.Minute), Known: true}
+			s.Timed[AnnUnreachableSince] = TimedState{Since: t0.Add(-2 * time.Minute), Known: true}
 			s.EMQX = &EMQXState{Err: errors.New("timeout")}
 		}), allowed: true, reason: ReasonUnreachable, events: []string{ReasonUnreachable}},
 		{
@@ -390,7 +390,7 @@ func TestDecisionTable(t *testing.T) {
 			reason: ReasonEvacuating,
 			evidence: func(t *testing.T, d Decision) {
 				a, ok := d.Effects[0].(Annotate)
-				if !ok || *a.Set[AnnStartedBy] != StartedByOther || d.Effects[1] != (MarkSince{
+				if !ok || *a.Set[AnnStartedBy] != StartedByOther || d.Effects[1] != (RecordStart{
 					Key:   AnnStartedAt,
 					Since: t0,
 				}) {
@@ -440,7 +440,7 @@ func TestDecisionTable(t *testing.T) {
 				counted("9 stalled"), evacuating(evacuationOf(1, emqx.EvacuationEvictingSessions, 0, 7))),
 			reason: ReasonEvacuating,
 			evidence: func(t *testing.T, d Decision) {
-				if !reflect.DeepEqual(d.Effects[len(d.Effects)-1], ClearMark{Key: AnnStalledSince}) {
+				if !reflect.DeepEqual(d.Effects[len(d.Effects)-1], ForgetStart{Key: AnnStalledSince}) {
 					t.Fatalf("effects %#v", d.Effects)
 				}
 			},
@@ -499,7 +499,7 @@ func TestDecisionTable(t *testing.T) {
 		},
 		{row: "11 another evacuation runs", snap: snap(evacuating(evacuationOf(0, emqx.EvacuationEvictingConns, 5, 5))),
 			reason: ReasonWaiting, message: "once " + node(0) + " finishes", evidence: func(t *testing.T, d Decision) {
-				if !reflect.DeepEqual(d.Effects, []Effect{MarkSince{Key: AnnWaitingSince, Since: t0}}) {
+				if !reflect.DeepEqual(d.Effects, []Effect{RecordStart{Key: AnnWaitingSince, Since: t0}}) {
 					t.Fatalf("effects %#v", d.Effects)
 				}
 			}},
@@ -623,11 +623,11 @@ func TestDecisionTable(t *testing.T) {
 
 func TestAnAnswerFromEMQXEndsTheTimedWaits(t *testing.T) {
 	was := func(s *Snapshot) {
-		s.Marks[AnnUnreachableSince] = Mark{Since: t0.Add(-time.Second), OnPod: true, Known: true}
-		s.Marks[AnnWaitingSince] = Mark{Since: t0.Add(-time.Second), OnPod: true, Known: true}
+		s.Timed[AnnUnreachableSince] = TimedState{Since: t0.Add(-time.Second), OnPod: true, Known: true}
+		s.Timed[AnnWaitingSince] = TimedState{Since: t0.Add(-time.Second), OnPod: true, Known: true}
 	}
 	d := Decide(snap(was, func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }))
-	if !reflect.DeepEqual(d.Effects, []Effect{ClearMark{Key: AnnUnreachableSince}, ClearMark{Key: AnnWaitingSince}}) {
+	if !reflect.DeepEqual(d.Effects, []Effect{ForgetStart{Key: AnnUnreachableSince}, ForgetStart{Key: AnnWaitingSince}}) {
 		t.Fatalf("effects %#v", d.Effects)
 	}
 	// The lock was busy: EMQX was not asked, nothing is proven; the wait goes on.

@@ -17,20 +17,20 @@ type Annotate struct {
 	Forget []string
 }
 
-// MarkSince records, in memory and on the pod, that the state timed under Key began at Since.
-type MarkSince struct {
+// RecordStart records, in memory and on the pod, that the state timed under Key began at Since.
+type RecordStart struct {
 	Key   string
 	Since time.Time
 }
 
-// Remember records, in this replica's memory only, that the state timed under Key began at Since.
-type Remember struct {
+// RememberStart records, in this replica's memory only, that the state timed under Key began at Since.
+type RememberStart struct {
 	Key   string
 	Since time.Time
 }
 
-// ClearMark ends the state timed under Key.
-type ClearMark struct{ Key string }
+// ForgetStart ends the state timed under Key.
+type ForgetStart struct{ Key string }
 
 // Event is an Event on the pod.
 type Event struct{ Type, Reason, Message string }
@@ -42,9 +42,9 @@ type RecordEvacuated struct{}
 type ForgetConnection struct{}
 
 func (Annotate) effect()         {}
-func (MarkSince) effect()        {}
-func (Remember) effect()         {}
-func (ClearMark) effect()        {}
+func (RecordStart) effect()      {}
+func (RememberStart) effect()    {}
+func (ForgetStart) effect()      {}
 func (Event) effect()            {}
 func (RecordEvacuated) effect()  {}
 func (ForgetConnection) effect() {}

@@ -29,7 +29,7 @@ type FollowedPod struct {
 	Poll     time.Duration // how often an evacuation in progress is checked
 	// EmptySince is this replica's memory of when the pod's node was found empty, for a pod whose
 	// annotations say nothing readable about it (Known false: none).
-	EmptySince Mark
+	EmptySince TimedState
 
 	EMQX    *NodeSeen // nil until asked for (NeedEMQX)
 	Stopped *error    // nil until the stop was asked for (NeedStop); then its error, nil when it stopped
@@ -140,7 +140,7 @@ func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 		if w.EmptySince.Known {
 			empty = w.EmptySince.Since
 		}
-		fx = append(fx, Remember{Key: AnnCompletedAt, Since: empty})
+		fx = append(fx, RememberStart{Key: AnnCompletedAt, Since: empty})
 	}
 	last := empty // the node became empty, or the removal was last asked for within the limit
 	if asked, ok := Stamped(w.Pod.Annotations, AnnLastRequest, w.Now); ok && asked.After(last) {
@@ -157,7 +157,7 @@ func (w FollowedPod) abandonIfNobodyAsks(node string) Action {
 		return Action{Requeue: w.Poll, Effects: fx}
 	}
 	return Action{Effects: append(fx, ForgetEvacuation{}, ClearRecord{},
-		MarkSince{Key: AnnAbandonedAt, Since: w.Now},
+		RecordStart{Key: AnnAbandonedAt, Since: w.Now},
 		NewEvent(
 			corev1.EventTypeWarning,
 			ReasonAbandoned,

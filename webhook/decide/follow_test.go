@@ -132,7 +132,7 @@ func TestFollowDecisions(t *testing.T) {
 			name:    "empty: the owner retries the deletion, the record is written, the abandon clock starts",
 			w:       watch(done),
 			requeue: 2 * time.Second,
-			effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated", "Remember"},
+			effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated", "RememberStart"},
 		},
 		{name: "empty a while, asked for lately: waits", w: watch(done, func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-10 * time.Minute).Format(time.RFC3339Nano)
@@ -158,12 +158,12 @@ func TestFollowDecisions(t *testing.T) {
 				"RecordEvacuated",
 				"ForgetEvacuation",
 				"ClearRecord",
-				"MarkSince",
+				"RecordStart",
 				"Event " + ReasonAbandoned,
 				"Counted",
 			},
 			evidence: func(t *testing.T, a Action) {
-				if !slices.Contains(a.Effects, Effect(MarkSince{Key: AnnAbandonedAt, Since: t0})) {
+				if !slices.Contains(a.Effects, Effect(RecordStart{Key: AnnAbandonedAt, Since: t0})) {
 					t.Fatalf("no abandonment mark at now (the cool-down of row 10c): %#v", a.Effects)
 				}
 			},
@@ -172,14 +172,14 @@ func TestFollowDecisions(t *testing.T) {
 			name: "this replica remembers when it became empty (its write failed)",
 			w: watch(done, stopped(nil), func(w *FollowedPod) {
 				w.Pod.Annotations[AnnCompletedAt] = "garbled"
-				w.EmptySince = Mark{Since: t0.Add(-6 * time.Minute), Known: true}
+				w.EmptySince = TimedState{Since: t0.Add(-6 * time.Minute), Known: true}
 			}),
 			effects: []string{
 				"RecordEvacuated",
-				"Remember",
+				"RememberStart",
 				"ForgetEvacuation",
 				"ClearRecord",
-				"MarkSince",
+				"RecordStart",
 				"Event " + ReasonAbandoned,
 				"Counted",
 			},

@@ -33,7 +33,7 @@ type Executor struct {
 	Clock    clock.PassiveClock
 	Log      logr.Logger
 	EMQX     observe.Connector   // its cached connections are dropped by ForgetConnection
-	Marks    *Marks              // in-memory first-seen times of timed states
+	Starts   *StartTimes         // in-memory first-seen times of timed states
 	Counted  func(reason string) // counts what the controllers did (nil: not counted)
 }
 
@@ -53,16 +53,16 @@ func (x *Executor) Apply(ctx context.Context, pod *corev1.Pod, ownerMeta metav1.
 		switch e := e.(type) {
 		case decide.Annotate:
 			for _, k := range e.Forget {
-				x.Marks.Forget(pod.UID, k)
+				x.Starts.Forget(pod.UID, k)
 			}
 			x.Annotate(ctx, pod, e.Set)
-		case decide.MarkSince:
-			since := x.Marks.FirstSeen(pod.UID, e.Key, e.Since)
+		case decide.RecordStart:
+			since := x.Starts.FirstSeen(pod.UID, e.Key, e.Since)
 			x.Annotate(ctx, pod, map[string]*string{e.Key: decide.Stamp(since)})
-		case decide.Remember:
-			x.Marks.FirstSeen(pod.UID, e.Key, e.Since)
-		case decide.ClearMark:
-			x.Marks.Forget(pod.UID, e.Key)
+		case decide.RememberStart:
+			x.Starts.FirstSeen(pod.UID, e.Key, e.Since)
+		case decide.ForgetStart:
+			x.Starts.Forget(pod.UID, e.Key)
 			if pod.Annotations[e.Key] != "" {
 				x.Annotate(ctx, pod, map[string]*string{e.Key: nil})
 			}
@@ -78,7 +78,7 @@ func (x *Executor) Apply(ctx context.Context, pod *corev1.Pod, ownerMeta metav1.
 			ann := map[string]*string{}
 			for _, k := range decide.EvacuationAnnotations() {
 				ann[k] = nil
-				x.Marks.Forget(pod.UID, k)
+				x.Starts.Forget(pod.UID, k)
 			}
 			x.Annotate(ctx, pod, ann)
 		case decide.RequeueOwner:

@@ -150,7 +150,7 @@ func New(t testing.TB, conns ...int64) *World {
 	w.Config = decide.DefaultConfig()
 	w.Config.WaitHealthCheck, w.Config.WaitTakeover = ptr.To(time.Duration(0)), ptr.To(time.Duration(0))
 	w.Exec = &effects.Executor{Client: w.Kube, Recorder: w.Rec, Clock: w.Clock, Log: logr.Discard(), EMQX: w.Conn,
-		Marks: &effects.Marks{}}
+		Starts: &effects.StartTimes{}}
 	return w
 }
 

@@ -7,11 +7,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Marks remembers, in memory, the first time this replica saw a pod enter a timed state (an
+// StartTimes remembers, in memory, the first time this replica saw a pod enter a timed state (an
 // evacuation, an API failure, a concurrency wait). Annotations carry that time across replicas and
 // restarts; this copy keeps the clock running when an annotation write fails, so a failed write
 // never stretches a hold. The zero value is ready to use.
-type Marks struct {
+type StartTimes struct {
 	mu   sync.Mutex
 	seen map[markKey]time.Time
 }
@@ -21,11 +21,11 @@ type markKey struct {
 	key string
 }
 
-// marksTTL: a mark older than this is forgotten (its pod is long gone, or its hold long over).
-const marksTTL = 48 * time.Hour
+// startTTL: a start time older than this is forgotten (its pod is long gone, or its hold long over).
+const startTTL = 48 * time.Hour
 
 // FirstSeen returns the remembered time of (pod, key), remembering now when there is none.
-func (m *Marks) FirstSeen(pod types.UID, key string, now time.Time) time.Time {
+func (m *StartTimes) FirstSeen(pod types.UID, key string, now time.Time) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.seen == nil {
@@ -36,7 +36,7 @@ func (m *Marks) FirstSeen(pod types.UID, key string, now time.Time) time.Time {
 		return t
 	}
 	for old, t := range m.seen {
-		if now.Sub(t) > marksTTL {
+		if now.Sub(t) > startTTL {
 			delete(m.seen, old)
 		}
 	}
@@ -45,14 +45,14 @@ func (m *Marks) FirstSeen(pod types.UID, key string, now time.Time) time.Time {
 }
 
 // Forget drops the remembered time of (pod, key): the state it timed has ended.
-func (m *Marks) Forget(pod types.UID, key string) {
+func (m *StartTimes) Forget(pod types.UID, key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.seen, markKey{pod, key})
 }
 
 // Peek returns the remembered time of (pod, key), if any, remembering nothing.
-func (m *Marks) Peek(pod types.UID, key string) (time.Time, bool) {
+func (m *StartTimes) Peek(pod types.UID, key string) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.seen[markKey{pod, key}]

@@ -339,8 +339,9 @@ func (s Snapshot) unlessReplicas(node emqx.Node, allowed Decision) Decision {
 			st.Site,
 			node.Node,
 		)
-		return hold(append(recordStart, started), "EMQX node %s is empty; the %d shard replicas of its durable-storage "+
-			"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site)
+		return hold(append(recordStart, started),
+			"EMQX node %s is empty; the %d shard replicas of its durable-storage "+
+				"site %s are moving to the sites that stay; retrying is safe", node.Node, st.Held, st.Site)
 	}
 	return hold(recordStart, "EMQX node %s is empty; its durable-storage site %s still holds %d shard "+
 		"replicas, moving to the sites that stay; retrying is safe", node.Node, st.Site, st.Held)

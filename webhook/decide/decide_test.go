@@ -627,7 +627,8 @@ func TestAnAnswerFromEMQXEndsTheTimedWaits(t *testing.T) {
 		s.Timed[AnnWaitingSince] = TimedState{Since: t0.Add(-time.Second), OnPod: true, Known: true}
 	}
 	d := Decide(snap(was, func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }))
-	if !reflect.DeepEqual(d.Effects, []Effect{ForgetStart{Key: AnnUnreachableSince}, ForgetStart{Key: AnnWaitingSince}}) {
+	if !reflect.DeepEqual(d.Effects,
+		[]Effect{ForgetStart{Key: AnnUnreachableSince}, ForgetStart{Key: AnnWaitingSince}}) {
 		t.Fatalf("effects %#v", d.Effects)
 	}
 	// The lock was busy: EMQX was not asked, nothing is proven; the wait goes on.

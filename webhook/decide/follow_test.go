@@ -132,7 +132,8 @@ func TestFollowDecisions(t *testing.T) {
 			name:    "empty: the owner retries the deletion, the record is written, the abandon clock starts",
 			w:       watch(done),
 			requeue: 2 * time.Second,
-			effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated", "RememberStart"},
+			effects: []string{"RequeueOwner", "Event " + ReasonEvacuated, "Annotate", "RecordEvacuated",
+				"RememberStart"},
 		},
 		{name: "empty a while, asked for lately: waits", w: watch(done, func(w *FollowedPod) {
 			w.Pod.Annotations[AnnCompletedAt] = t0.Add(-10 * time.Minute).Format(time.RFC3339Nano)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
 // The access check: the webhook tries each EMQX cluster it may guard before anything is removed
@@ -110,7 +111,7 @@ func (a *AccessChecker) CheckDue(ctx context.Context) {
 	for i := range list.Items {
 		s := &list.Items[i]
 		if a.Matcher.Workload(s) && s.DeletionTimestamp == nil {
-			k := s.Namespace + "/" + cluster.Instance(s.Spec.Template.Labels)
+			k := observe.Key(s.Namespace, s.Spec.Template.Labels)
 			byCluster[k] = append(byCluster[k], s)
 		}
 	}

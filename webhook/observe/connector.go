@@ -61,7 +61,10 @@ type PodConnector struct {
 }
 
 // ClusterKey names the EMQX cluster of a pod: its namespace and install instance.
-func ClusterKey(pod *corev1.Pod) string { return pod.Namespace + "/" + cluster.Instance(pod.Labels) }
+func ClusterKey(pod *corev1.Pod) string { return Key(pod.Namespace, pod.Labels) }
+
+// Key names the EMQX cluster of the pods labelled l in namespace ns (a StatefulSet's template's).
+func Key(ns string, l map[string]string) string { return ns + "/" + cluster.Instance(l) }
 
 // Connect implements Connector.
 func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, error) {

@@ -719,8 +719,11 @@ func orSomeone(user string) string {
 
 func final(v Verdict) Decision { return Decision{Verdict: v} }
 
-// with puts effects that came first (marks, earlier events) before the decision's own.
+// with puts effects that came first (recorded starts, earlier events) before the decision's own.
 func (d Decision) with(first ...Effect) Decision {
-	d.Effects = append(append([]Effect{}, first...), d.Effects...)
+	d.Effects = prepend(first, d.Effects)
 	return d
 }
+
+// prepend is first, then effects, in a new slice.
+func prepend(first, effects []Effect) []Effect { return append(append([]Effect{}, first...), effects...) }

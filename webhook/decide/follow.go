@@ -212,7 +212,7 @@ func forgetIf(stale bool) []Effect {
 
 // with puts effects that came first before the action's own.
 func (a Action) with(first ...Effect) Action {
-	a.Effects = append(append([]Effect{}, first...), a.Effects...)
+	a.Effects = prepend(first, a.Effects)
 	return a
 }
 

@@ -726,4 +726,6 @@ func (d Decision) with(first ...Effect) Decision {
 }
 
 // prepend is first, then effects, in a new slice.
-func prepend(first, effects []Effect) []Effect { return append(append([]Effect{}, first...), effects...) }
+func prepend(first, effects []Effect) []Effect {
+	return append(append([]Effect{}, first...), effects...)
+}

@@ -88,6 +88,7 @@ func (g *Gate) Removal(ctx context.Context, pod *corev1.Pod, dryRun bool, cause 
 	v := g.removal(ctx, pod, dryRun, cause, nil, nil)
 	g.Metrics.observe(cause, v)
 	if !dryRun {
+		g.Metrics.removal(pod, v)
 		g.noteRequest(ctx, pod)
 	}
 	if v.Reason != decide.ReasonNotEMQX {

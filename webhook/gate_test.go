@@ -43,16 +43,18 @@ func expect(t *testing.T, v decide.Verdict, allowed bool, reason, msg string) {
 type fixture struct {
 	*webhooktest.World
 	gate *Gate
+	reg  *prometheus.Registry // the gate's metrics
 }
 
 func newFixture(t testing.TB, conns ...int64) *fixture {
 	t.Helper()
 	w := webhooktest.New(t, conns...)
-	metrics := NewMetrics(prometheus.NewRegistry())
-	w.Exec.Counted = metrics.Action
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg, w.Clock)
+	w.Exec.Counted, w.Exec.Evacuated = metrics.Action, metrics.Evacuated
 	g := &Gate{Client: w.Kube, EMQX: w.Conn, Exec: w.Exec, Clock: w.Clock, Config: w.Config, Log: logr.Discard(),
 		Metrics: metrics}
-	return &fixture{World: w, gate: g}
+	return &fixture{World: w, gate: g, reg: reg}
 }
 
 func (f *fixture) removal(i int) decide.Verdict {

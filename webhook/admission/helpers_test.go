@@ -33,8 +33,8 @@ type fixture struct {
 func newFixture(t testing.TB, conns ...int64) *fixture {
 	t.Helper()
 	w := webhooktest.New(t, conns...)
-	metrics := webhook.NewMetrics(prometheus.NewRegistry())
-	w.Exec.Counted = metrics.Action
+	metrics := webhook.NewMetrics(prometheus.NewRegistry(), w.Clock)
+	w.Exec.Counted, w.Exec.Evacuated = metrics.Action, metrics.Evacuated
 	g := &webhook.Gate{Client: w.Kube, EMQX: w.Conn, Exec: w.Exec, Clock: w.Clock, Config: w.Config,
 		Log: logr.Discard(), Metrics: metrics}
 	return &fixture{World: w, gate: g}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -39,5 +41,19 @@ func TestOversizedReviewsAreRefusedBeforeAnyDecision(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if inner.calls != 1 || rec.Code != http.StatusOK {
 		t.Fatalf("a normal review: %d calls, status %d", inner.calls, rec.Code)
+	}
+}
+
+// Every review is counted under its webhook's name, refused or not.
+func TestRequestsAreCountedByWebhook(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := NewRequests(reg)
+	h := r.Count(PathEviction, Bounded(&admission.Webhook{Handler: &countingHandler{}}))
+	for _, body := range []string{"{}", strings.Repeat("x", MaxReviewBytes+1)} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, PathEviction, strings.NewReader(body)))
+	}
+	if got := testutil.ToFloat64(r.total.WithLabelValues("evict")); got != 2 ||
+		testutil.CollectAndCount(r.total) != 1 {
+		t.Fatalf("%v reviews counted under evict (want 2), %d series (want 1)", got, testutil.CollectAndCount(r.total))
 	}
 }

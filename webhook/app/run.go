@@ -75,15 +75,16 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	conns := &observe.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
 		Rejected: cluster.Rejected{Clock: clock.RealClock{}}}
-	metrics := webhook.NewMetrics(crmetrics.Registry)
+	metrics := webhook.NewMetrics(crmetrics.Registry, clock.RealClock{})
 	exec := &effects.Executor{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorderFor("emqx-webhook"),
-		Clock:    clock.RealClock{},
-		Log:      log.WithName("effects"),
-		EMQX:     conns,
-		Starts:   &effects.StartTimes{},
-		Counted:  metrics.Action,
+		Client:    mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorderFor("emqx-webhook"),
+		Clock:     clock.RealClock{},
+		Log:       log.WithName("effects"),
+		EMQX:      conns,
+		Starts:    &effects.StartTimes{},
+		Counted:   metrics.Action,
+		Evacuated: metrics.Evacuated,
 	}
 	gate := &webhook.Gate{
 		Matcher: o.matcher,
@@ -192,13 +193,14 @@ func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kuberne
 		routing.Alive = admission.LeaseAlive(kube, o.Namespace, leaderElectionID, clock.RealClock{})
 	}
 	srv := mgr.GetWebhookServer()
+	requests := admission.NewRequests(crmetrics.Registry)
 	for path, h := range map[string]cradmission.Handler{
 		admission.PathEviction:  &admission.EvictionHandler{Gate: gate, Reader: reader},
 		admission.PathPodDelete: &admission.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader},
 		admission.PathScale:     &admission.ScaleHandler{Gate: gate, Reader: reader, Decoder: decoder},
 		admission.PathPodCreate: routing,
 	} {
-		srv.Register(path, admission.Bounded(&crwebhook.Admission{Handler: h}))
+		srv.Register(path, requests.Count(path, admission.Bounded(&crwebhook.Admission{Handler: h})))
 	}
 }
 
@@ -219,7 +221,8 @@ func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, env *con
 		return fmt.Errorf("membership controller: %w", err)
 	}
 	runnables := []manager.Runnable{&controller.Pruner{Env: env, Every: time.Minute, Locks: gate},
-		controller.NewAccessChecker(env, o.AccessInterval, crmetrics.Registry)}
+		controller.NewAccessChecker(env, o.AccessInterval, crmetrics.Registry),
+		controller.NewRemovals(o.matcher, mgr.GetCache(), crmetrics.Registry)}
 	if rot != nil {
 		runnables = append(runnables, rot)
 	}

@@ -35,6 +35,8 @@ type Executor struct {
 	EMQX     observe.Connector   // its cached connections are dropped by ForgetConnection
 	Starts   *StartTimes         // in-memory first-seen times of timed states
 	Counted  func(reason string) // counts what the controllers did (nil: not counted)
+	// Evacuated times an evacuation the webhook started, when its node is found empty (nil: not timed).
+	Evacuated func(took time.Duration)
 }
 
 // Apply carries out effects on the pod (and its owner) in order. Failed
@@ -68,6 +70,7 @@ func (x *Executor) Apply(ctx context.Context, pod *corev1.Pod, ownerMeta metav1.
 			}
 		case decide.Event:
 			x.Event(pod, e.Type, e.Reason, "%s", e.Message)
+			x.timeEvacuation(pod, e.Reason)
 		case decide.RecordEvacuated:
 			record(string(pod.UID))
 		case decide.ClearRecord:
@@ -250,4 +253,15 @@ func (x *Executor) SetCondition(ctx context.Context, pod *corev1.Pod, cond corev
 		return fmt.Errorf("set %s of pod %s/%s: %w", cond.Type, pod.Namespace, pod.Name, err)
 	}
 	return nil
+}
+
+// timeEvacuation times the evacuation of the pod's node once its completion is announced (the
+// decisions announce it once, with the completion time).
+func (x *Executor) timeEvacuation(pod *corev1.Pod, reason string) {
+	if reason != decide.ReasonEvacuated || x.Evacuated == nil {
+		return
+	}
+	if started, ok := decide.Stamped(pod.Annotations, decide.AnnStartedAt, x.Clock.Now()); ok {
+		x.Evacuated(x.Clock.Now().Sub(started))
+	}
 }

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean chart-docs
+.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean chart-docs monitoring-test
 
 build:
 	@mkdir -p bin
@@ -22,6 +22,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./hack/e2e/...
 	$(GO) vet -tags dist ./krew/... ./cmd/emqx-webhook/...
+	$(GO) vet -tags monitoring ./hack/monitoring/...
 	cd hack/tools && $(GO) vet ./imagetar ./pause
 	cd hack/certmanager && $(GO) vet .
 	$$(hack/tools.sh)/actionlint .github/workflows/*.yml
@@ -40,8 +41,13 @@ e2e:
 dist-test:
 	$(GO) test -tags dist -count=1 -v -timeout 30m ./krew/... ./cmd/emqx-webhook/...
 
+## monitoring-test: the alerts and the dashboard's queries checked by the real promtool (Debian's
+## prometheus package, installed by hack/prometheus.sh when missing)
+monitoring-test:
+	PROMTOOL=$$(hack/prometheus.sh)/promtool $(GO) test -tags monitoring -count=1 ./hack/monitoring/...
+
 ## test: everything CI runs (the README's test command)
-test: lint unit e2e dist-test
+test: lint unit monitoring-test e2e dist-test
 
 ## dist: release archives, checksums and the krew manifest in dist/ (VERSION=v1.2.3 to stamp one)
 dist:

@@ -119,6 +119,8 @@ func TestHelmChartRendersTheKustomizeInstalls(t *testing.T) {
 		{"manifests/autoscaling", []string{"customMetrics.enabled=true"}},
 		{"manifests/cert-manager", []string{"tls.mode=cert-manager"}},
 		{"manifests/client-auth", []string{"clientAuth.enabled=true"}},
+		{"manifests/monitoring", []string{"monitoring.serviceMonitor.enabled=true",
+			"monitoring.prometheusRule.enabled=true", "monitoring.dashboard.enabled=true"}},
 	} {
 		t.Run(c.kustomize, func(t *testing.T) {
 			want := objects(t, runKubectl(t, "kustomize", filepath.Join(repoRoot, c.kustomize)))

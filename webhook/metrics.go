@@ -62,7 +62,24 @@ func NewMetrics(reg prometheus.Registerer, clk clock.PassiveClock) *Metrics {
 		)},
 	}
 	reg.MustRegister(m.decisions, m.actions, m.clientAuth, m.holdTime, m.evacTime, m.holds)
+	// The series alerts and dashboards take an increase of exist from the start at 0: a counter
+	// first seen at 1 shows Prometheus no increase, and its first removal let go would go unseen.
+	for _, reason := range letGo() {
+		for _, cause := range []string{decide.CauseEviction, "delete", decide.CauseScaleDown} {
+			m.decisions.WithLabelValues(cause, "allowed", reason)
+		}
+	}
+	for _, reason := range append([]string{decide.ReasonEvacuated, decide.ReasonEmpty, decide.ReasonBypass},
+		letGo()...) {
+		m.holdTime.WithLabelValues(reason)
+	}
 	return m
+}
+
+// letGo are the ways out that remove a pod without a finished evacuation (EMQXWebhookRemovalLetGo).
+func letGo() []string {
+	return []string{decide.ReasonTimedOut, decide.ReasonUnreachable, decide.ReasonReplicasTimedOut,
+		decide.ReasonNoTarget}
 }
 
 // ClientAuth records whether the admission port requires the API server's client certificate.

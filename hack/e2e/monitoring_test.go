@@ -5,13 +5,22 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+	"sigs.k8s.io/yaml"
 )
 
 // prometheusOperator is the release whose CRDs (monitoring.coreos.com/v1) validate the monitoring
@@ -92,6 +101,299 @@ func TestMonitoringObjectsPassThePrometheusOperatorsCRDs(t *testing.T) {
 						t.Errorf("%s was accepted: the CRDs validate nothing here\n%s", what, out)
 					}
 				}
+				return ctx
+			}).
+		Feature()
+	testenv.Test(t, f)
+}
+
+// prometheusBin is Debian's prometheus (hack/prometheus.sh installs it when missing).
+func prometheusBin(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(repoRoot, "hack", "prometheus.sh")).Output()
+	if err != nil {
+		t.Fatalf("hack/prometheus.sh: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "prometheus")
+}
+
+// monitoringQueries are the PrometheusRule's alerts (name → expr) and the dashboard's queries
+// (panel title and refId → expr), read from the component.
+func monitoringQueries(t *testing.T) (rules map[string]any, alerts, panels map[string]string) {
+	t.Helper()
+	var rule struct {
+		Spec map[string]any `json:"spec"`
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "manifests", "components", "monitoring", "prometheusrule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &rule); err != nil {
+		t.Fatal(err)
+	}
+	alerts = map[string]string{}
+	for _, g := range rule.Spec["groups"].([]any) {
+		for _, r := range g.(map[string]any)["rules"].([]any) {
+			r := r.(map[string]any)
+			alerts[r["alert"].(string)] = r["expr"].(string)
+		}
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if b, err = os.ReadFile(filepath.Join(repoRoot, "manifests", "components", "monitoring",
+		"dashboard.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				RefID string `json:"refId"`
+				Expr  string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal([]byte(cm.Data["emqx-webhook.json"]), &dash); err != nil {
+		t.Fatal(err)
+	}
+	panels = map[string]string{}
+	for _, p := range dash.Panels {
+		for _, q := range p.Targets {
+			panels[p.Title+"/"+q.RefID] = q.Expr
+		}
+	}
+	return rule.Spec, alerts, panels
+}
+
+// sample is one series of a Prometheus query's answer.
+type sample struct {
+	Metric map[string]string
+	Value  float64
+}
+
+// promQuery asks Prometheus's HTTP API for an instant query; a query Prometheus refuses fails the test.
+func promQuery(t *testing.T, base, expr string) []sample {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "success" {
+		t.Fatalf("query %s: %v %s %s", expr, err, body.Status, body.Error)
+	}
+	var out []sample
+	for _, r := range body.Data.Result {
+		v, _ := strconv.ParseFloat(r.Value[1].(string), 64)
+		out = append(out, sample{Metric: r.Metric, Value: v})
+	}
+	return out
+}
+
+// A real Prometheus scrapes the webhook's HTTPS metrics with a ServiceAccount token, loads the
+// alerts, and every alert expression and dashboard query answers what the cluster did: a removal
+// held while EMQX's API is down, then let go by the unreachable way out; the webhook up, then gone.
+func TestPrometheusScrapesTheWebhookAndItsQueriesTell(t *testing.T) {
+	f := features.New("monitoring with a real Prometheus").
+		Assess("scraped, alerted, charted",
+			func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+				prom := prometheusBin(t)
+				metricsPort := freePort(t)
+				p := installWebhook(t, cfg, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
+					"--api-unreachable-grace", "5s")
+				// Prometheus's account may get /metrics, as the guide binds it.
+				cs := clientset(t, cfg)
+				promNS := newNamespace(t, cfg)
+				runKubectl(t, "-n", promNS, "create", "serviceaccount", "prometheus")
+				binding := "prometheus-metrics-" + promNS
+				runKubectl(t, "create", "clusterrolebinding", binding,
+					"--clusterrole=emqx-webhook-metrics-reader", "--serviceaccount="+promNS+":prometheus")
+				t.Cleanup(func() { _ = runKubectlQuiet("delete", "clusterrolebinding", binding) })
+				exp := int64(3600)
+				tok, err := cs.CoreV1().ServiceAccounts(promNS).CreateToken(ctx, "prometheus",
+					&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}},
+					metav1.CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				write := func(name string, v any) {
+					b, err := yaml.Marshal(v)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.WriteFile(filepath.Join(dir, "token"), []byte(tok.Status.Token), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				rules, alerts, panels := monitoringQueries(t)
+				write("rules.yaml", rules)
+				write("prometheus.yml", map[string]any{
+					"global":     map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"},
+					"rule_files": []string{"rules.yaml"},
+					"scrape_configs": []any{map[string]any{
+						"job_name":      "emqx-webhook",
+						"scheme":        "https",
+						"tls_config":    map[string]any{"insecure_skip_verify": true},
+						"authorization": map[string]any{"credentials_file": filepath.Join(dir, "token")},
+						"static_configs": []any{map[string]any{
+							"targets": []string{fmt.Sprintf("127.0.0.1:%d", metricsPort)},
+						}},
+					}},
+				})
+				promPort := freePort(t)
+				base := fmt.Sprintf("http://127.0.0.1:%d", promPort)
+				logf, err := os.Create(filepath.Join(logDir, "prometheus.log"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+					"--storage.tsdb.path="+filepath.Join(dir, "data"),
+					fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort))
+				cmd.Stdout, cmd.Stderr = logf, logf
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logf.Close() })
+				query := func(expr string) []sample { return promQuery(t, base, expr) }
+				eventually(t, 60*time.Second, "Prometheus scrapes the webhook (up == 1)", func() bool {
+					resp, err := http.Get(base + "/-/ready")
+					if err != nil || resp.Body.Close() != nil || resp.StatusCode != http.StatusOK {
+						return false
+					}
+					s := query(`up{job="emqx-webhook"}`)
+					return len(s) == 1 && s[0].Value == 1
+				})
+				// The alerts load and evaluate without error.
+				eventually(t, 30*time.Second, "the five alerts evaluated, healthy", func() bool {
+					resp, err := http.Get(base + "/api/v1/rules?type=alert")
+					if err != nil {
+						return false
+					}
+					defer resp.Body.Close()
+					var r struct {
+						Data struct {
+							Groups []struct {
+								Rules []struct {
+									Name      string `json:"name"`
+									Health    string `json:"health"`
+									LastError string `json:"lastError"`
+								} `json:"rules"`
+							} `json:"groups"`
+						} `json:"data"`
+					}
+					if json.NewDecoder(resp.Body).Decode(&r) != nil || len(r.Data.Groups) != 1 {
+						return false
+					}
+					ok := 0
+					for _, rule := range r.Data.Groups[0].Rules {
+						if rule.Health == "ok" {
+							ok++
+						} else if rule.LastError != "" {
+							t.Fatalf("alert %s does not evaluate: %s", rule.Name, rule.LastError)
+						}
+					}
+					return ok == len(alerts)
+				})
+				ns := webhookCluster(t, cfg, "helm-emqx.yaml", 2, 0)
+				eventually(t, 90*time.Second, "the access check of "+ns+"/emqx charted ok", func() bool {
+					for _, s := range query(panels["EMQX API access/A"]) {
+						if s.Metric["namespace"] == ns && s.Metric["result"] == "ok" {
+							return true
+						}
+					}
+					return false
+				})
+				sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=true", nil)
+				t.Cleanup(func() { sim(t, http.MethodPost, "/sim/v1/api", ns+"/emqx&down=false", nil) })
+				if refusal := deleteUntilAllowed(t, ns, "emqx-1", 60*time.Second); !strings.Contains(refusal,
+					"EMQX's API failed") {
+					t.Fatalf("first refusal %q", refusal)
+				}
+				eventually(t, 30*time.Second, "the way out charted and alerted", func() bool {
+					let := query(alerts["EMQXWebhookRemovalLetGo"])
+					return len(let) == 1 && let[0].Metric["reason"] == "EMQXUnreachable" &&
+						len(query(panels["Removals let go without evacuation (1h)/A"])) == 1 &&
+						query(panels["Removals let go without evacuation (1h)/A"])[0].Value >= 1
+				})
+				held := query(`max_over_time(emqx_webhook_hold_started_timestamp_seconds{namespace="` + ns +
+					`",pod="emqx-1"}[5m])`)
+				if len(held) != 1 {
+					t.Errorf("the hold of emqx-1 was never scraped as in progress: %v", held)
+				}
+				checks := map[string]func([]sample) bool{
+					"Webhook replicas up/A": func(s []sample) bool { return len(s) == 1 && s[0].Value == 1 },
+					"Removals held now/A":   func(s []sample) bool { return len(s) == 1 && s[0].Value == 0 },
+					"Oldest hold/A":         func(s []sample) bool { return len(s) == 1 && s[0].Value == 0 },
+					"Decisions by verdict and reason/A": func(s []sample) bool {
+						for _, x := range s {
+							if x.Metric["verdict"] == "allowed" && x.Metric["reason"] == "EMQXUnreachable" &&
+								x.Value > 0 {
+								return true
+							}
+						}
+						return false
+					},
+					"Hold duration p95 by way out/A": func(s []sample) bool {
+						for _, x := range s {
+							if x.Metric["reason"] == "EMQXUnreachable" && x.Value >= 4 && x.Value <= 16 {
+								return true
+							}
+						}
+						return false
+					},
+					// No evacuation was started here: nothing to chart, and no error.
+					"Evacuation duration p50 / p95/A": func(s []sample) bool { return len(s) <= 1 },
+					"Evacuation duration p50 / p95/B": func(s []sample) bool { return len(s) <= 1 },
+					"Admission reviews by webhook/A": func(s []sample) bool {
+						for _, x := range s {
+							if x.Metric["webhook"] == "pod-delete" && x.Value > 0 {
+								return true
+							}
+						}
+						return false
+					},
+					"EMQX pod removals seen (15m)/A": func(s []sample) bool { return len(s) == 1 && s[0].Value >= 1 },
+				}
+				eventually(t, 30*time.Second, "every dashboard query charts what happened", func() bool {
+					for name, ok := range checks {
+						if !ok(query(panels[name])) {
+							return false
+						}
+					}
+					return true
+				})
+				if len(checks)+1 != len(panels) {
+					t.Errorf("%d dashboard queries checked of %d", len(checks)+1, len(panels))
+				}
+				// The alerts that must stay quiet here do: the webhook is up, called, and holds nothing old.
+				for _, quiet := range []string{"EMQXWebhookDown", "EMQXWebhookNotCalled", "EMQXWebhookHoldTooLong"} {
+					if s := query(alerts[quiet]); len(s) != 0 {
+						t.Errorf("%s's expression returns %v", quiet, s)
+					}
+				}
+				p.stop()
+				eventually(t, 30*time.Second, "EMQXWebhookDown's expression, once the webhook is gone", func() bool {
+					s := query(alerts["EMQXWebhookDown"])
+					return len(s) == 1 && s[0].Value == 1
+				})
 				return ctx
 			}).
 		Feature()

@@ -84,6 +84,49 @@ func TestDistArtifactsInstallAndRunThroughKubectl(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "kubectl-emqx "+version+" ") {
 		t.Fatalf("kubectl emqx version: %v %q", err, out)
 	}
+	checkCompletionCaveat(t, kubectl, string(raw), filepath.Join(bin, "kubectl-emqx"))
+}
+
+// checkCompletionCaveat installs the plugin as krew does (only kubectl-emqx linked into
+// ~/.krew/bin), shows that kubectl then completes nothing of it, runs the line the manifest's
+// caveats give, and shows that kubectl then completes the plugin's commands.
+func checkCompletionCaveat(t *testing.T, kubectl, manifest, plugin string) {
+	t.Helper()
+	var line string
+	for _, l := range strings.Split(manifest, "\n") {
+		if strings.Contains(l, "kubectl_complete-emqx") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatal("the krew manifest's caveats give no line that enables completion")
+	}
+	home := t.TempDir()
+	krewBin := filepath.Join(home, ".krew", "bin")
+	if err := os.MkdirAll(krewBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(plugin, filepath.Join(krewBin, "kubectl-emqx")); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "HOME="+home, "PATH="+krewBin+":"+os.Getenv("PATH"))
+	complete := func() string {
+		c := exec.Command(kubectl, "__complete", "emqx", "st")
+		c.Env = env
+		out, _ := c.CombinedOutput()
+		return string(out)
+	}
+	if out := complete(); strings.Contains(out, "status") {
+		t.Fatalf("kubectl completes the plugin before the caveat's line ran: the test shows nothing\n%s", out)
+	}
+	sh := exec.Command("sh", "-c", line)
+	sh.Env = env
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the caveat's line %q: %v\n%s", line, err, out)
+	}
+	if out := complete(); !strings.Contains(out, "status") {
+		t.Fatalf("after the caveat's line, kubectl __complete emqx st: %q", out)
+	}
 }
 
 func untar(t *testing.T, archive, dir string) map[string]bool {

@@ -62,6 +62,7 @@ this only watches it. Interrupting leaves the evacuation running and says how to
 		nil,
 		"pods (or, with --emqx-url, nodes) that receive the sessions; default: every other node",
 	)
+	_ = cmd.RegisterFlagCompletionFunc("migrate-to", completePods(g))
 	f.DurationVar(
 		&o.Within,
 		"within",

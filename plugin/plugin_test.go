@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -972,5 +973,35 @@ func TestDryRunsStartNothing(t *testing.T) {
 	if _, _, err := e.run(ctx, "evacuate", "pod", "emqx-1", "-n", "mqtt", "--dry-run", "--no-wait"); err == nil ||
 		!strings.Contains(err.Error(), "--dry-run starts nothing") {
 		t.Fatalf("--dry-run --no-wait: %v", err)
+	}
+}
+
+// Shell completion offers what each argument and flag takes: the namespace's EMQX StatefulSets for
+// scale, its EMQX pods for --migrate-to and --nodes, the fixed values of -o and --color.
+func TestCompletionOffersWhatEachArgumentTakes(t *testing.T) {
+	e := newEnv(t, 100, 100)
+	for args, want := range map[string][]string{
+		"scale -n mqtt ": {"statefulset/emqx"},
+		"evacuate pod emqx-0 -n mqtt --migrate-to ": {"emqx-0", "emqx-1"},
+		"rebalance -n mqtt --nodes ":                {"emqx-0", "emqx-1"},
+		"status -o ":                                {"json", "yaml"},
+		"version -o ":                               {"json", "yaml"},
+		"status --color ":                           {"auto", "always", "never"},
+	} {
+		words := append([]string{"__complete"}, strings.Fields(args)...)
+		words = append(words, "") // the word being completed: empty
+		out, _, err := e.run(context.Background(), words...)
+		if err != nil {
+			t.Fatalf("%s: %v", args, err)
+		}
+		var got []string
+		for _, l := range strings.Split(out, "\n") {
+			if l != "" && !strings.HasPrefix(l, ":") && !strings.HasPrefix(l, "Completion ended") {
+				got = append(got, strings.SplitN(l, "\t", 2)[0])
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("kubectl emqx %s<TAB>: %q, want %q\n%s", args, got, want, out)
+		}
 	}
 }

@@ -66,6 +66,7 @@ clusters need smaller thresholds than EMQX's defaults (1000 connections).`,
 		nil,
 		"pods (or, with --emqx-url, nodes) taking part; default: every running node not evacuating",
 	)
+	_ = cmd.RegisterFlagCompletionFunc("nodes", completePods(g))
 	o.evictionFlags.add(f, "donors: ")
 	f.Int64Var(
 		&o.Thresholds.AbsConn,

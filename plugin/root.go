@@ -30,6 +30,7 @@ credentials (a port-forward to a Ready pod), or directly with --emqx-url.`,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl emqx"},
 	}
 	g.AddFlags(root.PersistentFlags())
+	_ = root.RegisterFlagCompletionFunc("color", completeWords("auto", "always", "never"))
 	root.AddCommand(newStatusCmd(g), newEvacuateCmd(g), newRebalanceCmd(g), newScaleCmd(g), newVersionCmd(g))
 	return root
 }
@@ -55,6 +56,7 @@ func newVersionCmd(g *GlobalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml")
+	_ = cmd.RegisterFlagCompletionFunc("output", completeWords("json", "yaml"))
 	return cmd
 }
 
@@ -68,6 +70,30 @@ func completeClusters(g *GlobalOptions) func(*cobra.Command, []string, string) (
 		var names []string
 		for _, c := range clusters {
 			names = append(names, c.Name+"\tEMQX cluster in "+ns)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeWords completes one of a flag's fixed values.
+func completeWords(words ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return words, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeStatefulSets completes statefulset/NAME of the namespace's EMQX StatefulSets.
+func completeStatefulSets(g *GlobalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		clusters, _ := discoverForCompletion(cmd.Context(), g)
+		var names []string
+		for _, c := range clusters {
+			for _, s := range c.StatefulSets {
+				names = append(names, "statefulset/"+s.Name+"\tEMQX cluster "+c.Name)
+			}
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -39,8 +39,9 @@ volume, and then rebalances (--rebalance) or says how to.`,
   kubectl emqx scale statefulset/emqx --replicas 2 -n mqtt --dry-run
   kubectl emqx scale sts/emqx --replicas 2 -n mqtt --conn-evict-rate 200 --wait-takeover 20s
   kubectl emqx scale statefulset/emqx --replicas 4 -n mqtt --rebalance`,
-		Args: exactlyOne("statefulset/NAME"),
-		RunE: runE(o),
+		Args:              exactlyOne("statefulset/NAME"),
+		ValidArgsFunction: completeStatefulSets(g),
+		RunE:              runE(o),
 	}
 	f := cmd.Flags()
 	f.Int32Var(&o.Replicas, "replicas", -1, "the new number of replicas (required)")

@@ -40,6 +40,7 @@ any running rebalance. CLUSTER is needed only when the namespace holds more than
 		RunE:              runE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json or yaml")
+	_ = cmd.RegisterFlagCompletionFunc("output", completeWords("json", "yaml"))
 	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "omit the table header")
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&o.Interval, "interval", o.Interval, "refresh interval with --watch")

@@ -61,7 +61,7 @@ func newVersionCmd(g *GlobalOptions) *cobra.Command {
 }
 
 // completeClusters completes cluster names of the namespace.
-func completeClusters(g *GlobalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+func completeClusters(g *GlobalOptions) completion {
 	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -75,15 +75,18 @@ func completeClusters(g *GlobalOptions) func(*cobra.Command, []string, string) (
 	}
 }
 
+// completion completes an argument or a flag's value (cobra's ValidArgsFunction).
+type completion = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective)
+
 // completeWords completes one of a flag's fixed values.
-func completeWords(words ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+func completeWords(words ...string) completion {
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return words, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
 // completeStatefulSets completes statefulset/NAME of the namespace's EMQX StatefulSets.
-func completeStatefulSets(g *GlobalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+func completeStatefulSets(g *GlobalOptions) completion {
 	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -100,7 +103,7 @@ func completeStatefulSets(g *GlobalOptions) func(*cobra.Command, []string, strin
 }
 
 // completePods completes EMQX pod names of the namespace.
-func completePods(g *GlobalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+func completePods(g *GlobalOptions) completion {
 	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		clusters, _ := discoverForCompletion(cmd.Context(), g)
 		var names []string

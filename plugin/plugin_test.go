@@ -1005,3 +1005,72 @@ func TestCompletionOffersWhatEachArgumentTakes(t *testing.T) {
 		}
 	}
 }
+
+// rbacTable reads README's table of what each command needs: command → "verb resource".
+func rbacTable(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := map[string]map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 4 || !strings.Contains(cells[2], "pods/portforward") {
+			continue
+		}
+		needs := map[string]bool{}
+		for _, part := range strings.Split(cells[2], ";") {
+			fields := strings.SplitN(strings.TrimSpace(part), " ", 2)
+			verb := strings.Trim(fields[0], "`")
+			for _, res := range strings.Split(fields[1], ",") {
+				needs[verb+" "+strings.Fields(res)[0]] = true
+			}
+		}
+		for _, cmd := range strings.Split(cells[1], ",") {
+			table[strings.Trim(strings.TrimSpace(cmd), "`")] = needs
+		}
+	}
+	return table
+}
+
+// Each command asks the API server for nothing README's RBAC table does not list for it.
+func TestEachCommandNeedsOnlyWhatTheREADMESays(t *testing.T) {
+	table := rbacTable(t)
+	for _, args := range [][]string{
+		{"status", "-n", "mqtt"},
+		{"rebalance", "-n", "mqtt"},
+		{"evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"},
+		{"scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--dry-run"},
+	} {
+		needs, ok := table[args[0]]
+		if !ok {
+			t.Fatalf("README's RBAC table has no row for %s (rows: %v)", args[0], table)
+		}
+		e := newEnv(t, 100, 100)
+		e.kube.ClearActions()
+		if _, _, err := e.run(context.Background(), args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		asked := map[string]bool{}
+		for _, a := range e.kube.Actions() {
+			k := a.GetVerb() + " " + a.GetResource().Resource
+			if a.GetSubresource() != "" {
+				k += "/" + a.GetSubresource()
+			}
+			asked[k] = true
+		}
+		if e.forward > 0 {
+			asked["create pods/portforward"] = true
+		}
+		if len(asked) < 3 {
+			t.Fatalf("%v: only %v recorded; the test sees nothing", args, asked)
+		}
+		for k := range asked {
+			if !needs[k] {
+				t.Errorf("kubectl emqx %s asks for %q, which README's RBAC table does not list",
+					strings.Join(args, " "), k)
+			}
+		}
+	}
+}

@@ -95,11 +95,22 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 				"--wait=true",
 				"--timeout=120s",
 			)
+			// The chart as released: packaged into a .tgz (links resolved), then installed from it.
+			pkgDir := t.TempDir()
+			if out, err := exec.Command(helmBin(t), "package",
+				filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+				"-d", pkgDir).CombinedOutput(); err != nil {
+				t.Fatalf("helm package: %v\n%s", err, out)
+			}
+			tgz, _ := filepath.Glob(filepath.Join(pkgDir, "emqx-webhook-*.tgz"))
+			if len(tgz) != 1 {
+				t.Fatalf("helm package made %v", tgz)
+			}
 			install := exec.Command(
 				helmBin(t),
 				"install",
 				"emqx-webhook",
-				filepath.Join(repoRoot, "manifests", "helm", "emqx-webhook"),
+				tgz[0],
 				"--kubeconfig",
 				kubeconfig,
 				"-n",
@@ -170,6 +181,27 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 				}
 			}
 			scaleDownTo(t, cs, ns, 1, 1500)
+			// helm test: a pod of the image, bound to the metrics reader role, reads the webhook's
+			// metrics through its Service. Then, with no replica serving, the same test fails.
+			helmTest := func() (string, error) {
+				out, err := exec.Command(helmBin(t), "test", "emqx-webhook", "--kubeconfig", kubeconfig, "-n",
+					webhookNS,
+					"--timeout", "120s", "--logs").CombinedOutput()
+				return string(out), err
+			}
+			if out, err := helmTest(); err != nil || !strings.Contains(out, "Succeeded") ||
+				!strings.Contains(out, "serves the webhook's metrics") {
+				t.Fatalf("helm test: %v\n%s", err, out)
+			}
+			runKubectl(t, "-n", webhookNS, "scale", "deployment/emqx-webhook", "--replicas=0")
+			eventually(t, 90*time.Second, "no webhook replica left", func() bool {
+				list, err := cs.CoreV1().Pods(webhookNS).List(ctx,
+					metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=emqx-webhook"})
+				return err == nil && len(list.Items) == 0
+			})
+			if out, err := helmTest(); err == nil {
+				t.Fatalf("helm test passed with no webhook replica: the test checks nothing\n%s", out)
+			}
 			return ctx
 		}).
 		Feature()

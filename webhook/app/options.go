@@ -48,6 +48,7 @@ type Options struct {
 	AccessInterval     time.Duration
 	MetricsSecure      bool
 	MetricsAddr        string
+	CheckMetrics       string // --check-metrics: check the metrics at this URL and exit (helm test)
 	CustomMetricsAddr  string
 	HealthAddr         string
 	LeaderElect        bool
@@ -134,6 +135,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"before an automatic rebalance starts; at most one per cool-down")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Prometheus metrics address "+
 		"(0 disables; default :8443, or 127.0.0.1:8080 with --metrics-secure=false)")
+	fs.StringVar(&o.CheckMetrics, "check-metrics", o.CheckMetrics, "check the webhook's metrics at this URL "+
+		"(one GET with this pod's ServiceAccount token, as Prometheus scrapes) and exit: the chart's helm test")
 	fs.StringVar(&o.CustomMetricsAddr, "custom-metrics-bind-address", o.CustomMetricsAddr, "serve EMQX's connections "+
 		"per pod through the custom metrics API (custom.metrics.k8s.io) at this address, e.g. :6443, for "+
 		"HorizontalPodAutoscalers (0 disables; needs the APIService and RBAC of manifests/components/custom-metrics)")

@@ -42,6 +42,9 @@ const leaderElectionID = "emqx-webhook-controller"
 
 // Run starts the webhook and its controllers and returns when ctx ends or one of them fails.
 func (o *Options) Run(ctx context.Context) error {
+	if o.CheckMetrics != "" {
+		return checkMetrics(ctx, o.CheckMetrics, serviceAccountToken, os.Stdout)
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.Log)))
 	log := ctrl.Log.WithName("emqx-webhook")
 	log.Info("starting", "version", version.Version, "namespace", o.Namespace, "tls", o.TLSMode)

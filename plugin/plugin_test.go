@@ -1037,15 +1037,20 @@ func rbacTable(t *testing.T) map[string]map[string]bool {
 // Each command asks the API server for nothing README's RBAC table does not list for it.
 func TestEachCommandNeedsOnlyWhatTheREADMESays(t *testing.T) {
 	table := rbacTable(t)
-	for _, args := range [][]string{
-		{"status", "-n", "mqtt"},
-		{"rebalance", "-n", "mqtt"},
-		{"evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"},
-		{"scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--dry-run"},
+	for _, c := range []struct {
+		row  string // the table's row
+		args []string
+	}{
+		{"status", []string{"status", "-n", "mqtt"}},
+		{"status -A", []string{"status", "-A"}},
+		{"rebalance", []string{"rebalance", "-n", "mqtt"}},
+		{"evacuate", []string{"evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"}},
+		{"scale", []string{"scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--dry-run"}},
 	} {
-		needs, ok := table[args[0]]
+		args := c.args
+		needs, ok := table[c.row]
 		if !ok {
-			t.Fatalf("README's RBAC table has no row for %s (rows: %v)", args[0], table)
+			t.Fatalf("README's RBAC table has no row for %s (rows: %v)", c.row, table)
 		}
 		e := newEnv(t, 100, 100)
 		e.kube.ClearActions()
@@ -1071,6 +1076,80 @@ func TestEachCommandNeedsOnlyWhatTheREADMESays(t *testing.T) {
 				t.Errorf("kubectl emqx %s asks for %q, which README's RBAC table does not list",
 					strings.Join(args, " "), k)
 			}
+		}
+	}
+}
+
+// addCluster adds the Helm fixture's EMQX cluster (StatefulSet emqx, pods emqx-0 and emqx-1) in
+// namespace ns, its pods Ready or not started; port-forwards reach the same simulated nodes by pod name.
+func addCluster(t *testing.T, e *env, ns string, ready bool) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "hack", "fixtures", "helm-emqx.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("__NAMESPACE__", ns, "__REPLICAS__", "2").Replace(string(raw))
+	var sts *appsv1.StatefulSet
+	for _, doc := range strings.Split(text, "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := obj.(*appsv1.StatefulSet); ok {
+			sts = s
+		}
+		if err := e.kube.Tracker().Add(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		st := corev1.PodStatus{Phase: corev1.PodPending} // not started: nothing to reach EMQX through
+		if ready {
+			st = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("198.18.2.%d", i+2),
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+		}
+		if err := e.kube.Tracker().Add(&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("emqx-%d", i), Namespace: ns,
+				Labels: sts.Spec.Template.Labels},
+			Spec:   sts.Spec.Template.Spec,
+			Status: st,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// status -A shows every EMQX cluster of every namespace in one table; a cluster it cannot read is
+// named on stderr and fails the command, without hiding the others.
+func TestStatusAllNamespaces(t *testing.T) {
+	e := newEnv(t, 100, 300)
+	addCluster(t, e, "mqtt2", true)
+	addCluster(t, e, "broken", false)
+	out, errOut, err := e.run(context.Background(), "status", "-A", "--color", "never")
+	if err == nil || !strings.Contains(err.Error(), "could not read 1 of 3 EMQX clusters: broken/emqx") ||
+		!strings.Contains(errOut, "error: broken/emqx:") {
+		t.Fatalf("the unreadable cluster: %v\n%s", err, errOut)
+	}
+	golden(t, "status-all.golden", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "NAMESPACE") ||
+		!strings.HasPrefix(lines[1], "mqtt ") || !strings.HasPrefix(lines[3], "mqtt2 ") {
+		t.Fatalf("one table of both readable clusters' pods, by namespace:\n%s", out)
+	}
+	js, _, _ := e.run(context.Background(), "status", "-A", "-o", "json")
+	var reports []status.Report
+	if err := json.Unmarshal([]byte(js), &reports); err != nil || len(reports) != 2 ||
+		reports[0].Namespace != "mqtt" || reports[1].Namespace != "mqtt2" || reports[0].Connections != 400 {
+		t.Fatalf("-o json: %v %+v\n%s", err, reports, js)
+	}
+	for args, want := range map[string]string{
+		"status -A emqx":         "--all-namespaces takes no CLUSTER",
+		"status -A --watch":      "cannot go with --watch",
+		"status -A --emqx-url x": "needs Kubernetes access",
+	} {
+		if _, _, err := e.run(context.Background(), strings.Fields(args)...); err == nil ||
+			!strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", args, err, want)
 		}
 	}
 }

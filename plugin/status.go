@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,6 +18,7 @@ import (
 type StatusOptions struct {
 	*GlobalOptions
 	Cluster   string
+	All       bool // -A: every EMQX cluster of every namespace
 	Output    string
 	NoHeaders bool
 	Watch     bool
@@ -34,6 +36,7 @@ any running rebalance. CLUSTER is needed only when the namespace holds more than
 		Example: `  kubectl emqx status -n mqtt
   kubectl emqx status emqx -n mqtt -o json
   kubectl emqx status -n mqtt --watch
+  kubectl emqx status -A
   kubectl emqx status --emqx-url http://127.0.0.1:18083 --username admin --password public`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeClusters(g),
@@ -41,6 +44,7 @@ any running rebalance. CLUSTER is needed only when the namespace holds more than
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json or yaml")
 	_ = cmd.RegisterFlagCompletionFunc("output", completeWords("json", "yaml"))
+	cmd.Flags().BoolVarP(&o.All, "all-namespaces", "A", false, "every EMQX cluster of every namespace")
 	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "omit the table header")
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&o.Interval, "interval", o.Interval, "refresh interval with --watch")
@@ -63,6 +67,14 @@ func (o *StatusOptions) Validate() error {
 	if o.Interval <= 0 {
 		return fmt.Errorf("--interval must be positive, got %v", o.Interval)
 	}
+	switch {
+	case o.All && o.Cluster != "":
+		return fmt.Errorf("--all-namespaces takes no CLUSTER (got %q): it shows every cluster", o.Cluster)
+	case o.All && o.Watch:
+		return errors.New("--all-namespaces cannot go with --watch: watch one namespace's cluster")
+	case o.All && o.EMQXURL != "":
+		return errors.New("--all-namespaces needs Kubernetes access, not --emqx-url: it finds the clusters there")
+	}
 	return validateOutput(o.Output)
 }
 
@@ -71,6 +83,9 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	a, err := o.access()
 	if err != nil {
 		return err
+	}
+	if o.All {
+		return o.runAll(ctx, a)
 	}
 	u := o.ui()
 	st := ops.Status{Cluster: o.Cluster, Watch: o.Watch, Waiting: o.waiting(o.Interval, 0)}
@@ -102,6 +117,19 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 	if !noHeaders {
 		fmt.Fprintf(tw, "POD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE\n", u.plainCell("STATE"))
 	}
+	for _, row := range rows(u, r) {
+		fmt.Fprintln(tw, row)
+	}
+	if !noHeaders {
+		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t%s\t\n", r.Connections, r.Sessions, u.plainCell(""))
+	}
+	_ = tw.Flush()
+	notes(u, w, r, "")
+}
+
+// rows are the report's table rows, their cells separated by tabs.
+func rows(u *ui, r status.Report) []string {
+	var out []string
 	for _, row := range r.Rows {
 		ready := "-"
 		if row.Ready != nil {
@@ -123,37 +151,31 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 		if row.NodeStatus != "running" {
 			conns, sess = "-", "-" // a stopped or missing node reports no counts: it holds nothing we know of
 		}
-		fmt.Fprintf(
-			tw,
-			"%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%\n",
-			orDash(safe(row.Pod)),
-			orDash(safe(row.Node)),
-			orDash(safe(row.Role)),
-			ready,
-			conns,
-			sess,
-			st,
-			bar(row.Share, 20),
-			row.Share*100,
-		)
+		out = append(out, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%",
+			orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(safe(row.Role)), ready, conns, sess, st,
+			bar(row.Share, 20), row.Share*100))
 	}
-	if !noHeaders {
-		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t%s\t\n", r.Connections, r.Sessions, u.plainCell(""))
-	}
-	_ = tw.Flush()
+	return out
+}
+
+// notes writes what follows a cluster's table: its automatic rebalance, warnings, the webhook's
+// access and running rebalances, each line after prefix.
+func notes(u *ui, w io.Writer, r status.Report, prefix string) {
 	if r.AutoRebalance != "" {
-		fmt.Fprintf(w, "\n%s %s\n", u.bold("Automatic rebalance:"), safe(r.AutoRebalance))
+		fmt.Fprintf(w, "\n%s%s %s\n", prefix, u.bold("Automatic rebalance:"), safe(r.AutoRebalance))
 	}
 	if r.Warning != "" {
-		fmt.Fprintf(w, "\n%s %s\n", u.yellow("Warning:"), safe(r.Warning))
+		fmt.Fprintf(w, "\n%s%s %s\n", prefix, u.yellow("Warning:"), safe(r.Warning))
 	}
 	if r.WebhookAccess != "" {
-		fmt.Fprintf(w, "\n%s %s\n", u.red("emqx-webhook cannot use this cluster's API:"), safe(r.WebhookAccess))
+		fmt.Fprintf(w, "\n%s%s %s\n", prefix, u.red("emqx-webhook cannot use this cluster's API:"),
+			safe(r.WebhookAccess))
 	}
 	for _, rb := range r.Rebalances {
 		fmt.Fprintf(
 			w,
-			"\n%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n",
+			"\n%s%s coordinated by %s, state %s\n  donors:     %s\n  recipients: %s\n",
+			prefix,
 			u.bold("Rebalance"),
 			safe(rb.Coordinator),
 			safe(rb.State),
@@ -171,4 +193,62 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// runAll prints every cluster of every namespace: one table with the namespace and cluster of
+// each pod, each cluster's notes after it; a cluster that could not be read is named on stderr,
+// and the command then fails.
+func (o *StatusOptions) runAll(ctx context.Context, a ops.Access) error {
+	all, err := ops.StatusAll{}.Run(ctx, a)
+	if err != nil {
+		return err
+	}
+	u := o.ui()
+	var failed []string
+	var reports []status.Report
+	for _, c := range all {
+		if c.Err != nil {
+			failed = append(failed, c.Namespace+"/"+c.Cluster)
+			fmt.Fprintf(o.ErrOut, "%s %s/%s: %s\n", u.red("error:"), safe(c.Namespace), safe(c.Cluster),
+				safe(c.Err.Error()))
+			continue
+		}
+		reports = append(reports, c.Report)
+	}
+	switch {
+	case o.Output != "":
+		if reports == nil {
+			reports = []status.Report{}
+		}
+		if err := printStructured(o.Out, o.Output, reports); err != nil {
+			return err
+		}
+	case len(all) == 0:
+		fmt.Fprintln(o.ErrOut, "no EMQX cluster in any namespace")
+	default:
+		printAll(u, o.Out, reports, o.NoHeaders)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not read %d of %d EMQX clusters: %s", len(failed), len(all),
+			strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// printAll writes one table of every cluster's pods, then each cluster's notes.
+func printAll(u *ui, w io.Writer, reports []status.Report, noHeaders bool) {
+	tw := newTable(w)
+	if !noHeaders {
+		fmt.Fprintf(tw, "NAMESPACE\tCLUSTER\tPOD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE\n",
+			u.plainCell("STATE"))
+	}
+	for _, r := range reports {
+		for _, row := range rows(u, r) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(r.Namespace), safe(r.Cluster), row)
+		}
+	}
+	_ = tw.Flush()
+	for _, r := range reports {
+		notes(u, w, r, safe(r.Namespace)+"/"+safe(r.Cluster)+": ")
+	}
 }

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,7 +35,8 @@ type Cluster struct {
 	Pods         []corev1.Pod         // sorted by name
 }
 
-// Discover lists the EMQX clusters of namespace ns: those whose StatefulSets and pods m matches,
+// Discover lists the EMQX clusters of namespace ns (of every namespace when ns is
+// metav1.NamespaceAll): those whose StatefulSets and pods m matches,
 // emqx-operator's as such and every other as Helm-style installs.
 // Three lists at once (StatefulSets and pods of the namespace, the operator's ReplicaSets), matched
 // here: a user waits for round trips, not for bytes.
@@ -64,7 +67,37 @@ func Discover(ctx context.Context, cs kubernetes.Interface, ns string, m Matcher
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return Group(ns, m, sts.Items, rs.Items, pods.Items), nil
+	if ns != metav1.NamespaceAll {
+		return Group(ns, m, sts.Items, rs.Items, pods.Items), nil
+	}
+	// Every namespace (status -A): instances are named per namespace, so grouped in each.
+	type lists struct {
+		sts  []appsv1.StatefulSet
+		rs   []appsv1.ReplicaSet
+		pods []corev1.Pod
+	}
+	byNS := map[string]*lists{}
+	of := func(ns string) *lists {
+		if byNS[ns] == nil {
+			byNS[ns] = &lists{}
+		}
+		return byNS[ns]
+	}
+	for _, s := range sts.Items {
+		of(s.Namespace).sts = append(of(s.Namespace).sts, s)
+	}
+	for _, r := range rs.Items {
+		of(r.Namespace).rs = append(of(r.Namespace).rs, r)
+	}
+	for _, p := range pods.Items {
+		of(p.Namespace).pods = append(of(p.Namespace).pods, p)
+	}
+	var all []*Cluster
+	for _, ns := range slices.Sorted(maps.Keys(byNS)) {
+		l := byNS[ns]
+		all = append(all, Group(ns, m, l.sts, l.rs, l.pods)...)
+	}
+	return all, nil
 }
 
 // Group builds the EMQX clusters of namespace ns from its workloads and pods, however they were

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
@@ -94,4 +95,45 @@ func versionOf(nodes []emqx.Node) string {
 		}
 	}
 	return ""
+}
+
+// StatusAll reads the status of every EMQX cluster of every namespace: `kubectl emqx status -A`.
+// Clusters are read a few at a time, each through its own port-forward; one that cannot be read
+// is reported with its error and does not stop the others.
+type StatusAll struct{}
+
+// ClusterStatus is one cluster's report, or why it could not be read.
+type ClusterStatus struct {
+	Namespace string
+	Cluster   string
+	Report    status.Report
+	Err       error
+}
+
+// Run reads every cluster's status, ordered by namespace and name.
+func (StatusAll) Run(ctx context.Context, a Access) ([]ClusterStatus, error) {
+	clusters, err := cluster.Discover(ctx, a.Kube, metav1.NamespaceAll, a.Matcher)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ClusterStatus, len(clusters))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, c := range clusters {
+		out[i] = ClusterStatus{Namespace: c.Namespace, Cluster: c.Name}
+		g.Go(func() error {
+			in := a
+			in.Namespace = c.Namespace
+			t, err := in.connect(gctx, func(context.Context) (*cluster.Cluster, error) { return c, nil })
+			if err != nil {
+				out[i].Err = err
+				return nil
+			}
+			defer t.Close()
+			out[i].Report, out[i].Err = report(gctx, t, false)
+			return nil
+		})
+	}
+	_ = g.Wait() // each cluster's error is its own
+	return out, ctx.Err()
 }

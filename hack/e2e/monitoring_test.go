@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -210,9 +212,56 @@ func promQuery(t *testing.T, base, expr string) []sample {
 	return out
 }
 
+// firing is the set of alerts Prometheus has firing now.
+func firing(t *testing.T, base string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("Prometheus's alerts: %v", err)
+	}
+	out := map[string]bool{}
+	for _, a := range body.Data.Alerts {
+		if a.State == "firing" {
+			out[a.Labels["alertname"]] = true
+		}
+	}
+	return out
+}
+
+// ignoreWebhookFailures sets the test's validating webhooks to the shipped failurePolicy, Ignore:
+// a removal the webhook cannot answer then goes through.
+func ignoreWebhookFailures(ctx context.Context, t *testing.T, cfg *envconf.Config) {
+	t.Helper()
+	vwcs := clientset(t, cfg).AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	vwc, err := vwcs.Get(ctx, webhookConfig, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore := admissionregistrationv1.Ignore
+	for i := range vwc.Webhooks {
+		vwc.Webhooks[i].FailurePolicy = &ignore
+	}
+	if _, err := vwcs.Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A real Prometheus scrapes the webhook's HTTPS metrics with a ServiceAccount token, loads the
 // alerts, and every alert expression and dashboard query answers what the cluster did: a removal
-// held while EMQX's API is down, then let go by the unreachable way out; the webhook up, then gone.
+// held while EMQX's API is down, then let go by the unreachable way out; the webhook up, then gone
+// during a drain, when EMQXWebhookDown fires.
 func TestPrometheusScrapesTheWebhookAndItsQueriesTell(t *testing.T) {
 	f := features.New("monitoring with a real Prometheus").
 		Assess("scraped, alerted, charted",
@@ -250,6 +299,15 @@ func TestPrometheusScrapesTheWebhookAndItsQueriesTell(t *testing.T) {
 					t.Fatal(err)
 				}
 				rules, alerts, panels := monitoringQueries(t)
+				// The alerts' `for` waits (5 and 15 minutes) shortened to seconds, so they fire within the
+				// test; promtool's tests (hack/monitoring) hold them to the shipped durations.
+				for _, g := range rules["groups"].([]any) {
+					for _, r := range g.(map[string]any)["rules"].([]any) {
+						if _, ok := r.(map[string]any)["for"]; ok {
+							r.(map[string]any)["for"] = "5s"
+						}
+					}
+				}
 				write("rules.yaml", rules)
 				write("prometheus.yml", map[string]any{
 					"global":     map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -336,6 +394,7 @@ func TestPrometheusScrapesTheWebhookAndItsQueriesTell(t *testing.T) {
 				eventually(t, 30*time.Second, "the way out charted and alerted", func() bool {
 					let := query(alerts["EMQXWebhookRemovalLetGo"])
 					return len(let) == 1 && let[0].Metric["reason"] == "EMQXUnreachable" &&
+						firing(t, base)["EMQXWebhookRemovalLetGo"] &&
 						len(query(panels["Removals let go without evacuation (1h)/A"])) == 1 &&
 						query(panels["Removals let go without evacuation (1h)/A"])[0].Value >= 1
 				})
@@ -396,10 +455,21 @@ func TestPrometheusScrapesTheWebhookAndItsQueriesTell(t *testing.T) {
 						t.Errorf("%s's expression returns %v", quiet, s)
 					}
 				}
+				// The webhook stops during a drain. As shipped (failurePolicy Ignore), the API server then
+				// lets the drain's eviction through unevacuated, and EMQXWebhookDown must fire.
 				p.stop()
+				ignoreWebhookFailures(ctx, t, cfg)
 				eventually(t, 30*time.Second, "EMQXWebhookDown's expression, once the webhook is gone", func() bool {
 					s := query(alerts["EMQXWebhookDown"])
 					return len(s) == 1 && s[0].Value == 1
+				})
+				if err := cs.CoreV1().Pods(ns).EvictV1(ctx, &policyv1.Eviction{
+					ObjectMeta: metav1.ObjectMeta{Name: "emqx-0", Namespace: ns},
+				}); err != nil {
+					t.Fatalf("the drain's eviction of emqx-0, with no webhook and failurePolicy Ignore: %v", err)
+				}
+				eventually(t, 60*time.Second, "EMQXWebhookDown firing", func() bool {
+					return firing(t, base)["EMQXWebhookDown"]
 				})
 				return ctx
 			}).

@@ -62,13 +62,13 @@ func (e *evictionFlags) add(fs *pflag.FlagSet, scope string) {
 		evacuation.WaitValue{D: &e.WaitHealth},
 		"wait-health-check",
 		scope+"time a node reports unhealthy, still accepting clients, before evicting: seconds as in EMQX (10) "+
-			"or a duration (10s) (default 1m0s)",
+			"or a duration (10s)",
 	)
 	fs.Var(
 		evacuation.WaitValue{D: &e.WaitTake},
 		"wait-takeover",
 		scope+"time left to clients to take their sessions over elsewhere before sessions are migrated: seconds (10) "+
-			"or a duration (10s) (default 1m0s)",
+			"or a duration (10s)",
 	)
 }
 

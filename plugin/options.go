@@ -59,6 +59,8 @@ func NewGlobalOptions(streams genericiooptions.IOStreams) *GlobalOptions {
 // so --help cannot print one: the environment is read when the flags are empty.
 func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 	g.ConfigFlags.AddFlags(fs)
+	groupFlags(fs, "kubernetes")
+	defer groupFlags(fs, "emqx") // the EMQX flags below, colour apart
 	fs.StringVar(
 		&g.EMQXURL,
 		"emqx-url",
@@ -82,6 +84,7 @@ func (g *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 		"auto",
 		"colour output: auto (only on a terminal, unless NO_COLOR), always or never",
 	)
+	_ = fs.SetAnnotation("color", flagGroup, []string{"output"})
 	fs.BoolVar(
 		&g.AllowDefaultCredentials,
 		"allow-default-credentials",

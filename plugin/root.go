@@ -29,9 +29,27 @@ credentials (a port-forward to a Ready pod), or directly with --emqx-url.`,
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl emqx"},
 	}
+	root.SetOut(g.Out) // help too goes where the streams say
+	root.SetErr(g.ErrOut)
 	g.AddFlags(root.PersistentFlags())
 	_ = root.RegisterFlagCompletionFunc("color", completeWords("auto", "always", "never"))
-	root.AddCommand(newStatusCmd(g), newEvacuateCmd(g), newRebalanceCmd(g), newScaleCmd(g), newVersionCmd(g))
+	root.AddGroup(commandGroups()...)
+	for _, c := range []struct {
+		group string
+		cmd   *cobra.Command
+	}{
+		{"observe", newStatusCmd(g)},
+		{"move", newEvacuateCmd(g)},
+		{"move", newRebalanceCmd(g)},
+		{"scale", newScaleCmd(g)},
+		{"other", newVersionCmd(g)},
+	} {
+		c.cmd.GroupID = c.group
+		root.AddCommand(c.cmd)
+	}
+	root.SetHelpCommandGroupID("other")
+	root.SetCompletionCommandGroupID("other")
+	root.SetUsageFunc(usage)
 	return root
 }
 

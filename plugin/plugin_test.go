@@ -397,7 +397,7 @@ func TestBadInputIsOneLineAndStartsNothing(t *testing.T) {
 		"status -n other":                                     `no EMQX cluster in namespace "other"`,
 		"status -n mqtt --username admin":                     "--username needs --password",
 		"status -n mqtt --username admin --password wrong":    "tried: the given credentials (BAD_USERNAME_OR_PWD)",
-		"status -n mqtt -o table":                             "--output must be json or yaml",
+		"status -n mqtt -o table":                             `--output "table": use one of wide, json, yaml, name`,
 		"scale statefulset/emqx -n mqtt":                      "--replicas is required",
 		"scale statefulset/nope --replicas 1 -n mqtt":         `statefulset "nope" not found`,
 		"evacuate pod emqx-0 -n mqtt --wait-takeover -1s":     "cannot be negative",
@@ -832,10 +832,11 @@ func TestStatusEscapesEMQXProvidedWords(t *testing.T) {
 	var buf bytes.Buffer
 	esc := "\x1b]0;pwned\x07"
 	r := status.Report{Rows: []status.Row{
-		{Pod: "emqx-0", Node: "emqx@a", Role: "core" + esc, NodeStatus: "running", State: "evacuation " + esc},
+		{Pod: "emqx-0", Node: "emqx@a", Role: "core" + esc, NodeStatus: "running", State: "evacuation " + esc,
+			Version: "5.8.6" + esc},
 		{Pod: "emqx-1", Node: "emqx@b", Role: "core", NodeStatus: "stopped" + esc},
 	}, Rebalances: []status.Rebalance{{Coordinator: "emqx@a", State: "evicting_conns" + esc}}}
-	printReport(&ui{out: &buf}, &buf, r, false)
+	printReport(&ui{out: &buf}, &buf, r, false, true)
 	if strings.ContainsRune(buf.String(), 0x1b) || strings.ContainsRune(buf.String(), 0x07) {
 		t.Fatalf("control characters reached the output: %q", buf.String())
 	}
@@ -923,11 +924,13 @@ func TestWatchClearsOnlyTheTerminalItDrawsOn(t *testing.T) {
 		output, want   string
 	}{
 		{true, false, "", "\033[H\033[2J"},
+		{true, false, "wide", "\033[H\033[2J"},
 		{false, true, "", "\n"},
 		{true, true, "json", "\n"},
 	} {
 		var buf bytes.Buffer
-		separate(&ui{out: &buf, outTTY: c.outTTY, errTTY: c.errTTY}, c.output)
+		o := StatusOptions{Output: c.output}
+		separate(&ui{out: &buf, outTTY: c.outTTY, errTTY: c.errTTY}, o.table())
 		if buf.String() != c.want {
 			t.Errorf(
 				"out a terminal %v, err a terminal %v, -o %q: %q, want %q",
@@ -984,9 +987,10 @@ func TestCompletionOffersWhatEachArgumentTakes(t *testing.T) {
 		"scale -n mqtt ": {"statefulset/emqx"},
 		"evacuate pod emqx-0 -n mqtt --migrate-to ": {"emqx-0", "emqx-1"},
 		"rebalance -n mqtt --nodes ":                {"emqx-0", "emqx-1"},
-		"status -o ":                                {"json", "yaml"},
-		"version -o ":                               {"json", "yaml"},
-		"status --color ":                           {"auto", "always", "never"},
+		"status -o ": {"wide", "json", "yaml", "name", "jsonpath=", "jsonpath-file=", "go-template=",
+			"go-template-file="},
+		"version -o ":     {"json", "yaml"},
+		"status --color ": {"auto", "always", "never"},
 	} {
 		words := append([]string{"__complete"}, strings.Fields(args)...)
 		words = append(words, "") // the word being completed: empty
@@ -1137,10 +1141,17 @@ func TestStatusAllNamespaces(t *testing.T) {
 		t.Fatalf("one table of both readable clusters' pods, by namespace:\n%s", out)
 	}
 	js, _, _ := e.run(context.Background(), "status", "-A", "-o", "json")
-	var reports []status.Report
-	if err := json.Unmarshal([]byte(js), &reports); err != nil || len(reports) != 2 ||
-		reports[0].Namespace != "mqtt" || reports[1].Namespace != "mqtt2" || reports[0].Connections != 400 {
-		t.Fatalf("-o json: %v %+v\n%s", err, reports, js)
+	var l struct {
+		Kind  string          `json:"kind"`
+		Items []status.Report `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(js), &l); err != nil || l.Kind != "List" || len(l.Items) != 2 ||
+		l.Items[0].Namespace != "mqtt" || l.Items[1].Namespace != "mqtt2" || l.Items[0].Connections != 400 {
+		t.Fatalf("-o json, a List of the readable clusters: %v %+v\n%s", err, l, js)
+	}
+	if out, _, _ := e.run(context.Background(), "status", "-A", "-o",
+		"jsonpath={.items[*].metadata.namespace}"); out != "mqtt mqtt2" {
+		t.Errorf("-A -o jsonpath: %q", out)
 	}
 	for args, want := range map[string]string{
 		"status -A emqx":         "--all-namespaces takes no CLUSTER",
@@ -1151,5 +1162,34 @@ func TestStatusAllNamespaces(t *testing.T) {
 			!strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)
 		}
+	}
+}
+
+// status -o goes through kubectl's printers: name, jsonpath and go-template as kubectl's, and wide
+// adds EMQX's release, the pod's Kubernetes node and IP.
+func TestStatusPrintsAsKubectlDoes(t *testing.T) {
+	e := newEnv(t, 100, 300)
+	for _, c := range []struct {
+		output string
+		want   *regexp.Regexp
+	}{
+		{"name", regexp.MustCompile(`^clusterstatus\.kubectl-emqx\.io/emqx\n$`)},
+		{"jsonpath={.connections}", regexp.MustCompile(`^400$`)},
+		{
+			"go-template={{range .nodes}}{{.pod}}={{.connections}} {{end}}",
+			regexp.MustCompile(`^emqx-0=100 emqx-1=300 $`),
+		},
+		{"yaml", regexp.MustCompile(`(?m)^apiVersion: kubectl-emqx.io/v1alpha1\n(.*\n)*kind: ClusterStatus\n`)},
+		{"wide", regexp.MustCompile(`(?m)^POD .* SHARE +VERSION +UPTIME +KUBE NODE +IP\n` +
+			`emqx-0 .* 5\.10\.0 +- +\S+ +198\.18\.1\.2\n`)},
+	} {
+		out, _, err := e.run(context.Background(), "status", "-n", "mqtt", "-o", c.output, "--color", "never")
+		if err != nil || !c.want.MatchString(out) {
+			t.Errorf("-o %s: %v\n%s\nwant %s", c.output, err, out, c.want)
+		}
+	}
+	if _, _, err := e.run(context.Background(), "status", "-n", "mqtt", "-o", "jsonpath={.nodes[}"); err == nil ||
+		!strings.Contains(err.Error(), "--output") {
+		t.Errorf("a broken jsonpath: %v", err)
 	}
 }

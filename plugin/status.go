@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/ops"
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/status"
@@ -35,6 +37,8 @@ evacuation or rebalance state and its share of the cluster's connections; then c
 any running rebalance. CLUSTER is needed only when the namespace holds more than one EMQX cluster.`,
 		Example: `  kubectl emqx status -n mqtt
   kubectl emqx status emqx -n mqtt -o json
+  kubectl emqx status -n mqtt -o wide
+  kubectl emqx status -n mqtt -o jsonpath='{.connections}'
   kubectl emqx status -n mqtt --watch
   kubectl emqx status -A
   kubectl emqx status --emqx-url http://127.0.0.1:18083 --username admin --password public`,
@@ -42,8 +46,7 @@ any running rebalance. CLUSTER is needed only when the namespace holds more than
 		ValidArgsFunction: completeClusters(g),
 		RunE:              runE(o),
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json or yaml")
-	_ = cmd.RegisterFlagCompletionFunc("output", completeWords("json", "yaml"))
+	addOutputFlag(cmd, &o.Output, "wide")
 	cmd.Flags().BoolVarP(&o.All, "all-namespaces", "A", false, "every EMQX cluster of every namespace")
 	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "omit the table header")
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "refresh until interrupted")
@@ -75,7 +78,20 @@ func (o *StatusOptions) Validate() error {
 	case o.All && o.EMQXURL != "":
 		return errors.New("--all-namespaces needs Kubernetes access, not --emqx-url: it finds the clusters there")
 	}
-	return validateOutput(o.Output)
+	return validatePrinter(o.Output, "wide")
+}
+
+// table reports whether -o asks for the status table (plain or wide) rather than an object.
+func (o *StatusOptions) table() bool { return o.Output == "" || o.Output == "wide" }
+
+// statusObject is a report as the object -o prints: kind ClusterStatus, named for its cluster
+// (with --emqx-url, for EMQX's address).
+func (o *StatusOptions) statusObject(r status.Report) (*unstructured.Unstructured, error) {
+	name := r.Cluster
+	if name == "" {
+		name = o.EMQXURL
+	}
+	return object("ClusterStatus", r.Namespace, name, r)
 }
 
 // Run prints the status, once or until interrupted.
@@ -91,20 +107,24 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	st := ops.Status{Cluster: o.Cluster, Watch: o.Watch, Waiting: o.waiting(o.Interval, 0)}
 	return st.Run(ctx, a, func(r status.Report, first bool) error {
 		if !first {
-			separate(u, o.Output)
+			separate(u, o.table())
 		}
-		if o.Output != "" {
-			return printStructured(o.Out, o.Output, r)
+		if !o.table() {
+			obj, err := o.statusObject(r)
+			if err != nil {
+				return err
+			}
+			return printObject(o.Out, o.Output, obj)
 		}
-		printReport(u, o.Out, r, o.NoHeaders)
+		printReport(u, o.Out, r, o.NoHeaders, o.Output == "wide")
 		return nil
 	})
 }
 
 // separate comes between two reports of --watch: a table on a terminal is redrawn in place (Out is
 // that terminal, whatever ErrOut is), anything else follows after a blank line.
-func separate(u *ui, output string) {
-	if u.outTTY && output == "" {
+func separate(u *ui, table bool) {
+	if u.outTTY && table {
 		fmt.Fprint(u.out, "\033[H\033[2J")
 		return
 	}
@@ -112,12 +132,13 @@ func separate(u *ui, output string) {
 }
 
 // printReport writes the status table, totals and rebalances.
-func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
+func printReport(u *ui, w io.Writer, r status.Report, noHeaders, wide bool) {
 	tw := newTable(w)
 	if !noHeaders {
-		fmt.Fprintf(tw, "POD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE\n", u.plainCell("STATE"))
+		fmt.Fprintf(tw, "POD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE%s\n", u.plainCell("STATE"),
+			wideHeader(wide))
 	}
-	for _, row := range rows(u, r) {
+	for _, row := range rows(u, r, wide) {
 		fmt.Fprintln(tw, row)
 	}
 	if !noHeaders {
@@ -127,8 +148,17 @@ func printReport(u *ui, w io.Writer, r status.Report, noHeaders bool) {
 	notes(u, w, r, "")
 }
 
-// rows are the report's table rows, their cells separated by tabs.
-func rows(u *ui, r status.Report) []string {
+// wideHeader is -o wide's further columns' header.
+func wideHeader(wide bool) string {
+	if !wide {
+		return ""
+	}
+	return "\tVERSION\tUPTIME\tKUBE NODE\tIP"
+}
+
+// rows are the report's table rows, their cells separated by tabs; wide adds EMQX's release and
+// uptime, the pod's Kubernetes node and IP.
+func rows(u *ui, r status.Report, wide bool) []string {
 	var out []string
 	for _, row := range r.Rows {
 		ready := "-"
@@ -151,9 +181,18 @@ func rows(u *ui, r status.Report) []string {
 		if row.NodeStatus != "running" {
 			conns, sess = "-", "-" // a stopped or missing node reports no counts: it holds nothing we know of
 		}
-		out = append(out, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%",
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %3.0f%%",
 			orDash(safe(row.Pod)), orDash(safe(row.Node)), orDash(safe(row.Role)), ready, conns, sess, st,
-			bar(row.Share, 20), row.Share*100))
+			bar(row.Share, 20), row.Share*100)
+		if wide {
+			uptime := "-"
+			if row.Uptime > 0 {
+				uptime = duration.HumanDuration(time.Duration(row.Uptime) * time.Second)
+			}
+			line += fmt.Sprintf("\t%s\t%s\t%s\t%s", orDash(safe(row.Version)), uptime, orDash(safe(row.KubeNode)),
+				orDash(safe(row.PodIP)))
+		}
+		out = append(out, line)
 	}
 	return out
 }
@@ -216,17 +255,22 @@ func (o *StatusOptions) runAll(ctx context.Context, a ops.Access) error {
 		reports = append(reports, c.Report)
 	}
 	switch {
-	case o.Output != "":
-		if reports == nil {
-			reports = []status.Report{}
+	case !o.table():
+		var objs []*unstructured.Unstructured
+		for _, r := range reports {
+			obj, err := o.statusObject(r)
+			if err != nil {
+				return err
+			}
+			objs = append(objs, obj)
 		}
-		if err := printStructured(o.Out, o.Output, reports); err != nil {
+		if err := printObject(o.Out, o.Output, list(objs)); err != nil {
 			return err
 		}
 	case len(all) == 0:
 		fmt.Fprintln(o.ErrOut, "no EMQX cluster in any namespace")
 	default:
-		printAll(u, o.Out, reports, o.NoHeaders)
+		printAll(u, o.Out, reports, o.NoHeaders, o.Output == "wide")
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("could not read %d of %d EMQX clusters: %s", len(failed), len(all),
@@ -236,14 +280,14 @@ func (o *StatusOptions) runAll(ctx context.Context, a ops.Access) error {
 }
 
 // printAll writes one table of every cluster's pods, then each cluster's notes.
-func printAll(u *ui, w io.Writer, reports []status.Report, noHeaders bool) {
+func printAll(u *ui, w io.Writer, reports []status.Report, noHeaders, wide bool) {
 	tw := newTable(w)
 	if !noHeaders {
-		fmt.Fprintf(tw, "NAMESPACE\tCLUSTER\tPOD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE\n",
-			u.plainCell("STATE"))
+		fmt.Fprintf(tw, "NAMESPACE\tCLUSTER\tPOD\tNODE\tROLE\tREADY\tCONNECTIONS\tSESSIONS\t%s\tSHARE%s\n",
+			u.plainCell("STATE"), wideHeader(wide))
 	}
 	for _, r := range reports {
-		for _, row := range rows(u, r) {
+		for _, row := range rows(u, r, wide) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(r.Namespace), safe(r.Cluster), row)
 		}
 	}

@@ -22,6 +22,11 @@ type Row struct {
 	Sessions    int64   `json:"sessions"`
 	State       string  `json:"state,omitempty"` // evacuation state, or donor/recipient/coordinator
 	Share       float64 `json:"share"`           // of the cluster's live connections, 0..1
+	// For -o wide: EMQX's release and uptime on the node, the pod's Kubernetes node and IP.
+	Version  string `json:"version,omitempty"`
+	Uptime   int64  `json:"uptimeSeconds,omitempty"`
+	KubeNode string `json:"kubeNode,omitempty"`
+	PodIP    string `json:"podIP,omitempty"`
 }
 
 // Rebalance is a running rebalance, with pods named where known.
@@ -87,12 +92,13 @@ func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod, durable ev
 	}
 	matched := map[string]bool{}
 	for _, n := range nodes {
-		row := Row{Node: n.Node, Role: n.Role, NodeStatus: n.NodeStatus, State: roles[n.Node]}
+		row := Row{Node: n.Node, Role: n.Role, NodeStatus: n.NodeStatus, State: roles[n.Node], Version: n.Version}
 		if n.Running() {
 			row.Connections, row.Sessions = n.LiveConnections, n.Connections
+			row.Uptime = n.Uptime / 1000 // EMQX counts milliseconds
 		}
 		if p, ok := cluster.PodOfNode(pods, n.Node); ok {
-			row.Pod = p.Name
+			row.Pod, row.KubeNode, row.PodIP = p.Name, p.Spec.NodeName, p.Status.PodIP
 			if strings.HasPrefix(row.State, "evacuation ") &&
 				strings.HasSuffix(p.Annotations[cluster.AnnSessionsLeft], cluster.StalledSuffix) {
 				row.State += " (stalled)" // emqx-webhook found its session count unmoved for --stall-after
@@ -108,7 +114,8 @@ func Build(nodes []emqx.Node, g emqx.GlobalStatus, pods []corev1.Pod, durable ev
 	for _, p := range pods {
 		if !matched[p.Name] {
 			ready := cluster.Ready(&p)
-			r.Rows = append(r.Rows, Row{Pod: p.Name, Ready: &ready, NodeStatus: "missing"})
+			r.Rows = append(r.Rows, Row{Pod: p.Name, Ready: &ready, NodeStatus: "missing", KubeNode: p.Spec.NodeName,
+				PodIP: p.Status.PodIP})
 		}
 	}
 	running := 0

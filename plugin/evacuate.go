@@ -22,6 +22,7 @@ type EvacuateOptions struct {
 	ThenDelete bool
 	Interval   time.Duration
 	DryRun     bool
+	Output     string // -o: the result as an object
 }
 
 func newEvacuateCmd(g *GlobalOptions) *cobra.Command {
@@ -75,6 +76,7 @@ this only watches it. Interrupting leaves the evacuation running and says how to
 	f.BoolVar(&o.DryRun, "dry-run", false,
 		"print what would move where and about how long it would take; start nothing")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll EMQX")
+	addOutputFlag(cmd, &o.Output)
 	return cmd
 }
 
@@ -114,7 +116,7 @@ func (o *EvacuateOptions) Validate() error {
 	case o.ThenDelete && o.direct():
 		return errors.New("--then-delete deletes a pod: it needs Kubernetes access, not --emqx-url")
 	}
-	return nil
+	return validatePrinter(o.Output)
 }
 
 // Run starts (or joins) the evacuation and waits for it.
@@ -123,13 +125,20 @@ func (o *EvacuateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	u, rep := o.ui(), newReporter(o.GlobalOptions)
+	u, rep, start := o.ui(), newReporter(o.GlobalOptions, o.Output), o.Clock.Now()
 	e := ops.Evacuate{Pod: o.Pod, Request: o.evacuationRequest(), MigrateTo: o.MigrateTo, Within: o.Within,
 		NoWait: o.NoWait, ThenDelete: o.ThenDelete, DryRun: o.DryRun, Waiting: o.waiting(o.Interval, o.Timeout)}
 	res, err := e.Run(ctx, a, rep)
 	rep.close()
 	if err != nil {
 		return err
+	}
+	if o.Output != "" {
+		obj, err := object("EvacuationResult", a.Namespace, o.Pod, newEvacuationResult(res, o.Clock.Since(start)))
+		if err != nil {
+			return err
+		}
+		return printObject(o.Out, o.Output, obj)
 	}
 	if res.Plan != nil {
 		printPlans(o.Out, []ops.EvacuationPlan{*res.Plan})

@@ -26,6 +26,7 @@ type RebalanceOptions struct {
 	Nodes      []string
 	Thresholds evacuation.Thresholds
 	DryRun     bool
+	Output     string // -o: the result as an object
 	NoWait     bool
 	Timeout    time.Duration
 	Interval   time.Duration
@@ -101,6 +102,7 @@ clusters need smaller thresholds than EMQX's defaults (1000 connections).`,
 	f.BoolVar(&o.NoWait, "no-wait", false, "start the rebalance and return")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long (the rebalance keeps going)")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll EMQX")
+	addOutputFlag(cmd, &o.Output)
 	cmd.AddCommand(newRebalanceStopCmd(g))
 	return cmd
 }
@@ -132,7 +134,7 @@ func (o *RebalanceOptions) Validate() error {
 	case o.DryRun && o.NoWait:
 		return errors.New("--dry-run starts nothing; --no-wait does not go with it")
 	}
-	return nil
+	return validatePrinter(o.Output)
 }
 
 func (o *RebalanceOptions) request() emqx.RebalanceRequest {
@@ -155,7 +157,7 @@ func (o *RebalanceOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := newReporter(o.GlobalOptions)
+	rep, start := newReporter(o.GlobalOptions, o.Output), o.Clock.Now()
 	b := ops.Rebalance{
 		Cluster:    o.Cluster,
 		Nodes:      o.Nodes,
@@ -167,7 +169,30 @@ func (o *RebalanceOptions) Run(ctx context.Context) error {
 	}
 	res, err := b.Run(ctx, a, rep)
 	rep.close()
+	if err == nil && o.Output != "" {
+		return printRebalanceResult(o.Out, o.Output, a.Namespace, o.Cluster,
+			newRebalanceResult(res, rep.plan, o.Clock.Since(start)))
+	}
 	return printRebalance(o.ui(), o.Out, res, err)
+}
+
+// printRebalanceResult prints a rebalance's result object; one that did not reach balance is
+// ErrNotBalanced, as in the table.
+func printRebalanceResult(w io.Writer, format, namespace, name string, r rebalanceResult) error {
+	if name == "" {
+		name = "emqx"
+	}
+	obj, err := object("RebalanceResult", namespace, name, r)
+	if err != nil {
+		return err
+	}
+	if err := printObject(w, format, obj); err != nil {
+		return err
+	}
+	if r.Outcome == "NotBalanced" || r.Outcome == "NodeLost" {
+		return ErrNotBalanced
+	}
+	return nil
 }
 
 // printRebalance prints how a rebalance ended: started and left running, or the final counts and

@@ -17,13 +17,17 @@ type reporter struct {
 	out  io.Writer
 	view *evacuationView // the evacuations being waited for, once there are some
 	rb   *progress       // the rebalance's progress line
+	// With -o, a rebalance plan is kept for the result object (plan), not printed.
+	keepPlan bool
+	plan     *rebalancePlan
 }
 
 var _ ops.Reporter = (*reporter)(nil)
 
-func newReporter(g *GlobalOptions) *reporter {
+// newReporter reports to g's streams; output is -o (with one, stdout is kept for the result).
+func newReporter(g *GlobalOptions, output string) *reporter {
 	u := g.ui()
-	return &reporter{u: u, out: g.Out, rb: &progress{u: u}}
+	return &reporter{u: u, out: g.Out, rb: &progress{u: u}, keepPlan: output != ""}
 }
 
 func (r *reporter) EvacuationStarted(pod, node string, conns, sessions int64) {
@@ -62,6 +66,10 @@ func (r *reporter) RebalancePlanned(
 	connRate int64,
 	label func(string) string,
 ) {
+	if r.keepPlan {
+		r.plan = newRebalancePlan(p, label)
+		return
+	}
 	fmt.Fprintln(r.out, r.u.bold("Rebalance plan"))
 	tw := newTable(r.out)
 	fmt.Fprintln(tw, "  NODE\tROLE\tCONNECTIONS\tSESSIONS")

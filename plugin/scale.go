@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ type ScaleOptions struct {
 	Timeout   time.Duration
 	Interval  time.Duration
 	DryRun    bool
+	Output    string // -o: the result as an object
 }
 
 func newScaleCmd(g *GlobalOptions) *cobra.Command {
@@ -56,6 +58,7 @@ volume, and then rebalances (--rebalance) or says how to.`,
 		"long it would take; change nothing")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up waiting after this long")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "how often to poll")
+	addOutputFlag(cmd, &o.Output)
 	return cmd
 }
 
@@ -91,7 +94,7 @@ func (o *ScaleOptions) Validate() error {
 	case o.Timeout <= 0 || o.Interval <= 0:
 		return errors.New("--timeout and --interval must be positive")
 	}
-	return nil
+	return validatePrinter(o.Output)
 }
 
 // Run scales.
@@ -100,7 +103,7 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	u, rep := o.ui(), newReporter(o.GlobalOptions)
+	u, rep, start := o.ui(), newReporter(o.GlobalOptions, o.Output), o.Clock.Now()
 	sc := ops.Scale{
 		Name:     o.Name,
 		Replicas: o.Replicas,
@@ -116,6 +119,19 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 	switch {
 	case err != nil && res.Rebalance == nil:
 		return err
+	case o.Output != "":
+		r := newScaleResult(res, o.DryRun, rep.plan, o.Clock.Since(start))
+		obj, oerr := object("ScaleResult", a.Namespace, o.Name, r)
+		if oerr != nil {
+			return oerr
+		}
+		if oerr := printObject(o.Out, o.Output, obj); oerr != nil || err != nil {
+			return cmp.Or(oerr, err)
+		}
+		if r.Rebalance != nil && (r.Rebalance.Outcome == "NotBalanced" || r.Rebalance.Outcome == "NodeLost") {
+			return ErrNotBalanced // the rebalance after the scale-up did not reach balance, as in the table
+		}
+		return nil
 	case res.From == res.To:
 		fmt.Fprintf(o.Out, "statefulset %s already has %d replicas; nothing to do\n", o.Name, res.From)
 		return nil

@@ -46,6 +46,16 @@ type EvacuateResult struct {
 	Waited    bool   // false with NoWait
 	Deleted   bool
 	Plan      *EvacuationPlan // with DryRun: what would happen; nothing was started
+	// Before is the node's live connections and sessions when this command started or joined
+	// its evacuation; After, EMQX's count of what is left when it ended (after waiting).
+	Before, After Counts
+	// Targets are the pods (in direct mode, nodes) that take its sessions.
+	Targets []string
+}
+
+// Counts are a node's live connections and sessions.
+type Counts struct {
+	Connections, Sessions int64
 }
 
 // Run starts (or joins) the evacuation and, unless NoWait, waits until the node is empty.
@@ -56,10 +66,11 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 	}
 	defer t.Close()
 	res := EvacuateResult{
-		Pod:   e.Pod,
-		Node:  node.Node,
-		Undo:  fmt.Sprintf("kubectl emqx evacuate stop %s%s", e.Pod, t.NSFlag()),
-		Watch: "kubectl emqx status" + t.NSFlag(),
+		Pod:    e.Pod,
+		Node:   node.Node,
+		Undo:   fmt.Sprintf("kubectl emqx evacuate stop %s%s", e.Pod, t.NSFlag()),
+		Watch:  "kubectl emqx status" + t.NSFlag(),
+		Before: Counts{node.LiveConnections, node.Connections},
 	}
 	g, err := t.Conn.GlobalStatus(ctx)
 	if err != nil {
@@ -69,12 +80,18 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 		res.Plan, err = e.plan(ctx, t, node, g)
 		return res, err
 	}
-	if _, running := g.Evacuation(node.Node); running {
+	if ev, running := g.Evacuation(node.Node); running {
 		r.EvacuationJoined(e.Pod, node.Node)
+		for _, n := range ev.SessionRecipients {
+			res.Targets = append(res.Targets, t.PodLabel(n))
+		}
 	} else {
 		req, err := e.request(ctx, t, node, g)
 		if err != nil {
 			return res, err
+		}
+		for _, n := range req.MigrateTo {
+			res.Targets = append(res.Targets, t.PodLabel(n))
 		}
 		if err := t.Conn.StartEvacuation(ctx, node.Node, req); err != nil {
 			if !emqx.IsAlreadyStarted(err) {
@@ -98,6 +115,7 @@ func (e Evacuate) Run(ctx context.Context, a Access, r Reporter) (EvacuateResult
 		)
 	}
 	res.Waited = true
+	res.After = Counts{ev[node.Node].Stats.CurrentConnected, ev[node.Node].Stats.CurrentSessions}
 	if e.ThenDelete {
 		if err := t.Kube.CoreV1().Pods(t.Namespace).Delete(ctx, e.Pod, metav1.DeleteOptions{}); err != nil {
 			return res, fmt.Errorf("node evacuated, but deleting pod %s failed: %w", e.Pod, err)

@@ -27,7 +27,7 @@ func help(t *testing.T, cmdPath ...string) string {
 func TestHelpGroupsCommandsByPurpose(t *testing.T) {
 	out := help(t)
 	want := regexp.MustCompile(`(?s)See the load:\n  status .*\n\nMove connections and sessions:\n  evacuate .*\n` +
-		`  rebalance .*\n\nScale:\n  scale .*\n\nOther:\n  completion .*\n  help .*\n  version `)
+		`  rebalance .*\n\nScale:\n  scale .*\n\nOther:\n  completion .*\n  help .*\n  report .*\n  version `)
 	if !want.MatchString(out) {
 		t.Fatalf("commands not grouped by purpose:\n%s", out)
 	}

@@ -1050,6 +1050,7 @@ func TestEachCommandNeedsOnlyWhatTheREADMESays(t *testing.T) {
 		{"rebalance", []string{"rebalance", "-n", "mqtt"}},
 		{"evacuate", []string{"evacuate", "pod", "emqx-1", "-n", "mqtt", "--no-wait"}},
 		{"scale", []string{"scale", "statefulset/emqx", "--replicas", "1", "-n", "mqtt", "--dry-run"}},
+		{"report", []string{"report", "-n", "mqtt", "-f", filepath.Join(t.TempDir(), "r.zip")}},
 	} {
 		args := c.args
 		needs, ok := table[c.row]

@@ -42,6 +42,7 @@ credentials (a port-forward to a Ready pod), or directly with --emqx-url.`,
 		{"move", newEvacuateCmd(g)},
 		{"move", newRebalanceCmd(g)},
 		{"scale", newScaleCmd(g)},
+		{"other", newReportCmd(g)},
 		{"other", newVersionCmd(g)},
 	} {
 		c.cmd.GroupID = c.group

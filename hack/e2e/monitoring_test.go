@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestMonitoringObjectsPassThePrometheusOperatorsCRDs(t *testing.T) {
 					for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "ConfigMap"} {
 						if strings.Contains("\n"+doc+"\n", "\nkind: "+kind+"\n") {
 							// Into the test's namespace: the install's own may not exist here.
-							docs[kind] = strings.Replace(doc, "\n  namespace: emqx-webhook\n", "\n", 1)
+							docs[kind] = regexp.MustCompile(`(?m)^  namespace: emqx-webhook$`).ReplaceAllString(doc, "")
 						}
 					}
 				}

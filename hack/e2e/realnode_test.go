@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -183,6 +185,9 @@ func TestShippedDeploymentOnARealNode(t *testing.T) {
 			scaleDownTo(t, cs, ns, 1, 1500)
 			// helm test: a pod of the image, bound to the metrics reader role, reads the webhook's
 			// metrics through its Service. Then, with no replica serving, the same test fails.
+			// This node has no kube-proxy: the Service's address is routed to a replica here, as
+			// kube-proxy would (hairpin traffic masqueraded, so replies come back through the NAT).
+			routeServiceToPod(t, cs, webhookNS, "emqx-webhook", 8443)
 			helmTest := func() (string, error) {
 				out, err := exec.Command(helmBin(t), "test", "emqx-webhook", "--kubeconfig", kubeconfig, "-n",
 					webhookNS,
@@ -404,4 +409,47 @@ func refusedWithoutClientCert(addr string) error {
 		return fmt.Errorf("a caller without a client certificate failed, but not at TLS: %w", err)
 	}
 	return nil
+}
+
+// realNodeRange is the real node's pod range (hack/lib.sh's NODE_RANGE).
+const realNodeRange = "198.19.0.0/24"
+
+// routeServiceToPod routes a Service's ClusterIP:port from the real node's pods to its first Ready
+// pod, as kube-proxy would; this node has none. Removed at the end of the test.
+func routeServiceToPod(t *testing.T, cs kubernetes.Interface, ns, name string, port int) {
+	t.Helper()
+	ctx := context.Background()
+	svc, err := cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ""
+	for _, p := range pods.Items {
+		if p.Status.PodIP != "" && ready(&p) {
+			target = p.Status.PodIP
+			break
+		}
+	}
+	if target == "" {
+		t.Fatalf("no Ready pod behind service %s/%s", ns, name)
+	}
+	p := strconv.Itoa(port)
+	rules := [][]string{
+		{"PREROUTING", "-s", realNodeRange, "-d", svc.Spec.ClusterIP, "-p", "tcp", "--dport", p, "-j", "DNAT",
+			"--to-destination", target + ":" + p},
+		{"POSTROUTING", "-s", realNodeRange, "-d", target, "-p", "tcp", "--dport", p, "-j", "MASQUERADE"},
+	}
+	for _, r := range rules {
+		out, err := exec.Command("iptables", append([]string{"-t", "nat", "-A"}, r...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables -A %v: %v\n%s", r, err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("iptables", append([]string{"-t", "nat", "-D"}, r...)...).Run() })
+	}
 }

@@ -3,11 +3,16 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +100,19 @@ func TestPluginStatusAndEvacuateThroughKubectl(t *testing.T) {
 				out = mustEMQX(t, "status", "-n", ns, "-o", "json")
 				if !strings.Contains(out, `"state": "evacuated"`) {
 					t.Fatalf("status -o json after evacuate:\n%s", out)
+				}
+				// The support bundle, through the real API server and port-forward: the evacuation in
+				// EMQX's own answer, the dashboard password redacted.
+				zipFile := filepath.Join(t.TempDir(), "report.zip")
+				if out := mustEMQX(t, "report", "-n", ns, "-f", zipFile); !strings.Contains(out, "wrote "+zipFile) {
+					t.Fatalf("report:\n%s", out)
+				}
+				bundle := unzip(t, zipFile)
+				if !strings.Contains(bundle["emqx/global-status.json"], `"state": "prohibiting"`) ||
+					!strings.Contains(bundle["pods.yaml"], "REDACTED") ||
+					strings.Contains(strings.Join(slices.Collect(maps.Values(bundle)), ""), "kemqx-dashboard-pw") {
+					t.Fatalf("report's bundle: %v\n%s\n%s", slices.Sorted(maps.Keys(bundle)),
+						bundle["emqx/global-status.json"], bundle["summary.txt"])
 				}
 				mustEMQX(t, "evacuate", "stop", "emqx-2", "-n", ns)
 				return ctx
@@ -260,4 +278,28 @@ func TestPluginInterruptedExits130(t *testing.T) {
 		}).
 		Feature()
 	testenv.Test(t, f)
+}
+
+// unzip returns a zip's files by name.
+func unzip(t *testing.T, file string) map[string]string {
+	t.Helper()
+	z, err := zip.OpenReader(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	out := map[string]string{}
+	for _, f := range z.File {
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r)
+		_ = r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f.Name] = string(b)
+	}
+	return out
 }

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean chart-docs monitoring-test
+.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean chart-docs monitoring-test chart-lint
 
 build:
 	@mkdir -p bin
@@ -46,8 +46,13 @@ dist-test:
 monitoring-test:
 	PROMTOOL=$$(hack/prometheus.sh)/promtool $(GO) test -tags monitoring -count=1 ./hack/monitoring/...
 
+## chart-lint: chart-testing's ct lint of the Helm chart (each ci/*-values.yaml scenario, yamllint),
+## with negative controls
+chart-lint:
+	hack/chart-lint.sh
+
 ## test: everything CI runs (the README's test command)
-test: lint unit monitoring-test e2e dist-test
+test: lint chart-lint unit monitoring-test e2e dist-test
 
 ## dist: release archives, checksums and the krew manifest in dist/ (VERSION=v1.2.3 to stamp one)
 dist:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned tools of hack/tools/go.mod (helm, actionlint) once, and caches them outside the
+# Builds the pinned tools of hack/tools/go.mod (helm, ct, crane, actionlint) once, and caches them outside the
 # work tree in a directory keyed by that module's go.mod and go.sum. Prints the binary directory.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
@@ -11,5 +11,5 @@ build() {
 	rm -rf "$dir/bin"
 	mv "$dir/bin.partial" "$dir/bin"
 }
-cached_build "$dir" "helm and actionlint" build
+cached_build "$dir" "helm, ct, crane and actionlint" build
 echo "$dir/bin"

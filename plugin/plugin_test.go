@@ -54,23 +54,7 @@ func nodeName(i int) string {
 
 func newEnv(t testing.TB, conns ...int64) *env {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "hack", "fixtures", "helm-emqx.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.NewReplacer("__NAMESPACE__", "mqtt", "__REPLICAS__", fmt.Sprint(len(conns))).Replace(string(raw))
-	var objs []runtime.Object
-	var sts *appsv1.StatefulSet
-	for _, doc := range strings.Split(text, "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s, ok := obj.(*appsv1.StatefulSet); ok {
-			sts = s
-		}
-		objs = append(objs, obj)
-	}
+	objs, sts := helmFixture(t, "mqtt", len(conns))
 	e := &env{t: t, urls: map[string]string{}}
 	var nodes []emqxsim.NodeConfig
 	for i, c := range conns {
@@ -84,6 +68,7 @@ func newEnv(t testing.TB, conns ...int64) *env {
 		nodes = append(nodes, emqxsim.NodeConfig{Name: nodeName(i), Connections: c, Sessions: -1})
 	}
 	e.kube = fake.NewClientset(objs...)
+	var err error
 	e.sim, err = emqxsim.New(emqxsim.Config{Nodes: nodes, Users: map[string]string{"admin": "kemqx-dashboard-pw"},
 		Reconnect: emqxsim.DefaultReconnect, Start: time.Unix(1e9, 0)})
 	if err != nil {
@@ -95,6 +80,30 @@ func newEnv(t testing.TB, conns ...int64) *env {
 		e.urls[fmt.Sprintf("emqx-%d", i)] = srv.URL
 	}
 	return e
+}
+
+// helmFixture is the Helm chart's EMQX install (hack/fixtures) in namespace ns with replicas
+// pods: its objects, and its StatefulSet among them.
+func helmFixture(t testing.TB, ns string, replicas int) ([]runtime.Object, *appsv1.StatefulSet) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "hack", "fixtures", "helm-emqx.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("__NAMESPACE__", ns, "__REPLICAS__", fmt.Sprint(replicas)).Replace(string(raw))
+	var objs []runtime.Object
+	var sts *appsv1.StatefulSet
+	for _, doc := range strings.Split(text, "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := obj.(*appsv1.StatefulSet); ok {
+			sts = s
+		}
+		objs = append(objs, obj)
+	}
+	return objs, sts
 }
 
 // run executes `kubectl emqx ARGS` and returns stdout, stderr and the error.
@@ -1089,20 +1098,8 @@ func TestEachCommandNeedsOnlyWhatTheREADMESays(t *testing.T) {
 // namespace ns, its pods Ready or not started; port-forwards reach the same simulated nodes by pod name.
 func addCluster(t *testing.T, e *env, ns string, ready bool) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "hack", "fixtures", "helm-emqx.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.NewReplacer("__NAMESPACE__", ns, "__REPLICAS__", "2").Replace(string(raw))
-	var sts *appsv1.StatefulSet
-	for _, doc := range strings.Split(text, "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s, ok := obj.(*appsv1.StatefulSet); ok {
-			sts = s
-		}
+	objs, sts := helmFixture(t, ns, 2)
+	for _, obj := range objs {
 		if err := e.kube.Tracker().Add(obj); err != nil {
 			t.Fatal(err)
 		}

@@ -54,6 +54,8 @@ type Client struct {
 	getAttempts int
 	backoff     time.Duration
 
+	shared *sharedReads // nil unless WithSharedReads
+
 	mu    sync.Mutex
 	token string
 }
@@ -211,6 +213,9 @@ func (c *Client) ForceLeave(ctx context.Context, node string) error {
 }
 
 func (c *Client) get(ctx context.Context, path string, out any) error {
+	if c.shared != nil {
+		return c.sharedGet(ctx, path, out)
+	}
 	return c.do(ctx, http.MethodGet, path, nil, out, true)
 }
 
@@ -221,6 +226,10 @@ func (c *Client) post(ctx context.Context, path string, body any) error {
 // do sends one logical request. GETs are retried (bounded) on transport errors and 502/503/504;
 // a 401 for an expired or unknown bearer token triggers one fresh login and one retry.
 func (c *Client) do(ctx context.Context, method, path string, body, out any, retry bool) error {
+	if method != http.MethodGet && c.shared != nil {
+		defer c.shared.wrote() // after the write: a read asked meanwhile is not kept either
+		c.shared.wrote()
+	}
 	var payload []byte
 	if body != nil {
 		var err error

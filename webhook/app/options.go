@@ -53,6 +53,7 @@ type Options struct {
 	HealthAddr         string
 	LeaderElect        bool
 	EMQXTimeout        time.Duration
+	EMQXSharedFor      time.Duration // --emqx-shared-reads
 	ControllerPoll     time.Duration
 	WaitHealthCheck    string
 	WaitTakeover       string
@@ -80,6 +81,7 @@ func NewOptions() *Options {
 		HealthAddr:        ":8081",
 		LeaderElect:       true,
 		EMQXTimeout:       3 * time.Second,
+		EMQXSharedFor:     time.Second,
 		ControllerPoll:    2 * time.Second,
 		Decisions:         decide.DefaultConfig(),
 	}
@@ -149,6 +151,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader for the controller "+
 		"(every replica answers admission)")
 	fs.DurationVar(&o.EMQXTimeout, "emqx-timeout", o.EMQXTimeout, "timeout of each EMQX API request")
+	fs.DurationVar(&o.EMQXSharedFor, "emqx-shared-reads", o.EMQXSharedFor, "decisions about one EMQX cluster "+
+		"within this of each other share EMQX's answers (never across a start or stop; at most 5s; 0: each asks)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "bound of one admission decision, "+
 		"EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
 	fs.StringArrayVar(
@@ -257,6 +261,9 @@ func (o *Options) Validate() error {
 	case c.EvacuationTimeout <= 0 || c.AbandonAfter <= 0 || c.UnreachableGrace < 0 || o.EMQXTimeout <= 0:
 		return errors.New("--evacuation-timeout, --abandon-after and --emqx-timeout must be positive; " +
 			"--api-unreachable-grace cannot be negative")
+	case o.EMQXSharedFor < 0 || o.EMQXSharedFor > 5*time.Second:
+		return fmt.Errorf("--emqx-shared-reads must be between 0 and 5s, got %v: older answers would hide "+
+			"an evacuation's progress", o.EMQXSharedFor)
 	case c.DecisionTimeout <= 0 || c.DecisionTimeout > 7*time.Second:
 		return errors.New("--decision-timeout must be positive and at most 7s: with the 2s annotation writes it " +
 			"must end before the webhook's timeoutSeconds (10)")

@@ -57,6 +57,8 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{"--namespace", "x", "--abandon-after", "0s"},
 		{"--namespace", "x", "--access-check-interval", "1s"},
 		{"--namespace", "x", "--decision-timeout", "9s"},
+		{"--namespace", "x", "--emqx-shared-reads", "10s"},
+		{"--namespace", "x", "--emqx-shared-reads", "-1s"},
 		{"--namespace", "x", "--custom-metrics-bind-address", "6443"},
 		{"--namespace", "x", "--custom-metrics-bind-address", "localhost:6443"},
 		{"--namespace", "x", "--custom-metrics-bind-address", ":0"},

@@ -77,7 +77,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 	conns := &observe.PodConnector{Matcher: o.matcher, Reader: mgr.GetClient(), Secrets: kube, Timeout: o.EMQXTimeout,
-		Rejected: cluster.Rejected{Clock: clock.RealClock{}}}
+		SharedFor: o.EMQXSharedFor, Clock: clock.RealClock{}, Rejected: cluster.Rejected{Clock: clock.RealClock{}}}
 	metrics := webhook.NewMetrics(crmetrics.Registry, clock.RealClock{})
 	exec := &effects.Executor{
 		Client:    mgr.GetClient(),

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
@@ -52,6 +53,10 @@ type PodConnector struct {
 	Reader  client.Reader        // cached reads of pods and workloads
 	Secrets kubernetes.Interface // uncached reads of Secrets (no list/watch on Secrets)
 	Timeout time.Duration        // per EMQX request
+	// SharedFor lets the reads of one EMQX cluster that arrive within it share one answer
+	// (emqx.WithSharedReads), timed on Clock; 0: every read asks.
+	SharedFor time.Duration
+	Clock     clock.Clock
 	// Rejected keeps refused credentials from being tried again until they change: the webhook
 	// connects at every retried removal, and five failed logins lock a dashboard user (EMQX 5.9+).
 	Rejected cluster.Rejected
@@ -89,6 +94,9 @@ func (c *PodConnector) Connect(ctx context.Context, pod *corev1.Pod) (EMQX, erro
 	}
 	if c.Timeout > 0 {
 		access.Options = append(access.Options, emqx.WithHTTPClient(&http.Client{Timeout: c.Timeout}))
+	}
+	if c.SharedFor > 0 {
+		access.Options = append(access.Options, emqx.WithClock(c.Clock), emqx.WithSharedReads(c.SharedFor))
 	}
 	// Prefer any other pod: the one being removed may go away under us.
 	conn, err = cluster.Connect(ctx, access, cl, pod.Name)

@@ -4,16 +4,21 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
@@ -43,17 +48,18 @@ func readyPod(i int, uid string) *corev1.Pod {
 	}
 }
 
-// A cached connection is reused only while the pod it goes through is the same pod (UID) at the
-// same IP: a pod that went and another that has its IP now gets neither the credentials nor trust.
-func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
-	sim, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: node(0)}, {Name: node(1)}},
-		Users: map[string]string{"admin": "public"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+// servedPods are emqx-0 and emqx-1 of StatefulSet emqx, each serving its simulated node's API on
+// loopback (through wrap, when given), and a reader that holds them.
+func servedPods(t *testing.T, sim *emqxsim.Cluster, wrap func(http.Handler) http.Handler) ([]*corev1.Pod,
+	client.Client) {
+	t.Helper()
 	pods := make([]*corev1.Pod, 2)
 	for i := range pods {
-		srv := httptest.NewServer(sim.Handler(node(i)))
+		h := sim.Handler(node(i))
+		if wrap != nil {
+			h = wrap(h)
+		}
+		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 		p, _ := strconv.Atoi(port)
@@ -74,7 +80,18 @@ func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: emqxLabels}},
 		},
 	}
-	kube := fake.NewClientBuilder().WithObjects(sts, pods[0], pods[1]).Build()
+	return pods, fake.NewClientBuilder().WithObjects(sts, pods[0], pods[1]).Build()
+}
+
+// A cached connection is reused only while the pod it goes through is the same pod (UID) at the
+// same IP: a pod that went and another that has its IP now gets neither the credentials nor trust.
+func TestConnectionIsNotReusedThroughAnotherPod(t *testing.T) {
+	sim, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: node(0)}, {Name: node(1)}},
+		Users: map[string]string{"admin": "public"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, kube := servedPods(t, sim, nil)
 	c := &PodConnector{Matcher: cluster.Matcher{}, Reader: kube, Secrets: kubefake.NewClientset()}
 	ctx := context.Background()
 	first, err := c.Connect(ctx, pods[1]) // any pod but the one removed: through emqx-0
@@ -113,5 +130,53 @@ func TestPruneDropsConnectionsOfGoneClusters(t *testing.T) {
 	c.Prune(map[string]bool{})
 	if len(c.conns) != 0 {
 		t.Fatalf("the last cluster is gone, its connection stays: %v", c.conns)
+	}
+}
+
+// With SharedFor, the decisions about one cluster that arrive together send EMQX one read per
+// path and age: ten lookups of a pod's node are one GET of /nodes, until the age passes.
+func TestDecisionsTogetherShareEMQXsAnswers(t *testing.T) {
+	sim, err := emqxsim.New(emqxsim.Config{Nodes: []emqxsim.NodeConfig{{Name: node(0)}, {Name: node(1)}},
+		Users: map[string]string{"admin": "public"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodesRead atomic.Int32
+	pods, kube := servedPods(t, sim, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/api/v5/nodes" {
+				nodesRead.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	clk := clocktesting.NewFakeClock(time.Unix(1e9, 0))
+	c := &PodConnector{Matcher: cluster.Matcher{}, Reader: kube, Secrets: kubefake.NewClientset(),
+		SharedFor: time.Second, Clock: clk}
+	ctx := context.Background()
+	lookups := func() int32 {
+		t.Helper()
+		before := nodesRead.Load()
+		for range 10 {
+			if s := Node(ctx, c, nil, pods[1], Question{Node: node(1), Status: true}); s.Err != nil {
+				t.Fatal(s.Err)
+			}
+			if s := Node(ctx, c, nil, pods[0], Question{}); s.Err != nil || !s.Found {
+				t.Fatalf("emqx-0's node: %+v", s)
+			}
+		}
+		return nodesRead.Load() - before
+	}
+	if got := lookups(); got > 1 {
+		t.Fatalf("20 lookups at once read /nodes %d times", got)
+	}
+	clk.Step(time.Second)
+	if got := lookups(); got != 1 {
+		t.Fatalf("a second later, 20 lookups read /nodes %d times, want 1", got)
+	}
+	c.SharedFor = 0
+	c.Forget(pods[0])
+	if got := lookups(); got < 10 {
+		t.Fatalf("without sharing, 20 lookups read /nodes only %d times", got)
 	}
 }

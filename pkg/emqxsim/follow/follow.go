@@ -186,11 +186,17 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 	if key := DataKey(pod); key != "" && f.opts.DataRoot != "" {
 		nc.DataDir = filepath.Join(f.opts.DataRoot, key)
 	}
+	hardened := cluster.HardenedLoopback(env) && emqx.MayHave(Release(pod), emqx.Version.HasHardenedProfile)
+	if !hardened {
+		// Before the node joins: kwok has the forward by the time anyone sees the node (one asked
+		// right after the node appeared could find none: "no forward found").
+		f.ensurePortForward(pod)
+	}
 	if err := sc.c.Rejoin(nc); err != nil {
 		return nil, err
 	}
 	rec := &podNode{node: name, cluster: sc, pod: pod}
-	if cluster.HardenedLoopback(env) && emqx.MayHave(Release(pod), emqx.Version.HasHardenedProfile) {
+	if hardened {
 		// The dashboard listens on the pod's loopback only: nothing outside the pod reaches it.
 		f.pods[pod.UID] = rec
 		f.opts.Log(
@@ -226,7 +232,6 @@ func (f *Follower) add(pod *corev1.Pod) (*podNode, error) {
 		addrs = append(addrs, "https://"+addr)
 	}
 	f.pods[pod.UID] = rec
-	f.ensurePortForward(pod)
 	f.opts.Log("pod %s: node %s (%s) on %v", describe(pod), name, nc.Role, addrs)
 	return rec, nil
 }

@@ -50,6 +50,7 @@ func (c *Cluster) Handler(node string) http.Handler {
 			_, _ = fmt.Fprintf(w, "Node %s is started\nemqx is running", n.name)
 			return
 		}
+		n.apiRequests++
 		c.serveAPI(n, w, r, raw)
 	})
 }

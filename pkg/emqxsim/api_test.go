@@ -505,3 +505,20 @@ func TestForceLeaveAsEMQXAnswersIt(t *testing.T) {
 		t.Fatalf("an expelled running node took %d sessions with it, want its 5", lost)
 	}
 }
+
+// Each node counts the REST API requests it serves (what a caller costs EMQX), not its probes
+// or the simulator's own endpoints.
+func TestNodesCountTheAPIRequestsTheyServe(t *testing.T) {
+	h := twoNodes(t, 0)
+	for range 3 {
+		h.get(nodeD, "/nodes")
+	}
+	h.get(nodeR, "/load_rebalance/global_status")
+	h.call(nodeD, http.MethodGet, "/status", nil)
+	h.call(nodeD, http.MethodGet, "/sim/v1/stats", nil)
+	d, _ := h.c.Node(nodeD)
+	r, _ := h.c.Node(nodeR)
+	if d.APIRequests != 3 || r.APIRequests != 1 {
+		t.Fatalf("API requests: D %d, R %d; want 3 and 1", d.APIRequests, r.APIRequests)
+	}
+}

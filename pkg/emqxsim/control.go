@@ -105,6 +105,8 @@ type NodeState struct {
 	DisconnectedSessions int64  `json:"disconnected_sessions"`
 	Evacuation           string `json:"evacuation,omitempty"`
 	RebalanceRole        string `json:"rebalance_role,omitempty"` // coordinator, donor
+	// APIRequests are the REST API requests the node has served (its probes and /sim/v1 apart).
+	APIRequests int64 `json:"api_requests"`
 }
 
 // Stats is the simulator-only account of where every client is, and what was lost.
@@ -153,6 +155,7 @@ func (c *Cluster) snapshotLocked() Stats {
 		ns := NodeState{
 			Name: n.name, Role: n.role, Running: n.running, Ready: n.ready, Accepting: n.acceptsNew(),
 			LiveConnections: n.live(), PersistentSessions: n.livePersistent + n.disc(), DisconnectedSessions: n.disc(),
+			APIRequests: n.apiRequests,
 		}
 		if n.evac != nil {
 			ns.Evacuation = n.evac.state

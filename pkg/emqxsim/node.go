@@ -24,6 +24,9 @@ type Node struct {
 	booted  time.Time
 	// incarnation counts boots; timers of an older incarnation are ignored.
 	incarnation int
+	// apiRequests counts the REST API requests this node served (not /status, not /sim/v1):
+	// what a caller costs EMQX.
+	apiRequests int64
 
 	livePersistent int64 // connected clients with a persistent session
 	liveClean      int64 // connected clients with a clean session

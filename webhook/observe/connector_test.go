@@ -50,7 +50,7 @@ func readyPod(i int, uid string) *corev1.Pod {
 
 // servedPods are emqx-0 and emqx-1 of StatefulSet emqx, each serving its simulated node's API on
 // loopback (through wrap, when given), and a reader that holds them.
-func servedPods(t *testing.T, sim *emqxsim.Cluster, wrap func(http.Handler) http.Handler) ([]*corev1.Pod,
+func servedPods(t testing.TB, sim *emqxsim.Cluster, wrap func(http.Handler) http.Handler) ([]*corev1.Pod,
 	client.Client) {
 	t.Helper()
 	pods := make([]*corev1.Pod, 2)

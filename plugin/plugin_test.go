@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ type env struct {
 	kube    *fake.Clientset
 	sim     *emqxsim.Cluster
 	urls    map[string]string   // pod → simulated node's URL
-	forward int                 // port-forwards opened
+	forward atomic.Int32        // port-forwards opened (status -A opens several at once)
 	every   func(now time.Time) // what else happens in the world as simulated time passes
 }
 
@@ -117,7 +118,7 @@ func (e *env) run(ctx context.Context, args ...string) (string, string, error) {
 		}
 	}}
 	g.Forward = func(_ context.Context, pod *corev1.Pod, _ int) (string, func(), error) {
-		e.forward++
+		e.forward.Add(1)
 		return e.urls[pod.Name], func() {}, nil
 	}
 	cmd := newRootCmd(g)
@@ -469,7 +470,7 @@ func TestDirectModeAcceptsPodOrNodeNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if e.forward != 0 {
+	if e.forward.Load() != 0 {
 		t.Fatal("direct mode port-forwarded")
 	}
 }
@@ -1079,7 +1080,7 @@ func TestEachCommandNeedsOnlyWhatTheREADMESays(t *testing.T) {
 			}
 			asked[k] = true
 		}
-		if e.forward > 0 {
+		if e.forward.Load() > 0 {
 			asked["create pods/portforward"] = true
 		}
 		if len(asked) < 3 {

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -25,11 +26,8 @@ func outputFormats() []string {
 	return []string{"json", "yaml", "name", "jsonpath=", "jsonpath-file=", "go-template=", "go-template-file="}
 }
 
-// objectPrinter is cli-runtime's printer for -o format; "" is the command's own table.
+// objectPrinter is cli-runtime's printer for -o format.
 func objectPrinter(format string) (printers.ResourcePrinter, error) {
-	if format == "" {
-		return nil, nil
-	}
 	f := genericclioptions.NewPrintFlags("").WithDefaultOutput(format)
 	p, err := f.ToPrinter()
 	if err != nil {
@@ -51,11 +49,12 @@ func validatePrinter(format string, table ...string) error {
 	if format == "" || slices.Contains(table, format) {
 		return nil
 	}
-	if _, err := objectPrinter(format); err != nil {
+	_, err := objectPrinter(format)
+	if genericclioptions.IsNoCompatiblePrinterError(errors.Unwrap(err)) {
 		return fmt.Errorf("--output %q: use one of %s", format,
 			strings.Join(slices.Concat(table, outputFormats()), ", "))
 	}
-	return nil
+	return err // a template that does not parse says why
 }
 
 // object is v (a report or a result) as an object of kind: v's own fields, with apiVersion,

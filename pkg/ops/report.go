@@ -66,25 +66,22 @@ func (r Report) Run(ctx context.Context, a Access) (Bundle, error) {
 		b.Files = append(b.Files, File{Name: name, Data: data})
 	}
 	pods := make([]corev1.Pod, len(c.Pods))
-	for i, p := range c.Pods {
-		pods[i] = *redactPod(p.DeepCopy())
+	for i := range c.Pods {
+		c.Pods[i].DeepCopyInto(&pods[i])
+		redactWorkload(&pods[i].ObjectMeta, &pods[i].Spec)
 	}
 	add("pods.yaml", pods)
 	sts := make([]appsv1.StatefulSet, len(c.StatefulSets))
-	for i, s := range c.StatefulSets {
-		s := s.DeepCopy()
-		redactMeta(&s.ObjectMeta)
-		redactPodSpec(&s.Spec.Template.Spec)
-		sts[i] = *s
+	for i := range c.StatefulSets {
+		c.StatefulSets[i].DeepCopyInto(&sts[i])
+		redactWorkload(&sts[i].ObjectMeta, &sts[i].Spec.Template.Spec)
 	}
 	add("statefulsets.yaml", sts)
 	if len(c.ReplicaSets) > 0 {
 		rs := make([]appsv1.ReplicaSet, len(c.ReplicaSets))
-		for i, s := range c.ReplicaSets {
-			s := s.DeepCopy()
-			redactMeta(&s.ObjectMeta)
-			redactPodSpec(&s.Spec.Template.Spec)
-			rs[i] = *s
+		for i := range c.ReplicaSets {
+			c.ReplicaSets[i].DeepCopyInto(&rs[i])
+			redactWorkload(&rs[i].ObjectMeta, &rs[i].Spec.Template.Spec)
 		}
 		add("replicasets.yaml", rs)
 	}
@@ -186,18 +183,13 @@ func (r Report) webhookLogs(ctx context.Context, a Access, b *Bundle) {
 	}
 }
 
-// redactPod strips what a bundle must not carry or does not need from a pod.
-func redactPod(p *corev1.Pod) *corev1.Pod {
-	redactMeta(&p.ObjectMeta)
-	redactPodSpec(&p.Spec)
-	return p
-}
-
-// redactMeta drops managed fields and kubectl's last-applied copy (it repeats the spec, values
-// included).
-func redactMeta(m *metav1.ObjectMeta) {
+// redactWorkload strips what a bundle must not carry or does not need from a pod or workload:
+// managed fields, kubectl's last-applied copy (it repeats the spec, values included), and the
+// values of environment variables named like secrets.
+func redactWorkload(m *metav1.ObjectMeta, spec *corev1.PodSpec) {
 	m.ManagedFields = nil
 	delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
+	redactPodSpec(spec)
 }
 
 // redactPodSpec replaces the values of environment variables named like secrets.

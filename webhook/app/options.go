@@ -81,7 +81,7 @@ func NewOptions() *Options {
 		HealthAddr:        ":8081",
 		LeaderElect:       true,
 		EMQXTimeout:       3 * time.Second,
-		EMQXSharedFor:     time.Second,
+		EMQXSharedFor:     0, // off: see the flag's help
 		ControllerPoll:    2 * time.Second,
 		Decisions:         decide.DefaultConfig(),
 	}
@@ -152,7 +152,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"(every replica answers admission)")
 	fs.DurationVar(&o.EMQXTimeout, "emqx-timeout", o.EMQXTimeout, "timeout of each EMQX API request")
 	fs.DurationVar(&o.EMQXSharedFor, "emqx-shared-reads", o.EMQXSharedFor, "decisions about one EMQX cluster "+
-		"within this of each other share EMQX's answers (never across a start or stop; at most 5s; 0: each asks)")
+		"within this of each other share EMQX's answers (never across a start or stop; at most 5s; 0, the "+
+		"default: each asks). Experimental: an answer this old can call a node empty that clients have "+
+		"reached since, and the removal is then allowed")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "bound of one admission decision, "+
 		"EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
 	fs.StringArrayVar(

@@ -123,7 +123,7 @@ func (r Report) events(ctx context.Context, a Access, c *cluster.Cluster) ([]cor
 
 // emqx adds what EMQX says of its nodes, evacuations and rebalances, and the status table's report.
 func (r Report) emqx(ctx context.Context, a Access, c *cluster.Cluster, b *Bundle) {
-	t, err := a.connect(ctx, func(context.Context) (*cluster.Cluster, error) { return c, nil })
+	t, err := a.connected(ctx, c)
 	if err != nil {
 		b.Problems = append(b.Problems, "EMQX's API: "+err.Error())
 		return
@@ -141,12 +141,14 @@ func (r Report) emqx(ctx context.Context, a Access, c *cluster.Cluster, b *Bundl
 		}
 		b.Files = append(b.Files, File{Name: name, Data: append(data, '\n')})
 	}
-	nodes, err := t.Conn.Nodes(ctx)
-	asJSON("emqx/nodes.json", nodes, err)
-	g, err := t.Conn.GlobalStatus(ctx)
-	asJSON("emqx/global-status.json", g, err)
-	rep, err := report(ctx, t, false)
-	asJSON("status.json", rep, err)
+	nodes, nerr := t.Conn.Nodes(ctx)
+	asJSON("emqx/nodes.json", nodes, nerr)
+	g, gerr := t.Conn.GlobalStatus(ctx)
+	asJSON("emqx/global-status.json", g, gerr)
+	if nerr == nil && gerr == nil { // the status report judges those same answers
+		rep, err := judge(ctx, t, nodes, g)
+		asJSON("status.json", rep, err)
+	}
 }
 
 // webhookLogs adds the last lines of each emqx-webhook pod's log.

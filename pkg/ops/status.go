@@ -61,6 +61,12 @@ func report(ctx context.Context, t *Target, refresh bool) (status.Report, error)
 	if err := eg.Wait(); err != nil {
 		return status.Report{}, err
 	}
+	return judge(ctx, t, nodes, g)
+}
+
+// judge builds the report from EMQX's answers already read: how to read its evacuations (asked
+// only when one is unfinished), the pods, and what emqx-webhook recorded on the StatefulSets.
+func judge(ctx context.Context, t *Target, nodes []emqx.Node, g emqx.GlobalStatus) (status.Report, error) {
 	durable := evacuation.DurableOff
 	if g.Unfinished() {
 		var err error
@@ -122,9 +128,7 @@ func (StatusAll) Run(ctx context.Context, a Access) ([]ClusterStatus, error) {
 	for i, c := range clusters {
 		out[i] = ClusterStatus{Namespace: c.Namespace, Cluster: c.Name}
 		g.Go(func() error {
-			in := a
-			in.Namespace = c.Namespace
-			t, err := in.connect(gctx, func(context.Context) (*cluster.Cluster, error) { return c, nil })
+			t, err := a.connected(gctx, c)
 			if err != nil {
 				out[i].Err = err
 				return nil

@@ -66,6 +66,12 @@ func (a Access) Pod(ctx context.Context, pod string) (*Target, emqx.Node, error)
 	return t, node, nil
 }
 
+// connected connects to the API of cluster c, found already (in c's namespace).
+func (a Access) connected(ctx context.Context, c *cluster.Cluster) (*Target, error) {
+	a.Namespace = c.Namespace
+	return a.connect(ctx, func(context.Context) (*cluster.Cluster, error) { return c, nil })
+}
+
 func (a Access) connect(
 	ctx context.Context,
 	find func(context.Context) (*cluster.Cluster, error),

@@ -163,22 +163,42 @@ func (g *Gate) removal(
 	}
 }
 
-// NotInCache answers an eviction of a pod the synced cache does not have.
-func (g *Gate) NotInCache(ns, name string) decide.Verdict {
+// NotInCache answers a removal of a pod that does not exist, or that is outside the namespaces the
+// webhook watches.
+func (g *Gate) NotInCache(ns, name, cause string) decide.Verdict {
 	// The answer of a pod that is not EMQX's: a caller learns nothing of what exists.
 	v := decide.Allow(decide.ReasonNotInCache, "")
-	g.Metrics.observe(decide.CauseEviction, v)
+	g.Metrics.observe(cause, v)
 	g.Log.Info(
 		"removal decided",
 		"pod",
 		ns+"/"+name,
 		"cause",
-		decide.CauseEviction,
+		cause,
 		"allowed",
 		true,
 		"reason",
 		v.Reason,
 	)
+	return v
+}
+
+// NotEMQX answers a removal of a pod that is not EMQX's, read outside the cache: counted, not
+// logged (most evictions in a cluster are such), as Removal does for one the cache holds.
+func (g *Gate) NotEMQX(cause string) decide.Verdict {
+	v := decide.Allow(decide.ReasonNotEMQX, "")
+	g.Metrics.observe(cause, v)
+	return v
+}
+
+// NotYetCached holds the removal of a pod that is EMQX's by its labels while the cache, which
+// has not seen it yet, catches up (milliseconds): nothing is started, the retry decides.
+func (g *Gate) NotYetCached(ns, name, cause string) decide.Verdict {
+	v := decide.Hold(decide.ReasonNotYetCached, fmt.Sprintf("pod %s/%s is EMQX's, and the webhook has not "+
+		"seen it yet; retrying is safe", ns, name))
+	g.Metrics.observe(cause, v)
+	g.Log.Info("removal decided", "pod", ns+"/"+name, "cause", cause, "allowed", false,
+		"reason", v.Reason)
 	return v
 }
 

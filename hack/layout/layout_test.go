@@ -78,6 +78,8 @@ func TestImportRules(t *testing.T) {
 		"webhook/controller": {module + "webhook$", module + "webhook/admission", module + "webhook/app"},
 		// The custom metrics ask through observe only: not the gate, not its decisions.
 		"webhook/custommetrics": {module + "webhook$", module + "webhook/decide"},
+		// The cache knows labels, not the webhook.
+		"webhook/emqxcache": {module + "webhook"},
 		// The tests' world serves every package's tests, so it imports none of them.
 		"webhook/internal/webhooktest": {module + "webhook$", module + "webhook/admission",
 			module + "webhook/controller", module + "webhook/app"},

@@ -22,7 +22,7 @@ func BenchmarkEvictionNonEMQXPod(b *testing.B) {
 	if err := f.Kube.Create(context.Background(), web); err != nil {
 		b.Fatal(err)
 	}
-	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	req := evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"web-0"}}`, ns, false)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -37,7 +37,7 @@ func BenchmarkEvictionNonEMQXPod(b *testing.B) {
 func BenchmarkEvictionEMQXPodEvacuating(b *testing.B) {
 	f := newFixture(b, 100, 100)
 	f.gate.Config.EvacuationTimeout = 24 * time.Hour
-	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	req := evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"}}`, ns, false)
 	h.Handle(context.Background(), req) // starts the evacuation
 	b.ReportAllocs()

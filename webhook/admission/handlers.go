@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -62,9 +64,22 @@ func dryRun(req admission.Request, o *deleteOptions) bool {
 
 // EvictionHandler holds evictions (policy/v1 and v1beta1) of EMQX pods until their node is empty.
 type EvictionHandler struct {
-	Gate   *webhook.Gate
-	Reader client.Reader // the pod cache: an Eviction carries no labels
+	Gate     *webhook.Gate
+	Reader   client.Reader // the cache, which holds EMQX's pods only (an Eviction carries no labels)
+	Uncached Uncached
 }
+
+// Uncached answers removals of pods the cache does not hold.
+type Uncached struct {
+	Live client.Reader // the API server
+	// Watched are the namespaces the cache holds (--watch-namespace); none: all of them. A pod
+	// elsewhere is not the webhook's to hold.
+	Watched []string
+}
+
+// liveReadTimeout bounds the read of a pod the cache does not hold, well inside the API server's
+// wait for the webhook (its timeoutSeconds, 10 s as shipped).
+const liveReadTimeout = 3 * time.Second
 
 // Handle implements admission.Handler.
 func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -98,9 +113,7 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 	var pod corev1.Pod
 	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
 		if apierrors.IsNotFound(err) {
-			// Not in the synced cache (the webhook is Ready only once it is): the API server
-			// answers 404, or the pod is too new to hold clients.
-			return response(h.Gate.NotInCache(ns, name))
+			return response(h.Uncached.verdict(ctx, h.Gate, ns, name, decide.CauseEviction))
 		}
 		return response(h.Gate.ReadFailed(ctx, ns, name, decide.CauseEviction, err))
 	}
@@ -115,11 +128,38 @@ func (h *EvictionHandler) Handle(ctx context.Context, req admission.Request) adm
 	return response(h.Gate.Removal(ctx, &pod, dryRun(req, ev.DeleteOptions), decide.CauseEviction))
 }
 
+// verdict answers a removal of a pod the synced cache does not hold: almost always one that is not
+// EMQX's. One metadata-only read of the API server, bounded in time, says so; a pod that is
+// EMQX's by its labels (labelled a moment ago, or created a moment ago) is held until the cache
+// has it, so it is never let go unevacuated; a pod that does not exist gets the answer of one that
+// is not EMQX's (the API server answers 404).
+func (u Uncached) verdict(ctx context.Context, g *webhook.Gate, ns, name, cause string) decide.Verdict {
+	if len(u.Watched) > 0 && !slices.Contains(u.Watched, ns) {
+		return g.NotInCache(ns, name, cause)
+	}
+	ctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+	defer cancel()
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	err := u.Live.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, meta)
+	switch {
+	case apierrors.IsNotFound(err):
+		return g.NotInCache(ns, name, cause)
+	case err != nil:
+		return g.ReadFailed(ctx, ns, name, cause, err)
+	case !g.Matcher.Match(meta.Labels):
+		return g.NotEMQX(cause)
+	}
+	return g.NotYetCached(ns, name, cause)
+}
+
 // PodDeleteHandler holds deletions of EMQX pods (controllers, rolling updates, kubectl delete).
 type PodDeleteHandler struct {
 	Gate    *webhook.Gate
 	Decoder admission.Decoder
 	Reader  client.Reader // the pod cache: a review is checked against live state before anything starts
+	// Uncached answers for a pod the cache does not hold: labelled EMQX's a moment ago, or a forged review.
+	Uncached Uncached
 }
 
 // Handle implements admission.Handler.
@@ -157,7 +197,7 @@ func (h *PodDeleteHandler) Handle(ctx context.Context, req admission.Request) ad
 	var live corev1.Pod
 	if err := h.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: pod.Name}, &live); err != nil {
 		if apierrors.IsNotFound(err) {
-			return response(h.Gate.NotInCache(req.Namespace, pod.Name))
+			return response(h.Uncached.verdict(ctx, h.Gate, req.Namespace, pod.Name, "delete"))
 		}
 		return response(h.Gate.ReadFailed(ctx, req.Namespace, pod.Name, "delete", err))
 	}

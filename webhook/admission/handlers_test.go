@@ -50,7 +50,7 @@ func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
 		`{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"emqx-0"}}`, // no namespace in the body
 	} {
 		f := newFixture(t, 100, 100)
-		h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+		h := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 		resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
 		if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || resp.Result.Details != nil {
 			t.Fatalf("%s: %+v", body, resp.Result)
@@ -63,7 +63,7 @@ func TestEvictionHandlerDecodesBothVersionsAndMissingNamespace(t *testing.T) {
 
 func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	const eviction = `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},`
 	body := eviction + `"deleteOptions":{"preconditions":{"uid":"another-pod"}}}`
 	if resp := h.Handle(context.Background(), evictionRequest(body, ns, false)); !resp.Allowed ||
@@ -78,7 +78,7 @@ func TestEvictionUIDPreconditionMismatchStartsNothing(t *testing.T) {
 
 func TestEvictionDryRunInDeleteOptions(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	body := `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0"},` +
 		`"deleteOptions":{"dryRun":["All"]}}`
 	resp := h.Handle(context.Background(), evictionRequest(body, ns, false))
@@ -90,8 +90,8 @@ func TestEvictionDryRunInDeleteOptions(t *testing.T) {
 func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	dec := admission.NewDecoder(scheme.Scheme)
-	ev := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube}
+	ev := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	sc := &ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec}
 	cases := map[string]admission.Response{
 		"eviction garbage": ev.Handle(context.Background(), evictionRequest(`{"metadata":`, ns, false)),
@@ -148,7 +148,8 @@ func TestMalformedAdmissionBodiesAreErrored(t *testing.T) {
 
 func TestPodDeleteHandler(t *testing.T) {
 	f := newFixture(t, 100, 100)
-	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: f.Kube}
+	h := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: f.Kube,
+		Uncached: Uncached{Live: f.Kube}}
 	req := func(pod *corev1.Pod, opts string) admission.Request {
 		r := admission.Request{
 			AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete, Namespace: ns, Name: pod.Name,
@@ -242,7 +243,7 @@ func TestKubectlDrainHelperRetriesUntilEvacuated(t *testing.T) {
 	cs := fake.NewClientset(pod, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "kwok-node-0"}})
 	cs.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
 		{Name: "pods/eviction", Kind: "Eviction", Group: "policy", Version: "v1"}}}}
-	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
+	h := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	held := 0
 	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		ca, ok := a.(k8stesting.CreateAction)
@@ -292,8 +293,8 @@ func FuzzAdmissionHandlers(fz *testing.F) {
 	f := newFixture(fz, 0, 0)
 	dec := admission.NewDecoder(scheme.Scheme)
 	handlers := []admission.Handler{
-		&EvictionHandler{Gate: f.gate, Reader: f.Kube},
-		&PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube},
+		&EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}},
+		&PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}},
 		&ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec},
 	}
 	fz.Fuzz(func(t *testing.T, obj, old []byte, sub string) {
@@ -330,7 +331,7 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 			return errors.New("the informer cache is not synced")
 		},
 	})
-	h := &EvictionHandler{Gate: f.gate, Reader: broken}
+	h := &EvictionHandler{Gate: f.gate, Reader: broken, Uncached: Uncached{Live: f.Kube}}
 	req := evictionRequest(
 		`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"emqx-0","namespace":"mqtt"}}`,
 		ns,
@@ -365,7 +366,7 @@ func TestEvictionOfAPodTheCacheCannotReadIsHeldThenAllowedWithAnEvent(t *testing
 func TestForgedReviewsStartNothing(t *testing.T) {
 	f := newFixture(t, 100, 100, 100)
 	dec := admission.NewDecoder(scheme.Scheme)
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	forged := f.Pod(0).DeepCopy()
 	forged.UID = "not-the-live-one"
 	r := admission.Request{
@@ -423,8 +424,8 @@ func TestAnswersToUnmatchedReviewsLeakNothing(t *testing.T) {
 	}
 	dec := admission.NewDecoder(scheme.Scheme)
 	scale := &ScaleHandler{Gate: f.gate, Reader: f.Kube, Decoder: dec}
-	evict := &EvictionHandler{Gate: f.gate, Reader: f.Kube}
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube}
+	evict := &EvictionHandler{Gate: f.gate, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: dec, Reader: f.Kube, Uncached: Uncached{Live: f.Kube}}
 	scaleOf := func(name string, old, new int32) admission.Request {
 		return admission.Request{
 			AdmissionRequest: admissionv1.AdmissionRequest{
@@ -484,5 +485,79 @@ func TestAHeldRemovalIsTooManyRequests(t *testing.T) {
 		resp.Result.Reason != metav1.StatusReasonTooManyRequests ||
 		!strings.Contains(resp.Result.Message, "retrying is safe") {
 		t.Fatalf("response %+v", resp.Result)
+	}
+}
+
+// The cache holds EMQX's pods only; a pod it lacks is asked of the API server (metadata only): one
+// labelled EMQX's a moment ago is held until the cache has it, one that is not EMQX's goes, and
+// outside the watched namespaces nothing is asked.
+func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
+	f := newFixture(t, 100, 100)
+	ctx := context.Background()
+	var asked []string
+	live := interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, o client.Object,
+			opts ...client.GetOption) error {
+			if _, ok := o.(*metav1.PartialObjectMetadata); !ok {
+				t.Errorf("the API server is asked for %T, not metadata only", o)
+			}
+			asked = append(asked, k.Name)
+			return c.Get(ctx, k, o, opts...)
+		},
+	})
+	emptyCache := interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
+		Get: func(_ context.Context, _ client.WithWatch, k client.ObjectKey, _ client.Object,
+			_ ...client.GetOption) error {
+			return apierrors.NewNotFound(corev1.Resource("pods"), k.Name)
+		},
+	})
+	h := &EvictionHandler{Gate: f.gate, Reader: emptyCache, Uncached: Uncached{Live: live}}
+	evict := func(name string) admission.Response {
+		return h.Handle(ctx, evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"`+
+			name+`","namespace":"mqtt"}}`, ns, false))
+	}
+	// An EMQX pod the cache has not seen yet: held, nothing started.
+	if resp := evict("emqx-0"); resp.Allowed || resp.Result.Code != http.StatusTooManyRequests ||
+		!strings.Contains(resp.Result.Message, "has not seen it yet") || f.Evacuation(0) != "" {
+		t.Fatalf("EMQX pod not yet cached: %+v, evacuation %q", resp.Result, f.Evacuation(0))
+	}
+	// A pod that is not EMQX's, and one that does not exist: allowed alike.
+	web := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web",
+		Labels: map[string]string{"app": "web"}}}
+	if err := f.Kube.Create(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	if resp := evict("web"); !answersNothing(resp) {
+		t.Fatalf("ordinary pod: %+v", resp.Result)
+	}
+	if resp := evict("nope"); !answersNothing(resp) {
+		t.Fatalf("no such pod: %+v", resp.Result)
+	}
+	if strings.Join(asked, ",") != "emqx-0,web,nope" {
+		t.Fatalf("asked the API server about %v", asked)
+	}
+	// The API server does not answer: held like a pod the cache cannot read.
+	h.Uncached.Live = interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return errors.New("etcdserver: request timed out")
+		},
+	})
+	if resp := evict("web"); resp.Allowed || !strings.Contains(resp.Result.Message, "could not read pod mqtt/web") {
+		t.Fatalf("unreadable: %+v", resp.Result)
+	}
+	// Outside the watched namespaces: not the webhook's, nothing asked.
+	h.Uncached = Uncached{Live: live, Watched: []string{"other"}}
+	asked = nil
+	if resp := evict("emqx-0"); !answersNothing(resp) || len(asked) != 0 {
+		t.Fatalf("unwatched namespace: %+v, asked %v", resp.Result, asked)
+	}
+	// A deletion of an EMQX pod the cache has not seen yet is held the same way.
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: emptyCache,
+		Uncached: Uncached{Live: live}}
+	resp := del.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		Operation: admissionv1.Delete, Namespace: ns, Name: "emqx-1",
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, OldObject: raw(f.Pod(1))}})
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "has not seen it yet") || f.Evacuation(1) != "" {
+		t.Fatalf("deletion of an EMQX pod not yet cached: %+v", resp.Result)
 	}
 }

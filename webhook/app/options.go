@@ -303,8 +303,9 @@ func (o *Options) metricsOptions() metricsserver.Options {
 	return m
 }
 
-// cacheOptions: managed fields stripped; with --watch-namespace, namespaced objects (pods,
-// workloads, budgets) are read from those namespaces only, so Roles there are all the RBAC needed.
+// cacheOptions: managed fields stripped (emqxcache.New keeps EMQX's pods and ReplicaSets only);
+// with --watch-namespace, namespaced objects (pods, workloads, budgets) are read from those
+// namespaces only, so Roles there are all the RBAC needed.
 func (o *Options) cacheOptions() cache.Options {
 	c := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if len(o.WatchNamespaces) > 0 {

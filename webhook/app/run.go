@@ -34,6 +34,7 @@ import (
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/controller"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/custommetrics"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/emqxcache"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
 )
 
@@ -60,6 +61,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	selectors, err := emqxcache.Selectors(o.matcher)
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Metrics:                o.metricsOptions(),
@@ -70,6 +75,7 @@ func (o *Options) Run(ctx context.Context) error {
 		LeaderElectionReleaseOnCancel: true,
 		LeaderElectionNamespace:       o.Namespace,
 		Cache:                         o.cacheOptions(),
+		NewCache:                      emqxcache.New(selectors),
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir,
 			TLSOpts: o.serverTLS(log)}),
 	})
@@ -197,9 +203,11 @@ func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kuberne
 	}
 	srv := mgr.GetWebhookServer()
 	requests := admission.NewRequests(crmetrics.Registry)
+	uncached := admission.Uncached{Live: mgr.GetAPIReader(), Watched: o.WatchNamespaces}
 	for path, h := range map[string]cradmission.Handler{
-		admission.PathEviction:  &admission.EvictionHandler{Gate: gate, Reader: reader},
-		admission.PathPodDelete: &admission.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader},
+		admission.PathEviction: &admission.EvictionHandler{Gate: gate, Reader: reader, Uncached: uncached},
+		admission.PathPodDelete: &admission.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader,
+			Uncached: uncached},
 		admission.PathScale:     &admission.ScaleHandler{Gate: gate, Reader: reader, Decoder: decoder},
 		admission.PathPodCreate: routing,
 	} {

@@ -14,6 +14,7 @@ const (
 	ReasonOwnerGone        = "OwnerDeleting"
 	ReasonOwnerMissing     = "OwnerMissing"
 	ReasonNotInCache       = "PodNotInCache"
+	ReasonNotYetCached     = "PodNotYetCached"
 	ReasonUIDMismatch      = "UIDPreconditionMismatch"
 	ReasonBypass           = "EvacuationBypassed"
 	ReasonNotStarted       = "PodNotRunning"

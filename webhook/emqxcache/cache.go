@@ -1,0 +1,242 @@
+package emqxcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+)
+
+// Selectors are the alternatives that pick EMQX's pods and ReplicaSets: the Helm chart's,
+// emqx-operator's and, when given, --emqx-selector.
+func Selectors(m cluster.Matcher) ([]labels.Selector, error) {
+	var out []labels.Selector
+	for _, s := range []string{cluster.HelmSelector, cluster.OperatorSelector} {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("selector %q: %w", s, err)
+		}
+		out = append(out, sel)
+	}
+	if m.Extra != nil && !m.Extra.Empty() {
+		out = append(out, m.Extra)
+	}
+	return out, nil
+}
+
+// New is a cache.NewCacheFunc: a union of one cache per selector (see the package's doc).
+func New(selectors []labels.Selector) cache.NewCacheFunc {
+	return func(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
+		if len(selectors) == 0 {
+			return nil, errors.New("emqxcache: no selector")
+		}
+		var caches []cache.Cache
+		for i, sel := range selectors {
+			o := opts
+			o.ByObject = map[client.Object]cache.ByObject{}
+			for obj, by := range opts.ByObject {
+				o.ByObject[obj] = by
+			}
+			o.ByObject[&corev1.Pod{}] = cache.ByObject{Label: sel}
+			o.ByObject[&appsv1.ReplicaSet{}] = cache.ByObject{Label: sel}
+			if i == 0 {
+				o.ByObject[&appsv1.StatefulSet{}] = cache.ByObject{Transform: slimStatefulSet(opts.DefaultTransform)}
+			}
+			c, err := cache.New(cfg, o)
+			if err != nil {
+				return nil, fmt.Errorf("cache of %q: %w", sel, err)
+			}
+			caches = append(caches, c)
+		}
+		return &Union{Cache: caches[0], more: caches[1:], scheme: opts.Scheme}, nil
+	}
+}
+
+// slimStatefulSet drops what the webhook never reads of a StatefulSet: its pod template's spec and
+// claim templates (the pods carry what it reads), after the default transform.
+func slimStatefulSet(next toolscache.TransformFunc) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		if next != nil {
+			var err error
+			if obj, err = next(obj); err != nil {
+				return nil, err
+			}
+		}
+		if sts, ok := obj.(*appsv1.StatefulSet); ok {
+			sts.Spec.Template.Spec = corev1.PodSpec{}
+			sts.Spec.VolumeClaimTemplates = nil
+		}
+		return obj, nil
+	}
+}
+
+// Union reads the first cache for every kind, and every cache for the scoped kinds.
+type Union struct {
+	cache.Cache               // the first alternative, and every kind that is not scoped
+	more        []cache.Cache // the other alternatives: pods and ReplicaSets only
+	scheme      *runtime.Scheme
+}
+
+// NewUnion is a union of caches; the scoped kinds are read from all, the others from the first.
+func NewUnion(scheme *runtime.Scheme, first cache.Cache, more ...cache.Cache) *Union {
+	return &Union{Cache: first, more: more, scheme: scheme}
+}
+
+func (u *Union) scoped(obj runtime.Object) bool {
+	if len(u.more) == 0 {
+		return false
+	}
+	switch obj.(type) {
+	case *corev1.Pod, *corev1.PodList, *appsv1.ReplicaSet, *appsv1.ReplicaSetList:
+		return true
+	}
+	return false
+}
+
+func (u *Union) all() []cache.Cache { return append([]cache.Cache{u.Cache}, u.more...) }
+
+// Get finds key in the first alternative that holds it.
+func (u *Union) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if !u.scoped(obj) {
+		return u.Cache.Get(ctx, key, obj, opts...)
+	}
+	var err error
+	for _, c := range u.all() {
+		if err = c.Get(ctx, key, obj, opts...); !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// List merges the alternatives' lists; an object two of them hold is listed once.
+func (u *Union) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if !u.scoped(list) {
+		return u.Cache.List(ctx, list, opts...)
+	}
+	seen := map[types.UID]bool{}
+	var merged []runtime.Object
+	for _, c := range u.all() {
+		part, ok := list.DeepCopyObject().(client.ObjectList)
+		if !ok {
+			return fmt.Errorf("emqxcache: %T is not a list", list)
+		}
+		if err := c.List(ctx, part, opts...); err != nil {
+			return err
+		}
+		items, err := meta.ExtractList(part)
+		if err != nil {
+			return fmt.Errorf("emqxcache: %w", err)
+		}
+		for _, it := range items {
+			o, err := meta.Accessor(it)
+			if err != nil {
+				return fmt.Errorf("emqxcache: %w", err)
+			}
+			if !seen[o.GetUID()] {
+				seen[o.GetUID()] = true
+				merged = append(merged, it)
+			}
+		}
+	}
+	return meta.SetList(list, merged)
+}
+
+// GetInformer is, for a scoped kind, an informer over every alternative's.
+func (u *Union) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (
+	cache.Informer, error) {
+	if !u.scoped(obj) {
+		return u.Cache.GetInformer(ctx, obj, opts...)
+	}
+	var infs []cache.Informer
+	for _, c := range u.all() {
+		inf, err := c.GetInformer(ctx, obj, opts...)
+		if err != nil {
+			return nil, err
+		}
+		infs = append(infs, inf)
+	}
+	return &informer{infs: infs}, nil
+}
+
+// GetInformerForKind is GetInformer by kind.
+func (u *Union) GetInformerForKind(ctx context.Context, gvk schema.GroupVersionKind,
+	opts ...cache.InformerGetOption) (cache.Informer, error) {
+	obj, err := u.scheme.New(gvk)
+	if err != nil {
+		return nil, fmt.Errorf("emqxcache: %w", err)
+	}
+	cobj, ok := obj.(client.Object)
+	if !ok || !u.scoped(obj) {
+		return u.Cache.GetInformerForKind(ctx, gvk, opts...)
+	}
+	return u.GetInformer(ctx, cobj, opts...)
+}
+
+// RemoveInformer removes the kind's informers from every alternative that has them.
+func (u *Union) RemoveInformer(ctx context.Context, obj client.Object) error {
+	if !u.scoped(obj) {
+		return u.Cache.RemoveInformer(ctx, obj)
+	}
+	for _, c := range u.all() {
+		if err := c.RemoveInformer(ctx, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start runs every alternative until ctx ends or one fails.
+func (u *Union) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(u.more)+1)
+	for _, c := range u.all() {
+		go func() { errs <- c.Start(ctx) }()
+	}
+	var first error
+	for range u.all() {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// WaitForCacheSync reports whether every alternative has synced.
+func (u *Union) WaitForCacheSync(ctx context.Context) bool {
+	for _, c := range u.all() {
+		if !c.WaitForCacheSync(ctx) {
+			return false
+		}
+	}
+	return true
+}
+
+// IndexField indexes the field in every alternative that holds the kind.
+func (u *Union) IndexField(ctx context.Context, obj client.Object, field string, extract client.IndexerFunc) error {
+	if !u.scoped(obj) {
+		return u.Cache.IndexField(ctx, obj, field, extract)
+	}
+	for _, c := range u.all() {
+		if err := c.IndexField(ctx, obj, field, extract); err != nil {
+			return err
+		}
+	}
+	return nil
+}

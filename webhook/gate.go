@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/effects"
 	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
@@ -141,6 +142,11 @@ func (g *Gate) removal(
 			}
 			defer unlock() // held until the effects are applied (reached once per decision)
 			conn, s.EMQX = g.askEMQX(ctx, pod)
+		case decide.NeedFresh:
+			// The rest of this decision reads EMQX now, durable storage included.
+			ctx = emqx.Fresh(ctx)
+			conn, s.EMQX = g.askEMQX(ctx, pod)
+			s.Storage = nil
 		case decide.NeedTargets:
 			s.Leaving = g.leavingNodes(ctx, s, replicas)
 		case decide.NeedStart:

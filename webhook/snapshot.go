@@ -109,6 +109,7 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *dec
 		Node:     o.Node,
 		Status:   o.Status,
 		Durable:  o.Durable,
+		Shared:   o.Shared,
 		Answered: o.Node.Running(),
 	}
 	return o.Conn, st

@@ -213,7 +213,7 @@ func (c *Client) ForceLeave(ctx context.Context, node string) error {
 }
 
 func (c *Client) get(ctx context.Context, path string, out any) error {
-	if c.shared != nil {
+	if c.shared != nil && !IsFresh(ctx) {
 		return c.sharedGet(ctx, path, out)
 	}
 	return c.do(ctx, http.MethodGet, path, nil, out, true)

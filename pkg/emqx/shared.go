@@ -77,6 +77,15 @@ func (c *Client) decodeShared(path string, body []byte, out any) error {
 	return nil
 }
 
+type freshKey struct{}
+
+// Fresh marks the reads made with ctx as needing EMQX's answer now: a client that shares reads
+// (WithSharedReads) asks EMQX for them instead of answering from a recent answer.
+func Fresh(ctx context.Context) context.Context { return context.WithValue(ctx, freshKey{}, true) }
+
+// IsFresh reports whether ctx asks for fresh reads (Fresh).
+func IsFresh(ctx context.Context) bool { return ctx.Value(freshKey{}) != nil }
+
 // wrote ends every shared answer: a write may have changed what they say.
 func (s *sharedReads) wrote() {
 	s.mu.Lock()

@@ -83,6 +83,14 @@ func TestSharedReadsAskOncePerAgeAndNeverAcrossAWrite(t *testing.T) {
 	if a := read(); a != "n3" || posts.Load() != 1 {
 		t.Fatalf("after a write: %s, want a new answer", a)
 	}
+	// A fresh read (emqx.Fresh) asks EMQX even within the age; the shared answer stays for the rest.
+	g, err := c.GlobalStatus(emqx.Fresh(ctx))
+	if err != nil || g.Rebalances[0].Node != "n4" || !emqx.IsFresh(emqx.Fresh(ctx)) || emqx.IsFresh(ctx) {
+		t.Fatalf("fresh read: %v %+v, want n4", err, g)
+	}
+	if a := read(); a != "n3" {
+		t.Fatalf("after a fresh read the shared answer is %s, want n3", a)
+	}
 	// Without the option every read asks.
 	plain, _ := emqx.New(srv.URL, apiKey, emqx.WithClock(clk))
 	for range 3 {
@@ -90,8 +98,8 @@ func TestSharedReadsAskOncePerAgeAndNeverAcrossAWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if gets.Load() != 6 {
-		t.Fatalf("%d GETs in all, want 6", gets.Load())
+	if gets.Load() != 7 {
+		t.Fatalf("%d GETs in all, want 7", gets.Load())
 	}
 }
 

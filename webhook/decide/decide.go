@@ -80,6 +80,7 @@ type EMQXState struct {
 	Node     emqx.Node // the pod's node
 	Status   emqx.GlobalStatus
 	Durable  evacuation.Durability // how to read the evacuations' session counts (asked when any runs)
+	Shared   bool                  // the answers may be another decision's, up to --emqx-shared-reads old
 }
 
 // safe is the one rule for an evacuation of the cluster (pkg/evacuation.SafeToRemove), its node as
@@ -87,6 +88,15 @@ type EMQXState struct {
 func (e *EMQXState) safe(ev emqx.Evacuation) bool {
 	node, _ := cluster.NodeByName(e.Nodes, ev.Node)
 	return evacuation.SafeToRemove(ev, node, e.Durable)
+}
+
+// confirmed: an allow that rests on shared answers (up to --emqx-shared-reads old) is decided
+// again on EMQX's answers now. A node that looked empty may have taken clients since (rows 6–8).
+func (e *EMQXState) confirmed(d Decision) Decision {
+	if e.Shared && d.Need == NeedNothing && d.Verdict.Allowed {
+		return Decision{Need: NeedFresh}
+	}
+	return d
 }
 
 // StartOutcome is how asking EMQX to evacuate went.
@@ -108,6 +118,7 @@ const (
 	NeedStop                // the controller: stop Action.Stop's evacuation
 	NeedStorage             // durable storage's sites and DBs (a core that leaves for good)
 	NeedMove                // ask EMQX for Decision.Moves (replica sets per DB)
+	NeedFresh               // EMQX's nodes and global status again, not shared: an allow rests on them
 )
 
 // Decision is a verdict and its effects, or a request for more facts.
@@ -222,27 +233,27 @@ func decide(s Snapshot) Decision {
 	case e.Err != nil: // row 5
 		return s.unreachable(e.Err, e.Stale)
 	case !e.Node.Running(): // row 6
-		return s.allowWithEvent(
+		return e.confirmed(s.allowWithEvent(
 			ReasonNodeNotRunning,
 			"EMQX lists the pod's node %s as %s: nothing to evacuate",
 			e.Node.Node,
 			e.Node.NodeStatus,
-		)
+		))
 	}
 	node := e.Node
 	ev, evacuating := e.Status.Evacuation(node.Node)
 	switch {
 	case evacuating && e.safe(ev): // row 7
-		return s.unlessReplicas(
+		return e.confirmed(s.unlessReplicas(
 			node,
 			Decision{Verdict: Allow(ReasonEvacuated, evacuatedMessage(node.Node, ev, e.Durable)),
 				Effects: evacuatedEffects(pod, s.Now)},
-		)
+		))
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
-		return s.unlessReplicas(
+		return e.confirmed(s.unlessReplicas(
 			node,
 			final(Allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))),
-		)
+		))
 	case evacuating: // rows 9 and 10
 		return s.evacuating(node, ev)
 	}

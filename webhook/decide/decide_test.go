@@ -655,3 +655,26 @@ func TestEMQXTextInEffectsIsEscaped(t *testing.T) {
 		t.Fatalf("raw escape in %q", d.Verdict.Message)
 	}
 }
+
+// An allow that rests on a shared answer (--emqx-shared-reads) asks for EMQX's answer now first
+// (rows 6–8): a node that looked empty a moment ago may hold clients since. Holds and starts do not.
+func TestAnAllowOnASharedAnswerIsConfirmedFresh(t *testing.T) {
+	shared := func(s *Snapshot) { s.EMQX.Shared = true }
+	empty := func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }
+	stopped := func(s *Snapshot) { s.EMQX.Node.NodeStatus = emqx.NodeStopped }
+	done := func(s *Snapshot) {
+		s.EMQX.Status.Evacuations = []emqx.Evacuation{evacuationOf(1, emqx.EvacuationProhibiting, 0, 0)}
+	}
+	for name, m := range map[string]func(*Snapshot){"row 6": stopped, "row 7": done, "row 8": empty} {
+		if d := Decide(snap(m)); !d.Verdict.Allowed || d.Need != NeedNothing {
+			t.Fatalf("%s, fresh answer: want allowed, got %+v", name, d)
+		}
+		if d := Decide(snap(m, shared)); d.Need != NeedFresh || len(d.Effects) != 0 {
+			t.Fatalf("%s, shared answer: want NeedFresh and no effect, got %+v", name, d)
+		}
+	}
+	// A node with clients: the shared answer is enough to hold and start (EMQX refuses what is stale).
+	if d := Decide(snap(shared)); d.Need == NeedFresh || d.Verdict.Allowed {
+		t.Fatalf("busy node on a shared answer: want the way to a start, got %+v", d)
+	}
+}

@@ -144,6 +144,9 @@ func (c *PodConnector) Prune(live map[string]bool) {
 	c.Rejected.Prune(live)
 }
 
+// SharesReads reports whether the connections share reads (SharedFor): observe.Node says so.
+func (c *PodConnector) SharesReads() bool { return c.SharedFor > 0 }
+
 // cluster assembles the pod's EMQX cluster from the cache, as the plugin does from its lists
 // (cluster.Group). A pod whose workload the matcher does not take still gets a cluster of the
 // pods of its instance: the webhook must reach EMQX for any pod it guards.

@@ -33,6 +33,15 @@ type NodeState struct {
 	Expected string // without Found: the node name the pod's environment gives
 	Status   emqx.GlobalStatus
 	Durable  evacuation.Durability
+	// Shared: the answers may be another read's, up to the connection's --emqx-shared-reads old
+	// (a connector that shares reads, asked without emqx.Fresh).
+	Shared bool
+}
+
+// sharesReads reports whether c's connections share reads (PodConnector with SharedFor).
+func sharesReads(c Connector) bool {
+	s, ok := c.(interface{ SharesReads() bool })
+	return ok && s.SharesReads()
 }
 
 // Node is the one place the webhook asks EMQX about a pod's node: the gate's snapshot, the
@@ -42,7 +51,7 @@ func Node(ctx context.Context, c Connector, kube kubernetes.Interface, pod *core
 	if err != nil {
 		return NodeState{Err: err}
 	}
-	s := NodeState{Conn: conn}
+	s := NodeState{Conn: conn, Shared: sharesReads(c) && !emqx.IsFresh(ctx)}
 	failed := func(err error) NodeState { return NodeState{Err: err, Stale: true} }
 	if q.Node == "" {
 		if s.Nodes, err = conn.Nodes(ctx); err != nil {

@@ -1,0 +1,68 @@
+package webhook
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqx"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/decide"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/internal/webhooktest"
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/observe"
+)
+
+// sharingConnector plays a connector whose reads are shared (--emqx-shared-reads): without
+// emqx.Fresh its nodes are those of an earlier answer.
+type sharingConnector struct {
+	observe.Connector
+	shares  bool
+	earlier []emqx.Node
+}
+
+func (s *sharingConnector) SharesReads() bool { return s.shares }
+
+func (s *sharingConnector) Connect(ctx context.Context, pod *corev1.Pod) (observe.EMQX, error) {
+	c, err := s.Connector.Connect(ctx, pod)
+	if err != nil || emqx.IsFresh(ctx) {
+		return c, err
+	}
+	return earlierNodes{EMQX: c, nodes: s.earlier}, nil
+}
+
+type earlierNodes struct {
+	observe.EMQX
+	nodes []emqx.Node
+}
+
+func (e earlierNodes) Nodes(context.Context) ([]emqx.Node, error) { return e.nodes, nil }
+
+// A shared answer read before clients reached the node says it is empty; the removal is not let
+// go on it: EMQX is asked again, sees the clients, and the evacuation starts.
+func TestAnEmptyNodeOnASharedAnswerIsAskedAgainBeforeTheRemoval(t *testing.T) {
+	for _, shares := range []bool{true, false} {
+		f := newFixture(t, 10, 10)
+		conn, err := f.Conn.Connect(context.Background(), f.Pod(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := conn.Nodes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range nodes { // as EMQX answered before emqx-1's clients arrived
+			if nodes[i].Node == webhooktest.Node(1) {
+				nodes[i].Connections, nodes[i].LiveConnections = 0, 0
+			}
+		}
+		f.gate.EMQX = &sharingConnector{Connector: f.Conn, shares: shares, earlier: nodes}
+		v := f.removal(1)
+		if shares && (v.Allowed || v.Reason != decide.ReasonStarted || f.Evacuation(1) == "") {
+			t.Fatalf("shared answer: want the evacuation started, got %+v", v)
+		}
+		// Negative control: the same earlier answer taken as EMQX's own lets the pod go.
+		if !shares && (!v.Allowed || v.Reason != decide.ReasonEmpty) {
+			t.Fatalf("control: the world cannot show the hazard: %+v", v)
+		}
+	}
+}

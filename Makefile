@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kubectl-emqx/kubectl-emqx/pkg/version.Version=$(VERSION)
 BINARIES := kubectl-emqx emqx-webhook emqx-sim
 
-.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench fuzz clean chart-docs monitoring-test chart-lint
+.PHONY: build unit test lint e2e dist dist-test image webhook-up demo cluster-up cluster-down controlplane bench bench-scale fuzz clean chart-docs monitoring-test chart-lint
 
 build:
 	@mkdir -p bin
@@ -21,6 +21,7 @@ lint:
 		if [ -n "$$out" ]; then echo "Go lines over 120 columns (a tab counts 4):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./hack/e2e/...
+	$(GO) vet -tags 'e2e scale' ./hack/e2e/...
 	$(GO) vet -tags dist ./krew/... ./cmd/emqx-webhook/...
 	$(GO) vet -tags monitoring ./hack/monitoring/...
 	cd hack/tools && $(GO) vet ./imagetar ./pause
@@ -89,6 +90,10 @@ cluster-down:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./webhook/observe/
+
+# The scale benchmark on the local cluster (kwok + simulator): not part of `make test`.
+bench-scale:
+	$(GO) test -tags 'e2e scale' -count=1 -v -timeout 40m -run '^TestBenchScale' ./hack/e2e/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./pkg/emqx

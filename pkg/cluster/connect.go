@@ -318,7 +318,7 @@ func pickPod(cl *Cluster, avoid []string) (*corev1.Pod, error) {
 }
 
 func dashboardPort(pod *corev1.Pod) int {
-	if c := emqxContainer(&pod.Spec); c != nil {
+	if c := EMQXContainer(&pod.Spec); c != nil {
 		for _, p := range c.Ports {
 			if p.Name == "dashboard" {
 				return int(p.ContainerPort)

@@ -119,7 +119,7 @@ func verifyPod(pool *x509.CertPool, names []string) func([][]byte, [][]*x509.Cer
 // dashboardHTTPSPort: the container port EMQX's Helm chart names dashboardtls, else the port of
 // EMQX_DASHBOARD__LISTENERS__HTTPS__BIND in the container's env, else EMQX's default.
 func dashboardHTTPSPort(pod *corev1.Pod) int {
-	c := emqxContainer(&pod.Spec)
+	c := EMQXContainer(&pod.Spec)
 	if c == nil {
 		return DashboardHTTPSPort
 	}

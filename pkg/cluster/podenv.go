@@ -10,8 +10,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// emqxContainer is the container named "emqx", else the first one.
-func emqxContainer(spec *corev1.PodSpec) *corev1.Container {
+// EMQXContainer is the container named "emqx", else the first one (nil: none).
+func EMQXContainer(spec *corev1.PodSpec) *corev1.Container {
 	for i := range spec.Containers {
 		if spec.Containers[i].Name == "emqx" {
 			return &spec.Containers[i]
@@ -25,7 +25,7 @@ func emqxContainer(spec *corev1.PodSpec) *corev1.Container {
 
 // Image is the image of the pod's EMQX container, "" when it has none.
 func Image(pod *corev1.Pod) string {
-	if c := emqxContainer(&pod.Spec); c != nil {
+	if c := EMQXContainer(&pod.Spec); c != nil {
 		return c.Image
 	}
 	return ""
@@ -67,7 +67,7 @@ func (s Sources) secret(name string) (map[string]string, bool) {
 // What cannot be read is left out, as kubelet would not start a container without it.
 func Env(pod *corev1.Pod, src Sources) map[string]string {
 	env := map[string]string{}
-	c := emqxContainer(&pod.Spec)
+	c := EMQXContainer(&pod.Spec)
 	if c == nil {
 		return env
 	}
@@ -326,7 +326,7 @@ func BootstrapSecret(pod *corev1.Pod, env map[string]string) (secret, key string
 // MountedSecret is the Secret and key that the EMQX container sees at path file, when a Secret
 // volume mounted there holds it.
 func MountedSecret(pod *corev1.Pod, file string) (secret, key string, ok bool) {
-	c := emqxContainer(&pod.Spec)
+	c := EMQXContainer(&pod.Spec)
 	if file == "" || c == nil {
 		return "", "", false
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -117,7 +118,11 @@ func (o *Options) Run(ctx context.Context) error {
 		Config:  o.Decisions,
 		Log:     log.WithName("controller"),
 	}
-	o.register(mgr, gate, kube)
+	live, err := liveReader(cfg)
+	if err != nil {
+		return err
+	}
+	o.register(mgr, gate, kube, live)
 	if err := o.addRunnables(mgr, gate, env, rot, log); err != nil {
 		return err
 	}
@@ -125,6 +130,20 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// liveReader reads pods the cache does not hold, one per eviction of such a pod, with a rate limit
+// of its own: the manager's client (client-go's 5 requests/s unless set) would queue every eviction
+// in the cluster behind the others. The API server itself asks at that rate; the limit only stops
+// a flood, and a read that waits past its bound holds the eviction (retried), never lets it go.
+func liveReader(cfg *rest.Config) (client.Reader, error) {
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 500, 1000
+	r, err := client.New(c, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for uncached reads: %w", err)
+	}
+	return r, nil
 }
 
 func restConfig(path string) (*rest.Config, error) {
@@ -193,7 +212,7 @@ func (o *Options) serverTLS(log logr.Logger) []func(*tls.Config) {
 }
 
 // register puts the admission handlers on the webhook server.
-func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface) {
+func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kubernetes.Interface, live client.Reader) {
 	decoder := cradmission.NewDecoder(mgr.GetScheme())
 	reader := mgr.GetClient()
 	routing := &admission.PodCreateHandler{Matcher: o.matcher, Reader: reader, All: o.RoutingGate,
@@ -203,7 +222,7 @@ func (o *Options) register(mgr manager.Manager, gate *webhook.Gate, kube kuberne
 	}
 	srv := mgr.GetWebhookServer()
 	requests := admission.NewRequests(crmetrics.Registry)
-	uncached := admission.Uncached{Live: mgr.GetAPIReader(), Watched: o.WatchNamespaces}
+	uncached := admission.Uncached{Live: live, Watched: o.WatchNamespaces}
 	for path, h := range map[string]cradmission.Handler{
 		admission.PathEviction: &admission.EvictionHandler{Gate: gate, Reader: reader, Uncached: uncached},
 		admission.PathPodDelete: &admission.PodDeleteHandler{Gate: gate, Decoder: decoder, Reader: reader,

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +41,8 @@ func (p *Pruner) Start(ctx context.Context) error {
 // Prune drops what is kept for clusters that have no EMQX pod any more.
 func (p *Pruner) Prune(ctx context.Context) error {
 	var pods corev1.PodList
-	if err := p.Client.List(ctx, &pods); err != nil {
+	// Labels only are read: the cache's own objects, not copies of every EMQX pod each minute.
+	if err := p.Client.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	live := map[string]bool{}

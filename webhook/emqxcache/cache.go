@@ -51,7 +51,7 @@ func New(selectors []labels.Selector) cache.NewCacheFunc {
 			for obj, by := range opts.ByObject {
 				o.ByObject[obj] = by
 			}
-			o.ByObject[&corev1.Pod{}] = cache.ByObject{Label: sel}
+			o.ByObject[&corev1.Pod{}] = cache.ByObject{Label: sel, Transform: slimPod(opts.DefaultTransform)}
 			o.ByObject[&appsv1.ReplicaSet{}] = cache.ByObject{Label: sel}
 			if i == 0 {
 				o.ByObject[&appsv1.StatefulSet{}] = cache.ByObject{Transform: slimStatefulSet(opts.DefaultTransform)}
@@ -63,6 +63,47 @@ func New(selectors []labels.Selector) cache.NewCacheFunc {
 			caches = append(caches, c)
 		}
 		return &Union{Cache: caches[0], more: caches[1:], scheme: opts.Scheme}, nil
+	}
+}
+
+// slimPod keeps of a pod what the webhook reads: its metadata, the EMQX container's name, image,
+// environment, ports and mounts (cluster.EMQXContainer: how EMQX is reached and with which
+// credentials), the Secret volumes those mounts may name, where it runs and its readiness gates,
+// and its phase, addresses and conditions.
+func slimPod(next toolscache.TransformFunc) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		if next != nil {
+			var err error
+			if obj, err = next(obj); err != nil {
+				return nil, err
+			}
+		}
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return obj, nil
+		}
+		spec := corev1.PodSpec{
+			NodeName:           pod.Spec.NodeName,
+			Hostname:           pod.Spec.Hostname,
+			Subdomain:          pod.Spec.Subdomain,
+			ServiceAccountName: pod.Spec.ServiceAccountName,
+			ReadinessGates:     pod.Spec.ReadinessGates,
+		}
+		if c := cluster.EMQXContainer(&pod.Spec); c != nil {
+			spec.Containers = []corev1.Container{{Name: c.Name, Image: c.Image, Env: c.Env, EnvFrom: c.EnvFrom,
+				Ports: c.Ports, VolumeMounts: c.VolumeMounts}}
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.Secret != nil {
+				spec.Volumes = append(spec.Volumes, corev1.Volume{Name: v.Name,
+					VolumeSource: corev1.VolumeSource{Secret: v.Secret}})
+			}
+		}
+		pod.Spec = spec
+		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase, Conditions: pod.Status.Conditions,
+			HostIP: pod.Status.HostIP, PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs,
+			StartTime: pod.Status.StartTime}
+		return pod, nil
 	}
 }
 

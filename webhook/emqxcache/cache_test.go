@@ -197,3 +197,45 @@ func TestSlimStatefulSetKeepsWhatTheWebhookReads(t *testing.T) {
 		t.Fatalf("lost what the webhook reads: %+v", got)
 	}
 }
+
+func TestSlimPodKeepsWhatTheWebhookReads(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "emqx-0", Labels: helm,
+		Annotations: map[string]string{"a": "b"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "x"}}},
+		Spec: corev1.PodSpec{NodeName: "n", Hostname: "emqx-0", Subdomain: "emqx-headless",
+			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: "emqx.kubectl-emqx.io/serving"}},
+			Containers: []corev1.Container{{Name: "sidecar", Image: "busybox"}, {Name: "emqx", Image: "emqx:5.8.6",
+				Env:            []corev1.EnvVar{{Name: "EMQX_HOST", Value: "h"}},
+				Ports:          []corev1.ContainerPort{{Name: "dashboard", ContainerPort: 18083}},
+				VolumeMounts:   []corev1.VolumeMount{{Name: "keys", MountPath: "/keys"}},
+				Resources:      corev1.ResourceRequirements{Limits: corev1.ResourceList{}},
+				ReadinessProbe: &corev1.Probe{}}},
+			Volumes: []corev1.Volume{{Name: "keys", VolumeSource: corev1.VolumeSource{
+				Secret: &corev1.SecretVolumeSource{SecretName: "api-keys"}}},
+				{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			Tolerations: []corev1.Toleration{{Key: "k"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "198.18.1.2",
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "emqx"}}},
+	}
+	out, err := slimPod(cache.TransformStripManagedFields())(pod.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*corev1.Pod)
+	c := cluster.EMQXContainer(&got.Spec)
+	switch {
+	case len(got.ManagedFields) != 0 || len(got.Spec.Tolerations) != 0 || len(got.Status.ContainerStatuses) != 0:
+		t.Fatalf("not stripped: %+v", got)
+	case len(got.Spec.Containers) != 1 || c.Name != "emqx" || c.Image != "emqx:5.8.6" || c.ReadinessProbe != nil:
+		t.Fatalf("containers: %+v", got.Spec.Containers)
+	case c.Env[0].Value != "h" || c.Ports[0].ContainerPort != 18083 || c.VolumeMounts[0].Name != "keys":
+		t.Fatalf("the EMQX container lost what reaches EMQX: %+v", c)
+	case len(got.Spec.Volumes) != 1 || got.Spec.Volumes[0].Secret.SecretName != "api-keys":
+		t.Fatalf("volumes: %+v", got.Spec.Volumes)
+	case got.Spec.NodeName != "n" || got.Spec.Subdomain != "emqx-headless" || len(got.Spec.ReadinessGates) != 1 ||
+		got.Labels[cluster.LabelName] != "emqx" || got.Annotations["a"] != "b":
+		t.Fatalf("spec or metadata: %+v", got)
+	case got.Status.PodIP != "198.18.1.2" || got.Status.Phase != corev1.PodRunning || !cluster.Ready(got):
+		t.Fatalf("status: %+v", got.Status)
+	}
+}

@@ -1,0 +1,490 @@
+//go:build e2e && scale
+
+package e2e
+
+// The scale benchmark, `make bench-scale`: not part of `make test`. It prints the figures README's
+// performance table shows and fails when a target of issue #23 is missed.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+)
+
+// parkingGate keeps the benchmark's pods out of the scheduler: they exist, they are never placed,
+// and nothing else (kwok, the pod garbage collector) touches them.
+const parkingGate = "kemqx-e2e/parked"
+
+// fastClientset is a clientset that may create thousands of pods a second.
+func fastClientset(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
+	t.Helper()
+	rc := *cfg.Client().RESTConfig()
+	rc.QPS, rc.Burst = 2000, 2000
+	cs, err := kubernetes.NewForConfig(&rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// parkedPod is a pod that is scheduled nowhere. An EMQX one carries what the Helm chart's pods
+// carry (labels, env, ports, probes, mounts), so the cache's cost per pod is a real pod's.
+func parkedPod(name string, l map[string]string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
+		Spec: corev1.PodSpec{
+			SchedulingGates: []corev1.PodSchedulingGate{{Name: parkingGate}},
+			Containers:      []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+		},
+	}
+	if l[cluster.LabelName] != "emqx" {
+		return p
+	}
+	c := &p.Spec.Containers[0]
+	c.Name, c.Image = "emqx", "emqx/emqx-enterprise:5.10.0"
+	for _, e := range []string{"EMQX_CLUSTER__DISCOVERY_STRATEGY=dns", "EMQX_CLUSTER__DNS__RECORD_TYPE=srv",
+		"EMQX_CLUSTER__DNS__NAME=emqx-headless.bench.svc.cluster.local", "EMQX_HOST=$(EMQX_POD_NAME).emqx-headless",
+		"EMQX_NODE__COOKIE=emqxsecretcookie", "EMQX_DASHBOARD__DEFAULT_USERNAME=admin"} {
+		k, v, _ := strings.Cut(e, "=")
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: v})
+	}
+	for i, port := range []int32{1883, 8883, 8083, 8084, 18083, 4370, 5369} {
+		c.Ports = append(c.Ports, corev1.ContainerPort{Name: fmt.Sprintf("p%d", i), ContainerPort: port})
+	}
+	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+		Path: "/status", Port: intstr.FromInt32(18083)}}, InitialDelaySeconds: 10, PeriodSeconds: 5}
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/opt/emqx/data"},
+		{Name: "bootstrap", MountPath: "/opt/emqx/etc/api_keys", SubPath: "api_keys"}}
+	p.Spec.Volumes = []corev1.Volume{{Name: "data"}, {Name: "bootstrap"}}
+	return p
+}
+
+// createParked creates n parked pods in ns, 16 at a time.
+func createParked(t *testing.T, cs *kubernetes.Clientset, ns, prefix string, n int, l func(i int) map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	work := make(chan int)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				_, err := cs.CoreV1().Pods(ns).Create(ctx, parkedPod(fmt.Sprintf("%s-%d", prefix, i), l(i)),
+					metav1.CreateOptions{})
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("create %s pods: %v", prefix, err)
+	default:
+	}
+}
+
+// rssMiB is the process's resident memory, the median of five readings a second apart.
+func rssMiB(t *testing.T, pid int) float64 {
+	t.Helper()
+	var got []float64
+	for range 5 {
+		time.Sleep(time.Second)
+		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+				got = append(got, kb/1024)
+			}
+		}
+		f.Close()
+	}
+	sort.Float64s(got)
+	return got[len(got)/2]
+}
+
+// histogram is the API server's apiserver_admission_webhook_admission_duration_seconds of one webhook.
+type histogram struct {
+	buckets map[float64]float64 // le → cumulative count
+	sum     float64
+	count   float64
+}
+
+func webhookHistogram(t *testing.T, cs *kubernetes.Clientset, name string) histogram {
+	t.Helper()
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := histogram{buckets: map[float64]float64{}}
+	const metric = "apiserver_admission_webhook_admission_duration_seconds"
+	for line := range strings.Lines(string(raw)) {
+		if !strings.HasPrefix(line, metric) || !strings.Contains(line, `name="`+name+`"`) {
+			continue
+		}
+		i := strings.LastIndexByte(strings.TrimSpace(line), ' ')
+		v, _ := strconv.ParseFloat(strings.TrimSpace(line[i+1:]), 64)
+		switch {
+		case strings.HasPrefix(line, metric+"_sum"):
+			h.sum += v
+		case strings.HasPrefix(line, metric+"_count"):
+			h.count += v
+		case strings.HasPrefix(line, metric+"_bucket"):
+			_, le, _ := strings.Cut(line, `le="`)
+			le, _, _ = strings.Cut(le, `"`)
+			b, err := strconv.ParseFloat(le, 64)
+			if le == "+Inf" {
+				b, err = math.Inf(1), nil
+			}
+			if err == nil {
+				h.buckets[b] += v
+			}
+		}
+	}
+	return h
+}
+
+// since is h minus an earlier reading: the mean and the bucket holding the 99th percentile.
+func (h histogram) since(before histogram) (n, mean, p99le float64) {
+	n = h.count - before.count
+	if n == 0 {
+		return 0, 0, 0
+	}
+	var les []float64
+	for le := range h.buckets {
+		les = append(les, le)
+	}
+	sort.Float64s(les)
+	for _, le := range les {
+		if h.buckets[le]-before.buckets[le] >= 0.99*n {
+			return n, (h.sum - before.sum) / n, le
+		}
+	}
+	return n, (h.sum - before.sum) / n, math.Inf(1)
+}
+
+// TestBenchScaleWebhookMemoryAndOrdinaryEvictions: the webhook's memory as 10,000 then 50,000 pods that
+// are not EMQX's appear, then 10,000 EMQX pods; and what an eviction of an ordinary pod costs the
+// API server, 8 at a time.
+func TestBenchScaleWebhookMemoryAndOrdinaryEvictions(t *testing.T) {
+	f := features.New("scale").
+		Assess("memory follows EMQX; ordinary evictions are cheap", func(ctx context.Context, t *testing.T,
+			cfg *envconf.Config) context.Context {
+			cs := fastClientset(t, cfg)
+			p := installWebhook(t, cfg)
+			pid := p.cmd.Process.Pid
+			ordinary := newNamespace(t, cfg)
+			emqxNS := newNamespace(t, cfg)
+			plain := func(int) map[string]string { return map[string]string{"app": "web"} }
+			type row struct {
+				ordinary, emqx int
+				rss            float64
+			}
+			rows := []row{{0, 0, rssMiB(t, pid)}}
+			for _, step := range []int{10000, 40000} {
+				start := rows[len(rows)-1].ordinary
+				createParked(t, cs, ordinary, fmt.Sprintf("web%d", start), step, plain)
+				time.Sleep(5 * time.Second)
+				rows = append(rows, row{start + step, 0, rssMiB(t, pid)})
+				t.Logf("%d pods that are not EMQX's: webhook RSS %.0f MiB", start+step, rows[len(rows)-1].rss)
+			}
+			createParked(t, cs, emqxNS, "emqx", 10000, func(i int) map[string]string {
+				return map[string]string{cluster.LabelName: "emqx", cluster.LabelHelmInstance: fmt.Sprintf("e%d", i/100)}
+			})
+			time.Sleep(10 * time.Second)
+			rows = append(rows, row{rows[len(rows)-1].ordinary, 10000, rssMiB(t, pid)})
+			t.Logf("| pods that are not EMQX's | EMQX pods | webhook RSS |")
+			for _, r := range rows {
+				t.Logf("| %d | %d | %.0f MiB |", r.ordinary, r.emqx, r.rss)
+			}
+			base, at50k, withEMQX := rows[0].rss, rows[2].rss, rows[3].rss
+			if at50k > base*1.10+5 {
+				t.Errorf("RSS grew from %.0f to %.0f MiB with 50,000 pods that are not EMQX's (target: flat, ~10%%)",
+					base, at50k)
+			}
+			if withEMQX-at50k > 64 {
+				t.Errorf("RSS grew by %.0f MiB with 10,000 EMQX pods (target ≤ 64 MiB)", withEMQX-at50k)
+			}
+
+			// Ordinary evictions, 8 at a time, in a namespace the webhook's configuration selects.
+			evictNS := newNamespace(t, cfg)
+			labelWatched(t, cfg, evictNS)
+			const evictions = 800
+			createParked(t, cs, evictNS, "victim", evictions, plain)
+			before := webhookHistogram(t, cs, "evictions.emqx.kubectl-emqx.io")
+			work := make(chan int)
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var failed []error
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range work {
+						err := cs.PolicyV1().Evictions(evictNS).Evict(context.Background(), &policyv1.Eviction{
+							ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("victim-%d", i), Namespace: evictNS}})
+						if err != nil {
+							mu.Lock()
+							failed = append(failed, err)
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			startEv := time.Now()
+			for i := range evictions {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			took := time.Since(startEv)
+			if len(failed) > 0 {
+				t.Fatalf("%d of %d ordinary evictions failed; first: %v", len(failed), evictions, failed[0])
+			}
+			n, mean, p99 := webhookHistogram(t, cs, "evictions.emqx.kubectl-emqx.io").since(before)
+			t.Logf("ordinary evictions, 8 at a time: %d in %v; the webhook's share (API server's histogram): "+
+				"mean %.2f ms, p99 in the ≤ %g ms bucket", int(n), took.Round(time.Millisecond), mean*1000, p99*1000)
+			if n < evictions {
+				t.Errorf("the API server counted %v calls of the eviction webhook, want %d", n, evictions)
+			}
+			if mean > 0.002 || p99 > 0.025 {
+				t.Errorf("ordinary evictions: mean %.2f ms, p99 ≤ %g ms (target: mean < 2 ms, p99 ≤ 25 ms)",
+					mean*1000, p99*1000)
+			}
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}
+
+// benchNodes adds n kwok nodes labelled kemqx-bench=pool, each with a /26 of the pod range the
+// network namespace answers (198.18.4.0 to 198.18.13.255), and deletes them afterwards.
+func benchNodes(t *testing.T, cs *kubernetes.Clientset, n int) []string {
+	t.Helper()
+	if n > 40 {
+		t.Fatalf("%d nodes: the pod range has room for 40 of /26", n)
+	}
+	var names []string
+	for j := range n {
+		name := fmt.Sprintf("kwok-bench-%d", j)
+		cidr := fmt.Sprintf("198.18.%d.%d/26", 4+j/4, 64*(j%4))
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name,
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+				Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+					"kubernetes.io/arch": "amd64", "type": "kwok", "kemqx-bench": "pool"}},
+			Spec: corev1.NodeSpec{PodCIDR: cidr, PodCIDRs: []string{cidr}},
+		}
+		if _, err := cs.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	t.Cleanup(func() {
+		for _, name := range names {
+			_ = cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+	})
+	eventually(t, 60*time.Second, "bench nodes Ready", func() bool {
+		for _, name := range names {
+			nd, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil || !nodeReady(nd) {
+				return false
+			}
+		}
+		return true
+	})
+	return names
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// apiRequests follows the EMQX API requests the simulated nodes of clusters serve, sampled every
+// 200 ms; a node recreated under the same name starts counting again from zero.
+type apiRequests struct {
+	mu    sync.Mutex
+	last  map[string]int64
+	total int64
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func countAPIRequests(clusters []string) *apiRequests {
+	a := &apiRequests{last: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	a.sample(clusters)
+	a.total = 0
+	go func() {
+		defer close(a.done)
+		for {
+			select {
+			case <-a.stop:
+				a.sample(clusters)
+				return
+			case <-time.After(200 * time.Millisecond):
+				a.sample(clusters)
+			}
+		}
+	}()
+	return a
+}
+
+func (a *apiRequests) sample(clusters []string) {
+	for _, c := range clusters {
+		s, err := simStatsErr(c)
+		if err != nil {
+			continue
+		}
+		a.mu.Lock()
+		for _, n := range s.Nodes {
+			k := c + " " + n.Name
+			if d := n.APIRequests - a.last[k]; d >= 0 {
+				a.total += d
+			} else {
+				a.total += n.APIRequests
+			}
+			a.last[k] = n.APIRequests
+		}
+		a.mu.Unlock()
+	}
+}
+
+func (a *apiRequests) finish() int64 {
+	close(a.stop)
+	<-a.done
+	return a.total
+}
+
+// TestBenchScaleMassDrain: 20 nodes carrying 60 EMQX pods of 20 clusters drained at once (what a
+// cluster-autoscaler consolidation does), with --emqx-shared-reads off and at 1s: EMQX API
+// requests per second, the eviction webhook's p99 as the API server sees it, the time until every
+// drain is done, and nothing lost.
+func TestBenchScaleMassDrain(t *testing.T) {
+	f := features.New("mass drain").
+		Assess("20 nodes, 60 EMQX pods of 20 clusters", func(ctx context.Context, t *testing.T,
+			cfg *envconf.Config) context.Context {
+			cs := fastClientset(t, cfg)
+			const nodes, clusters, clients = 20, 20, 300
+			pool := benchNodes(t, cs, 2*nodes)
+			halves := [][]string{pool[:nodes], pool[nodes:]}
+			for _, n := range halves[1] { // the clusters are placed on the first half
+				runKubectl(t, "cordon", n)
+			}
+			var nss, names []string
+			for range clusters {
+				ns := newNamespace(t, cfg)
+				labelWatched(t, cfg, ns)
+				applyFixtureWith(t, cfg, "helm-emqx.yaml", ns, 3, func(o k8s.Object) {
+					if sts, ok := o.(*appsv1.StatefulSet); ok {
+						sts.Spec.Template.Spec.NodeSelector = map[string]string{"kemqx-bench": "pool"}
+					}
+				})
+				nss, names = append(nss, ns), append(names, ns+"/emqx")
+			}
+			for _, ns := range nss {
+				waitPods(t, cfg, ns, helmSelector, 3)
+				eventually(t, 30*time.Second, "simulated nodes of "+ns, func() bool {
+					s, err := simStatsErr(ns + "/emqx")
+					return err == nil && len(s.Nodes) == 3
+				})
+				connectClients(t, ns+"/emqx", clients)
+			}
+			type result struct {
+				shared         string
+				took           time.Duration
+				requests       int64
+				n, mean, p99le float64
+			}
+			var results []result
+			for round, shared := range []string{"0", "1s"} {
+				drain, spare := halves[round], halves[1-round]
+				for _, n := range spare {
+					runKubectl(t, "uncordon", n)
+				}
+				p := installWebhook(t, cfg, "--emqx-shared-reads", shared)
+				before := webhookHistogram(t, cs, "evictions.emqx.kubectl-emqx.io")
+				reqs := countAPIRequests(names)
+				start := time.Now()
+				var wg sync.WaitGroup
+				errs := make([]error, len(drain))
+				outs := make([]string, len(drain))
+				for i, n := range drain {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						outs[i], errs[i] = runKubectlErr("drain", n, "--ignore-daemonsets", "--delete-emptydir-data",
+							"--timeout=10m", "--pod-selector", helmSelector)
+					}()
+				}
+				wg.Wait()
+				took := time.Since(start)
+				total := reqs.finish()
+				for i, err := range errs {
+					if err != nil {
+						t.Fatalf("drain %s (shared reads %s): %v\n%s", drain[i], shared, err, outs[i])
+					}
+				}
+				for _, ns := range nss {
+					waitPods(t, cfg, ns, helmSelector, 3)
+					expectNothingLost(t, ns, clients)
+				}
+				n, mean, p99 := webhookHistogram(t, cs, "evictions.emqx.kubectl-emqx.io").since(before)
+				results = append(results, result{shared, took, total, n, mean, p99})
+				p.stop()
+			}
+			t.Logf("| --emqx-shared-reads | drains done in | EMQX API requests | per second | eviction reviews | " +
+				"webhook mean | p99 bucket |")
+			for _, r := range results {
+				t.Logf("| %s | %v | %d | %.1f | %d | %.1f ms | ≤ %g ms |", r.shared, r.took.Round(time.Second),
+					r.requests, float64(r.requests)/r.took.Seconds(), int(r.n), r.mean*1000, r.p99le*1000)
+			}
+			off, on := results[0], results[1]
+			if float64(on.requests)/on.took.Seconds() >= 0.75*float64(off.requests)/off.took.Seconds() {
+				t.Errorf("shared reads did not spare EMQX: %.1f requests/s against %.1f without",
+					float64(on.requests)/on.took.Seconds(), float64(off.requests)/off.took.Seconds())
+			}
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}

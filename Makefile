@@ -89,7 +89,7 @@ cluster-down:
 	hack/cluster-down.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./webhook/observe/
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./webhook/observe/ ./webhook/admission/ ./webhook/emqxcache/
 
 # The scale benchmark on the local cluster (kwok + simulator): not part of `make test`.
 bench-scale:

@@ -505,13 +505,8 @@ func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 			return c.Get(ctx, k, o, opts...)
 		},
 	})
-	emptyCache := interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
-		Get: func(_ context.Context, _ client.WithWatch, k client.ObjectKey, _ client.Object,
-			_ ...client.GetOption) error {
-			return apierrors.NewNotFound(corev1.Resource("pods"), k.Name)
-		},
-	})
-	h := &EvictionHandler{Gate: f.gate, Reader: emptyCache, Uncached: Uncached{Live: live}}
+	noPods := emptyCache(f)
+	h := &EvictionHandler{Gate: f.gate, Reader: noPods, Uncached: Uncached{Live: live}}
 	evict := func(name string) admission.Response {
 		return h.Handle(ctx, evictionRequest(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"`+
 			name+`","namespace":"mqtt"}}`, ns, false))
@@ -552,7 +547,7 @@ func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 		t.Fatalf("unwatched namespace: %+v, asked %v", resp.Result, asked)
 	}
 	// A deletion of an EMQX pod the cache has not seen yet is held the same way.
-	del := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: emptyCache,
+	del := &PodDeleteHandler{Gate: f.gate, Decoder: admission.NewDecoder(scheme.Scheme), Reader: noPods,
 		Uncached: Uncached{Live: live}}
 	resp := del.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		Operation: admissionv1.Delete, Namespace: ns, Name: "emqx-1",
@@ -560,4 +555,14 @@ func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 	if resp.Allowed || !strings.Contains(resp.Result.Message, "has not seen it yet") || f.Evacuation(1) != "" {
 		t.Fatalf("deletion of an EMQX pod not yet cached: %+v", resp.Result)
 	}
+}
+
+// emptyCache is a cache that holds no pod: the webhook's for a pod that is not EMQX's.
+func emptyCache(f *fixture) client.Reader {
+	return interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
+		Get: func(_ context.Context, _ client.WithWatch, k client.ObjectKey, _ client.Object,
+			_ ...client.GetOption) error {
+			return apierrors.NewNotFound(corev1.Resource("pods"), k.Name)
+		},
+	})
 }

@@ -9,7 +9,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -205,31 +207,56 @@ func TestBenchScaleWebhookMemoryAndOrdinaryEvictions(t *testing.T) {
 		Assess("memory follows EMQX; ordinary evictions are cheap", func(ctx context.Context, t *testing.T,
 			cfg *envconf.Config) context.Context {
 			cs := fastClientset(t, cfg)
-			p := installWebhook(t, cfg)
+			metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			p := installWebhook(t, cfg, "--metrics-bind-address", metrics, "--metrics-secure=false")
 			pid := p.cmd.Process.Pid
+			// memory is the process's RSS and the Go heap in use (live objects and what the collector
+			// has not swept yet), both in MiB.
+			memory := func() (float64, float64) {
+				rss := rssMiB(t, pid)
+				resp, err := http.Get("http://" + metrics + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				for line := range strings.Lines(string(raw)) {
+					if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+						b, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+						return rss, b / (1 << 20)
+					}
+				}
+				t.Fatal("no go_memstats_heap_inuse_bytes in the webhook's metrics")
+				return 0, 0
+			}
 			ordinary := newNamespace(t, cfg)
 			emqxNS := newNamespace(t, cfg)
 			plain := func(int) map[string]string { return map[string]string{"app": "web"} }
 			type row struct {
 				ordinary, emqx int
-				rss            float64
+				rss, heap      float64
 			}
-			rows := []row{{0, 0, rssMiB(t, pid)}}
+			measure := func(ordinary, emqx int) row {
+				rss, heap := memory()
+				return row{ordinary, emqx, rss, heap}
+			}
+			rows := []row{measure(0, 0)}
 			for _, step := range []int{10000, 40000} {
 				start := rows[len(rows)-1].ordinary
 				createParked(t, cs, ordinary, fmt.Sprintf("web%d", start), step, plain)
 				time.Sleep(5 * time.Second)
-				rows = append(rows, row{start + step, 0, rssMiB(t, pid)})
+				rows = append(rows, measure(start+step, 0))
 				t.Logf("%d pods that are not EMQX's: webhook RSS %.0f MiB", start+step, rows[len(rows)-1].rss)
 			}
 			createParked(t, cs, emqxNS, "emqx", 10000, func(i int) map[string]string {
-				return map[string]string{cluster.LabelName: "emqx", cluster.LabelHelmInstance: fmt.Sprintf("e%d", i/100)}
+				return map[string]string{cluster.LabelName: "emqx",
+					cluster.LabelHelmInstance: fmt.Sprintf("e%d", i/100)}
 			})
 			time.Sleep(10 * time.Second)
-			rows = append(rows, row{rows[len(rows)-1].ordinary, 10000, rssMiB(t, pid)})
-			t.Logf("| pods that are not EMQX's | EMQX pods | webhook RSS |")
+			rows = append(rows, measure(rows[len(rows)-1].ordinary, 10000))
+			t.Logf("| pods that are not EMQX's | EMQX pods | webhook RSS | Go heap in use |")
 			for _, r := range rows {
-				t.Logf("| %d | %d | %.0f MiB |", r.ordinary, r.emqx, r.rss)
+				t.Logf("| %d | %d | %.0f MiB | %.0f MiB |", r.ordinary, r.emqx, r.rss, r.heap)
 			}
 			base, at50k, withEMQX := rows[0].rss, rows[2].rss, rows[3].rss
 			if at50k > base*1.10+5 {

@@ -14,13 +14,14 @@ import (
 
 // emqxPod is an EMQX pod of the Helm chart as the API server stores it, managed fields included.
 func emqxPod(i int) *corev1.Pod {
+	status := corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/status"}}
 	c := corev1.Container{Name: "emqx", Image: "emqx/emqx-enterprise:5.10.0",
 		Ports: []corev1.ContainerPort{{Name: "mqtt", ContainerPort: 1883}, {Name: "ws", ContainerPort: 8083},
 			{Name: "dashboard", ContainerPort: 18083}, {Name: "ekka", ContainerPort: 4370}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}},
-		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/status"}}},
-		LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/status"}}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: status},
+		LivenessProbe:  &corev1.Probe{ProbeHandler: status},
 		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/opt/emqx/data"},
 			{Name: "bootstrap", MountPath: "/opt/emqx/etc/api_keys", SubPath: "api_keys"}},
 	}
@@ -33,14 +34,16 @@ func emqxPod(i int) *corev1.Pod {
 			Name: fmt.Sprintf("emqx-%d", i), Namespace: "mqtt",
 			Labels: map[string]string{"app.kubernetes.io/name": "emqx",
 				"app.kubernetes.io/instance": fmt.Sprint(i / 100), "controller-revision-hash": "emqx-7c9f6d5b4"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "1"}},
+			OwnerReferences: []metav1.OwnerReference{
+				{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "emqx", UID: "1"}},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Operation: "Update",
 				APIVersion: "v1", FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 3000)}}},
 		},
 		Spec: corev1.PodSpec{NodeName: "node-1", Hostname: fmt.Sprintf("emqx-%d", i), Subdomain: "emqx-headless",
 			Containers: []corev1.Container{c},
 			Volumes: []corev1.Volume{{Name: "data"},
-				{Name: "bootstrap", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "k"}}}},
+				{Name: "bootstrap", VolumeSource: corev1.VolumeSource{
+					Secret: &corev1.SecretVolumeSource{SecretName: "k"}}}},
 			Tolerations: []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: "Exists"},
 				{Key: "node.kubernetes.io/unreachable", Operator: "Exists"}},
 		},

@@ -133,9 +133,9 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 // liveReader reads pods the cache does not hold, one per eviction of such a pod, with a rate limit
-// of its own: the manager's client (client-go's 5 requests/s unless set) would queue every eviction
-// in the cluster behind the others. The API server itself asks at that rate; the limit only stops
-// a flood, and a read that waits past its bound holds the eviction (retried), never lets it go.
+// of its own (the manager's client has none): the API server itself asks at that rate; the limit
+// only stops a flood, and a read that waits past its bound holds the eviction (retried), never
+// lets it go.
 func liveReader(cfg *rest.Config) (client.Reader, error) {
 	c := rest.CopyConfig(cfg)
 	c.QPS, c.Burst = 500, 1000
@@ -146,11 +146,21 @@ func liveReader(cfg *rest.Config) (client.Reader, error) {
 	return r, nil
 }
 
+// restConfig: in the cluster, controller-runtime's (client-side rate limiting off: the API
+// server's priority and fairness decides); with --kubeconfig the same, where client-go would
+// limit the webhook to 5 requests/s and starve its writes in a mass drain (seen in bench-scale).
 func restConfig(path string) (*rest.Config, error) {
 	if path == "" {
 		return ctrl.GetConfig()
 	}
-	return clientcmd.BuildConfigFromFlags("", path)
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.QPS == 0 {
+		cfg.QPS = -1
+	}
+	return cfg, nil
 }
 
 // rotator is the self-signed certificate rotator (nil with --tls=files), its certificate made

@@ -149,6 +149,7 @@ func (g *Gate) removal(
 			s.Storage = nil
 		case decide.NeedTargets:
 			s.Leaving = g.leavingNodes(ctx, s, replicas)
+			s.Returning = returningNodes(s, replicas)
 		case decide.NeedStart:
 			s.Started = g.Exec.StartEvacuation(ctx, conn, pod, d.Start)
 		case decide.NeedStorage:

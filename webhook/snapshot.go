@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -137,6 +138,25 @@ func (g *Gate) leavingNodes(ctx context.Context, s decide.Snapshot, replicas *in
 		}
 		if n, _, ok := cluster.FindNode(ctx, g.Kube, s.EMQX.Nodes, p); ok {
 			out[n.Node] = true
+		}
+	}
+	return out
+}
+
+// returningNodes are the EMQX nodes listed but not running whose pods the pod's StatefulSet keeps
+// (replicas: what a scale-down sets, nil: the spec), by the pod name a core's node name carries:
+// restarting, or recreated on another Kubernetes node. None for other owners.
+func returningNodes(s decide.Snapshot, replicas *int32) []string {
+	sts, ok := s.Owner.(*appsv1.StatefulSet)
+	if !ok {
+		return nil
+	}
+	sts = scaledTo(sts, replicas)
+	var out []string
+	for _, n := range s.EMQX.Nodes {
+		pod, _, _ := strings.Cut(cluster.Host(n.Node), ".")
+		if !n.Running() && !s.Leaving[n.Node] && pod != s.Pod.Name && cluster.Stays(sts, pod) {
+			out = append(out, n.Node)
 		}
 	}
 	return out

@@ -47,7 +47,10 @@ type Snapshot struct {
 
 	EMQX    *EMQXState      // nil until asked for (NeedEMQX)
 	Leaving map[string]bool // nil until asked for (NeedTargets): EMQX nodes of the pods that go
-	Started *StartOutcome   // nil until the evacuation was asked to start (NeedStart)
+	// Returning are EMQX nodes listed but not running whose pods the StatefulSet keeps: restarting
+	// or recreated elsewhere (a drain), so they take sessions again soon (asked with NeedTargets).
+	Returning []string
+	Started   *StartOutcome // nil until the evacuation was asked to start (NeedStart)
 	// LeavesForGood: the pod's ordinal leaves its StatefulSet (a scale-down's victim), so its
 	// node's durable-storage site goes with it.
 	LeavesForGood bool
@@ -149,7 +152,7 @@ func Decide(s Snapshot) Decision {
 	if s.EMQX != nil && s.EMQX.Answered && d.Verdict.Reason != ReasonUnreachable && s.known(d, AnnUnreachableSince) {
 		d.Effects = append(d.Effects, ForgetStart{Key: AnnUnreachableSince})
 	}
-	if d.Verdict.Reason != ReasonWaiting && s.known(d, AnnWaitingSince) {
+	if d.Verdict.Reason != ReasonWaiting && d.Verdict.Reason != ReasonWaitingForTarget && s.known(d, AnnWaitingSince) {
 		d.Effects = append(d.Effects, ForgetStart{Key: AnnWaitingSince})
 	}
 	if d.Verdict.Reason != ReasonReplicasMoving && s.known(d, AnnReplicasMovingSince) {
@@ -483,6 +486,18 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	free := gs
 	free.Rebalances = nil
 	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Leaving)
+	if len(req.MigrateTo) == 0 && len(s.Returning) > 0 {
+		// Every other node is away, some only for a moment (a drain that takes a whole cluster's
+		// pods at once): wait for them, within the evacuation time limit, rather than lose the
+		// sessions.
+		since, recordStart := s.timed(AnnWaitingSince)
+		if left := s.Settings.Timeout - s.Now.Sub(since); left > 0 {
+			return Decision{Verdict: Hold(ReasonWaitingForTarget, fmt.Sprintf("no running EMQX node can take "+
+				"the sessions of %s now; %s will be back (the StatefulSet keeps its pod): the removal is held "+
+				"until one runs, at most %v more; retrying is safe", node.Node, strings.Join(s.Returning, ", "),
+				left.Round(time.Second))), Effects: append(fx, recordStart...)}
+		}
+	}
 	if len(req.MigrateTo) == 0 {
 		return s.allowWithEvent(ReasonNoTarget, "no other running EMQX node can take the sessions of %s: "+
 			"removing it without evacuation", node.Node).

@@ -528,6 +528,22 @@ func TestDecisionTable(t *testing.T) {
 		{row: "12 no target", snap: snap(func(s *Snapshot) {
 			s.Leaving = map[string]bool{node(0): true, node(1): true, node(2): true}
 		}), allowed: true, reason: ReasonNoTarget, events: []string{ReasonNoTarget}},
+		{row: "12 no target now, a node coming back: held, the wait recorded", snap: snap(func(s *Snapshot) {
+			s.EMQX.Nodes[0].NodeStatus, s.EMQX.Nodes[2].NodeStatus = emqx.NodeStopped, emqx.NodeStopped
+			s.Leaving = map[string]bool{node(1): true}
+			s.Returning = []string{node(0), node(2)}
+		}), reason: ReasonWaitingForTarget, evidence: func(t *testing.T, d Decision) {
+			if !strings.Contains(d.Verdict.Message, node(0)+", "+node(2)+" will be back") || len(d.Effects) != 1 ||
+				d.Effects[0] != (RecordStart{Key: AnnWaitingSince, Since: t0}) {
+				t.Fatalf("%q, effects %#v", d.Verdict.Message, d.Effects)
+			}
+		}},
+		{row: "12 no node came back within the evacuation time limit", snap: snap(func(s *Snapshot) {
+			s.EMQX.Nodes[0].NodeStatus, s.EMQX.Nodes[2].NodeStatus = emqx.NodeStopped, emqx.NodeStopped
+			s.Leaving = map[string]bool{node(1): true}
+			s.Returning = []string{node(0), node(2)}
+			s.Timed[AnnWaitingSince] = TimedState{Since: t0.Add(-s.Settings.Timeout), OnPod: true, Known: true}
+		}), allowed: true, reason: ReasonNoTarget, events: []string{ReasonNoTarget}},
 		{row: "13 asks for the nodes that go", snap: snap(), need: NeedTargets},
 		{row: "13 starts, after the rebalance", snap: snap(nodeLeaves, func(s *Snapshot) {
 			s.EMQX.Status.Rebalances = []emqx.Rebalance{{CoordinatorNode: node(0), Donors: []string{node(0)}}}

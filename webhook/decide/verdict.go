@@ -24,6 +24,7 @@ const (
 	ReasonTimedOut         = "EvacuationTimedOut"
 	ReasonUnreachable      = "EMQXUnreachable"
 	ReasonNoTarget         = "NoNodeToMigrateTo"
+	ReasonWaitingForTarget = "WaitingForNodeToReturn"
 	ReasonStarted          = "EvacuationStarted"
 	ReasonRebalanceStopped = "RebalanceStopped"
 	ReasonEvacuating       = "Evacuating"

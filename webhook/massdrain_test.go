@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,5 +65,43 @@ func TestAnEmptyNodeOnASharedAnswerIsAskedAgainBeforeTheRemoval(t *testing.T) {
 		if !shares && (!v.Allowed || v.Reason != decide.ReasonEmpty) {
 			t.Fatalf("control: the world cannot show the hazard: %+v", v)
 		}
+	}
+}
+
+// A drain that takes a whole cluster's pods at once: the other nodes are stopped for a moment
+// (their pods recreated elsewhere, which the StatefulSet keeps). The removal waits for one to come
+// back instead of losing the sessions, then evacuates into it.
+func TestRemovalWaitsForANodeThatComesBack(t *testing.T) {
+	f := newFixture(t, 10, 10, 10)
+	for _, i := range []int{0, 2} {
+		if err := f.Sim.StopNode(webhooktest.Node(i)); err != nil {
+			t.Fatal(err)
+		}
+		delete(f.Conn.URLs, fmt.Sprintf("emqx-%d", i)) // their pods are gone: EMQX is asked through emqx-1
+	}
+	v := f.removal(1)
+	if v.Allowed || v.Reason != decide.ReasonWaitingForTarget || f.Evacuation(1) != "" {
+		t.Fatalf("other nodes stopped, their pods kept: want held, got %+v", v)
+	}
+	if err := f.Sim.StartNode(webhooktest.Node(0), true); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.removal(1); v.Allowed || v.Reason != decide.ReasonStarted {
+		t.Fatalf("a node back: want the evacuation started, got %+v", v)
+	}
+	// Negative control: a StatefulSet scaled to zero keeps no pod; nothing comes back.
+	g := newFixture(t, 10, 10, 10)
+	for _, i := range []int{0, 2} {
+		if err := g.Sim.StopNode(webhooktest.Node(i)); err != nil {
+			t.Fatal(err)
+		}
+		delete(g.Conn.URLs, fmt.Sprintf("emqx-%d", i))
+	}
+	sts := g.StatefulSet()
+	zero := int32(0)
+	sts.Spec.Replicas = &zero
+	g.Update(sts)
+	if v := g.removal(1); !v.Allowed || v.Reason != decide.ReasonNoTarget {
+		t.Fatalf("nothing to wait for: want allowed without a target, got %+v", v)
 	}
 }

@@ -105,3 +105,24 @@ func TestRemovalWaitsForANodeThatComesBack(t *testing.T) {
 		t.Fatalf("nothing to wait for: want allowed without a target, got %+v", v)
 	}
 }
+
+// The same when the other nodes are still running but evacuated (their pods are next in the
+// drain, and the StatefulSet brings them back): held, not let go without a target.
+func TestRemovalWaitsWhenEveryOtherNodeIsEvacuatedButKept(t *testing.T) {
+	f := newFixture(t, 10, 0, 0)
+	f.gate.Config.MaxConcurrent = 3 // the evacuations of the others do not make this one wait
+	ctx := context.Background()
+	conn, err := f.Conn.Connect(ctx, f.Pod(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		if err := conn.StartEvacuation(ctx, webhooktest.Node(i),
+			emqx.EvacuationRequest{MigrateTo: []string{webhooktest.Node(0)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := f.removal(0); v.Allowed || v.Reason != decide.ReasonWaitingForTarget || f.Evacuation(0) != "" {
+		t.Fatalf("other nodes evacuated, their pods kept: want held, got %+v", v)
+	}
+}

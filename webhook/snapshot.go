@@ -143,9 +143,10 @@ func (g *Gate) leavingNodes(ctx context.Context, s decide.Snapshot, replicas *in
 	return out
 }
 
-// returningNodes are the EMQX nodes listed but not running whose pods the pod's StatefulSet keeps
-// (replicas: what a scale-down sets, nil: the spec), by the pod name a core's node name carries:
-// restarting, or recreated on another Kubernetes node. None for other owners.
+// returningNodes are the EMQX nodes that cannot take sessions now (stopped, or evacuating) whose
+// pods the pod's StatefulSet keeps (replicas: what a scale-down sets, nil: the spec), by the pod
+// name a core's node name carries: restarting, or recreated on another Kubernetes node after a
+// drain, they take sessions again soon. None for other owners.
 func returningNodes(s decide.Snapshot, replicas *int32) []string {
 	sts, ok := s.Owner.(*appsv1.StatefulSet)
 	if !ok {
@@ -155,7 +156,8 @@ func returningNodes(s decide.Snapshot, replicas *int32) []string {
 	var out []string
 	for _, n := range s.EMQX.Nodes {
 		pod, _, _ := strings.Cut(cluster.Host(n.Node), ".")
-		if !n.Running() && !s.Leaving[n.Node] && pod != s.Pod.Name && cluster.Stays(sts, pod) {
+		_, evacuating := s.EMQX.Status.Evacuation(n.Node)
+		if (!n.Running() || evacuating) && !s.Leaving[n.Node] && pod != s.Pod.Name && cluster.Stays(sts, pod) {
 			out = append(out, n.Node)
 		}
 	}

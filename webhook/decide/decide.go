@@ -47,8 +47,9 @@ type Snapshot struct {
 
 	EMQX    *EMQXState      // nil until asked for (NeedEMQX)
 	Leaving map[string]bool // nil until asked for (NeedTargets): EMQX nodes of the pods that go
-	// Returning are EMQX nodes listed but not running whose pods the StatefulSet keeps: restarting
-	// or recreated elsewhere (a drain), so they take sessions again soon (asked with NeedTargets).
+	// Returning are EMQX nodes that cannot take sessions now (stopped, or evacuating) whose pods the
+	// StatefulSet keeps: restarting or recreated elsewhere (a drain), so they take sessions again
+	// soon (asked with NeedTargets).
 	Returning []string
 	Started   *StartOutcome // nil until the evacuation was asked to start (NeedStart)
 	// LeavesForGood: the pod's ordinal leaves its StatefulSet (a scale-down's victim), so its

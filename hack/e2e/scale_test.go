@@ -325,6 +325,24 @@ func benchNodes(t *testing.T, cs *kubernetes.Clientset, n int) []string {
 	if n > 40 {
 		t.Fatalf("%d nodes: the pod range has room for 40 of /26", n)
 	}
+	// An earlier run's nodes and pods hold these names and addresses until they are gone.
+	eventually(t, 5*time.Minute, "an earlier run's bench nodes and namespaces gone", func() bool {
+		nodes, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{
+			LabelSelector: "kemqx-bench=pool"})
+		if err != nil || len(nodes.Items) > 0 {
+			return false
+		}
+		nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, ns := range nss.Items {
+			if strings.HasPrefix(ns.Name, "e2e-testbenchscalemassdr") {
+				return false
+			}
+		}
+		return true
+	})
 	var names []string
 	for j := range n {
 		name := fmt.Sprintf("kwok-bench-%d", j)

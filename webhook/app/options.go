@@ -153,8 +153,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.EMQXTimeout, "emqx-timeout", o.EMQXTimeout, "timeout of each EMQX API request")
 	fs.DurationVar(&o.EMQXSharedFor, "emqx-shared-reads", o.EMQXSharedFor, "decisions about one EMQX cluster "+
 		"within this of each other share EMQX's answers (never across a start or stop; at most 5s; 0, the "+
-		"default: each asks). Experimental: an answer this old can call a node empty that clients have "+
-		"reached since, and the removal is then allowed")
+		"default: each asks). Experimental: a removal is allowed only on a fresh answer (EMQX is asked "+
+		"again before any allow)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "bound of one admission decision, "+
 		"EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
 	fs.StringArrayVar(

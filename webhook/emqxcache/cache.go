@@ -62,7 +62,7 @@ func New(selectors []labels.Selector) cache.NewCacheFunc {
 			}
 			caches = append(caches, c)
 		}
-		return &Union{Cache: caches[0], more: caches[1:], scheme: opts.Scheme}, nil
+		return NewUnion(opts.Scheme, caches[0], caches[1:]...), nil
 	}
 }
 
@@ -71,16 +71,10 @@ func New(selectors []labels.Selector) cache.NewCacheFunc {
 // credentials), the Secret volumes those mounts may name, where it runs and its readiness gates,
 // and its phase, addresses and conditions.
 func slimPod(next toolscache.TransformFunc) toolscache.TransformFunc {
-	return func(obj any) (any, error) {
-		if next != nil {
-			var err error
-			if obj, err = next(obj); err != nil {
-				return nil, err
-			}
-		}
+	return after(next, func(obj any) any {
 		pod, ok := obj.(*corev1.Pod)
 		if !ok {
-			return obj, nil
+			return obj
 		}
 		spec := corev1.PodSpec{
 			NodeName:           pod.Spec.NodeName,
@@ -103,13 +97,24 @@ func slimPod(next toolscache.TransformFunc) toolscache.TransformFunc {
 		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase, Conditions: pod.Status.Conditions,
 			HostIP: pod.Status.HostIP, PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs,
 			StartTime: pod.Status.StartTime}
-		return pod, nil
-	}
+		return pod
+	})
 }
 
 // slimStatefulSet drops what the webhook never reads of a StatefulSet: its pod template's spec and
 // claim templates (the pods carry what it reads), after the default transform.
 func slimStatefulSet(next toolscache.TransformFunc) toolscache.TransformFunc {
+	return after(next, func(obj any) any {
+		if sts, ok := obj.(*appsv1.StatefulSet); ok {
+			sts.Spec.Template.Spec = corev1.PodSpec{}
+			sts.Spec.VolumeClaimTemplates = nil
+		}
+		return obj
+	})
+}
+
+// after is the transform next (the cache's default; nil: none), then slim.
+func after(next toolscache.TransformFunc, slim func(any) any) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		if next != nil {
 			var err error
@@ -117,11 +122,7 @@ func slimStatefulSet(next toolscache.TransformFunc) toolscache.TransformFunc {
 				return nil, err
 			}
 		}
-		if sts, ok := obj.(*appsv1.StatefulSet); ok {
-			sts.Spec.Template.Spec = corev1.PodSpec{}
-			sts.Spec.VolumeClaimTemplates = nil
-		}
-		return obj, nil
+		return slim(obj), nil
 	}
 }
 
@@ -129,12 +130,13 @@ func slimStatefulSet(next toolscache.TransformFunc) toolscache.TransformFunc {
 type Union struct {
 	cache.Cache               // the first alternative, and every kind that is not scoped
 	more        []cache.Cache // the other alternatives: pods and ReplicaSets only
+	caches      []cache.Cache // the first, then more
 	scheme      *runtime.Scheme
 }
 
 // NewUnion is a union of caches; the scoped kinds are read from all, the others from the first.
 func NewUnion(scheme *runtime.Scheme, first cache.Cache, more ...cache.Cache) *Union {
-	return &Union{Cache: first, more: more, scheme: scheme}
+	return &Union{Cache: first, more: more, caches: append([]cache.Cache{first}, more...), scheme: scheme}
 }
 
 func (u *Union) scoped(obj runtime.Object) bool {
@@ -148,15 +150,13 @@ func (u *Union) scoped(obj runtime.Object) bool {
 	return false
 }
 
-func (u *Union) all() []cache.Cache { return append([]cache.Cache{u.Cache}, u.more...) }
-
 // Get finds key in the first alternative that holds it.
 func (u *Union) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	if !u.scoped(obj) {
 		return u.Cache.Get(ctx, key, obj, opts...)
 	}
 	var err error
-	for _, c := range u.all() {
+	for _, c := range u.caches {
 		if err = c.Get(ctx, key, obj, opts...); !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -171,7 +171,7 @@ func (u *Union) List(ctx context.Context, list client.ObjectList, opts ...client
 	}
 	seen := map[types.UID]bool{}
 	var merged []runtime.Object
-	for _, c := range u.all() {
+	for _, c := range u.caches {
 		part, ok := list.DeepCopyObject().(client.ObjectList)
 		if !ok {
 			return fmt.Errorf("emqxcache: %T is not a list", list)
@@ -204,7 +204,7 @@ func (u *Union) GetInformer(ctx context.Context, obj client.Object, opts ...cach
 		return u.Cache.GetInformer(ctx, obj, opts...)
 	}
 	var infs []cache.Informer
-	for _, c := range u.all() {
+	for _, c := range u.caches {
 		inf, err := c.GetInformer(ctx, obj, opts...)
 		if err != nil {
 			return nil, err
@@ -233,7 +233,7 @@ func (u *Union) RemoveInformer(ctx context.Context, obj client.Object) error {
 	if !u.scoped(obj) {
 		return u.Cache.RemoveInformer(ctx, obj)
 	}
-	for _, c := range u.all() {
+	for _, c := range u.caches {
 		if err := c.RemoveInformer(ctx, obj); err != nil {
 			return err
 		}
@@ -245,12 +245,12 @@ func (u *Union) RemoveInformer(ctx context.Context, obj client.Object) error {
 func (u *Union) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, len(u.more)+1)
-	for _, c := range u.all() {
+	errs := make(chan error, len(u.caches))
+	for _, c := range u.caches {
 		go func() { errs <- c.Start(ctx) }()
 	}
 	var first error
-	for range u.all() {
+	for range u.caches {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 			cancel()
@@ -261,7 +261,7 @@ func (u *Union) Start(ctx context.Context) error {
 
 // WaitForCacheSync reports whether every alternative has synced.
 func (u *Union) WaitForCacheSync(ctx context.Context) bool {
-	for _, c := range u.all() {
+	for _, c := range u.caches {
 		if !c.WaitForCacheSync(ctx) {
 			return false
 		}
@@ -274,7 +274,7 @@ func (u *Union) IndexField(ctx context.Context, obj client.Object, field string,
 	if !u.scoped(obj) {
 		return u.Cache.IndexField(ctx, obj, field, extract)
 	}
-	for _, c := range u.all() {
+	for _, c := range u.caches {
 		if err := c.IndexField(ctx, obj, field, extract); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +42,8 @@ const (
 type webhookProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	logf   string
 	args   []string
 	health string
 	port   int // the admission port on 127.0.0.1
@@ -48,12 +51,21 @@ type webhookProc struct {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range (32768–60999 here): a port the kernel hands out for
+	// ":0" is free only until this listener closes, and any outgoing connection to the API
+	// server may take it as its source port before the webhook binds it (seen in CI: "bind:
+	// address already in use" for a health port). Nothing here binds 20000–32767 on its own.
+	for range 100 {
+		port := 20000 + rand.IntN(32768-20000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port on 127.0.0.1 in 20000-32767 after 100 tries")
+	return 0
 }
 
 // installWebhook registers the webhook configuration rendered from manifests/ (pointed at
@@ -247,11 +259,8 @@ func serviceAccountKubeconfig(t *testing.T, cfg *envconf.Config) string {
 
 func (p *webhookProc) start() {
 	p.t.Helper()
-	logf, err := os.OpenFile(
-		filepath.Join(logDir, "emqx-webhook-"+sanitize(p.t.Name())+".log"),
-		os.O_CREATE|os.O_APPEND|os.O_WRONLY,
-		0o644,
-	)
+	p.logf = filepath.Join(logDir, "emqx-webhook-"+sanitize(p.t.Name())+".log")
+	logf, err := os.OpenFile(p.logf, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -260,7 +269,20 @@ func (p *webhookProc) start() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	p.exited = exited
+	go func() {
+		_ = p.cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
 	eventually(p.t, 20*time.Second, "emqx-webhook ready", func() bool {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(p.logf)
+			p.t.Fatalf("emqx-webhook exited before it was ready: %s", lastLine(string(b)))
+		default:
+		}
 		resp, err := http.Get("http://" + p.health + "/readyz")
 		if err != nil {
 			return false
@@ -275,12 +297,11 @@ func (p *webhookProc) stop() {
 		return
 	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
+		<-p.exited
 	}
 	p.cmd = nil
 }

@@ -126,3 +126,30 @@ func TestRemovalWaitsWhenEveryOtherNodeIsEvacuatedButKept(t *testing.T) {
 		t.Fatalf("other nodes evacuated, their pods kept: want held, got %+v", v)
 	}
 }
+
+// Drains that take several pods of one cluster at once: their removals arrive together, and only
+// --max-concurrent-evacuations of them start (the others wait), whatever the order they run in.
+func TestRemovalsArrivingTogetherStartOneEvacuation(t *testing.T) {
+	for round := range 20 {
+		f := newFixture(t, 10, 10, 10, 10)
+		verdicts := make(chan decide.Verdict, 3)
+		for i := range 3 {
+			go func() { verdicts <- f.removal(i) }()
+		}
+		started := 0
+		for range 3 {
+			if v := <-verdicts; v.Reason == decide.ReasonStarted {
+				started++
+			}
+		}
+		evacuating := 0
+		for i := range 4 {
+			if f.Evacuation(i) != "" {
+				evacuating++
+			}
+		}
+		if started != 1 || evacuating != 1 {
+			t.Fatalf("round %d: %d started, %d evacuating; want 1 (at most 1 at a time)", round, started, evacuating)
+		}
+	}
+}

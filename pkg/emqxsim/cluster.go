@@ -104,6 +104,9 @@ type Cluster struct {
 	refused int64  // connects a Ready but refusing node turned away (CONNACK 0x9C)
 	config  string // the configuration as HOCON ("" until first read: the boot configuration)
 	apiDown bool   // the dashboard listener is unreachable: /api/v5 requests get no answer
+	// mostMoving is the most evacuations that were moving clients at one time (an observation
+	// for tests: what a limit on concurrent evacuations must keep low).
+	mostMoving int
 
 	version emqx.Version
 	// Durable sessions (5.8+ with DurableSessions): disconnected ones live in durable storage, on no

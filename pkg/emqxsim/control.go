@@ -124,8 +124,11 @@ type Stats struct {
 	// durable sessions): redundancy lost, for good once the node has left the cluster.
 	ReplicasDown int64 `json:"replicas_down"`
 	// LockedUsers are the dashboard users EMQX refuses to log in now (5.9+: failed logins).
-	LockedUsers []string    `json:"locked_users,omitempty"`
-	Nodes       []NodeState `json:"nodes"`
+	LockedUsers []string `json:"locked_users,omitempty"`
+	// MostEvacuating is the most evacuations that were moving clients at one time, since the
+	// cluster started.
+	MostEvacuating int         `json:"most_evacuating"`
+	Nodes          []NodeState `json:"nodes"`
 }
 
 // Snapshot returns the simulator's stats.
@@ -143,6 +146,7 @@ func (c *Cluster) snapshotLocked() Stats {
 		RefusedConnects:     c.refused,
 		DurableSessions:     c.durableOffline,
 		ReplicasDown:        c.dsReplicasDown(),
+		MostEvacuating:      c.mostMoving,
 		Nodes:               []NodeState{},
 	}
 	for user, until := range c.lockedUntil {

@@ -67,6 +67,7 @@ func (n *Node) startEvacuation(o evacOpts) error {
 	e.initialConns, e.currentConns = n.live(), n.live()
 	e.initialSess, e.currentSess = n.evictionSessions(), n.evictionSessions()
 	n.evac = e
+	n.c.countMoving()
 	raw, _ := json.MarshalIndent(persisted{
 		ConnEvictRate: o.connRate, SessEvictRate: o.sessRate, WaitTakeover: int64(o.waitTakeover / time.Second),
 	}, "", "  ")
@@ -197,4 +198,21 @@ func (e *evacuation) targets() []*Node {
 		}
 	}
 	return out
+}
+
+// moving: the evacuation still has clients to move (EMQX's own completion not reached).
+func (e *evacuation) moving() bool {
+	return e.state != evacProhibiting || e.currentConns > 0 || e.currentSess > 0
+}
+
+// countMoving records how many evacuations are moving clients now, if it is the most so far.
+// Caller holds mu.
+func (c *Cluster) countMoving() {
+	moving := 0
+	for _, n := range c.running() {
+		if n.evac != nil && n.evac.moving() {
+			moving++
+		}
+	}
+	c.mostMoving = max(c.mostMoving, moving)
 }

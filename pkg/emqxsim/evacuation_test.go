@@ -226,3 +226,36 @@ func TestPersistenceFile(t *testing.T) {
 		}
 	}
 }
+
+// The stats say how many evacuations moved clients at one time: two started together count two,
+// one started after the first finished (prohibiting, empty) counts one.
+func TestStatsCountEvacuationsMovingAtOnce(t *testing.T) {
+	opts := map[string]any{"conn_evict_rate": 100, "sess_evict_rate": 100, "wait_takeover": 0,
+		"wait_health_check": 0}
+	h := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, Connections: 10, Sessions: -1},
+		{Name: nodeR, Connections: 10, Sessions: -1}, {Name: "emqx@third"}}})
+	if r := h.post(nodeD, "/evacuation/start", opts); r.status != http.StatusOK {
+		t.Fatalf("start: %s", r.raw)
+	}
+	h.c.Advance(5 * time.Second)
+	if got := h.c.Snapshot().MostEvacuating; got != 1 {
+		t.Fatalf("one evacuation: most_evacuating %d", got)
+	}
+	if r := h.post(nodeR, "/evacuation/start", opts); r.status != http.StatusOK {
+		t.Fatalf("start: %s", r.raw)
+	}
+	if got := h.c.Snapshot().MostEvacuating; got != 1 {
+		t.Fatalf("the second started after the first was done: most_evacuating %d, want 1", got)
+	}
+	h2 := newHarness(t, Config{Nodes: []NodeConfig{{Name: nodeD, Connections: 10, Sessions: -1},
+		{Name: nodeR, Connections: 10, Sessions: -1}, {Name: "emqx@third"}}})
+	if r := h2.post(nodeD, "/evacuation/start", opts); r.status != http.StatusOK {
+		t.Fatalf("start: %s", r.raw)
+	}
+	if r := h2.post(nodeR, "/evacuation/start", opts); r.status != http.StatusOK {
+		t.Fatalf("start: %s", r.raw)
+	}
+	if got := h2.c.Snapshot().MostEvacuating; got != 2 {
+		t.Fatalf("two started together: most_evacuating %d, want 2", got)
+	}
+}

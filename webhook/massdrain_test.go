@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -152,4 +153,20 @@ func TestRemovalsArrivingTogetherStartOneEvacuation(t *testing.T) {
 			t.Fatalf("round %d: %d started, %d evacuating; want 1 (at most 1 at a time)", round, started, evacuating)
 		}
 	}
+}
+
+// An empty node while another node's evacuation moves clients (a drain taking two pods of one
+// cluster): the evicted clients reconnect through the Service to any node that takes them, this
+// one too, with their sessions. Its removal waits until they have settled, then it is evacuated
+// like any other. The world shows why: the empty node does receive clients.
+func TestEmptyNodeWaitsWhileAnotherEvacuationMovesClients(t *testing.T) {
+	f := newFixture(t, 100, 0, 100)
+	expect(t, f.removal(0), false, decide.ReasonStarted, "")
+	expect(t, f.removal(1), false, decide.ReasonWaiting, "moves clients that may reconnect to it")
+	f.Sim.Advance(10 * time.Second)
+	got := f.Sim.Snapshot().Nodes[1]
+	if got.LiveConnections == 0 {
+		t.Fatal("control: no client of the evacuated node reached the empty one; the world cannot show the hazard")
+	}
+	expect(t, f.removal(1), false, decide.ReasonStarted, fmt.Sprintf("%d connections", got.LiveConnections))
 }

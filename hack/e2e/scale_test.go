@@ -587,12 +587,12 @@ func TestBenchScaleMassDrain(t *testing.T) {
 			t.Logf("| --emqx-shared-reads | drains done in | EMQX API requests | per second | eviction reviews | " +
 				"webhook mean | p99 bucket | sessions lost | clusters with 2 evacuations at once |")
 			for _, r := range results {
-				t.Logf("| %s | %v | %d | %.1f | %d | %.1f ms | ≤ %g ms | %d | %d |", r.shared, r.took.Round(time.Second),
-					r.requests, float64(r.requests)/r.took.Seconds(), int(r.n), r.mean*1000, r.p99le*1000, r.lost,
-					r.overlapped)
+				t.Logf("| %s | %v | %d | %.1f | %d | %.1f ms | ≤ %g ms | %d | %d |", r.shared,
+					r.took.Round(time.Second), r.requests, float64(r.requests)/r.took.Seconds(), int(r.n),
+					r.mean*1000, r.p99le*1000, r.lost, r.overlapped)
 				if r.overlapped > 0 {
-					t.Errorf("shared reads %s: %d clusters had two evacuations at once (--max-concurrent-evacuations 1)",
-						r.shared, r.overlapped)
+					t.Errorf("shared reads %s: %d clusters had two evacuations at once "+
+						"(--max-concurrent-evacuations 1)", r.shared, r.overlapped)
 				}
 				if r.lost > 0 {
 					t.Errorf("shared reads %s: %d sessions lost in the mass drain", r.shared, r.lost)

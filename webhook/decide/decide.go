@@ -2,6 +2,7 @@ package decide
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,10 +255,7 @@ func decide(s Snapshot) Decision {
 				Effects: evacuatedEffects(pod, s.Now)},
 		))
 	case !evacuating && node.LiveConnections == 0 && node.Connections == 0: // row 8
-		return e.confirmed(s.unlessReplicas(
-			node,
-			final(Allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))),
-		))
+		return s.empty(node)
 	case evacuating: // rows 9 and 10
 		return s.evacuating(node, ev)
 	}
@@ -290,6 +288,53 @@ func decide(s Snapshot) Decision {
 		}
 	}
 	return s.start(node) // rows 11 to 14
+}
+
+// empty lets the pod of an empty node go (row 8), unless clients are on the move in its cluster
+// (row 8b): the clients another evacuation evicts, or a rebalance sends this way, reconnect through
+// the Service to any node that takes them, this one too, and their sessions follow them. Then the
+// removal waits until they have settled, timed like the other waits: past the evacuation time
+// limit the empty node goes anyway, with a Warning Event.
+func (s Snapshot) empty(node emqx.Node) Decision {
+	allow := s.EMQX.confirmed(s.unlessReplicas(
+		node,
+		final(Allow(ReasonEmpty, fmt.Sprintf("EMQX node %s holds no connection and no session", node.Node))),
+	))
+	movers := s.EMQX.moving(node.Node)
+	if len(movers) == 0 {
+		return allow
+	}
+	since, recordStart := s.timed(AnnWaitingSince)
+	waited := s.Now.Sub(since)
+	if waited < s.Settings.Timeout {
+		return Decision{Verdict: Hold(ReasonWaiting, fmt.Sprintf("EMQX node %s holds no client now, but %s "+
+			"moves clients that may reconnect to it: its removal waits until they have settled, at most %v "+
+			"more; retrying is safe", node.Node, strings.Join(movers, " and "),
+			(s.Settings.Timeout-waited).Round(time.Second))), Effects: recordStart}
+	}
+	if allow.Verdict.Allowed {
+		allow.Effects = append(allow.Effects, NewEvent(corev1.EventTypeWarning, ReasonEmpty,
+			"waited %v for %s to settle: removing empty EMQX node %s anyway", waited.Round(time.Second),
+			strings.Join(movers, " and "), node.Node))
+	}
+	return allow.with(recordStart...)
+}
+
+// moving names what moves clients in the cluster that node may receive: the evacuations of other
+// nodes that still move theirs, and the rebalances that send clients to node.
+func (e *EMQXState) moving(node string) []string {
+	var out []string
+	for _, ev := range e.Status.Evacuations {
+		if ev.Node != node && !e.safe(ev) {
+			out = append(out, "the evacuation of "+ev.Node)
+		}
+	}
+	for _, r := range e.Status.Rebalances {
+		if slices.Contains(r.Recipients, node) {
+			out = append(out, "the rebalance coordinated by "+r.CoordinatorNode)
+		}
+	}
+	return out
 }
 
 // unlessReplicas lets an empty node's pod go (allowed) unless it leaves for good while its durable-

@@ -378,6 +378,51 @@ func TestDecisionTable(t *testing.T) {
 			reason:  ReasonEmpty,
 		},
 		{
+			row: "8c empty while another node's evacuation moves clients: held, timed",
+			snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) },
+				evacuating(evacuationOf(2, emqx.EvacuationEvictingConns, 5, 5))),
+			reason:  ReasonWaiting,
+			message: "the evacuation of " + node(2) + " moves clients that may reconnect to it",
+			evidence: func(t *testing.T, d Decision) {
+				if len(d.Effects) != 1 || d.Effects[0] != (RecordStart{Key: AnnWaitingSince, Since: t0}) {
+					t.Fatalf("effects %#v", d.Effects)
+				}
+			},
+		},
+		{
+			row: "8c a rebalance sends clients to it: held",
+			snap: snap(func(s *Snapshot) {
+				s.EMQX.Node = runningNode(1, 0)
+				s.EMQX.Status.Rebalances = []emqx.Rebalance{{CoordinatorNode: node(0), Recipients: []string{node(1)}}}
+			}),
+			reason:  ReasonWaiting,
+			message: "the rebalance coordinated by " + node(0),
+		},
+		{
+			row: "8c a rebalance to other nodes: allowed",
+			snap: snap(func(s *Snapshot) {
+				s.EMQX.Node = runningNode(1, 0)
+				s.EMQX.Status.Rebalances = []emqx.Rebalance{{CoordinatorNode: node(0), Recipients: []string{node(2)}}}
+			}),
+			allowed: true,
+			reason:  ReasonEmpty,
+		},
+		{
+			row: "8c the other evacuation is done: allowed",
+			snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) },
+				evacuating(evacuationOf(2, emqx.EvacuationProhibiting, 0, 0))),
+			allowed: true,
+			reason:  ReasonEmpty,
+		},
+		{
+			row: "8c past the evacuation time limit: allowed with a Warning",
+			snap: snap(func(s *Snapshot) { s.EMQX.Node = runningNode(1, 0) }, since(AnnWaitingSince, time.Hour),
+				evacuating(evacuationOf(2, emqx.EvacuationEvictingConns, 5, 5))),
+			allowed: true,
+			reason:  ReasonEmpty,
+			events:  []string{ReasonEmpty},
+		},
+		{
 			row: "9 evacuating",
 			snap: snap(since(AnnStartedAt, time.Minute),
 				evacuating(evacuationOf(1, emqx.EvacuationEvictingConns, 7, 9))),

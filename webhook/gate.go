@@ -35,7 +35,8 @@ type Gate struct {
 	Log     logr.Logger
 	Metrics *Metrics
 
-	locks sync.Map // per EMQX cluster: a semaphore; decisions that may start an evacuation run one at a time
+	locks sync.Map  // per EMQX cluster: a semaphore; decisions that may start an evacuation run one at a time
+	going goingPods // EMQX pods let go a moment ago
 }
 
 // lock serialises decisions about one EMQX cluster within this replica, so concurrent requests
@@ -149,6 +150,7 @@ func (g *Gate) removal(
 			s.Storage = nil
 		case decide.NeedTargets:
 			s.Leaving = g.leavingNodes(ctx, s, replicas)
+			s.Going = g.goingNodes(ctx, s)
 			s.Returning = returningNodes(s, replicas)
 		case decide.NeedStart:
 			s.Started = g.Exec.StartEvacuation(ctx, conn, pod, d.Start)
@@ -164,6 +166,9 @@ func (g *Gate) removal(
 			}
 			if !dryRun {
 				_ = g.Exec.Apply(ctx, pod, s.Owner, d.Effects) // logged; the controller retries the owner's record
+				if d.Verdict.Allowed && s.EMQXPod {
+					g.going.mark(pod.UID, g.Clock.Now())
+				}
 			}
 			return d.Verdict
 		}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -169,4 +170,67 @@ func TestEmptyNodeWaitsWhileAnotherEvacuationMovesClients(t *testing.T) {
 		t.Fatal("control: no client of the evacuated node reached the empty one; the world cannot show the hazard")
 	}
 	expect(t, f.removal(1), false, decide.ReasonStarted, fmt.Sprintf("%d connections", got.LiveConnections))
+}
+
+// sessionRecipients are the nodes the evacuation of node i sends sessions to, as EMQX says.
+func sessionRecipients(t *testing.T, f *fixture, i int) []string {
+	t.Helper()
+	conn, err := f.Conn.Connect(context.Background(), f.Pod(i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, err := conn.GlobalStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := gs.Evacuation(node(i))
+	if !ok {
+		t.Fatalf("%s is not evacuating", node(i))
+	}
+	return ev.SessionRecipients
+}
+
+// A drain that takes two pods of one cluster: the first, empty, is let go; the evacuation of the
+// second must not send sessions to it, which stops a moment later with them. Its node is left out
+// of migrate_to while it goes; one let go longer ago that still runs (a budget refused the
+// eviction after the webhook) is a target again.
+func TestEvacuationSendsNothingToANodeLetGoAMomentAgo(t *testing.T) {
+	f := newFixture(t, 100, 0, 100)
+	expect(t, f.removal(1), true, decide.ReasonEmpty, "")
+	expect(t, f.removal(0), false, decide.ReasonStarted, "")
+	if got := sessionRecipients(t, f, 0); slices.Contains(got, node(1)) || !slices.Contains(got, node(2)) {
+		t.Fatalf("sessions go to %v, want %s only", got, node(2))
+	}
+	// Control: the same, the empty pod let go 11 s before, still running.
+	g := newFixture(t, 100, 0, 100)
+	expect(t, g.removal(1), true, decide.ReasonEmpty, "")
+	g.Clock.Step(11 * time.Second)
+	expect(t, g.removal(0), false, decide.ReasonStarted, "")
+	if got := sessionRecipients(t, g, 0); !slices.Contains(got, node(1)) {
+		t.Fatalf("control: sessions go to %v, want %s among them", got, node(1))
+	}
+}
+
+// A terminating pod's node takes no sessions either (another replica let it go, or this one
+// restarted); when every other node goes and the StatefulSet keeps their pods (a drain of the
+// whole cluster), the removal waits for one to come back.
+func TestEvacuationSendsNothingToATerminatingPodsNode(t *testing.T) {
+	terminating := func(f *fixture, i int) {
+		p := f.Pod(i)
+		p.Finalizers = []string{"test"}
+		f.Update(p)
+		if err := f.Kube.Delete(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, 100, 0, 100)
+	terminating(f, 1)
+	expect(t, f.removal(0), false, decide.ReasonStarted, "")
+	if got := sessionRecipients(t, f, 0); slices.Contains(got, node(1)) {
+		t.Fatalf("sessions go to %v, among them a terminating pod's node", got)
+	}
+	g := newFixture(t, 100, 0, 100)
+	terminating(g, 1)
+	terminating(g, 2)
+	expect(t, g.removal(0), false, decide.ReasonWaitingForTarget, "will be back")
 }

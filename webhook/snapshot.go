@@ -143,8 +143,31 @@ func (g *Gate) leavingNodes(ctx context.Context, s decide.Snapshot, replicas *in
 	return out
 }
 
-// returningNodes are the EMQX nodes that cannot take sessions now (stopped, or evacuating) whose
-// pods the pod's StatefulSet keeps (replicas: what a scale-down sets, nil: the spec), by the pod
+// goingNodes are the EMQX nodes of the other pods of the pod's cluster that are being removed now:
+// terminating, or let go by this replica a moment ago (the cache may not show their deletion
+// yet). A drain that takes two pods of a cluster lost the sessions evacuated into the first one.
+func (g *Gate) goingNodes(ctx context.Context, s decide.Snapshot) map[string]bool {
+	out := map[string]bool{}
+	var pods corev1.PodList
+	if err := g.Client.List(ctx, &pods, client.InNamespace(s.Pod.Namespace)); err != nil {
+		return out
+	}
+	now := g.Clock.Now()
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.UID == s.Pod.UID || !g.Matcher.OfInstance(p.Labels, cluster.Instance(s.Pod.Labels)) ||
+			p.DeletionTimestamp == nil && !g.going.recent(p.UID, now) {
+			continue
+		}
+		if n, _, ok := cluster.FindNode(ctx, g.Kube, s.EMQX.Nodes, p); ok {
+			out[n.Node] = true
+		}
+	}
+	return out
+}
+
+// returningNodes are the EMQX nodes that cannot take sessions now (stopped, evacuating, or going)
+// whose pods the pod's StatefulSet keeps (replicas: what a scale-down sets, nil: the spec), by the pod
 // name a core's node name carries: restarting, or recreated on another Kubernetes node after a
 // drain, they take sessions again soon. None for other owners.
 func returningNodes(s decide.Snapshot, replicas *int32) []string {
@@ -157,7 +180,8 @@ func returningNodes(s decide.Snapshot, replicas *int32) []string {
 	for _, n := range s.EMQX.Nodes {
 		pod, _, _ := strings.Cut(cluster.Host(n.Node), ".")
 		_, evacuating := s.EMQX.Status.Evacuation(n.Node)
-		if (!n.Running() || evacuating) && !s.Leaving[n.Node] && pod != s.Pod.Name && cluster.Stays(sts, pod) {
+		away := !n.Running() || evacuating || s.Going[n.Node]
+		if away && !s.Leaving[n.Node] && pod != s.Pod.Name && cluster.Stays(sts, pod) {
 			out = append(out, n.Node)
 		}
 	}

@@ -25,7 +25,8 @@ import (
 // A port-forward to a pod on a kwok node goes through kwok's PortForward objects, and kwok can
 // answer "no forward found" for one it has not synced (seen for pods registered long before, so
 // not only right after the simulator made the object): a world artifact, not kubelet's behaviour.
-// Such a run failed while connecting, before anything was started, so it is run once more (logged).
+// Such a run failed while connecting, before anything was started, so it is run again, up to five
+// times two seconds apart (logged); CI saw kwok answer so for two runs a second apart.
 func kubectlEMQX(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	run := func() (string, error) {
@@ -35,9 +36,10 @@ func kubectlEMQX(t *testing.T, args ...string) (string, error) {
 		return string(out), err
 	}
 	out, err := run()
-	if err != nil && strings.Contains(out, "no forward found for port") && strings.Contains(out, "reach EMQX through") {
-		t.Logf("kwok had no port-forward yet; kubectl emqx %s once more:\n%s", strings.Join(args, " "), out)
-		time.Sleep(time.Second)
+	for try := 1; try <= 5 && err != nil && strings.Contains(out, "no forward found for port") &&
+		strings.Contains(out, "reach EMQX through"); try++ {
+		t.Logf("kwok had no port-forward yet; kubectl emqx %s once more (%d):\n%s", strings.Join(args, " "), try, out)
+		time.Sleep(2 * time.Second)
 		out, err = run()
 	}
 	return out, err

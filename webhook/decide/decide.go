@@ -2,6 +2,7 @@ package decide
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -52,7 +53,10 @@ type Snapshot struct {
 	// StatefulSet keeps: restarting or recreated elsewhere (a drain), so they take sessions again
 	// soon (asked with NeedTargets).
 	Returning []string
-	Started   *StartOutcome // nil until the evacuation was asked to start (NeedStart)
+	// Going are EMQX nodes of the cluster's other pods being removed now (terminating, or let go a
+	// moment ago): no session goes to them (asked with NeedTargets).
+	Going   map[string]bool
+	Started *StartOutcome // nil until the evacuation was asked to start (NeedStart)
 	// LeavesForGood: the pod's ordinal leaves its StatefulSet (a scale-down's victim), so its
 	// node's durable-storage site goes with it.
 	LeavesForGood bool
@@ -531,7 +535,9 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	// sessions. Rebalances are ephemeral; run one again once the removal is done.
 	free := gs
 	free.Rebalances = nil
-	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, s.Leaving)
+	away := maps.Clone(s.Leaving)
+	maps.Copy(away, s.Going)
+	req := evacuation.Request(s.Settings.Request, s.EMQX.Nodes, free, away)
 	if len(req.MigrateTo) == 0 && len(s.Returning) > 0 {
 		// Every other node is away, some only for a moment (a drain that takes a whole cluster's
 		// pods at once): wait for them, within the evacuation time limit, rather than lose the

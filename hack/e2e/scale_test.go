@@ -575,6 +575,9 @@ func TestBenchScaleMassDrain(t *testing.T) {
 						return err == nil && s.ReconnectingClients == 0
 					})
 					s := simStats(t, ns+"/emqx")
+					if s.LostSessions > 0 {
+						t.Logf("shared reads %s: %s has lost %d sessions since the start", shared, ns, s.LostSessions)
+					}
 					lost += s.LostSessions
 					if s.MostEvacuating > 1 {
 						overlapped++

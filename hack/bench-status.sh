@@ -30,7 +30,12 @@ until [[ $(kubectl -n "$ns" get pods -l app.kubernetes.io/instance=emqx --no-hea
 	sleep 0.5
 done
 kubectl -n "$ns" wait --for=condition=Ready pod -l app.kubernetes.io/instance=emqx --timeout=180s >/dev/null
-until [[ $(kubectl emqx status -n "$ns" 2>/dev/null | awk 'NR > 1 && $5 == "true"' | wc -l) -ge $n ]]; do sleep 0.5; done
+# Every node listed Ready (the READY column), within 3 minutes.
+deadline=$((SECONDS + 180))
+until [[ $(kubectl emqx status -n "$ns" 2>/dev/null | awk 'NR > 1 && $4 == "true"' | wc -l) -ge $n ]]; do
+	((SECONDS < deadline)) || die "kubectl emqx status did not list $n Ready nodes in 3 minutes"
+	sleep 0.5
+done
 
 # Pairs: each run times `kubectl get pods` then `kubectl emqx status`, so both see the same machine
 # load; the figures are medians over the runs, the ratio the median of the pairs' ratios.

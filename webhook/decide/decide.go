@@ -295,7 +295,7 @@ func decide(s Snapshot) Decision {
 }
 
 // empty lets the pod of an empty node go (row 8), unless clients are on the move in its cluster
-// (row 8b): the clients another evacuation evicts, or a rebalance sends this way, reconnect through
+// (row 8c): the clients another evacuation evicts, or a rebalance sends this way, reconnect through
 // the Service to any node that takes them, this one too, and their sessions follow them. Then the
 // removal waits until they have settled, timed like the other waits: past the evacuation time
 // limit the empty node goes anyway, with a Warning Event.

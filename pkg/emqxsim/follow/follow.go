@@ -152,8 +152,12 @@ func (f *Follower) reconcile(obj any) {
 	up := pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != ""
 	if !up {
 		if rec != nil {
+			before := rec.cluster.c.LostSessions()
 			f.remove(pod.UID, rec)
 			f.opts.Log("pod %s gone: node %s stopped", describe(pod), rec.node)
+			if lost := rec.cluster.c.LostSessions() - before; lost > 0 {
+				f.opts.Log("pod %s: %d sessions lost with node %s", describe(pod), lost, rec.node)
+			}
 		}
 		return
 	}

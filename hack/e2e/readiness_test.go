@@ -98,10 +98,18 @@ func shapeCluster(t *testing.T, cfg *envconf.Config, s installShape, clients int
 	eventually(
 		t,
 		20*time.Second,
-		"simulated nodes",
-		func() bool { return len(simStats(t, ns+"/emqx").Nodes) == s.pods },
+		"simulated nodes, each behind a Ready endpoint",
+		func() bool {
+			ready := 0
+			for _, n := range simStats(t, ns+"/emqx").Nodes {
+				if n.Ready {
+					ready++
+				}
+			}
+			return ready == s.pods
+		},
 	)
-	if clients > 0 {
+	if clients > 0 { // every node takes its share: a scale-down's victim holds clients
 		connectClients(t, ns+"/emqx", clients)
 		eventually(t, 20*time.Second, "every client connected", func() bool {
 			st := simStats(t, ns+"/emqx")

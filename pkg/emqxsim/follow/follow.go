@@ -74,7 +74,8 @@ type Follower struct {
 	clusters map[string]*simCluster
 	pods     map[types.UID]*podNode
 	probes   map[types.UID]*podProbes // kubelet's probe state, per pod
-	noPF     bool
+	noPF     bool                     // kwok's PortForward API is not served
+	pfSeen   bool                     // it was: a later 404 is not waited for
 }
 
 // Run follows the pods until ctx ends.
@@ -298,15 +299,32 @@ func (f *Follower) ensurePortForward(pod *corev1.Pod) {
 		}}},
 	}}
 	client := f.dyn.Resource(portForwardGVR).Namespace(pod.Namespace)
-	_, err := client.Create(f.ctx, pf, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		var old *unstructured.Unstructured
-		if old, err = client.Get(f.ctx, pod.Name, metav1.GetOptions{}); err == nil {
-			pf.SetResourceVersion(old.GetResourceVersion())
-			_, err = client.Update(f.ctx, pf, metav1.UpdateOptions{})
+	apply := func() error {
+		_, err := client.Create(f.ctx, pf, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			var old *unstructured.Unstructured
+			if old, err = client.Get(f.ctx, pod.Name, metav1.GetOptions{}); err == nil {
+				pf.SetResourceVersion(old.GetResourceVersion())
+				_, err = client.Update(f.ctx, pf, metav1.UpdateOptions{})
+			}
 		}
+		return err
 	}
-	if apierrors.IsNotFound(err) || meta404(err) {
+	err := apply()
+	// Right after kwokctl made the cluster its PortForward API may not be served yet (seen in CI:
+	// every later port-forward answered "no forward found"): it is given up to 30 s, once.
+	for try := 0; noAPI(err) && !f.pfSeen && try < 30; try++ {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		err = apply()
+	}
+	if err == nil {
+		f.pfSeen = true
+	}
+	if noAPI(err) && !f.pfSeen {
 		f.noPF = true
 		f.opts.Log("no kwok PortForward API in this cluster: kubectl port-forward will not reach simulated nodes")
 		return
@@ -316,9 +334,15 @@ func (f *Follower) ensurePortForward(pod *corev1.Pod) {
 	}
 }
 
-func meta404(err error) bool {
+// noAPI: the API server does not serve kwok's PortForwards (a 404 that is not about the pod's
+// namespace, which may be gone).
+func noAPI(err error) bool {
 	var se *apierrors.StatusError
-	return errors.As(err, &se) && se.ErrStatus.Code == http.StatusNotFound
+	if !errors.As(err, &se) || se.ErrStatus.Code != http.StatusNotFound {
+		return false
+	}
+	d := se.ErrStatus.Details
+	return d == nil || d.Kind != "namespaces"
 }
 
 func podReady(pod *corev1.Pod) bool {

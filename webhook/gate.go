@@ -149,8 +149,9 @@ func (g *Gate) removal(
 			conn, s.EMQX = g.askEMQX(ctx, pod)
 			s.Storage = nil
 		case decide.NeedTargets:
-			s.Leaving = g.leavingNodes(ctx, s, replicas)
-			s.Going = g.goingNodes(ctx, s)
+			pods := g.namespacePods(ctx, pod.Namespace) // read once for both
+			s.Leaving = g.leavingNodes(ctx, s, pods, replicas)
+			s.Going = g.goingNodes(ctx, s, pods)
 			s.Returning = returningNodes(s, replicas)
 		case decide.NeedStart:
 			s.Started = g.Exec.StartEvacuation(ctx, conn, pod, d.Start)

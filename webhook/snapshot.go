@@ -118,22 +118,23 @@ func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *dec
 
 // leavingNodes is the node being evacuated and the nodes of the other pods its StatefulSet no longer
 // wants (the other victims of a scale-down): sessions must not move into a node that goes next.
-// replicas is what a scale-down sets (nil: the StatefulSet's spec).
-func (g *Gate) leavingNodes(ctx context.Context, s decide.Snapshot, replicas *int32) map[string]bool {
-	pod := s.Pod
+// pods are the pods of its namespace (nil when they could not be read: then only the node itself,
+// and EMQX moves sessions at most twice); replicas is what a scale-down sets (nil: the spec).
+func (g *Gate) leavingNodes(
+	ctx context.Context,
+	s decide.Snapshot,
+	pods []corev1.Pod,
+	replicas *int32,
+) map[string]bool {
 	out := map[string]bool{s.EMQX.Node.Node: true}
 	sts, ok := s.Owner.(*appsv1.StatefulSet)
 	if !ok {
 		return out
 	}
 	sts = scaledTo(sts, replicas)
-	var pods corev1.PodList
-	if err := g.Client.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
-		return out // then only the node itself: EMQX moves sessions at most twice
-	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.UID == pod.UID || !metav1.IsControlledBy(p, sts) || cluster.Stays(sts, p.Name) {
+	for i := range pods {
+		p := &pods[i]
+		if p.UID == s.Pod.UID || !metav1.IsControlledBy(p, sts) || cluster.Stays(sts, p.Name) {
 			continue
 		}
 		if n, _, ok := cluster.FindNode(ctx, g.Kube, s.EMQX.Nodes, p); ok {
@@ -143,18 +144,15 @@ func (g *Gate) leavingNodes(ctx context.Context, s decide.Snapshot, replicas *in
 	return out
 }
 
-// goingNodes are the EMQX nodes of the other pods of the pod's cluster that are being removed now:
-// terminating, or let go by this replica a moment ago (the cache may not show their deletion
-// yet). A drain that takes two pods of a cluster lost the sessions evacuated into the first one.
-func (g *Gate) goingNodes(ctx context.Context, s decide.Snapshot) map[string]bool {
+// goingNodes are the EMQX nodes of the other pods of the pod's cluster (among pods, its namespace's)
+// that are being removed now: terminating, or let go by this replica a moment ago (the cache may
+// not show their deletion yet). A drain that takes two pods of a cluster lost the sessions
+// evacuated into the first one.
+func (g *Gate) goingNodes(ctx context.Context, s decide.Snapshot, pods []corev1.Pod) map[string]bool {
 	out := map[string]bool{}
-	var pods corev1.PodList
-	if err := g.Client.List(ctx, &pods, client.InNamespace(s.Pod.Namespace)); err != nil {
-		return out
-	}
 	now := g.Clock.Now()
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	for i := range pods {
+		p := &pods[i]
 		if p.UID == s.Pod.UID || !g.Matcher.OfInstance(p.Labels, cluster.Instance(s.Pod.Labels)) ||
 			p.DeletionTimestamp == nil && !g.going.recent(p.UID, now) {
 			continue
@@ -164,6 +162,15 @@ func (g *Gate) goingNodes(ctx context.Context, s decide.Snapshot) map[string]boo
 		}
 	}
 	return out
+}
+
+// namespacePods are the cached pods of ns; nil when they cannot be read.
+func (g *Gate) namespacePods(ctx context.Context, ns string) []corev1.Pod {
+	var pods corev1.PodList
+	if err := g.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		return nil
+	}
+	return pods.Items
 }
 
 // returningNodes are the EMQX nodes that cannot take sessions now (stopped, evacuating, or going)
@@ -212,13 +219,10 @@ func leavesForGood(owner metav1.Object, pod *corev1.Pod, replicas *int32) bool {
 // runningPodsOf counts the running EMQX pods of the pod's install, from the cache (0 when it
 // cannot be read).
 func (g *Gate) runningPodsOf(ctx context.Context, pod *corev1.Pod) int {
-	var pods corev1.PodList
-	if err := g.Client.List(ctx, &pods, client.InNamespace(pod.Namespace)); err != nil {
-		return 0
-	}
+	pods := g.namespacePods(ctx, pod.Namespace)
 	n := 0
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	for i := range pods {
+		p := &pods[i]
 		if g.Matcher.OfInstance(p.Labels, cluster.Instance(pod.Labels)) && cluster.Running(p) {
 			n++
 		}

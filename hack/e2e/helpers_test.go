@@ -282,6 +282,17 @@ func runKubectlIn(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
+// readyNodes counts the simulated nodes whose pods are Ready: behind the listener Service.
+func readyNodes(s emqxsim.Stats) int {
+	n := 0
+	for _, node := range s.Nodes {
+		if node.Ready {
+			n++
+		}
+	}
+	return n
+}
+
 // simStatsErr reads the simulator's stats outside the test goroutine.
 func simStatsErr(cluster string) (emqxsim.Stats, error) {
 	var s emqxsim.Stats

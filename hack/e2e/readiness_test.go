@@ -99,15 +99,7 @@ func shapeCluster(t *testing.T, cfg *envconf.Config, s installShape, clients int
 		t,
 		20*time.Second,
 		"simulated nodes, each behind a Ready endpoint",
-		func() bool {
-			ready := 0
-			for _, n := range simStats(t, ns+"/emqx").Nodes {
-				if n.Ready {
-					ready++
-				}
-			}
-			return ready == s.pods
-		},
+		func() bool { return readyNodes(simStats(t, ns+"/emqx")) == s.pods },
 	)
 	if clients > 0 { // every node takes its share: a scale-down's victim holds clients
 		connectClients(t, ns+"/emqx", clients)

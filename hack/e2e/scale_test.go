@@ -159,13 +159,22 @@ func webhookHistogram(t *testing.T, cs *kubernetes.Clientset, name string) histo
 // the time in its handler, without the API server's call (TLS, HTTP) around it.
 func handlerHistogram(t *testing.T, metricsAddr, path string) histogram {
 	t.Helper()
+	return parseHistogram(scrape(t, metricsAddr), "controller_runtime_webhook_latency_seconds", `webhook="`+path+`"`)
+}
+
+// scrape is the webhook's metrics page, served on loopback without TLS (--metrics-secure=false).
+func scrape(t *testing.T, metricsAddr string) string {
+	t.Helper()
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return parseHistogram(string(raw), "controller_runtime_webhook_latency_seconds", `webhook="`+path+`"`)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
 
 // parseHistogram reads one Prometheus histogram from a text exposition, summing the series whose
@@ -230,13 +239,7 @@ func TestBenchScaleWebhookMemory(t *testing.T) {
 			// has not swept yet), both in MiB.
 			memory := func() (float64, float64) {
 				rss := rssMiB(t, pid)
-				resp, err := http.Get("http://" + metrics + "/metrics")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				raw, _ := io.ReadAll(resp.Body)
-				for line := range strings.Lines(string(raw)) {
+				for line := range strings.Lines(scrape(t, metrics)) {
 					if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
 						b, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 						return rss, b / (1 << 20)
@@ -519,13 +522,7 @@ func TestBenchScaleMassDrain(t *testing.T) {
 				waitPods(t, cfg, ns, helmSelector, 3)
 				eventually(t, 30*time.Second, "simulated nodes of "+ns+" behind Ready endpoints", func() bool {
 					s, err := simStatsErr(ns + "/emqx")
-					ready := 0
-					for _, n := range s.Nodes {
-						if n.Ready {
-							ready++
-						}
-					}
-					return err == nil && ready == 3
+					return err == nil && readyNodes(s) == 3
 				})
 				connectClients(t, ns+"/emqx", clients)
 			}

@@ -151,7 +151,7 @@ func (g *Gate) removal(
 		case decide.NeedTargets:
 			pods := g.namespacePods(ctx, pod.Namespace) // read once for both
 			s.Leaving = g.leavingNodes(ctx, s, pods, replicas)
-			s.Going = g.goingNodes(ctx, s, pods)
+			s.Going, s.Departing = g.goingNodes(ctx, s, pods)
 			s.Returning = returningNodes(s, replicas)
 		case decide.NeedStart:
 			s.Started = g.Exec.StartEvacuation(ctx, conn, pod, d.Start)

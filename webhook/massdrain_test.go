@@ -191,23 +191,40 @@ func sessionRecipients(t *testing.T, f *fixture, i int) []string {
 }
 
 // A drain that takes two pods of one cluster: the first, empty, is let go; the evacuation of the
-// second must not send sessions to it, which stops a moment later with them. Its node is left out
-// of migrate_to while it goes; one let go longer ago that still runs (a budget refused the
-// eviction after the webhook) is a target again.
-func TestEvacuationSendsNothingToANodeLetGoAMomentAgo(t *testing.T) {
+// second must not move clients into it, which stops a moment later with their sessions. Until its
+// pod is deleted the Service may still send clients to it, so the evacuation waits for that; then
+// it starts, its node left out of migrate_to. One let go longer ago that still runs (a budget
+// refused the eviction after the webhook) is a target again. The world shows the hazard: an
+// evacuation started while the empty node runs sends it clients.
+func TestEvacuationWaitsForANodeLetGoAMomentAgo(t *testing.T) {
 	f := newFixture(t, 100, 0, 100)
 	expect(t, f.removal(1), true, decide.ReasonEmpty, "")
+	expect(t, f.removal(0), false, decide.ReasonWaitingForDeletion, "the removal of pod emqx-1 was allowed")
+	if f.Evacuation(0) != "" {
+		t.Fatal("an evacuation started while the pod let go still runs")
+	}
+	p := f.Pod(1)
+	p.Finalizers = []string{"test"} // terminating, as the API server's deletion leaves it
+	f.Update(p)
+	if err := f.Kube.Delete(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
 	expect(t, f.removal(0), false, decide.ReasonStarted, "")
 	if got := sessionRecipients(t, f, 0); slices.Contains(got, node(1)) || !slices.Contains(got, node(2)) {
 		t.Fatalf("sessions go to %v, want %s only", got, node(2))
 	}
-	// Control: the same, the empty pod let go 11 s before, still running.
+	// Control: the same, the empty pod let go 11 s before, still running: a target again.
 	g := newFixture(t, 100, 0, 100)
 	expect(t, g.removal(1), true, decide.ReasonEmpty, "")
 	g.Clock.Step(11 * time.Second)
 	expect(t, g.removal(0), false, decide.ReasonStarted, "")
 	if got := sessionRecipients(t, g, 0); !slices.Contains(got, node(1)) {
 		t.Fatalf("control: sessions go to %v, want %s among them", got, node(1))
+	}
+	// Control: the world sends an evacuation's clients to the empty node while it runs.
+	g.Sim.Advance(10 * time.Second)
+	if g.Sim.Snapshot().Nodes[1].LiveConnections == 0 {
+		t.Fatal("control: no client reached the running empty node; the world cannot show the hazard")
 	}
 }
 

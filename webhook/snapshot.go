@@ -147,21 +147,28 @@ func (g *Gate) leavingNodes(
 // goingNodes are the EMQX nodes of the other pods of the pod's cluster (among pods, its namespace's)
 // that are being removed now: terminating, or let go by this replica a moment ago (the cache may
 // not show their deletion yet). A drain that takes two pods of a cluster lost the sessions
-// evacuated into the first one.
-func (g *Gate) goingNodes(ctx context.Context, s decide.Snapshot, pods []corev1.Pod) map[string]bool {
-	out := map[string]bool{}
+// evacuated into the first one. departing are those of them let go whose pods the cache still
+// shows running: the Service may still send clients to them.
+func (g *Gate) goingNodes(ctx context.Context, s decide.Snapshot, pods []corev1.Pod) (
+	going map[string]bool, departing []string,
+) {
+	going = map[string]bool{}
 	now := g.Clock.Now()
 	for i := range pods {
 		p := &pods[i]
+		letGo := p.DeletionTimestamp == nil && g.going.recent(p.UID, now)
 		if p.UID == s.Pod.UID || !g.Matcher.OfInstance(p.Labels, cluster.Instance(s.Pod.Labels)) ||
-			p.DeletionTimestamp == nil && !g.going.recent(p.UID, now) {
+			p.DeletionTimestamp == nil && !letGo {
 			continue
 		}
 		if n, _, ok := cluster.FindNode(ctx, g.Kube, s.EMQX.Nodes, p); ok {
-			out[n.Node] = true
+			going[n.Node] = true
+			if letGo {
+				departing = append(departing, p.Name)
+			}
 		}
 	}
-	return out
+	return going, departing
 }
 
 // namespacePods are the cached pods of ns; nil when they cannot be read.

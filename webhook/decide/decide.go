@@ -55,8 +55,11 @@ type Snapshot struct {
 	Returning []string
 	// Going are EMQX nodes of the cluster's other pods being removed now (terminating, or let go a
 	// moment ago): no session goes to them (asked with NeedTargets).
-	Going   map[string]bool
-	Started *StartOutcome // nil until the evacuation was asked to start (NeedStart)
+	Going map[string]bool
+	// Departing are the pods among Going this replica let go a moment ago that still run: the
+	// Service may still send clients to their nodes (asked with NeedTargets).
+	Departing []string
+	Started   *StartOutcome // nil until the evacuation was asked to start (NeedStart)
 	// LeavesForGood: the pod's ordinal leaves its StatefulSet (a scale-down's victim), so its
 	// node's durable-storage site goes with it.
 	LeavesForGood bool
@@ -529,6 +532,17 @@ func (s Snapshot) start(node emqx.Node) Decision {
 	}
 	if s.Leaving == nil {
 		return Decision{Need: NeedTargets}
+	}
+	if len(s.Departing) > 0 {
+		// Row 11b: the clients an evacuation evicts reconnect through the Service to any Ready
+		// pod, a pod let go a moment ago too until its deletion takes it out, and their sessions
+		// stop with it. The evacuation starts once those pods are deleted (the API server deletes
+		// them right after the webhook lets them go); a pod still running after goingFor (a budget
+		// refused its eviction) is no longer departing.
+		return Decision{Verdict: Hold(ReasonWaitingForDeletion, fmt.Sprintf("EMQX node %s holds %d connections "+
+			"and %d sessions; the removal of pod %s was allowed a moment ago and it still runs: the evacuation "+
+			"starts once it is deleted, so no client moves to it; retrying is safe", node.Node,
+			node.LiveConnections, node.Connections, strings.Join(s.Departing, ", "))), Effects: fx}
 	}
 	// The rebalances are stopped first: their donors are free then. A removal comes before a
 	// rebalance: a rebalance's donors refuse to evacuate (eviction_agent_busy) and cannot take

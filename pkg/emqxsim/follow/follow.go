@@ -75,7 +75,6 @@ type Follower struct {
 	pods     map[types.UID]*podNode
 	probes   map[types.UID]*podProbes // kubelet's probe state, per pod
 	noPF     bool                     // kwok's PortForward API is not served
-	pfSeen   bool                     // it was: a later 404 is not waited for
 }
 
 // Run follows the pods until ctx ends.
@@ -114,6 +113,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		go func() { _ = admin.Serve(ln) }()
 		defer admin.Close()
 		o.Log("simulator API on http://%s/sim/v1/", ln.Addr())
+	}
+	// Right after kwokctl made the cluster its PortForward API may not be served yet (seen in CI:
+	// the first pod got no forward, and no later one either): it is given up to 30 s, before any
+	// pod is followed (a wait inside reconcile would hold every other pod's readiness).
+	if !portForwardServed(ctx, cs.Discovery(), 30, time.Second) {
+		f.noPF = true
+		o.Log("no kwok PortForward API in this cluster: kubectl port-forward will not reach simulated nodes")
 	}
 	var synced []cache.InformerSynced
 	for _, sel := range o.Selectors {
@@ -310,39 +316,34 @@ func (f *Follower) ensurePortForward(pod *corev1.Pod) {
 		}
 		return err
 	}
-	err := apply()
-	// Right after kwokctl made the cluster its PortForward API may not be served yet (seen in CI:
-	// every later port-forward answered "no forward found"): it is given up to 30 s, once.
-	for try := 0; noAPI(err) && !f.pfSeen && try < 30; try++ {
-		select {
-		case <-f.ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		err = apply()
-	}
-	if err == nil {
-		f.pfSeen = true
-	}
-	if noAPI(err) && !f.pfSeen {
-		f.noPF = true
-		f.opts.Log("no kwok PortForward API in this cluster: kubectl port-forward will not reach simulated nodes")
-		return
-	}
-	if err != nil {
+	if err := apply(); err != nil {
 		f.opts.Log("pod %s: port-forward object: %v", describe(pod), err)
 	}
 }
 
-// noAPI: the API server does not serve kwok's PortForwards (a 404 that is not about the pod's
-// namespace, which may be gone).
-func noAPI(err error) bool {
-	var se *apierrors.StatusError
-	if !errors.As(err, &se) || se.ErrStatus.Code != http.StatusNotFound {
-		return false
+// resourceLister is the part of discovery portForwardServed asks.
+type resourceLister interface {
+	ServerResourcesForGroupVersion(groupVersion string) (*metav1.APIResourceList, error)
+}
+
+// portForwardServed says whether the API server serves kwok's PortForwards, asking up to tries
+// times, every interval, until it does.
+func portForwardServed(ctx context.Context, d resourceLister, tries int, interval time.Duration) bool {
+	for try := 0; try < tries; try++ {
+		if list, err := d.ServerResourcesForGroupVersion(portForwardGVR.GroupVersion().String()); err == nil {
+			for _, r := range list.APIResources {
+				if r.Name == portForwardGVR.Resource {
+					return true
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(interval):
+		}
 	}
-	d := se.ErrStatus.Details
-	return d == nil || d.Kind != "namespaces"
+	return false
 }
 
 func podReady(pod *corev1.Pod) bool {

@@ -23,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
+	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
 
 // parkingGate keeps the benchmark's pods out of the scheduler: they exist, they are never placed,
@@ -375,7 +377,7 @@ func benchNodes(t *testing.T, cs *kubernetes.Clientset, n int) []string {
 			return false
 		}
 		for _, ns := range nss.Items {
-			if strings.HasPrefix(ns.Name, "e2e-testbenchscalemassdr") {
+			if strings.HasPrefix(ns.Name, "e2e-testbenchscale") {
 				return false
 			}
 		}
@@ -602,6 +604,164 @@ func TestBenchScaleMassDrain(t *testing.T) {
 			if float64(on.requests)/on.took.Seconds() >= 0.75*float64(off.requests)/off.took.Seconds() {
 				t.Errorf("shared reads did not spare EMQX: %.1f requests/s against %.1f without",
 					float64(on.requests)/on.took.Seconds(), float64(off.requests)/off.took.Seconds())
+			}
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}
+
+// medianMs runs each command runs times, alternating (both see the same machine load), and
+// returns the median wall time of each, in milliseconds.
+func medianMs(t *testing.T, runs int, cmds ...func() error) []float64 {
+	t.Helper()
+	times := make([][]float64, len(cmds))
+	for range runs {
+		for i, c := range cmds {
+			start := time.Now()
+			if err := c(); err != nil {
+				t.Fatal(err)
+			}
+			times[i] = append(times[i], float64(time.Since(start).Milliseconds()))
+		}
+	}
+	out := make([]float64, len(cmds))
+	for i, ts := range times {
+		sort.Float64s(ts)
+		out[i] = ts[len(ts)/2]
+	}
+	return out
+}
+
+// simNode is the simulator's state of the node whose name starts with prefix.
+func simNode(s emqxsim.Stats, prefix string) (emqxsim.NodeState, bool) {
+	for _, n := range s.Nodes {
+		if strings.HasPrefix(n.Name, prefix) {
+			return n, true
+		}
+	}
+	return emqxsim.NodeState{}, false
+}
+
+// progressLines counts the lines of live progress the plugin wrote (a line per change off a
+// terminal).
+func progressLines(out, marker string) int {
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, marker) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBenchScale100Nodes: one EMQX cluster of 100 pods and 1,000,000 simulated connections.
+// `kubectl emqx status` against `kubectl get pods`; an evacuation and a rebalance at that size,
+// through the plugin, with their live progress; a guarded scale-down's time against EMQX's own
+// evacuation time.
+func TestBenchScale100Nodes(t *testing.T) {
+	f := features.New("100-node EMQX").
+		Assess("1,000,000 connections", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs := fastClientset(t, cfg)
+			const pods, clients = 100, 1000000
+			benchNodes(t, cs, 10)
+			ns := newNamespace(t, cfg)
+			labelWatched(t, cfg, ns)
+			applyFixtureWith(t, cfg, "helm-emqx.yaml", ns, pods, func(o k8s.Object) {
+				if sts, ok := o.(*appsv1.StatefulSet); ok {
+					sts.Spec.Template.Spec.NodeSelector = map[string]string{"kemqx-bench": "pool"}
+				}
+			})
+			name := ns + "/emqx"
+			waitPods(t, cfg, ns, helmSelector, pods)
+			eventually(t, 3*time.Minute, "100 simulated nodes behind Ready endpoints", func() bool {
+				s, err := simStatsErr(name)
+				return err == nil && readyNodes(s) == pods
+			})
+			connectClients(t, name, clients)
+			settled := func(what string) {
+				eventually(t, 3*time.Minute, what, func() bool {
+					s, err := simStatsErr(name)
+					return err == nil && s.ReconnectingClients == 0 && s.ConnectedClients == clients
+				})
+			}
+			settled("1,000,000 clients connected")
+
+			// status against get pods, 5 pairs.
+			ms := medianMs(t, 5,
+				func() error { _, err := runKubectlErr("get", "pods", "-n", ns); return err },
+				func() error { _, err := kubectlEMQX(t, "status", "-n", ns); return err })
+			t.Logf("| status at 100 pods, 1M connections | %.0f ms against kubectl get pods %.0f ms (×%.2f) |",
+				ms[1], ms[0], ms[1]/ms[0])
+			if ms[1] >= 1000 || ms[1] > 1.5*ms[0] {
+				t.Errorf("kubectl emqx status took %.0f ms, kubectl get pods %.0f ms: want < 1 s and ≤ 1.5×", ms[1], ms[0])
+			}
+
+			// An evacuation of one node (10,000 connections and sessions), with live progress.
+			start := time.Now()
+			out := mustEMQX(t, "evacuate", "pod", "emqx-99", "-n", ns, "--conn-evict-rate", "1000",
+				"--sess-evict-rate", "1000", "--wait-health-check", "2s", "--wait-takeover", "2s")
+			evacTook := time.Since(start)
+			if !strings.Contains(out, "evacuated: emqx-99 is empty") || progressLines(out, "left") < 3 {
+				t.Fatalf("no live progress, or not evacuated:\n%s", out)
+			}
+			t.Logf("| evacuation of 1 node of 100 (10,000 connections, 1,000/s) | %v, %d progress lines |",
+				evacTook.Round(100*time.Millisecond), progressLines(out, "left"))
+			settled("clients of emqx-99 connected elsewhere")
+			mustEMQX(t, "evacuate", "stop", "emqx-99", "-n", ns)
+
+			// A rebalance into the emptied node, with live progress.
+			start = time.Now()
+			out, err := kubectlEMQX(t, "rebalance", "-n", ns, "--wait-health-check", "2s", "--wait-takeover", "2s")
+			rebTook := time.Since(start)
+			if (err != nil && !strings.Contains(out, "not balanced")) || !strings.Contains(out, "rebalance started") ||
+				progressLines(out, "rebalance evicting_conns") < 1 {
+				t.Fatalf("rebalance: %v\n%s", err, out)
+			}
+			t.Logf("| rebalance of 100 nodes into 1 empty one | %v, %d progress lines, %s |",
+				rebTook.Round(100*time.Millisecond), progressLines(out, "rebalance evicting_conns"),
+				lastLine(strings.TrimSpace(out)))
+			settled("clients of the rebalance connected again")
+
+			// A guarded scale-down: EMQX's evacuation time against the removal's.
+			installWebhook(t, cfg, "--conn-evict-rate", "1000", "--sess-evict-rate", "1000")
+			before := simStats(t, name)
+			victim, _ := simNode(before, "emqx@emqx-99.")
+			start = time.Now()
+			runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=99")
+			var began, empty, gone time.Time
+			eventually(t, 3*time.Minute, "emqx-99 gone", func() bool {
+				s, err := simStatsErr(name)
+				if err != nil {
+					return false
+				}
+				n, ok := simNode(s, "emqx@emqx-99.")
+				now := time.Now()
+				if ok && n.Evacuation != "" && began.IsZero() {
+					began = now
+				}
+				if ok && n.Evacuation == "prohibiting" && n.PersistentSessions == 0 && empty.IsZero() {
+					empty = now
+				}
+				if _, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-99", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+					gone = now
+					return true
+				}
+				return false
+			})
+			if began.IsZero() || empty.IsZero() {
+				t.Fatalf("emqx-99 went without an evacuation seen (began %v, empty %v)", began, empty)
+			}
+			t.Logf("| guarded scale-down 100→99 (%d connections on the node) | evacuation started after %v, "+
+				"EMQX's evacuation %v, node empty → pod gone %v |", victim.LiveConnections,
+				began.Sub(start).Round(100*time.Millisecond), empty.Sub(began).Round(100*time.Millisecond),
+				gone.Sub(empty).Round(10*time.Millisecond))
+			if gone.Sub(empty) > 2*time.Second+time.Second { // the poll's own period and the API's lag aside
+				t.Errorf("node empty → pod gone took %v: want EMQX's own time plus at most ~2 s", gone.Sub(empty))
+			}
+			settled("every client connected again after the scale-down")
+			if s := simStats(t, name); s.LostSessions != 0 {
+				t.Errorf("%d sessions lost", s.LostSessions)
 			}
 			return ctx
 		}).

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -45,8 +46,28 @@ type webhookProc struct {
 	exited chan struct{} // closed when cmd has exited
 	logf   string
 	args   []string
+	env    []string // the Go runtime's settings of the rendered Deployment, as the pod would have them
 	health string
 	port   int // the admission port on 127.0.0.1
+}
+
+// goRuntimeEnv is the Go runtime's environment (GOGC, GOMEMLIMIT) of the Deployment's first
+// container, as the kubelet would give it: literal values, and the memory limit in bytes.
+func goRuntimeEnv(d *appsv1.Deployment) []string {
+	c := d.Spec.Template.Spec.Containers[0]
+	var out []string
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, "GO") {
+			continue
+		}
+		switch {
+		case e.ValueFrom == nil:
+			out = append(out, e.Name+"="+e.Value)
+		case e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
+			out = append(out, fmt.Sprintf("%s=%d", e.Name, c.Resources.Limits.Memory().Value()))
+		}
+	}
+	return out
 }
 
 func freePort(t *testing.T) int {
@@ -93,7 +114,7 @@ func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelector
 	port := freePort(t)
 	var vwc *admissionregistrationv1.ValidatingWebhookConfiguration
 	var mwc *admissionregistrationv1.MutatingWebhookConfiguration
-	var rbac []string
+	var rbac, runtimeEnv []string
 	for _, doc := range strings.Split(out, "\n---\n") {
 		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(doc), "---")) == "" {
 			continue
@@ -107,6 +128,8 @@ func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelector
 			vwc = o
 		case *admissionregistrationv1.MutatingWebhookConfiguration:
 			mwc = o
+		case *appsv1.Deployment:
+			runtimeEnv = goRuntimeEnv(o)
 		case *corev1.Namespace, *corev1.ServiceAccount,
 			*rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding,
 			*admissionregistrationv1.ValidatingAdmissionPolicy,
@@ -159,7 +182,7 @@ func installRendered(t *testing.T, cfg *envconf.Config, out string, keepSelector
 		_ = adm.ValidatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 		_ = adm.MutatingWebhookConfigurations().Delete(context.Background(), webhookConfig, metav1.DeleteOptions{})
 	})
-	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t)), port: port}
+	p := &webhookProc{t: t, health: fmt.Sprintf("127.0.0.1:%d", freePort(t)), port: port, env: runtimeEnv}
 	p.args = append(
 		[]string{
 			"--kubeconfig",
@@ -266,6 +289,7 @@ func (p *webhookProc) start() {
 	}
 	p.cmd = exec.Command(filepath.Join(binDir, "emqx-webhook"), p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.Env = append(os.Environ(), p.env...)
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func NewOptions() *Options {
 		HealthAddr:        ":8081",
 		LeaderElect:       true,
 		EMQXTimeout:       3 * time.Second,
-		EMQXSharedFor:     0, // off: see the flag's help
+		EMQXSharedFor:     time.Second,
 		ControllerPoll:    2 * time.Second,
 		Decisions:         decide.DefaultConfig(),
 	}
@@ -152,9 +152,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"(every replica answers admission)")
 	fs.DurationVar(&o.EMQXTimeout, "emqx-timeout", o.EMQXTimeout, "timeout of each EMQX API request")
 	fs.DurationVar(&o.EMQXSharedFor, "emqx-shared-reads", o.EMQXSharedFor, "decisions about one EMQX cluster "+
-		"within this of each other share EMQX's answers (never across a start or stop; at most 5s; 0, the "+
-		"default: each asks). Experimental: a removal is allowed only on a fresh answer (EMQX is asked "+
-		"again before any allow)")
+		"within this of each other share EMQX's answers (never across a start or stop; at most 5s; 0: each "+
+		"asks), so a mass drain's retries ask EMQX per cluster, not per pod; a removal is allowed only on "+
+		"a fresh answer (EMQX is asked again before any allow)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "bound of one admission decision, "+
 		"EMQX calls included; at most 7s, under the webhook's timeoutSeconds (10)")
 	fs.StringArrayVar(

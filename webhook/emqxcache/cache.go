@@ -69,7 +69,7 @@ func New(selectors []labels.Selector) cache.NewCacheFunc {
 // slimPod keeps of a pod what the webhook reads: its metadata, the EMQX container's name, image,
 // environment, ports and mounts (cluster.EMQXContainer: how EMQX is reached and with which
 // credentials), the Secret volumes those mounts may name, where it runs and its readiness gates,
-// and its phase, addresses and conditions.
+// and its phase, addresses and readiness conditions.
 func slimPod(next toolscache.TransformFunc) toolscache.TransformFunc {
 	return after(next, func(obj any) any {
 		pod, ok := obj.(*corev1.Pod)
@@ -94,11 +94,27 @@ func slimPod(next toolscache.TransformFunc) toolscache.TransformFunc {
 			}
 		}
 		pod.Spec = spec
-		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase, Conditions: pod.Status.Conditions,
+		pod.Status = corev1.PodStatus{Phase: pod.Status.Phase, Conditions: readiness(pod),
 			HostIP: pod.Status.HostIP, PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs,
 			StartTime: pod.Status.StartTime}
 		return pod
 	})
+}
+
+// readiness are the pod's conditions the webhook reads: Ready and its readiness gates' (the routing
+// gate's own among them), their type and status only.
+func readiness(pod *corev1.Pod) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range pod.Status.Conditions {
+		keep := c.Type == corev1.PodReady
+		for _, g := range pod.Spec.ReadinessGates {
+			keep = keep || c.Type == g.ConditionType
+		}
+		if keep {
+			out = append(out, corev1.PodCondition{Type: c.Type, Status: c.Status})
+		}
+	}
+	return out
 }
 
 // slimStatefulSet drops what the webhook never reads of a StatefulSet: its pod template's spec and

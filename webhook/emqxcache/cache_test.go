@@ -214,7 +214,9 @@ func TestSlimPodKeepsWhatTheWebhookReads(t *testing.T) {
 				{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 			Tolerations: []corev1.Toleration{{Key: "k"}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "198.18.1.2",
-			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+				{Type: corev1.PodReady, Status: corev1.ConditionTrue, Message: "m"},
+				{Type: "emqx.kubectl-emqx.io/serving", Status: corev1.ConditionFalse, Reason: "r"}},
 			ContainerStatuses: []corev1.ContainerStatus{{Name: "emqx"}}},
 	}
 	out, err := slimPod(cache.TransformStripManagedFields())(pod.DeepCopy())
@@ -237,5 +239,8 @@ func TestSlimPodKeepsWhatTheWebhookReads(t *testing.T) {
 		t.Fatalf("spec or metadata: %+v", got)
 	case got.Status.PodIP != "198.18.1.2" || got.Status.Phase != corev1.PodRunning || !cluster.Ready(got):
 		t.Fatalf("status: %+v", got.Status)
+	case len(got.Status.Conditions) != 2 || got.Status.Conditions[1] != (corev1.PodCondition{
+		Type: "emqx.kubectl-emqx.io/serving", Status: corev1.ConditionFalse}):
+		t.Fatalf("conditions: want Ready and the readiness gate's, type and status only: %+v", got.Status.Conditions)
 	}
 }

@@ -758,7 +758,8 @@ func TestBenchScale100Nodes(t *testing.T) {
 			t.Logf("| status at 100 pods, 1M connections | %.0f ms against kubectl get pods %.0f ms (×%.2f) |",
 				ms[1], ms[0], ms[1]/ms[0])
 			if ms[1] >= 1000 || ms[1] > 1.5*ms[0] {
-				t.Errorf("kubectl emqx status took %.0f ms, kubectl get pods %.0f ms: want < 1 s and ≤ 1.5×", ms[1], ms[0])
+				t.Errorf("kubectl emqx status took %.0f ms, kubectl get pods %.0f ms: want < 1 s and ≤ 1.5×",
+					ms[1], ms[0])
 			}
 
 			// An evacuation of one node, with live progress.

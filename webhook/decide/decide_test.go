@@ -571,16 +571,18 @@ func TestDecisionTable(t *testing.T) {
 			message: "kept it busy for 30m0s",
 			events:  []string{ReasonTimedOut},
 		},
-		{row: "11b a pod let go a moment ago still runs: held, nothing started", snap: snap(nodeLeaves, func(s *Snapshot) {
-			s.Going, s.Departing = map[string]bool{node(2): true}, []string{"emqx-2"}
-		}), reason: ReasonWaitingForDeletion, message: "the removal of pod emqx-2 was allowed a moment ago"},
-		{row: "11b the pod let go is deleted (terminating): starts without it", snap: snap(nodeLeaves, func(s *Snapshot) {
-			s.Going = map[string]bool{node(2): true}
-		}), need: NeedStart, evidence: func(t *testing.T, d Decision) {
-			if slices.Contains(d.Start.Request.MigrateTo, node(2)) || !slices.Contains(d.Start.Request.MigrateTo, node(0)) {
-				t.Fatalf("migrate_to %v: want %s, not the terminating %s", d.Start.Request.MigrateTo, node(0), node(2))
-			}
-		}},
+		{row: "11b a pod let go a moment ago still runs: held, nothing started",
+			snap: snap(nodeLeaves, func(s *Snapshot) {
+				s.Going, s.Departing = map[string]bool{node(2): true}, []string{"emqx-2"}
+			}), reason: ReasonWaitingForDeletion, message: "the removal of pod emqx-2 was allowed a moment ago"},
+		{row: "11b the pod let go is deleted (terminating): starts without it",
+			snap: snap(nodeLeaves, func(s *Snapshot) { s.Going = map[string]bool{node(2): true} }),
+			need: NeedStart, evidence: func(t *testing.T, d Decision) {
+				to := d.Start.Request.MigrateTo
+				if slices.Contains(to, node(2)) || !slices.Contains(to, node(0)) {
+					t.Fatalf("migrate_to %v: want %s, not the terminating %s", to, node(0), node(2))
+				}
+			}},
 		{row: "12 no target", snap: snap(func(s *Snapshot) {
 			s.Leaving = map[string]bool{node(0): true, node(1): true, node(2): true}
 		}), allowed: true, reason: ReasonNoTarget, events: []string{ReasonNoTarget}},

@@ -6,26 +6,29 @@ import (
 	"time"
 )
 
-// rebalancingCluster is 100 nodes holding 1,000,000 connections, 50 donors with 20,000 each,
-// in the evicting_conns phase of a rebalance with evicted clients reconnecting.
-func rebalancingCluster(b *testing.B) (*Cluster, func() bool) {
+// hundredNodes is a cluster of 100 nodes, node i holding conns(i) clients with persistent sessions.
+func hundredNodes(b *testing.B, conns func(i int) int64) (*Cluster, []NodeConfig) {
 	var nodes []NodeConfig
 	for i := range 100 {
-		nc := NodeConfig{Name: fmt.Sprintf("emqx@emqx-%d.emqx-headless.default.svc.cluster.local", i), Sessions: -1}
-		if i < 50 {
-			nc.Connections = 20000
-		}
-		nodes = append(nodes, nc)
+		nodes = append(nodes, NodeConfig{Name: fmt.Sprintf("emqx@emqx-%d.emqx-headless.default.svc.cluster.local", i),
+			Sessions: -1, Connections: conns(i)})
 	}
 	c, err := New(Config{Nodes: nodes, Reconnect: DefaultReconnect, Start: time.Unix(0, 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, nodes
+}
+
+// rebalancingCluster is 100 nodes holding 1,000,000 connections, 50 donors with 20,000 each,
+// in the evicting_conns phase of a rebalance with evicted clients reconnecting.
+func rebalancingCluster(b *testing.B) (*Cluster, func() bool) {
+	c, nodes := hundredNodes(b, func(i int) int64 { return 20000 * int64(1-i/50) })
 	coord := c.node(nodes[0].Name)
 	o := defaultRebalanceOpts()
 	o.waitHealthCheck, o.absConn, o.relConn = 0, 1, 1.0001
 	c.mu.Lock()
-	err = coord.startRebalance(o, nil)
+	err := coord.startRebalance(o, nil)
 	c.mu.Unlock()
 	if err != nil {
 		b.Fatal(err)
@@ -61,20 +64,12 @@ func benchTicks(b *testing.B, build func(*testing.B) (c *Cluster, evicting func(
 // evacuatingCluster is 100 nodes holding 10,000 connections each (1,000,000), one of them
 // evacuating at 500 connections a second into the other 99, its evicted clients reconnecting.
 func evacuatingCluster(b *testing.B) (*Cluster, func() bool) {
-	var nodes []NodeConfig
-	for i := range 100 {
-		nodes = append(nodes, NodeConfig{Name: fmt.Sprintf("emqx@emqx-%d.emqx-headless.default.svc.cluster.local", i),
-			Sessions: -1, Connections: 10000})
-	}
-	c, err := New(Config{Nodes: nodes, Reconnect: DefaultReconnect, Start: time.Unix(0, 0)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, nodes := hundredNodes(b, func(int) int64 { return 10000 })
 	n := c.node(nodes[99].Name)
 	o := defaultEvacOpts()
 	o.waitHealthCheck = 0
 	c.mu.Lock()
-	err = n.startEvacuation(o)
+	err := n.startEvacuation(o)
 	c.mu.Unlock()
 	if err != nil {
 		b.Fatal(err)

@@ -342,22 +342,27 @@ func TestBenchScaleOrdinaryEvictions(t *testing.T) {
 	testenv.Test(t, f)
 }
 
-// quiet waits until no earlier benchmark's namespace is being deleted: tens of thousands of pod
-// deletions keep a 2-core API server busy, and the figures would measure them.
+// quiet waits until no earlier benchmark's namespace is left: tens of thousands of pod deletions
+// keep a 2-core API server busy, and the figures would measure them.
 func quiet(t *testing.T, cs *kubernetes.Clientset) {
 	t.Helper()
 	eventually(t, 10*time.Minute, "earlier benchmarks' namespaces gone", func() bool {
-		nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			return false
-		}
-		for _, ns := range nss.Items {
-			if strings.HasPrefix(ns.Name, "e2e-testbenchscale") && ns.Status.Phase == corev1.NamespaceTerminating {
-				return false
-			}
-		}
-		return true
+		return !benchNamespacesLeft(cs)
 	})
+}
+
+// benchNamespacesLeft: a benchmark's namespace still exists (being deleted, or unread).
+func benchNamespacesLeft(cs *kubernetes.Clientset) bool {
+	nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return true
+	}
+	for _, ns := range nss.Items {
+		if strings.HasPrefix(ns.Name, "e2e-testbenchscale") {
+			return true
+		}
+	}
+	return false
 }
 
 // evictAll evicts the pods prefix-0 … prefix-(n-1) of ns, 8 at a time, and says how long it took.
@@ -405,19 +410,7 @@ func benchNodes(t *testing.T, cs *kubernetes.Clientset, n int) []string {
 	eventually(t, 5*time.Minute, "an earlier run's bench nodes and namespaces gone", func() bool {
 		nodes, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{
 			LabelSelector: "kemqx-bench=pool"})
-		if err != nil || len(nodes.Items) > 0 {
-			return false
-		}
-		nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			return false
-		}
-		for _, ns := range nss.Items {
-			if strings.HasPrefix(ns.Name, "e2e-testbenchscale") {
-				return false
-			}
-		}
-		return true
+		return err == nil && len(nodes.Items) == 0 && !benchNamespacesLeft(cs)
 	})
 	var names []string
 	for j := range n {

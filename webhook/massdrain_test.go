@@ -70,6 +70,33 @@ func TestAnEmptyNodeOnASharedAnswerIsAskedAgainBeforeTheRemoval(t *testing.T) {
 	}
 }
 
+// A shared answer read before the pod's node joined (pods created together, a decision read a
+// moment earlier) lists no node of it: EMQX is asked again, lists it, and the evacuation starts
+// instead of a hold that a drain with a short --timeout never retries (seen in CI).
+func TestAMissingNodeOnASharedAnswerIsAskedAgain(t *testing.T) {
+	for _, shares := range []bool{true, false} {
+		f := newFixture(t, 10, 10, 10)
+		conn, err := f.Conn.Connect(context.Background(), f.Pod(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := conn.Nodes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := slices.DeleteFunc(nodes, func(n emqx.Node) bool { return n.Node == webhooktest.Node(2) })
+		f.gate.EMQX = &sharingConnector{Connector: f.Conn, shares: shares, earlier: before}
+		v := f.removal(2)
+		if shares && (v.Allowed || v.Reason != decide.ReasonStarted || f.Evacuation(2) == "") {
+			t.Fatalf("shared answer: want the evacuation started, got %+v", v)
+		}
+		// Negative control: the same listing taken as EMQX's own is a hold that starts nothing.
+		if !shares && (v.Allowed || v.Reason != decide.ReasonUnreachable || f.Evacuation(2) != "") {
+			t.Fatalf("control: the world cannot show the hazard: %+v", v)
+		}
+	}
+}
+
 // A drain that takes a whole cluster's pods at once: the other nodes are stopped for a moment
 // (their pods recreated elsewhere, which the StatefulSet keeps). The removal waits for one to come
 // back instead of losing the sessions, then evacuates into it.

@@ -88,22 +88,23 @@ func (g *Gate) timedState(pod *corev1.Pod, key string, now time.Time, dryRun boo
 // askEMQX reads the pod's node and the cluster's global status (Observe). A failure is a fact of
 // the snapshot, not an error: the decision knows what to do with it.
 func (g *Gate) askEMQX(ctx context.Context, pod *corev1.Pod) (observe.EMQX, *decide.EMQXState) {
-	failed := func(err error, stale bool) *decide.EMQXState {
-		g.Log.Info("EMQX API failed", "pod", klog.KObj(pod), "error", err.Error())
-		return &decide.EMQXState{Err: err, Stale: stale}
+	failed := func(err error, stale, shared bool) *decide.EMQXState {
+		g.Log.Info("EMQX API failed", "pod", klog.KObj(pod), "error", err.Error(), "shared", shared)
+		return &decide.EMQXState{Err: err, Stale: stale, Shared: shared}
 	}
 	o := observe.Node(ctx, g.EMQX, g.Kube, pod, observe.Question{Status: true})
 	switch {
 	case o.Err != nil:
-		return nil, failed(o.Err, o.Stale)
+		return nil, failed(o.Err, o.Stale, false)
 	case !o.Found:
 		// A running EMQX cluster that does not list the pod's node is no proof that the node holds
 		// nothing (a name we cannot recognise, a node still joining): treated like an API failure.
+		// A shared listing may predate the node's joining: the decision asks EMQX again (row 5).
 		err := fmt.Errorf("EMQX lists no node of pod %s (its environment names %s)", pod.Name, o.Expected)
 		if hint := cluster.MissingNodesHint(o.Nodes, g.runningPodsOf(ctx, pod)); hint != "" {
 			err = fmt.Errorf("%w; %s", err, hint)
 		}
-		return nil, failed(err, false)
+		return nil, failed(err, false, o.Shared)
 	}
 	st := &decide.EMQXState{
 		Nodes:    o.Nodes,

@@ -92,7 +92,9 @@ type EMQXState struct {
 	Node     emqx.Node // the pod's node
 	Status   emqx.GlobalStatus
 	Durable  evacuation.Durability // how to read the evacuations' session counts (asked when any runs)
-	Shared   bool                  // the answers may be another decision's, up to --emqx-shared-reads old
+	// Shared: the answers may be another decision's, up to --emqx-shared-reads old; with Err, the
+	// listing that lacks the pod's node was (a failure itself is never shared).
+	Shared bool
 }
 
 // safe is the one rule for an evacuation of the cluster (pkg/evacuation.SafeToRemove), its node as
@@ -130,7 +132,7 @@ const (
 	NeedStop                // the controller: stop Action.Stop's evacuation
 	NeedStorage             // durable storage's sites and DBs (a core that leaves for good)
 	NeedMove                // ask EMQX for Decision.Moves (replica sets per DB)
-	NeedFresh               // EMQX's nodes and global status again, not shared: an allow rests on them
+	NeedFresh               // EMQX's nodes and status again, not shared: an allow or a missing node rests on them
 )
 
 // Decision is a verdict and its effects, or a request for more facts.
@@ -242,6 +244,10 @@ func decide(s Snapshot) Decision {
 			Verdict: Hold(ReasonWaiting, "another decision about this EMQX cluster is in progress; retrying is safe"),
 			Effects: recordStart,
 		}
+	case e.Err != nil && e.Shared: // row 5
+		// EMQX listed no node of the pod in an answer up to --emqx-shared-reads old: the node may
+		// have joined since (pods created together, a decision read moments before). Asked now.
+		return Decision{Need: NeedFresh}
 	case e.Err != nil: // row 5
 		return s.unreachable(e.Err, e.Stale)
 	case !e.Node.Running(): // row 6

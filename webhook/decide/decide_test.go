@@ -752,3 +752,19 @@ func TestAnAllowOnASharedAnswerIsConfirmedFresh(t *testing.T) {
 		t.Fatalf("busy node on a shared answer: want the way to a start, got %+v", d)
 	}
 }
+
+// Row 5 on a shared answer that lists no node of the pod: asked again, nothing recorded; on
+// EMQX's answer now, the usual hold.
+func TestAMissingNodeOnASharedAnswerIsAskedAgain(t *testing.T) {
+	missing := func(s *Snapshot) {
+		s.EMQX = &EMQXState{Err: errors.New("EMQX lists no node of pod emqx-1"), Shared: true}
+	}
+	if d := Decide(snap(missing)); d.Need != NeedFresh || len(d.Effects) != 0 {
+		t.Fatalf("shared answer: want NeedFresh and no effect, got %+v", d)
+	}
+	fresh := func(s *Snapshot) { s.EMQX.Shared = false }
+	if d := Decide(snap(missing, fresh)); d.Need != NeedNothing || d.Verdict.Allowed ||
+		d.Verdict.Reason != ReasonUnreachable {
+		t.Fatalf("fresh answer: want the unreachable hold, got %+v", d)
+	}
+}

@@ -230,12 +230,7 @@ func TestEvacuationWaitsForANodeLetGoAMomentAgo(t *testing.T) {
 	if f.Evacuation(0) != "" {
 		t.Fatal("an evacuation started while the pod let go still runs")
 	}
-	p := f.Pod(1)
-	p.Finalizers = []string{"test"} // terminating, as the API server's deletion leaves it
-	f.Update(p)
-	if err := f.Kube.Delete(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
+	f.Terminating(1)
 	expect(t, f.removal(0), false, decide.ReasonStarted, "")
 	if got := sessionRecipients(t, f, 0); slices.Contains(got, node(1)) || !slices.Contains(got, node(2)) {
 		t.Fatalf("sessions go to %v, want %s only", got, node(2))
@@ -259,22 +254,14 @@ func TestEvacuationWaitsForANodeLetGoAMomentAgo(t *testing.T) {
 // restarted); when every other node goes and the StatefulSet keeps their pods (a drain of the
 // whole cluster), the removal waits for one to come back.
 func TestEvacuationSendsNothingToATerminatingPodsNode(t *testing.T) {
-	terminating := func(f *fixture, i int) {
-		p := f.Pod(i)
-		p.Finalizers = []string{"test"}
-		f.Update(p)
-		if err := f.Kube.Delete(context.Background(), p); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f := newFixture(t, 100, 0, 100)
-	terminating(f, 1)
+	f.Terminating(1)
 	expect(t, f.removal(0), false, decide.ReasonStarted, "")
 	if got := sessionRecipients(t, f, 0); slices.Contains(got, node(1)) {
 		t.Fatalf("sessions go to %v, among them a terminating pod's node", got)
 	}
 	g := newFixture(t, 100, 0, 100)
-	terminating(g, 1)
-	terminating(g, 2)
+	g.Terminating(1)
+	g.Terminating(2)
 	expect(t, g.removal(0), false, decide.ReasonWaitingForTarget, "will be back")
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
@@ -303,4 +304,47 @@ func simStatsErr(cluster string) (emqxsim.Stats, error) {
 	defer resp.Body.Close()
 	err = json.NewDecoder(resp.Body).Decode(&s)
 	return s, err
+}
+
+// simNode is the simulator's state of the node whose name starts with prefix.
+func simNode(s emqxsim.Stats, prefix string) (emqxsim.NodeState, bool) {
+	for _, n := range s.Nodes {
+		if strings.HasPrefix(n.Name, prefix) {
+			return n, true
+		}
+	}
+	return emqxsim.NodeState{}, false
+}
+
+// removal is when a pod's removal went through its stages, as a poll saw them (zero: not seen).
+type removal struct {
+	began time.Time // its node evacuating
+	empty time.Time // its node evacuated: prohibiting, no session left
+	gone  time.Time // the pod deleted
+}
+
+// removalTimes polls the simulated cluster and the API server until pod emqx-N of ns is gone,
+// within limit, and says when each stage was first seen.
+func removalTimes(t *testing.T, cs kubernetes.Interface, ns, cluster, pod string, limit time.Duration) removal {
+	t.Helper()
+	var r removal
+	eventually(t, limit, pod+" gone", func() bool {
+		now := time.Now()
+		if s, err := simStatsErr(cluster); err == nil {
+			n, ok := simNode(s, "emqx@"+pod+".")
+			if ok && n.Evacuation != "" && r.began.IsZero() {
+				r.began = now
+			}
+			if ok && n.Evacuation == "prohibiting" && n.PersistentSessions == 0 && r.empty.IsZero() {
+				r.empty = now
+			}
+		}
+		_, err := cs.CoreV1().Pods(ns).Get(context.Background(), pod, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			r.gone = now
+			return true
+		}
+		return false
+	})
+	return r
 }

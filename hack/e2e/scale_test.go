@@ -28,7 +28,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -37,7 +36,6 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/kubectl-emqx/kubectl-emqx/pkg/cluster"
-	"github.com/kubectl-emqx/kubectl-emqx/pkg/emqxsim"
 )
 
 // parkingGate keeps the benchmark's pods out of the scheduler: they exist, they are never placed,
@@ -731,16 +729,6 @@ func medianMs(t *testing.T, runs int, cmds ...func() error) []float64 {
 	return out
 }
 
-// simNode is the simulator's state of the node whose name starts with prefix.
-func simNode(s emqxsim.Stats, prefix string) (emqxsim.NodeState, bool) {
-	for _, n := range s.Nodes {
-		if strings.HasPrefix(n.Name, prefix) {
-			return n, true
-		}
-	}
-	return emqxsim.NodeState{}, false
-}
-
 // progressLines counts the lines of live progress the plugin wrote (a line per change off a
 // terminal).
 func progressLines(out, marker string) int {
@@ -845,35 +833,16 @@ func TestBenchScale100Nodes(t *testing.T) {
 			victim, _ := simNode(before, "emqx@emqx-99.")
 			start = time.Now()
 			runKubectl(t, "-n", ns, "scale", "statefulset/emqx", "--replicas=99")
-			var began, empty, gone time.Time
-			eventually(t, 3*time.Minute, "emqx-99 gone", func() bool {
-				s, err := simStatsErr(name)
-				if err != nil {
-					return false
-				}
-				n, ok := simNode(s, "emqx@emqx-99.")
-				now := time.Now()
-				if ok && n.Evacuation != "" && began.IsZero() {
-					began = now
-				}
-				if ok && n.Evacuation == "prohibiting" && n.PersistentSessions == 0 && empty.IsZero() {
-					empty = now
-				}
-				if _, err := cs.CoreV1().Pods(ns).Get(ctx, "emqx-99", metav1.GetOptions{}); apierrors.IsNotFound(err) {
-					gone = now
-					return true
-				}
-				return false
-			})
-			if began.IsZero() || empty.IsZero() {
-				t.Fatalf("emqx-99 went without an evacuation seen (began %v, empty %v)", began, empty)
+			r := removalTimes(t, cs, ns, name, "emqx-99", 3*time.Minute)
+			if r.began.IsZero() || r.empty.IsZero() {
+				t.Fatalf("emqx-99 went without an evacuation seen (began %v, empty %v)", r.began, r.empty)
 			}
 			t.Logf("| guarded scale-down 100→99 (%d connections on the node) | evacuation started after %v, "+
 				"EMQX's evacuation %v, node empty → pod gone %v |", victim.LiveConnections,
-				began.Sub(start).Round(100*time.Millisecond), empty.Sub(began).Round(100*time.Millisecond),
-				gone.Sub(empty).Round(10*time.Millisecond))
-			if gone.Sub(empty) > 2*time.Second+time.Second { // the poll's own period and the API's lag aside
-				t.Errorf("node empty → pod gone took %v: want EMQX's own time plus at most ~2 s", gone.Sub(empty))
+				r.began.Sub(start).Round(100*time.Millisecond), r.empty.Sub(r.began).Round(100*time.Millisecond),
+				r.gone.Sub(r.empty).Round(10*time.Millisecond))
+			if r.gone.Sub(r.empty) > 2*time.Second+time.Second { // the poll's own period and the API's lag aside
+				t.Errorf("node empty → pod gone took %v: want EMQX's own time plus at most ~2 s", r.gone.Sub(r.empty))
 			}
 			settled("every client connected again after the scale-down")
 			if s := simStats(t, name); s.LostSessions != 0 {

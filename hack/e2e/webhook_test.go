@@ -441,24 +441,9 @@ func TestWebhookScaleDownCompletesWithZeroLostSessions(t *testing.T) {
 				t.Fatalf("no admission warning:\n%s", out)
 			}
 			// How long from the node being empty to the pod being gone.
-			var empty, gone time.Time
-			eventually(t, 90*time.Second, "emqx-2 gone", func() bool {
-				for _, n := range simStats(t, ns+"/emqx").Nodes {
-					if strings.HasPrefix(n.Name, "emqx@emqx-2.") && n.Evacuation == "prohibiting" &&
-						n.PersistentSessions == 0 &&
-						empty.IsZero() {
-						empty = time.Now()
-					}
-				}
-				_, err := clientset(t, cfg).CoreV1().Pods(ns).Get(ctx, "emqx-2", metav1.GetOptions{})
-				if apierrors.IsNotFound(err) {
-					gone = time.Now()
-					return true
-				}
-				return false
-			})
-			if !empty.IsZero() {
-				t.Logf("node empty → pod gone: %v", gone.Sub(empty).Round(10*time.Millisecond))
+			r := removalTimes(t, clientset(t, cfg), ns, ns+"/emqx", "emqx-2", 90*time.Second)
+			if !r.empty.IsZero() {
+				t.Logf("node empty → pod gone: %v", r.gone.Sub(r.empty).Round(10*time.Millisecond))
 			}
 			expectNothingLost(t, ns, 3000)
 			// The removed core node leaves the EMQX cluster instead of staying listed as stopped.

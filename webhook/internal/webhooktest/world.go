@@ -197,6 +197,18 @@ func (w *World) Update(obj client.Object) {
 	}
 }
 
+// Terminating deletes pod i and keeps it, as the API server's deletion leaves a pod until its
+// containers stop: a deletion timestamp, still running.
+func (w *World) Terminating(i int) {
+	w.T.Helper()
+	p := w.Pod(i)
+	p.Finalizers = []string{"test"}
+	w.Update(p)
+	if err := w.Kube.Delete(context.Background(), p); err != nil {
+		w.T.Fatal(err)
+	}
+}
+
 // UpdateStatus writes obj's status.
 func (w *World) UpdateStatus(obj client.Object) {
 	w.T.Helper()

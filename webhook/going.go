@@ -41,3 +41,7 @@ func (g *goingPods) recent(uid types.UID, now time.Time) bool {
 	t, ok := g.at[uid]
 	return ok && now.Sub(t) < goingFor
 }
+
+// LetGoRecently reports whether this replica let the EMQX pod uid go less than goingFor ago: the
+// controller's automatic rebalance waits while such a pod still runs (Membership.LetGo).
+func (g *Gate) LetGoRecently(uid types.UID) bool { return g.going.recent(uid, g.Clock.Now()) }

@@ -256,6 +256,7 @@ func (o *Options) addRunnables(mgr manager.Manager, gate *webhook.Gate, env *con
 		Poll:          15 * time.Second,
 		AutoRebalance: o.AutoRebalance,
 		Cooldown:      o.Cooldown,
+		LetGo:         gate.LetGoRecently,
 	}
 	if err := membership.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("membership controller: %w", err)

@@ -168,6 +168,8 @@ func (m *Membership) autoRebalance(
 		return m.Cooldown - now.Sub(since)
 	case len(gs.Rebalances) > 0 || len(gs.Evacuations) > 0 || !settled(sts, pods, nodes):
 		return 0 // another rebalance, an evacuation, a scale or an update under way: later
+	case m.letGoAMomentAgo(sts, pods):
+		return time.Second // its deletion shows in a moment, and changes the membership
 	}
 	considered := map[string]*string{AnnMembership: ptr.To(fingerprint + " " + f[1] + " considered")}
 	t, err := thresholds(sts)
@@ -316,6 +318,23 @@ func (m *Membership) judge(
 		detail,
 	)
 	m.Exec.Count(reason)
+}
+
+// letGoAMomentAgo: this replica's gate let a pod of the StatefulSet go a moment ago (an empty node:
+// nothing to evacuate) and the cache does not show it terminating yet. The clients a rebalance
+// moves reconnect through the Service to any Ready pod, that one too, and would stop with it (the
+// hazard of the gate's row 11b).
+func (m *Membership) letGoAMomentAgo(sts *appsv1.StatefulSet, pods []corev1.Pod) bool {
+	if m.LetGo == nil {
+		return false
+	}
+	for i := range pods {
+		p := &pods[i]
+		if metav1.IsControlledBy(p, sts) && p.DeletionTimestamp == nil && m.LetGo(p.UID) {
+			return true
+		}
+	}
+	return false
 }
 
 // settled: every pod the StatefulSet wants exists, runs, is Ready and has its node running, and

@@ -77,6 +77,43 @@ func TestAutoRebalanceAfterANodeJoinsEndsBalanced(t *testing.T) {
 	}
 }
 
+// A drain takes the new, empty pod: the gate lets it go at once (nothing to evacuate), and until
+// its deletion shows (at most 10 s) the rebalance does not start: its clients would reconnect
+// through the Service to that pod too, and stop with it. Control: a rebalance started while the pod
+// runs sends it clients.
+func TestAutoRebalanceWaitsForAPodLetGoAMomentAgo(t *testing.T) {
+	for _, wired := range []bool{true, false} {
+		f, m := autoFixture(t)
+		if wired {
+			m.LetGo = f.gate.LetGoRecently
+		}
+		f.reconcileMembership(m)
+		f.Clock.Step(time.Minute)
+		expect(t, f.removal(3), true, decide.ReasonEmpty, "")
+		res := f.reconcileMembership(m)
+		if wired {
+			if f.rebalancing() || res.RequeueAfter != time.Second {
+				t.Fatalf("a rebalance started while a pod let go a moment ago runs (requeue %v)", res.RequeueAfter)
+			}
+			// The wait ends: a pod still running 10 s on (a budget refused its eviction) takes clients.
+			f.Clock.Step(11 * time.Second)
+			if f.reconcileMembership(m); !f.rebalancing() {
+				t.Fatal("no rebalance once the pod let go had run on for 10 s")
+			}
+			continue
+		}
+		if !f.rebalancing() {
+			t.Fatal("control: no rebalance")
+		}
+		for i := 0; f.rebalancing() && i < 600; i++ {
+			f.Sim.Advance(time.Second)
+		}
+		if f.Sim.Snapshot().Nodes[3].LiveConnections == 0 {
+			t.Fatal("control: no client reached the pod let go; the world cannot show the hazard")
+		}
+	}
+}
+
 // A coordinator whose participant dies mid-rebalance aborts it: reported as aborted, not completed.
 func TestAutoRebalanceAbortedIsReportedAsAborted(t *testing.T) {
 	f, m := autoFixture(t)

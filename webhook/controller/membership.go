@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,6 +35,9 @@ type Membership struct {
 	// AutoRebalance: every EMQX StatefulSet, not only those annotated AnnRebalance: "auto".
 	AutoRebalance bool
 	Cooldown      time.Duration // membership stable this long before a rebalance starts; at most one per cool-down
+	// LetGo reports whether this replica's gate let the pod go a moment ago (Gate.LetGoRecently);
+	// nil: none known.
+	LetGo func(types.UID) bool
 }
 
 // setAnnotations writes annotations on the StatefulSet (logged on failure; looked at again soon).

@@ -27,6 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-emqx/kubectl-emqx/webhook/internal/webhooktest"
 )
 
 func raw(v any) runtime.RawExtension {
@@ -488,9 +490,10 @@ func TestAHeldRemovalIsTooManyRequests(t *testing.T) {
 	}
 }
 
-// The cache holds EMQX's pods only; a pod it lacks is asked of the API server (metadata only): one
-// labelled EMQX's a moment ago is held until the cache has it, one that is not EMQX's goes, and
-// outside the watched namespaces nothing is asked.
+// The cache holds EMQX's pods only; the eviction of a pod it lacks whose name an EMQX StatefulSet or
+// ReplicaSet the cache holds could have given is asked of the API server (metadata only): one
+// labelled EMQX's a moment ago is held until the cache has it, one that is not EMQX's goes. Other
+// names go unread, and outside the watched namespaces nothing is asked.
 func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 	f := newFixture(t, 100, 100)
 	ctx := context.Background()
@@ -525,10 +528,26 @@ func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 	if resp := evict("web"); !answersNothing(resp) {
 		t.Fatalf("ordinary pod: %+v", resp.Result)
 	}
-	if resp := evict("nope"); !answersNothing(resp) {
+	if resp := evict("emqx-7"); !answersNothing(resp) {
 		t.Fatalf("no such pod: %+v", resp.Result)
 	}
-	if strings.Join(asked, ",") != "emqx-0,web,nope" {
+	// Names no EMQX workload the cache holds gives: another StatefulSet's, a Deployment's, a
+	// ReplicaSet's the cache does not hold (not EMQX's). A pod of an EMQX ReplicaSet is asked.
+	redis := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis",
+		Labels: map[string]string{"app": "redis"}}}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "emqx-replicant-7c9f6d5b4",
+		Labels: webhooktest.Labels()}}
+	for _, o := range []client.Object{redis, rs} {
+		if err := f.Kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"redis-0", "web-7c9f6d5b4-x2x4q", "emqx-x2x4q", "emqx-replicant-7c9f6d5b4-x2x4q"} {
+		if resp := evict(name); !answersNothing(resp) {
+			t.Fatalf("%s: %+v", name, resp.Result)
+		}
+	}
+	if strings.Join(asked, ",") != "emqx-0,emqx-7,emqx-replicant-7c9f6d5b4-x2x4q" {
 		t.Fatalf("asked the API server about %v", asked)
 	}
 	// The API server does not answer: held like a pod the cache cannot read.
@@ -537,7 +556,8 @@ func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 			return errors.New("etcdserver: request timed out")
 		},
 	})
-	if resp := evict("web"); resp.Allowed || !strings.Contains(resp.Result.Message, "could not read pod mqtt/web") {
+	if resp := evict("emqx-7"); resp.Allowed ||
+		!strings.Contains(resp.Result.Message, "could not read pod mqtt/emqx-7") {
 		t.Fatalf("unreadable: %+v", resp.Result)
 	}
 	// Outside the watched namespaces: not the webhook's, nothing asked.
@@ -557,12 +577,16 @@ func TestRemovalOfAPodTheCacheDoesNotHoldIsAskedOfTheAPIServer(t *testing.T) {
 	}
 }
 
-// emptyCache is a cache that holds no pod: the webhook's for a pod that is not EMQX's.
+// emptyCache is a cache that holds no pod (the webhook's for a pod that is not EMQX's), and the
+// world's other objects.
 func emptyCache(f *fixture) client.Reader {
 	return interceptor.NewClient(f.Kube.(client.WithWatch), interceptor.Funcs{
-		Get: func(_ context.Context, _ client.WithWatch, k client.ObjectKey, _ client.Object,
-			_ ...client.GetOption) error {
-			return apierrors.NewNotFound(corev1.Resource("pods"), k.Name)
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, o client.Object,
+			opts ...client.GetOption) error {
+			if _, ok := o.(*corev1.Pod); ok {
+				return apierrors.NewNotFound(corev1.Resource("pods"), k.Name)
+			}
+			return c.Get(ctx, k, o, opts...)
 		},
 	})
 }

@@ -91,12 +91,7 @@ func TestScaleDownWithoutWebhookLosesSessions(t *testing.T) {
 			cluster := ns + "/emqx"
 			applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
 			waitPods(t, cfg, ns, helmSelector, 3)
-			eventually(
-				t,
-				10*time.Second,
-				"three simulated nodes",
-				func() bool { return len(simStats(t, cluster).Nodes) == 3 },
-			)
+			simNodesReady(t, cluster, 3)
 			connectClients(t, cluster, 3000)
 			var onVictim int64
 			for _, n := range simStats(t, cluster).Nodes {

@@ -348,3 +348,14 @@ func removalTimes(t *testing.T, cs kubernetes.Interface, ns, cluster, pod string
 	})
 	return r
 }
+
+// simNodesReady waits until the simulator runs n nodes of cluster, each seen Ready: clients reach
+// the nodes its Service routes to, and its informer may lag the API server's (a node left out
+// holds no client, and a test of a busy pod is void).
+func simNodesReady(t *testing.T, cluster string, n int) {
+	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("%d simulated nodes of %s, each Ready", n, cluster), func() bool {
+		s := simStats(t, cluster)
+		return len(s.Nodes) == n && readyNodes(s) == n
+	})
+}

@@ -60,7 +60,7 @@ func helmCluster(t *testing.T, cfg *envconf.Config, n, clients int) string {
 	ns := newNamespace(t, cfg)
 	applyFixture(t, cfg, "helm-emqx.yaml", ns, n)
 	waitPods(t, cfg, ns, helmSelector, n)
-	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == n })
+	simNodesReady(t, ns+"/emqx", n)
 	if clients > 0 {
 		connectClients(t, ns+"/emqx", clients)
 	}

@@ -95,12 +95,7 @@ func shapeCluster(t *testing.T, cfg *envconf.Config, s installShape, clients int
 	}
 	applyFixtureWith(t, cfg, s.fixture, ns, 3, s.mutate)
 	pods := waitPods(t, cfg, ns, s.selector, s.pods)
-	eventually(
-		t,
-		20*time.Second,
-		"simulated nodes, each behind a Ready endpoint",
-		func() bool { return readyNodes(simStats(t, ns+"/emqx")) == s.pods },
-	)
+	simNodesReady(t, ns+"/emqx", s.pods)
 	if clients > 0 { // every node takes its share: a scale-down's victim holds clients
 		connectClients(t, ns+"/emqx", clients)
 		eventually(t, 20*time.Second, "every client connected", func() bool {

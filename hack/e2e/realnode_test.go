@@ -337,7 +337,7 @@ func emqxWithClients(t *testing.T, cfg *envconf.Config, clients int) string {
 	ns := newNamespace(t, cfg)
 	applyFixture(t, cfg, "helm-emqx.yaml", ns, 3)
 	waitPods(t, cfg, ns, helmSelector, 3)
-	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 })
+	simNodesReady(t, ns+"/emqx", 3)
 	runKubectl(
 		t,
 		"annotate",

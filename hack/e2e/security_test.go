@@ -523,12 +523,7 @@ func TestWebhookReachesEMQXOverHTTPS(t *testing.T) {
 						)
 					})
 					waitPods(t, cfg, ns, helmSelector, 3)
-					eventually(
-						t,
-						10*time.Second,
-						"simulated nodes",
-						func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 },
-					)
+					simNodesReady(t, ns+"/emqx", 3)
 					connectClients(t, ns+"/emqx", 600)
 					return ns
 				}

@@ -48,7 +48,7 @@ func releaseCluster(t *testing.T, cfg *envconf.Config, n int, mutate func(k8s.Ob
 	labelWatched(t, cfg, ns)
 	applyFixtureWith(t, cfg, "helm-emqx.yaml", ns, n, mutate)
 	waitPods(t, cfg, ns, helmSelector, n)
-	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == n })
+	simNodesReady(t, ns+"/emqx", n)
 	return ns
 }
 
@@ -197,12 +197,7 @@ func TestChangedDashboardPasswordNeverLocksTheUser(t *testing.T) {
 				}
 			})
 			pods := waitPods(t, cfg, ns, helmSelector, 3)
-			eventually(
-				t,
-				10*time.Second,
-				"simulated nodes",
-				func() bool { return len(simStats(t, ns+"/emqx").Nodes) == 3 },
-			)
+			simNodesReady(t, ns+"/emqx", 3)
 			cluster := ns + "/emqx"
 			connectClients(t, cluster, 1500)
 			// Someone changes the admin password in the dashboard (EMQX's own API).

@@ -349,7 +349,7 @@ func emqxIn(t *testing.T, cfg *envconf.Config, ns, fixture string, n, clients in
 	}
 	applyFixture(t, cfg, fixture, ns, n)
 	waitPods(t, cfg, ns, helmSelector, n)
-	eventually(t, 10*time.Second, "simulated nodes", func() bool { return len(simStats(t, ns+"/emqx").Nodes) == n })
+	simNodesReady(t, ns+"/emqx", n)
 	if clients > 0 {
 		connectClients(t, ns+"/emqx", clients)
 	}

@@ -40,19 +40,26 @@ type earlierNodes struct {
 
 func (e earlierNodes) Nodes(context.Context) ([]emqx.Node, error) { return e.nodes, nil }
 
+// nodesNow are the nodes EMQX lists now: what a shared answer was, in the tests that change it.
+func (f *fixture) nodesNow() []emqx.Node {
+	f.T.Helper()
+	conn, err := f.Conn.Connect(context.Background(), f.Pod(0))
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	nodes, err := conn.Nodes(context.Background())
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	return nodes
+}
+
 // A shared answer read before clients reached the node says it is empty; the removal is not let
 // go on it: EMQX is asked again, sees the clients, and the evacuation starts.
 func TestAnEmptyNodeOnASharedAnswerIsAskedAgainBeforeTheRemoval(t *testing.T) {
 	for _, shares := range []bool{true, false} {
 		f := newFixture(t, 10, 10)
-		conn, err := f.Conn.Connect(context.Background(), f.Pod(0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes, err := conn.Nodes(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		nodes := f.nodesNow()
 		for i := range nodes { // as EMQX answered before emqx-1's clients arrived
 			if nodes[i].Node == webhooktest.Node(1) {
 				nodes[i].Connections, nodes[i].LiveConnections = 0, 0
@@ -76,14 +83,7 @@ func TestAnEmptyNodeOnASharedAnswerIsAskedAgainBeforeTheRemoval(t *testing.T) {
 func TestAMissingNodeOnASharedAnswerIsAskedAgain(t *testing.T) {
 	for _, shares := range []bool{true, false} {
 		f := newFixture(t, 10, 10, 10)
-		conn, err := f.Conn.Connect(context.Background(), f.Pod(0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes, err := conn.Nodes(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		nodes := f.nodesNow()
 		before := slices.DeleteFunc(nodes, func(n emqx.Node) bool { return n.Node == webhooktest.Node(2) })
 		f.gate.EMQX = &sharingConnector{Connector: f.Conn, shares: shares, earlier: before}
 		v := f.removal(2)

@@ -7,7 +7,7 @@ import (
 )
 
 // BenchmarkEvictionNonEMQXPod: an eviction of an ordinary pod: not in the cache (EMQX's pods only),
-// its labels read from the (fake) API server, allowed.
+// and no EMQX workload the cache holds could have named it, so allowed without an API read.
 func BenchmarkEvictionNonEMQXPod(b *testing.B) {
 	f := newFixture(b, 100, 100)
 	web := readyPod(9, "web")
